@@ -1,0 +1,57 @@
+// File helpers: read-only memory maps and atomic writes (temp file + rename, never half-written output).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace qcast {
+
+/// A read-only mapping of a whole file. Throws qcast::Error naming the path when it cannot be opened.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+  bool mapped_ = false;
+};
+
+/// Writes `path` atomically: `fill(fd)` writes the contents to a temporary file beside `path`
+/// (a POSIX file descriptor), which is renamed over `path` only if `fill` returns normally.
+/// On any exception the temporary file is removed and the exception propagates.
+void write_file_atomic(const std::string& path, const std::function<void(int fd)>& fill);
+
+/// Writes all `n` bytes to `fd` or throws qcast::Error mentioning `what`.
+void write_all(int fd, const void* data, std::size_t n, const std::string& what);
+
+/// A writable memory map of a new file of exactly `size` bytes, created as a temporary beside `path`
+/// and renamed into place by commit(). Destroying it without commit() removes the temporary.
+class OutputMap {
+ public:
+  OutputMap(const std::string& path, std::size_t size);
+  ~OutputMap();
+  OutputMap(const OutputMap&) = delete;
+  OutputMap& operator=(const OutputMap&) = delete;
+  std::uint8_t* data() { return data_; }
+  std::size_t size() const { return size_; }
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+}  // namespace qcast

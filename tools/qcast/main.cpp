@@ -1,0 +1,56 @@
+// qcast: entry point. Subcommands live one per file beside this one.
+#include <algorithm>
+#include <iostream>
+#include <thread>
+
+#include "command.hpp"
+#include "qcast/error.hpp"
+
+namespace qcast::cli {
+
+std::vector<std::pair<std::string, Setup>>& registry() {
+  static std::vector<std::pair<std::string, Setup>> r;
+  return r;
+}
+
+Registrar::Registrar(std::string name, Setup setup) { registry().emplace_back(std::move(name), std::move(setup)); }
+
+void add_threads_flag(CLI::App* sub, int& threads) {
+  threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  sub->add_option("--threads", threads, "worker threads (default: all cores); results do not depend on it")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+}
+
+}  // namespace qcast::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"qcast: hardware-aware quantization of neural networks (formats, models, PTQ, hardware cost)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("qcast ") + QCAST_VERSION_STRING);
+  auto& reg = qcast::cli::registry();
+  std::sort(reg.begin(), reg.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& [name, setup] : reg) setup(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;  // every usage error is "bad input"
+  } catch (const qcast::Error& e) {
+    std::cerr << "qcast: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "qcast: error: out of memory\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "qcast: internal error: " << e.what() << "\n";
+    return 3;
+  }
+  return 0;
+}
