@@ -1,0 +1,45 @@
+// Quantization of float32 tensors: fake-quant (quantize-dequantize) and encode/decode to packed codes.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "qcast/format.hpp"
+#include "qcast/tensor.hpp"
+
+namespace qcast {
+
+struct QuantOptions {
+  RoundMode round = RoundMode::Even;
+  Overflow overflow = Overflow::Saturate;
+  std::uint64_t seed = 0;  // stochastic rounding
+  int axis = -1;           // block / channel axis when the format does not fix it (-1 = last)
+  int threads = 1;         // results are bit-identical for any value
+};
+
+/// Fake-quant: out[i] = dequant(quant(in[i])) for a row-major float32 tensor of `shape`.
+/// `out` may alias `in`. Throws qcast::Error for bad shapes / axes / block sizes.
+void fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt = {});
+
+/// A quantized tensor: codes packed tightly (LSB-first bitstream), scales as scale-element codes.
+/// Layout documented in docs/packed-layout.md.
+struct Encoded {
+  std::string format;          // canonical format name
+  Shape shape;                 // original tensor shape
+  int axis = -1;               // resolved block/channel axis (non-negative), -1 if none
+  std::vector<std::uint8_t> codes;   // element codes, bit-packed
+  std::vector<std::uint8_t> scales;  // scale codes, bit-packed with scale_elem.bits (fp32 scales: little-endian)
+  std::vector<std::uint8_t> zeros;   // zero points (asym), bit-packed with elem.bits
+  float tensor_scale = 1.0f;   // NVFP4 second level
+  std::int64_t num_groups = 0; // number of scale groups
+};
+
+Encoded encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt = {});
+/// Decodes into `out` (numel floats). Throws if the sizes in `e` are inconsistent.
+void decode(const Encoded& e, float* out);
+
+/// Packs `n` codes of `bits` bits each (LSB-first) into bytes; unpack is the inverse.
+std::vector<std::uint8_t> pack_bits(const std::uint32_t* codes, std::size_t n, int bits);
+void unpack_bits(const std::uint8_t* bytes, std::size_t nbytes, std::size_t n, int bits, std::uint32_t* codes);
+
+}  // namespace qcast
