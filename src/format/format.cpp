@@ -286,6 +286,10 @@ Format Format::parse(std::string_view text) {
 std::string Format::canonical() const {
   auto named = std::find_if(named_map().begin(), named_map().end(), [&](auto& kv) { return kv.first == name; });
   if (named != named_map().end()) return named->first;
+  return expanded();
+}
+
+std::string Format::expanded() const {
   std::string s = elem.name;
   if (scaling.kind == ScaleKind::None) return s;
   s += "@" + scaling.scale_elem.name + (scaling.tensor_scale ? "+fp32" : "");
