@@ -88,6 +88,7 @@ bool Element::has_inf() const { return kind == Kind::Float && variant == FloatVa
 
 std::uint32_t Element::num_codes() const {
   if (kind == Kind::Codebook) return static_cast<std::uint32_t>(values.size());
+  if (kind == Kind::Float && variant == FloatVariant::Ufn) return 1u << (ebits + mbits);  // the sign bit is unused
   return bits >= 32 ? 0xffffffffu : (1u << bits);
 }
 
@@ -155,8 +156,8 @@ float Element::quantize(float x, RoundMode mode, std::uint32_t rnd, Overflow ov)
     bool up;
     switch (mode) {
       case RoundMode::Even: up = t > 0.5 || (t == 0.5 && (ilo % 2 == 1)); break;
-      case RoundMode::Away: up = t > 0.5 || (t == 0.5 && std::fabs(hi) > std::fabs(lo)); break;
-      case RoundMode::Zero: up = std::fabs(hi) < std::fabs(lo); break;
+      case RoundMode::Away: up = t > 0.5 || (t == 0.5 && std::fabs(hi) >= std::fabs(lo)); break;
+      case RoundMode::Zero: up = std::fabs(hi) <= std::fabs(lo); break;
       case RoundMode::Floor: up = false; break;
       case RoundMode::Ceil: up = true; break;
       case RoundMode::Stochastic: up = static_cast<double>(rnd) < t * 4294967296.0; break;
@@ -193,6 +194,12 @@ float Element::quantize(float x, RoundMode mode, std::uint32_t rnd, Overflow ov)
     step = std::ldexp(1.0, e - mbits);
   }
   double v = round_magnitude(a / step, neg, mode, rnd) * step;
+  // Two's complement reaches one step further below zero (-128 for int8); symmetric scaled formats
+  // clamp to +-max_value() themselves (see ref::quantize_value).
+  if (kind == Kind::Int && is_signed && neg && v > maxv) {
+    v = std::min(v, maxv + step);
+    return static_cast<float>(-v);
+  }
   if (v > maxv) {
     if (ov == Overflow::Inf && kind == Kind::Float && has_inf()) return neg ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
     if (ov == Overflow::Inf && kind == Kind::Float && has_nan()) return kNaN;
@@ -234,7 +241,7 @@ std::uint32_t Element::encode(float x, RoundMode mode, std::uint32_t rnd, Overfl
       default: return (std::signbit(x) ? sign_bit : 0) | (static_cast<std::uint32_t>(all_ones) << mbits) | ((1u << mbits) - 1);
     }
   }
-  const std::uint32_t s = std::signbit(v) && !is_unsigned() && variant != FloatVariant::Fnuz ? sign_bit : 0;
+  const std::uint32_t s = std::signbit(v) && !is_unsigned() && !(variant == FloatVariant::Fnuz && v == 0) ? sign_bit : 0;
   const double a = std::fabs(static_cast<double>(v));
   if (std::isinf(v)) return s | (static_cast<std::uint32_t>(all_ones) << mbits);
   if (a == 0) return s;

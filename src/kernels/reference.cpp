@@ -254,7 +254,12 @@ float quantize_value(const Format& f, const GroupParams& p, float x, RoundMode m
     if (code) *code = static_cast<std::uint32_t>(q);
     return static_cast<float>(q - p.zero) * p.scale;
   }
-  const float q = el.quantize(v, mode, rnd, ov);
+  float q = el.quantize(v, mode, rnd, ov);
+  if (el.kind == Element::Kind::Int) {
+    // Symmetric integer scaling uses +-max_value() (e.g. +-127), never the extra two's-complement code.
+    const float m = static_cast<float>(el.max_value());
+    q = std::clamp(q, -m, m);
+  }
   if (code) *code = el.encode(q);
   return q * p.scale;
 }
