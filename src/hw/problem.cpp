@@ -169,6 +169,30 @@ bool layer_has_macs(const LayerShape& l) {
   return l.op == "conv" || l.op == "gemm" || l.op == "matmul" || l.op == "linear" || l.op == "fc";
 }
 
+namespace {
+// Derives P/Q from H/W and makes gemm-like layers 1x1; throws naming `where`.
+void normalize_layer(LayerShape& l, const std::string& where) {
+  if (l.op == "matmul" || l.op == "gemm" || l.op == "linear" || l.op == "fc") {
+    l.R = l.S = 1;
+    l.H = l.W = 1;
+    l.P = l.Q = 1;
+  }
+  if (layer_has_macs(l)) {
+    if (l.P == 0) {
+      std::int64_t span = l.dilation * (l.S - 1) + 1;  // width direction: S
+      l.P = (l.W + 2 * l.pad - span) / l.stride + 1;
+    }
+    if (l.Q == 0) {
+      std::int64_t span = l.dilation * (l.R - 1) + 1;
+      l.Q = (l.H + 2 * l.pad - span) / l.stride + 1;
+    }
+    if (l.P < 1 || l.Q < 1) throw Error(where + ": the kernel does not fit the input (P or Q < 1)");
+    if (l.C % l.groups || l.M % l.groups)
+      throw Error(where + ": groups must divide C and M");
+  }
+}
+}  // namespace
+
 std::vector<LayerShape> read_layers_json(const std::string& path) {
   std::string text = detail::read_text(path, "model");
   nlohmann::json j;
@@ -210,32 +234,17 @@ std::vector<LayerShape> read_layers_json(const std::string& path) {
     geti("dilation", l.dilation);
     geti("pad", l.pad);
     geti("groups", l.groups);
-    if (l.op == "matmul" || l.op == "gemm" || l.op == "linear" || l.op == "fc") {
-      l.R = l.S = 1;
-      l.H = l.W = 1;
-      l.P = l.Q = 1;
-    }
-    if (layer_has_macs(l)) {
-      if (l.P == 0) {
-        std::int64_t span = l.dilation * (l.S - 1) + 1;  // width direction: S
-        l.P = (l.W + 2 * l.pad - span) / l.stride + 1;
-      }
-      if (l.Q == 0) {
-        std::int64_t span = l.dilation * (l.R - 1) + 1;
-        l.Q = (l.H + 2 * l.pad - span) / l.stride + 1;
-      }
-      if (l.P < 1 || l.Q < 1) throw Error(where + ": the kernel does not fit the input (P or Q < 1)");
-      if (l.C % l.groups || l.M % l.groups)
-        throw Error(where + ": groups must divide C and M");
-    }
+    normalize_layer(l, where);
     out.push_back(l);
     ++idx;
   }
   return out;
 }
 
-Problem layer_problem(const LayerShape& l) {
-  if (!layer_has_macs(l)) throw Error("layer '" + l.name + "': op '" + l.op + "' has no MACs");
+Problem layer_problem(const LayerShape& shape) {
+  if (!layer_has_macs(shape)) throw Error("layer '" + shape.name + "': op '" + shape.op + "' has no MACs");
+  LayerShape l = shape;
+  normalize_layer(l, "layer '" + l.name + "'");
   // Convention: R, S = kernel height, width; Q, P = output height, width; C, M = in/out channels.
   Problem p;
   p.name = l.name;
