@@ -308,6 +308,7 @@ SearchResult search_mapping(const Problem& p, const Architecture& a, const Preci
     std::vector<Candidate> best(nchunks);
     std::vector<bool> has(nchunks, false);
     parallel_chunks(opt.threads, nchunks, [&](std::int64_t c) {
+      if (timed_out) return;
       for (std::int64_t k = c * chunk; k < std::min<std::int64_t>((c + 1) * chunk, all.size()); ++k) {
         if (out_of_time()) {
           timed_out = true;
@@ -328,6 +329,7 @@ SearchResult search_mapping(const Problem& p, const Architecture& a, const Preci
     const std::int64_t chunk = 128, nchunks = (opt.samples + chunk - 1) / chunk;
     std::vector<std::vector<Candidate>> tops(nchunks);
     parallel_chunks(opt.threads, nchunks, [&](std::int64_t c) {
+      if (timed_out) return;
       auto rng = make_rng(opt.seed, static_cast<std::uint64_t>(c));
       auto& top = tops[c];
       for (std::int64_t k = c * chunk; k < std::min<std::int64_t>((c + 1) * chunk, opt.samples); ++k) {
