@@ -149,3 +149,10 @@ TEST(HwParse, CliExitsWithTwo) {
   r = qcast::test::run_cli("reuse --help");
   EXPECT_EQ(r.rc, 0);
 }
+
+TEST(HwParse, CoefficientsFromTheInstance) {
+  Problem p = Problem::from_yaml_file(std::string(QCAST_SOURCE_DIR) + "/examples/problems/conv2d.prob.yaml");
+  EXPECT_EQ(p.computes(), 32LL * 64 * 9 * 256);
+  // Inputs: N * C * (Wstride*(P-1) + R) * (Q-1 + S) with Wstride = 2 from the instance.
+  EXPECT_EQ(p.data_space_size(p.data_space_index("Inputs")), 1LL * 32 * (2 * 15 + 3) * (15 + 3));
+}
