@@ -25,10 +25,10 @@ struct SearchOptions {
   std::uint64_t seed = 1;
   int threads = 1;
   double time_limit_s = 0;            ///< 0 = no limit (the sample budget bounds the work)
-  std::int64_t samples = 4000;        ///< random samples in the sampling phase
+  std::int64_t samples = 8000;        ///< random samples in the sampling phase
   std::int64_t exhaustive_limit = 20000;  ///< enumerate when the space has at most this many points
-  int refine_starts = 8;              ///< best samples refined by local search
-  int refine_steps = 400;             ///< local-search moves tried per start
+  int refine_starts = 16;             ///< best samples refined by local search
+  int refine_steps = 1000;            ///< local-search moves tried per start
   bool search_bypass = true;          ///< also choose keep/bypass per inner level and data space
 };
 

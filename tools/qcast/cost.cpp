@@ -20,7 +20,7 @@ struct CostArgs {
   int threads = 1;
   std::uint64_t seed = 1;
   double time_limit = 0;
-  std::int64_t samples = 4000;
+  std::int64_t samples = 8000;
 };
 
 double ds_bits(const Precision& prec, const Problem& p, int s, const StorageLevel& lv) {
