@@ -9,6 +9,7 @@
 #include "qcast/error.hpp"
 #include "qcast/hw.hpp"
 #include "qcast/mapper.hpp"
+#include "qcast/progress.hpp"
 
 namespace {
 
@@ -178,6 +179,7 @@ void run_cost(const CostArgs& args) {
   so.samples = args.samples;
 
   std::vector<LayerResult> results;
+  qcast::Progress progress("mapping layers", static_cast<std::int64_t>(problems.size()), args.map.empty() && problems.size() > 1);
   for (auto& [name, p] : problems) {
     LayerResult r;
     r.name = name;
@@ -193,7 +195,9 @@ void run_cost(const CostArgs& args) {
       r.searched = true;
     }
     results.push_back(std::move(r));
+    progress.advance();
   }
+  progress.finish();
 
   // Totals.
   const int L = static_cast<int>(arch.levels.size());
