@@ -69,7 +69,7 @@ Architecture Architecture::from_yaml_file(const std::string& path) {
   return from_yaml_text(detail::read_text(path, "architecture"), path);
 }
 
-Architecture Architecture::from_yaml_text(const std::string& text, const std::string& source) {
+Architecture Architecture::from_yaml_text(const std::string& text, const std::string& source) try {
   using detail::as_int;
   YAML::Node root = detail::load(text, source);
   if (!root.IsMap() || !root["architecture"]) throw Error(source + ": missing top-level 'architecture:' key");
@@ -169,6 +169,8 @@ Architecture Architecture::from_yaml_text(const std::string& text, const std::st
   if (!have_compute) throw Error(source + ": no compute component (a class like intmac/fpmac/mac) in the nodes");
   if (outer_first.empty()) throw Error(source + ": no storage component above the compute");
   for (auto it = outer_first.rbegin(); it != outer_first.rend(); ++it) a.levels.push_back(*it);
+  if (a.arith.instances % a.levels[0].instances)
+    throw Error(source + ": instances of '" + a.arith.name + "' are not a multiple of '" + a.levels[0].name + "'");
   for (size_t i = 0; i + 1 < a.levels.size(); ++i)
     if (a.levels[i].instances % a.levels[i + 1].instances)
       throw Error(source + ": instances of '" + a.levels[i].name + "' are not a multiple of '" + a.levels[i + 1].name + "'");
@@ -176,11 +178,13 @@ Architecture Architecture::from_yaml_text(const std::string& text, const std::st
   double bits = a.arith.datawidth ? static_cast<double>(a.arith.datawidth) : 8.0;
   a.apply_builtin("horowitz", bits, bits);
   return a;
+} catch (const YAML::Exception& e) {
+  throw Error(source + ": malformed YAML: " + e.what());
 }
 
 void Architecture::apply_ert_file(const std::string& path) { apply_ert_text(detail::read_text(path, "ERT"), path); }
 
-void Architecture::apply_ert_text(const std::string& text, const std::string& source) {
+void Architecture::apply_ert_text(const std::string& text, const std::string& source) try {
   YAML::Node root = detail::load(text, source);
   if (!root.IsMap() || !root["ERT"] || !root["ERT"]["tables"] || !root["ERT"]["tables"].IsSequence())
     throw Error(source + ": expected 'ERT: tables: [...]' (Accelergy energy reference table)");
@@ -222,6 +226,8 @@ void Architecture::apply_ert_text(const std::string& text, const std::string& so
   if (c < 0) throw Error(source + ": ERT table '" + arith.name + "' has no 'compute' action");
   arith.energy.compute = c;
   arith.energy.source = "ERT";
+} catch (const YAML::Exception& e) {
+  throw Error(source + ": malformed YAML: " + e.what());
 }
 
 double mac_energy_pj(double wbits, double abits, bool floating) {

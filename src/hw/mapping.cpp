@@ -52,7 +52,7 @@ Mapping Mapping::from_yaml_file(const std::string& path, const Problem& p, const
 }
 
 Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const Architecture& a,
-                                const std::string& source) {
+                                const std::string& source) try {
   YAML::Node root = detail::load(text, source);
   YAML::Node list = root.IsMap() ? root["mapping"] : root;
   if (!list || !list.IsSequence()) throw Error(source + ": expected 'mapping:' with a list of {target, type, ...}");
@@ -161,6 +161,8 @@ Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const
   std::string why = m.check(p, a);
   if (!why.empty()) throw Error(source + ": " + why);
   return m;
+} catch (const YAML::Exception& e) {
+  throw Error(source + ": malformed YAML: " + e.what());
 }
 
 std::string Mapping::check(const Problem& p, const Architecture& a) const {

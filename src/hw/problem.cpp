@@ -60,7 +60,7 @@ Problem Problem::from_yaml_file(const std::string& path) {
   return from_yaml_text(detail::read_text(path, "problem"), path);
 }
 
-Problem Problem::from_yaml_text(const std::string& text, const std::string& source) {
+Problem Problem::from_yaml_text(const std::string& text, const std::string& source) try {
   using detail::as_int;
   using detail::as_str;
   YAML::Node root = detail::load(text, source);
@@ -159,6 +159,8 @@ Problem Problem::from_yaml_text(const std::string& text, const std::string& sour
     p.data_spaces.push_back(ds);
   }
   return p;
+} catch (const YAML::Exception& e) {
+  throw Error(source + ": malformed YAML: " + e.what());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ void normalize_layer(LayerShape& l, const std::string& where) {
 }
 }  // namespace
 
-std::vector<LayerShape> read_layers_json(const std::string& path) {
+std::vector<LayerShape> read_layers_json(const std::string& path) try {
   std::string text = detail::read_text(path, "model");
   nlohmann::json j;
   try {
@@ -239,6 +241,8 @@ std::vector<LayerShape> read_layers_json(const std::string& path) {
     ++idx;
   }
   return out;
+} catch (const nlohmann::json::exception& e) {
+  throw Error(path + ": malformed layer list: " + e.what());
 }
 
 Problem layer_problem(const LayerShape& shape) {

@@ -111,6 +111,8 @@ TEST(HwParse, MalformedMapping) {
                "unknown dimension 'Z'");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    factors: R3", p, a); }, "not of the form DIM=N");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    type: sideways", p, a); }, "unknown type 'sideways'");
+  expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    factors: {R: [1, 3]}", p, a, "m.yaml"); },
+               "m.yaml: malformed YAML");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: MainMemory\n    type: bypass\n    bypass: [Weights]", p, a); },
                "outermost level MainMemory must keep Weights");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    type: spatial\n    factors: P=2", p, a); },
@@ -128,6 +130,7 @@ TEST(HwParse, CliExitsWithTwo) {
   std::string bad_prob = write("bad_p.yaml", replace(kProb, "read_write: True", "read_write: maybe"));
   std::string bad_map = write("bad_m.yaml", "mapping:\n  - target: Buffer\n    factors: R=2 P=16\n");
   std::string bad_model = write("bad_model.json", "{\"layers\": [{\"name\": \"c\", \"op\": \"conv\", \"C\": \"x\"}]}");
+  std::string bad_model2 = write("bad_model2.json", "{\"layers\": [{\"name\": 7, \"op\": \"conv\"}]}");
   struct {
     std::string args, needle;
   } cases[] = {
@@ -135,6 +138,7 @@ TEST(HwParse, CliExitsWithTwo) {
       {"cost --arch " + arch + " --problem " + bad_prob, "read_write must be true or false"},
       {"cost --arch " + arch + " --problem " + prob + " --map " + bad_map, "factors of dimension R multiply to 2"},
       {"cost --arch " + arch + " --model " + bad_model, "\"C\" must be an integer"},
+      {"cost --arch " + arch + " --model " + bad_model2, "malformed layer list"},
       {"cost --arch " + arch + " --problem " + prob + " --recipe float7", "unknown number format 'float7'"},
       {"cost --arch " + arch + " --problem " + prob + " --search speed", "unknown search objective"},
   };
