@@ -12,9 +12,11 @@ def fc(name, c, m):
     return {"name": name, "op": "gemm", "N": 1, "C": c, "M": m}
 
 def lenet5():
+    # As in ../shared/models/lenet5-mnist.onnx (MNIST resized to 32x32): the 400 -> 120 layer is the
+    # classic C5 convolution (16 -> 120 channels, 5x5 on 5x5), the same MACs as an FC 400 -> 120.
     return [conv("conv1", 1, 6, 32, 5), {"name": "pool1", "op": "pool"},
             conv("conv2", 6, 16, 14, 5), {"name": "pool2", "op": "pool"},
-            fc("fc1", 400, 120), fc("fc2", 120, 84), fc("fc3", 84, 10)]
+            conv("conv3", 16, 120, 5, 5), fc("fc1", 120, 84), fc("fc2", 84, 10)]
 
 def resnet20():
     # conv3x3 16ch at 32x32, three stages of three basic blocks (16/32/64 channels at 32/16/8 px),

@@ -69,7 +69,7 @@ TEST(HwQuant, CostPrintsTotalsAndTrafficPerLevel) {
     for (auto r : {"fp32", "mxfp8", "int8", "mxfp4"}) {
       auto res = qcast::test::run_cli("cost --arch " + src("examples/arch/eyeriss_like.yaml") + " --model " +
                                       src(std::string("examples/models/") + model + ".layers.json") + " --recipe " +
-                                      src(std::string("examples/recipes/") + r + ".json") + " --samples 300 --threads 2 --json");
+                                      src(std::string("examples/recipes/") + r + ".json") + " --samples 300 --refine 100 --threads 2 --json");
       ASSERT_EQ(res.rc, 0) << res.err;
       auto j = nlohmann::json::parse(res.out);
       auto& t = j["total"];
@@ -89,7 +89,7 @@ TEST(HwQuant, CostPrintsTotalsAndTrafficPerLevel) {
     }
   }
   auto res = qcast::test::run_cli("cost --arch " + src("examples/arch/eyeriss_like.yaml") + " --model " +
-                                  src("examples/models/lenet5-mnist.layers.json") + " --recipe int8 --samples 200");
+                                  src("examples/models/lenet5-mnist.layers.json") + " --recipe int8 --samples 200 --refine 50");
   ASSERT_EQ(res.rc, 0) << res.err;
   EXPECT_NE(res.out.find("== total (5 layers, weights int8 activations int8)"), std::string::npos) << res.out;
   EXPECT_NE(res.out.find("traffic bytes"), std::string::npos);

@@ -22,6 +22,7 @@ struct CostArgs {
   std::uint64_t seed = 1;
   double time_limit = 0;
   std::int64_t samples = 8000;
+  int refine = 1000;
 };
 
 double ds_bits(const Precision& prec, const Problem& p, int s, const StorageLevel& lv) {
@@ -177,6 +178,7 @@ void run_cost(const CostArgs& args) {
   so.threads = args.threads;
   so.time_limit_s = args.time_limit;
   so.samples = args.samples;
+  so.refine_steps = args.refine;
 
   std::vector<LayerResult> results;
   qcast::Progress progress("mapping layers", static_cast<std::int64_t>(problems.size()), args.map.empty() && problems.size() > 1);
@@ -263,6 +265,7 @@ qcast::cli::Registrar reg("cost", [](CLI::App& root) {
   sub->add_option("--search", args->search, "search a mapping minimising energy|delay|edp (default when no --map: energy)");
   sub->add_option("--seed", args->seed, "mapper seed")->capture_default_str();
   sub->add_option("--samples", args->samples, "mapper random samples per layer")->capture_default_str()->check(CLI::Range(1, 100000000));
+  sub->add_option("--refine", args->refine, "mapper local-search moves per start")->capture_default_str()->check(CLI::Range(0, 100000000));
   sub->add_option("--time-limit", args->time_limit, "mapper time limit per layer in seconds (0 = none)")->capture_default_str();
   sub->add_flag("--json", args->json, "print JSON");
   qcast::cli::add_threads_flag(sub, args->threads);
