@@ -94,3 +94,22 @@ TEST(HwQuant, CostPrintsTotalsAndTrafficPerLevel) {
   EXPECT_NE(res.out.find("== total (5 layers, weights int8 activations int8)"), std::string::npos) << res.out;
   EXPECT_NE(res.out.find("traffic bytes"), std::string::npos);
 }
+
+TEST(HwQuant, BuiltinTables) {
+  Architecture a = Architecture::from_yaml_file(src("examples/arch/eyeriss_like.yaml"));
+  auto per_bit = [&](int i) { return a.levels[i].energy.read / static_cast<double>(a.levels[i].width); };
+  const int rf = 0, glb = 1, dram = 2;
+  // Horowitz (the default): 32-bit SRAM read 5 pJ, 32-bit DRAM read 640 pJ.
+  EXPECT_NEAR(per_bit(glb) * 32, 5.0, 1e-9);
+  EXPECT_NEAR(per_bit(dram) * 32, 640.0, 1e-9);
+  EXPECT_NEAR(a.arith.energy.compute, mac_energy_pj(16, 16, false), 1e-12);
+  // Eyeriss normalized costs: RF 1, buffer 6, DRAM 200 (x a 16-bit MAC per 16-bit word).
+  for (auto& l : a.levels) l.energy.source = "builtin";
+  a.arith.energy.source = "builtin";
+  a.apply_builtin("eyeriss", 16, 16);
+  const double mac16 = mac_energy_pj(16, 16, false);
+  EXPECT_NEAR(per_bit(rf) * 16, 1 * mac16, 1e-9);
+  EXPECT_NEAR(per_bit(glb) * 16, 6 * mac16, 1e-9);
+  EXPECT_NEAR(per_bit(dram) * 16, 200 * mac16, 1e-9);
+  EXPECT_THROW(a.apply_builtin("tsmc", 8, 8), qcast::Error);
+}
