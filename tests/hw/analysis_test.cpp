@@ -206,3 +206,23 @@ TEST(HwAnalysis, RandomMappingsAgreeWithSimulator) {
   EXPECT_GT(with_spatial, 10);
   EXPECT_GT(with_bypass, 10);
 }
+
+TEST(HwAnalysis, MappingYamlRoundTrips) {
+  Architecture a = Architecture::from_yaml_text(kArch3);
+  LayerShape conv;
+  conv.name = "conv";
+  conv.op = "conv";
+  conv.C = 4, conv.M = 8, conv.H = conv.W = 10, conv.R = conv.S = 3;
+  Problem p = layer_problem(conv);
+  std::mt19937_64 rng(2);
+  for (int k = 0; k < 50; ++k) {
+    Mapping m = random_mapping(p, a, rng, true);
+    Mapping back = Mapping::from_yaml_text(m.to_yaml(p, a), p, a);
+    EXPECT_EQ(back.to_yaml(p, a), m.to_yaml(p, a));
+    Evaluation e1 = evaluate(p, a, m), e2 = evaluate(p, a, back);
+    EXPECT_EQ(e1.energy_pj, e2.energy_pj);
+    EXPECT_EQ(e1.cycles, e2.cycles);
+    for (size_t i = 0; i < a.levels.size(); ++i)
+      for (size_t s = 0; s < p.data_spaces.size(); ++s) EXPECT_EQ(e1.levels[i].ds[s].reads, e2.levels[i].ds[s].reads);
+  }
+}
