@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "qcast/error.hpp"
@@ -117,4 +118,18 @@ TEST(HwMapper, ObjectivesAndTimeLimit) {
   EXPECT_LT(s, 1.0);
   EXPECT_TRUE(rt.eval.valid);
   EXPECT_THROW(parse_objective("speed"), qcast::Error);
+}
+
+TEST(HwMapper, SavedMappingReproducesTheSearch) {
+  qcast::test::TempDir dir;
+  const std::string common = "cost --json --arch " + src("examples/arch/eyeriss_like.yaml") + " --problem " +
+                             src("examples/problems/conv2d.prob.yaml") + " --recipe int8";
+  auto r1 = qcast::test::run_cli(common + " --search edp --samples 500 --refine 100 --threads 2 --save-map " + dir.file("m.yaml"));
+  ASSERT_EQ(r1.rc, 0) << r1.err;
+  auto r2 = qcast::test::run_cli(common + " --map " + dir.file("m.yaml"));
+  ASSERT_EQ(r2.rc, 0) << r2.err;
+  auto j1 = nlohmann::json::parse(r1.out), j2 = nlohmann::json::parse(r2.out);
+  EXPECT_EQ(j1["layers"][0]["energy_pj"], j2["layers"][0]["energy_pj"]);
+  EXPECT_EQ(j1["layers"][0]["cycles"], j2["layers"][0]["cycles"]);
+  EXPECT_EQ(j1["layers"][0]["levels"], j2["layers"][0]["levels"]);
 }

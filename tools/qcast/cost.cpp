@@ -7,6 +7,7 @@
 
 #include "command.hpp"
 #include "qcast/error.hpp"
+#include "qcast/file.hpp"
 #include "qcast/hw.hpp"
 #include "qcast/mapper.hpp"
 #include "qcast/progress.hpp"
@@ -16,7 +17,7 @@ namespace {
 using namespace qcast::hw;
 
 struct CostArgs {
-  std::string arch, ert, table = "horowitz", problem, model, recipe, map, search;
+  std::string arch, ert, table = "horowitz", problem, model, recipe, map, search, save_map;
   bool json = false;
   int threads = 1;
   std::uint64_t seed = 1;
@@ -147,6 +148,8 @@ void run_cost(const CostArgs& args) {
   if (args.problem.empty() == args.model.empty()) throw qcast::Error("give exactly one of --problem and --model");
   if (!args.map.empty() && !args.search.empty()) throw qcast::Error("give at most one of --map and --search");
   if (!args.map.empty() && !args.model.empty()) throw qcast::Error("--map applies to a single --problem, not a --model");
+  if (!args.save_map.empty() && args.problem.empty())
+    throw qcast::Error("--save-map applies to a single --problem (a model's mappings are in its --json output)");
   Architecture arch = Architecture::from_yaml_file(args.arch);
   Precision prec;
   if (!args.recipe.empty()) prec = Precision::from_recipe(args.recipe);
@@ -200,6 +203,11 @@ void run_cost(const CostArgs& args) {
     progress.advance();
   }
   progress.finish();
+
+  if (!args.save_map.empty()) {
+    const std::string y = results[0].mapping.to_yaml(results[0].problem, arch);
+    qcast::write_file_atomic(args.save_map, [&](int fd) { qcast::write_all(fd, y.data(), y.size(), args.save_map); });
+  }
 
   // Totals.
   const int L = static_cast<int>(arch.levels.size());
@@ -263,6 +271,7 @@ qcast::cli::Registrar reg("cost", [](CLI::App& root) {
   sub->add_option("--recipe", args->recipe, "number formats: a name (int8, mxfp4, ...) or a JSON/YAML file {weights, activations}");
   sub->add_option("--map", args->map, "mapping YAML (Timeloop format) for --problem")->check(CLI::ExistingFile);
   sub->add_option("--search", args->search, "search a mapping minimising energy|delay|edp (default when no --map: energy)");
+  sub->add_option("--save-map", args->save_map, "write the (searched) mapping of --problem as map YAML, reusable with --map");
   sub->add_option("--seed", args->seed, "mapper seed")->capture_default_str();
   sub->add_option("--samples", args->samples, "mapper random samples per layer")->capture_default_str()->check(CLI::Range(1, 100000000));
   sub->add_option("--refine", args->refine, "mapper local-search moves per start")->capture_default_str()->check(CLI::Range(0, 100000000));
