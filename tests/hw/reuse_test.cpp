@@ -111,6 +111,9 @@ TEST(HwReuse, Cli) {
   r = qcast::test::run_cli("reuse 'for j<N; for i<M: B[j][i] += A[i]' --set N=4,M=16 --interchange i,j");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("re-use distances of A[0]: inf 0 0 0"), std::string::npos) << r.out;
+  r = qcast::test::run_cli("reuse 'for j<N; for i<M: B[j][i] += A[i]' --set N=4,M=16 --element 'C[0]'");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("no array 'C'"), std::string::npos) << r.err;
   r = qcast::test::run_cli("reuse 'for j<N; for i<M B[j][i] += A[i]' --set N=4,M=16");
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("loop nest"), std::string::npos);

@@ -192,6 +192,10 @@ void run_reuse(const ReuseArgs& a) {
         }
       elements.push_back(e);
     }
+  for (auto& e : elements) {
+    auto [name, idx] = parse_element(e);
+    before.address(name, idx);  // throws for an unknown array or a wrong rank
+  }
   if (a.json) {
     nlohmann::json j;
     j["before"] = analyse(before, elements, nullptr, "");
