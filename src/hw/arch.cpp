@@ -37,12 +37,16 @@ std::pair<std::string, std::int64_t> split_name(const std::string& name, const s
 }
 
 std::string base_name(const std::string& ert_name) {
-  std::string n = ert_name;
-  auto br = n.find('[');
-  if (br != std::string::npos) n = n.substr(0, br);
+  // "System_top_level.PE[0..167].RegisterFile[0..167]" -> "RegisterFile"
+  std::string n;
+  int depth = 0;
+  for (char c : ert_name) {
+    if (c == '[') ++depth;
+    else if (c == ']') --depth;
+    else if (depth == 0) n += c;
+  }
   auto dot = n.rfind('.');
-  if (dot != std::string::npos) n = n.substr(dot + 1);
-  return n;
+  return dot == std::string::npos ? n : n.substr(dot + 1);
 }
 
 }  // namespace
@@ -89,7 +93,7 @@ Architecture Architecture::from_yaml_text(const std::string& text, const std::st
     where = source + ": node '" + name + "'";
     std::string tag = n.Tag();
     bool container;
-    if (tag == "!Container")
+    if (tag == "!Container" || tag == "!Hierarchical")
       container = true;
     else if (tag == "!Component")
       container = false;

@@ -98,6 +98,19 @@ TEST(HwParse, MalformedArchitecture) {
                "needs 'width' and/or 'datawidth'");
   Architecture a = Architecture::from_yaml_text(kArch);
   expect_error([&] { a.apply_ert_text("ERT: {tables: []}", "e.yaml"); }, "no ERT table for storage component");
+  // ERT names are matched by their last segment, instance ranges ignored.
+  a.apply_ert_text(R"(ERT:
+  tables:
+  - {name: "top.MainMemory[1..1]", actions: [{name: read, energy: 10}, {name: write, energy: 8}]}
+  - {name: "top.PE[0..3].Buffer[0..3]", actions: [{name: read, energy: 1}, {name: update, energy: 2}, {name: leak, energy: 0.5}]}
+  - {name: "top.PE[0..3].MACC[0..3]", actions: [{name: compute, energy: 3}]}
+)");
+  EXPECT_EQ(a.levels[1].energy.read, 10);
+  EXPECT_EQ(a.levels[1].energy.update, 8);  // no update action: the write energy
+  EXPECT_EQ(a.levels[0].energy.write, 1);   // no write action: the read energy
+  EXPECT_EQ(a.levels[0].energy.update, 2);
+  EXPECT_EQ(a.levels[0].energy.leak, 0.5);
+  EXPECT_EQ(a.arith.energy.compute, 3);
 }
 
 TEST(HwParse, MalformedMapping) {
