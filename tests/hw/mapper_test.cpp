@@ -16,6 +16,12 @@
 using namespace qcast::hw;
 
 namespace {
+// The 2 s budget is for release builds; sanitizers slow everything down several times.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr double kLayerBudgetS = 20.0;
+#else
+constexpr double kLayerBudgetS = 2.0;
+#endif
 std::string src(const std::string& rel) { return std::string(QCAST_SOURCE_DIR) + "/" + rel; }
 }  // namespace
 
@@ -36,7 +42,7 @@ TEST(HwMapper, Resnet20BeatsBestOfThousandRandom) {
     ASSERT_EQ(found, 1000) << l.name;
     ASSERT_TRUE(r.eval.valid) << l.name;
     EXPECT_LE(r.eval.energy_pj, base.energy_pj * (1 + 1e-12)) << l.name;
-    EXPECT_LT(r.seconds, 2.0) << l.name;
+    EXPECT_LT(r.seconds, kLayerBudgetS) << l.name;
     std::printf("%-16s %12lld %14.0f %14.0f %9.3f\n", l.name.c_str(), static_cast<long long>(p.computes()), r.eval.energy_pj,
                 base.energy_pj, r.seconds);
     ++n;
