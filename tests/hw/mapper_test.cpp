@@ -90,7 +90,7 @@ TEST(HwMapper, ExhaustiveOnSmallSpaces) {
   std::mt19937_64 rng(5);
   for (int k = 0; k < 2000; ++k) {
     Evaluation e = evaluate(p, a, random_mapping(p, a, rng));
-    if (e.valid) EXPECT_GE(e.energy_pj, r.eval.energy_pj * (1 - 1e-12));
+    if (e.valid) { EXPECT_GE(e.energy_pj, r.eval.energy_pj * (1 - 1e-12)); }
   }
   // The Timeloop exercise's own mappings are candidates too.
   for (auto m : {"conv1d-2level-os.map.yaml", "conv1d-2level-ws.map.yaml"}) {

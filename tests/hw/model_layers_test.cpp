@@ -161,8 +161,8 @@ void check_model(const std::string& onnx, const std::string& json, std::int64_t 
       EXPECT_EQ(l.stride, s[0]) << l.name;
       auto p = n.ints.count("pads") ? n.ints["pads"] : std::vector<std::int64_t>{0, 0, 0, 0};
       EXPECT_EQ(l.pad, p[0]) << l.name;
-      if (after_conv[k - 1]) EXPECT_EQ(l.H, prev_out) << l.name << ": input is not the previous conv's output";
-      if (k == 1) EXPECT_EQ(l.H, first_hw);
+      if (after_conv[k - 1]) { EXPECT_EQ(l.H, prev_out) << l.name << ": input is not the previous conv's output"; }
+      if (k == 1) { EXPECT_EQ(l.H, first_hw); }
       prev_out = (l.H + 2 * l.pad - l.R) / l.stride + 1;
     } else {
       ASSERT_EQ(w.size(), 2u);

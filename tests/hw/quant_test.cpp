@@ -56,7 +56,7 @@ TEST(HwQuant, EnergyFallsWithBitsForAFixedMapping) {
       for (auto r : recipes) {
         Evaluation e = evaluate(p, a, m, Precision::from_recipe(r));
         ASSERT_TRUE(e.valid) << l.name << " " << r << ": " << e.reason;
-        if (prev > 0) EXPECT_LT(e.energy_pj, prev) << model << " " << l.name << " " << r;
+        if (prev > 0) { EXPECT_LT(e.energy_pj, prev) << model << " " << l.name << " " << r; }
         prev = e.energy_pj;
       }
     }
@@ -84,7 +84,7 @@ TEST(HwQuant, CostPrintsTotalsAndTrafficPerLevel) {
         EXPECT_EQ(layer["levels"][0]["name"], "DRAM");
       }
       // The searched total also falls with bits (each search optimises its own recipe).
-      if (prev > 0) EXPECT_LT(t["energy_pj"].get<double>(), prev) << model << " " << r;
+      if (prev > 0) { EXPECT_LT(t["energy_pj"].get<double>(), prev) << model << " " << r; }
       prev = t["energy_pj"].get<double>();
     }
   }
