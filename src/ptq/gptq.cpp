@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -22,6 +23,9 @@ GptqResult gptq(const Format& f, const float* W0, std::int64_t rows, std::int64_
     ~Restore() { set_blas_threads(n); }
   } restore{prev_blas};
 
+  using clock = std::chrono::steady_clock;
+  auto secs = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  const auto t0 = clock::now();
   const std::int64_t n = cols;
   const std::size_t nn = static_cast<std::size_t>(n * n);
   std::vector<float> W(W0, W0 + rows * cols), H(H0, H0 + nn);
@@ -74,6 +78,7 @@ GptqResult gptq(const Format& f, const float* W0, std::int64_t rows, std::int64_
     for (std::int64_t k = 0; k < n; ++k) Hp[i * n + k] = H[perm[i] * n + perm[k]];
   std::vector<float>().swap(H);
 
+  const auto t1 = clock::now();
   // 4. Dampening, then U = upper Cholesky factor of H^-1 (H^-1 = U^T U).
   double mean_diag = 0;
   for (std::int64_t j = 0; j < n; ++j) mean_diag += Hp[j * n + j];
@@ -84,6 +89,7 @@ GptqResult gptq(const Format& f, const float* W0, std::int64_t rows, std::int64_
     throw Error("gptq: the dampened Hessian (" + std::to_string(n) + "x" + std::to_string(n) +
                 ") is not positive definite; raise the dampening");
   const float* U = Hp.data();  // upper triangle valid
+  const auto t2 = clock::now();
 
   // 5. Dynamic groups: a group's parameters are computed when the lazy batch holding its first column
   //    (in processing order) starts.
@@ -144,6 +150,10 @@ GptqResult gptq(const Format& f, const float* W0, std::int64_t rows, std::int64_
                   1.0f, Wp.data() + i2, static_cast<int>(n));
   }
   res.loss = std::accumulate(row_loss.begin(), row_loss.end(), 0.0);
+  const auto t3 = clock::now();
+  res.seconds_setup = secs(t0, t1);
+  res.seconds_cholesky = secs(t1, t2);
+  res.seconds_loop = secs(t2, t3);
 
   // 7. Undo the permutation.
   std::vector<float> Q(W.size());

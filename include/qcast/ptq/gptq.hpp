@@ -32,6 +32,9 @@ struct GptqResult {
   std::vector<std::int64_t> perm;    ///< processing order: perm[k] = original column processed k-th
   std::vector<std::int64_t> dead;    ///< columns with H_jj == 0 (set to zero)
   double loss = 0;                   ///< sum over columns of ||w_j - q_j||^2 / (2 U_jj^2), as the reference reports
+  double seconds_setup = 0;          ///< dead columns, static groups, permutation
+  double seconds_cholesky = 0;       ///< dampening, H^-1 and its Cholesky factor
+  double seconds_loop = 0;           ///< the column loop (lazy batches, group parameters, GEMM updates)
 };
 
 /// Quantizes W [rows, cols] given H [cols, cols] (symmetric, e.g. HessianAccumulator::H()).
