@@ -116,7 +116,7 @@ TEST(PtqGptq, ActOrderPermutationIsUndone) {
   auto W = test::randn(rows * n, 3);
   std::vector<float> H(n * n, 0.0f);
   for (std::int64_t j = 0; j < n; ++j) H[j * n + j] = 0.5f + static_cast<float>((j * 37) % n);
-  for (const char* name : {"int4/ch0", "mxfp4", "int4/g16"}) {
+  for (const char* name : {"int4/ch0", "mxfp4", "int4/g16", "e2m1", "int4@fp16/t8x16", "int4/g16/ax0"}) {
     const Format f = Format::parse(name);
     GptqOptions o;
     o.act_order = true;
