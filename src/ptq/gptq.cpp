@@ -71,12 +71,21 @@ GptqResult gptq(const Format& f, const float* W0, std::int64_t rows, std::int64_
   const auto& perm = res.perm;
   std::vector<std::int64_t> invperm(static_cast<std::size_t>(n));
   for (std::int64_t k = 0; k < n; ++k) invperm[perm[k]] = k;
-  std::vector<float> Wp(W.size()), Hp(nn);
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t k = 0; k < n; ++k) Wp[r * n + k] = W[r * cols + perm[k]];
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t k = 0; k < n; ++k) Hp[i * n + k] = H[perm[i] * n + perm[k]];
-  std::vector<float>().swap(H);
+  const std::size_t wsize = W.size();
+  std::vector<float> Wp, Hp;
+  if (opt.act_order) {
+    Wp.resize(wsize);
+    Hp.resize(nn);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t k = 0; k < n; ++k) Wp[r * n + k] = W[r * cols + perm[k]];
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t k = 0; k < n; ++k) Hp[i * n + k] = H[perm[i] * n + perm[k]];
+    std::vector<float>().swap(H);
+    std::vector<float>().swap(W);
+  } else {
+    Wp = std::move(W);
+    Hp = std::move(H);
+  }
 
   const auto t1 = clock::now();
   // 4. Dampening, then U = upper Cholesky factor of H^-1 (H^-1 = U^T U).
@@ -109,7 +118,7 @@ GptqResult gptq(const Format& f, const float* W0, std::int64_t rows, std::int64_
 
   // 6. Column loop in lazy batches. Rows are independent given U: each thread runs the whole batch
   //    for its rows; the trailing update is one GEMM.
-  std::vector<float> Qp(W.size());
+  std::vector<float> Qp(wsize);
   std::vector<float> W1(static_cast<std::size_t>(rows * B)), E1(static_cast<std::size_t>(rows * B));
   std::vector<double> row_loss(static_cast<std::size_t>(rows), 0.0);
   for (std::int64_t i1 = 0; i1 < n; i1 += B) {
@@ -156,7 +165,7 @@ GptqResult gptq(const Format& f, const float* W0, std::int64_t rows, std::int64_
   res.seconds_loop = secs(t2, t3);
 
   // 7. Undo the permutation.
-  std::vector<float> Q(W.size());
+  std::vector<float> Q(wsize);
   for (std::int64_t r = 0; r < rows; ++r)
     for (std::int64_t k = 0; k < n; ++k) Q[r * cols + perm[k]] = Qp[r * n + k];
   res.q = make_result(f, rows, cols, std::move(Q), params, ts);
