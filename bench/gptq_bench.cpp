@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "qcast/io.hpp"
 #include "qcast/ptq/gptq.hpp"
 
 namespace {
@@ -41,7 +42,34 @@ void BM_Gptq(benchmark::State& state) {
   state.counters["threads"] = o.threads;
 }
 
+// Same-data check against bench/gptq_torch.py --save DIR: reads DIR/W.npy and DIR/X.npy, writes DIR/Q_qcast.npy.
+void BM_GptqFromFiles(benchmark::State& state) {
+  const char* dir = std::getenv("QCAST_GPTQ_DATA");
+  if (!dir) {
+    state.SkipWithError("set QCAST_GPTQ_DATA to a directory written by bench/gptq_torch.py --save");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  const qcast::Tensor W = qcast::read_npy(std::string(dir) + "/W.npy").to_f32();
+  const qcast::Tensor X = qcast::read_npy(std::string(dir) + "/X.npy").to_f32();
+  const std::int64_t rows = W.shape[0], cols = W.shape[1], tokens = X.shape[0];
+  qcast::ptq::GptqOptions o;
+  o.threads = bench_threads();
+  o.act_order = std::getenv("QCAST_GPTQ_ACT_ORDER") != nullptr;
+  const qcast::Format f = qcast::Format::parse("int4/g128");
+  for (auto _ : state) {
+    qcast::ptq::HessianAccumulator acc(cols);
+    acc.add(X.f32(), tokens);
+    auto r = qcast::ptq::gptq(f, W.f32(), rows, cols, acc.H().data(), o);
+    qcast::Tensor Q = qcast::Tensor::zeros_f32({rows, cols});
+    std::copy(r.q.values.begin(), r.q.values.end(), Q.mutable_f32());
+    qcast::write_npy(std::string(dir) + "/Q_qcast.npy", Q);
+  }
+}
+
 }  // namespace
 
+BENCHMARK(BM_GptqFromFiles)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
 BENCHMARK(BM_Gptq)->Args({4096, 4096, 2048, 0})->Args({4096, 4096, 2048, 1})->Args({1024, 1024, 512, 0})
     ->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();

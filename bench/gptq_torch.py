@@ -71,6 +71,7 @@ def main():
     ap.add_argument("--cols", type=int, default=4096)
     ap.add_argument("--tokens", type=int, default=2048)
     ap.add_argument("--act-order", action="store_true")
+    ap.add_argument("--save", help="directory: write W.npy, X.npy and the PyTorch result Q_torch.npy")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     g = torch.Generator().manual_seed(0)
@@ -83,6 +84,13 @@ def main():
     Q, tchol, tloop = gptq(W, H, act_order=a.act_order)
     tg = time.perf_counter() - t0
     err = ((W - Q).matmul(X.t())).pow(2).sum().item()
+    if a.save:
+        import os
+        import numpy as np
+        os.makedirs(a.save, exist_ok=True)
+        np.save(os.path.join(a.save, "W.npy"), W.numpy())
+        np.save(os.path.join(a.save, "X.npy"), X.numpy())
+        np.save(os.path.join(a.save, "Q_torch.npy"), Q.numpy())
     print(json.dumps({"impl": "torch", "torch": torch.__version__, "threads": a.threads, "rows": a.rows,
                       "cols": a.cols, "tokens": a.tokens, "act_order": a.act_order, "hessian_s": round(th, 3),
                       "cholesky_s": round(tchol, 3), "loop_s": round(tloop, 3), "gptq_s": round(tg, 3),
