@@ -171,6 +171,113 @@ const float* Llama::forward(State& s, int token, int pos) const {
   return s.logits.data();
 }
 
+namespace {
+// Y[T, out] = X[T, in] * W^T, with the input rows fake-quantized when the layer has an activation format.
+void linear_rows(const Linear& L, const float* x, int T, float* y, std::vector<float>& qbuf) {
+  const float* in = x;
+  if (L.act) {
+    qbuf.resize(static_cast<std::size_t>(T) * L.in);
+    QuantOptions o;
+    o.axis = 1;
+    fake_quant(*L.act, x, qbuf.data(), {T, L.in}, o);
+    in = qbuf.data();
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L.out, L.in, 1.0f, in, L.in, L.w.data(), L.in, 0.0f, y, L.out);
+}
+}  // namespace
+
+std::vector<float> Llama::forward_seq(const std::vector<int>& tokens) const {
+  const auto& c = cfg;
+  const int T = static_cast<int>(tokens.size());
+  if (T == 0) return {};
+  if (T > c.seq_len) throw Error("sequence of " + std::to_string(T) + " tokens exceeds seq_len " + std::to_string(c.seq_len));
+  blas1();
+  const int dim = c.dim, kv_dim = c.kv_dim(), hs = c.head_size(), kv_mul = c.n_heads / c.n_kv_heads, H = c.hidden_dim;
+  const std::size_t Ts = static_cast<std::size_t>(T);
+  std::vector<float> x(Ts * dim), xb(Ts * dim), xb2(Ts * dim), q(Ts * dim), k(Ts * kv_dim), v(Ts * kv_dim), hb(Ts * H),
+      hb2(Ts * H), att(Ts * Ts), qbuf;
+  for (int t = 0; t < T; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= c.vocab_size) throw Error("token id " + std::to_string(tokens[t]) + " out of range");
+    std::memcpy(&x[t * dim], tok_emb.data() + static_cast<std::size_t>(tokens[t]) * dim, dim * sizeof(float));
+  }
+  // RoPE tables per (pos, pair).
+  std::vector<float> cosv(Ts * (dim / 2)), sinv(Ts * (dim / 2));
+  std::vector<int> pa(dim / 2), pb(dim / 2);
+  for (int i = 0; i < dim; i += 2) {
+    const int hd = i % hs;
+    int a = i, b = i + 1, fi = hd;
+    if (c.rope_half) {
+      const int head = i / hs, j = hd / 2;
+      a = head * hs + j;
+      b = a + hs / 2;
+      fi = 2 * j;
+    }
+    pa[i / 2] = a;
+    pb[i / 2] = b;
+    const float freq = 1.0f / std::pow(c.rope_theta, static_cast<float>(fi) / static_cast<float>(hs));
+    for (int t = 0; t < T; ++t) {
+      const float val = static_cast<float>(t) * freq;
+      cosv[t * (dim / 2) + i / 2] = std::cos(val);
+      sinv[t * (dim / 2) + i / 2] = std::sin(val);
+    }
+  }
+  const float inv = 1.0f / std::sqrt(static_cast<float>(hs));
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LlamaLayer& L = layers[l];
+    for (int t = 0; t < T; ++t) rmsnorm(&xb[t * dim], &x[t * dim], L.rms_att.data(), dim, c.norm_eps);
+    linear_rows(L.wq, xb.data(), T, q.data(), qbuf);
+    linear_rows(L.wk, xb.data(), T, k.data(), qbuf);
+    linear_rows(L.wv, xb.data(), T, v.data(), qbuf);
+    for (int t = 0; t < T; ++t)
+      for (int p = 0; p < dim / 2; ++p) {
+        const float fcr = cosv[t * (dim / 2) + p], fci = sinv[t * (dim / 2) + p];
+        const int rotn = 2 * p < kv_dim ? 2 : 1;
+        for (int r = 0; r < rotn; ++r) {
+          float* vec = r == 0 ? &q[t * dim] : &k[t * kv_dim];
+          const float v0 = vec[pa[p]], v1 = vec[pb[p]];
+          vec[pa[p]] = v0 * fcr - v1 * fci;
+          vec[pb[p]] = v0 * fci + v1 * fcr;
+        }
+      }
+    if (kv) {
+      QuantOptions o;
+      o.axis = 1;
+      fake_quant(*kv, k.data(), k.data(), {T, kv_dim}, o);
+      fake_quant(*kv, v.data(), v.data(), {T, kv_dim}, o);
+    }
+    for (int h = 0; h < c.n_heads; ++h) {
+      const int kh = h / kv_mul;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, inv, &q[h * hs], dim, &k[kh * hs], kv_dim, 0.0f, att.data(), T);
+      for (int t = 0; t < T; ++t) {
+        float* row = &att[static_cast<std::size_t>(t) * T];
+        float mx = row[0];
+        for (int u = 1; u <= t; ++u) mx = std::max(mx, row[u]);
+        float sum = 0.0f;
+        for (int u = 0; u <= t; ++u) { row[u] = std::exp(row[u] - mx); sum += row[u]; }
+        for (int u = 0; u <= t; ++u) row[u] /= sum;
+        for (int u = t + 1; u < T; ++u) row[u] = 0.0f;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, att.data(), T, &v[kh * hs], kv_dim, 0.0f, &xb[h * hs], dim);
+    }
+    linear_rows(L.wo, xb.data(), T, xb2.data(), qbuf);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] += xb2[i];
+    for (int t = 0; t < T; ++t) rmsnorm(&xb[t * dim], &x[t * dim], L.rms_ffn.data(), dim, c.norm_eps);
+    linear_rows(L.w1, xb.data(), T, hb.data(), qbuf);
+    linear_rows(L.w3, xb.data(), T, hb2.data(), qbuf);
+    for (std::size_t i = 0; i < hb.size(); ++i) {
+      float a = hb[i];
+      a *= 1.0f / (1.0f + std::exp(-a));
+      hb[i] = a * hb2[i];
+    }
+    linear_rows(L.w2, hb.data(), T, xb.data(), qbuf);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] += xb[i];
+  }
+  for (int t = 0; t < T; ++t) rmsnorm(&x[t * dim], &x[t * dim], rms_final.data(), dim, c.norm_eps);
+  std::vector<float> logits(Ts * c.vocab_size);
+  linear_rows(cls, x.data(), T, logits.data(), qbuf);
+  return logits;
+}
+
 std::vector<std::string> Llama::layer_names() const {
   std::vector<std::string> r;
   for (const auto& L : layers)
@@ -442,10 +549,8 @@ Tokenizer Tokenizer::parse(const std::uint8_t* data, std::size_t size, int vocab
     t.scores.push_back(score);
     off += static_cast<std::size_t>(len);
   }
-  for (int k = 0; k < vocab_size; ++k) t.sorted_.emplace_back(t.vocab[k], k);
-  // llama2.c sorts with strcmp on C strings; ties resolved by the first entry bsearch lands on — we take
-  // the lowest id among equal strings (stable sort), which matches for vocabularies without duplicates.
-  std::stable_sort(t.sorted_.begin(), t.sorted_.end(), [](auto& a, auto& b) { return std::strcmp(a.first.c_str(), b.first.c_str()) < 0; });
+  // llama2.c compares pieces as C strings; the lowest id wins among equal pieces.
+  for (int k = 0; k < vocab_size; ++k) t.index_.emplace(std::string(t.vocab[k].c_str()), k);
   return t;
 }
 
@@ -455,9 +560,8 @@ Tokenizer Tokenizer::load(const std::string& path, int vocab_size) {
 }
 
 int Tokenizer::lookup(const std::string& s) const {
-  auto it = std::lower_bound(sorted_.begin(), sorted_.end(), s, [](const auto& a, const std::string& b) { return std::strcmp(a.first.c_str(), b.c_str()) < 0; });
-  if (it != sorted_.end() && std::strcmp(it->first.c_str(), s.c_str()) == 0) return it->second;
-  return -1;
+  auto it = index_.find(s);
+  return it == index_.end() ? -1 : it->second;
 }
 
 std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) const {
@@ -517,15 +621,16 @@ PerplexityResult perplexity(const Llama& m, const Tokenizer& tok, const std::vec
   std::atomic<std::size_t> next{0};
   std::mutex mu;
   auto worker = [&] {
-    Llama::State s = m.new_state();
     while (true) {
       const std::size_t k = next++;
       if (k >= stories.size()) break;
       auto toks = tok.encode(stories[k], true, false);
       if (static_cast<int>(toks.size()) > m.cfg.seq_len) toks.resize(m.cfg.seq_len);
       double sum = 0;
+      std::vector<int> ctx(toks.begin(), toks.end() - (toks.empty() ? 0 : 1));
+      const std::vector<float> all = m.forward_seq(ctx);
       for (std::size_t t = 0; t + 1 < toks.size(); ++t) {
-        const float* lg = m.forward(s, toks[t], static_cast<int>(t));
+        const float* lg = all.data() + t * m.cfg.vocab_size;
         double mx = lg[0];
         for (int v = 1; v < m.cfg.vocab_size; ++v) mx = std::max(mx, static_cast<double>(lg[v]));
         double z = 0;

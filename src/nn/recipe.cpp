@@ -143,3 +143,33 @@ Recipe load_recipe(const std::string& path) {
 }
 
 }  // namespace qcast::nn
+
+#include "qcast/nn/graph.hpp"
+
+namespace qcast::nn {
+
+static bool quantizable(const Graph& g, const Node& n) {
+  return (n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul") && n.inputs.size() >= 2 && n.inputs[1] >= 0;
+}
+
+std::vector<std::string> quantizable_layers(const Graph& g) {
+  std::vector<std::string> r;
+  for (const Node& n : g.nodes) if (quantizable(g, n)) r.push_back(n.name);
+  return r;
+}
+
+std::string apply_recipe(Graph& g, const Recipe& r, int threads) {
+  if (!r.kv.empty() && r.kv != "fp32" && r.kv != "none") throw Error("a KV-cache format applies to language models only; " + g.source + " is a graph model");
+  for (Node& n : g.nodes) {
+    n.quant = NodeQuant{};
+    if (!quantizable(g, n)) continue;
+    std::string w, a;
+    r.formats_for(n.name, w, a);
+    if (g.is_const(n.inputs[1])) n.quant.weight = parse_optional_format(w);
+    n.quant.act = parse_optional_format(a);
+  }
+  g.quantize_weights(threads);
+  return unmatched_warning(r, quantizable_layers(g));
+}
+
+}  // namespace qcast::nn

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "qcast/format.hpp"
@@ -56,6 +57,9 @@ class Llama {
   State new_state() const;
   /// Runs one token at position `pos` (0-based, < seq_len); returns the logits (valid until the next call).
   const float* forward(State& s, int token, int pos) const;
+  /// Runs a whole sequence (positions 0..n-1, n <= seq_len) at once with GEMMs and a causal mask;
+  /// returns logits [n, vocab]. Same arithmetic as n calls of forward() up to summation order.
+  std::vector<float> forward_seq(const std::vector<int>& tokens) const;
 
   /// Names of the quantizable linear layers ("layers.0.attention.wq", ..., "output").
   std::vector<std::string> layer_names() const;
@@ -91,7 +95,7 @@ class Tokenizer {
   std::string decode(int prev, int token) const;
 
  private:
-  std::vector<std::pair<std::string, int>> sorted_;
+  std::unordered_map<std::string, int> index_;  // piece (as a C string) -> lowest id
   int lookup(const std::string& s) const;
 };
 

@@ -42,3 +42,12 @@ std::optional<Format> parse_optional_format(const std::string& name);
 std::string unmatched_warning(const Recipe& r, const std::vector<std::string>& names);
 
 }  // namespace qcast::nn
+
+namespace qcast::nn {
+class Graph;
+/// Attaches a recipe to the quantizable nodes (Conv / Gemm / MatMul with a constant weight) of a graph
+/// and fake-quantizes their weights. Returns a warning naming unmatched patterns, or "".
+std::string apply_recipe(Graph& g, const Recipe& r, int threads = 1);
+/// Names of the quantizable nodes of a graph.
+std::vector<std::string> quantizable_layers(const Graph& g);
+}  // namespace qcast::nn
