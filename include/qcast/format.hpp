@@ -101,6 +101,8 @@ struct Format {
   static Format parse(std::string_view name);
   /// Canonical composition string (parse(canonical()) == *this).
   std::string canonical() const;
+  /// The composition string even for named formats (mxfp4 -> "e2m1@e8m0/b32/floor").
+  std::string expanded() const;
 };
 
 /// The named formats listed by `qcast formats`, in a stable order.

@@ -1,0 +1,124 @@
+#include "qcast/packed.hpp"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "qcast/error.hpp"
+
+namespace qcast {
+
+namespace {
+
+const char* kLayoutKey = "qcast.layout";
+const char* kLayoutValue = "packed-v1";
+const std::string kTensorPrefix = "qcast.tensor.";
+
+Tensor bytes_tensor(const std::vector<std::uint8_t>& b) {
+  Tensor t;
+  t.dtype = DType::U8;
+  t.shape = {static_cast<std::int64_t>(b.size())};
+  t.data = b.data();
+  return t;
+}
+
+std::vector<std::uint8_t> tensor_bytes(const SafeTensorsFile& st, const std::string& name, bool required) {
+  const Tensor* t = st.find(name);
+  if (!t) {
+    if (required) throw Error("packed file lacks tensor '" + name + "'");
+    return {};
+  }
+  if (t->dtype != DType::U8) throw Error("packed tensor '" + name + "' must be U8, got " + dtype_name(t->dtype));
+  auto* p = static_cast<const std::uint8_t*>(t->data);
+  return std::vector<std::uint8_t>(p, p + t->nbytes());
+}
+
+}  // namespace
+
+bool is_packed(const SafeTensorsFile& st) {
+  auto it = st.metadata.find(kLayoutKey);
+  return it != st.metadata.end() && it->second == kLayoutValue;
+}
+
+void write_packed(const std::string& path, const PackedFile& f) {
+  std::map<std::string, std::string> meta = f.metadata;
+  meta[kLayoutKey] = kLayoutValue;
+  std::vector<NamedTensor> out;
+  std::vector<float> tscales(f.quantized.size());
+  std::size_t i = 0;
+  for (auto& [name, e] : f.quantized) {
+    nlohmann::json j = {{"format", e.format}, {"shape", e.shape}, {"axis", e.axis}, {"groups", e.num_groups}};
+    meta[kTensorPrefix + name] = j.dump();
+    out.push_back({name + ".codes", bytes_tensor(e.codes)});
+    if (!e.scales.empty()) out.push_back({name + ".scales", bytes_tensor(e.scales)});
+    if (!e.zeros.empty()) out.push_back({name + ".zeros", bytes_tensor(e.zeros)});
+    const Format fmt = Format::parse(e.format);
+    if (fmt.scaling.tensor_scale) {
+      tscales[i] = e.tensor_scale;
+      Tensor t;
+      t.dtype = DType::F32;
+      t.shape = {1};
+      t.data = &tscales[i];
+      out.push_back({name + ".tscale", t});
+    }
+    ++i;
+  }
+  for (auto& nt : f.plain) out.push_back(nt);
+  write_safetensors(path, out, meta);
+}
+
+PackedFile read_packed(const std::string& path) {
+  const SafeTensorsFile st = read_safetensors(path);
+  if (!is_packed(st)) throw Error("'" + path + "' is not a qcast packed file (no " + std::string(kLayoutKey) + " metadata)");
+  PackedFile f;
+  std::map<std::string, bool> used;
+  for (auto& [k, v] : st.metadata) {
+    if (k == kLayoutKey) continue;
+    if (k.rfind(kTensorPrefix, 0) != 0) {
+      f.metadata[k] = v;
+      continue;
+    }
+    const std::string name = k.substr(kTensorPrefix.size());
+    const std::string where = path + ": tensor '" + name + "'";
+    Encoded e;
+    try {
+      auto j = nlohmann::json::parse(v);
+      e.format = j.at("format").get<std::string>();
+      e.shape = j.at("shape").get<Shape>();
+      e.axis = j.at("axis").get<int>();
+      e.num_groups = j.at("groups").get<std::int64_t>();
+    } catch (const nlohmann::json::exception& ex) {
+      throw Error(where + ": bad packed metadata: " + ex.what());
+    }
+    Format fmt;
+    try {
+      fmt = Format::parse(e.format);
+      const std::int64_t n = shape_numel(e.shape);
+      e.codes = tensor_bytes(st, name + ".codes", true);
+      used[name + ".codes"] = true;
+      if (static_cast<std::uint64_t>(e.codes.size()) * 8 < static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(fmt.elem.bits))
+        throw Error("codes hold " + std::to_string(e.codes.size()) + " bytes, shape " + shape_str(e.shape) + " needs more");
+      if (fmt.scaling.kind != ScaleKind::None) {
+        e.scales = tensor_bytes(st, name + ".scales", true);
+        used[name + ".scales"] = true;
+      }
+      if (fmt.scaling.asym) {
+        e.zeros = tensor_bytes(st, name + ".zeros", true);
+        used[name + ".zeros"] = true;
+      }
+      if (fmt.scaling.tensor_scale) {
+        const Tensor* t = st.find(name + ".tscale");
+        if (!t || t->dtype != DType::F32 || t->numel() != 1) throw Error("missing or malformed .tscale");
+        std::memcpy(&e.tensor_scale, t->data, 4);
+        used[name + ".tscale"] = true;
+      }
+    } catch (const Error& ex) {
+      throw Error(where + ": " + ex.what());
+    }
+    f.quantized.emplace_back(name, std::move(e));
+  }
+  for (auto& nt : st.tensors)
+    if (!used.count(nt.name)) f.plain.push_back(nt);
+  return f;
+}
+
+}  // namespace qcast

@@ -1,0 +1,70 @@
+#include "qcast/tensor_files.hpp"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "qcast/error.hpp"
+#include "qcast/file.hpp"
+
+namespace qcast {
+
+bool is_npy_path(const std::string& path) {
+  if (has_extension(path, ".npy")) return true;
+  if (has_extension(path, ".safetensors")) return false;
+  throw Error("'" + path + "': unknown file type (expected .npy or .safetensors)");
+}
+
+bool is_float_tensor(const Tensor& t) { return t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16; }
+
+int transform_float_tensors(const std::string& in, const std::string& out,
+                            const std::function<bool(const std::string&)>& select,
+                            const std::function<void(const std::string&, const Tensor&, float*)>& fn) {
+  const bool npy = is_npy_path(in);
+  if (is_npy_path(out) != npy) throw Error("'" + out + "' must have the same file type as '" + in + "'");
+  if (npy) {
+    Tensor t = read_npy(in);
+    if (t.dtype != DType::F32 && t.dtype != DType::F16)
+      throw Error("'" + in + "': expected a float32 or float16 array, got " + dtype_name(t.dtype));
+    const Tensor f = t.to_f32();
+    const std::string h = npy_header(DType::F32, f.shape);
+    OutputMap map(out, h.size() + f.nbytes());
+    std::memcpy(map.data(), h.data(), h.size());
+    fn("", f, reinterpret_cast<float*>(map.data() + h.size()));
+    map.commit();
+    return 1;
+  }
+  const SafeTensorsFile st = read_safetensors(in);
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!st.metadata.empty()) header["__metadata__"] = st.metadata;
+  std::vector<bool> chosen;
+  std::uint64_t off = 0;
+  for (auto& nt : st.tensors) {
+    const bool c = is_float_tensor(nt.tensor) && select(nt.name);
+    chosen.push_back(c);
+    const std::uint64_t bytes = c ? static_cast<std::uint64_t>(nt.tensor.numel()) * 4 : nt.tensor.nbytes();
+    header[nt.name] = {{"dtype", c ? "F32" : dtype_name(nt.tensor.dtype)}, {"shape", nt.tensor.shape}, {"data_offsets", {off, off + bytes}}};
+    off += bytes;
+  }
+  std::string hs = header.dump();
+  hs.append((8 - hs.size() % 8) % 8, ' ');
+  OutputMap map(out, 8 + hs.size() + off);
+  for (int i = 0; i < 8; ++i) map.data()[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(hs.size()) >> (8 * i));
+  std::memcpy(map.data() + 8, hs.data(), hs.size());
+  std::uint8_t* body = map.data() + 8 + hs.size();
+  int count = 0;
+  for (std::size_t i = 0; i < st.tensors.size(); ++i) {
+    const auto& nt = st.tensors[i];
+    if (chosen[i]) {
+      fn(nt.name, nt.tensor.to_f32(), reinterpret_cast<float*>(body));
+      body += nt.tensor.numel() * 4;
+      ++count;
+    } else {
+      std::memcpy(body, nt.tensor.data, nt.tensor.nbytes());
+      body += nt.tensor.nbytes();
+    }
+  }
+  map.commit();
+  return count;
+}
+
+}  // namespace qcast

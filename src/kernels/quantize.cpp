@@ -1,0 +1,189 @@
+// fake_quant / encode / decode over whole tensors, built on the scalar reference. Work is split into
+// whole groups across threads; stochastic rounding is keyed by element index, so results never depend
+// on the thread count.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "qcast/error.hpp"
+#include "qcast/quantize.hpp"
+#include "reference.hpp"
+
+namespace qcast {
+
+namespace {
+
+// Runs fn(begin, end) over [0, n) in up to `threads` contiguous chunks.
+template <class Fn>
+void parallel_ranges(std::int64_t n, int threads, Fn fn) {
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(std::min<std::int64_t>(n, 256))));
+  if (threads <= 1 || n < 2) {
+    fn(std::int64_t{0}, n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  std::exception_ptr err;
+  std::mutex mu;
+  for (int t = 0; t < threads; ++t) {
+    const std::int64_t b = n * t / threads, e = n * (t + 1) / threads;
+    pool.emplace_back([&, b, e] {
+      try {
+        fn(b, e);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (!err) err = std::current_exception();
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  if (err) std::rethrow_exception(err);
+}
+
+
+}  // namespace
+
+void fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
+  const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
+  const std::int64_t n = layout.numel;
+  if (f.scaling.kind == ScaleKind::None) {
+    parallel_ranges(n, opt.threads, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        const std::uint32_t r = opt.round == RoundMode::Stochastic ? ref::counter_rand(opt.seed, static_cast<std::uint64_t>(i)) : 0;
+        out[i] = f.elem.quantize(in[i], opt.round, r, opt.overflow);
+      }
+    });
+    return;
+  }
+  const float ts = ref::tensor_scale_for(f, in, n);
+  parallel_ranges(layout.num_groups, opt.threads, [&](std::int64_t g0, std::int64_t g1) {
+    std::vector<float> buf;
+    layout.enumerate(g0, g1, [&](std::int64_t, const std::vector<std::int64_t>& off) {
+      buf.resize(off.size());
+      for (std::size_t k = 0; k < off.size(); ++k) buf[k] = in[off[k]];
+      const auto p = ref::group_params(f, buf.data(), buf.size(), ts, opt.round);
+      for (std::size_t k = 0; k < off.size(); ++k) {
+        const std::uint64_t idx = static_cast<std::uint64_t>(off[k]);
+        const std::uint32_t r = opt.round == RoundMode::Stochastic ? ref::counter_rand(opt.seed, idx) : 0;
+        out[off[k]] = ref::quantize_value(f, p, buf[k], opt.round, r, opt.overflow, nullptr);
+      }
+    });
+  });
+}
+
+std::vector<std::uint8_t> pack_bits(const std::uint32_t* codes, std::size_t n, int bits) {
+  std::vector<std::uint8_t> out((n * static_cast<std::size_t>(bits) + 7) / 8, 0);
+  std::size_t bitpos = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint64_t c = codes[i] & ((bits >= 32) ? 0xffffffffull : ((1ull << bits) - 1));
+    int left = bits;
+    while (left > 0) {
+      const std::size_t byte = bitpos / 8;
+      const int off = static_cast<int>(bitpos % 8);
+      const int take = std::min(left, 8 - off);
+      out[byte] |= static_cast<std::uint8_t>((c & ((1u << take) - 1)) << off);
+      c >>= take;
+      left -= take;
+      bitpos += static_cast<std::size_t>(take);
+    }
+  }
+  return out;
+}
+
+void unpack_bits(const std::uint8_t* bytes, std::size_t nbytes, std::size_t n, int bits, std::uint32_t* codes) {
+  if (nbytes * 8 < n * static_cast<std::size_t>(bits))
+    throw Error("packed data too short: " + std::to_string(nbytes) + " bytes for " + std::to_string(n) + " codes of " + std::to_string(bits) + " bits");
+  std::size_t bitpos = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint32_t c = 0;
+    int got = 0;
+    while (got < bits) {
+      const std::size_t byte = bitpos / 8;
+      const int off = static_cast<int>(bitpos % 8);
+      const int take = std::min(bits - got, 8 - off);
+      c |= static_cast<std::uint32_t>((bytes[byte] >> off) & ((1u << take) - 1)) << got;
+      got += take;
+      bitpos += static_cast<std::size_t>(take);
+    }
+    codes[i] = c;
+  }
+}
+
+Encoded encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt) {
+  const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
+  const std::int64_t n = layout.numel;
+  Encoded e;
+  e.format = f.name;
+  e.shape = shape;
+  e.axis = layout.axis;
+  e.num_groups = layout.num_groups;
+  std::vector<std::uint32_t> codes(static_cast<std::size_t>(n));
+  if (f.scaling.kind == ScaleKind::None) {
+    parallel_ranges(n, opt.threads, [&](std::int64_t b, std::int64_t en) {
+      for (std::int64_t i = b; i < en; ++i) {
+        const std::uint32_t r = opt.round == RoundMode::Stochastic ? ref::counter_rand(opt.seed, static_cast<std::uint64_t>(i)) : 0;
+        codes[i] = f.elem.encode(in[i], opt.round, r, opt.overflow);
+      }
+    });
+    e.codes = pack_bits(codes.data(), codes.size(), f.elem.bits);
+    return e;
+  }
+  e.tensor_scale = ref::tensor_scale_for(f, in, n);
+  std::vector<std::uint32_t> scodes(static_cast<std::size_t>(layout.num_groups)), zeros;
+  if (f.scaling.asym) zeros.resize(scodes.size());
+  parallel_ranges(layout.num_groups, opt.threads, [&](std::int64_t g0, std::int64_t g1) {
+    std::vector<float> buf;
+    layout.enumerate(g0, g1, [&](std::int64_t gid, const std::vector<std::int64_t>& off) {
+      buf.resize(off.size());
+      for (std::size_t k = 0; k < off.size(); ++k) buf[k] = in[off[k]];
+      const auto p = ref::group_params(f, buf.data(), buf.size(), e.tensor_scale, opt.round);
+      scodes[gid] = p.scale_code;
+      if (f.scaling.asym) zeros[gid] = static_cast<std::uint32_t>(p.zero);
+      for (std::size_t k = 0; k < off.size(); ++k) {
+        const std::uint32_t r = opt.round == RoundMode::Stochastic ? ref::counter_rand(opt.seed, static_cast<std::uint64_t>(off[k])) : 0;
+        std::uint32_t c = 0;
+        ref::quantize_value(f, p, buf[k], opt.round, r, opt.overflow, &c);
+        codes[off[k]] = c;
+      }
+    });
+  });
+  e.codes = pack_bits(codes.data(), codes.size(), f.elem.bits);
+  e.scales = pack_bits(scodes.data(), scodes.size(), f.scaling.scale_elem.bits >= 32 ? 32 : f.scaling.scale_elem.bits);
+  if (f.scaling.asym) e.zeros = pack_bits(zeros.data(), zeros.size(), f.elem.bits);
+  return e;
+}
+
+void decode(const Encoded& e, float* out) {
+  const Format f = Format::parse(e.format);
+  const auto layout = ref::GroupLayout::make(f, e.shape, e.axis);
+  const std::int64_t n = layout.numel;
+  if (layout.num_groups != e.num_groups)
+    throw Error("encoded tensor of shape " + shape_str(e.shape) + " has " + std::to_string(e.num_groups) + " scale groups, format " + f.name + " needs " + std::to_string(layout.num_groups));
+  std::vector<std::uint32_t> codes(static_cast<std::size_t>(n));
+  unpack_bits(e.codes.data(), e.codes.size(), codes.size(), f.elem.bits, codes.data());
+  if (f.elem.kind == Element::Kind::Codebook)
+    for (auto c : codes)
+      if (c >= f.elem.num_codes()) throw Error("code " + std::to_string(c) + " is outside codebook " + f.elem.name);
+  if (f.scaling.kind == ScaleKind::None) {
+    for (std::int64_t i = 0; i < n; ++i) out[i] = f.elem.decode(codes[i]);
+    return;
+  }
+  const int sbits = f.scaling.scale_elem.bits >= 32 ? 32 : f.scaling.scale_elem.bits;
+  std::vector<std::uint32_t> scodes(static_cast<std::size_t>(layout.num_groups)), zeros;
+  unpack_bits(e.scales.data(), e.scales.size(), scodes.size(), sbits, scodes.data());
+  if (f.scaling.asym) {
+    zeros.resize(scodes.size());
+    unpack_bits(e.zeros.data(), e.zeros.size(), zeros.size(), f.elem.bits, zeros.data());
+  }
+  layout.enumerate(0, layout.num_groups, [&](std::int64_t gid, const std::vector<std::int64_t>& off) {
+    ref::GroupParams p;
+    const float s = f.scaling.scale_elem.decode(scodes[gid]);
+    p.nan = std::isnan(s);
+    p.scale = f.scaling.tensor_scale ? s * e.tensor_scale : s;
+    if (f.scaling.asym) p.zero = static_cast<std::int32_t>(zeros[gid]);
+    for (auto o : off) out[o] = ref::dequantize_code(f, p, codes[o]);
+  });
+}
+
+}  // namespace qcast

@@ -1,0 +1,64 @@
+// Scalar reference of quantization: group layout, scale selection and per-element rounding.
+// SIMD kernels must agree with this bit for bit.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "qcast/format.hpp"
+#include "qcast/quantize.hpp"
+
+namespace qcast {
+/// Smallest e with 2^e >= r, for r > 0 (exact).
+int ceil_log2(double r);
+}  // namespace qcast
+
+namespace qcast::ref {
+
+/// Counter-based random number for stochastic rounding: a hash of (seed, flat element index).
+inline std::uint32_t counter_rand(std::uint64_t seed, std::uint64_t index) {
+  std::uint64_t z = seed * 0x9E3779B97F4A7C15ull + index * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return static_cast<std::uint32_t>(z >> 32);
+}
+
+/// How a tensor splits into scale groups. Groups are numbered in the order of enumerate().
+struct GroupLayout {
+  ScaleKind kind = ScaleKind::None;
+  std::int64_t numel = 0;
+  std::int64_t outer = 1, len = 1, inner = 1;  // Block / Channel: shape viewed as [outer, len, inner] around `axis`
+  int axis = -1;                               // resolved, non-negative (Block/Channel), else -1
+  std::int64_t block = 0, nblocks = 0;         // Block
+  std::int64_t rows = 1, cols = 1, tr = 1, tc = 1, ntr = 1, ntc = 1;  // Tile over the last two axes
+  std::int64_t num_groups = 0;
+
+  static GroupLayout make(const Format& f, const Shape& shape, int axis_option);
+  /// Calls fn(group_id, offsets) for groups [g0, g1), offsets being flat element indices in the group.
+  void enumerate(std::int64_t g0, std::int64_t g1, const std::function<void(std::int64_t, const std::vector<std::int64_t>&)>& fn) const;
+};
+
+/// The quantization parameters of one group.
+struct GroupParams {
+  float scale = 1.0f;        // effective scale (for NVFP4: block scale * tensor scale)
+  std::uint32_t scale_code = 0;
+  std::int32_t zero = 0;     // asymmetric zero point (in element codes)
+  bool nan = false;          // the group held NaN/Inf: every element decodes to NaN
+  bool zero_group = false;   // the scale is 0: every element decodes to (signed) zero
+};
+
+/// Second-level fp32 tensor scale for formats with `+fp32` (NVFP4): amax / (max_scale_elem * max_elem).
+float tensor_scale_for(const Format& f, const float* data, std::int64_t n);
+
+/// Chooses the parameters of a group from its values.
+GroupParams group_params(const Format& f, const float* vals, std::size_t n, float tensor_scale, RoundMode mode);
+
+/// Quantizes one element of a group to its dequantized value and its code.
+float quantize_value(const Format& f, const GroupParams& p, float x, RoundMode mode, std::uint32_t rnd, Overflow ov,
+                     std::uint32_t* code);
+
+/// Decodes one element code with its group's parameters.
+float dequantize_code(const Format& f, const GroupParams& p, std::uint32_t code);
+
+}  // namespace qcast::ref

@@ -1,0 +1,130 @@
+// The format commands through the real binary: exit codes, messages, no half-written outputs.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "qcast/format.hpp"
+#include "qcast/io.hpp"
+#include "test_support.hpp"
+
+using namespace qcast;
+
+namespace {
+
+std::string read_all(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+void write_all_bytes(const std::string& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+
+class CliBadInput : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Tensor t = Tensor::zeros_f32({4, 64});
+    for (int i = 0; i < 256; ++i) t.mutable_f32()[i] = static_cast<float>(i % 17) - 8.0f;
+    write_npy(d.file("good.npy"), t);
+    write_safetensors(d.file("good.safetensors"), {{"w", t}});
+  }
+  // Runs a command that must fail with exit 2, a message containing `needle`, and no output file.
+  void expect_bad(const std::string& args, const std::string& out, const std::string& needle) {
+    SCOPED_TRACE(args);
+    const auto r = test::run_cli(args);
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+    EXPECT_FALSE(test::exists(out));
+    for (const auto& e : std::filesystem::directory_iterator(d.path()))
+      EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << "temp file left: " << e.path();
+  }
+  test::TempDir d;
+};
+
+}  // namespace
+
+TEST_F(CliBadInput, MalformedFilesAndArgumentsExitTwoWithoutOutput) {
+  const std::string good = read_all(d.file("good.npy"));
+  write_all_bytes(d.file("trunc.npy"), good.substr(0, good.size() - 10));
+  expect_bad("cast " + d.file("trunc.npy") + " " + d.file("o.npy") + " --format mxfp4", d.file("o.npy"), "truncated");
+  std::string lie = good;
+  lie.replace(lie.find("(4, 64)"), 7, "(8, 64)");
+  write_all_bytes(d.file("lie.npy"), lie);
+  expect_bad("cast " + d.file("lie.npy") + " " + d.file("o.npy") + " --format mxfp4", d.file("o.npy"), "needs");
+  std::string st = read_all(d.file("good.safetensors"));
+  write_all_bytes(d.file("trunc.safetensors"), st.substr(0, st.size() - 4));
+  expect_bad("cast " + d.file("trunc.safetensors") + " " + d.file("o.safetensors") + " --format mxfp4", d.file("o.safetensors"), "data section");
+  std::string badjson = st;
+  badjson[8] = 'x';
+  write_all_bytes(d.file("badjson.safetensors"), badjson);
+  expect_bad("cast " + d.file("badjson.safetensors") + " " + d.file("o.safetensors") + " --format mxfp4", d.file("o.safetensors"), "JSON");
+  std::string dt = st;
+  dt.replace(dt.find("\"F32\""), 5, "\"F33\"");
+  write_all_bytes(d.file("dtype.safetensors"), dt);
+  expect_bad("cast " + d.file("dtype.safetensors") + " " + d.file("o.safetensors") + " --format mxfp4", d.file("o.safetensors"), "F33");
+  expect_bad("cast " + d.file("good.npy") + " " + d.file("o.npy") + " --format mxfp5", d.file("o.npy"), "mxfp5");
+  expect_bad("cast " + d.file("good.npy") + " " + d.file("o.npy") + " --format mxfp4 --axis 3", d.file("o.npy"), "axis 3");
+  expect_bad("cast " + d.file("good.npy") + " " + d.file("o.npy") + " --format int4@fp16/b0", d.file("o.npy"), "block size");
+  expect_bad("cast " + d.file("good.npy") + " " + d.file("o.npy") + " --format mxfp4 --round sideways", d.file("o.npy"), "sideways");
+  expect_bad("cast " + d.file("missing.npy") + " " + d.file("o.npy") + " --format mxfp4", d.file("o.npy"), "missing.npy");
+  expect_bad("cast " + d.file("good.npy") + " " + d.file("o.txt") + " --format mxfp4", d.file("o.txt"), "o.txt");
+  expect_bad("encode " + d.file("good.npy") + " " + d.file("o.npy") + " --format e2m1", d.file("o.npy"), "encode writes a .safetensors");
+  expect_bad("decode " + d.file("good.safetensors") + " " + d.file("o.npy"), d.file("o.npy"), "not a qcast packed file");
+  expect_bad("cast", d.file("nothing"), "IN");
+}
+
+TEST_F(CliBadInput, EncodeDecodeRoundTripEqualsCast) {
+  for (const char* fmt : {"mxfp4", "nvfp4", "int4@fp16/g32/asym", "mxfp6_e3m2", "nf4"}) {
+    SCOPED_TRACE(fmt);
+    ASSERT_EQ(test::run_cli(std::string("cast ") + d.file("good.npy") + " " + d.file("c.npy") + " --format " + fmt).rc, 0);
+    ASSERT_EQ(test::run_cli(std::string("encode ") + d.file("good.npy") + " " + d.file("e.safetensors") + " --format " + fmt).rc, 0);
+    ASSERT_EQ(test::run_cli("decode " + d.file("e.safetensors") + " " + d.file("d.npy")).rc, 0);
+    const Tensor c = read_npy(d.file("c.npy")), x = read_npy(d.file("d.npy"));
+    ASSERT_EQ(c.shape, x.shape);
+    EXPECT_EQ(std::memcmp(c.data, x.data, c.nbytes()), 0);
+    const auto packed = read_safetensors(d.file("e.safetensors"));
+    const Tensor* codes = packed.find("tensor.codes");
+    ASSERT_NE(codes, nullptr);
+    EXPECT_EQ(codes->nbytes(), 256u * Format::parse(fmt).elem.bits / 8);
+  }
+}
+
+TEST(Cli, FormatsJsonListsBitsWithScaleOverhead) {
+  const auto r = test::run_cli("formats --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  std::map<std::string, double> bits;
+  for (auto& f : j.at("formats")) bits[f.at("name")] = f.at("bits_per_element");
+  EXPECT_EQ(bits.at("mxfp4"), 4.25);
+  EXPECT_EQ(bits.at("nvfp4"), 4.5);
+  EXPECT_EQ(bits.at("mxfp8"), 8.25);
+  EXPECT_EQ(bits.size(), named_formats().size());
+}
+
+TEST(Cli, StatsReportsErrorsAndCastCopiesUnselectedTensors) {
+  test::TempDir d;
+  Tensor w = Tensor::zeros_f32({2, 32});
+  for (int i = 0; i < 64; ++i) w.mutable_f32()[i] = 0.1f * static_cast<float>(i) - 3.0f;
+  Tensor b = Tensor::zeros_f32({2});
+  b.mutable_f32()[0] = 0.123456f;
+  write_safetensors(d.file("m.safetensors"), {{"layer.weight", w}, {"layer.bias", b}});
+  auto r = test::run_cli("stats " + d.file("m.safetensors") + " --format mxfp4 --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.at("tensors").size(), 2u);
+  EXPECT_GT(j.at("tensors")[1].at("sqnr_db").get<double>(), 10.0);
+  EXPECT_LT(j.at("tensors")[1].at("sqnr_db").get<double>(), 40.0);
+  r = test::run_cli("cast " + d.file("m.safetensors") + " " + d.file("o.safetensors") + " --format mxfp4 --tensors '*.weight'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto o = read_safetensors(d.file("o.safetensors"));
+  EXPECT_EQ(o.find("layer.bias")->f32()[0], 0.123456f);  // unselected: unchanged
+  EXPECT_NE(std::memcmp(o.find("layer.weight")->data, w.data, w.nbytes()), 0);
+}
+
+TEST(Cli, EverySubcommandHasHelp) {
+  for (const char* c : {"formats", "cast", "encode", "decode", "stats", "study"}) {
+    const auto r = test::run_cli(std::string(c) + " --help");
+    EXPECT_EQ(r.rc, 0) << c;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << c;
+  }
+}

@@ -1,0 +1,78 @@
+// qcast stats IN --format F: per-tensor quantization error (MSE, SQNR, max abs error, clipped, flushed).
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "common.hpp"
+#include "qcast/error.hpp"
+#include "qcast/stats.hpp"
+#include "qcast/tensor_files.hpp"
+
+namespace qcast::cli {
+namespace {
+
+struct StatsArgs {
+  std::string in, tensors;
+  QuantFlags q;
+  bool json = false;
+};
+
+nlohmann::ordered_json to_json(const std::string& name, const Shape& shape, const QuantStats& s) {
+  const double sq = s.sqnr_db();
+  return {{"tensor", name}, {"shape", shape}, {"count", s.count}, {"mse", s.mse()},
+          {"sqnr_db", std::isinf(sq) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(sq)},
+          {"max_abs_err", s.max_abs_err}, {"frac_clipped", s.frac_clipped()}, {"frac_flushed", s.frac_flushed()}};
+}
+
+void run(const StatsArgs& a) {
+  const Format f = Format::parse(a.q.format);
+  const QuantOptions opt = a.q.options();
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  if (is_npy_path(a.in)) {
+    Tensor t = read_npy(a.in);
+    if (t.dtype != DType::F32 && t.dtype != DType::F16) throw Error("'" + a.in + "': expected a float32 or float16 array");
+    inputs.emplace_back(a.in, t.to_f32());
+  } else {
+    for (auto& nt : read_safetensors(a.in).tensors)
+      if (is_float_tensor(nt.tensor) && name_matches(a.tensors, nt.name)) inputs.emplace_back(nt.name, nt.tensor.to_f32());
+    if (inputs.empty()) throw Error("no floating-point tensor of '" + a.in + "' matched '" + a.tensors + "'");
+  }
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  QuantStats total;
+  if (!a.json)
+    std::printf("%-32s %14s %10s %12s %10s %10s\n", "tensor", "MSE", "SQNR dB", "max |err|", "clipped", "flushed");
+  for (auto& [name, t] : inputs) {
+    QuantStats s;
+    try {
+      s = quant_stats(f, t.f32(), t.shape, opt);
+    } catch (const Error& e) {
+      throw Error("tensor '" + name + "': " + e.what());
+    }
+    total.merge(s);
+    if (a.json) rows.push_back(to_json(name, t.shape, s));
+    else std::printf("%-32s %14.6g %10.3f %12.6g %9.4f%% %9.4f%%\n", name.c_str(), s.mse(), s.sqnr_db(), s.max_abs_err,
+                     100 * s.frac_clipped(), 100 * s.frac_flushed());
+  }
+  if (a.json) {
+    std::cout << nlohmann::ordered_json{{"format", f.name}, {"bits_per_element", f.bits_per_element()}, {"tensors", rows},
+                                        {"total", to_json("*", {}, total)}}.dump(1) << "\n";
+  } else if (inputs.size() > 1) {
+    std::printf("%-32s %14.6g %10.3f %12.6g %9.4f%% %9.4f%%\n", "(all)", total.mse(), total.sqnr_db(), total.max_abs_err,
+                100 * total.frac_clipped(), 100 * total.frac_flushed());
+  }
+}
+
+Registrar reg("stats", [](CLI::App& app) {
+  auto args = std::make_shared<StatsArgs>();
+  auto* sub = app.add_subcommand("stats", "quantization error per tensor: MSE, SQNR (dB), max abs error, fraction clipped / flushed to zero");
+  sub->add_option("IN", args->in, ".npy or .safetensors")->required();
+  sub->add_option("--tensors", args->tensors, "only tensors whose names match this glob");
+  sub->add_flag("--json", args->json, "print JSON");
+  add_quant_flags(sub, args->q);
+  sub->callback([args] { run(*args); });
+});
+
+}  // namespace
+}  // namespace qcast::cli
