@@ -392,17 +392,22 @@ void op_gmp(OpCtx& c) { global_pool(c, true); }
 // ---------------------------------------------------------------------------------------------
 // Gemm / MatMul
 
-// C[M,N] (row-major, ldc = N) = op(A) * op(B), rows split over threads.
+// C[M,N] (row-major, ldc = N) = op(A) * op(B). Rows go to threads in fixed chunks of 32, so every
+// sgemm call has the same shape whatever the thread count (results are bit-identical for any --threads).
 void sgemm_rows(int threads, bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
                 const float* B, float* C, float beta = 0.0f) {
   const std::int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  constexpr std::int64_t kChunk = 32;
+  const std::int64_t chunks = (M + kChunk - 1) / kChunk;
   const int t = (M * N * K < 32768) ? 1 : threads;
-  parallel_for(M, t, [&](std::int64_t b, std::int64_t e) {
-    if (e <= b) return;
-    const float* a = ta ? A + b : A + b * lda;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(e - b),
-                static_cast<int>(N), static_cast<int>(K), 1.0f, a, static_cast<int>(lda), B, static_cast<int>(ldb), beta,
-                C + b * N, static_cast<int>(N));
+  parallel_for(chunks, t, [&](std::int64_t cb, std::int64_t ce) {
+    for (std::int64_t ch = cb; ch < ce; ++ch) {
+      const std::int64_t b = ch * kChunk, e = std::min(M, b + kChunk);
+      const float* a = ta ? A + b : A + b * lda;
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(e - b),
+                  static_cast<int>(N), static_cast<int>(K), 1.0f, a, static_cast<int>(lda), B, static_cast<int>(ldb), beta,
+                  C + b * N, static_cast<int>(N));
+    }
   });
 }
 
