@@ -34,6 +34,24 @@ Value tensor_value(const onnx::TensorProto& t, const std::string& where) {
   if (n > (std::int64_t(1) << 34)) throw Error(what + " is too large");
   const std::size_t un = static_cast<std::size_t>(n);
   const bool raw = t.has_raw_data();
+  // Validate the stored size before allocating anything.
+  {
+    std::size_t es = 0;
+    int count = 0;
+    switch (t.data_type()) {
+      case onnx::TensorProto::FLOAT: es = 4; count = t.float_data_size(); break;
+      case onnx::TensorProto::DOUBLE: es = 8; count = t.double_data_size(); break;
+      case onnx::TensorProto::INT64: es = 8; count = t.int64_data_size(); break;
+      case onnx::TensorProto::INT32: es = 4; count = t.int32_data_size(); break;
+      case onnx::TensorProto::FLOAT16: case onnx::TensorProto::BFLOAT16: case onnx::TensorProto::INT16:
+      case onnx::TensorProto::UINT16: es = 2; count = t.int32_data_size(); break;
+      case onnx::TensorProto::INT8: case onnx::TensorProto::UINT8: case onnx::TensorProto::BOOL: es = 1; count = t.int32_data_size(); break;
+      default: throw Error(what + " has unsupported data type " + std::to_string(t.data_type()));
+    }
+    if (raw ? t.raw_data().size() / es != un || t.raw_data().size() % es != 0 : static_cast<std::size_t>(count) != un)
+      throw Error(what + ": stored data (" + (raw ? std::to_string(t.raw_data().size()) + " bytes" : std::to_string(count) + " values") +
+                  ") does not match shape " + shape_str(s));
+  }
   auto check = [&](int count) {
     if (static_cast<std::size_t>(count) != un)
       throw Error(what + " has " + std::to_string(count) + " values, expected " + std::to_string(un) + " for shape " + shape_str(s));

@@ -4,6 +4,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <thread>
 
@@ -93,6 +94,12 @@ int Graph::find_value(const std::string& name) const {
     if (value_names[k] == name) return static_cast<int>(k);
   return -1;
 }
+
+namespace {
+std::atomic<std::int64_t> g_max_elems{std::int64_t(1) << 32};
+}
+void set_max_tensor_elements(std::int64_t n) { g_max_elems = n; }
+std::int64_t max_tensor_elements() { return g_max_elems; }
 
 bool op_supported(const std::string& op) { return detail::find_op(op) != nullptr; }
 

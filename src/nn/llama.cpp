@@ -400,8 +400,7 @@ Llama parse_llama2c(const std::uint8_t* data, std::size_t size, const std::strin
   auto per_layer = [&](auto get, std::size_t n, const std::string& name) {
     for (std::size_t l = 0; l < NL; ++l) {
       std::vector<float>& dst = get(m.layers[l]);
-      dst.resize(n);
-      rd.read(dst.data(), n, name + "[" + std::to_string(l) + "]");
+      dst = rd.vec(n, name + "[" + std::to_string(l) + "]");
     }
   };
   auto lin = [&](Linear LlamaLayer::*f) { return [f](LlamaLayer& L) -> std::vector<float>& { return (L.*f).w; }; };
@@ -530,6 +529,7 @@ Tokenizer Tokenizer::parse(const std::uint8_t* data, std::size_t size, int vocab
   auto need = [&](std::size_t n) {
     if (size - off < n) throw Error(what + ": truncated tokenizer (" + std::to_string(t.vocab.size()) + " of " + std::to_string(vocab_size) + " tokens read)");
   };
+  if (vocab_size < 3) throw Error(what + ": vocabulary of " + std::to_string(vocab_size) + " tokens is too small (needs <unk>, BOS, EOS)");
   need(4);
   std::int32_t mtl;
   std::memcpy(&mtl, data, 4);
@@ -581,7 +581,12 @@ std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) 
     if ((next & 0xC0) == 0x80 && buf.size() < 4) continue;
     const int id = lookup(buf);
     if (id >= 0) tokens.push_back(id);
-    else for (unsigned char b : buf) tokens.push_back(static_cast<int>(b) + 3);
+    else
+      for (unsigned char b : buf) {
+        if (static_cast<std::size_t>(b) + 3 >= vocab.size())
+          throw Error("tokenizer has no byte-fallback token for byte " + std::to_string(b) + " (vocabulary of " + std::to_string(vocab.size()) + ")");
+        tokens.push_back(static_cast<int>(b) + 3);
+      }
     buf.clear();
   }
   while (true) {

@@ -35,7 +35,7 @@ std::vector<std::int64_t> OpCtx::ints_of(std::size_t k) const {
 Value& OpCtx::alloc(std::size_t k, Shape s, bool is_int) {
   if (out.size() <= k) out.resize(k + 1);
   Value& v = out[k];
-  shape_numel(s);  // validates
+  if (shape_numel(s) > max_tensor_elements()) fail("result " + shape_str(s) + " is larger than the tensor size limit");
   v.shape = std::move(s);
   v.is_int = is_int;
   v.f.reset();

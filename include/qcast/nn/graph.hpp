@@ -125,6 +125,11 @@ struct LayerInfo {
 };
 std::vector<LayerInfo> layer_info(const Graph& g, std::int64_t batch = 1);
 
+/// Largest tensor (in elements) an operator may create; larger results are a qcast::Error. Default
+/// 2^32; fuzzers lower it.
+void set_max_tensor_elements(std::int64_t n);
+std::int64_t max_tensor_elements();
+
 /// Runs `fn(begin, end)` over [0, n) split into up to `threads` contiguous chunks.
 void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t, std::int64_t)>& fn);
 
