@@ -154,7 +154,7 @@ void run(const Args& a) {
 
 Registrar reg("eval", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
-  auto* sub = root.add_subcommand("eval", "Evaluate a model (fp32 or fake-quantized): top-1 accuracy or perplexity");
+  auto* sub = root.add_subcommand("eval", "evaluate a model (fp32 or fake-quantized): top-1 accuracy or perplexity");
   sub->add_option("model", a->model, "ONNX classifier, llama2.c .bin, or Hugging Face LLaMA directory")->required();
   sub->add_option("--data", a->data, "dataset spec (YAML) or mnist:DIR, fashion-mnist[:DIR], text:FILE, npy:INPUTS,LABELS")->required();
   sub->add_option("--data-root", a->data_root, "directory that overrides the spec's root");

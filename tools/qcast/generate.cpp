@@ -52,7 +52,7 @@ void run(const Args& a) {
 
 Registrar reg("generate", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
-  auto* sub = root.add_subcommand("generate", "Generate text with a LLaMA model (fp32 or fake-quantized), llama2.c sampling");
+  auto* sub = root.add_subcommand("generate", "generate text with a LLaMA model (fp32 or fake-quantized), llama2.c sampling");
   sub->add_option("model", a->model, "llama2.c .bin or Hugging Face LLaMA directory")->required();
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin); default: tok<vocab>.bin beside the model");
   sub->add_option("--prompt", a->prompt, "prompt text (default: empty)");

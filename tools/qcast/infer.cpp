@@ -52,7 +52,7 @@ void run(const Args& a) {
 
 Registrar reg("infer", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
-  auto* sub = root.add_subcommand("infer", "Run an ONNX model on a .npy batch (fp32 or fake-quantized); report throughput");
+  auto* sub = root.add_subcommand("infer", "run an ONNX model on a .npy batch (fp32 or fake-quantized); report throughput");
   sub->add_option("model", a->model, "ONNX model")->required();
   sub->add_option("input", a->input, ".npy input batch [N, ...]")->required();
   sub->add_option("-o,--output", a->output, "write the first output as .npy");

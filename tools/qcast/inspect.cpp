@@ -143,7 +143,7 @@ void run(const Args& a) {
 
 Registrar reg("inspect", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
-  auto* sub = root.add_subcommand("inspect", "Show a model's layers, shapes, parameters, MACs and weight bytes per format");
+  auto* sub = root.add_subcommand("inspect", "show a model's layers, shapes, parameters, MACs and weight bytes per format");
   sub->add_option("model", a->model, "ONNX file, llama2.c .bin, or Hugging Face LLaMA directory")->required();
   sub->add_flag("--json", a->json, "print one JSON object (per-layer N C M P Q R S H W stride dilation groups for cost models)");
   sub->add_option("--batch", a->batch, "batch size for shapes and MACs (ONNX)")->check(CLI::Range(1, 1 << 20))->capture_default_str();
