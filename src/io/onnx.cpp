@@ -59,7 +59,7 @@ Value tensor_value(const onnx::TensorProto& t, const std::string& where) {
   switch (t.data_type()) {
     case onnx::TensorProto::FLOAT: {
       Value v = Value::floats(s);
-      if (raw) { std::vector<float> tmp; copy_raw(t.raw_data(), un, tmp, what); *v.f = std::move(tmp); }
+      if (raw) { std::vector<float> tmp; copy_raw(t.raw_data(), un, tmp, what); v.f->assign(tmp.begin(), tmp.end()); }
       else { check(t.float_data_size()); std::copy(t.float_data().begin(), t.float_data().end(), v.f->begin()); }
       return v;
     }

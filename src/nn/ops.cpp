@@ -42,7 +42,7 @@ Value& OpCtx::alloc(std::size_t k, Shape s, bool is_int) {
   v.i.reset();
   if (!shape_only) {
     if (is_int) v.i = std::make_shared<std::vector<std::int64_t>>(static_cast<std::size_t>(v.numel()));
-    else v.f = std::make_shared<std::vector<float>>(static_cast<std::size_t>(v.numel()));
+    else v.f = std::make_shared<FloatBuf>(static_cast<std::size_t>(v.numel()));
   }
   return v;
 }
@@ -121,7 +121,7 @@ void binary(OpCtx& c, FF ff, FI fi) {
   } else {
     auto get = [](const Value& v) {
       if (!v.is_int) return v.f;
-      auto f = std::make_shared<std::vector<float>>(v.i->size());
+      auto f = std::make_shared<FloatBuf>(v.i->size());
       for (std::size_t k = 0; k < f->size(); ++k) (*f)[k] = static_cast<float>((*v.i)[k]);
       return f;
     };
@@ -287,7 +287,7 @@ void op_conv(OpCtx& c) {
   const std::int64_t Mg = M / G, K = Cg * kh * kw, PQ = w.P * w.Q;
   const bool direct = kh == 1 && kw == 1 && w.sh == 1 && w.sw == 1 && w.pt == 0 && w.pl == 0 && w.pb == 0 && w.pr == 0;
   parallel_for(N, c.threads, [&](std::int64_t b, std::int64_t e) {
-    std::vector<float> col(direct ? 0 : static_cast<std::size_t>(K * PQ));
+    FloatBuf col(direct ? 0 : static_cast<std::size_t>(K * PQ));
     for (std::int64_t n = b; n < e; ++n) {
       for (std::int64_t g = 0; g < G; ++g) {
         const float* xs = x + (n * C + g * Cg) * H * W;

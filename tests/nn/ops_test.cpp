@@ -14,7 +14,7 @@ namespace {
 
 Value F(Shape s, std::vector<float> v) {
   Value x = Value::floats(std::move(s));
-  *x.f = std::move(v);
+  x.f->assign(v.begin(), v.end());
   return x;
 }
 Value I(Shape s, std::vector<std::int64_t> v) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qcast/format.hpp"
@@ -16,12 +17,27 @@
 
 namespace qcast::nn {
 
+/// An allocator that leaves elements uninitialised on resize (operators write every output element),
+/// so large activations are not zero-filled first.
+template <class T>
+struct UninitAllocator : std::allocator<T> {
+  using std::allocator<T>::allocator;
+  template <class U>
+  struct rebind { using other = UninitAllocator<U>; };
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    if constexpr (sizeof...(A) == 0) ::new (static_cast<void*>(p)) U;
+    else ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+using FloatBuf = std::vector<float, UninitAllocator<float>>;
+
 /// A runtime value: a float32 or int64 tensor with shared (copy-on-write by convention) storage.
 /// In shape-only mode (shape inference) `has_data()` is false.
 struct Value {
   Shape shape;
   bool is_int = false;
-  std::shared_ptr<std::vector<float>> f;
+  std::shared_ptr<FloatBuf> f;
   std::shared_ptr<std::vector<std::int64_t>> i;
 
   bool has_data() const { return is_int ? static_cast<bool>(i) : static_cast<bool>(f); }
