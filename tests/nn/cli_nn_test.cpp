@@ -97,3 +97,17 @@ TEST(CliGenerate, GreedyFromEmptyPrompt) {
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["text"].get<std::string>().rfind("Tom had a dog", 0), 0u);
 }
+
+TEST(CliEval, UnknownLayerPatternWarnsWithLayerNames) {
+  QCAST_REQUIRE_SHARED("data/mnist/t10k-images-idx3-ubyte.gz");
+  qcast::test::TempDir d;
+  std::ofstream(d.file("r.yaml")) << "weights: mxfp8\nlayers:\n  \"/classifier/*\": {weights: mxfp4}\n";
+  auto r = run_cli("eval " + S("models/lenet5-mnist.onnx") + " --data mnist:" + S("data/mnist") + " --limit 10 --recipe " +
+                   d.file("r.yaml") + " --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("warning"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/classifier/*"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/fc/f7/Gemm"), std::string::npos) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["recipe"]["weights"], "mxfp8");
+}
