@@ -1,0 +1,240 @@
+// qcast::hw — the hardware cost model: a layer as a perfect loop nest (Problem), an accelerator as a
+// hierarchy of storage levels feeding an array of MACs (Architecture), a dataflow (Mapping), and the
+// analysis that turns the three into per-level reads / fills / updates, cycles and energy
+// (Timeloop's counting conventions; see docs/cost.md).
+//
+// Units: energies in picojoules (pJ), sizes in elements ("words") unless a name says bits.
+// All functions throw qcast::Error for bad input, naming the file and the field at fault.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qcast::hw {
+
+// ---------------------------------------------------------------------------------------------
+// Problem
+// ---------------------------------------------------------------------------------------------
+
+/// One term `coef * dim` of a projection expression.
+struct Term {
+  int dim = 0;            ///< index into Problem::dims
+  std::int64_t coef = 1;  ///< multiplier (a stride, a dilation, a group size)
+};
+
+/// A tensor touched by the loop nest. Each entry of `projection` is one tensor axis, the sum of its
+/// terms, e.g. the input width of a convolution is `[[P, Wstride], [R, Wdilation]]`.
+struct DataSpace {
+  std::string name;
+  std::vector<std::vector<Term>> projection;
+  bool read_write = false;  ///< true for the output (accumulated with read-modify-write)
+};
+
+/// A layer as a perfectly nested loop over named dimensions.
+struct Problem {
+  std::string name;
+  std::vector<std::string> dims;     ///< dimension names, e.g. R S P Q C M N
+  std::vector<std::int64_t> bounds;  ///< iteration count of each dimension (>= 1)
+  std::vector<DataSpace> data_spaces;
+
+  /// Number of multiply-accumulates (the product of the bounds).
+  std::int64_t computes() const;
+  /// Index of dimension `name`, or -1.
+  int dim_index(const std::string& name) const;
+  /// Index of the data space called `name`, or -1.
+  int data_space_index(const std::string& name) const;
+  /// True when dimension `dim` appears in a projection of data space `ds`.
+  bool relevant(int ds, int dim) const;
+  /// Number of distinct tensor elements of data space `ds` for the whole problem.
+  std::int64_t data_space_size(int ds) const;
+
+  /// Parses a Timeloop-style problem YAML (`problem: {shape: {dimensions, data_spaces,
+  /// coefficients}, instance}`). `source` names the file in error messages.
+  static Problem from_yaml_text(const std::string& text, const std::string& source = "<problem>");
+  static Problem from_yaml_file(const std::string& path);
+};
+
+/// The role of a data space for bit widths: weights, input activations or outputs.
+enum class Role { Weights, Inputs, Outputs };
+/// Weights when the name contains "weight"/"filter"/"kernel", Outputs when read-write, else Inputs.
+Role role_of(const DataSpace& ds);
+
+// ---------------------------------------------------------------------------------------------
+// Architecture
+// ---------------------------------------------------------------------------------------------
+
+/// Per-action energies of a component, in pJ per vector access (storage) or per compute (MAC).
+struct ActionEnergy {
+  double read = 0, write = 0, update = 0, leak = 0, compute = 0;
+  std::string source = "builtin";  ///< "ERT" or the built-in table's name
+};
+
+/// One storage level (a buffer, register file, DRAM).
+struct StorageLevel {
+  std::string name, cls;
+  std::int64_t depth = 0;      ///< vectors; 0 = unbounded (DRAM)
+  std::int64_t width = 0;      ///< bits per vector access
+  std::int64_t datawidth = 0;  ///< bits per word
+  std::int64_t instances = 1;  ///< total instances in the architecture
+  double read_bandwidth = 0, write_bandwidth = 0;  ///< words / cycle per instance; 0 = unlimited
+  ActionEnergy energy;
+  /// Words per vector access (Timeloop's block size: width / datawidth, at least 1).
+  std::int64_t block_size() const;
+  /// Capacity in words (depth * block size); 0 = unbounded.
+  std::int64_t size_words() const;
+};
+
+/// The MAC array.
+struct Arithmetic {
+  std::string name, cls;
+  std::int64_t instances = 1;
+  std::int64_t datawidth = 0;
+  ActionEnergy energy;
+};
+
+/// Storage levels ordered innermost first (levels[0] feeds the MACs); the last one is the backing store.
+struct Architecture {
+  std::vector<StorageLevel> levels;
+  Arithmetic arith;
+
+  /// Index of the storage level called `name`, or -1.
+  int level_index(const std::string& name) const;
+  /// Spatial fanout between level `i` and what it feeds (level i-1, or the MACs for i = 0).
+  std::int64_t fanout(int i) const;
+
+  /// Parses a Timeloop v0.4 architecture YAML (`architecture: {nodes: [!Container ..., !Component ...]}`).
+  /// Instances come from `name[0..N-1]`, `spatial: {meshX, meshY}` or attributes `instances`/`meshX`/`meshY`
+  /// and multiply down the node list.
+  static Architecture from_yaml_text(const std::string& text, const std::string& source = "<arch>");
+  static Architecture from_yaml_file(const std::string& path);
+
+  /// Takes per-action energies from an Accelergy ERT YAML (`ERT: {tables: [{name, actions}]}`);
+  /// tables are matched to components by their last name segment. Throws when a component has none.
+  void apply_ert_text(const std::string& text, const std::string& source = "<ert>");
+  void apply_ert_file(const std::string& path);
+  /// Fills energies from a built-in table: "horowitz" (45 nm pJ numbers) or "eyeriss" (normalized
+  /// costs RF 1, array 2, buffer 6, DRAM 200 times a MAC). `mac_bits` are the operand widths used
+  /// for the MAC energy. Components that already have ERT energies keep them.
+  void apply_builtin(const std::string& table, double weight_bits, double input_bits);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Precision (quantization-aware traffic and MAC energy)
+// ---------------------------------------------------------------------------------------------
+
+/// Bits per element of a number format, scale overhead included (mxfp4 = 4.25: 32 e2m1 values
+/// share one 8-bit scale). Knows fp32 tf32 bf16 fp16 fp8 e4m3 e5m2 mxfp8 mxfp6 mxfp4 mxint8 nvfp4
+/// nf4 intN uintN. TODO: call qcast::Format::parse(name).bits_per_element() once src/format lands.
+double bits_per_element(const std::string& format);
+/// True for floating-point formats (their MAC energy scales from the fp32 numbers).
+bool is_float_format(const std::string& format);
+
+/// Operand formats of a layer. Empty = use each level's datawidth (Timeloop's behaviour).
+struct Precision {
+  std::string weights, activations, outputs;  ///< format names; outputs defaults to activations
+  bool empty() const { return weights.empty() && activations.empty(); }
+  double bits(Role r) const;
+  /// Parses a recipe: a format name ("int8"), or a JSON/YAML file with {weights, activations[, outputs]}.
+  static Precision from_recipe(const std::string& name_or_path);
+};
+
+/// MAC energy in pJ from the Horowitz 45 nm table for operands of `wbits` x `abits`:
+/// multiply ~ quadratic, add ~ linear in the bits (int: 0.2 pJ mult / 0.03 pJ add at 8 bit;
+/// float: 3.7 / 0.9 pJ at 32 bit).
+double mac_energy_pj(double wbits, double abits, bool floating);
+
+// ---------------------------------------------------------------------------------------------
+// Mapping
+// ---------------------------------------------------------------------------------------------
+
+/// The loops a storage level contributes: temporal factors with their order, spatial factors
+/// (distributed over the level's fanout), and which data spaces it keeps.
+struct LevelMapping {
+  std::vector<std::int64_t> temporal;  ///< per problem dimension
+  std::vector<std::int64_t> spatial;   ///< per problem dimension
+  std::vector<int> permutation;        ///< temporal loop order, innermost first (Timeloop's convention)
+  std::vector<bool> keep;              ///< per data space
+};
+
+/// One LevelMapping per storage level, same index as Architecture::levels (innermost first).
+struct Mapping {
+  std::vector<LevelMapping> levels;
+
+  /// All factors 1, everything kept, identity permutation.
+  static Mapping trivial(const Problem& p, const Architecture& a);
+  /// Parses a Timeloop map YAML (`mapping: [{target, type: temporal|spatial|bypass|dataspace,
+  /// factors: "R=3 P=16", permutation: RP, keep, bypass}]`). Dimensions not given a factor get 1
+  /// except at the outermost level, which takes the remainder.
+  static Mapping from_yaml_text(const std::string& text, const Problem& p, const Architecture& a,
+                                const std::string& source = "<map>");
+  static Mapping from_yaml_file(const std::string& path, const Problem& p, const Architecture& a);
+  /// The mapping in the map-YAML form above (round-trips through from_yaml_text).
+  std::string to_yaml(const Problem& p, const Architecture& a) const;
+  /// The mapping as an indented loop nest, outermost first, one block per level.
+  std::string loop_nest(const Problem& p, const Architecture& a) const;
+  /// Empty when the factors multiply to the bounds, fit the fanouts and the outermost level keeps
+  /// everything; else the reason. Capacity is checked by evaluate().
+  std::string check(const Problem& p, const Architecture& a) const;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Analysis
+// ---------------------------------------------------------------------------------------------
+
+/// Per level and data space, per instance (Timeloop's "Scalar ... (per-instance)").
+struct DataSpaceStats {
+  std::int64_t reads = 0, fills = 0, updates = 0;
+  std::int64_t utilized_capacity = 0;  ///< elements of the tile held by one instance
+  std::int64_t partition_size = 0;     ///< distinct elements one instance sees over the whole run
+  double energy_pj = 0;                ///< all utilized instances
+};
+
+struct LevelStats {
+  std::string name;
+  std::int64_t utilized_instances = 1;
+  std::vector<DataSpaceStats> ds;  ///< per data space
+  double leak_pj = 0;
+  double energy_pj = 0;            ///< data spaces + leakage, all instances
+  double capacity_bits = 0;        ///< utilized capacity in bits (per instance)
+};
+
+struct Evaluation {
+  bool valid = false;
+  std::string reason;  ///< why invalid (capacity, fanout, factors)
+  std::int64_t computes = 0, cycles = 0;
+  std::int64_t mac_instances_used = 1;
+  double mac_energy_pj = 0;
+  std::vector<LevelStats> levels;  ///< innermost first, like Architecture::levels
+  double energy_pj = 0;            ///< total
+  double utilization = 0;          ///< computes / (cycles * MAC instances)
+  double edp() const { return energy_pj * static_cast<double>(cycles); }
+};
+
+/// Evaluates a mapping. Exact (Timeloop's conventions) for perfect factorizations; spatial
+/// multicast is modelled for dimensions a data space does not depend on. An over-capacity or
+/// otherwise illegal mapping returns valid = false with a reason (no exception).
+Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, const Precision& prec = {});
+
+// ---------------------------------------------------------------------------------------------
+// Model layers
+// ---------------------------------------------------------------------------------------------
+
+/// One layer of the layer-shape JSON (docs/cost.md): {"name","op":"conv|gemm|matmul", N C M H W R S
+/// P Q stride dilation pad groups}. Pooling and other ops are kept with op set and skipped by cost.
+struct LayerShape {
+  std::string name, op;
+  std::int64_t N = 1, C = 1, M = 1, H = 1, W = 1, R = 1, S = 1, P = 0, Q = 0;
+  std::int64_t stride = 1, dilation = 1, pad = 0, groups = 1;
+};
+
+/// Reads {"layers":[...]} (the schema `qcast inspect --json` emits).
+std::vector<LayerShape> read_layers_json(const std::string& path);
+/// The layer as a problem: dims R S P Q C M N (plus G for grouped convolutions), data spaces
+/// Weights, Inputs, Outputs. gemm/matmul become 1x1 convolutions.
+Problem layer_problem(const LayerShape& l);
+/// True for ops that have MACs (conv, gemm, matmul, linear).
+bool layer_has_macs(const LayerShape& l);
+
+}  // namespace qcast::hw

@@ -1,0 +1,248 @@
+// The nest analysis: per level and data space reads, fills, updates; cycles; energy.
+//
+// The mapping is flattened into one loop nest, outermost first: for each storage level from the
+// outermost down, its temporal loops (outer) then its spatial loops. The tile an instance of level i
+// holds is the box of data touched by all loops of level i and below. Each time a temporal loop
+// above i advances (the loops between it and level i wrapping around), the tile moves; the new data
+// (tile minus its overlap with the previous tile) is filled. This is Timeloop's delta rule, computed
+// in closed form from box extents and shifts, so an evaluation costs microseconds.
+//
+// Counting conventions (Timeloop's, checked against its stats.txt):
+//  - the innermost level keeping an operand is read once per MAC (multicast across spatial loops of
+//    dimensions the operand does not depend on);
+//  - a level is read by its child keeper once per element the child fills;
+//  - outputs: every incoming partial sum is an update; reads = updates - distinct elements (the
+//    first access of an element needs no read) + partial sums sent back down for re-accumulation;
+//    the outermost level has no fills.
+#include <algorithm>
+#include <cmath>
+
+#include "qcast/error.hpp"
+#include "qcast/hw.hpp"
+
+namespace qcast::hw {
+
+namespace {
+
+struct Loop {
+  int dim;
+  std::int64_t f;
+  int level;
+  bool spatial;
+  std::int64_t w;  // mixed-radix weight: product of the factors of inner loops on the same dimension
+};
+
+std::int64_t box(const DataSpace& ds, const std::vector<std::int64_t>& E) {
+  std::int64_t n = 1;
+  for (auto& axis : ds.projection) {
+    std::int64_t e = 1;
+    for (auto& t : axis) e += t.coef * (E[t.dim] - 1);
+    n *= e;
+  }
+  return n;
+}
+
+}  // namespace
+
+Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, const Precision& prec) {
+  Evaluation ev;
+  const int L = static_cast<int>(a.levels.size());
+  const int D = static_cast<int>(p.dims.size());
+  const int S = static_cast<int>(p.data_spaces.size());
+  ev.computes = p.computes();
+  if (std::string why = m.check(p, a); !why.empty()) {
+    ev.reason = why;
+    return ev;
+  }
+
+  // Flatten, outermost first.
+  std::vector<Loop> loops;
+  for (int i = L - 1; i >= 0; --i) {
+    const auto& lm = m.levels[i];
+    for (int k = static_cast<int>(lm.permutation.size()) - 1; k >= 0; --k) {
+      int d = lm.permutation[k];
+      if (lm.temporal[d] > 1) loops.push_back({d, lm.temporal[d], i, false, 1});
+    }
+    for (int d = 0; d < D; ++d)
+      if (lm.spatial[d] > 1) loops.push_back({d, lm.spatial[d], i, true, 1});
+  }
+  // loops[first[i]..] belong to level i and below.
+  std::vector<int> first(L, 0);
+  {
+    int idx = 0;
+    for (int i = L - 1; i >= 0; --i) {
+      first[i] = idx;
+      for (auto& lp : loops)
+        if (lp.level == i) ++idx;
+    }
+  }
+  const int NL = static_cast<int>(loops.size());
+  {
+    std::vector<std::int64_t> inner(D, 1);
+    for (int k = NL - 1; k >= 0; --k) {
+      loops[k].w = inner[loops[k].dim];
+      inner[loops[k].dim] *= loops[k].f;
+    }
+  }
+  std::int64_t T = 1;
+  for (auto& lp : loops)
+    if (!lp.spatial) T *= lp.f;
+  ev.cycles = T;
+
+  // Spatial products over levels lo..hi (inclusive), all dims or only those relevant to ds.
+  auto sp_prod = [&](int lo, int hi, int ds) {
+    std::int64_t n = 1;
+    for (int i = lo; i <= hi; ++i)
+      for (int d = 0; d < D; ++d)
+        if (m.levels[i].spatial[d] > 1 && (ds < 0 || p.relevant(ds, d))) n *= m.levels[i].spatial[d];
+    return n;
+  };
+
+  // Per level, per data space: tile size, delta fills, partition size.
+  std::vector<std::vector<std::int64_t>> tile(L, std::vector<std::int64_t>(S, 0)), dfill = tile, part = tile;
+  std::vector<std::int64_t> E(D), Ep(D), shift(D);
+  for (int i = 0; i < L; ++i) {
+    std::fill(E.begin(), E.end(), 1);
+    for (int k = first[i]; k < NL; ++k) E[loops[k].dim] *= loops[k].f;
+    Ep = E;
+    for (int k = 0; k < first[i]; ++k)
+      if (!loops[k].spatial) Ep[loops[k].dim] *= loops[k].f;
+    for (int s = 0; s < S; ++s) {
+      if (!m.levels[i].keep[s]) continue;
+      const DataSpace& ds = p.data_spaces[s];
+      std::int64_t t = box(ds, E);
+      tile[i][s] = t;
+      part[i][s] = box(ds, Ep);
+      std::int64_t fills = t, outer = 1;
+      for (int j = 0; j < first[i]; ++j) {
+        if (loops[j].spatial) continue;
+        std::int64_t adv = (loops[j].f - 1) * outer;
+        outer *= loops[j].f;
+        std::fill(shift.begin(), shift.end(), 0);
+        shift[loops[j].dim] += loops[j].w;
+        for (int l = j + 1; l < first[i]; ++l)
+          if (!loops[l].spatial) shift[loops[l].dim] -= (loops[l].f - 1) * loops[l].w;
+        std::int64_t overlap = 1;
+        for (auto& axis : ds.projection) {
+          std::int64_t ext = 1, sh = 0;
+          for (auto& tm : axis) {
+            ext += tm.coef * (E[tm.dim] - 1);
+            sh += tm.coef * shift[tm.dim];
+          }
+          overlap *= std::max<std::int64_t>(0, ext - std::llabs(sh));
+        }
+        fills += adv * (t - overlap);
+      }
+      dfill[i][s] = fills;
+    }
+  }
+
+  ev.levels.resize(L);
+  for (int i = 0; i < L; ++i) {
+    ev.levels[i].name = a.levels[i].name;
+    ev.levels[i].ds.resize(S);
+    ev.levels[i].utilized_instances = sp_prod(i + 1, L - 1, -1);
+  }
+  ev.mac_instances_used = sp_prod(0, L - 1, -1);
+
+  for (int s = 0; s < S; ++s) {
+    const bool rw = p.data_spaces[s].read_write;
+    int child = -1;
+    for (int i = 0; i < L; ++i) {
+      if (!m.levels[i].keep[s]) continue;
+      DataSpaceStats& st = ev.levels[i].ds[s];
+      st.utilized_capacity = tile[i][s];
+      st.partition_size = part[i][s];
+      const bool top = i == L - 1;
+      if (!rw) {
+        if (child < 0)
+          st.reads = T * sp_prod(0, i, s);
+        else
+          st.reads = dfill[child][s] * sp_prod(child + 1, i, s);
+        st.fills = top ? 0 : dfill[i][s];
+      } else {
+        std::int64_t content, refetch = 0;
+        if (child < 0) {
+          content = T * sp_prod(0, i, -1);
+        } else {
+          std::int64_t fan = sp_prod(child + 1, i, -1);
+          content = dfill[child][s] * fan;
+          refetch = (dfill[child][s] - part[child][s]) * fan;
+        }
+        st.updates = content;
+        st.reads = content - part[i][s] + refetch;
+        if (st.reads < 0) st.reads = 0;
+        st.fills = top ? 0 : dfill[i][s] - part[i][s];
+      }
+      child = i;
+    }
+  }
+
+  // Capacity, bandwidth, energy.
+  std::int64_t cycles = T;
+  for (int i = 0; i < L; ++i) {
+    const StorageLevel& lv = a.levels[i];
+    LevelStats& ls = ev.levels[i];
+    double bits_used = 0;
+    std::int64_t words_used = 0, rd = 0, wr = 0;
+    double e = 0;
+    for (int s = 0; s < S; ++s) {
+      if (!m.levels[i].keep[s]) continue;
+      DataSpaceStats& st = ls.ds[s];
+      const double bits = prec.empty() ? static_cast<double>(lv.datawidth) : prec.bits(role_of(p.data_spaces[s]));
+      words_used += st.utilized_capacity;
+      bits_used += static_cast<double>(st.utilized_capacity) * bits;
+      rd += st.reads;
+      wr += st.fills + st.updates;
+      auto vec = [&](std::int64_t n) -> double {
+        if (n <= 0) return 0.0;
+        if (prec.empty()) {
+          std::int64_t bs = lv.block_size();
+          return static_cast<double>((n + bs - 1) / bs);
+        }
+        return std::ceil(static_cast<double>(n) * bits / static_cast<double>(lv.width) - 1e-9);
+      };
+      double es = vec(st.reads) * lv.energy.read + vec(st.fills) * lv.energy.write + vec(st.updates) * lv.energy.update;
+      st.energy_pj = es * static_cast<double>(ls.utilized_instances);
+      e += st.energy_pj;
+    }
+    ls.capacity_bits = bits_used;
+    if (lv.depth > 0) {
+      bool over = prec.empty() ? words_used > lv.size_words()
+                               : bits_used > static_cast<double>(lv.depth) * static_cast<double>(lv.width) + 1e-9;
+      if (over) {
+        ev.reason = "tiles at " + lv.name + " need " +
+                    (prec.empty() ? std::to_string(words_used) + " words" : std::to_string(static_cast<std::int64_t>(bits_used)) + " bits") +
+                    ", more than its capacity of " +
+                    (prec.empty() ? std::to_string(lv.size_words()) + " words" : std::to_string(lv.depth * lv.width) + " bits");
+      }
+    }
+    if (lv.read_bandwidth > 0) cycles = std::max(cycles, static_cast<std::int64_t>(std::ceil(rd / lv.read_bandwidth)));
+    if (lv.write_bandwidth > 0) cycles = std::max(cycles, static_cast<std::int64_t>(std::ceil(wr / lv.write_bandwidth)));
+    ls.energy_pj = e;
+  }
+  ev.cycles = cycles;
+  double mac_e = a.arith.energy.compute;
+  if (!prec.empty()) {
+    const bool fl = is_float_format(prec.weights) || is_float_format(prec.activations);
+    double e = mac_energy_pj(prec.bits(Role::Weights), prec.bits(Role::Inputs), fl);
+    if (a.arith.energy.source == "ERT") {
+      double ref = a.arith.datawidth ? static_cast<double>(a.arith.datawidth) : 8.0;
+      e = a.arith.energy.compute * e / mac_energy_pj(ref, ref, false);
+    }
+    mac_e = e;
+  }
+  ev.mac_energy_pj = mac_e * static_cast<double>(ev.computes);
+  ev.energy_pj = ev.mac_energy_pj;
+  for (int i = 0; i < L; ++i) {
+    LevelStats& ls = ev.levels[i];
+    ls.leak_pj = a.levels[i].energy.leak * static_cast<double>(cycles) * static_cast<double>(a.levels[i].instances);
+    ls.energy_pj += ls.leak_pj;
+    ev.energy_pj += ls.energy_pj;
+  }
+  ev.utilization = static_cast<double>(ev.computes) / (static_cast<double>(cycles) * static_cast<double>(a.arith.instances));
+  ev.valid = ev.reason.empty();
+  return ev;
+}
+
+}  // namespace qcast::hw

@@ -1,0 +1,372 @@
+// Architecture: Timeloop v0.4 arch YAML, Accelergy ERT, built-in energy tables, bit widths.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "hw/yaml_util.hpp"
+#include "qcast/error.hpp"
+#include "qcast/hw.hpp"
+
+namespace qcast::hw {
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool is_compute_class(const std::string& cls) {
+  std::string c = lower(cls);
+  return c.find("mac") != std::string::npos || c.find("compute") != std::string::npos ||
+         c.find("alu") != std::string::npos || c.find("multiplier") != std::string::npos;
+}
+
+// "PE[0..167]" -> ("PE", 168); "Buffer" -> ("Buffer", 1)
+std::pair<std::string, std::int64_t> split_name(const std::string& name, const std::string& source) {
+  static const std::regex re(R"(^(.*)\[\s*(\d+)\s*\.\.\s*(\d+)\s*\]$)");
+  std::smatch m;
+  if (std::regex_match(name, m, re)) {
+    std::int64_t a = std::stoll(m[2]), b = std::stoll(m[3]);
+    if (b < a) throw Error(source + ": bad instance range in name '" + name + "'");
+    return {m[1], b - a + 1};
+  }
+  return {name, 1};
+}
+
+std::string base_name(const std::string& ert_name) {
+  std::string n = ert_name;
+  auto br = n.find('[');
+  if (br != std::string::npos) n = n.substr(0, br);
+  auto dot = n.rfind('.');
+  if (dot != std::string::npos) n = n.substr(dot + 1);
+  return n;
+}
+
+}  // namespace
+
+std::int64_t StorageLevel::block_size() const {
+  if (datawidth <= 0 || width <= 0) return 1;
+  return std::max<std::int64_t>(1, width / datawidth);
+}
+
+std::int64_t StorageLevel::size_words() const { return depth > 0 ? depth * block_size() : 0; }
+
+int Architecture::level_index(const std::string& name) const {
+  for (size_t i = 0; i < levels.size(); ++i)
+    if (levels[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::int64_t Architecture::fanout(int i) const {
+  std::int64_t below = i == 0 ? arith.instances : levels[i - 1].instances;
+  return std::max<std::int64_t>(1, below / std::max<std::int64_t>(1, levels[i].instances));
+}
+
+Architecture Architecture::from_yaml_file(const std::string& path) {
+  return from_yaml_text(detail::read_text(path, "architecture"), path);
+}
+
+Architecture Architecture::from_yaml_text(const std::string& text, const std::string& source) try {
+  using detail::as_int;
+  YAML::Node root = detail::load(text, source);
+  if (!root.IsMap() || !root["architecture"]) throw Error(source + ": missing top-level 'architecture:' key");
+  YAML::Node nodes = root["architecture"]["nodes"];
+  if (!nodes || !nodes.IsSequence() || nodes.size() == 0)
+    throw Error(source + ": 'architecture: nodes:' must be a non-empty list (Timeloop v0.4 format)");
+  Architecture a;
+  std::vector<StorageLevel> outer_first;
+  bool have_compute = false;
+  std::int64_t mult = 1;
+  int idx = 0;
+  for (auto n : nodes) {
+    std::string where = source + ": node " + std::to_string(idx++);
+    if (!n.IsMap()) throw Error(where + " is not a map");
+    if (!n["name"]) throw Error(where + " has no 'name'");
+    auto [name, range] = split_name(detail::as_str(n["name"], source, "name"), source);
+    where = source + ": node '" + name + "'";
+    std::string tag = n.Tag();
+    bool container;
+    if (tag == "!Container")
+      container = true;
+    else if (tag == "!Component")
+      container = false;
+    else if (tag.empty() || tag == "?" || tag == "!")
+      container = !n["class"];
+    else
+      throw Error(where + ": unknown tag '" + tag + "' (expected !Container or !Component)");
+    YAML::Node attrs = n["attributes"];
+    if (attrs && !attrs.IsMap()) throw Error(where + ": 'attributes' must be a map");
+    std::int64_t f = range;
+    auto mesh = [&](YAML::Node s) -> std::int64_t {
+      std::int64_t x = s["meshX"] ? as_int(s["meshX"], source, name + ".meshX") : 1;
+      std::int64_t y = s["meshY"] ? as_int(s["meshY"], source, name + ".meshY") : 1;
+      if (x < 1 || y < 1) throw Error(where + ": meshX/meshY must be >= 1");
+      return x * y;
+    };
+    if (YAML::Node sp = n["spatial"]) {
+      if (!sp.IsMap()) throw Error(where + ": 'spatial' must be a map {meshX, meshY}");
+      f *= mesh(sp);
+    } else if (attrs && (attrs["meshX"] || attrs["meshY"]) && !attrs["instances"]) {
+      f *= mesh(attrs);
+    }
+    if (attrs && attrs["instances"]) {
+      std::int64_t total = as_int(attrs["instances"], source, name + ".instances");
+      if (total < mult || total % mult)
+        throw Error(where + ": instances (" + std::to_string(total) + ") must be a multiple of the enclosing " +
+                    std::to_string(mult));
+      f = total / mult;
+    }
+    mult *= f;
+    if (container) continue;
+    if (have_compute) throw Error(where + ": nothing may follow the compute component");
+    std::string cls = n["class"] ? detail::as_str(n["class"], source, name + ".class") : "";
+    if (cls.empty()) throw Error(where + ": a component needs a 'class'");
+    auto geti = [&](std::initializer_list<const char*> keys, std::int64_t dflt) {
+      if (!attrs) return dflt;
+      for (auto k : keys)
+        if (attrs[k]) {
+          std::int64_t v = as_int(attrs[k], source, name + "." + k);
+          if (v < 1) throw Error(where + ": attribute '" + k + "' must be >= 1");
+          return v;
+        }
+      return dflt;
+    };
+    auto getd = [&](std::initializer_list<const char*> keys) {
+      if (!attrs) return 0.0;
+      for (auto k : keys)
+        if (attrs[k]) return detail::as_double(attrs[k], source, name + "." + k);
+      return 0.0;
+    };
+    if (is_compute_class(cls)) {
+      a.arith.name = name;
+      a.arith.cls = cls;
+      a.arith.instances = mult;
+      a.arith.datawidth = geti({"datawidth", "width"}, 0);
+      have_compute = true;
+      continue;
+    }
+    StorageLevel s;
+    s.name = name;
+    s.cls = cls;
+    s.instances = mult;
+    s.depth = geti({"depth", "entries"}, 0);
+    s.datawidth = geti({"datawidth", "word-bits", "word_bits"}, 0);
+    s.width = geti({"width"}, 0);
+    std::int64_t bs = geti({"block_size", "block-size"}, 0);
+    if (s.datawidth == 0 && s.width == 0) throw Error(where + ": a storage component needs 'width' and/or 'datawidth'");
+    if (s.datawidth == 0) s.datawidth = bs ? s.width / bs : s.width;
+    if (s.width == 0) s.width = s.datawidth * (bs ? bs : 1);
+    if (s.datawidth <= 0) throw Error(where + ": datawidth must be >= 1");
+    if (s.depth == 0 && lower(cls).find("dram") == std::string::npos && attrs && attrs["depth"])
+      throw Error(where + ": depth must be >= 1");
+    s.read_bandwidth = getd({"read_bandwidth", "read-bandwidth"});
+    s.write_bandwidth = getd({"write_bandwidth", "write-bandwidth"});
+    outer_first.push_back(s);
+  }
+  if (!have_compute) throw Error(source + ": no compute component (a class like intmac/fpmac/mac) in the nodes");
+  if (outer_first.empty()) throw Error(source + ": no storage component above the compute");
+  for (auto it = outer_first.rbegin(); it != outer_first.rend(); ++it) a.levels.push_back(*it);
+  if (a.arith.instances % a.levels[0].instances)
+    throw Error(source + ": instances of '" + a.arith.name + "' are not a multiple of '" + a.levels[0].name + "'");
+  for (size_t i = 0; i + 1 < a.levels.size(); ++i)
+    if (a.levels[i].instances % a.levels[i + 1].instances)
+      throw Error(source + ": instances of '" + a.levels[i].name + "' are not a multiple of '" + a.levels[i + 1].name + "'");
+  // Default energies: the Horowitz table at the compute's width.
+  double bits = a.arith.datawidth ? static_cast<double>(a.arith.datawidth) : 8.0;
+  a.apply_builtin("horowitz", bits, bits);
+  return a;
+} catch (const YAML::Exception& e) {
+  throw Error(source + ": malformed YAML: " + e.what());
+}
+
+void Architecture::apply_ert_file(const std::string& path) { apply_ert_text(detail::read_text(path, "ERT"), path); }
+
+void Architecture::apply_ert_text(const std::string& text, const std::string& source) try {
+  YAML::Node root = detail::load(text, source);
+  if (!root.IsMap() || !root["ERT"] || !root["ERT"]["tables"] || !root["ERT"]["tables"].IsSequence())
+    throw Error(source + ": expected 'ERT: tables: [...]' (Accelergy energy reference table)");
+  std::map<std::string, std::map<std::string, double>> tables;
+  for (auto t : root["ERT"]["tables"]) {
+    if (!t.IsMap() || !t["name"] || !t["actions"] || !t["actions"].IsSequence())
+      throw Error(source + ": each ERT table needs 'name' and 'actions'");
+    std::string n = base_name(detail::as_str(t["name"], source, "ERT table name"));
+    auto& acts = tables[n];
+    for (auto ac : t["actions"]) {
+      if (!ac.IsMap() || !ac["name"] || !ac["energy"]) throw Error(source + ": ERT table '" + n + "': each action needs 'name' and 'energy'");
+      std::string an = detail::as_str(ac["name"], source, "action name");
+      double e = detail::as_double(ac["energy"], source, n + "." + an + ".energy");
+      // Several argument sets for one action: keep the largest (a conservative choice).
+      if (!acts.count(an) || e > acts[an]) acts[an] = e;
+    }
+  }
+  auto get = [&](const std::map<std::string, double>& m, std::initializer_list<const char*> keys, double dflt) {
+    for (auto k : keys) {
+      auto it = m.find(k);
+      if (it != m.end()) return it->second;
+    }
+    return dflt;
+  };
+  for (auto& s : levels) {
+    auto it = tables.find(s.name);
+    if (it == tables.end()) throw Error(source + ": no ERT table for storage component '" + s.name + "'");
+    double rd = get(it->second, {"read", "random_read"}, -1);
+    if (rd < 0) throw Error(source + ": ERT table '" + s.name + "' has no 'read' action");
+    s.energy.read = rd;
+    s.energy.write = get(it->second, {"write", "random_write", "fill"}, rd);
+    s.energy.update = get(it->second, {"update", "write", "random_write"}, s.energy.write);
+    s.energy.leak = get(it->second, {"leak"}, 0);
+    s.energy.source = "ERT";
+  }
+  auto it = tables.find(arith.name);
+  if (it == tables.end()) throw Error(source + ": no ERT table for compute component '" + arith.name + "'");
+  double c = get(it->second, {"compute", "mac_random", "multiply_accumulate", "mac"}, -1);
+  if (c < 0) throw Error(source + ": ERT table '" + arith.name + "' has no 'compute' action");
+  arith.energy.compute = c;
+  arith.energy.source = "ERT";
+} catch (const YAML::Exception& e) {
+  throw Error(source + ": malformed YAML: " + e.what());
+}
+
+double mac_energy_pj(double wbits, double abits, bool floating) {
+  // Horowitz, ISSCC 2014 (45 nm): int8 add 0.03 pJ, int8 mult 0.2 pJ, int32 add 0.1, int32 mult 3.1;
+  // fp32 add 0.9 pJ, fp32 mult 3.7 pJ. Multiplier ~ product of operand widths, adder ~ width.
+  if (floating) {
+    double mult = 3.7 * (wbits * abits) / (32.0 * 32.0);
+    double add = 0.9 * std::max(wbits, abits) / 32.0;
+    return mult + add;
+  }
+  double mult = 0.2 * (wbits * abits) / 64.0;
+  double add = 0.03 * std::max(wbits, abits) / 8.0;
+  return mult + add;
+}
+
+void Architecture::apply_builtin(const std::string& table, double weight_bits, double input_bits) {
+  const std::string t = lower(table);
+  if (t != "horowitz" && t != "eyeriss") throw Error("unknown energy table '" + table + "' (horowitz|eyeriss)");
+  // Per-bit storage energies (pJ/bit).
+  const double mac16 = mac_energy_pj(16, 16, false);
+  for (auto& s : levels) {
+    if (s.energy.source == "ERT") continue;
+    std::string c = lower(s.cls);
+    bool dram = c.find("dram") != std::string::npos;
+    bool rf = c.find("reg") != std::string::npos;
+    bool array = c.find("array") != std::string::npos || c.find("noc") != std::string::npos;
+    double per_bit;
+    if (t == "horowitz") {
+      // 32-bit SRAM read (8 KB) 5 pJ, 32-bit DRAM read 640 pJ; a register file 1/6 of an SRAM
+      // access (the Eyeriss RF:buffer ratio).
+      per_bit = dram ? 640.0 / 32 : rf ? 5.0 / 32 / 6 : 5.0 / 32;
+    } else {
+      // Eyeriss normalized costs, relative to a 16-bit MAC: RF 1, PE array 2, buffer 6, DRAM 200.
+      double ratio = dram ? 200 : rf ? 1 : array ? 2 : 6;
+      per_bit = ratio * mac16 / 16.0;
+    }
+    s.energy.read = s.energy.write = s.energy.update = per_bit * static_cast<double>(s.width);
+    s.energy.leak = 0;
+    s.energy.source = t;
+  }
+  if (arith.energy.source != "ERT") {
+    arith.energy.compute = mac_energy_pj(weight_bits, input_bits, false);
+    arith.energy.source = t;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bits per element
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+std::optional<double> plain_bits(const std::string& f) {
+  static const std::map<std::string, double> table = {
+      {"fp64", 64},       {"fp32", 32},     {"float32", 32}, {"tf32", 32},      {"bf16", 16},
+      {"fp16", 16},       {"float16", 16},  {"half", 16},    {"fp8", 8},        {"e4m3", 8},
+      {"e4m3fn", 8},      {"e4m3fnuz", 8},  {"e5m2", 8},     {"e5m2fnuz", 8},   {"e3m2", 6},
+      {"e2m3", 6},        {"e2m1", 4},      {"fp4", 4},      {"e8m0", 8},       {"ue4m3", 8},
+      {"mxfp8", 8.25},    {"mxfp8_e4m3", 8.25}, {"mxfp8_e5m2", 8.25}, {"mxfp6", 6.25},
+      {"mxfp6_e3m2", 6.25}, {"mxfp6_e2m3", 6.25}, {"mxfp4", 4.25}, {"mxint8", 8.25},
+      {"nvfp4", 4.5},     {"nf4", 4.5}};
+  auto it = table.find(f);
+  if (it != table.end()) return it->second;
+  static const std::regex intn(R"(^u?int(\d+)$)");
+  static const std::regex exmy(R"(^e(\d+)m(\d+)(fn|fnuz)?$)");
+  std::smatch m;
+  if (std::regex_match(f, m, intn)) {
+    int n = std::stoi(m[1]);
+    if (n >= 1 && n <= 64) return n;
+  }
+  if (std::regex_match(f, m, exmy)) return 1 + std::stoi(m[1]) + std::stoi(m[2]);
+  return std::nullopt;
+}
+}  // namespace
+
+double bits_per_element(const std::string& format) {
+  const std::string f = lower(format);
+  if (auto b = plain_bits(f)) return *b;
+  // Composition grammar: ELEM@SCALE/gN or /bN (one scale per N elements), /chK, /tAxB, /asym.
+  static const std::regex comp(R"(^([a-z0-9_]+)@([a-z0-9_]+)((/[a-z0-9x]+)*)$)");
+  std::smatch m;
+  if (std::regex_match(f, m, comp)) {
+    auto e = plain_bits(m[1]);
+    auto s = plain_bits(m[2]);
+    if (e && s) {
+      double group = 0;
+      bool asym = false;
+      std::string rest = m[3];
+      static const std::regex part(R"(/([a-z]+)(\d*)(?:x(\d+))?)");
+      for (auto it = std::sregex_iterator(rest.begin(), rest.end(), part); it != std::sregex_iterator(); ++it) {
+        std::string k = (*it)[1];
+        if ((k == "g" || k == "b") && (*it)[2].length()) group = std::stod((*it)[2]);
+        if (k == "t" && (*it)[2].length() && (*it)[3].length()) group = std::stod((*it)[2]) * std::stod((*it)[3]);
+        if (k == "asym") asym = true;
+      }
+      if (group > 0) return *e + (*s) * (asym ? 2 : 1) / group;
+      return *e;  // per-tensor / per-channel scales: negligible per element
+    }
+  }
+  throw Error("unknown number format '" + format +
+              "' (known: fp32 bf16 fp16 e4m3 e5m2 mxfp8 mxfp6 mxfp4 mxint8 nvfp4 nf4 intN uintN, ELEM@SCALE/gN)");
+}
+
+bool is_float_format(const std::string& format) {
+  std::string f = lower(format);
+  if (f.find("int") != std::string::npos) return false;
+  return true;
+}
+
+double Precision::bits(Role r) const {
+  const std::string& f = r == Role::Weights ? weights : r == Role::Inputs ? activations : (outputs.empty() ? activations : outputs);
+  return bits_per_element(f.empty() ? (weights.empty() ? activations : weights) : f);
+}
+
+Precision Precision::from_recipe(const std::string& spec) {
+  Precision p;
+  bool is_file = spec.find('/') != std::string::npos ||
+                 (spec.ends_with(".json") || spec.ends_with(".yaml") || spec.ends_with(".yml"));
+  if (!is_file) {
+    bits_per_element(spec);  // validates
+    p.weights = p.activations = spec;
+    return p;
+  }
+  std::string text = detail::read_text(spec, "recipe");
+  YAML::Node root = detail::load(text, spec);  // YAML is a superset of JSON
+  if (!root.IsMap()) throw Error(spec + ": a recipe is a map {weights: FORMAT, activations: FORMAT}");
+  auto get = [&](const char* k) -> std::string {
+    if (!root[k]) return "";
+    std::string v = detail::as_str(root[k], spec, k);
+    bits_per_element(v);
+    return v;
+  };
+  p.weights = get("weights");
+  p.activations = get("activations");
+  p.outputs = get("outputs");
+  if (p.weights.empty() && p.activations.empty())
+    throw Error(spec + ": the recipe names neither 'weights' nor 'activations'");
+  if (p.weights.empty()) p.weights = p.activations;
+  if (p.activations.empty()) p.activations = p.weights;
+  return p;
+}
+
+}  // namespace qcast::hw

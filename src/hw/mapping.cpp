@@ -1,0 +1,249 @@
+// Mapping: Timeloop map YAML in and out, validity checks, loop-nest printing.
+#include <algorithm>
+#include <sstream>
+
+#include "hw/yaml_util.hpp"
+#include "qcast/error.hpp"
+#include "qcast/hw.hpp"
+
+namespace qcast::hw {
+
+namespace {
+
+bool single_char_dims(const Problem& p) {
+  for (auto& d : p.dims)
+    if (d.size() != 1) return false;
+  return true;
+}
+
+std::vector<std::string> split_words(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ' ' || c == ',' || c == '\t') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+}  // namespace
+
+Mapping Mapping::trivial(const Problem& p, const Architecture& a) {
+  Mapping m;
+  const size_t D = p.dims.size(), S = p.data_spaces.size();
+  for (size_t i = 0; i < a.levels.size(); ++i) {
+    LevelMapping lm;
+    lm.temporal.assign(D, 1);
+    lm.spatial.assign(D, 1);
+    for (size_t d = 0; d < D; ++d) lm.permutation.push_back(static_cast<int>(d));
+    lm.keep.assign(S, true);
+    m.levels.push_back(lm);
+  }
+  return m;
+}
+
+Mapping Mapping::from_yaml_file(const std::string& path, const Problem& p, const Architecture& a) {
+  return from_yaml_text(detail::read_text(path, "mapping"), p, a, path);
+}
+
+Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const Architecture& a,
+                                const std::string& source) try {
+  YAML::Node root = detail::load(text, source);
+  YAML::Node list = root.IsMap() ? root["mapping"] : root;
+  if (!list || !list.IsSequence()) throw Error(source + ": expected 'mapping:' with a list of {target, type, ...}");
+  Mapping m = trivial(p, a);
+  const size_t D = p.dims.size();
+  const int top = static_cast<int>(a.levels.size()) - 1;
+  std::vector<bool> top_given(D, false);
+  int idx = 0;
+  for (auto e : list) {
+    std::string where = source + ": mapping entry " + std::to_string(idx++);
+    if (!e.IsMap()) throw Error(where + " is not a map");
+    if (!e["target"]) throw Error(where + " has no 'target'");
+    std::string target = detail::as_str(e["target"], source, "target");
+    where = source + ": mapping entry for '" + target + "'";
+    std::string type = e["type"] ? detail::as_str(e["type"], source, "type") : "temporal";
+    int li = a.level_index(target);
+    if (li < 0) {
+      if (target == a.arith.name) continue;  // nothing to map at the compute
+      throw Error(where + ": no storage level called '" + target + "' in the architecture");
+    }
+    LevelMapping& lm = m.levels[li];
+    if (type == "temporal" || type == "spatial") {
+      auto& f = type == "temporal" ? lm.temporal : lm.spatial;
+      if (YAML::Node fn = e["factors"]) {
+        std::vector<std::pair<std::string, std::string>> kv;
+        if (fn.IsScalar()) {
+          for (auto& w : split_words(fn.as<std::string>())) {
+            auto eq = w.find('=');
+            if (eq == std::string::npos) throw Error(where + ": factor '" + w + "' is not of the form DIM=N");
+            kv.emplace_back(w.substr(0, eq), w.substr(eq + 1));
+          }
+        } else if (fn.IsMap()) {
+          for (auto it : fn) kv.emplace_back(it.first.as<std::string>(), it.second.as<std::string>());
+        } else {
+          throw Error(where + ": 'factors' must be a string like \"R=3 P=16\" or a map");
+        }
+        for (auto& [k, v] : kv) {
+          int d = p.dim_index(k);
+          if (d < 0) throw Error(where + ": factor names unknown dimension '" + k + "'");
+          std::int64_t n;
+          try {
+            size_t pos;
+            n = std::stoll(v, &pos);
+            if (pos != v.size()) throw 0;
+          } catch (...) {
+            throw Error(where + ": factor " + k + "=" + v + " is not an integer");
+          }
+          if (n < 1) throw Error(where + ": factor " + k + "=" + v + " must be >= 1");
+          f[d] = n;
+          if (type == "temporal" && li == top) top_given[d] = true;
+        }
+      }
+      if (type == "temporal" && e["permutation"]) {
+        std::vector<std::string> names;
+        YAML::Node pn = e["permutation"];
+        if (pn.IsSequence()) {
+          for (auto x : pn) names.push_back(detail::as_str(x, source, "permutation"));
+        } else {
+          std::string s = detail::as_str(pn, source, "permutation");
+          if (single_char_dims(p) && s.find_first_of(" ,") == std::string::npos)
+            for (char c : s) names.emplace_back(1, c);
+          else
+            names = split_words(s);
+        }
+        std::vector<int> perm;
+        for (auto& n : names) {
+          int d = p.dim_index(n);
+          if (d < 0) throw Error(where + ": permutation names unknown dimension '" + n + "'");
+          if (std::find(perm.begin(), perm.end(), d) != perm.end())
+            throw Error(where + ": permutation lists '" + n + "' twice");
+          perm.push_back(d);
+        }
+        for (size_t d = 0; d < D; ++d)
+          if (std::find(perm.begin(), perm.end(), static_cast<int>(d)) == perm.end()) perm.push_back(static_cast<int>(d));
+        lm.permutation = perm;
+      }
+    } else if (type == "bypass" || type == "dataspace" || type == "datatype") {
+      auto names = [&](const char* key) {
+        std::vector<int> out;
+        if (YAML::Node l = e[key]) {
+          if (!l.IsSequence()) throw Error(where + ": '" + key + "' must be a list of data space names");
+          for (auto x : l) {
+            std::string n = detail::as_str(x, source, key);
+            int ds = p.data_space_index(n);
+            if (ds < 0) throw Error(where + ": '" + key + "' names unknown data space '" + n + "'");
+            out.push_back(ds);
+          }
+        }
+        return out;
+      };
+      for (int ds : names("keep")) lm.keep[ds] = true;
+      for (int ds : names("bypass")) lm.keep[ds] = false;
+    } else {
+      throw Error(where + ": unknown type '" + type + "' (temporal|spatial|bypass)");
+    }
+  }
+  // Dimensions whose factors do not reach the bound: the outermost level takes the remainder
+  // when it was not given a factor for them.
+  for (size_t d = 0; d < D; ++d) {
+    std::int64_t prod = 1;
+    for (auto& lm : m.levels) prod *= lm.temporal[d] * lm.spatial[d];
+    if (prod != p.bounds[d] && !top_given[d] && p.bounds[d] % prod == 0) {
+      m.levels[top].temporal[d] *= p.bounds[d] / prod;
+    }
+  }
+  std::string why = m.check(p, a);
+  if (!why.empty()) throw Error(source + ": " + why);
+  return m;
+} catch (const YAML::Exception& e) {
+  throw Error(source + ": malformed YAML: " + e.what());
+}
+
+std::string Mapping::check(const Problem& p, const Architecture& a) const {
+  if (levels.size() != a.levels.size()) return "mapping has " + std::to_string(levels.size()) + " levels, architecture " +
+                                                std::to_string(a.levels.size());
+  for (size_t d = 0; d < p.dims.size(); ++d) {
+    std::int64_t prod = 1;
+    for (auto& lm : levels) prod *= lm.temporal[d] * lm.spatial[d];
+    if (prod != p.bounds[d])
+      return "factors of dimension " + p.dims[d] + " multiply to " + std::to_string(prod) + ", not its bound " +
+             std::to_string(p.bounds[d]) + " (only perfect factorizations are supported)";
+  }
+  for (size_t i = 0; i < levels.size(); ++i) {
+    std::int64_t sp = 1;
+    for (auto f : levels[i].spatial) sp *= f;
+    if (sp > a.fanout(static_cast<int>(i)))
+      return "spatial factors at " + a.levels[i].name + " (" + std::to_string(sp) + ") exceed its fanout " +
+             std::to_string(a.fanout(static_cast<int>(i)));
+  }
+  for (size_t ds = 0; ds < p.data_spaces.size(); ++ds)
+    if (!levels.back().keep[ds])
+      return "the outermost level " + a.levels.back().name + " must keep " + p.data_spaces[ds].name;
+  return "";
+}
+
+std::string Mapping::to_yaml(const Problem& p, const Architecture& a) const {
+  std::ostringstream o;
+  const bool single = single_char_dims(p);
+  o << "mapping:\n";
+  for (int i = static_cast<int>(levels.size()) - 1; i >= 0; --i) {
+    const auto& lm = levels[i];
+    auto factors = [&](const std::vector<std::int64_t>& f) {
+      std::string s;
+      for (size_t d = 0; d < p.dims.size(); ++d) s += (s.empty() ? "" : " ") + p.dims[d] + "=" + std::to_string(f[d]);
+      return s;
+    };
+    o << "  - target: " << a.levels[i].name << "\n    type: temporal\n    factors: " << factors(lm.temporal)
+      << "\n    permutation: ";
+    for (size_t k = 0; k < lm.permutation.size(); ++k) o << (single || k == 0 ? "" : " ") << p.dims[lm.permutation[k]];
+    o << "\n";
+    bool any_sp = std::any_of(lm.spatial.begin(), lm.spatial.end(), [](auto f) { return f != 1; });
+    if (any_sp) o << "  - target: " << a.levels[i].name << "\n    type: spatial\n    factors: " << factors(lm.spatial) << "\n";
+    bool any_bypass = std::any_of(lm.keep.begin(), lm.keep.end(), [](bool k) { return !k; });
+    if (any_bypass) {
+      o << "  - target: " << a.levels[i].name << "\n    type: bypass\n    keep: [";
+      bool first = true;
+      for (size_t ds = 0; ds < lm.keep.size(); ++ds)
+        if (lm.keep[ds]) o << (first ? "" : ", ") << p.data_spaces[ds].name, first = false;
+      o << "]\n    bypass: [";
+      first = true;
+      for (size_t ds = 0; ds < lm.keep.size(); ++ds)
+        if (!lm.keep[ds]) o << (first ? "" : ", ") << p.data_spaces[ds].name, first = false;
+      o << "]\n";
+    }
+  }
+  return o.str();
+}
+
+std::string Mapping::loop_nest(const Problem& p, const Architecture& a) const {
+  std::ostringstream o;
+  int depth = 0;
+  for (int i = static_cast<int>(levels.size()) - 1; i >= 0; --i) {
+    const auto& lm = levels[i];
+    o << a.levels[i].name << " [";
+    for (size_t ds = 0; ds < lm.keep.size(); ++ds)
+      if (lm.keep[ds]) o << " " << p.data_spaces[ds].name;
+    o << " ]\n";
+    for (int k = static_cast<int>(lm.permutation.size()) - 1; k >= 0; --k) {
+      int d = lm.permutation[k];
+      if (lm.temporal[d] == 1) continue;
+      o << "| " << std::string(2 * depth, ' ') << "for " << p.dims[d] << " in [0:" << lm.temporal[d] << ")\n";
+      ++depth;
+    }
+    for (size_t d = 0; d < p.dims.size(); ++d) {
+      if (lm.spatial[d] == 1) continue;
+      o << "| " << std::string(2 * depth, ' ') << "spatial-for " << p.dims[d] << " in [0:" << lm.spatial[d] << ")\n";
+      ++depth;
+    }
+  }
+  o << "| " << std::string(2 * depth, ' ') << "<< Compute >>\n";
+  return o.str();
+}
+
+}  // namespace qcast::hw

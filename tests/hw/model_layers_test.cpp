@@ -1,0 +1,190 @@
+// The hand-derived layer lists in examples/models/ against the real models in ../shared/models:
+// a minimal protobuf reader pulls every Conv / Gemm node (weight shape, strides, pads, groups) out of
+// the ONNX file, and the JSON must list the same layers in the same order. Input sizes are checked
+// for consistency along the chain (each conv's input is the previous conv's output).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "qcast/hw.hpp"
+#include "test_support.hpp"
+
+using namespace qcast::hw;
+
+namespace {
+
+// Protocol-buffer wire format, just enough for ONNX graphs.
+struct Reader {
+  const std::uint8_t* p;
+  const std::uint8_t* end;
+  bool more() const { return p < end; }
+  std::uint64_t varint() {
+    std::uint64_t v = 0;
+    for (int s = 0; p < end; s += 7) {
+      std::uint8_t b = *p++;
+      v |= static_cast<std::uint64_t>(b & 0x7f) << s;
+      if (!(b & 0x80)) break;
+    }
+    return v;
+  }
+  // Calls fn(field, wire type, sub-reader for length-delimited / value for varint).
+  template <class F>
+  void fields(F fn) {
+    while (more()) {
+      std::uint64_t key = varint();
+      int field = static_cast<int>(key >> 3), wt = static_cast<int>(key & 7);
+      if (wt == 0) {
+        std::uint64_t v = varint();
+        fn(field, wt, Reader{nullptr, nullptr}, v);
+      } else if (wt == 2) {
+        std::uint64_t n = varint();
+        Reader sub{p, p + n};
+        p += n;
+        fn(field, wt, sub, 0);
+      } else if (wt == 1) {
+        p += 8;
+      } else if (wt == 5) {
+        p += 4;
+      } else {
+        ADD_FAILURE() << "unsupported wire type " << wt;
+        p = end;
+      }
+    }
+  }
+  std::string str() const { return std::string(reinterpret_cast<const char*>(p), end - p); }
+};
+
+struct Node {
+  std::string op;
+  std::vector<std::string> inputs;
+  std::map<std::string, std::vector<std::int64_t>> ints;
+};
+
+void read_ints(int wt, Reader sub, std::uint64_t v, std::vector<std::int64_t>& out) {
+  if (wt == 0) {
+    out.push_back(static_cast<std::int64_t>(v));
+  } else {
+    while (sub.more()) out.push_back(static_cast<std::int64_t>(sub.varint()));
+  }
+}
+
+void read_onnx(const std::string& path, std::vector<Node>& nodes, std::map<std::string, std::vector<std::int64_t>>& dims) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Reader model{reinterpret_cast<const std::uint8_t*>(bytes.data()), reinterpret_cast<const std::uint8_t*>(bytes.data()) + bytes.size()};
+  model.fields([&](int f, int wt, Reader graph, std::uint64_t) {
+    if (f != 7 || wt != 2) return;  // ModelProto.graph
+    graph.fields([&](int gf, int gwt, Reader r, std::uint64_t) {
+      if (gwt != 2) return;
+      if (gf == 1) {  // NodeProto
+        Node n;
+        r.fields([&](int nf, int nwt, Reader x, std::uint64_t) {
+          if (nf == 1 && nwt == 2) n.inputs.push_back(x.str());
+          if (nf == 4 && nwt == 2) n.op = x.str();
+          if (nf == 5 && nwt == 2) {  // AttributeProto
+            std::string name;
+            std::vector<std::int64_t> vals;
+            x.fields([&](int af, int awt, Reader y, std::uint64_t v) {
+              if (af == 1 && awt == 2) name = y.str();
+              if (af == 3 && awt == 0) vals.push_back(static_cast<std::int64_t>(v));
+              if (af == 8) read_ints(awt, y, v, vals);
+            });
+            n.ints[name] = vals;
+          }
+        });
+        nodes.push_back(n);
+      } else if (gf == 5) {  // TensorProto initializer
+        std::string name;
+        std::vector<std::int64_t> d;
+        r.fields([&](int tf, int twt, Reader y, std::uint64_t v) {
+          if (tf == 1) read_ints(twt, y, v, d);
+          if (tf == 8 && twt == 2) name = y.str();
+        });
+        dims[name] = d;
+      }
+    });
+  });
+}
+
+// QCAST_DUMP_ONNX=1 prints the MAC nodes found (to update examples/models/make_layers.py).
+void dump(const Node& n, std::map<std::string, std::vector<std::int64_t>>& dims) {
+  std::printf("%s weight", n.op.c_str());
+  for (auto x : dims[n.inputs[1]]) std::printf(" %lld", static_cast<long long>(x));
+  for (auto& [a, v] : n.ints) {
+    std::printf("  %s=", a.c_str());
+    for (auto x : v) std::printf("%lld,", static_cast<long long>(x));
+  }
+  std::printf("\n");
+}
+
+void check_model(const std::string& onnx, const std::string& json, std::int64_t first_hw) {
+  std::vector<Node> nodes;
+  std::map<std::string, std::vector<std::int64_t>> dims;
+  read_onnx(onnx, nodes, dims);
+  std::vector<LayerShape> layers;
+  std::vector<bool> after_conv;  // the JSON entry before this layer is a convolution
+  std::string prev_op;
+  for (auto& l : read_layers_json(json)) {
+    if (layer_has_macs(l)) {
+      layers.push_back(l);
+      after_conv.push_back(prev_op == "conv");
+    }
+    prev_op = l.op;
+  }
+  size_t k = 0;
+  std::int64_t prev_out = first_hw;
+  for (auto& n : nodes) {
+    if (n.op != "Conv" && n.op != "Gemm" && n.op != "MatMul") continue;
+    ASSERT_LT(k, layers.size()) << "the ONNX model has more MAC layers than " << json;
+    if (std::getenv("QCAST_DUMP_ONNX")) dump(n, dims);
+    const LayerShape& l = layers[k++];
+    ASSERT_GE(n.inputs.size(), 2u);
+    ASSERT_TRUE(dims.count(n.inputs[1])) << "weight " << n.inputs[1] << " is not an initializer";
+    auto w = dims[n.inputs[1]];
+    if (n.op == "Conv") {
+      ASSERT_EQ(w.size(), 4u);
+      EXPECT_EQ(l.op, "conv") << l.name;
+      auto g = n.ints.count("group") ? n.ints["group"][0] : 1;
+      EXPECT_EQ(l.groups, g) << l.name;
+      EXPECT_EQ(l.M, w[0]) << l.name;
+      EXPECT_EQ(l.C, w[1] * g) << l.name;
+      EXPECT_EQ(l.R, w[2]) << l.name;
+      EXPECT_EQ(l.S, w[3]) << l.name;
+      auto s = n.ints.count("strides") ? n.ints["strides"] : std::vector<std::int64_t>{1, 1};
+      EXPECT_EQ(l.stride, s[0]) << l.name;
+      auto p = n.ints.count("pads") ? n.ints["pads"] : std::vector<std::int64_t>{0, 0, 0, 0};
+      EXPECT_EQ(l.pad, p[0]) << l.name;
+      if (after_conv[k - 1]) EXPECT_EQ(l.H, prev_out) << l.name << ": input is not the previous conv's output";
+      if (k == 1) EXPECT_EQ(l.H, first_hw);
+      prev_out = (l.H + 2 * l.pad - l.R) / l.stride + 1;
+    } else {
+      ASSERT_EQ(w.size(), 2u);
+      EXPECT_EQ(l.op, "gemm") << l.name;
+      bool transB = n.ints.count("transB") && n.ints["transB"][0] == 1;
+      EXPECT_EQ(l.M, transB ? w[0] : w[1]) << l.name;
+      EXPECT_EQ(l.C, transB ? w[1] : w[0]) << l.name;
+    }
+  }
+  EXPECT_EQ(k, layers.size()) << json << " lists MAC layers the ONNX model does not have";
+}
+
+}  // namespace
+
+TEST(HwModelLayers, Resnet20MatchesOnnx) {
+  QCAST_REQUIRE_SHARED("models/resnet20-cifar10.onnx");
+  check_model(qcast::test::shared_dir() + "/models/resnet20-cifar10.onnx",
+              std::string(QCAST_SOURCE_DIR) + "/examples/models/resnet20-cifar10.layers.json", 32);
+}
+
+TEST(HwModelLayers, Lenet5MatchesOnnx) {
+  QCAST_REQUIRE_SHARED("models/lenet5-mnist.onnx");
+  check_model(qcast::test::shared_dir() + "/models/lenet5-mnist.onnx",
+              std::string(QCAST_SOURCE_DIR) + "/examples/models/lenet5-mnist.layers.json", 32);
+}

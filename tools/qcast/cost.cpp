@@ -1,0 +1,284 @@
+// qcast cost: energy, cycles and per-level traffic of layers on an accelerator (Timeloop-compatible).
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "command.hpp"
+#include "qcast/error.hpp"
+#include "qcast/file.hpp"
+#include "qcast/hw.hpp"
+#include "qcast/mapper.hpp"
+#include "qcast/progress.hpp"
+
+namespace {
+
+using namespace qcast::hw;
+
+struct CostArgs {
+  std::string arch, ert, table = "horowitz", problem, model, recipe, map, search, save_map;
+  bool json = false;
+  int threads = 1;
+  std::uint64_t seed = 1;
+  double time_limit = 0;
+  std::int64_t samples = 8000;
+  int refine = 1000;
+};
+
+double ds_bits(const Precision& prec, const Problem& p, int s, const StorageLevel& lv) {
+  return prec.empty() ? static_cast<double>(lv.datawidth) : prec.bits(role_of(p.data_spaces[s]));
+}
+
+// Bytes moved at a level: reads + fills + updates of every data space, all utilized instances.
+double traffic_bytes(const Evaluation& ev, const Problem& p, const Architecture& a, const Precision& prec, int i) {
+  double b = 0;
+  for (size_t s = 0; s < p.data_spaces.size(); ++s) {
+    const auto& st = ev.levels[i].ds[s];
+    b += static_cast<double>(st.reads + st.fills + st.updates) * ds_bits(prec, p, static_cast<int>(s), a.levels[i]);
+  }
+  return b / 8.0 * static_cast<double>(ev.levels[i].utilized_instances);
+}
+
+std::string shape_of(const Problem& p) {
+  std::string s;
+  for (size_t d = 0; d < p.dims.size(); ++d) s += (d ? " " : "") + p.dims[d] + "=" + std::to_string(p.bounds[d]);
+  return s;
+}
+
+std::string fmt(double v, int prec = 2) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(prec) << v;
+  return o.str();
+}
+
+struct LayerResult {
+  std::string name;
+  Problem problem;
+  Mapping mapping;
+  Evaluation ev;
+  SearchResult search;
+  bool searched = false;
+};
+
+nlohmann::json layer_json(const LayerResult& r, const Architecture& a, const Precision& prec) {
+  const Problem& p = r.problem;
+  nlohmann::json j;
+  j["name"] = r.name;
+  nlohmann::json shape = nlohmann::json::object();
+  for (size_t d = 0; d < p.dims.size(); ++d) shape[p.dims[d]] = p.bounds[d];
+  j["shape"] = shape;
+  j["computes"] = r.ev.computes;
+  j["cycles"] = r.ev.cycles;
+  j["energy_pj"] = r.ev.energy_pj;
+  j["pj_per_compute"] = r.ev.energy_pj / static_cast<double>(r.ev.computes);
+  j["utilization"] = r.ev.utilization;
+  nlohmann::json levels = nlohmann::json::array();
+  for (int i = static_cast<int>(a.levels.size()) - 1; i >= 0; --i) {
+    nlohmann::json l;
+    l["name"] = a.levels[i].name;
+    l["energy_pj"] = r.ev.levels[i].energy_pj;
+    l["fj_per_compute"] = r.ev.levels[i].energy_pj * 1000.0 / static_cast<double>(r.ev.computes);
+    l["utilized_instances"] = r.ev.levels[i].utilized_instances;
+    l["traffic_bytes"] = traffic_bytes(r.ev, p, a, prec, i);
+    nlohmann::json dss = nlohmann::json::object();
+    for (size_t s = 0; s < p.data_spaces.size(); ++s) {
+      if (!r.mapping.levels[i].keep[s]) continue;
+      const auto& st = r.ev.levels[i].ds[s];
+      dss[p.data_spaces[s].name] = {{"reads", st.reads},
+                                    {"fills", st.fills},
+                                    {"updates", st.updates},
+                                    {"utilized_capacity", st.utilized_capacity},
+                                    {"energy_pj", st.energy_pj}};
+    }
+    l["data_spaces"] = dss;
+    levels.push_back(l);
+  }
+  levels.push_back({{"name", a.arith.name},
+                    {"energy_pj", r.ev.mac_energy_pj},
+                    {"fj_per_compute", r.ev.mac_energy_pj * 1000.0 / static_cast<double>(r.ev.computes)},
+                    {"utilized_instances", r.ev.mac_instances_used},
+                    {"traffic_bytes", 0},
+                    {"data_spaces", nlohmann::json::object()}});
+  j["levels"] = levels;
+  j["mapping"] = r.mapping.to_yaml(p, a);
+  j["loop_nest"] = r.mapping.loop_nest(p, a);
+  if (r.searched)
+    j["search"] = {{"evaluated", r.search.evaluated}, {"valid", r.search.valid}, {"seconds", r.search.seconds},
+                   {"exhaustive", r.search.exhaustive}, {"timed_out", r.search.timed_out}};
+  return j;
+}
+
+void print_layer(std::ostream& o, const LayerResult& r, const Architecture& a, const Precision& prec) {
+  const Problem& p = r.problem;
+  const auto& ev = r.ev;
+  const double C = static_cast<double>(ev.computes);
+  o << "== " << r.name << "  [" << shape_of(p) << "]\n";
+  o << "   computes " << ev.computes << ", cycles " << ev.cycles << ", utilization " << fmt(100 * ev.utilization, 1)
+    << "%, energy " << fmt(ev.energy_pj) << " pJ (" << fmt(ev.energy_pj / C, 3) << " pJ/compute)";
+  if (r.searched)
+    o << "\n   search: " << r.search.evaluated << " mappings evaluated (" << r.search.valid << " valid) in "
+      << fmt(r.search.seconds, 3) << " s" << (r.search.exhaustive ? ", exhaustive" : "")
+      << (r.search.timed_out ? ", stopped by the time limit" : "");
+  o << "\n";
+  o << "   " << std::left << std::setw(16) << "level" << std::right << std::setw(14) << "energy pJ" << std::setw(12)
+    << "fJ/compute" << std::setw(14) << "traffic B";
+  for (auto& ds : p.data_spaces) o << "  " << std::setw(26) << (ds.name + " r/f/u");
+  o << "\n";
+  for (int i = static_cast<int>(a.levels.size()) - 1; i >= 0; --i) {
+    o << "   " << std::left << std::setw(16) << a.levels[i].name << std::right << std::setw(14) << fmt(ev.levels[i].energy_pj)
+      << std::setw(12) << fmt(ev.levels[i].energy_pj * 1000 / C) << std::setw(14) << fmt(traffic_bytes(ev, p, a, prec, i), 0);
+    for (size_t s = 0; s < p.data_spaces.size(); ++s) {
+      const auto& st = ev.levels[i].ds[s];
+      std::string cell = r.mapping.levels[i].keep[s]
+                             ? std::to_string(st.reads) + "/" + std::to_string(st.fills) + "/" + std::to_string(st.updates)
+                             : "bypass";
+      o << "  " << std::setw(26) << cell;
+    }
+    o << "\n";
+  }
+  o << "   " << std::left << std::setw(16) << a.arith.name << std::right << std::setw(14) << fmt(ev.mac_energy_pj)
+    << std::setw(12) << fmt(ev.mac_energy_pj * 1000 / C) << "\n";
+  o << "   mapping:\n";
+  std::istringstream nest(r.mapping.loop_nest(p, a));
+  for (std::string line; std::getline(nest, line);) o << "     " << line << "\n";
+}
+
+void run_cost(const CostArgs& args) {
+  if (args.problem.empty() == args.model.empty()) throw qcast::Error("give exactly one of --problem and --model");
+  if (!args.map.empty() && !args.search.empty()) throw qcast::Error("give at most one of --map and --search");
+  if (!args.map.empty() && !args.model.empty()) throw qcast::Error("--map applies to a single --problem, not a --model");
+  if (!args.save_map.empty() && args.problem.empty())
+    throw qcast::Error("--save-map applies to a single --problem (a model's mappings are in its --json output)");
+  Architecture arch = Architecture::from_yaml_file(args.arch);
+  Precision prec;
+  if (!args.recipe.empty()) prec = Precision::from_recipe(args.recipe);
+  {
+    double wb = prec.empty() ? (arch.arith.datawidth ? arch.arith.datawidth : 8) : prec.bits(Role::Weights);
+    double ab = prec.empty() ? wb : prec.bits(Role::Inputs);
+    arch.apply_builtin(args.table, wb, ab);
+  }
+  if (!args.ert.empty()) arch.apply_ert_file(args.ert);
+
+  std::vector<std::pair<std::string, Problem>> problems;
+  std::vector<std::string> skipped;
+  if (!args.problem.empty()) {
+    Problem p = Problem::from_yaml_file(args.problem);
+    problems.emplace_back(p.name.empty() ? "problem" : p.name, p);
+  } else {
+    for (auto& l : read_layers_json(args.model)) {
+      if (!layer_has_macs(l)) {
+        skipped.push_back(l.name + " (" + l.op + ")");
+        continue;
+      }
+      problems.emplace_back(l.name, layer_problem(l));
+    }
+    if (problems.empty()) throw qcast::Error(args.model + ": no layer with MACs (conv, gemm, matmul)");
+  }
+  SearchOptions so;
+  so.objective = parse_objective(args.search.empty() ? "energy" : args.search);
+  so.seed = args.seed;
+  so.threads = args.threads;
+  so.time_limit_s = args.time_limit;
+  so.samples = args.samples;
+  so.refine_steps = args.refine;
+
+  std::vector<LayerResult> results;
+  qcast::Progress progress("mapping layers", static_cast<std::int64_t>(problems.size()), args.map.empty() && problems.size() > 1);
+  for (auto& [name, p] : problems) {
+    LayerResult r;
+    r.name = name;
+    r.problem = p;
+    if (!args.map.empty()) {
+      r.mapping = Mapping::from_yaml_file(args.map, p, arch);
+      r.ev = evaluate(p, arch, r.mapping, prec);
+      if (!r.ev.valid) throw qcast::Error(args.map + ": invalid mapping: " + r.ev.reason);
+    } else {
+      r.search = search_mapping(p, arch, prec, so);
+      r.mapping = r.search.mapping;
+      r.ev = r.search.eval;
+      r.searched = true;
+    }
+    results.push_back(std::move(r));
+    progress.advance();
+  }
+  progress.finish();
+
+  if (!args.save_map.empty()) {
+    const std::string y = results[0].mapping.to_yaml(results[0].problem, arch);
+    qcast::write_file_atomic(args.save_map, [&](int fd) { qcast::write_all(fd, y.data(), y.size(), args.save_map); });
+  }
+
+  // Totals.
+  const int L = static_cast<int>(arch.levels.size());
+  std::int64_t computes = 0, cycles = 0;
+  double energy = 0, mac = 0;
+  std::vector<double> lvl_e(L, 0), lvl_t(L, 0);
+  for (auto& r : results) {
+    computes += r.ev.computes;
+    cycles += r.ev.cycles;
+    energy += r.ev.energy_pj;
+    mac += r.ev.mac_energy_pj;
+    for (int i = 0; i < L; ++i) {
+      lvl_e[i] += r.ev.levels[i].energy_pj;
+      lvl_t[i] += traffic_bytes(r.ev, r.problem, arch, prec, i);
+    }
+  }
+  if (args.json) {
+    nlohmann::json j;
+    j["architecture"] = args.arch;
+    j["recipe"] = prec.empty() ? nlohmann::json(nullptr)
+                               : nlohmann::json{{"weights", prec.weights}, {"activations", prec.activations},
+                                                {"weight_bits", prec.bits(Role::Weights)}, {"activation_bits", prec.bits(Role::Inputs)}};
+    nlohmann::json layers = nlohmann::json::array();
+    for (auto& r : results) layers.push_back(layer_json(r, arch, prec));
+    j["layers"] = layers;
+    nlohmann::json tl = nlohmann::json::array();
+    for (int i = L - 1; i >= 0; --i)
+      tl.push_back({{"name", arch.levels[i].name}, {"energy_pj", lvl_e[i]}, {"traffic_bytes", lvl_t[i]}});
+    tl.push_back({{"name", arch.arith.name}, {"energy_pj", mac}, {"traffic_bytes", 0}});
+    j["total"] = {{"computes", computes}, {"cycles", cycles}, {"energy_pj", energy}, {"levels", tl}};
+    j["skipped"] = skipped;
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  for (auto& r : results) print_layer(std::cout, r, arch, prec);
+  std::cout << "== total (" << results.size() << " layer" << (results.size() == 1 ? "" : "s");
+  if (!prec.empty()) std::cout << ", weights " << prec.weights << " activations " << prec.activations;
+  std::cout << ")\n   computes " << computes << ", cycles " << cycles << ", energy " << fmt(energy) << " pJ ("
+            << fmt(energy / 1e6, 4) << " uJ, " << fmt(energy / static_cast<double>(computes), 3) << " pJ/compute)\n";
+  std::cout << "   " << std::left << std::setw(16) << "level" << std::right << std::setw(16) << "energy pJ" << std::setw(18)
+            << "traffic bytes" << "\n";
+  for (int i = L - 1; i >= 0; --i)
+    std::cout << "   " << std::left << std::setw(16) << arch.levels[i].name << std::right << std::setw(16) << fmt(lvl_e[i])
+              << std::setw(18) << fmt(lvl_t[i], 0) << "\n";
+  std::cout << "   " << std::left << std::setw(16) << arch.arith.name << std::right << std::setw(16) << fmt(mac) << "\n";
+  if (!skipped.empty()) {
+    std::cout << "   skipped (no MACs):";
+    for (auto& s : skipped) std::cout << " " << s;
+    std::cout << "\n";
+  }
+}
+
+qcast::cli::Registrar reg("cost", [](CLI::App& root) {
+  auto* sub = root.add_subcommand("cost", "energy, cycles and per-level traffic of layers on an accelerator (Timeloop-compatible)");
+  auto args = std::make_shared<CostArgs>();
+  sub->add_option("--arch", args->arch, "architecture YAML (Timeloop v0.4 nodes)")->required()->check(CLI::ExistingFile);
+  sub->add_option("--ert", args->ert, "Accelergy energy reference table (ERT) YAML; default: built-in table")->check(CLI::ExistingFile);
+  sub->add_option("--table", args->table, "built-in energy table when no ERT: horowitz|eyeriss")->capture_default_str();
+  sub->add_option("--problem", args->problem, "problem YAML (one layer, Timeloop format)")->check(CLI::ExistingFile);
+  sub->add_option("--model", args->model, "layer-shape JSON {\"layers\":[...]} (docs/cost.md)")->check(CLI::ExistingFile);
+  sub->add_option("--recipe", args->recipe, "number formats: a name (int8, mxfp4, ...) or a JSON/YAML file {weights, activations}");
+  sub->add_option("--map", args->map, "mapping YAML (Timeloop format) for --problem")->check(CLI::ExistingFile);
+  sub->add_option("--search", args->search, "search a mapping minimising energy|delay|edp (default when no --map: energy)");
+  sub->add_option("--save-map", args->save_map, "write the (searched) mapping of --problem as map YAML, reusable with --map");
+  sub->add_option("--seed", args->seed, "mapper seed")->capture_default_str();
+  sub->add_option("--samples", args->samples, "mapper random samples per layer")->capture_default_str()->check(CLI::Range(1, 100000000));
+  sub->add_option("--refine", args->refine, "mapper local-search moves per start")->capture_default_str()->check(CLI::Range(0, 100000000));
+  sub->add_option("--time-limit", args->time_limit, "mapper time limit per layer in seconds (0 = none)")->capture_default_str();
+  sub->add_flag("--json", args->json, "print JSON");
+  qcast::cli::add_threads_flag(sub, args->threads);
+  sub->callback([args] { run_cost(*args); });
+});
+
+}  // namespace
