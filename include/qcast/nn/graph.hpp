@@ -1,0 +1,131 @@
+// The model runtime's graph IR: typed values, operator nodes, shape inference, constant folding and
+// an executor. Dense math goes through OpenBLAS sgemm (convolution = im2col + sgemm), threaded over the
+// batch. Values are float32 or int64 (shape arithmetic as exported by PyTorch); float32 is what flows
+// between the heavy operators.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qcast/format.hpp"
+#include "qcast/tensor.hpp"
+
+namespace qcast::nn {
+
+/// A runtime value: a float32 or int64 tensor with shared (copy-on-write by convention) storage.
+/// In shape-only mode (shape inference) `has_data()` is false.
+struct Value {
+  Shape shape;
+  bool is_int = false;
+  std::shared_ptr<std::vector<float>> f;
+  std::shared_ptr<std::vector<std::int64_t>> i;
+
+  bool has_data() const { return is_int ? static_cast<bool>(i) : static_cast<bool>(f); }
+  std::int64_t numel() const { return shape_numel(shape); }
+  const float* fp() const { return f->data(); }
+  float* mfp() { return f->data(); }
+  const std::int64_t* ip() const { return i->data(); }
+
+  static Value floats(Shape s, float fill = 0.0f);
+  static Value ints(Shape s, std::int64_t fill = 0);
+  static Value from_tensor(const Tensor& t);  // float types -> f32, integer types -> i64
+  /// Reads element k as a double (either kind).
+  double at(std::int64_t k) const { return is_int ? static_cast<double>((*i)[k]) : (*f)[k]; }
+  Tensor to_tensor() const;  // float32 (ints converted)
+};
+
+struct Attr {
+  enum class Kind { None, Int, Float, String, Ints, Floats, Tensor };
+  Kind kind = Kind::None;
+  std::int64_t i = 0;
+  float f = 0;
+  std::string s;
+  std::vector<std::int64_t> ints;
+  std::vector<float> floats;
+  std::shared_ptr<Value> t;
+};
+
+/// Quantization attached to a node by a recipe (see recipe.hpp): formats for the weight (input 1 of
+/// Conv / Gemm / MatMul) and for the activation (input 0). Empty optional = full precision.
+struct NodeQuant {
+  std::optional<Format> weight;
+  std::optional<Format> act;
+};
+
+struct Node {
+  std::string name;
+  std::string op;
+  std::vector<int> inputs;   // value ids; -1 = omitted optional input
+  std::vector<int> outputs;  // value ids
+  std::map<std::string, Attr> attrs;
+  NodeQuant quant;
+
+  bool has(const std::string& a) const { return attrs.count(a) != 0; }
+  std::int64_t get_i(const std::string& a, std::int64_t def) const;
+  float get_f(const std::string& a, float def) const;
+  std::string get_s(const std::string& a, const std::string& def) const;
+  std::vector<std::int64_t> get_ints(const std::string& a, std::vector<std::int64_t> def = {}) const;
+};
+
+struct GraphInput {
+  int id;
+  Shape shape;  // -1 for a symbolic dimension (e.g. batch)
+};
+
+/// A computation graph in topological order.
+class Graph {
+ public:
+  std::vector<std::string> value_names;           // by id
+  std::map<int, Value> constants;                 // initializers and folded values
+  std::vector<Node> nodes;
+  std::vector<GraphInput> inputs;
+  std::vector<int> outputs;
+  std::string source;                             // file name, for messages
+  int opset = 13;                                 // default-domain opset version
+  std::map<int, Value> fp32_weights;              // originals of weights replaced by quantize_weights
+
+  int value_id(const std::string& name);          // creates on first use
+  int find_value(const std::string& name) const;  // -1 if absent
+  bool is_const(int id) const { return constants.count(id) != 0; }
+
+  /// Checks operators, input arities and that every used value is produced before use (throws
+  /// qcast::Error naming the node); evaluates every node whose inputs are all constant and removes it.
+  void finalize();
+  /// Shapes of every value for a given input shape (symbolic dims replaced by `batch`).
+  std::vector<Shape> infer_shapes(std::int64_t batch = 1) const;
+  /// Runs the graph. `feeds` are the graph inputs in order; returns the graph outputs in order.
+  std::vector<Value> run(const std::vector<Value>& feeds, int threads = 1) const;
+  /// Replaces quantizable weights by their fake-quantized values according to node.quant.weight
+  /// (once, before running). Idempotent per call of apply_recipe.
+  void quantize_weights(int threads = 1);
+};
+
+/// True if `op` is implemented by the executor.
+bool op_supported(const std::string& op);
+/// Names of all supported operators (sorted).
+std::vector<std::string> supported_ops();
+
+/// Per-layer information for `qcast inspect` and cost models (Conv / Gemm / MatMul layers, plus a
+/// line per other node).
+struct LayerInfo {
+  std::string name, op;
+  std::vector<Shape> in_shapes, out_shapes;
+  std::int64_t params = 0;        // elements of constant inputs (weights + biases)
+  std::int64_t weight_elems = 0;  // elements of the quantizable weight
+  std::int64_t macs = 0;          // multiply-accumulates for one input batch
+  // Conv / Gemm problem (Timeloop-style): N batch, C in-channels, M out-channels, P x Q output,
+  // R x S kernel, H x W input; Gemm/MatMul: P = Q = R = S = H = W = 1, C = K, M = N_out.
+  bool is_compute = false;
+  std::int64_t N = 1, C = 1, M = 1, P = 1, Q = 1, R = 1, S = 1, H = 1, W = 1, groups = 1;
+  std::vector<std::int64_t> stride{1, 1}, dilation{1, 1};
+};
+std::vector<LayerInfo> layer_info(const Graph& g, std::int64_t batch = 1);
+
+/// Runs `fn(begin, end)` over [0, n) split into up to `threads` contiguous chunks.
+void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t, std::int64_t)>& fn);
+
+}  // namespace qcast::nn

@@ -1,0 +1,119 @@
+// LLaMA-family language models: llama2.c checkpoints (legacy and v1 headers) with their BPE tokenizer,
+// and Hugging Face LLaMA checkpoints (config.json + *.safetensors). RMSNorm, RoPE, grouped-query causal
+// attention with a KV cache, SwiGLU; tied or separate classifier. Fake-quant hooks on every linear
+// layer's weight and input, and on the KV cache.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "qcast/format.hpp"
+#include "qcast/nn/recipe.hpp"
+
+namespace qcast::nn {
+
+struct LlamaConfig {
+  int dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, vocab_size = 0, seq_len = 0;
+  bool shared_classifier = true;
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+  /// RoPE pairing: llama2.c rotates adjacent pairs (2i, 2i+1); Hugging Face rotates (i, i + head/2).
+  bool rope_half = false;
+  int head_size() const { return dim / n_heads; }
+  int kv_dim() const { return head_size() * n_kv_heads; }
+};
+
+/// One linear layer: weight [out, in] row-major, plus its quantization.
+struct Linear {
+  std::string name;
+  int out = 0, in = 0;
+  std::vector<float> w;        // current (possibly fake-quantized) weight
+  std::vector<float> w_fp32;   // original
+  std::optional<Format> act;   // input fake-quant (dynamic, blocks along `in`)
+};
+
+struct LlamaLayer {
+  std::vector<float> rms_att, rms_ffn;
+  Linear wq, wk, wv, wo, w1, w2, w3;
+};
+
+class Llama {
+ public:
+  LlamaConfig cfg;
+  std::vector<float> tok_emb;  // [vocab, dim]
+  std::vector<LlamaLayer> layers;
+  std::vector<float> rms_final;
+  Linear cls;                  // [vocab, dim]
+  std::optional<Format> kv;    // KV-cache fake-quant (blocks along the kv_dim of one position)
+  std::string source;
+
+  /// Per-sequence state (KV cache and scratch); one per concurrent sequence.
+  struct State {
+    std::vector<float> x, xb, xb2, hb, hb2, q, k, v, att, logits, key_cache, value_cache, qbuf;
+  };
+  State new_state() const;
+  /// Runs one token at position `pos` (0-based, < seq_len); returns the logits (valid until the next call).
+  const float* forward(State& s, int token, int pos) const;
+  /// Runs a whole sequence (positions 0..n-1, n <= seq_len) at once with GEMMs and a causal mask;
+  /// returns logits [n, vocab]. Same arithmetic as n calls of forward() up to summation order.
+  std::vector<float> forward_seq(const std::vector<int>& tokens) const;
+
+  /// Names of the quantizable linear layers ("layers.0.attention.wq", ..., "output").
+  std::vector<std::string> layer_names() const;
+  /// Applies a recipe: fake-quantizes weights, sets activation and KV formats. Returns a warning
+  /// (unmatched patterns) or "".
+  std::string apply_recipe(const Recipe& r, int threads = 1);
+  std::int64_t num_params() const;
+};
+
+/// Loads a llama2.c checkpoint (legacy header: negative vocab size = separate classifier; or v1 header
+/// with magic 0x616b3432). Throws qcast::Error for truncated or inconsistent files.
+Llama load_llama2c(const std::string& path);
+Llama parse_llama2c(const std::uint8_t* data, std::size_t size, const std::string& what);
+/// Loads a Hugging Face LLaMA checkpoint: a directory (or its config.json) with *.safetensors.
+Llama load_hf_llama(const std::string& path);
+/// llama2.c or HF, by file name.
+Llama load_llama(const std::string& path);
+bool looks_like_llama(const std::string& path);
+
+/// llama2.c's tokenizer (tok*.bin): vocab with merge scores; encode exactly as llama2.c's `encode`.
+class Tokenizer {
+ public:
+  std::vector<std::string> vocab;
+  std::vector<float> scores;
+  int max_token_length = 0;
+
+  static Tokenizer load(const std::string& path, int vocab_size);
+  static Tokenizer parse(const std::uint8_t* data, std::size_t size, int vocab_size, const std::string& what);
+  /// BOS (1) optionally, a dummy-prefix space token for non-empty text, code points (byte fallback
+  /// +3), then greedy merges by best score; EOS (2) optionally.
+  std::vector<int> encode(const std::string& text, bool bos, bool eos) const;
+  /// The text of `token` following `prev` (strips the leading space after BOS, decodes <0xXX>).
+  std::string decode(int prev, int token) const;
+
+ private:
+  std::unordered_map<std::string, int> index_;  // piece (as a C string) -> lowest id
+  int lookup(const std::string& s) const;
+};
+
+/// Perplexity protocol: for each story, tokens = encode(story, BOS, no EOS) truncated to seq_len; the
+/// NLL of tokens 1..n-1 given their prefix (teacher forcing).
+struct PerplexityResult {
+  double nll = 0;          // total
+  std::int64_t tokens = 0; // predicted tokens
+  std::int64_t samples = 0;
+  double mean_nll() const { return tokens ? nll / static_cast<double>(tokens) : 0.0; }
+  double perplexity() const;
+};
+PerplexityResult perplexity(const Llama& m, const Tokenizer& tok, const std::vector<std::string>& stories, int threads,
+                            const std::function<void()>& on_story = {});
+
+/// llama2.c's sampler: greedy when temperature == 0, else multinomial on softmax(logits / T) with its
+/// xorshift RNG seeded by `seed`.
+std::string generate(const Llama& m, const Tokenizer& tok, const std::string& prompt, int steps, float temperature,
+                     std::uint64_t seed, std::vector<int>* out_tokens = nullptr);
+
+}  // namespace qcast::nn

@@ -1,0 +1,170 @@
+// ONNX ModelProto -> nn::Graph.
+#include "qcast/nn/onnx.hpp"
+
+#include <onnx/onnx_pb.h>
+
+#include <cstring>
+#include <set>
+
+#include "qcast/error.hpp"
+#include "qcast/file.hpp"
+
+namespace qcast::nn {
+
+namespace {
+
+template <class T>
+void copy_raw(const std::string& raw, std::size_t n, std::vector<T>& out, const std::string& what) {
+  if (raw.size() != n * sizeof(T)) throw Error(what + ": raw_data has " + std::to_string(raw.size()) + " bytes, expected " + std::to_string(n * sizeof(T)));
+  out.resize(n);
+  if (n) std::memcpy(out.data(), raw.data(), raw.size());
+}
+
+Value tensor_value(const onnx::TensorProto& t, const std::string& where) {
+  const std::string what = where + ": tensor '" + t.name() + "'";
+  if (t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0)
+    throw Error(what + " uses external data, which is not supported");
+  Shape s;
+  for (auto d : t.dims()) {
+    if (d < 0) throw Error(what + " has a negative dimension");
+    s.push_back(d);
+  }
+  std::int64_t n;
+  try { n = shape_numel(s); } catch (const Error& e) { throw Error(what + ": " + e.what()); }
+  if (n > (std::int64_t(1) << 34)) throw Error(what + " is too large");
+  const std::size_t un = static_cast<std::size_t>(n);
+  const bool raw = t.has_raw_data();
+  auto check = [&](int count) {
+    if (static_cast<std::size_t>(count) != un)
+      throw Error(what + " has " + std::to_string(count) + " values, expected " + std::to_string(un) + " for shape " + shape_str(s));
+  };
+  switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT: {
+      Value v = Value::floats(s);
+      if (raw) { std::vector<float> tmp; copy_raw(t.raw_data(), un, tmp, what); *v.f = std::move(tmp); }
+      else { check(t.float_data_size()); std::copy(t.float_data().begin(), t.float_data().end(), v.f->begin()); }
+      return v;
+    }
+    case onnx::TensorProto::DOUBLE: {
+      Value v = Value::floats(s);
+      if (raw) { std::vector<double> tmp; copy_raw(t.raw_data(), un, tmp, what); for (std::size_t k = 0; k < un; ++k) (*v.f)[k] = static_cast<float>(tmp[k]); }
+      else { check(t.double_data_size()); for (std::size_t k = 0; k < un; ++k) (*v.f)[k] = static_cast<float>(t.double_data(static_cast<int>(k))); }
+      return v;
+    }
+    case onnx::TensorProto::FLOAT16: case onnx::TensorProto::BFLOAT16: {
+      std::vector<std::uint16_t> h;
+      if (raw) copy_raw(t.raw_data(), un, h, what);
+      else { check(t.int32_data_size()); for (auto x : t.int32_data()) h.push_back(static_cast<std::uint16_t>(x)); }
+      Tensor tt;
+      tt.dtype = t.data_type() == onnx::TensorProto::FLOAT16 ? DType::F16 : DType::BF16;
+      tt.shape = s;
+      tt.data = h.data();
+      return Value::from_tensor(tt);
+    }
+    case onnx::TensorProto::INT64: {
+      Value v = Value::ints(s);
+      if (raw) { std::vector<std::int64_t> tmp; copy_raw(t.raw_data(), un, tmp, what); *v.i = std::move(tmp); }
+      else { check(t.int64_data_size()); std::copy(t.int64_data().begin(), t.int64_data().end(), v.i->begin()); }
+      return v;
+    }
+    case onnx::TensorProto::INT32: case onnx::TensorProto::INT16: case onnx::TensorProto::INT8:
+    case onnx::TensorProto::UINT8: case onnx::TensorProto::UINT16: case onnx::TensorProto::BOOL: {
+      Value v = Value::ints(s);
+      if (raw) {
+        const auto dt = t.data_type();
+        const std::size_t es = dt == onnx::TensorProto::INT32 ? 4 : (dt == onnx::TensorProto::INT16 || dt == onnx::TensorProto::UINT16) ? 2 : 1;
+        if (t.raw_data().size() != un * es) throw Error(what + ": raw_data has the wrong size");
+        const char* p = t.raw_data().data();
+        for (std::size_t k = 0; k < un; ++k) {
+          std::int64_t x = 0;
+          switch (dt) {
+            case onnx::TensorProto::INT32: { std::int32_t y; std::memcpy(&y, p + 4 * k, 4); x = y; break; }
+            case onnx::TensorProto::INT16: { std::int16_t y; std::memcpy(&y, p + 2 * k, 2); x = y; break; }
+            case onnx::TensorProto::UINT16: { std::uint16_t y; std::memcpy(&y, p + 2 * k, 2); x = y; break; }
+            case onnx::TensorProto::INT8: x = static_cast<std::int8_t>(p[k]); break;
+            default: x = static_cast<std::uint8_t>(p[k]); break;
+          }
+          (*v.i)[k] = x;
+        }
+      } else {
+        check(t.int32_data_size());
+        std::copy(t.int32_data().begin(), t.int32_data().end(), v.i->begin());
+      }
+      return v;
+    }
+    default:
+      throw Error(what + " has unsupported data type " + std::to_string(t.data_type()));
+  }
+}
+
+Attr convert_attr(const onnx::AttributeProto& a, const std::string& where) {
+  Attr r;
+  switch (a.type()) {
+    case onnx::AttributeProto::INT: r.kind = Attr::Kind::Int; r.i = a.i(); r.f = static_cast<float>(a.i()); break;
+    case onnx::AttributeProto::FLOAT: r.kind = Attr::Kind::Float; r.f = a.f(); r.i = static_cast<std::int64_t>(a.f()); break;
+    case onnx::AttributeProto::STRING: r.kind = Attr::Kind::String; r.s = a.s(); break;
+    case onnx::AttributeProto::INTS: r.kind = Attr::Kind::Ints; r.ints.assign(a.ints().begin(), a.ints().end()); break;
+    case onnx::AttributeProto::FLOATS: r.kind = Attr::Kind::Floats; r.floats.assign(a.floats().begin(), a.floats().end()); break;
+    case onnx::AttributeProto::TENSOR: r.kind = Attr::Kind::Tensor; r.t = std::make_shared<Value>(tensor_value(a.t(), where)); break;
+    default: break;  // graphs, sparse tensors...: ignored (ops using them are unsupported anyway)
+  }
+  return r;
+}
+
+}  // namespace
+
+Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& what) {
+  onnx::ModelProto m;
+  if (size > static_cast<std::size_t>(INT32_MAX) || !m.ParseFromArray(data, static_cast<int>(size)))
+    throw Error(what + ": not a valid ONNX model (protobuf parsing failed; truncated or not an .onnx file?)");
+  if (!m.has_graph()) throw Error(what + ": the ONNX model has no graph");
+  const onnx::GraphProto& gp = m.graph();
+  Graph g;
+  g.source = what;
+  for (const auto& o : m.opset_import())
+    if (o.domain().empty() || o.domain() == "ai.onnx") g.opset = static_cast<int>(o.version());
+  for (const auto& init : gp.initializer()) {
+    if (init.name().empty()) throw Error(what + ": an initializer has no name");
+    g.constants[g.value_id(init.name())] = tensor_value(init, what);
+  }
+  for (const auto& in : gp.input()) {
+    const int id = g.value_id(in.name());
+    if (g.constants.count(id)) continue;  // old exporters list initializers as inputs
+    GraphInput gi{id, {}};
+    if (!in.type().has_tensor_type()) throw Error(what + ": input '" + in.name() + "' is not a tensor");
+    const auto& tt = in.type().tensor_type();
+    if (!tt.has_shape()) throw Error(what + ": input '" + in.name() + "' has no shape");
+    for (const auto& d : tt.shape().dim()) gi.shape.push_back(d.has_dim_value() && d.dim_value() > 0 ? d.dim_value() : -1);
+    g.inputs.push_back(gi);
+  }
+  if (g.inputs.empty()) throw Error(what + ": the graph has no inputs");
+  std::set<std::string> produced;
+  int unnamed = 0;
+  for (const auto& np : gp.node()) {
+    Node n;
+    n.op = np.op_type();
+    n.name = np.name().empty() ? n.op + "_" + std::to_string(unnamed++) : np.name();
+    if (!np.domain().empty() && np.domain() != "ai.onnx")
+      throw Error(what + ": unsupported operator '" + np.domain() + "." + n.op + "' (node '" + n.name + "')");
+    for (const auto& i : np.input()) n.inputs.push_back(i.empty() ? -1 : g.value_id(i));
+    while (!n.inputs.empty() && n.inputs.back() < 0) n.inputs.pop_back();
+    for (const auto& o : np.output()) {
+      if (o.empty()) continue;
+      if (!produced.insert(o).second) throw Error(what + ": value '" + o + "' is produced twice");
+      n.outputs.push_back(g.value_id(o));
+    }
+    for (const auto& a : np.attribute()) n.attrs[a.name()] = convert_attr(a, what + ": node '" + n.name + "'");
+    g.nodes.push_back(std::move(n));
+  }
+  for (const auto& o : gp.output()) g.outputs.push_back(g.value_id(o.name()));
+  if (g.outputs.empty()) throw Error(what + ": the graph has no outputs");
+  g.finalize();
+  return g;
+}
+
+Graph load_onnx(const std::string& path) {
+  MappedFile f(path);
+  return parse_onnx(f.data(), f.size(), path);
+}
+
+}  // namespace qcast::nn

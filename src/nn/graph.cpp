@@ -1,0 +1,343 @@
+// Graph IR: validation, constant folding, shape inference, the executor and per-layer statistics.
+#include "qcast/nn/graph.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+
+#include "nn/ops.hpp"
+#include "qcast/error.hpp"
+#include "qcast/quantize.hpp"
+
+namespace qcast::nn {
+
+Value Value::floats(Shape s, float fill) {
+  Value v;
+  v.f = std::make_shared<std::vector<float>>(static_cast<std::size_t>(shape_numel(s)), fill);
+  v.shape = std::move(s);
+  return v;
+}
+
+Value Value::ints(Shape s, std::int64_t fill) {
+  Value v;
+  v.is_int = true;
+  v.i = std::make_shared<std::vector<std::int64_t>>(static_cast<std::size_t>(shape_numel(s)), fill);
+  v.shape = std::move(s);
+  return v;
+}
+
+Value Value::from_tensor(const Tensor& t) {
+  const std::int64_t n = t.numel();
+  switch (t.dtype) {
+    case DType::F32: case DType::F16: case DType::BF16: case DType::F64: {
+      Tensor f = t.to_f32();
+      Value v = floats(t.shape);
+      std::copy(f.f32(), f.f32() + n, v.f->begin());
+      return v;
+    }
+    default: break;
+  }
+  Value v = ints(t.shape);
+  auto get = [&](std::int64_t k) -> std::int64_t {
+    switch (t.dtype) {
+      case DType::I8: return static_cast<const std::int8_t*>(t.data)[k];
+      case DType::U8: case DType::Bool: return static_cast<const std::uint8_t*>(t.data)[k];
+      case DType::I16: return static_cast<const std::int16_t*>(t.data)[k];
+      case DType::U16: return static_cast<const std::uint16_t*>(t.data)[k];
+      case DType::I32: return static_cast<const std::int32_t*>(t.data)[k];
+      case DType::U32: return static_cast<const std::uint32_t*>(t.data)[k];
+      case DType::I64: return static_cast<const std::int64_t*>(t.data)[k];
+      case DType::U64: return static_cast<std::int64_t>(static_cast<const std::uint64_t*>(t.data)[k]);
+      default: return 0;
+    }
+  };
+  for (std::int64_t k = 0; k < n; ++k) (*v.i)[k] = get(k);
+  return v;
+}
+
+Tensor Value::to_tensor() const {
+  Tensor t = Tensor::zeros_f32(shape);
+  float* p = t.mutable_f32();
+  if (has_data()) for (std::int64_t k = 0; k < numel(); ++k) p[k] = static_cast<float>(at(k));
+  return t;
+}
+
+std::int64_t Node::get_i(const std::string& a, std::int64_t def) const {
+  auto it = attrs.find(a);
+  return it == attrs.end() ? def : it->second.i;
+}
+float Node::get_f(const std::string& a, float def) const {
+  auto it = attrs.find(a);
+  return it == attrs.end() ? def : it->second.f;
+}
+std::string Node::get_s(const std::string& a, const std::string& def) const {
+  auto it = attrs.find(a);
+  return it == attrs.end() ? def : it->second.s;
+}
+std::vector<std::int64_t> Node::get_ints(const std::string& a, std::vector<std::int64_t> def) const {
+  auto it = attrs.find(a);
+  return it == attrs.end() ? def : it->second.ints;
+}
+
+int Graph::value_id(const std::string& name) {
+  int id = find_value(name);
+  if (id >= 0) return id;
+  value_names.push_back(name);
+  return static_cast<int>(value_names.size()) - 1;
+}
+
+int Graph::find_value(const std::string& name) const {
+  for (std::size_t k = 0; k < value_names.size(); ++k)
+    if (value_names[k] == name) return static_cast<int>(k);
+  return -1;
+}
+
+bool op_supported(const std::string& op) { return detail::find_op(op) != nullptr; }
+
+std::vector<std::string> supported_ops() {
+  auto r = detail::op_names();
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
+void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t, std::int64_t)>& fn) {
+  if (n <= 0) return;
+  const std::int64_t t = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n));
+  if (t == 1) { fn(0, n); return; }
+  std::vector<std::thread> ws;
+  std::exception_ptr err;
+  std::mutex mu;
+  for (std::int64_t k = 0; k < t; ++k) {
+    const std::int64_t b = n * k / t, e = n * (k + 1) / t;
+    auto body = [&, b, e] {
+      try { fn(b, e); } catch (...) { std::lock_guard<std::mutex> l(mu); if (!err) err = std::current_exception(); }
+    };
+    if (k == t - 1) body();
+    else ws.emplace_back(body);
+  }
+  for (auto& w : ws) w.join();
+  if (err) std::rethrow_exception(err);
+}
+
+namespace {
+
+void blas_single_thread() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+// Runs one node. `vals` holds the current value of every id (shape-only values in shape mode).
+void exec_node(const Node& n, std::vector<Value>& vals, std::vector<bool>& have, bool shape_only, int threads, int opset) {
+  auto fn = detail::find_op(n.op);
+  detail::OpCtx c{n, {}, {}, shape_only, threads, opset};
+  for (int id : n.inputs) {
+    if (id < 0) { c.in.push_back(nullptr); continue; }
+    if (!have[id]) throw Error(n.op + " node '" + n.name + "': input value '" + std::to_string(id) + "' is not computed before use");
+    c.in.push_back(&vals[id]);
+  }
+  c.out.resize(n.outputs.size());
+  fn(c);
+  for (std::size_t k = 0; k < n.outputs.size(); ++k) {
+    vals[n.outputs[k]] = std::move(c.out[k]);
+    have[n.outputs[k]] = true;
+  }
+}
+
+}  // namespace
+
+void Graph::finalize() {
+  // Structural checks.
+  std::vector<bool> defined(value_names.size(), false);
+  for (auto& [id, v] : constants) defined[id] = true;
+  for (auto& in : inputs) defined[in.id] = true;
+  for (const Node& n : nodes) {
+    if (!op_supported(n.op))
+      throw Error(source + ": unsupported operator '" + n.op + "' (node '" + n.name + "'); supported: " + [] {
+        std::string s;
+        for (auto& o : supported_ops()) s += (s.empty() ? "" : " ") + o;
+        return s;
+      }());
+    auto [lo, hi] = detail::op_arity(n.op);
+    const int ni = static_cast<int>(n.inputs.size());
+    if (ni < lo || ni > hi)
+      throw Error(source + ": " + n.op + " node '" + n.name + "' has " + std::to_string(ni) + " inputs, expected " +
+                  std::to_string(lo) + (hi != lo ? ".." + std::to_string(hi) : ""));
+    for (int id : n.inputs)
+      if (id >= 0 && !defined[id])
+        throw Error(source + ": " + n.op + " node '" + n.name + "' uses '" + value_names[id] +
+                    "', which is neither an input, an initializer nor an earlier node's output");
+    if (n.outputs.empty()) throw Error(source + ": node '" + n.name + "' has no outputs");
+    for (int id : n.outputs) defined[id] = true;
+  }
+  for (int id : outputs)
+    if (!defined[id]) throw Error(source + ": graph output '" + value_names[id] + "' is never computed");
+  // Constant folding.
+  blas_single_thread();
+  std::vector<Value> vals(value_names.size());
+  std::vector<bool> have(value_names.size(), false);
+  for (auto& [id, v] : constants) { vals[id] = v; have[id] = true; }
+  std::vector<Node> kept;
+  for (Node& n : nodes) {
+    bool all_const = true;
+    for (int id : n.inputs) if (id >= 0 && !constants.count(id)) all_const = false;
+    if (all_const) {
+      try {
+        exec_node(n, vals, have, false, 1, opset);
+      } catch (const Error& e) {
+        throw Error(source + ": " + e.what());
+      }
+      for (int id : n.outputs) constants[id] = vals[id];
+    } else {
+      kept.push_back(std::move(n));
+    }
+  }
+  nodes = std::move(kept);
+  // Shape check with batch 1 (catches bad shapes at load time).
+  try {
+    infer_shapes(1);
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+}
+
+std::vector<Shape> Graph::infer_shapes(std::int64_t batch) const {
+  std::vector<Value> vals(value_names.size());
+  std::vector<bool> have(value_names.size(), false);
+  for (auto& [id, v] : constants) { vals[id] = v; have[id] = true; }
+  for (auto& in : inputs) {
+    if (have[in.id]) continue;
+    Shape s = in.shape;
+    for (auto& d : s) if (d < 0) d = batch;
+    vals[in.id].shape = s;
+    have[in.id] = true;
+  }
+  for (const Node& n : nodes) exec_node(n, vals, have, true, 1, opset);
+  std::vector<Shape> r(vals.size());
+  for (std::size_t k = 0; k < vals.size(); ++k) r[k] = vals[k].shape;
+  return r;
+}
+
+std::vector<Value> Graph::run(const std::vector<Value>& feeds, int threads) const {
+  blas_single_thread();
+  std::vector<GraphInput> real;
+  for (auto& in : inputs) if (!constants.count(in.id)) real.push_back(in);
+  if (feeds.size() != real.size())
+    throw Error(source + ": the model takes " + std::to_string(real.size()) + " inputs, got " + std::to_string(feeds.size()));
+  std::vector<Value> vals(value_names.size());
+  std::vector<bool> have(value_names.size(), false);
+  for (auto& [id, v] : constants) { vals[id] = v; have[id] = true; }
+  for (std::size_t k = 0; k < real.size(); ++k) {
+    const Shape& want = real[k].shape;
+    const Shape& got = feeds[k].shape;
+    bool ok = want.size() == got.size();
+    for (std::size_t d = 0; ok && d < want.size(); ++d) ok = want[d] < 0 || want[d] == got[d];
+    if (!ok)
+      throw Error(source + ": input '" + value_names[real[k].id] + "' expects shape " + shape_str(want) +
+                  " (-1 = any), got " + shape_str(got));
+    vals[real[k].id] = feeds[k];
+    have[real[k].id] = true;
+  }
+  // Last use of every value, to free intermediates early.
+  std::vector<int> last(value_names.size(), -1);
+  for (std::size_t k = 0; k < nodes.size(); ++k)
+    for (int id : nodes[k].inputs) if (id >= 0) last[id] = static_cast<int>(k);
+  for (int id : outputs) last[id] = static_cast<int>(nodes.size());
+  for (std::size_t k = 0; k < nodes.size(); ++k) {
+    exec_node(nodes[k], vals, have, false, threads, opset);
+    for (int id : nodes[k].inputs)
+      if (id >= 0 && last[id] == static_cast<int>(k) && !constants.count(id)) vals[id] = Value{};
+  }
+  std::vector<Value> out;
+  for (int id : outputs) out.push_back(vals[id]);
+  return out;
+}
+
+namespace {
+// The reduction-axis layout of a node's weight: the shape to quantize it as, and the block axis.
+bool weight_layout(const Node& n, const Shape& ws, Shape& qshape, int& axis) {
+  if (n.op == "Conv" && ws.size() == 4) {
+    qshape = {ws[0], ws[1] * ws[2] * ws[3]};
+    axis = 1;
+    return true;
+  }
+  if (n.op == "Gemm" && ws.size() == 2) {
+    qshape = ws;
+    axis = n.get_i("transB", 0) ? 1 : 0;
+    return true;
+  }
+  if (n.op == "MatMul" && ws.size() >= 2) {
+    qshape = ws;
+    axis = static_cast<int>(ws.size()) - 2;
+    return true;
+  }
+  return false;
+}
+}  // namespace
+
+void Graph::quantize_weights(int threads) {
+  for (const Node& n : nodes) {
+    if (n.inputs.size() < 2 || n.inputs[1] < 0) continue;
+    const int wid = n.inputs[1];
+    if (!constants.count(wid)) continue;
+    if (!fp32_weights.count(wid)) fp32_weights[wid] = constants[wid];
+    const Value& orig = fp32_weights[wid];
+    if (!n.quant.weight) { constants[wid] = orig; continue; }
+    Shape qs;
+    int axis = -1;
+    if (orig.is_int || !weight_layout(n, orig.shape, qs, axis)) continue;
+    Value q = Value::floats(orig.shape);
+    QuantOptions o;
+    o.axis = axis;
+    o.threads = threads;
+    fake_quant(*n.quant.weight, orig.fp(), q.mfp(), qs, o);
+    constants[wid] = q;
+  }
+}
+
+std::vector<LayerInfo> layer_info(const Graph& g, std::int64_t batch) {
+  auto shapes = g.infer_shapes(batch);
+  std::vector<LayerInfo> r;
+  for (const Node& n : g.nodes) {
+    LayerInfo L;
+    L.name = n.name;
+    L.op = n.op;
+    for (int id : n.inputs) {
+      if (id < 0) continue;
+      L.in_shapes.push_back(shapes[id]);
+      if (g.is_const(id)) L.params += shape_numel(shapes[id]);
+    }
+    for (int id : n.outputs) L.out_shapes.push_back(shapes[id]);
+    const bool wconst = n.inputs.size() > 1 && n.inputs[1] >= 0 && g.is_const(n.inputs[1]);
+    if (n.op == "Conv") {
+      const Shape& x = shapes[n.inputs[0]];
+      const Shape& w = shapes[n.inputs[1]];
+      const Shape& y = shapes[n.outputs[0]];
+      L.is_compute = true;
+      L.N = x[0]; L.C = x[1]; L.H = x[2]; L.W = x[3];
+      L.M = w[0]; L.R = w[2]; L.S = w[3]; L.P = y[2]; L.Q = y[3];
+      L.groups = n.get_i("group", 1);
+      L.stride = n.get_ints("strides", {1, 1});
+      L.dilation = n.get_ints("dilations", {1, 1});
+      L.macs = L.N * L.M * L.P * L.Q * (L.C / L.groups) * L.R * L.S;
+      if (wconst) L.weight_elems = shape_numel(w);
+    } else if (n.op == "Gemm" || n.op == "MatMul") {
+      const Shape& a = shapes[n.inputs[0]];
+      const Shape& y = shapes[n.outputs[0]];
+      L.is_compute = true;
+      std::int64_t K;
+      if (n.op == "Gemm") K = n.get_i("transA", 0) ? a[0] : a[1];
+      else K = a.back();
+      const std::int64_t Nout = y.empty() ? 1 : y.back();
+      const std::int64_t rows = shape_numel(y) / std::max<std::int64_t>(1, Nout);
+      L.N = rows; L.C = K; L.M = Nout;
+      L.macs = rows * K * Nout;
+      if (wconst) L.weight_elems = shape_numel(shapes[n.inputs[1]]);
+    }
+    r.push_back(std::move(L));
+  }
+  return r;
+}
+
+}  // namespace qcast::nn

@@ -1,0 +1,38 @@
+// Internal: the operator table of the graph executor.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "qcast/error.hpp"
+#include "qcast/nn/graph.hpp"
+
+namespace qcast::nn::detail {
+
+/// Everything an operator sees. In shape-only mode inputs may lack data (non-constant values); an
+/// operator then only sets output shapes (and kinds).
+struct OpCtx {
+  const Node& node;
+  std::vector<const Value*> in;  // nullptr for omitted optional inputs
+  std::vector<Value> out;
+  bool shape_only = false;
+  int threads = 1;
+  int opset = 13;
+
+  std::size_t n_in() const { return in.size(); }
+  bool present(std::size_t k) const { return k < in.size() && in[k] != nullptr; }
+  const Value& x(std::size_t k) const;
+  /// An input whose data is needed even for shape inference (shape / axes / pads operands).
+  const Value& data(std::size_t k) const;
+  std::vector<std::int64_t> ints_of(std::size_t k) const;
+  Value& alloc(std::size_t k, Shape s, bool is_int = false);
+  [[noreturn]] void fail(const std::string& msg) const;
+};
+
+using OpFn = void (*)(OpCtx&);
+/// Returns the implementation of `op` or nullptr.
+OpFn find_op(const std::string& op);
+std::vector<std::string> op_names();
+/// Minimum / maximum number of inputs.
+std::pair<int, int> op_arity(const std::string& op);
+
+}  // namespace qcast::nn::detail

@@ -1,0 +1,99 @@
+// The model subcommands through the real binary.
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+
+#include "test_support.hpp"
+
+using qcast::test::run_cli;
+
+namespace {
+std::string S(const std::string& p) { return qcast::test::shared_dir() + "/" + p; }
+}  // namespace
+
+TEST(CliEval, Lenet5MnistAccuracyIs9904) {
+  QCAST_REQUIRE_SHARED("data/mnist/t10k-images-idx3-ubyte.gz");
+  auto r = run_cli("eval " + S("models/lenet5-mnist.onnx") + " --data " QCAST_SOURCE_DIR "/examples/data/mnist-lenet5.yaml --data-root " +
+              S("data/mnist") + " --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["samples"], 10000);
+  EXPECT_EQ(j["correct"], 9904);
+  EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), 0.9904);
+  EXPECT_GT(j["seconds"].get<double>(), 0.0);
+}
+
+TEST(CliEval, MnistShorthandAndLimit) {
+  QCAST_REQUIRE_SHARED("data/mnist/t10k-images-idx3-ubyte.gz");
+  auto r = run_cli("eval " + S("models/lenet5-mnist.onnx") + " --data mnist:" + S("data/mnist") + " --limit 500 --batch 64 --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["samples"], 500);
+  EXPECT_GT(j["accuracy"].get<double>(), 0.97);
+}
+
+TEST(CliEval, LanguageModelPerplexity) {
+  QCAST_REQUIRE_SHARED("data/tinystories/valid-excerpt.txt");
+  auto r = run_cli("eval " + S("models/stories260K.bin") + " --tokenizer " + S("models/tok512.bin") + " --data text:" +
+                   S("data/tinystories/valid-excerpt.txt") + " --limit 20 --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["samples"], 20);
+  EXPECT_GT(j["tokens"].get<int>(), 1000);
+  EXPECT_NEAR(std::exp(j["nll"].get<double>()), j["perplexity"].get<double>(), 1e-9);
+  EXPECT_GT(j["perplexity"].get<double>(), 1.5);
+  EXPECT_LT(j["perplexity"].get<double>(), 10.0);
+}
+
+TEST(CliEval, BadInputIsExit2) {
+  QCAST_REQUIRE_SHARED("models/lenet5-mnist.onnx");
+  qcast::test::TempDir d;
+  { std::ofstream(d.file("junk.onnx")) << "this is not protobuf"; }
+  auto r = run_cli("eval " + d.file("junk.onnx") + " --data mnist:" + S("data/mnist"));
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("junk.onnx"), std::string::npos) << r.err;
+  r = run_cli("eval " + S("models/lenet5-mnist.onnx") + " --data nowhere.yaml");
+  EXPECT_EQ(r.rc, 2);
+  r = run_cli("eval " + S("models/lenet5-mnist.onnx") + " --data mnist:/nonexistent");
+  EXPECT_EQ(r.rc, 2);
+  { std::ofstream(d.file("trunc.bin")) << std::string(100, 'x'); }
+  r = run_cli("generate " + d.file("trunc.bin") + " --tokenizer " + S("models/tok512.bin"));
+  EXPECT_EQ(r.rc, 2) << r.err;
+  r = run_cli("eval " + S("models/lenet5-mnist.onnx") + " --data mnist:" + S("data/mnist") + " --recipe " + d.file("missing.yaml"));
+  EXPECT_EQ(r.rc, 2);
+}
+
+TEST(CliInspect, Lenet5JsonHasCostModelFields) {
+  QCAST_REQUIRE_SHARED("models/lenet5-mnist.onnx");
+  auto r = run_cli("inspect " + S("models/lenet5-mnist.onnx") + " --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["total_params"], 61706);
+  EXPECT_EQ(j["weight_bytes"]["fp32"], 4 * j["weight_elems"].get<std::int64_t>());
+  int compute = 0;
+  for (auto& l : j["layers"]) {
+    if (l["op"] == "Conv" || l["op"] == "Gemm") {
+      ++compute;
+      for (auto k : {"name", "op", "N", "C", "M", "P", "Q", "R", "S", "stride", "dilation", "groups", "H", "W"})
+        EXPECT_TRUE(l.contains(k)) << k;
+    }
+  }
+  EXPECT_EQ(compute, 5);
+  EXPECT_EQ(j["layers"][0]["C"], 1);
+  EXPECT_EQ(j["layers"][0]["H"], 32);
+  r = run_cli("inspect " + S("models/stories260K.bin"));
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("layers.4.feed_forward.w3"), std::string::npos);
+}
+
+TEST(CliGenerate, GreedyFromEmptyPrompt) {
+  QCAST_REQUIRE_SHARED("models/stories260K.bin");
+  auto r = run_cli("generate " + S("models/stories260K.bin") + " --tokenizer " + S("models/tok512.bin") + " --steps 60 --temperature 0");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.", 0), 0u) << r.out;
+  r = run_cli("generate " + S("models/stories260K.bin") + " --prompt 'Tom had a dog' --steps 40 --temperature 0.8 --seed 7 --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["text"].get<std::string>().rfind("Tom had a dog", 0), 0u);
+}

@@ -1,0 +1,171 @@
+// qcast eval MODEL --data SPEC [--recipe R | --weights F --acts F --kv F] [--limit N] [--batch B] [--json]
+// Top-1 accuracy for classifiers (ONNX), per-token NLL and perplexity for language models.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "nn_common.hpp"
+#include "qcast/error.hpp"
+#include "qcast/nn/dataset.hpp"
+#include "qcast/nn/llama.hpp"
+#include "qcast/nn/onnx.hpp"
+#include "qcast/progress.hpp"
+
+namespace qcast::cli {
+namespace {
+
+struct Args {
+  std::string model, data, data_root, tokenizer;
+  QuantFlags q;
+  std::int64_t limit = 0, batch = 256;
+  bool json = false;
+  int threads = 1;
+};
+
+using Clock = std::chrono::steady_clock;
+
+std::string find_tokenizer(const std::string& model, const std::string& flag, int vocab) {
+  if (!flag.empty()) return flag;
+  namespace fs = std::filesystem;
+  fs::path dir = fs::is_directory(model) ? fs::path(model) : fs::path(model).parent_path();
+  for (const std::string& name : {"tok" + std::to_string(vocab) + ".bin", std::string("tokenizer.bin")})
+    if (fs::exists(dir / name)) return (dir / name).string();
+  throw Error("language model evaluation needs --tokenizer FILE (llama2.c tok*.bin)");
+}
+
+nlohmann::json recipe_json(const nn::Recipe& r) {
+  auto f = [](const std::string& s) { return s.empty() ? std::string("fp32") : s; };
+  return {{"weights", f(r.weights)}, {"activations", f(r.acts)}, {"kv_cache", f(r.kv)}};
+}
+
+void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
+  nn::Graph g = nn::load_onnx(a.model);
+  warn(nn::apply_recipe(g, recipe, a.threads));
+  nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
+  if (d.kind == nn::DatasetSpec::Kind::Text) throw Error(a.model + " is a graph model; text datasets need a language model");
+  std::vector<nn::GraphInput> ins;
+  for (auto& in : g.inputs) if (!g.is_const(in.id)) ins.push_back(in);
+  if (ins.size() != 1) throw Error(a.model + ": eval supports models with one input, this one has " + std::to_string(ins.size()));
+  const Shape want = ins[0].shape;
+  std::int64_t mh = 0, mw = 0;
+  if (want.size() == 4) { mh = want[2]; mw = want[3]; }
+  nn::ImageSet s = nn::load_images(d, mh, mw);
+  Shape sample(want.begin() + 1, want.end());
+  for (std::size_t k = 0; k < sample.size(); ++k)
+    if (sample[k] >= 0 && (k >= s.sample_shape.size() || s.sample_shape[k] != sample[k]))
+      throw Error("dataset samples have shape " + shape_str(s.sample_shape) + ", the model expects " + shape_str(sample) +
+                  " per sample (declare a resize in the dataset spec?)");
+  std::int64_t n = s.size();
+  if (a.limit > 0) n = std::min(n, a.limit);
+  const std::int64_t per = s.sample_numel();
+  std::int64_t correct = 0;
+  double nll = 0;
+  Progress bar("eval", n);
+  const auto t0 = Clock::now();
+  for (std::int64_t b = 0; b < n; b += a.batch) {
+    const std::int64_t bs = std::min(a.batch, n - b);
+    Shape xs = s.sample_shape;
+    xs.insert(xs.begin(), bs);
+    nn::Value x = nn::Value::floats(xs);
+    std::copy(s.data.begin() + b * per, s.data.begin() + (b + bs) * per, x.f->begin());
+    auto out = g.run({x}, a.threads);
+    const nn::Value& y = out[0];
+    if (y.shape.size() != 2 || y.shape[0] != bs) throw Error(a.model + ": expected logits [batch, classes], got " + shape_str(y.shape));
+    const std::int64_t C = y.shape[1];
+    for (std::int64_t i = 0; i < bs; ++i) {
+      const float* lg = y.fp() + i * C;
+      const std::int64_t arg = std::max_element(lg, lg + C) - lg;
+      const std::int64_t lab = s.labels[b + i];
+      if (arg == lab) ++correct;
+      if (lab >= 0 && lab < C) {
+        double mx = lg[arg], z = 0;
+        for (std::int64_t k = 0; k < C; ++k) z += std::exp(static_cast<double>(lg[k]) - mx);
+        nll += -(lg[lab] - mx - std::log(z));
+      }
+    }
+    bar.advance(bs);
+  }
+  bar.finish();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  j["task"] = "classification";
+  j["samples"] = n;
+  j["correct"] = correct;
+  j["accuracy"] = n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
+  j["nll"] = n ? nll / static_cast<double>(n) : 0.0;
+  j["seconds"] = secs;
+  j["samples_per_second"] = secs > 0 ? static_cast<double>(n) / secs : 0.0;
+  j["batch"] = a.batch;
+}
+
+void eval_lm(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
+  nn::Llama m = nn::load_llama(a.model);
+  warn(m.apply_recipe(recipe, a.threads));
+  nn::Tokenizer tok = nn::Tokenizer::load(find_tokenizer(a.model, a.tokenizer, m.cfg.vocab_size), m.cfg.vocab_size);
+  nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
+  if (d.kind != nn::DatasetSpec::Kind::Text) throw Error(a.model + " is a language model; it needs a text dataset (text:FILE)");
+  auto stories = nn::load_stories(d.path_of(d.text));
+  if (a.limit > 0 && static_cast<std::int64_t>(stories.size()) > a.limit) stories.resize(static_cast<std::size_t>(a.limit));
+  if (stories.empty()) throw Error(d.path_of(d.text) + ": no stories (text separated by <|endoftext|>)");
+  Progress bar("eval", static_cast<std::int64_t>(stories.size()));
+  const auto t0 = Clock::now();
+  auto r = nn::perplexity(m, tok, stories, a.threads, [&] { bar.advance(1); });
+  bar.finish();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  j["task"] = "language-model";
+  j["samples"] = r.samples;
+  j["tokens"] = r.tokens;
+  j["nll"] = r.mean_nll();
+  j["total_nll"] = r.nll;
+  j["perplexity"] = r.perplexity();
+  j["seconds"] = secs;
+  j["tokens_per_second"] = secs > 0 ? static_cast<double>(r.tokens) / secs : 0.0;
+}
+
+void run(const Args& a) {
+  const nn::Recipe recipe = a.q.get();
+  nlohmann::json j;
+  j["model"] = a.model;
+  j["data"] = a.data;
+  j["recipe"] = recipe_json(recipe);
+  j["threads"] = a.threads;
+  if (is_onnx(a.model)) eval_classifier(a, recipe, j);
+  else eval_lm(a, recipe, j);
+  if (a.json) {
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  if (j["task"] == "classification")
+    std::printf("%s on %s: top-1 accuracy %.4f (%lld / %lld), mean NLL %.4f, %.2f s, %.1f samples/s\n", a.model.c_str(), a.data.c_str(),
+                j["accuracy"].get<double>(), static_cast<long long>(j["correct"].get<std::int64_t>()),
+                static_cast<long long>(j["samples"].get<std::int64_t>()), j["nll"].get<double>(), j["seconds"].get<double>(),
+                j["samples_per_second"].get<double>());
+  else
+    std::printf("%s on %s: %lld stories, %lld tokens, NLL %.6f, perplexity %.6f, %.2f s, %.0f tokens/s\n", a.model.c_str(),
+                a.data.c_str(), static_cast<long long>(j["samples"].get<std::int64_t>()), static_cast<long long>(j["tokens"].get<std::int64_t>()),
+                j["nll"].get<double>(), j["perplexity"].get<double>(), j["seconds"].get<double>(), j["tokens_per_second"].get<double>());
+}
+
+Registrar reg("eval", [](CLI::App& root) {
+  auto a = std::make_shared<Args>();
+  auto* sub = root.add_subcommand("eval", "Evaluate a model (fp32 or fake-quantized): top-1 accuracy or perplexity");
+  sub->add_option("model", a->model, "ONNX classifier, llama2.c .bin, or Hugging Face LLaMA directory")->required();
+  sub->add_option("--data", a->data, "dataset spec (YAML) or mnist:DIR, fashion-mnist[:DIR], text:FILE, npy:INPUTS,LABELS")->required();
+  sub->add_option("--data-root", a->data_root, "directory that overrides the spec's root");
+  sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
+  a->q.add(sub);
+  sub->add_option("--limit", a->limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
+  sub->add_option("--batch", a->batch, "batch size (classifiers)")->check(CLI::Range(1, 1 << 16))->capture_default_str();
+  sub->add_flag("--json", a->json, "print one JSON object");
+  add_threads_flag(sub, a->threads);
+  sub->callback([a] { run(*a); });
+});
+
+}  // namespace
+}  // namespace qcast::cli

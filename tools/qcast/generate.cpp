@@ -1,0 +1,68 @@
+// qcast generate MODEL --tokenizer T [--prompt P] [--steps N] [--temperature T]: sample from a LLaMA model.
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "nn_common.hpp"
+#include "qcast/error.hpp"
+#include "qcast/nn/llama.hpp"
+
+namespace qcast::cli {
+namespace {
+
+struct Args {
+  std::string model, tokenizer, prompt;
+  int steps = 256;
+  float temperature = 0.0f;
+  std::uint64_t seed = 0;
+  QuantFlags q;
+  bool json = false;
+};
+
+void run(const Args& a) {
+  if (is_onnx(a.model)) throw Error(a.model + ": generate needs a language model (llama2.c .bin or HF LLaMA directory)");
+  nn::Llama m = nn::load_llama(a.model);
+  warn(m.apply_recipe(a.q.get()));
+  std::string tp = a.tokenizer;
+  if (tp.empty()) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::is_directory(a.model) ? fs::path(a.model) : fs::path(a.model).parent_path();
+    for (const std::string& name : {"tok" + std::to_string(m.cfg.vocab_size) + ".bin", std::string("tokenizer.bin")})
+      if (fs::exists(dir / name)) { tp = (dir / name).string(); break; }
+    if (tp.empty()) throw Error("generate needs --tokenizer FILE (llama2.c tok*.bin)");
+  }
+  nn::Tokenizer tok = nn::Tokenizer::load(tp, m.cfg.vocab_size);
+  const std::uint64_t seed = a.seed ? a.seed : static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  std::vector<int> toks;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string text = nn::generate(m, tok, a.prompt, a.steps, a.temperature, seed, &toks);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (a.json) {
+    nlohmann::json j = {{"model", a.model}, {"prompt", a.prompt}, {"text", text}, {"tokens", toks.size()},
+                        {"temperature", a.temperature}, {"seconds", secs},
+                        {"tokens_per_second", secs > 0 ? static_cast<double>(toks.size()) / secs : 0.0}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << text << "\n";
+    std::cerr << "qcast: " << toks.size() << " tokens, " << (secs > 0 ? static_cast<double>(toks.size()) / secs : 0.0) << " tokens/s\n";
+  }
+}
+
+Registrar reg("generate", [](CLI::App& root) {
+  auto a = std::make_shared<Args>();
+  auto* sub = root.add_subcommand("generate", "Generate text with a LLaMA model (fp32 or fake-quantized), llama2.c sampling");
+  sub->add_option("model", a->model, "llama2.c .bin or Hugging Face LLaMA directory")->required();
+  sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin); default: tok<vocab>.bin beside the model");
+  sub->add_option("--prompt", a->prompt, "prompt text (default: empty)");
+  sub->add_option("--steps", a->steps, "number of positions (prompt included), at most seq_len")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  sub->add_option("--temperature", a->temperature, "0 = greedy; otherwise multinomial sampling of softmax(logits / T)")->check(CLI::Range(0.0f, 100.0f))->capture_default_str();
+  sub->add_option("--seed", a->seed, "random seed for sampling (default: time)");
+  a->q.add(sub);
+  sub->add_flag("--json", a->json, "print one JSON object");
+  sub->callback([a] { run(*a); });
+});
+
+}  // namespace
+}  // namespace qcast::cli

@@ -1,0 +1,41 @@
+// Shared flags of the model subcommands (inspect, eval, generate): quantization recipe shorthands.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "qcast/error.hpp"
+#include "qcast/nn/recipe.hpp"
+
+namespace qcast::cli {
+
+struct QuantFlags {
+  std::string recipe, weights, acts, kv;
+  void add(CLI::App* sub) {
+    sub->add_option("--recipe", recipe, "quantization recipe (YAML or JSON): weights / activations / kv_cache, layers, skip");
+    sub->add_option("--weights", weights, "weight format for every Conv / Gemm / MatMul / Linear (e.g. mxfp4)");
+    sub->add_option("--acts", acts, "activation format (inputs of those layers), dynamic per-block scales");
+    sub->add_option("--kv", kv, "KV-cache format (language models)");
+  }
+  nn::Recipe get() const {
+    nn::Recipe r;
+    if (!recipe.empty()) r = nn::load_recipe(recipe);
+    if (!weights.empty()) r.weights = weights;
+    if (!acts.empty()) r.acts = acts;
+    if (!kv.empty()) r.kv = kv;
+    return r;
+  }
+};
+
+inline void warn(const std::string& w) {
+  if (!w.empty()) std::cerr << "qcast: " << w << "\n";
+}
+
+/// A model file is a language model (llama2.c .bin, HF directory / config.json) or an ONNX graph.
+inline bool is_onnx(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw Error(path + ": no such file or directory");
+  return std::filesystem::path(path).extension() == ".onnx";
+}
+
+}  // namespace qcast::cli
