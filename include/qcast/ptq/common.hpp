@@ -1,0 +1,75 @@
+// Shared types of the layer-level post-training quantization algorithms (qcast::ptq).
+//
+// Conventions (every ptq module):
+//  - A weight matrix W is [rows, cols] = [out_features, in_features], float32, row-major.
+//  - Calibration activations X are [tokens, cols] row-major (one token per row), so y = x W^T.
+//  - Scale groups follow the format exactly as fake_quant / encode with QuantOptions.axis = -1:
+//    blocks / groups run along in_features (the last axis), per-channel (`/ch0`) is one scale per row.
+//  - Every quantized result is on the format's grid with scales that are representable in the
+//    format's scale element: QuantizedWeight::encode() gives packed codes + scale codes that
+//    qcast::decode turns back into exactly QuantizedWeight::values.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "qcast/format.hpp"
+#include "qcast/quantize.hpp"
+
+namespace qcast::ptq {
+
+/// A quantized weight matrix with its per-group quantization parameters.
+struct QuantizedWeight {
+  Format format;
+  std::int64_t rows = 0, cols = 0;
+  std::vector<float> values;               ///< dequantized weights [rows, cols] (what the layer computes with)
+  std::vector<std::uint32_t> scale_codes;  ///< one per scale group (GroupLayout order), codes of the scale element
+  std::vector<std::int32_t> zeros;         ///< zero points per group (asymmetric ints only), else empty
+  float tensor_scale = 1.0f;               ///< second-level fp32 scale (formats with `+fp32`, e.g. NVFP4)
+
+  /// Packed codes + scales in the layout of qcast::encode; qcast::decode(encode()) == values bit for bit.
+  Encoded encode() const;
+  /// Effective scale of group g (scale element value times the tensor scale).
+  float group_scale(std::int64_t g) const;
+};
+
+/// Running first and second moments of calibration inputs per input feature (streamed in batches).
+struct InputStats {
+  std::int64_t dim = 0, count = 0;
+  std::vector<double> sum, sumsq;
+  explicit InputStats(std::int64_t d = 0) : dim(d), sum(static_cast<std::size_t>(d)), sumsq(static_cast<std::size_t>(d)) {}
+  /// Adds `tokens` rows of X [tokens, dim].
+  void add(const float* X, std::int64_t tokens);
+  std::vector<float> mean() const;         ///< E[x_j]
+  std::vector<float> second_moment() const;///< E[x_j^2] (the "importance" of input feature j)
+};
+
+/// Streaming accumulator of the GPTQ Hessian H = 2 X^T X / N over calibration batches (float32, as
+/// in the reference implementation; running average so that early batches do not lose precision).
+class HessianAccumulator {
+ public:
+  explicit HessianAccumulator(std::int64_t dim);
+  /// Adds `tokens` rows of X [tokens, dim] (row-major).
+  void add(const float* X, std::int64_t tokens);
+  std::int64_t dim() const { return dim_; }
+  std::int64_t samples() const { return n_; }
+  /// The full symmetric H [dim, dim] row-major.
+  const std::vector<float>& H() const { return H_; }
+
+ private:
+  std::int64_t dim_ = 0, n_ = 0;
+  std::vector<float> H_;
+};
+
+/// Weight bits per element including scale / zero-point / tensor-scale storage for a [rows, cols] matrix.
+double bits_per_weight(const Format& f, std::int64_t rows, std::int64_t cols);
+
+/// Output error ||(W - Q) X^T||_F^2 over X [tokens, cols].
+double output_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* X,
+                    std::int64_t tokens);
+/// Proxy output error tr((W - Q) H (W - Q)^T) for a Hessian / second-moment matrix H [cols, cols].
+double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* H);
+
+/// Sets the number of threads of the BLAS / LAPACK calls (OpenBLAS) and returns the previous value.
+int set_blas_threads(int threads);
+
+}  // namespace qcast::ptq

@@ -1,0 +1,12 @@
+// Round-to-nearest: the baseline every PTQ method is compared against.
+#pragma once
+#include "qcast/ptq/common.hpp"
+
+namespace qcast::ptq {
+
+/// Quantizes W [rows, cols] with the format's own scale rule (identical to fake_quant with axis -1),
+/// keeping the per-group parameters. `round` is the element rounding mode (stochastic is seeded by `seed`).
+QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int64_t cols,
+                    RoundMode round = RoundMode::Even, std::uint64_t seed = 0);
+
+}  // namespace qcast::ptq

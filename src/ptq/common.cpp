@@ -1,0 +1,265 @@
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "groups.hpp"
+#include "qcast/error.hpp"
+
+// LAPACK (exported by Debian's OpenBLAS). Trailing hidden string lengths are passed for Fortran ABIs.
+extern "C" {
+void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info, std::size_t);
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
+void spotri_(const char* uplo, const int* n, float* a, const int* lda, int* info, std::size_t);
+void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
+void dgesdd_(const char* jobz, const int* m, const int* n, double* a, const int* lda, double* s, double* u,
+             const int* ldu, double* vt, const int* ldvt, double* work, const int* lwork, int* iwork, int* info,
+             std::size_t);
+}
+
+namespace qcast::ptq {
+
+namespace detail {
+
+WeightGroups WeightGroups::make(const Format& f, std::int64_t rows, std::int64_t cols) {
+  WeightGroups g;
+  g.rows = rows;
+  g.cols = cols;
+  g.layout = ref::GroupLayout::make(f, Shape{rows, cols}, -1);
+  return g;
+}
+
+std::vector<std::int64_t> WeightGroups::offsets(std::int64_t g) const {
+  std::vector<std::int64_t> out;
+  layout.enumerate(g, g + 1, [&](std::int64_t, const std::vector<std::int64_t>& off) { out = off; });
+  return out;
+}
+
+ref::GroupParams params_from_code(const Format& f, std::uint32_t scale_code, std::int32_t zero, float ts) {
+  ref::GroupParams p;
+  const float s = f.scaling.scale_elem.decode(scale_code);
+  p.scale_code = scale_code;
+  p.nan = std::isnan(s);
+  p.scale = f.scaling.tensor_scale ? s * ts : s;
+  p.zero = zero;
+  p.zero_group = !p.nan && !(p.scale > 0);
+  return p;
+}
+
+ref::GroupParams params_for_scale(const Format& f, float s, std::int32_t zero, float ts) {
+  const std::uint32_t code = f.scaling.scale_elem.encode(s, RoundMode::Even);
+  return params_from_code(f, code, zero, ts);
+}
+
+QuantizedWeight make_result(const Format& f, std::int64_t rows, std::int64_t cols, std::vector<float> values,
+                            const std::vector<ref::GroupParams>& params, float ts) {
+  QuantizedWeight q;
+  q.format = f;
+  q.rows = rows;
+  q.cols = cols;
+  q.values = std::move(values);
+  q.tensor_scale = ts;
+  q.scale_codes.resize(params.size());
+  for (std::size_t g = 0; g < params.size(); ++g) q.scale_codes[g] = params[g].scale_code;
+  if (f.scaling.asym) {
+    q.zeros.resize(params.size());
+    for (std::size_t g = 0; g < params.size(); ++g) q.zeros[g] = params[g].zero;
+  }
+  return q;
+}
+
+void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t, std::int64_t)>& fn) {
+  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n)));
+  if (threads <= 1) {
+    fn(0, n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  std::exception_ptr err;
+  std::mutex mu;
+  for (int t = 0; t < threads; ++t) {
+    const std::int64_t b = n * t / threads, e = n * (t + 1) / threads;
+    pool.emplace_back([&, b, e] {
+      try {
+        fn(b, e);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (!err) err = std::current_exception();
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  if (err) std::rethrow_exception(err);
+}
+
+// Row-major upper U (A = U^T U) is column-major lower L (A = L L^T) of the same memory: uplo 'L'.
+bool cholesky_upper(float* A, std::int64_t n) {
+  const int nn = static_cast<int>(n);
+  int info = 0;
+  spotrf_("L", &nn, A, &nn, &info, 1);
+  return info == 0;
+}
+bool cholesky_upper(double* A, std::int64_t n) {
+  const int nn = static_cast<int>(n);
+  int info = 0;
+  dpotrf_("L", &nn, A, &nn, &info, 1);
+  return info == 0;
+}
+
+template <class T, class Potrf, class Potri>
+static bool spd_inverse_impl(T* A, std::int64_t n, Potrf potrf, Potri potri) {
+  const int nn = static_cast<int>(n);
+  int info = 0;
+  potrf("L", &nn, A, &nn, &info, 1);
+  if (info != 0) return false;
+  potri("L", &nn, A, &nn, &info, 1);
+  if (info != 0) return false;
+  // Column-major lower = row-major upper holds the inverse: mirror it into the lower triangle.
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < i; ++j) A[i * n + j] = A[j * n + i];
+  return true;
+}
+bool spd_inverse(float* A, std::int64_t n) { return spd_inverse_impl(A, n, spotrf_, spotri_); }
+bool spd_inverse(double* A, std::int64_t n) { return spd_inverse_impl(A, n, dpotrf_, dpotri_); }
+
+void svd(std::vector<double>& A, std::int64_t m, std::int64_t n, std::vector<double>& U, std::vector<double>& S,
+         std::vector<double>& Vt) {
+  // Row-major A [m, n] is column-major A^T [n, m] = U' S V'^T, so A = V' S U'^T: U = V'^T^T...
+  // Column-major results: u' [n, k] (ld n), vt' [k, m] (ld k). Row-major views: u' -> [k, n] = Vt of A,
+  // vt' -> [m, k] = U of A.
+  const int cm = static_cast<int>(n), cn = static_cast<int>(m), k = static_cast<int>(std::min(m, n));
+  S.assign(static_cast<std::size_t>(k), 0.0);
+  Vt.assign(static_cast<std::size_t>(k) * n, 0.0);
+  U.assign(static_cast<std::size_t>(m) * k, 0.0);
+  std::vector<int> iwork(8 * static_cast<std::size_t>(k));
+  int info = 0, lwork = -1;
+  double wq = 0;
+  dgesdd_("S", &cm, &cn, A.data(), &cm, S.data(), Vt.data(), &cm, U.data(), &k, &wq, &lwork, iwork.data(), &info, 1);
+  lwork = static_cast<int>(wq) + 1;
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  dgesdd_("S", &cm, &cn, A.data(), &cm, S.data(), Vt.data(), &cm, U.data(), &k, work.data(), &lwork, iwork.data(),
+          &info, 1);
+  if (info != 0) throw Error("SVD of a " + std::to_string(m) + "x" + std::to_string(n) + " matrix did not converge");
+}
+
+}  // namespace detail
+
+Encoded QuantizedWeight::encode() const {
+  using namespace detail;
+  const Shape shape{rows, cols};
+  const auto wg = WeightGroups::make(format, rows, cols);
+  Encoded e;
+  e.format = format.name;
+  e.shape = shape;
+  e.axis = wg.layout.axis;
+  e.num_groups = wg.num_groups();
+  std::vector<std::uint32_t> codes(values.size());
+  if (!wg.scaled()) {
+    for (std::size_t i = 0; i < values.size(); ++i) codes[i] = format.elem.encode(values[i]);
+    e.codes = pack_bits(codes.data(), codes.size(), format.elem.bits);
+    return e;
+  }
+  e.tensor_scale = tensor_scale;
+  wg.layout.enumerate(0, wg.num_groups(), [&](std::int64_t g, const std::vector<std::int64_t>& off) {
+    const auto p = params_from_code(format, scale_codes[g], format.scaling.asym ? zeros[g] : 0, tensor_scale);
+    for (auto o : off) {
+      std::uint32_t c = 0;
+      ref::quantize_value(format, p, values[o], RoundMode::Even, 0, Overflow::Saturate, &c);
+      codes[o] = c;
+    }
+  });
+  e.codes = pack_bits(codes.data(), codes.size(), format.elem.bits);
+  e.scales = pack_bits(scale_codes.data(), scale_codes.size(), std::min(32, format.scaling.scale_elem.bits));
+  if (format.scaling.asym) {
+    std::vector<std::uint32_t> z(zeros.begin(), zeros.end());
+    e.zeros = pack_bits(z.data(), z.size(), format.elem.bits);
+  }
+  return e;
+}
+
+float QuantizedWeight::group_scale(std::int64_t g) const {
+  return detail::params_from_code(format, scale_codes[g], 0, tensor_scale).scale;
+}
+
+void InputStats::add(const float* X, std::int64_t tokens) {
+  for (std::int64_t t = 0; t < tokens; ++t)
+    for (std::int64_t j = 0; j < dim; ++j) {
+      const double v = X[t * dim + j];
+      sum[j] += v;
+      sumsq[j] += v * v;
+    }
+  count += tokens;
+}
+
+std::vector<float> InputStats::mean() const {
+  std::vector<float> m(static_cast<std::size_t>(dim));
+  for (std::int64_t j = 0; j < dim; ++j) m[j] = count ? static_cast<float>(sum[j] / count) : 0.0f;
+  return m;
+}
+
+std::vector<float> InputStats::second_moment() const {
+  std::vector<float> m(static_cast<std::size_t>(dim));
+  for (std::int64_t j = 0; j < dim; ++j) m[j] = count ? static_cast<float>(sumsq[j] / count) : 0.0f;
+  return m;
+}
+
+HessianAccumulator::HessianAccumulator(std::int64_t dim) : dim_(dim), H_(static_cast<std::size_t>(dim * dim), 0.0f) {
+  if (dim <= 0) throw Error("Hessian dimension must be positive, got " + std::to_string(dim));
+}
+
+void HessianAccumulator::add(const float* X, std::int64_t tokens) {
+  if (tokens <= 0) return;
+  // H <- H * n / (n + t) + 2 / (n + t) * X^T X  (upper triangle by syrk, then mirrored)
+  const float keep = static_cast<float>(static_cast<double>(n_) / static_cast<double>(n_ + tokens));
+  const float alpha = static_cast<float>(2.0 / static_cast<double>(n_ + tokens));
+  const int d = static_cast<int>(dim_);
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(tokens), alpha, X, d, keep, H_.data(), d);
+  for (std::int64_t i = 0; i < dim_; ++i)
+    for (std::int64_t j = 0; j < i; ++j) H_[i * dim_ + j] = H_[j * dim_ + i];
+  n_ += tokens;
+}
+
+double bits_per_weight(const Format& f, std::int64_t rows, std::int64_t cols) {
+  const auto wg = detail::WeightGroups::make(f, rows, cols);
+  const double n = static_cast<double>(rows) * static_cast<double>(cols);
+  double bits = f.elem.bits * n;
+  if (wg.scaled()) {
+    bits += static_cast<double>(wg.num_groups()) * (f.scaling.scale_elem.bits + (f.scaling.asym ? f.elem.bits : 0));
+    if (f.scaling.tensor_scale) bits += 32;
+  }
+  return bits / n;
+}
+
+double output_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* X,
+                    std::int64_t tokens) {
+  std::vector<float> D(static_cast<std::size_t>(rows * cols)), Y(static_cast<std::size_t>(rows * tokens));
+  for (std::size_t i = 0; i < D.size(); ++i) D[i] = W[i] - Q[i];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(tokens),
+              static_cast<int>(cols), 1.0f, D.data(), static_cast<int>(cols), X, static_cast<int>(cols), 0.0f, Y.data(),
+              static_cast<int>(tokens));
+  double e = 0;
+  for (float v : Y) e += static_cast<double>(v) * v;
+  return e;
+}
+
+double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* H) {
+  std::vector<float> D(static_cast<std::size_t>(rows * cols)), DH(static_cast<std::size_t>(rows * cols));
+  for (std::size_t i = 0; i < D.size(); ++i) D[i] = W[i] - Q[i];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols),
+              static_cast<int>(cols), 1.0f, D.data(), static_cast<int>(cols), H, static_cast<int>(cols), 0.0f,
+              DH.data(), static_cast<int>(cols));
+  double e = 0;
+  for (std::size_t i = 0; i < D.size(); ++i) e += static_cast<double>(D[i]) * DH[i];
+  return e;
+}
+
+int set_blas_threads(int threads) {
+  const int prev = openblas_get_num_threads();
+  openblas_set_num_threads(std::max(1, threads));
+  return prev;
+}
+
+}  // namespace qcast::ptq
