@@ -39,7 +39,8 @@ std::vector<float> lenet_logits(const nn::Graph& g, std::int64_t n) {
   xs.insert(xs.begin(), n);
   nn::Value x = nn::Value::floats(xs);
   std::copy(s.data.begin(), s.data.begin() + n * s.sample_numel(), x.f->begin());
-  return *g.run({x}, 2)[0].f;
+  const nn::Value y = g.run({x}, 2)[0];
+  return std::vector<float>(y.fp(), y.fp() + y.numel());
 }
 
 double lenet_accuracy(const nn::Graph& g, std::int64_t n) {
