@@ -37,6 +37,14 @@ struct Encoded {
 Encoded encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt = {});
 /// Decodes into `out` (numel floats). Throws if the sizes in `e` are inconsistent.
 void decode(const Encoded& e, float* out);
+/// As above, on up to `threads` threads (results do not depend on it).
+void decode(const Encoded& e, float* out, int threads);
+
+/// The scalar reference implementations (no SIMD, same threading): the oracle of the fast kernels that
+/// fake_quant / encode / decode pick when a format has one. Same results, bit for bit, by contract.
+void reference_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt = {});
+Encoded reference_encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt = {});
+void reference_decode(const Encoded& e, float* out);
 
 /// Packs `n` codes of `bits` bits each (LSB-first) into bytes; unpack is the inverse.
 std::vector<std::uint8_t> pack_bits(const std::uint32_t* codes, std::size_t n, int bits);

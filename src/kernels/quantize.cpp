@@ -1,6 +1,7 @@
-// fake_quant / encode / decode over whole tensors, built on the scalar reference. Work is split into
-// whole groups across threads; stochastic rounding is keyed by element index, so results never depend
-// on the thread count.
+// fake_quant / encode / decode over whole tensors. Formats covered by a SIMD kernel (kernels/fast_path.cpp)
+// take that path; everything else runs the scalar reference below, which is also the tests' oracle.
+// Work is split into whole groups across threads; stochastic rounding is keyed by element index, so
+// results never depend on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -9,42 +10,28 @@
 
 #include "qcast/error.hpp"
 #include "qcast/quantize.hpp"
+#include "kernels/fast_path.hpp"
+#include "kernels/thread_pool.hpp"
 #include "reference.hpp"
 
 namespace qcast {
 
 namespace {
 
-// Runs fn(begin, end) over [0, n) in up to `threads` contiguous chunks.
+// Runs fn(begin, end) over [0, n) in up to `threads` contiguous chunks (the shared thread pool).
 template <class Fn>
 void parallel_ranges(std::int64_t n, int threads, Fn fn) {
-  threads = std::max(1, std::min<int>(threads, static_cast<int>(std::min<std::int64_t>(n, 256))));
-  if (threads <= 1 || n < 2) {
-    fn(std::int64_t{0}, n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  std::exception_ptr err;
-  std::mutex mu;
-  for (int t = 0; t < threads; ++t) {
-    const std::int64_t b = n * t / threads, e = n * (t + 1) / threads;
-    pool.emplace_back([&, b, e] {
-      try {
-        fn(b, e);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(mu);
-        if (!err) err = std::current_exception();
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-  if (err) std::rethrow_exception(err);
+  kern::parallel_for(n, threads, [&](std::int64_t b, std::int64_t e) { fn(b, e); });
 }
-
 
 }  // namespace
 
 void fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
+  if (kern::fast_fake_quant(f, in, out, shape, opt)) return;
+  reference_fake_quant(f, in, out, shape, opt);
+}
+
+void reference_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
   const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
   const std::int64_t n = layout.numel;
   if (f.scaling.kind == ScaleKind::None) {
@@ -111,6 +98,12 @@ void unpack_bits(const std::uint8_t* bytes, std::size_t nbytes, std::size_t n, i
 }
 
 Encoded encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt) {
+  Encoded e;
+  if (kern::fast_encode(f, in, shape, opt, e)) return e;
+  return reference_encode(f, in, shape, opt);
+}
+
+Encoded reference_encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt) {
   const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
   const std::int64_t n = layout.numel;
   Encoded e;
@@ -154,7 +147,15 @@ Encoded encode(const Format& f, const float* in, const Shape& shape, const Quant
   return e;
 }
 
-void decode(const Encoded& e, float* out) {
+void decode(const Encoded& e, float* out) { decode(e, out, 1); }
+
+void decode(const Encoded& e, float* out, int threads) {
+  const Format f = Format::parse(e.format);
+  if (kern::fast_decode(f, e, out, threads)) return;
+  reference_decode(e, out);
+}
+
+void reference_decode(const Encoded& e, float* out) {
   const Format f = Format::parse(e.format);
   const auto layout = ref::GroupLayout::make(f, e.shape, e.axis);
   const std::int64_t n = layout.numel;

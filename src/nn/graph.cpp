@@ -11,6 +11,7 @@
 
 #include "nn/ops.hpp"
 #include "qcast/error.hpp"
+#include "qcast/nn/observer.hpp"
 #include "qcast/quantize.hpp"
 
 namespace qcast::nn {
@@ -233,7 +234,25 @@ std::vector<Shape> Graph::infer_shapes(std::int64_t batch) const {
   return r;
 }
 
-std::vector<Value> Graph::run(const std::vector<Value>& feeds, int threads) const {
+namespace {
+std::vector<Value> run_impl(const Graph& g, const std::vector<Value>& feeds, int threads, const NodeObserver* obs);
+}  // namespace
+
+std::vector<Value> Graph::run(const std::vector<Value>& feeds, int threads) const { return run_impl(*this, feeds, threads, nullptr); }
+
+std::vector<Value> run_observed(const Graph& g, const std::vector<Value>& feeds, int threads, const NodeObserver& obs) {
+  return run_impl(g, feeds, threads, &obs);
+}
+
+namespace {
+std::vector<Value> run_impl(const Graph& g, const std::vector<Value>& feeds, int threads, const NodeObserver* obs) {
+  const auto& inputs = g.inputs;
+  const auto& constants = g.constants;
+  const auto& nodes = g.nodes;
+  const auto& outputs = g.outputs;
+  const auto& value_names = g.value_names;
+  const auto& source = g.source;
+  const int opset = g.opset;
   blas_single_thread();
   std::vector<GraphInput> real;
   for (auto& in : inputs) if (!constants.count(in.id)) real.push_back(in);
@@ -259,6 +278,11 @@ std::vector<Value> Graph::run(const std::vector<Value>& feeds, int threads) cons
     for (int id : nodes[k].inputs) if (id >= 0) last[id] = static_cast<int>(k);
   for (int id : outputs) last[id] = static_cast<int>(nodes.size());
   for (std::size_t k = 0; k < nodes.size(); ++k) {
+    if (obs) {
+      std::vector<const Value*> ins;
+      for (int id : nodes[k].inputs) ins.push_back(id >= 0 ? &vals[id] : nullptr);
+      (*obs)(k, nodes[k], ins);
+    }
     exec_node(nodes[k], vals, have, false, threads, opset);
     for (int id : nodes[k].inputs)
       if (id >= 0 && last[id] == static_cast<int>(k) && !constants.count(id)) vals[id] = Value{};
@@ -267,6 +291,7 @@ std::vector<Value> Graph::run(const std::vector<Value>& feeds, int threads) cons
   for (int id : outputs) out.push_back(vals[id]);
   return out;
 }
+}  // namespace
 
 namespace {
 // The reduction-axis layout of a node's weight: the shape to quantize it as, and the block axis.

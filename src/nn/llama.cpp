@@ -17,6 +17,7 @@
 #include "qcast/file.hpp"
 #include "qcast/io.hpp"
 #include "qcast/nn/graph.hpp"
+#include "qcast/nn/observer.hpp"
 #include "qcast/quantize.hpp"
 
 namespace qcast::nn {
@@ -173,7 +174,8 @@ const float* Llama::forward(State& s, int token, int pos) const {
 
 namespace {
 // Y[T, out] = X[T, in] * W^T, with the input rows fake-quantized when the layer has an activation format.
-void linear_rows(const Linear& L, const float* x, int T, float* y, std::vector<float>& qbuf) {
+void linear_rows(const Linear& L, const float* x, int T, float* y, std::vector<float>& qbuf,
+                 const LinearObserver* obs = nullptr) {
   const float* in = x;
   if (L.act) {
     qbuf.resize(static_cast<std::size_t>(T) * L.in);
@@ -182,12 +184,14 @@ void linear_rows(const Linear& L, const float* x, int T, float* y, std::vector<f
     fake_quant(*L.act, x, qbuf.data(), {T, L.in}, o);
     in = qbuf.data();
   }
+  if (obs) (*obs)(L, in, T);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L.out, L.in, 1.0f, in, L.in, L.w.data(), L.in, 0.0f, y, L.out);
 }
 }  // namespace
 
-std::vector<float> Llama::forward_seq(const std::vector<int>& tokens) const {
-  const auto& c = cfg;
+namespace {
+std::vector<float> forward_seq_impl(const Llama& m, const std::vector<int>& tokens, const LinearObserver* obs) {
+  const auto& c = m.cfg;
   const int T = static_cast<int>(tokens.size());
   if (T == 0) return {};
   if (T > c.seq_len) throw Error("sequence of " + std::to_string(T) + " tokens exceeds seq_len " + std::to_string(c.seq_len));
@@ -198,7 +202,7 @@ std::vector<float> Llama::forward_seq(const std::vector<int>& tokens) const {
       hb2(Ts * H), att(Ts * Ts), qbuf;
   for (int t = 0; t < T; ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.vocab_size) throw Error("token id " + std::to_string(tokens[t]) + " out of range");
-    std::memcpy(&x[t * dim], tok_emb.data() + static_cast<std::size_t>(tokens[t]) * dim, dim * sizeof(float));
+    std::memcpy(&x[t * dim], m.tok_emb.data() + static_cast<std::size_t>(tokens[t]) * dim, dim * sizeof(float));
   }
   // RoPE tables per (pos, pair).
   std::vector<float> cosv(Ts * (dim / 2)), sinv(Ts * (dim / 2));
@@ -223,11 +227,11 @@ std::vector<float> Llama::forward_seq(const std::vector<int>& tokens) const {
   }
   const float inv = 1.0f / std::sqrt(static_cast<float>(hs));
   for (int l = 0; l < c.n_layers; ++l) {
-    const LlamaLayer& L = layers[l];
+    const LlamaLayer& L = m.layers[l];
     for (int t = 0; t < T; ++t) rmsnorm(&xb[t * dim], &x[t * dim], L.rms_att.data(), dim, c.norm_eps);
-    linear_rows(L.wq, xb.data(), T, q.data(), qbuf);
-    linear_rows(L.wk, xb.data(), T, k.data(), qbuf);
-    linear_rows(L.wv, xb.data(), T, v.data(), qbuf);
+    linear_rows(L.wq, xb.data(), T, q.data(), qbuf, obs);
+    linear_rows(L.wk, xb.data(), T, k.data(), qbuf, obs);
+    linear_rows(L.wv, xb.data(), T, v.data(), qbuf, obs);
     for (int t = 0; t < T; ++t)
       for (int p = 0; p < dim / 2; ++p) {
         const float fcr = cosv[t * (dim / 2) + p], fci = sinv[t * (dim / 2) + p];
@@ -239,11 +243,11 @@ std::vector<float> Llama::forward_seq(const std::vector<int>& tokens) const {
           vec[pb[p]] = v0 * fci + v1 * fcr;
         }
       }
-    if (kv) {
+    if (m.kv) {
       QuantOptions o;
       o.axis = 1;
-      fake_quant(*kv, k.data(), k.data(), {T, kv_dim}, o);
-      fake_quant(*kv, v.data(), v.data(), {T, kv_dim}, o);
+      fake_quant(*m.kv, k.data(), k.data(), {T, kv_dim}, o);
+      fake_quant(*m.kv, v.data(), v.data(), {T, kv_dim}, o);
     }
     for (int h = 0; h < c.n_heads; ++h) {
       const int kh = h / kv_mul;
@@ -259,23 +263,30 @@ std::vector<float> Llama::forward_seq(const std::vector<int>& tokens) const {
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, att.data(), T, &v[kh * hs], kv_dim, 0.0f, &xb[h * hs], dim);
     }
-    linear_rows(L.wo, xb.data(), T, xb2.data(), qbuf);
+    linear_rows(L.wo, xb.data(), T, xb2.data(), qbuf, obs);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] += xb2[i];
     for (int t = 0; t < T; ++t) rmsnorm(&xb[t * dim], &x[t * dim], L.rms_ffn.data(), dim, c.norm_eps);
-    linear_rows(L.w1, xb.data(), T, hb.data(), qbuf);
-    linear_rows(L.w3, xb.data(), T, hb2.data(), qbuf);
+    linear_rows(L.w1, xb.data(), T, hb.data(), qbuf, obs);
+    linear_rows(L.w3, xb.data(), T, hb2.data(), qbuf, obs);
     for (std::size_t i = 0; i < hb.size(); ++i) {
       float a = hb[i];
       a *= 1.0f / (1.0f + std::exp(-a));
       hb[i] = a * hb2[i];
     }
-    linear_rows(L.w2, hb.data(), T, xb.data(), qbuf);
+    linear_rows(L.w2, hb.data(), T, xb.data(), qbuf, obs);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] += xb[i];
   }
-  for (int t = 0; t < T; ++t) rmsnorm(&x[t * dim], &x[t * dim], rms_final.data(), dim, c.norm_eps);
+  for (int t = 0; t < T; ++t) rmsnorm(&x[t * dim], &x[t * dim], m.rms_final.data(), dim, c.norm_eps);
   std::vector<float> logits(Ts * c.vocab_size);
-  linear_rows(cls, x.data(), T, logits.data(), qbuf);
+  linear_rows(m.cls, x.data(), T, logits.data(), qbuf, obs);
   return logits;
+}
+}  // namespace
+
+std::vector<float> Llama::forward_seq(const std::vector<int>& tokens) const { return forward_seq_impl(*this, tokens, nullptr); }
+
+std::vector<float> forward_seq_observed(const Llama& m, const std::vector<int>& tokens, const LinearObserver& obs) {
+  return forward_seq_impl(m, tokens, &obs);
 }
 
 std::vector<std::string> Llama::layer_names() const {

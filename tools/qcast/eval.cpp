@@ -17,12 +17,14 @@
 #include "qcast/nn/llama.hpp"
 #include "qcast/nn/onnx.hpp"
 #include "qcast/progress.hpp"
+#include "qcast/ptq/model.hpp"
 
 namespace qcast::cli {
 namespace {
 
 struct Args {
-  std::string model, data, data_root, tokenizer;
+  std::string model, data, data_root, tokenizer, base_model;
+  bool packed = false;  // model is a `qcast quantize` output
   QuantFlags q;
   std::int64_t limit = 0, batch = 256;
   bool json = false;
@@ -46,8 +48,12 @@ nlohmann::json recipe_json(const nn::Recipe& r) {
 }
 
 void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
-  nn::Graph g = nn::load_onnx(a.model);
-  warn(nn::apply_recipe(g, recipe, a.threads));
+  nn::Graph g;
+  if (a.packed) g = std::move(ptq::load_quantized(a.model, a.base_model).graph);
+  else {
+    g = nn::load_onnx(a.model);
+    warn(nn::apply_recipe(g, recipe, a.threads));
+  }
   nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
   if (d.kind == nn::DatasetSpec::Kind::Text) throw Error(a.model + " is a graph model; text datasets need a language model");
   std::vector<nn::GraphInput> ins;
@@ -105,9 +111,17 @@ void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j)
 }
 
 void eval_lm(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
-  nn::Llama m = nn::load_llama(a.model);
-  warn(m.apply_recipe(recipe, a.threads));
-  nn::Tokenizer tok = nn::Tokenizer::load(find_tokenizer(a.model, a.tokenizer, m.cfg.vocab_size), m.cfg.vocab_size);
+  nn::Llama m;
+  std::string path = a.model;
+  if (a.packed) {
+    ptq::Model pm = ptq::load_quantized(a.model, a.base_model);
+    m = std::move(pm.llama);
+    path = pm.path;
+  } else {
+    m = nn::load_llama(a.model);
+    warn(m.apply_recipe(recipe, a.threads));
+  }
+  nn::Tokenizer tok = nn::Tokenizer::load(find_tokenizer(path, a.tokenizer, m.cfg.vocab_size), m.cfg.vocab_size);
   nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
   if (d.kind != nn::DatasetSpec::Kind::Text) throw Error(a.model + " is a language model; it needs a text dataset (text:FILE)");
   auto stories = nn::load_stories(d.path_of(d.text));
@@ -128,14 +142,27 @@ void eval_lm(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
   j["tokens_per_second"] = secs > 0 ? static_cast<double>(r.tokens) / secs : 0.0;
 }
 
-void run(const Args& a) {
-  const nn::Recipe recipe = a.q.get();
+void run(Args a) {
+  nn::Recipe recipe = a.q.get();
+  bool graph = false;
+  std::string method;
+  if (ptq::is_quantized_model(a.model)) {
+    // A `qcast quantize` output: the base model with its packed weights and stored recipe.
+    if (!a.q.recipe.empty() || !a.q.weights.empty() || !a.q.acts.empty() || !a.q.kv.empty())
+      throw Error(a.model + " is a quantized model with its own recipe; --recipe/--weights/--acts/--kv do not apply");
+    a.packed = true;
+    ptq::Model probe = ptq::load_quantized(a.model, a.base_model, &method, &recipe);
+    graph = probe.is_graph;
+  } else {
+    graph = is_onnx(a.model);
+  }
   nlohmann::json j;
   j["model"] = a.model;
   j["data"] = a.data;
   j["recipe"] = recipe_json(recipe);
+  if (a.packed) j["quantize_method"] = method;
   j["threads"] = a.threads;
-  if (is_onnx(a.model)) eval_classifier(a, recipe, j);
+  if (graph) eval_classifier(a, recipe, j);
   else eval_lm(a, recipe, j);
   if (a.json) {
     std::cout << j.dump(2) << "\n";
@@ -155,10 +182,11 @@ void run(const Args& a) {
 Registrar reg("eval", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
   auto* sub = root.add_subcommand("eval", "evaluate a model (fp32 or fake-quantized): top-1 accuracy or perplexity");
-  sub->add_option("model", a->model, "ONNX classifier, llama2.c .bin, or Hugging Face LLaMA directory")->required();
+  sub->add_option("model", a->model, "ONNX classifier, llama2.c .bin, Hugging Face LLaMA directory, or a qcast quantize output (.safetensors)")->required();
   sub->add_option("--data", a->data, "dataset spec (YAML) or mnist:DIR, fashion-mnist[:DIR], text:FILE, npy:INPUTS,LABELS")->required();
   sub->add_option("--data-root", a->data_root, "directory that overrides the spec's root");
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
+  sub->add_option("--base-model", a->base_model, "quantized models (qcast quantize output): the base model, if moved");
   a->q.add(sub);
   sub->add_option("--limit", a->limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
   sub->add_option("--batch", a->batch, "batch size (classifiers)")->check(CLI::Range(1, 1 << 16))->capture_default_str();

@@ -1,0 +1,105 @@
+// Model-level post-training quantization (`qcast quantize`): streams calibration data through an ONNX
+// graph or a LLaMA model, feeds each weight layer's inputs into the layer-level algorithms of qcast::ptq
+// (rtn, search, gptq, rotate+gptq, lowrank, ed, mixed@BITS), quantizes the layers in execution order
+// (each against the inputs that the already-quantized prefix produces), and writes / reads the result as
+// a packed safetensors file (codes + scales, docs/packed-layout.md) that `qcast eval` loads directly.
+//
+// Layer layout: every weight layer is handled as W [out, in] (Conv: [M, C*kh*kw] against im2col
+// columns; Gemm with transB = 0 and 2-D MatMul weights are transposed), blocks along `in`.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qcast/nn/graph.hpp"
+#include "qcast/nn/llama.hpp"
+#include "qcast/nn/recipe.hpp"
+#include "qcast/ptq/common.hpp"
+
+namespace qcast::ptq {
+
+/// A loaded model: an ONNX graph or a LLaMA language model (with its tokenizer for text calibration).
+struct Model {
+  std::string path;  ///< the model file as given
+  bool is_graph = true;
+  nn::Graph graph;
+  nn::Llama llama;
+  /// Names of the weight layers in execution order.
+  std::vector<std::string> layer_names() const;
+};
+
+/// Loads an ONNX file (.onnx) or a LLaMA checkpoint (llama2.c .bin / HF directory).
+Model load_model(const std::string& path);
+
+/// Calibration data: a dataset spec (mnist:DIR, text:FILE, ... as for `qcast eval`), samples
+/// [offset, offset + samples) in file order (images, or stories tokenized with BOS and truncated to
+/// min(seq_len, max_tokens)), streamed in batches; deterministic (no shuffling).
+struct CalibOptions {
+  std::string spec, data_root, tokenizer;
+  std::int64_t samples = 256, offset = 0, batch = 64;
+  int max_tokens = 256;
+};
+
+struct QuantizeOptions {
+  std::string method = "rtn";  ///< rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS
+  nn::Recipe recipe;           ///< weight formats (global + per-layer globs + skip) and activation / KV formats
+  CalibOptions calib;
+  int threads = 1;
+  int rotate_block = 32;       ///< rotate: Hadamard block size
+  std::uint64_t seed = 0;      ///< rotate signs, lowrank SVD
+  int rank = 8;                ///< lowrank
+  bool act_order = false;      ///< gptq
+  std::vector<std::string> mixed_formats;  ///< mixed: candidates besides the recipe's format
+  bool progress = true;
+};
+
+/// One quantized layer: codes + scales of the main weight in [out, in] layout and what turns them
+/// into the weights the layer computes with (rotation, low-rank branch).
+struct QuantizedLayer {
+  std::string name;
+  std::int64_t rows = 0, cols = 0;
+  QuantizedWeight q;
+  int rotate_block = 0;             ///< 0 = none; else effective W = Q R^T (R = Rotation::make(cols, block, true, seed))
+  std::uint64_t rotate_seed = 0;
+  std::vector<float> A, B;          ///< low-rank branch (empty = none): effective W = Q + A B
+  int rank = 0;
+  // Report.
+  double error = 0, rel_error = 0;  ///< tr(dW H dW^T) with the calibration H of this layer, and / tr(W H W^T)
+  double seconds = 0;
+};
+
+struct QuantizeResult {
+  std::vector<QuantizedLayer> layers;
+  nn::Recipe recipe;                ///< the recipe that was applied (mixed: per-layer formats as overrides)
+  std::string mixed_json;           ///< mixed: the allocation (Allocation::to_json), else ""
+  double seconds_calib = 0, seconds_quant = 0, seconds_total = 0;
+  std::int64_t calib_samples = 0, calib_rows = 0;
+};
+
+/// Quantizes `m` in place (its weights become the effective quantized weights, activation / KV formats
+/// of the recipe are attached) and returns the per-layer results.
+QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt);
+
+/// The effective weights [rows, cols] of a quantized layer (decoded codes, rotation undone, low-rank
+/// branch added): what both quantize_model and load_quantized put into the model, bit for bit.
+std::vector<float> effective_weights(const QuantizedLayer& L);
+
+/// Writes the packed safetensors file (atomic). Metadata: quantize.model (absolute model path),
+/// quantize.method, quantize.recipe (JSON), quantize.layers (JSON per layer: rotation, rank).
+void write_quantized(const std::string& path, const Model& m, const QuantizeResult& r, const std::string& method);
+
+/// True if `path` is a safetensors file written by write_quantized.
+bool is_quantized_model(const std::string& path);
+
+/// Loads the base model named in the file's metadata (or `model_override`), puts the decoded effective
+/// weights in place and attaches the recipe's activation / KV formats.
+Model load_quantized(const std::string& path, const std::string& model_override = "", std::string* method = nullptr,
+                     nn::Recipe* recipe = nullptr);
+
+/// Recipe as JSON text: {"weights", "activations", "kv_cache", "layers": {glob: {weights, activations}}, "skip"}.
+std::string recipe_to_json(const nn::Recipe& r);
+nn::Recipe recipe_from_json(const std::string& text);
+
+}  // namespace qcast::ptq

@@ -1,0 +1,388 @@
+// Selection of the SIMD kernels for a format (exact: anything not covered bit for bit returns false),
+// per-group scale parameters for amax scales, and the threaded drivers.
+#include "kernels/fast_path.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "kernels/reference.hpp"
+#include "kernels/simd.hpp"
+#include "kernels/thread_pool.hpp"
+
+namespace qcast::kern {
+
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+std::uint32_t fbits(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return u;
+}
+float bitsf(std::uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+// Round-to-nearest-even of x >= 0 (finite) into the scale minifloat, saturating: Element::quantize.
+float se_quant(const ScaleSpec& sc, float x) {
+  if (sc.is_fp32) return x;
+  if (sc.s_has_sub && x < std::ldexp(1.0f, sc.s_emin)) {
+    const float r = std::nearbyint(x * std::ldexp(1.0f, sc.s_mbits - sc.s_emin));
+    return r * std::ldexp(1.0f, sc.s_emin - sc.s_mbits);
+  }
+  const int s = 23 - sc.s_mbits;
+  std::uint32_t u = fbits(x);
+  u = (u + (1u << (s - 1)) - 1 + ((u >> s) & 1u)) & ~((1u << s) - 1);
+  return std::min(bitsf(u), sc.s_maxv);
+}
+
+std::uint32_t se_code(const ScaleSpec& sc, float q) {
+  if (sc.is_fp32) return fbits(q);
+  if (sc.s_has_sub && q < std::ldexp(1.0f, sc.s_emin))
+    return static_cast<std::uint32_t>(q * std::ldexp(1.0f, sc.s_mbits - sc.s_emin));
+  return (fbits(q) >> (23 - sc.s_mbits)) - (static_cast<std::uint32_t>(127 - sc.s_bias) << sc.s_mbits);
+}
+
+bool signed_minifloat_ok(const Element& el) {
+  if (el.kind != Element::Kind::Float) return false;
+  if (el.variant != FloatVariant::Ieee && el.variant != FloatVariant::Fn && el.variant != FloatVariant::Finite) return false;
+  if (el.ebits < 2 || el.ebits > 8 || el.mbits < 1 || el.mbits > 22) return false;
+  if (el.bits != 1 + el.ebits + el.mbits || el.bits > 16) return false;
+  const int emin = 1 - el.bias;
+  if (emin < -126) return false;
+  if (emin == -126 && el.bias != 127) return false;
+  const double mx = el.max_value();
+  if (!(mx < 3.4e38) || static_cast<double>(static_cast<float>(mx)) != mx) return false;
+  if (el.variant == FloatVariant::Fn && el.mbits == 0) return false;
+  return true;
+}
+
+std::optional<ElemSpec> make_elem(const Element& el, RoundMode mode, bool elementwise, bool asym, bool need_lut) {
+  ElemSpec e;
+  e.bits = el.bits;
+  e.max_value = el.max_value();
+  if (asym) {
+    // Asymmetric groups round on the integer grid [0, 2^bits - 1] whatever the element kind.
+    if (el.bits < 2 || el.bits > 16) return std::nullopt;
+    e.kind = ElemKind::Int;
+  } else if (el.kind == Element::Kind::Float) {
+    if (!signed_minifloat_ok(el)) return std::nullopt;
+    e.kind = ElemKind::Mini;
+    e.ebits = el.ebits;
+    e.mbits = el.mbits;
+    e.bias = el.bias;
+    e.emin = 1 - el.bias;
+    e.has_sub_path = e.emin > -126;
+    e.ieee = el.variant == FloatVariant::Ieee;
+    e.fn_nan = el.variant == FloatVariant::Fn;
+    e.has_nan = el.has_nan();
+    const std::uint32_t all_ones = (1u << el.ebits) - 1;
+    e.nan_code = (all_ones << el.mbits) | (1u << (el.mbits - 1));
+    e.inf_code = all_ones << el.mbits;
+    e.maxv = static_cast<float>(el.max_value());
+  } else if (el.kind == Element::Kind::Int) {
+    if (!el.is_signed || el.bits < 2 || el.bits > 16 || el.frac_bits < -60 || el.frac_bits > 60) return std::nullopt;
+    e.kind = ElemKind::Int;
+    e.frac_bits = el.frac_bits;
+    e.max_code = static_cast<float>((1 << (el.bits - 1)) - 1);
+  } else {
+    if (elementwise || el.values.size() < 2 || el.values.size() > 256 || el.bits > 8) return std::nullopt;
+    e.kind = ElemKind::Codebook;
+    e.ncodes = static_cast<int>(el.values.size());
+    e.values = el.values;
+    // Decision thresholds: the smallest float of (values[k-1], values[k]] that quantizes to values[k].
+    // Element::quantize is monotone in x within an interval, so a bisection over float order is exact.
+    e.thresholds.assign(e.values.size(), 0.0f);
+    auto key = [](float f) -> std::int64_t {
+      const std::uint32_t u = fbits(f);
+      return (u & 0x80000000u) ? -static_cast<std::int64_t>(u & 0x7fffffffu) - 1 : static_cast<std::int64_t>(u);
+    };
+    auto unkey = [](std::int64_t k) -> float {
+      return k < 0 ? bitsf(static_cast<std::uint32_t>(-(k + 1)) | 0x80000000u) : bitsf(static_cast<std::uint32_t>(k));
+    };
+    for (std::size_t k = 1; k < e.values.size(); ++k) {
+      std::int64_t lo = key(e.values[k - 1]), hi = key(e.values[k]);  // P(lo) false, P(hi) true
+      while (hi - lo > 1) {
+        const std::int64_t mid = lo + (hi - lo) / 2;
+        if (el.quantize(unkey(mid), mode) == e.values[k]) hi = mid;
+        else lo = mid;
+      }
+      e.thresholds[k] = unkey(hi);
+    }
+  }
+  e.zero_code = asym ? 0 : el.encode(0.0f);
+  if (need_lut) {
+    if (el.bits > 16) return std::nullopt;
+    if (!asym) {
+      if (el.num_codes() != (1u << el.bits)) return std::nullopt;
+      e.lut.resize(std::size_t{1} << el.bits);
+      for (std::uint32_t c = 0; c < e.lut.size(); ++c) e.lut[c] = el.decode(c);
+    }
+  }
+  return e;
+}
+
+struct Plan {
+  ElemSpec el;
+  ScaleSpec sc;
+};
+
+std::optional<ScaleSpec> make_scale(const Format& f, bool need_lut) {
+  ScaleSpec sc;
+  const Scaling& s = f.scaling;
+  if (s.kind == ScaleKind::None) return sc;
+  const Element& se = s.scale_elem;
+  sc.asym = s.asym;
+  sc.qrange = std::ldexp(1.0, f.elem.bits) - 1;
+  sc.tensor_scale = s.tensor_scale;
+  const bool is_e8m0 = se.kind == Element::Kind::Float && se.variant == FloatVariant::E8m0 && se.ebits == 8 && se.bias == 127;
+  if (s.rule == ScaleRule::Floor && is_e8m0 && !s.asym && !s.tensor_scale) {
+    sc.mode = ScaleMode::MxFloor;
+    sc.emax = f.elem.emax();
+    sc.is_fp32 = false;
+    sc.s_bits = 8;
+    sc.nan_code = 0xff;
+  } else if (s.rule == ScaleRule::Amax) {
+    sc.mode = ScaleMode::Amax;
+    if (se.kind != Element::Kind::Float) return std::nullopt;
+    if (se.name == "fp32" || (se.ebits == 8 && se.mbits == 23 && se.bias == 127 && se.variant == FloatVariant::Ieee)) {
+      sc.is_fp32 = true;
+      sc.s_bits = 32;
+    } else {
+      const bool ok_variant = se.variant == FloatVariant::Ieee || se.variant == FloatVariant::Ufn || se.variant == FloatVariant::Fn;
+      if (!ok_variant || se.bits > 16 || se.mbits < 1 || se.bits % 8 != 0) return std::nullopt;
+      const int emin = 1 - se.bias;
+      if (emin < -126 || (emin == -126 && se.bias != 127)) return std::nullopt;
+      if (se.variant == FloatVariant::Fn && se.mbits == 0) return std::nullopt;
+      sc.is_fp32 = false;
+      sc.s_mbits = se.mbits;
+      sc.s_bias = se.bias;
+      sc.s_emin = emin;
+      sc.s_has_sub = emin > -126;
+      sc.s_maxv = static_cast<float>(se.max_value());
+      sc.s_bits = se.bits;
+    }
+    sc.nan_code = se.encode(kNaN);
+  } else {
+    return std::nullopt;
+  }
+  if (need_lut && !sc.is_fp32) {
+    sc.s_lut.resize(std::size_t{1} << sc.s_bits);
+    for (std::uint32_t c = 0; c < sc.s_lut.size(); ++c) sc.s_lut[c] = c < se.num_codes() ? se.decode(c) : kNaN;
+  }
+  return sc;
+}
+
+// Plans are cached per (format, rounding mode, lut): codebook thresholds and decode tables cost a
+// few thousand Element calls to build.
+std::shared_ptr<const Plan> get_plan(const Format& f, RoundMode mode, bool need_lut) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const Plan>> cache;
+  const std::string key = f.canonical() + "|" + round_mode_name(mode) + (need_lut ? "|lut" : "");
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  std::shared_ptr<Plan> plan;
+  auto sc = make_scale(f, need_lut);
+  if (sc) {
+    auto el = make_elem(f.elem, mode, f.scaling.kind == ScaleKind::None, f.scaling.asym, need_lut);
+    if (el) {
+      plan = std::make_shared<Plan>();
+      plan->el = std::move(*el);
+      plan->sc = std::move(*sc);
+    }
+  }
+  std::lock_guard<std::mutex> lk(mu);
+  if (cache.size() > 256) cache.clear();
+  cache[key] = plan;
+  return plan;
+}
+
+struct Geometry {
+  std::int64_t len = 0, block = 0, gpr = 1, ngroups = 0;
+};
+
+std::optional<Geometry> geometry(const Format& f, const Shape& shape, int axis) {
+  const auto layout = ref::GroupLayout::make(f, shape, axis);  // validates axis / block size
+  Geometry g;
+  if (layout.numel == 0) return std::nullopt;
+  switch (f.scaling.kind) {
+    case ScaleKind::None:
+      g.len = layout.numel;
+      g.block = 8192;
+      g.gpr = (g.len + g.block - 1) / g.block;
+      g.ngroups = g.gpr;
+      return g;
+    case ScaleKind::Block:
+      if (layout.inner != 1) return std::nullopt;
+      g.len = layout.len;
+      g.block = layout.block;
+      g.gpr = layout.nblocks;
+      g.ngroups = layout.num_groups;
+      return g;
+    case ScaleKind::Channel:
+      if (layout.outer != 1 || layout.inner == 0) return std::nullopt;
+      g.len = layout.inner;
+      g.block = layout.inner;
+      g.gpr = 1;
+      g.ngroups = layout.num_groups;
+      return g;
+    default:
+      return std::nullopt;
+  }
+}
+
+bool options_ok(const QuantOptions& opt) {
+  return opt.round != RoundMode::Stochastic && opt.overflow == Overflow::Saturate;
+}
+
+std::int64_t min_groups(const Geometry& g) {
+  // Keep at least ~64K elements per thread so small tensors do not pay for waking workers.
+  return std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, std::min(g.block, g.len)));
+}
+
+float tensor_scale(const Format& f, const float* in, std::int64_t n, int threads) {
+  if (!f.scaling.tensor_scale) return 1.0f;
+  std::mutex mu;
+  float amax = 0;
+  parallel_for(n, threads, [&](std::int64_t b, std::int64_t e) {
+    const float m = finite_absmax(in + b, e - b);
+    std::lock_guard<std::mutex> lk(mu);
+    amax = std::max(amax, m);
+  }, 1 << 16);
+  const float denom = static_cast<float>(f.scaling.scale_elem.max_value() * f.elem.max_value());
+  const float ts = amax / denom;
+  return ts > 0 ? ts : 1.0f;
+}
+
+}  // namespace
+
+void amax_params(const ScaleSpec& sc, const ElemSpec& el, float amax, float lo, float hi, float ts, GroupP& p) {
+  float scale;
+  if (sc.tensor_scale) {
+    scale = se_quant(sc, static_cast<float>(amax / el.max_value) / ts);
+  } else {
+    const double raw = sc.asym ? (static_cast<double>(hi) - lo) / sc.qrange : amax / el.max_value;
+    scale = raw > 0 ? se_quant(sc, static_cast<float>(raw)) : 0.0f;
+  }
+  p.scale_code = se_code(sc, scale);
+  p.scale = sc.tensor_scale ? scale * ts : scale;
+  if (!(p.scale > 0)) {
+    p.zero_group = true;
+    return;
+  }
+  if (sc.asym) {
+    const double z = std::nearbyint(-static_cast<double>(lo) / p.scale);
+    p.zero = static_cast<float>(std::clamp(z, 0.0, sc.qrange));
+    p.zero_code = static_cast<std::uint32_t>(p.zero);
+  }
+}
+
+bool fast_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
+  if (!options_ok(opt)) return false;
+  const auto geo = geometry(f, shape, opt.axis);
+  if (!geo) return false;
+  const auto plan = get_plan(f, opt.round, false);
+  if (!plan) return false;
+  Job j;
+  j.el = &plan->el;
+  j.sc = &plan->sc;
+  j.mode = opt.round;
+  j.len = geo->len;
+  j.block = geo->block;
+  j.gpr = geo->gpr;
+  j.in = in;
+  j.out = out;
+  j.tensor_scale = tensor_scale(f, in, shape_numel(shape), opt.threads);
+  parallel_for(geo->ngroups, opt.threads, [&](std::int64_t b, std::int64_t e) { quant_groups(j, b, e); }, min_groups(*geo));
+  return true;
+}
+
+bool fast_encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt, Encoded& e) {
+  if (!options_ok(opt)) return false;
+  const auto geo = geometry(f, shape, opt.axis);
+  if (!geo) return false;
+  const auto plan = get_plan(f, opt.round, false);
+  if (!plan) return false;
+  const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
+  const std::int64_t n = layout.numel;
+  e = Encoded{};
+  e.format = f.name;
+  e.shape = shape;
+  e.axis = layout.axis;
+  e.num_groups = layout.num_groups;
+  e.codes.assign(static_cast<std::size_t>((n * f.elem.bits + 7) / 8), 0);
+  std::vector<std::uint32_t> zeros;
+  Job j;
+  j.el = &plan->el;
+  j.sc = &plan->sc;
+  j.mode = opt.round;
+  j.len = geo->len;
+  j.block = geo->block;
+  j.gpr = geo->gpr;
+  j.in = in;
+  j.codes = e.codes.data();
+  int saw_nan = 0;
+  j.saw_nan = &saw_nan;
+  if (f.scaling.kind != ScaleKind::None) {
+    e.tensor_scale = tensor_scale(f, in, n, opt.threads);
+    j.tensor_scale = e.tensor_scale;
+    e.scales.assign(static_cast<std::size_t>(layout.num_groups) * static_cast<std::size_t>(plan->sc.s_bits / 8), 0);
+    j.scales = e.scales.data();
+    if (f.scaling.asym) {
+      zeros.assign(static_cast<std::size_t>(layout.num_groups), 0);
+      j.zeros = zeros.data();
+    }
+  }
+  parallel_for(geo->ngroups, opt.threads, [&](std::int64_t b, std::int64_t en) { quant_groups(j, b, en); }, min_groups(*geo));
+  if (saw_nan) return false;  // the reference reports the unencodable NaN
+  if (f.scaling.asym) e.zeros = pack_bits(zeros.data(), zeros.size(), f.elem.bits);
+  return true;
+}
+
+bool fast_decode(const Format& f, const Encoded& e, float* out, int threads) {
+  const auto geo = geometry(f, e.shape, e.axis);
+  if (!geo) return false;
+  const auto layout = ref::GroupLayout::make(f, e.shape, e.axis);
+  if (layout.num_groups != e.num_groups) return false;
+  const auto plan = get_plan(f, RoundMode::Even, true);
+  if (!plan) return false;
+  const std::int64_t n = layout.numel;
+  if (static_cast<std::int64_t>(e.codes.size()) * 8 < n * f.elem.bits) return false;
+  if (f.scaling.kind != ScaleKind::None) {
+    if (static_cast<std::int64_t>(e.scales.size()) < layout.num_groups * (plan->sc.s_bits / 8)) return false;
+  }
+  std::vector<std::uint32_t> zeros;
+  Job j;
+  j.el = &plan->el;
+  j.sc = &plan->sc;
+  j.len = geo->len;
+  j.block = geo->block;
+  j.gpr = geo->gpr;
+  j.out = out;
+  j.codes = const_cast<std::uint8_t*>(e.codes.data());
+  j.scales = const_cast<std::uint8_t*>(e.scales.data());
+  j.tensor_scale = e.tensor_scale;
+  if (f.scaling.asym) {
+    if (static_cast<std::int64_t>(e.zeros.size()) * 8 < layout.num_groups * f.elem.bits) return false;
+    zeros.resize(static_cast<std::size_t>(layout.num_groups));
+    unpack_bits(e.zeros.data(), e.zeros.size(), zeros.size(), f.elem.bits, zeros.data());
+    j.zeros = zeros.data();
+  }
+  parallel_for(geo->ngroups, threads, [&](std::int64_t b, std::int64_t en) { decode_groups(j, b, en); }, min_groups(*geo));
+  return true;
+}
+
+}  // namespace qcast::kern

@@ -1,0 +1,658 @@
+// Model-level PTQ: calibration capture through the runtime's observers, sequential layer quantization,
+// packed output. See include/qcast/ptq/model.hpp.
+#include "qcast/ptq/model.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "qcast/error.hpp"
+#include "qcast/io.hpp"
+#include "qcast/nn/dataset.hpp"
+#include "qcast/nn/observer.hpp"
+#include "qcast/nn/onnx.hpp"
+#include "qcast/packed.hpp"
+#include "qcast/progress.hpp"
+#include "qcast/ptq/ed.hpp"
+#include "qcast/ptq/gptq.hpp"
+#include "qcast/ptq/lowrank.hpp"
+#include "qcast/ptq/mixed.hpp"
+#include "qcast/ptq/rotate.hpp"
+#include "qcast/ptq/rtn.hpp"
+#include "qcast/ptq/search.hpp"
+
+namespace qcast::ptq {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// Thrown by observers to end a forward pass once the wanted layer inputs are captured.
+struct StopForward {};
+
+/// A weight layer of a model, viewed as W [rows = out, cols = in].
+struct LayerRef {
+  std::string name;
+  std::int64_t rows = 0, cols = 0;
+  int group = 0;  // layers with the same group share their input
+  // graph
+  std::size_t node = 0;
+  int wid = -1;
+  bool transpose = false;  // stored [in, out]
+  Shape wshape;
+  // llama: index into linears()
+  int lin = -1;
+};
+
+std::vector<nn::Linear*> linears(nn::Llama& m) {
+  std::vector<nn::Linear*> r;
+  for (auto& L : m.layers)
+    for (nn::Linear* p : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2}) r.push_back(p);  // execution order
+  r.push_back(&m.cls);
+  return r;
+}
+
+std::vector<LayerRef> layer_refs(Model& m) {
+  std::vector<LayerRef> r;
+  if (m.is_graph) {
+    const auto names = nn::quantizable_layers(m.graph);
+    int group = -1, last_input = -2;
+    for (std::size_t k = 0; k < m.graph.nodes.size(); ++k) {
+      const nn::Node& n = m.graph.nodes[k];
+      if (std::find(names.begin(), names.end(), n.name) == names.end()) continue;
+      LayerRef L;
+      L.name = n.name;
+      L.node = k;
+      L.wid = n.inputs[1];
+      const nn::Value& w = m.graph.constants.at(L.wid);
+      L.wshape = w.shape;
+      if (n.op == "Conv" && w.shape.size() == 4) {
+        L.rows = w.shape[0];
+        L.cols = w.shape[1] * w.shape[2] * w.shape[3];
+      } else if (n.op == "Gemm" && w.shape.size() == 2) {
+        L.transpose = n.get_i("transB", 0) == 0;
+        L.rows = L.transpose ? w.shape[1] : w.shape[0];
+        L.cols = L.transpose ? w.shape[0] : w.shape[1];
+      } else if (n.op == "MatMul" && w.shape.size() == 2) {
+        L.transpose = true;
+        L.rows = w.shape[1];
+        L.cols = w.shape[0];
+      } else {
+        throw Error(m.path + ": layer '" + n.name + "' (" + n.op + ", weight " + shape_str(w.shape) +
+                    ") is not supported by qcast quantize (Conv, Gemm and 2-D MatMul weights are); skip it in the recipe");
+      }
+      if (n.inputs[0] != last_input) ++group;
+      last_input = n.inputs[0];
+      L.group = group;
+      r.push_back(L);
+    }
+  } else {
+    auto lins = linears(m.llama);
+    int group = -1;
+    for (std::size_t k = 0; k < lins.size(); ++k) {
+      LayerRef L;
+      L.name = lins[k]->name;
+      L.rows = lins[k]->out;
+      L.cols = lins[k]->in;
+      L.lin = static_cast<int>(k);
+      const std::string& nm = L.name;
+      auto ends = [&](const char* s) { return nm.size() >= std::strlen(s) && nm.compare(nm.size() - std::strlen(s), std::string::npos, s) == 0; };
+      const bool joins = ends(".wk") || ends(".wv") || ends(".w3");  // same input as wq / w1
+      if (!joins) ++group;
+      L.group = group;
+      r.push_back(L);
+    }
+  }
+  return r;
+}
+
+/// The fp32 weights of a layer as [rows, cols].
+std::vector<float> get_weights(Model& m, const LayerRef& L) {
+  std::vector<float> W(static_cast<std::size_t>(L.rows * L.cols));
+  if (m.is_graph) {
+    const auto& g = m.graph;
+    const nn::Value& v = g.fp32_weights.count(L.wid) ? g.fp32_weights.at(L.wid) : g.constants.at(L.wid);
+    if (!L.transpose) std::copy(v.fp(), v.fp() + W.size(), W.begin());
+    else
+      for (std::int64_t i = 0; i < L.cols; ++i)
+        for (std::int64_t o = 0; o < L.rows; ++o) W[o * L.cols + i] = v.fp()[i * L.rows + o];
+  } else {
+    const nn::Linear& lin = *linears(m.llama)[L.lin];
+    const auto& src = lin.w_fp32.empty() ? lin.w : lin.w_fp32;
+    W = src;
+  }
+  return W;
+}
+
+void set_weights(Model& m, const LayerRef& L, const std::vector<float>& W) {
+  if (m.is_graph) {
+    nn::Value v = nn::Value::floats(L.wshape);
+    if (!L.transpose) std::copy(W.begin(), W.end(), v.mfp());
+    else
+      for (std::int64_t i = 0; i < L.cols; ++i)
+        for (std::int64_t o = 0; o < L.rows; ++o) v.mfp()[i * L.rows + o] = W[o * L.cols + i];
+    m.graph.constants[L.wid] = v;
+  } else {
+    nn::Linear& lin = *linears(m.llama)[L.lin];
+    if (lin.w_fp32.empty()) lin.w_fp32 = lin.w;
+    lin.w = W;
+  }
+}
+
+/// The recipe with every weight format removed (activation / KV formats and skips kept).
+nn::Recipe acts_only(const nn::Recipe& r) {
+  nn::Recipe a = r;
+  a.weights.clear();
+  for (auto& o : a.layers) o.weights = std::string("none");
+  return a;
+}
+
+void attach_acts(Model& m, const nn::Recipe& r, int threads) {
+  const nn::Recipe a = acts_only(r);
+  if (m.is_graph) nn::apply_recipe(m.graph, a, threads);
+  else m.llama.apply_recipe(a, threads);
+}
+
+/// Rows [T, cols] that a graph layer multiplies its weight with (im2col columns for Conv), from the
+/// node's raw input, with the node's activation fake-quant applied as the operator does.
+std::vector<float> graph_rows(const nn::Node& n, const LayerRef& L, const nn::Value& X, std::int64_t& T) {
+  if (X.is_int) throw Error("layer '" + n.name + "': integer input");
+  const float* x = X.fp();
+  std::vector<float> qbuf;
+  if (n.quant.act) {
+    int axis = 1;
+    if (n.op == "Gemm") axis = n.get_i("transA", 0) ? 0 : 1;
+    if (n.op == "MatMul") axis = static_cast<int>(X.shape.size()) - 1;
+    qbuf.resize(static_cast<std::size_t>(X.numel()));
+    QuantOptions o;
+    o.axis = axis;
+    fake_quant(*n.quant.act, x, qbuf.data(), X.shape, o);
+    x = qbuf.data();
+  }
+  std::vector<float> rows;
+  if (n.op == "Conv") {
+    if (n.get_i("group", 1) != 1) throw Error("layer '" + n.name + "': grouped convolutions are not supported by calibration");
+    const std::int64_t N = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3];
+    const std::int64_t kh = L.wshape[2], kw = L.wshape[3];
+    auto st = n.get_ints("strides", {1, 1});
+    auto di = n.get_ints("dilations", {1, 1});
+    auto pads = n.get_ints("pads", {0, 0, 0, 0});
+    const std::string ap = n.get_s("auto_pad", "NOTSET");
+    if (ap == "VALID") pads = {0, 0, 0, 0};
+    else if (ap != "NOTSET") throw Error("layer '" + n.name + "': auto_pad " + ap + " is not supported by calibration");
+    const std::int64_t P = (H + pads[0] + pads[2] - di[0] * (kh - 1) - 1) / st[0] + 1;
+    const std::int64_t Q = (W + pads[1] + pads[3] - di[1] * (kw - 1) - 1) / st[1] + 1;
+    const std::int64_t K = C * kh * kw;
+    T = N * P * Q;
+    rows.assign(static_cast<std::size_t>(T * K), 0.0f);
+    for (std::int64_t b = 0; b < N; ++b)
+      for (std::int64_t p = 0; p < P; ++p)
+        for (std::int64_t q = 0; q < Q; ++q) {
+          float* r = rows.data() + ((b * P + p) * Q + q) * K;
+          for (std::int64_t c = 0; c < C; ++c)
+            for (std::int64_t i = 0; i < kh; ++i) {
+              const std::int64_t ih = p * st[0] - pads[0] + i * di[0];
+              if (ih < 0 || ih >= H) continue;
+              for (std::int64_t j = 0; j < kw; ++j) {
+                const std::int64_t iw = q * st[1] - pads[1] + j * di[1];
+                if (iw < 0 || iw >= W) continue;
+                r[(c * kh + i) * kw + j] = x[((b * C + c) * H + ih) * W + iw];
+              }
+            }
+        }
+  } else if (n.op == "Gemm" && n.get_i("transA", 0)) {
+    const std::int64_t K = X.shape[0], M = X.shape[1];
+    T = M;
+    rows.resize(static_cast<std::size_t>(M * K));
+    for (std::int64_t k = 0; k < K; ++k)
+      for (std::int64_t m = 0; m < M; ++m) rows[m * K + k] = x[k * M + m];
+  } else {
+    T = X.numel() / L.cols;
+    rows.assign(x, x + X.numel());
+  }
+  return rows;
+}
+
+/// Calibration data, streamed in batches.
+class Calib {
+ public:
+  Calib(Model& m, const CalibOptions& o) : o_(o) {
+    const nn::DatasetSpec d = nn::parse_dataset_spec(o.spec, o.data_root);
+    if (m.is_graph) {
+      if (d.kind == nn::DatasetSpec::Kind::Text) throw Error(m.path + " is a graph model; calibration needs an image dataset");
+      std::vector<nn::GraphInput> ins;
+      for (auto& in : m.graph.inputs) if (!m.graph.is_const(in.id)) ins.push_back(in);
+      if (ins.size() != 1) throw Error(m.path + ": calibration supports models with one input");
+      std::int64_t mh = 0, mw = 0;
+      if (ins[0].shape.size() == 4) { mh = ins[0].shape[2]; mw = ins[0].shape[3]; }
+      set_ = nn::load_images(d, mh, mw);
+      total_ = std::max<std::int64_t>(0, std::min(o.samples, set_.size() - o.offset));
+      batches_ = (total_ + o.batch - 1) / o.batch;
+    } else {
+      if (d.kind != nn::DatasetSpec::Kind::Text) throw Error(m.path + " is a language model; calibration needs a text dataset (text:FILE)");
+      std::string tokp = o.tokenizer;
+      if (tokp.empty()) {
+        fs::path dir = fs::is_directory(m.path) ? fs::path(m.path) : fs::path(m.path).parent_path();
+        for (const std::string& nm : {"tok" + std::to_string(m.llama.cfg.vocab_size) + ".bin", std::string("tokenizer.bin")})
+          if (fs::exists(dir / nm)) { tokp = (dir / nm).string(); break; }
+        if (tokp.empty()) throw Error("language model calibration needs --tokenizer FILE (llama2.c tok*.bin)");
+      }
+      const nn::Tokenizer tok = nn::Tokenizer::load(tokp, m.llama.cfg.vocab_size);
+      const auto stories = nn::load_stories(d.path_of(d.text));
+      const int cap = std::min(m.llama.cfg.seq_len, o.max_tokens > 0 ? o.max_tokens : m.llama.cfg.seq_len);
+      for (std::int64_t k = o.offset; k < static_cast<std::int64_t>(stories.size()) && static_cast<std::int64_t>(seqs_.size()) < o.samples; ++k) {
+        auto t = tok.encode(stories[static_cast<std::size_t>(k)], true, false);
+        if (static_cast<int>(t.size()) > cap) t.resize(static_cast<std::size_t>(cap));
+        if (t.size() >= 2) seqs_.push_back(std::move(t));
+      }
+      total_ = static_cast<std::int64_t>(seqs_.size());
+      batches_ = total_;
+    }
+    if (total_ == 0) throw Error(o.spec + ": no calibration samples (offset " + std::to_string(o.offset) + ")");
+  }
+  std::int64_t batches() const { return batches_; }
+  std::int64_t samples() const { return total_; }
+
+  /// Runs batch b through the model with the observer; StopForward ends the pass.
+  void run(const Model& m, std::int64_t b, int threads, const nn::NodeObserver& gobs, const nn::LinearObserver& lobs) const {
+    try {
+      if (m.is_graph) {
+        const std::int64_t start = o_.offset + b * o_.batch, bs = std::min(o_.batch, total_ - b * o_.batch);
+        Shape xs = set_.sample_shape;
+        xs.insert(xs.begin(), bs);
+        nn::Value x = nn::Value::floats(xs);
+        const std::int64_t per = set_.sample_numel();
+        std::copy(set_.data.begin() + start * per, set_.data.begin() + (start + bs) * per, x.f->begin());
+        nn::run_observed(m.graph, {x}, threads, gobs);
+      } else {
+        nn::forward_seq_observed(m.llama, seqs_[static_cast<std::size_t>(b)], lobs);
+      }
+    } catch (const StopForward&) {
+    }
+  }
+
+ private:
+  CalibOptions o_;
+  nn::ImageSet set_;
+  std::vector<std::vector<int>> seqs_;
+  std::int64_t total_ = 0, batches_ = 0;
+};
+
+/// Streams the inputs of the layers of `group` (or of every layer when group < 0) over all batches:
+/// fn(layer index, rows, T). Stops each pass after the group's input is seen.
+void capture(const Model& m, const std::vector<LayerRef>& refs, int group, const Calib& calib, std::int64_t b, int threads,
+             const std::function<void(std::size_t, const float*, std::int64_t)>& fn) {
+  std::map<std::size_t, std::size_t> by_node;  // graph node -> layer index
+  std::map<const nn::Linear*, std::size_t> by_lin;
+  std::vector<const nn::Linear*> lins;
+  if (!m.is_graph) {
+    for (auto& L : m.llama.layers)
+      for (const nn::Linear* p : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2}) lins.push_back(p);
+    lins.push_back(&m.llama.cls);
+  }
+  for (std::size_t k = 0; k < refs.size(); ++k) {
+    if (group >= 0 && refs[k].group != group) continue;
+    if (m.is_graph) by_node[refs[k].node] = k;
+    else by_lin[lins[static_cast<std::size_t>(refs[k].lin)]] = k;
+  }
+  nn::NodeObserver gobs = [&](std::size_t idx, const nn::Node& n, const std::vector<const nn::Value*>& ins) {
+    auto it = by_node.find(idx);
+    if (it == by_node.end()) return;
+    std::int64_t T = 0;
+    auto rows = graph_rows(n, refs[it->second], *ins[0], T);
+    fn(it->second, rows.data(), T);
+    if (group >= 0) throw StopForward{};  // members of a group share this input
+  };
+  nn::LinearObserver lobs = [&](const nn::Linear& L, const float* x, int T) {
+    auto it = by_lin.find(&L);
+    if (it == by_lin.end()) return;
+    fn(it->second, x, T);
+    if (group >= 0) throw StopForward{};
+  };
+  calib.run(m, b, threads, gobs, lobs);
+}
+
+int pow2_block(std::int64_t cols, int want) {
+  int b = 1;
+  while (b * 2 <= want && cols % (b * 2) == 0) b *= 2;
+  return b;
+}
+
+}  // namespace
+
+std::vector<std::string> Model::layer_names() const {
+  auto& self = const_cast<Model&>(*this);
+  std::vector<std::string> r;
+  for (auto& L : layer_refs(self)) r.push_back(L.name);
+  return r;
+}
+
+Model load_model(const std::string& path) {
+  Model m;
+  m.path = path;
+  if (!fs::exists(path)) throw Error(path + ": no such file or directory");
+  m.is_graph = fs::path(path).extension() == ".onnx";
+  if (m.is_graph) m.graph = nn::load_onnx(path);
+  else m.llama = nn::load_llama(path);
+  return m;
+}
+
+std::vector<float> effective_weights(const QuantizedLayer& L) {
+  std::vector<float> W = L.q.values;
+  if (L.rotate_block > 0) {
+    const Rotation r = Rotation::make(L.cols, L.rotate_block, true, L.rotate_seed);
+    r.apply_inverse(W.data(), L.rows);
+  }
+  if (!L.A.empty()) {
+    for (std::int64_t i = 0; i < L.rows; ++i)
+      for (std::int64_t j = 0; j < L.cols; ++j) {
+        float s = 0.0f;
+        for (int k = 0; k < L.rank; ++k) s += L.A[i * L.rank + k] * L.B[k * L.cols + j];
+        W[i * L.cols + j] += s;
+      }
+  }
+  return W;
+}
+
+QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
+  const auto t_all = Clock::now();
+  QuantizeResult res;
+  res.recipe = opt.recipe;
+  std::string method = opt.method;
+  double mixed_bits = 0;
+  if (method.rfind("mixed@", 0) == 0) {
+    try {
+      mixed_bits = std::stod(method.substr(6));
+    } catch (...) {
+      throw Error("method '" + method + "': expected mixed@BITS, e.g. mixed@4.5");
+    }
+    method = "mixed";
+  }
+  static const std::vector<std::string> known = {"rtn", "search", "gptq", "ed", "rotate+gptq", "lowrank", "mixed"};
+  if (std::find(known.begin(), known.end(), method) == known.end())
+    throw Error("unknown method '" + opt.method + "' (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS)");
+  set_blas_threads(opt.threads);
+
+  const Model fp = (method == "ed") ? m : Model{};  // the float model, for error diffusion's targets
+  attach_acts(m, opt.recipe, opt.threads);
+  const std::vector<LayerRef> refs = layer_refs(m);
+  {
+    std::vector<std::string> names;
+    for (auto& L : refs) names.push_back(L.name);
+    const std::string w = nn::unmatched_warning(opt.recipe, names);
+    (void)w;
+  }
+  // Per-layer weight format from the recipe ("" = left in full precision).
+  std::vector<std::string> fmt(refs.size());
+  for (std::size_t k = 0; k < refs.size(); ++k) {
+    std::string w, a;
+    opt.recipe.formats_for(refs[k].name, w, a);
+    if (w == "none" || w == "fp32") w.clear();
+    fmt[k] = w;
+  }
+  Calib calib(m, opt.calib);
+  res.calib_samples = calib.samples();
+  const int ngroups = refs.empty() ? 0 : refs.back().group + 1;
+  Progress bar("quantize", static_cast<std::int64_t>(ngroups + (method == "mixed" ? 1 : 0)) * calib.batches(), opt.progress);
+
+  if (method == "mixed") {
+    // Sensitivities from the float model's Hessians, then an allocation under the budget.
+    std::vector<std::unique_ptr<HessianAccumulator>> hs(refs.size());
+    for (std::size_t k = 0; k < refs.size(); ++k) hs[k] = std::make_unique<HessianAccumulator>(refs[k].cols);
+    const auto t0 = Clock::now();
+    for (std::int64_t b = 0; b < calib.batches(); ++b) {
+      capture(m, refs, -1, calib, b, opt.threads, [&](std::size_t k, const float* X, std::int64_t T) { hs[k]->add(X, T); });
+      bar.advance(1);
+    }
+    res.seconds_calib += since(t0);
+    std::vector<LayerSensitivity> sens;
+    std::vector<std::size_t> idx;
+    for (std::size_t k = 0; k < refs.size(); ++k) {
+      if (fmt[k].empty()) continue;
+      std::vector<std::string> cands{fmt[k]};
+      for (auto& f : opt.mixed_formats) if (std::find(cands.begin(), cands.end(), f) == cands.end()) cands.push_back(f);
+      const auto W = get_weights(m, refs[k]);
+      sens.push_back(layer_sensitivity(refs[k].name, W.data(), refs[k].rows, refs[k].cols, hs[k]->H().data(), cands));
+      idx.push_back(k);
+    }
+    const Allocation a = allocate(sens, mixed_bits);
+    res.mixed_json = a.to_json(mixed_bits);
+    std::vector<nn::LayerOverride> ov;
+    for (std::size_t i = 0; i < a.recipe.size(); ++i) {
+      fmt[idx[i]] = a.recipe[i].second;
+      nn::LayerOverride o;
+      o.pattern = a.recipe[i].first;
+      o.weights = a.recipe[i].second;
+      std::string w, act;
+      opt.recipe.formats_for(a.recipe[i].first, w, act);
+      o.acts = act.empty() ? std::string("none") : act;
+      ov.push_back(o);
+    }
+    res.recipe.layers.insert(res.recipe.layers.begin(), ov.begin(), ov.end());
+  }
+
+  for (int g = 0; g < ngroups; ++g) {
+    std::vector<std::size_t> members;
+    for (std::size_t k = 0; k < refs.size(); ++k) if (refs[k].group == g) members.push_back(k);
+    const std::int64_t cols = refs[members[0]].cols;
+    bool any = false;
+    for (auto k : members) any = any || !fmt[k].empty();
+    if (!any) { bar.advance(calib.batches()); continue; }
+    // Stream this group's inputs as produced by the already-quantized prefix.
+    const auto t0 = Clock::now();
+    HessianAccumulator H(cols);
+    InputStats stats(cols);
+    std::unique_ptr<EdAccumulator> ed;
+    if (method == "ed") ed = std::make_unique<EdAccumulator>(cols);
+    std::vector<float> xf;
+    for (std::int64_t b = 0; b < calib.batches(); ++b) {
+      if (ed) {
+        capture(fp, refs, g, calib, b, opt.threads, [&](std::size_t, const float* X, std::int64_t T) { xf.assign(X, X + T * cols); });
+      }
+      capture(m, refs, g, calib, b, opt.threads, [&](std::size_t, const float* X, std::int64_t T) {
+        H.add(X, T);
+        stats.add(X, T);
+        if (ed) ed->add(xf.data(), X, T);
+        res.calib_rows += T;
+      });
+      bar.advance(1);
+    }
+    res.seconds_calib += since(t0);
+    for (auto k : members) {
+      if (fmt[k].empty()) continue;
+      const LayerRef& R = refs[k];
+      const auto t1 = Clock::now();
+      const Format f = Format::parse(fmt[k]);
+      const std::vector<float> W = get_weights(m, R);
+      QuantizedLayer Q;
+      Q.name = R.name;
+      Q.rows = R.rows;
+      Q.cols = R.cols;
+      GptqOptions go;
+      go.threads = opt.threads;
+      go.act_order = opt.act_order;
+      go.static_groups = opt.act_order;
+      if (method == "rtn") {
+        Q.q = rtn(f, W.data(), R.rows, R.cols);
+      } else if (method == "search") {
+        SearchOptions so;
+        so.threads = opt.threads;
+        const auto imp = stats.second_moment();
+        Q.q = search(f, W.data(), R.rows, R.cols, imp.data(), so);
+      } else if (method == "gptq" || method == "mixed") {
+        Q.q = gptq(f, W.data(), R.rows, R.cols, H.H().data(), go).q;
+      } else if (method == "rotate+gptq") {
+        const int blk = pow2_block(R.cols, opt.rotate_block);
+        std::vector<float> Wr = W, Hr = H.H();
+        if (blk > 1) {
+          const Rotation rot = Rotation::make(R.cols, blk, true, opt.seed);
+          rot.apply(Wr.data(), R.rows);
+          rot.conjugate(Hr.data());
+          Q.rotate_block = blk;
+          Q.rotate_seed = opt.seed;
+        }
+        Q.q = gptq(f, Wr.data(), R.rows, R.cols, Hr.data(), go).q;
+      } else if (method == "lowrank") {
+        LowRankOptions lo;
+        lo.rank = static_cast<int>(std::min<std::int64_t>(opt.rank, std::min(R.rows, R.cols)));
+        lo.seed = opt.seed;
+        auto lr = lowrank(f, W.data(), R.rows, R.cols, lo);
+        Q.q = lr.q;
+        Q.A = lr.A;
+        Q.B = lr.B;
+        Q.rank = lr.rank;
+      } else if (method == "ed") {
+        Q.q = error_diffusion(f, W.data(), R.rows, R.cols, *ed).q;
+      }
+      // The weights go into the model through the packed codes, exactly as load_quantized does.
+      const Encoded e = Q.q.encode();
+      decode(e, Q.q.values.data());
+      const std::vector<float> eff = effective_weights(Q);
+      set_weights(m, R, eff);
+      Q.error = hessian_error(W.data(), eff.data(), R.rows, R.cols, H.H().data());
+      const std::vector<float> zero(W.size(), 0.0f);
+      const double ref = hessian_error(W.data(), zero.data(), R.rows, R.cols, H.H().data());
+      Q.rel_error = ref > 0 ? Q.error / ref : 0.0;
+      Q.seconds = since(t1);
+      res.seconds_quant += Q.seconds;
+      res.layers.push_back(std::move(Q));
+    }
+  }
+  bar.finish();
+  res.seconds_total = since(t_all);
+  return res;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recipe JSON and the packed file.
+
+std::string recipe_to_json(const nn::Recipe& r) {
+  auto f = [](const std::string& s) { return s.empty() ? std::string("fp32") : s; };
+  json j = {{"weights", f(r.weights)}, {"activations", f(r.acts)}, {"kv_cache", f(r.kv)}};
+  json layers = json::array();
+  for (auto& o : r.layers) {
+    json e = {{"pattern", o.pattern}};
+    if (o.weights) e["weights"] = *o.weights;
+    if (o.acts) e["activations"] = *o.acts;
+    layers.push_back(e);
+  }
+  j["layers"] = layers;
+  j["skip"] = r.skip;
+  return j.dump();
+}
+
+nn::Recipe recipe_from_json(const std::string& text) {
+  nn::Recipe r;
+  try {
+    const json j = json::parse(text);
+    auto f = [](const std::string& s) { return (s == "fp32" || s == "none") ? std::string() : s; };
+    r.weights = f(j.value("weights", std::string()));
+    r.acts = f(j.value("activations", std::string()));
+    r.kv = f(j.value("kv_cache", std::string()));
+    for (auto& e : j.value("layers", json::array())) {
+      nn::LayerOverride o;
+      o.pattern = e.at("pattern").get<std::string>();
+      if (e.contains("weights")) o.weights = e["weights"].get<std::string>();
+      if (e.contains("activations")) o.acts = e["activations"].get<std::string>();
+      r.layers.push_back(o);
+    }
+    for (auto& s : j.value("skip", json::array())) r.skip.push_back(s.get<std::string>());
+  } catch (const json::exception& e) {
+    throw Error(std::string("bad recipe JSON in quantized model metadata: ") + e.what());
+  }
+  return r;
+}
+
+void write_quantized(const std::string& path, const Model& m, const QuantizeResult& r, const std::string& method) {
+  PackedFile pf;
+  json layers = json::array();
+  for (const auto& L : r.layers) {
+    pf.quantized.emplace_back(L.name, L.q.encode());
+    json e = {{"name", L.name}, {"rows", L.rows}, {"cols", L.cols}, {"format", L.q.format.name},
+              {"rotate_block", L.rotate_block}, {"rotate_seed", L.rotate_seed}, {"rank", L.rank}};
+    layers.push_back(e);
+    if (!L.A.empty()) {
+      Tensor a = Tensor::zeros_f32({L.rows, L.rank});
+      std::copy(L.A.begin(), L.A.end(), a.mutable_f32());
+      Tensor b = Tensor::zeros_f32({L.rank, L.cols});
+      std::copy(L.B.begin(), L.B.end(), b.mutable_f32());
+      pf.plain.push_back({L.name + ".lowrank_A", a});
+      pf.plain.push_back({L.name + ".lowrank_B", b});
+    }
+  }
+  pf.metadata["quantize.model"] = fs::absolute(m.path).lexically_normal().string();
+  pf.metadata["quantize.method"] = method;
+  pf.metadata["quantize.recipe"] = recipe_to_json(r.recipe);
+  pf.metadata["quantize.layers"] = layers.dump();
+  write_packed(path, pf);
+}
+
+bool is_quantized_model(const std::string& path) {
+  if (fs::path(path).extension() != ".safetensors" || !fs::is_regular_file(path)) return false;
+  const SafeTensorsFile st = read_safetensors(path);
+  return st.metadata.count("quantize.model") != 0;
+}
+
+Model load_quantized(const std::string& path, const std::string& model_override, std::string* method, nn::Recipe* recipe) {
+  const PackedFile pf = read_packed(path);
+  auto meta = [&](const char* k) {
+    auto it = pf.metadata.find(k);
+    if (it == pf.metadata.end()) throw Error(path + ": not a qcast quantize output (no " + k + " metadata)");
+    return it->second;
+  };
+  std::string base = model_override.empty() ? meta("quantize.model") : model_override;
+  if (!fs::exists(base)) throw Error(path + ": its base model " + base + " does not exist (pass --base-model)");
+  Model m = load_model(base);
+  const nn::Recipe rec = recipe_from_json(meta("quantize.recipe"));
+  if (method) *method = meta("quantize.method");
+  if (recipe) *recipe = rec;
+  attach_acts(m, rec, 1);
+  std::map<std::string, const Encoded*> enc;
+  for (auto& [n, e] : pf.quantized) enc[n] = &e;
+  std::map<std::string, const Tensor*> plain;
+  for (auto& t : pf.plain) plain[t.name] = &t.tensor;
+  std::map<std::string, LayerRef> refs;
+  for (auto& L : layer_refs(m)) refs[L.name] = L;
+  json layers;
+  try {
+    layers = json::parse(meta("quantize.layers"));
+  } catch (const json::exception& e) {
+    throw Error(path + ": bad quantize.layers metadata: " + e.what());
+  }
+  for (const auto& e : layers) {
+    QuantizedLayer L;
+    L.name = e.at("name").get<std::string>();
+    L.rows = e.at("rows").get<std::int64_t>();
+    L.cols = e.at("cols").get<std::int64_t>();
+    L.rotate_block = e.value("rotate_block", 0);
+    L.rotate_seed = e.value("rotate_seed", std::uint64_t{0});
+    L.rank = e.value("rank", 0);
+    auto r = refs.find(L.name);
+    auto c = enc.find(L.name);
+    if (r == refs.end()) throw Error(path + ": layer '" + L.name + "' is not in " + base);
+    if (c == enc.end()) throw Error(path + ": no packed tensor for layer '" + L.name + "'");
+    if (r->second.rows != L.rows || r->second.cols != L.cols)
+      throw Error(path + ": layer '" + L.name + "' is " + std::to_string(L.rows) + "x" + std::to_string(L.cols) + ", the model's is " +
+                  std::to_string(r->second.rows) + "x" + std::to_string(r->second.cols));
+    L.q.values.resize(static_cast<std::size_t>(L.rows * L.cols));
+    decode(*c->second, L.q.values.data());
+    if (L.rank > 0) {
+      auto a = plain.find(L.name + ".lowrank_A"), b = plain.find(L.name + ".lowrank_B");
+      if (a == plain.end() || b == plain.end()) throw Error(path + ": layer '" + L.name + "' lacks its low-rank factors");
+      const Tensor af = a->second->to_f32(), bf = b->second->to_f32();
+      L.A.assign(af.f32(), af.f32() + L.rows * L.rank);
+      L.B.assign(bf.f32(), bf.f32() + L.rank * L.cols);
+    }
+    set_weights(m, r->second, effective_weights(L));
+  }
+  return m;
+}
+
+}  // namespace qcast::ptq

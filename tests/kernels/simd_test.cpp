@@ -1,0 +1,335 @@
+// The SIMD + threaded kernels against the scalar reference, bit for bit, on every dispatch target this
+// machine supports (each one forced in turn): exhaustive code sets (every code, every midpoint and its
+// float neighbours, at several scales) and large random inputs with subnormals, ties, NaN/Inf blocks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/simd.hpp"
+#include "qcast/format.hpp"
+#include "qcast/quantize.hpp"
+
+namespace qcast {
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr std::int64_t kRandomN = 200000;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr std::int64_t kRandomN = 200000;
+#else
+constexpr std::int64_t kRandomN = 10000000;
+#endif
+#else
+constexpr std::int64_t kRandomN = 10000000;
+#endif
+
+const std::vector<std::string> kScaledFormats = {
+    "mxfp8", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8", "nvfp4", "nf4",
+    "int8@fp32/ch0", "int4@fp32/g32", "int8@fp16/g32", "int4@fp16/g128/asym", "int8@fp32/g64/asym",
+    "int4@bf16/g16", "e4m3@fp16/g32", "uint4@fp32/g32/asym"};
+const std::vector<std::string> kElementwise = {"e4m3", "e5m2", "e2m1", "e3m2", "e2m3", "bf16", "fp16", "int8", "int4"};
+const std::vector<RoundMode> kModes = {RoundMode::Even, RoundMode::Away, RoundMode::Zero, RoundMode::Floor, RoundMode::Ceil};
+
+std::uint32_t bits_of(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return u;
+}
+float from_bits(std::uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+// First index where a and b differ bitwise, or -1.
+std::int64_t first_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (bits_of(a[i]) != bits_of(b[i])) return static_cast<std::int64_t>(i);
+  return -1;
+}
+
+// Every code value of the element, the midpoints of neighbours and the floats right beside them.
+std::vector<float> special_values(const Element& el) {
+  std::vector<float> vals;
+  std::vector<float> codes;
+  if (el.kind == Element::Kind::Codebook) {
+    codes = el.values;
+  } else if (el.bits <= 8) {
+    for (std::uint32_t c = 0; c < el.num_codes(); ++c) {
+      const float v = el.decode(c);
+      if (std::isfinite(v)) codes.push_back(v);
+    }
+  } else {
+    // 16-bit elements: a spread of codes (all exponents, a few mantissas) is enough here.
+    for (std::uint32_t c = 0; c < el.num_codes(); c += 37) {
+      const float v = el.decode(c);
+      if (std::isfinite(v)) codes.push_back(v);
+    }
+  }
+  std::sort(codes.begin(), codes.end());
+  codes.erase(std::unique(codes.begin(), codes.end()), codes.end());
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    vals.push_back(codes[i]);
+    if (i + 1 < codes.size()) {
+      const float mid = static_cast<float>((static_cast<double>(codes[i]) + codes[i + 1]) / 2);
+      vals.push_back(mid);
+      vals.push_back(std::nextafter(mid, -INFINITY));
+      vals.push_back(std::nextafter(mid, INFINITY));
+    }
+  }
+  const float mx = static_cast<float>(el.max_value());
+  for (float v : {0.0f, -0.0f, mx * 1.01f, -mx * 1.01f, mx * 1.5f, -mx * 3.0f, 1e-40f, -1e-42f, 1.2e-38f})
+    vals.push_back(v);
+  return vals;
+}
+
+// Exhaustive input for a format: blocks that start with the element max times a scale (so the block
+// scale is that scale) followed by all special values times the same scale.
+std::vector<float> exhaustive_input(const Format& f, std::int64_t cols, std::int64_t& rows) {
+  const std::vector<float> sv = special_values(f.elem);
+  std::vector<float> out;
+  const std::int64_t blk = f.scaling.kind == ScaleKind::Block ? f.scaling.block : cols;
+  const float mx = static_cast<float>(f.elem.max_value());
+  for (double s : {1.0, 0.25, 1024.0, std::ldexp(1.0, -120), 0.7, 3.3e-3, 6.1e4}) {
+    std::size_t k = 0;
+    while (k < sv.size()) {
+      for (std::int64_t i = 0; i < blk; ++i) {
+        float v;
+        if (i == 0) v = static_cast<float>(mx * s);
+        else v = static_cast<float>(sv[k++ % sv.size()] * s);
+        out.push_back(v);
+      }
+    }
+  }
+  while (out.size() % static_cast<std::size_t>(cols)) out.push_back(0.5f);
+  rows = static_cast<std::int64_t>(out.size()) / cols;
+  return out;
+}
+
+std::vector<float> random_input(std::int64_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<float> x(static_cast<std::size_t>(n));
+  std::normal_distribution<float> gauss;
+  std::uniform_int_distribution<int> regime_d(0, 99);
+  for (std::int64_t b = 0; b < n; b += 16) {
+    const int regime = regime_d(rng);
+    const std::int64_t e = std::min<std::int64_t>(n, b + 16);
+    const float mag = std::ldexp(1.0f, static_cast<int>(rng() % 60) - 30);
+    for (std::int64_t i = b; i < e; ++i) {
+      float v;
+      if (regime < 40) {
+        v = gauss(rng) * mag;
+      } else if (regime < 55) {  // any finite float
+        v = from_bits(static_cast<std::uint32_t>(rng()) & 0xff7fffffu);
+      } else if (regime < 65) {  // fp32 subnormals
+        v = from_bits((static_cast<std::uint32_t>(rng()) & 0x807fffffu));
+      } else if (regime < 90) {  // dyadic values: ties of every grid
+        v = std::ldexp(static_cast<float>(static_cast<int>(rng() % 257) - 128), static_cast<int>(rng() % 24) - 12);
+      } else if (regime < 95) {
+        v = (rng() & 1) ? 0.0f : -0.0f;
+      } else {
+        v = gauss(rng);
+      }
+      x[static_cast<std::size_t>(i)] = v;
+    }
+    if (regime >= 95) {  // a NaN or Inf somewhere in this stretch
+      const std::uint64_t r = rng();
+      const float special[] = {std::numeric_limits<float>::quiet_NaN(), INFINITY, -INFINITY, -std::numeric_limits<float>::quiet_NaN()};
+      x[static_cast<std::size_t>(b + static_cast<std::int64_t>(r % static_cast<std::uint64_t>(e - b)))] = special[(r >> 8) % 4];
+    }
+  }
+  return x;
+}
+
+struct TargetGuard {
+  ~TargetGuard() { kern::force_target(0); }
+};
+
+void expect_encoded_eq(const Encoded& a, const Encoded& b, const std::string& what) {
+  EXPECT_EQ(a.format, b.format) << what;
+  EXPECT_EQ(a.shape, b.shape) << what;
+  EXPECT_EQ(a.axis, b.axis) << what;
+  EXPECT_EQ(a.num_groups, b.num_groups) << what;
+  EXPECT_EQ(bits_of(a.tensor_scale), bits_of(b.tensor_scale)) << what;
+  EXPECT_TRUE(a.scales == b.scales) << what << ": scales differ";
+  EXPECT_TRUE(a.zeros == b.zeros) << what << ": zero points differ";
+  if (a.codes != b.codes) {
+    std::size_t i = 0;
+    while (i < std::min(a.codes.size(), b.codes.size()) && a.codes[i] == b.codes[i]) ++i;
+    ADD_FAILURE() << what << ": codes differ at byte " << i << " of " << a.codes.size() << " / " << b.codes.size();
+  }
+}
+
+// Fast vs reference for one format / mode / input on every target and thread count.
+void check_all(const Format& f, RoundMode mode, const std::vector<float>& x, const Shape& shape, bool encode_too,
+               const std::string& label, bool all_threads_on_all_targets = true) {
+  QuantOptions opt;
+  opt.round = mode;
+  opt.threads = 2;
+  std::vector<float> want(x.size());
+  reference_fake_quant(f, x.data(), want.data(), shape, opt);
+  Encoded want_e;
+  std::vector<float> want_d(x.size());
+  bool encodable = encode_too;
+  if (encode_too) {
+    try {
+      want_e = reference_encode(f, x.data(), shape, opt);
+      reference_decode(want_e, want_d.data());
+    } catch (const std::exception&) {
+      encodable = false;  // e.g. NaN in an element without NaN: checked separately
+    }
+  }
+  TargetGuard guard;
+  const auto targets = kern::available_targets();
+  for (std::int64_t t : targets) {
+    kern::force_target(t);
+    for (int threads : {1, 2, 3}) {
+      if (!all_threads_on_all_targets && t != targets.front() && threads != 2) continue;
+      const std::string what = label + " " + f.name + " round=" + round_mode_name(mode) + " target=" +
+                               kern::target_name(t) + " threads=" + std::to_string(threads);
+      opt.threads = threads;
+      std::vector<float> got(x.size());
+      fake_quant(f, x.data(), got.data(), shape, opt);
+      const std::int64_t d = first_diff(got, want);
+      EXPECT_EQ(d, -1) << what << ": x=" << (d >= 0 ? x[d] : 0.0f) << " got " << (d >= 0 ? got[d] : 0.0f) << " want "
+                       << (d >= 0 ? want[d] : 0.0f) << " (0x" << std::hex << (d >= 0 ? bits_of(got[d]) : 0) << " vs 0x"
+                       << (d >= 0 ? bits_of(want[d]) : 0) << ")";
+      if (encodable && (threads != 3)) {
+        const Encoded e = encode(f, x.data(), shape, opt);
+        expect_encoded_eq(e, want_e, what + " encode");
+        std::vector<float> dec(x.size());
+        decode(e, dec.data(), threads);
+        EXPECT_EQ(first_diff(dec, want_d), -1) << what << " decode";
+      }
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+}
+
+TEST(SimdKernels, TargetsAvailable) {
+  const auto targets = kern::available_targets();
+  ASSERT_FALSE(targets.empty());
+  std::string names;
+  for (auto t : targets) names += kern::target_name(t) + " ";
+  std::cout << "dispatch targets tested: " << names << "\n";
+}
+
+TEST(SimdKernels, ExhaustiveScaled) {
+  for (const auto& name : kScaledFormats) {
+    const Format f = Format::parse(name);
+    for (RoundMode m : kModes) {
+      std::int64_t rows = 0;
+      const std::int64_t cols = f.scaling.kind == ScaleKind::Channel ? 96 : 4 * f.scaling.block + 3;
+      const auto x = exhaustive_input(f, cols, rows);
+      check_all(f, m, x, {rows, cols}, true, "exhaustive");
+      if (HasFailure()) return;
+    }
+  }
+}
+
+TEST(SimdKernels, ExhaustiveElementwise) {
+  for (const auto& name : kElementwise) {
+    const Format f = Format::parse(name);
+    for (RoundMode m : kModes) {
+      std::vector<float> x = special_values(f.elem);
+      // Every float near each code value too (a few ulps either side).
+      const std::size_t base = x.size();
+      for (std::size_t i = 0; i < base; ++i)
+        for (int k = 1; k <= 2; ++k) {
+          x.push_back(from_bits(bits_of(x[i]) + k));
+          x.push_back(from_bits(bits_of(x[i]) - k));
+        }
+      for (float v : {INFINITY, -INFINITY}) x.push_back(v);
+      check_all(f, m, x, {static_cast<std::int64_t>(x.size())}, true, "exhaustive");
+      // With a NaN: fake-quant gives NaN; encode either gives the NaN code or (no NaN code) throws.
+      x.push_back(std::numeric_limits<float>::quiet_NaN());
+      check_all(f, m, x, {static_cast<std::int64_t>(x.size())}, f.elem.has_nan(), "exhaustive+nan");
+      if (HasFailure()) return;
+    }
+  }
+}
+
+TEST(SimdKernels, ElementwiseNaNWithoutNaNCodeThrows) {
+  const float x[3] = {1.0f, std::numeric_limits<float>::quiet_NaN(), 2.0f};
+  for (const char* name : {"e2m1", "int8"}) EXPECT_THROW(encode(Format::parse(name), x, {3}), std::exception) << name;
+}
+
+TEST(SimdKernels, RandomLarge) {
+  // 10^7 values through the headline formats (fake-quant on every target; encode/decode for mxfp4).
+  const std::int64_t cols = 1000;  // ragged last block for b32 / b64 / g128
+  const std::int64_t rows = kRandomN / cols;
+  const auto x = random_input(rows * cols, 42);
+  for (const char* name : {"mxfp4", "mxfp8", "mxint8", "nvfp4", "int8@fp32/ch0", "int4@fp32/g32", "mxfp6_e2m3"}) {
+    check_all(Format::parse(name), RoundMode::Even, x, {rows, cols}, std::string(name) == "mxfp4", "random", false);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(SimdKernels, RandomAllModes) {
+  const std::int64_t cols = 256 + 17;
+  const std::int64_t rows = std::max<std::int64_t>(8, kRandomN / 200 / cols);
+  const auto x = random_input(rows * cols, 7);
+  std::vector<std::string> all = kScaledFormats;
+  all.insert(all.end(), kElementwise.begin(), kElementwise.end());
+  for (const auto& name : all) {
+    const Format f = Format::parse(name);
+    std::vector<float> xs = x;
+    if (f.scaling.kind == ScaleKind::None && !f.elem.has_nan())
+      for (float& v : xs)
+        if (std::isnan(v)) v = 1.0f;
+    for (RoundMode m : kModes) {
+      check_all(f, m, xs, {rows, cols}, true, "random");
+      if (HasFailure()) return;
+    }
+  }
+}
+
+TEST(SimdKernels, OddShapes) {
+  // 1-D, 3-D, tiny and empty-ish shapes; channel and block axes the fast path must route correctly.
+  const auto x = random_input(3 * 5 * 67, 3);
+  for (const char* name : {"mxfp4", "nvfp4", "int8@fp32/ch0", "int4@fp16/g32/asym", "nf4", "e4m3"}) {
+    const Format f = Format::parse(name);
+    for (const Shape& s : std::vector<Shape>{{3 * 5 * 67}, {3, 5, 67}, {15, 67}, {67, 15}, {1, 1005}}) {
+      check_all(f, RoundMode::Even, x, s, true, "shape");
+      QuantOptions opt;
+      opt.axis = 0;  // blocks along the first axis: reference path, still equal
+      std::vector<float> a(x.size()), b(x.size());
+      fake_quant(f, x.data(), a.data(), s, opt);
+      reference_fake_quant(f, x.data(), b.data(), s, opt);
+      EXPECT_EQ(first_diff(a, b), -1) << name << " axis 0";
+    }
+  }
+}
+
+TEST(SimdKernels, PackUnpackRoundTrip) {
+  std::mt19937 rng(1);
+  for (int bits : {1, 2, 3, 4, 5, 6, 7, 8, 12, 16}) {
+    const std::int64_t n = 1000;
+    std::vector<std::uint16_t> codes(n);
+    for (auto& c : codes) c = static_cast<std::uint16_t>(rng() & ((1u << bits) - 1));
+    std::vector<std::uint8_t> bytes(static_cast<std::size_t>((n * bits + 7) / 8), 0);
+    // Pack in uneven pieces, as threads would.
+    std::int64_t pos = 0;
+    for (std::int64_t step : {1, 7, 33, 100, 2, 500}) {
+      const std::int64_t m = std::min(step, n - pos);
+      kern::pack_codes(bytes.data(), pos, m, bits, codes.data() + pos);
+      pos += m;
+    }
+    kern::pack_codes(bytes.data(), pos, n - pos, bits, codes.data() + pos);
+    std::vector<std::uint32_t> c32(codes.begin(), codes.end());
+    EXPECT_EQ(bytes, pack_bits(c32.data(), c32.size(), bits)) << bits;
+    std::vector<std::uint16_t> back(n);
+    kern::unpack_codes(bytes.data(), 0, 333, bits, back.data());
+    kern::unpack_codes(bytes.data(), 333, n - 333, bits, back.data() + 333);
+    EXPECT_EQ(back, codes) << bits;
+  }
+}
+
+}  // namespace
+}  // namespace qcast

@@ -1,0 +1,164 @@
+// qcast quantize MODEL (--recipe R | --weights F) --method M [--acts F] --calib SPEC [--calib-samples N]
+//                --out OUT.safetensors [--report report.json] [--eval SPEC [--eval-limit N]]
+// Post-training quantization of a whole model (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS);
+// writes packed codes + scales with the recipe in the metadata, loadable by `qcast eval OUT.safetensors`.
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "command.hpp"
+#include "nn_common.hpp"
+#include "qcast/error.hpp"
+#include "qcast/file.hpp"
+#include "qcast/ptq/model.hpp"
+
+namespace qcast::cli {
+namespace {
+
+struct Args {
+  std::string model, method = "rtn", calib, data_root, tokenizer, out, report, eval, mixed_formats = "int3@fp16/g32,mxfp4,mxfp6_e2m3,mxfp8";
+  QuantFlags q;
+  std::int64_t calib_samples = 256, calib_offset = 0, calib_batch = 64, eval_limit = 0;
+  int calib_tokens = 256, rotate_block = 32, rank = 8;
+  std::uint64_t seed = 0;
+  bool act_order = false, quiet = false;
+  int threads = 1;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string r = "'";
+  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return r + "'";
+}
+
+/// Runs `qcast eval OUT --json` (this binary) and returns its JSON object.
+nlohmann::json run_eval(const Args& a) {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) throw Error("cannot locate the qcast binary for --eval");
+  exe[n] = '\0';
+  std::string cmd = shell_quote(exe) + " eval " + shell_quote(a.out) + " --data " + shell_quote(a.eval) + " --json --threads " +
+                    std::to_string(a.threads);
+  if (!a.data_root.empty()) cmd += " --data-root " + shell_quote(a.data_root);
+  if (!a.tokenizer.empty()) cmd += " --tokenizer " + shell_quote(a.tokenizer);
+  if (a.eval_limit > 0) cmd += " --limit " + std::to_string(a.eval_limit);
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw Error("cannot run " + cmd);
+  std::string out;
+  std::array<char, 4096> buf;
+  std::size_t k;
+  while ((k = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), k);
+  const int rc = pclose(p);
+  if (rc != 0) throw Error("--eval failed: " + cmd);
+  return nlohmann::json::parse(out);
+}
+
+void run(const Args& a) {
+  namespace fs = std::filesystem;
+  if (fs::path(a.out).extension() != ".safetensors")
+    throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors); GGUF output is not implemented yet");
+  ptq::QuantizeOptions o;
+  o.method = a.method;
+  o.recipe = a.q.get();
+  if (o.recipe.empty() || (o.recipe.weights.empty() && o.recipe.layers.empty()))
+    throw Error("qcast quantize needs a weight format: --weights F or a --recipe with weights");
+  o.calib.spec = a.calib;
+  o.calib.data_root = a.data_root;
+  o.calib.tokenizer = a.tokenizer;
+  o.calib.samples = a.calib_samples;
+  o.calib.offset = a.calib_offset;
+  o.calib.batch = a.calib_batch;
+  o.calib.max_tokens = a.calib_tokens;
+  o.threads = a.threads;
+  o.rotate_block = a.rotate_block;
+  o.rank = a.rank;
+  o.seed = a.seed;
+  o.act_order = a.act_order;
+  o.progress = !a.quiet;
+  std::stringstream ss(a.mixed_formats);
+  for (std::string f; std::getline(ss, f, ',');) if (!f.empty()) o.mixed_formats.push_back(f);
+
+  ptq::Model m = ptq::load_model(a.model);
+  {
+    const std::string w = nn::unmatched_warning(o.recipe, m.layer_names());
+    warn(w);
+  }
+  const ptq::QuantizeResult r = ptq::quantize_model(m, o);
+  ptq::write_quantized(a.out, m, r, a.method);
+
+  nlohmann::json j;
+  j["model"] = a.model;
+  j["method"] = a.method;
+  j["out"] = a.out;
+  j["recipe"] = nlohmann::json::parse(ptq::recipe_to_json(r.recipe));
+  j["calibration"] = {{"data", a.calib}, {"samples", r.calib_samples}, {"offset", a.calib_offset}, {"rows", r.calib_rows}};
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& L : r.layers)
+    layers.push_back({{"name", L.name}, {"rows", L.rows}, {"cols", L.cols}, {"format", L.q.format.name}, {"error", L.error},
+                      {"rel_error", L.rel_error}, {"seconds", L.seconds}, {"rotate_block", L.rotate_block}, {"rank", L.rank}});
+  j["layers"] = layers;
+  j["timings"] = {{"calibration_s", r.seconds_calib}, {"quantization_s", r.seconds_quant}, {"total_s", r.seconds_total}};
+  if (!r.mixed_json.empty()) j["mixed"] = nlohmann::json::parse(r.mixed_json);
+  j["threads"] = a.threads;
+
+  if (!a.quiet) {
+    std::printf("%-36s %-22s %12s %8s\n", "layer", "format", "rel. error", "s");
+    for (const auto& L : r.layers)
+      std::printf("%-36s %-22s %12.4e %8.3f\n", L.name.c_str(), L.q.format.name.c_str(), L.rel_error, L.seconds);
+  }
+  std::printf("%s: %s, %zu layers quantized (%lld calibration samples), %.2f s -> %s\n", a.model.c_str(), a.method.c_str(),
+              r.layers.size(), static_cast<long long>(r.calib_samples), r.seconds_total, a.out.c_str());
+  if (!a.eval.empty()) {
+    std::fflush(stdout);
+    j["eval"] = run_eval(a);
+    const auto& e = j["eval"];
+    if (e.value("task", "") == "classification")
+      std::printf("eval on %s: top-1 accuracy %.4f (%lld samples)\n", a.eval.c_str(), e["accuracy"].get<double>(),
+                  static_cast<long long>(e["samples"].get<std::int64_t>()));
+    else
+      std::printf("eval on %s: perplexity %.6f (%lld stories, %lld tokens)\n", a.eval.c_str(), e["perplexity"].get<double>(),
+                  static_cast<long long>(e["samples"].get<std::int64_t>()), static_cast<long long>(e["tokens"].get<std::int64_t>()));
+  }
+  if (!a.report.empty()) {
+    std::ofstream f(a.report);
+    if (!f) throw Error(a.report + ": cannot write the report");
+    f << j.dump(2) << "\n";
+    if (!f) throw Error(a.report + ": write failed");
+  }
+}
+
+Registrar reg("quantize", [](CLI::App& root) {
+  auto a = std::make_shared<Args>();
+  auto* sub = root.add_subcommand("quantize", "Post-training quantization of a model (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS) to packed safetensors");
+  sub->add_option("model", a->model, "ONNX model, llama2.c .bin, or Hugging Face LLaMA directory")->required();
+  a->q.add(sub);
+  sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS")->capture_default_str();
+  sub->add_option("--calib", a->calib, "calibration data: dataset spec as for eval (mnist:DIR, text:FILE, YAML)")->required();
+  sub->add_option("--calib-samples", a->calib_samples, "calibration images / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40))->capture_default_str();
+  sub->add_option("--calib-offset", a->calib_offset, "skip the first N samples of the calibration data")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--calib-batch", a->calib_batch, "images per calibration batch")->check(CLI::Range(1, 1 << 16))->capture_default_str();
+  sub->add_option("--calib-tokens", a->calib_tokens, "language models: tokens per calibration story (truncated)")->check(CLI::Range(2, 1 << 20))->capture_default_str();
+  sub->add_option("--data-root", a->data_root, "directory that overrides the dataset specs' root");
+  sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
+  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata)")->required();
+  sub->add_option("--report", a->report, "write a JSON report (recipe, per-layer error, timings, eval)");
+  sub->add_option("--eval", a->eval, "evaluate the written model on this dataset (as qcast eval --json)");
+  sub->add_option("--eval-limit", a->eval_limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
+  sub->add_option("--rotate-block", a->rotate_block, "rotate: Hadamard block (power of two <= 128)")->capture_default_str();
+  sub->add_option("--rank", a->rank, "lowrank: rank of the compensation branch")->check(CLI::Range(1, 4096))->capture_default_str();
+  sub->add_option("--seed", a->seed, "seed (rotation signs, randomized SVD)")->capture_default_str();
+  sub->add_flag("--act-order", a->act_order, "gptq: act-order with static groups");
+  sub->add_option("--mixed-formats", a->mixed_formats, "mixed: candidate formats besides the weight format (comma-separated)")->capture_default_str();
+  sub->add_flag("--quiet", a->quiet, "no progress bar and no per-layer table");
+  add_threads_flag(sub, a->threads);
+  sub->callback([a] { run(*a); });
+});
+
+}  // namespace
+}  // namespace qcast::cli
