@@ -36,9 +36,9 @@ float bitsf(std::uint32_t u) {
 // Round-to-nearest-even of x >= 0 (finite) into the scale minifloat, saturating: Element::quantize.
 float se_quant(const ScaleSpec& sc, float x) {
   if (sc.is_fp32) return x;
-  if (sc.s_has_sub && x < std::ldexp(1.0f, sc.s_emin)) {
-    const float r = std::nearbyint(x * std::ldexp(1.0f, sc.s_mbits - sc.s_emin));
-    return r * std::ldexp(1.0f, sc.s_emin - sc.s_mbits);
+  if (sc.s_has_sub && x < sc.s_sub_thr) {
+    const float r = std::nearbyint(x * sc.s_up);
+    return r * sc.s_down;
   }
   const int s = 23 - sc.s_mbits;
   std::uint32_t u = fbits(x);
@@ -48,8 +48,7 @@ float se_quant(const ScaleSpec& sc, float x) {
 
 std::uint32_t se_code(const ScaleSpec& sc, float q) {
   if (sc.is_fp32) return fbits(q);
-  if (sc.s_has_sub && q < std::ldexp(1.0f, sc.s_emin))
-    return static_cast<std::uint32_t>(q * std::ldexp(1.0f, sc.s_mbits - sc.s_emin));
+  if (sc.s_has_sub && q < sc.s_sub_thr) return static_cast<std::uint32_t>(q * sc.s_up);
   return (fbits(q) >> (23 - sc.s_mbits)) - (static_cast<std::uint32_t>(127 - sc.s_bias) << sc.s_mbits);
 }
 
@@ -169,10 +168,29 @@ std::optional<ScaleSpec> make_scale(const Format& f, bool need_lut) {
       sc.s_bias = se.bias;
       sc.s_emin = emin;
       sc.s_has_sub = emin > -126;
+      sc.s_sub_thr = std::ldexp(1.0f, emin);
+      sc.s_up = std::ldexp(1.0f, se.mbits - emin);
+      sc.s_down = std::ldexp(1.0f, emin - se.mbits);
       sc.s_maxv = static_cast<float>(se.max_value());
       sc.s_bits = se.bits;
+      sc.sel.kind = ElemKind::Mini;
+      sc.sel.bits = se.bits;
+      sc.sel.ebits = se.ebits;
+      sc.sel.mbits = se.mbits;
+      sc.sel.bias = se.bias;
+      sc.sel.emin = emin;
+      sc.sel.has_sub_path = emin > -126;
+      sc.sel.maxv = sc.s_maxv;
     }
     sc.nan_code = se.encode(kNaN);
+    // amax / c rounded once to float equals the double quotient rounded to float when c = k * 2^j with
+    // an odd integer k < 2^29: a float quotient is then never within a double ulp of a float midpoint
+    // without being on it (|amax - mid * c| >= 2^(e-24) whenever nonzero).
+    double c = f.elem.max_value();
+    int guard = 0;
+    while (c != std::floor(c) && guard++ < 200) c *= 2;
+    while (c >= 2 && std::fmod(c, 2.0) == 0) c /= 2;
+    sc.amax_div_exact = !s.asym && c > 0 && c < 536870912.0 && static_cast<double>(static_cast<float>(f.elem.max_value())) == f.elem.max_value();
   } else {
     return std::nullopt;
   }
