@@ -11,6 +11,8 @@
 #include <mutex>
 #include <optional>
 
+#include <sys/mman.h>
+
 #include "kernels/reference.hpp"
 #include "kernels/simd.hpp"
 #include "kernels/thread_pool.hpp"
@@ -266,6 +268,21 @@ bool options_ok(const QuantOptions& opt) {
   return opt.round != RoundMode::Stochastic && opt.overflow == Overflow::Saturate;
 }
 
+// Sizes a fresh byte vector, asking for transparent huge pages first: first-touch page faults of a
+// large output otherwise cost more than quantizing it (4 KiB faults are slow, notably under VMs).
+void alloc_bytes(std::vector<std::uint8_t>& v, std::size_t n) {
+  v.clear();
+  v.shrink_to_fit();
+  v.reserve(n);
+  constexpr std::size_t kHuge = std::size_t{2} << 20;
+  if (n >= 2 * kHuge) {
+    const auto p = reinterpret_cast<std::uintptr_t>(v.data());
+    const std::uintptr_t b = (p + kHuge - 1) & ~(kHuge - 1), e = (p + n) & ~(kHuge - 1);
+    if (e > b) (void)::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+  }
+  v.resize(n);
+}
+
 std::int64_t min_groups(const Geometry& g) {
   // Keep at least ~64K elements per thread so small tensors do not pay for waking workers.
   return std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, std::min(g.block, g.len)));
@@ -341,7 +358,7 @@ bool fast_encode(const Format& f, const float* in, const Shape& shape, const Qua
   e.shape = shape;
   e.axis = layout.axis;
   e.num_groups = layout.num_groups;
-  e.codes.assign(static_cast<std::size_t>((n * f.elem.bits + 7) / 8), 0);
+  alloc_bytes(e.codes, static_cast<std::size_t>((n * f.elem.bits + 7) / 8));
   std::vector<std::uint32_t> zeros;
   Job j;
   j.el = &plan->el;
@@ -357,7 +374,7 @@ bool fast_encode(const Format& f, const float* in, const Shape& shape, const Qua
   if (f.scaling.kind != ScaleKind::None) {
     e.tensor_scale = tensor_scale(f, in, n, opt.threads);
     j.tensor_scale = e.tensor_scale;
-    e.scales.assign(static_cast<std::size_t>(layout.num_groups) * static_cast<std::size_t>(plan->sc.s_bits / 8), 0);
+    alloc_bytes(e.scales, static_cast<std::size_t>(layout.num_groups) * static_cast<std::size_t>(plan->sc.s_bits / 8));
     j.scales = e.scales.data();
     if (f.scaling.asym) {
       zeros.assign(static_cast<std::size_t>(layout.num_groups), 0);
