@@ -77,7 +77,10 @@ void BenchCase::run() {
   Impl& m = *impl_;
   switch (m.op) {
     case BenchOp::FakeQuant: fake_quant(m.f, m.in, m.out.data(), m.shape, m.opt); break;
-    case BenchOp::Encode: m.enc = encode(m.f, m.in, m.shape, m.opt); break;
+    case BenchOp::Encode:
+      m.enc = Encoded{};  // drop the previous result first, as a consumer would
+      m.enc = encode(m.f, m.in, m.shape, m.opt);
+      break;
     case BenchOp::Decode: decode(m.enc, m.out.data(), m.opt.threads); break;
   }
 }

@@ -11,8 +11,6 @@
 #include <mutex>
 #include <optional>
 
-#include <sys/mman.h>
-
 #include "kernels/reference.hpp"
 #include "kernels/simd.hpp"
 #include "kernels/thread_pool.hpp"
@@ -268,20 +266,8 @@ bool options_ok(const QuantOptions& opt) {
   return opt.round != RoundMode::Stochastic && opt.overflow == Overflow::Saturate;
 }
 
-// Sizes a fresh byte vector, asking for transparent huge pages first: first-touch page faults of a
-// large output otherwise cost more than quantizing it (4 KiB faults are slow, notably under VMs).
-void alloc_bytes(std::vector<std::uint8_t>& v, std::size_t n) {
-  v.clear();
-  v.shrink_to_fit();
-  v.reserve(n);
-  constexpr std::size_t kHuge = std::size_t{2} << 20;
-  if (n >= 2 * kHuge) {
-    const auto p = reinterpret_cast<std::uintptr_t>(v.data());
-    const std::uintptr_t b = (p + kHuge - 1) & ~(kHuge - 1), e = (p + n) & ~(kHuge - 1);
-    if (e > b) (void)::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
-  }
-  v.resize(n);
-}
+// Sizes a fresh, zeroed byte vector (pack_codes ORs partial bytes into it).
+void alloc_bytes(std::vector<std::uint8_t>& v, std::size_t n) { v.assign(n, 0); }
 
 std::int64_t min_groups(const Geometry& g) {
   // Keep at least ~64K elements per thread so small tensors do not pay for waking workers.

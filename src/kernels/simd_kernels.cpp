@@ -533,6 +533,8 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q, std::int64_t g0, std::in
   const V qnan = hn::Set(d, std::numeric_limits<float>::quiet_NaN());
   const VU zcode = hn::Set(du, el.zero_code);
   const MiniQ sq(sc.sel);
+  const hn::Rebind<std::uint8_t, D> du8;
+  const bool direct8 = el.bits == 8;  // 8-bit codes go straight to the output bytes
   HWY_ALIGN std::uint16_t cbuf[kChunk];
   const std::int64_t batch = std::max<std::int64_t>(1, kChunk / block);
   for (std::int64_t gb = g0; gb < g1; gb += batch) {
@@ -583,15 +585,18 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q, std::int64_t g0, std::in
         if constexpr (kFake) hn::StoreU(hn::IfThenElse(nan_f, qnan, o), d, j.out + (x - j.in) + i * N);
         if constexpr (kEnc) {
           code = hn::IfThenZeroElse(hn::RebindMask(du, nan_i), code);
-          hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, code)), du16, cbuf + k * block + i * N);
+          if (direct8) hn::StoreU(hn::DemoteTo(du8, hn::BitCast(di, code)), du8, j.codes + (x - j.in) + i * N);
+          else hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, code)), du16, cbuf + k * block + i * N);
         }
       }
       if constexpr (kEnc) {
-        const std::uint32_t c = hn::GetLane(hn::MaxOfLanes(di, m)) > 0x7f7fffff ? sc.nan_code : hn::GetLane(scode);
+        const std::uint32_t c = hn::GetLane(m) > 0x7f7fffff ? sc.nan_code : hn::GetLane(scode);
         StoreScale(j, gb + k, c);
       }
     }
-    if constexpr (kEnc) pack_codes(j.codes, gb * block, nb * block, el.bits, cbuf);
+    if constexpr (kEnc) {
+      if (!direct8) pack_codes(j.codes, gb * block, nb * block, el.bits, cbuf);
+    }
   }
 }
 
