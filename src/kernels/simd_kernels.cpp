@@ -600,17 +600,105 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q, std::int64_t g0, std::in
   }
 }
 
+// Amax scales over full aligned blocks, in three passes per batch of groups: block maxima; the
+// scales of N groups per vector (the divisions and the scale-element rounding amortised over N
+// groups); then the elements. Same arithmetic as FixedBlocks / amax_params.
+template <RoundMode M, bool kFake, bool kEnc, int NV, class Q>
+HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
+  const D d;
+  const DU du;
+  const DI di;
+  const DU16 du16;
+  const hn::Rebind<std::uint8_t, D> du8;
+  const std::size_t N = hn::Lanes(d);
+  const ScaleSpec& sc = *j.sc;
+  const ElemSpec& el = *j.el;
+  const std::int64_t block = j.block;
+  const VU absmask = hn::Set(du, 0x7fffffffu), signmask = hn::Set(du, 0x80000000u);
+  const V elmax = hn::Set(d, static_cast<float>(el.max_value)), ts = hn::Set(d, j.tensor_scale);
+  const VU zcode = hn::Set(du, el.zero_code);
+  const MiniQ sq(sc.sel);
+  const bool direct8 = el.bits == 8;
+  constexpr std::int64_t kMaxG = kChunk;  // block >= 1
+  HWY_ALIGN std::uint16_t cbuf[kChunk];
+  HWY_ALIGN std::uint32_t umax[kMaxG + kMaxLanes];
+  HWY_ALIGN float scale_a[kMaxG + kMaxLanes];
+  HWY_ALIGN std::uint32_t scode_a[kMaxG + kMaxLanes];
+  const std::int64_t batch = std::max<std::int64_t>(1, kChunk / block);
+  for (std::int64_t gb = g0; gb < g1; gb += batch) {
+    const std::int64_t nb = std::min(batch, g1 - gb);
+    const float* x0 = j.in + gb * block;
+    for (std::int64_t k = 0; k < nb; ++k) {
+      const float* x = x0 + k * block;
+      VI m = hn::BitCast(di, hn::And(hn::BitCast(du, hn::LoadU(d, x)), absmask));
+      for (int i = 1; i < NV; ++i) m = hn::Max(m, hn::BitCast(di, hn::And(hn::BitCast(du, hn::LoadU(d, x + i * N)), absmask)));
+      umax[k] = static_cast<std::uint32_t>(hn::GetLane(hn::MaxOfLanes(di, m)));
+    }
+    for (std::int64_t k = nb; k < nb + static_cast<std::int64_t>(N); ++k) umax[k] = 0;
+    for (std::int64_t k = 0; k < nb; k += static_cast<std::int64_t>(N)) {
+      V raw = hn::Div(hn::BitCast(d, hn::Load(du, umax + k)), elmax);
+      if (sc.tensor_scale) raw = hn::Div(raw, ts);
+      V sv;
+      VU sc_code;
+      if (sc.is_fp32) {
+        sv = raw;
+        sc_code = hn::BitCast(du, raw);
+      } else {
+        sv = sq.Apply<RoundMode::Even, true, false>(raw, &sc_code);
+      }
+      hn::Store(sc.tensor_scale ? hn::Mul(sv, ts) : sv, d, scale_a + k);
+      hn::Store(sc_code, du, scode_a + k);
+    }
+    for (std::int64_t k = 0; k < nb; ++k) {
+      const float* x = x0 + k * block;
+      float* out = j.out ? j.out + (x - j.in) : nullptr;
+      const bool nan = umax[k] > 0x7f7fffffu;
+      if constexpr (kEnc) StoreScale(j, gb + k, nan ? sc.nan_code : scode_a[k]);
+      if (nan) {
+        if constexpr (kFake) std::fill(out, out + block, std::numeric_limits<float>::quiet_NaN());
+        if constexpr (kEnc) {
+          if (direct8) std::fill(j.codes + (x - j.in), j.codes + (x - j.in) + block, std::uint8_t{0});
+          else std::fill(cbuf + k * block, cbuf + (k + 1) * block, std::uint16_t{0});
+        }
+        continue;
+      }
+      const V scale = hn::Set(d, scale_a[k]);
+      const bool zero_group = !(scale_a[k] > 0);
+      for (int i = 0; i < NV; ++i) {
+        const V xv = hn::LoadU(d, x + i * N);
+        VU code;
+        V o;
+        if (zero_group) {
+          o = hn::BitCast(d, hn::And(hn::BitCast(du, xv), signmask));
+          code = zcode;
+        } else {
+          o = hn::Mul(q.template Apply<M, kEnc, false>(hn::Div(xv, scale), &code), scale);
+        }
+        if constexpr (kFake) hn::StoreU(o, d, out + i * N);
+        if constexpr (kEnc) {
+          if (direct8) hn::StoreU(hn::DemoteTo(du8, hn::BitCast(di, code)), du8, j.codes + (x - j.in) + i * N);
+          else hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, code)), du16, cbuf + k * block + i * N);
+        }
+      }
+    }
+    if constexpr (kEnc) {
+      if (!direct8) pack_codes(j.codes, gb * block, nb * block, el.bits, cbuf);
+    }
+  }
+}
+
 template <RoundMode M, bool kFake, bool kEnc, class Q>
 bool TryFixed(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
   const std::size_t N = hn::Lanes(D());
   const ScaleSpec& sc = *j.sc;
   if (sc.asym || j.block <= 0 || j.len % j.block != 0 || j.block % static_cast<std::int64_t>(N) != 0) return false;
   if (!(sc.mode == ScaleMode::MxFloor || (sc.mode == ScaleMode::Amax && sc.amax_div_exact))) return false;
+  const bool mx = sc.mode == ScaleMode::MxFloor;
   switch (j.block / static_cast<std::int64_t>(N)) {
-    case 1: FixedBlocks<M, kFake, kEnc, 1>(j, q, g0, g1); return true;
-    case 2: FixedBlocks<M, kFake, kEnc, 2>(j, q, g0, g1); return true;
-    case 4: FixedBlocks<M, kFake, kEnc, 4>(j, q, g0, g1); return true;
-    case 8: FixedBlocks<M, kFake, kEnc, 8>(j, q, g0, g1); return true;
+    case 1: mx ? FixedBlocks<M, kFake, kEnc, 1>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 1>(j, q, g0, g1); return true;
+    case 2: mx ? FixedBlocks<M, kFake, kEnc, 2>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 2>(j, q, g0, g1); return true;
+    case 4: mx ? FixedBlocks<M, kFake, kEnc, 4>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 4>(j, q, g0, g1); return true;
+    case 8: mx ? FixedBlocks<M, kFake, kEnc, 8>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 8>(j, q, g0, g1); return true;
     default: return false;
   }
 }
