@@ -70,6 +70,7 @@ void BM_kernel(benchmark::State& state, std::string format, BenchOp op, std::int
 
 struct Register {
   Register() {
+    qcast::kern::bench_keep_allocations();
     const std::vector<std::pair<std::string, std::int64_t>> sizes = {{"1MiB", (1 << 20) / 4}, {"64MiB", (64 << 20) / 4}};
     for (const auto& [sname, n] : sizes)
       for (int threads : {1, 2}) {

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <functional>
 
+#include <malloc.h>
+
 #include "kernels/thread_pool.hpp"
 #include "qcast/error.hpp"
 #include "qcast/quantize.hpp"
@@ -83,6 +85,11 @@ void BenchCase::run() {
       break;
     case BenchOp::Decode: decode(m.enc, m.out.data(), m.opt.threads); break;
   }
+}
+
+void bench_keep_allocations() {
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 void bench_memcpy(const float* in, float* out, std::int64_t n, int threads) {

@@ -34,6 +34,10 @@ class BenchCase {
   Impl* impl_;
 };
 
+/// Makes freed large blocks stay in the process (glibc mallopt), so that repeated encodes reuse their
+/// output memory instead of faulting fresh pages each time, as a steady-state caller would.
+void bench_keep_allocations();
+
 /// memcpy of n floats from in to out (out pre-faulted by the caller).
 void bench_memcpy(const float* in, float* out, std::int64_t n, int threads);
 

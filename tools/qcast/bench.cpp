@@ -48,6 +48,7 @@ void run(const BenchArgs& a) {
   std::vector<kern::BenchOp> ops;
   if (a.ops.empty()) ops = {kern::BenchOp::FakeQuant, kern::BenchOp::Encode, kern::BenchOp::Decode};
   for (const auto& o : a.ops) ops.push_back(kern::parse_bench_op(o));
+  kern::bench_keep_allocations();
   const std::vector<float> in = kern::bench_input(n);
   std::vector<float> out(static_cast<std::size_t>(n), 0.0f);
   const double gb = static_cast<double>(n) * 4 / 1e9;
