@@ -36,9 +36,9 @@ float bitsf(std::uint32_t u) {
 // Round-to-nearest-even of x >= 0 (finite) into the scale minifloat, saturating: Element::quantize.
 float se_quant(const ScaleSpec& sc, float x) {
   if (sc.is_fp32) return x;
-  if (sc.s_has_sub && x < std::ldexp(1.0f, sc.s_emin)) {
-    const float r = std::nearbyint(x * std::ldexp(1.0f, sc.s_mbits - sc.s_emin));
-    return r * std::ldexp(1.0f, sc.s_emin - sc.s_mbits);
+  if (sc.s_has_sub && x < sc.s_sub_thr) {
+    const float r = std::nearbyint(x * sc.s_up);
+    return r * sc.s_down;
   }
   const int s = 23 - sc.s_mbits;
   std::uint32_t u = fbits(x);
@@ -48,8 +48,7 @@ float se_quant(const ScaleSpec& sc, float x) {
 
 std::uint32_t se_code(const ScaleSpec& sc, float q) {
   if (sc.is_fp32) return fbits(q);
-  if (sc.s_has_sub && q < std::ldexp(1.0f, sc.s_emin))
-    return static_cast<std::uint32_t>(q * std::ldexp(1.0f, sc.s_mbits - sc.s_emin));
+  if (sc.s_has_sub && q < sc.s_sub_thr) return static_cast<std::uint32_t>(q * sc.s_up);
   return (fbits(q) >> (23 - sc.s_mbits)) - (static_cast<std::uint32_t>(127 - sc.s_bias) << sc.s_mbits);
 }
 
@@ -92,6 +91,9 @@ std::optional<ElemSpec> make_elem(const Element& el, RoundMode mode, bool elemen
     e.maxv = static_cast<float>(el.max_value());
   } else if (el.kind == Element::Kind::Int) {
     if (!el.is_signed || el.bits < 2 || el.bits > 16 || el.frac_bits < -60 || el.frac_bits > 60) return std::nullopt;
+    // An unscaled intN cast reaches the two's-complement minimum (-2^(N-1)); the kernels clamp
+    // symmetrically (as scaled formats do), so elementwise integer casts stay on the reference path.
+    if (elementwise) return std::nullopt;
     e.kind = ElemKind::Int;
     e.frac_bits = el.frac_bits;
     e.max_code = static_cast<float>((1 << (el.bits - 1)) - 1);
@@ -169,10 +171,29 @@ std::optional<ScaleSpec> make_scale(const Format& f, bool need_lut) {
       sc.s_bias = se.bias;
       sc.s_emin = emin;
       sc.s_has_sub = emin > -126;
+      sc.s_sub_thr = std::ldexp(1.0f, emin);
+      sc.s_up = std::ldexp(1.0f, se.mbits - emin);
+      sc.s_down = std::ldexp(1.0f, emin - se.mbits);
       sc.s_maxv = static_cast<float>(se.max_value());
       sc.s_bits = se.bits;
+      sc.sel.kind = ElemKind::Mini;
+      sc.sel.bits = se.bits;
+      sc.sel.ebits = se.ebits;
+      sc.sel.mbits = se.mbits;
+      sc.sel.bias = se.bias;
+      sc.sel.emin = emin;
+      sc.sel.has_sub_path = emin > -126;
+      sc.sel.maxv = sc.s_maxv;
     }
     sc.nan_code = se.encode(kNaN);
+    // amax / c rounded once to float equals the double quotient rounded to float when c = k * 2^j with
+    // an odd integer k < 2^29: a float quotient is then never within a double ulp of a float midpoint
+    // without being on it (|amax - mid * c| >= 2^(e-24) whenever nonzero).
+    double c = f.elem.max_value();
+    int guard = 0;
+    while (c != std::floor(c) && guard++ < 200) c *= 2;
+    while (c >= 2 && std::fmod(c, 2.0) == 0) c /= 2;
+    sc.amax_div_exact = !s.asym && c > 0 && c < 536870912.0 && static_cast<double>(static_cast<float>(f.elem.max_value())) == f.elem.max_value();
   } else {
     return std::nullopt;
   }
@@ -247,6 +268,9 @@ std::optional<Geometry> geometry(const Format& f, const Shape& shape, int axis) 
 bool options_ok(const QuantOptions& opt) {
   return opt.round != RoundMode::Stochastic && opt.overflow == Overflow::Saturate;
 }
+
+// Sizes a fresh, zeroed byte vector (pack_codes ORs partial bytes into it).
+void alloc_bytes(std::vector<std::uint8_t>& v, std::size_t n) { v.assign(n, 0); }
 
 std::int64_t min_groups(const Geometry& g) {
   // Keep at least ~64K elements per thread so small tensors do not pay for waking workers.
@@ -323,7 +347,7 @@ bool fast_encode(const Format& f, const float* in, const Shape& shape, const Qua
   e.shape = shape;
   e.axis = layout.axis;
   e.num_groups = layout.num_groups;
-  e.codes.assign(static_cast<std::size_t>((n * f.elem.bits + 7) / 8), 0);
+  alloc_bytes(e.codes, static_cast<std::size_t>((n * f.elem.bits + 7) / 8));
   std::vector<std::uint32_t> zeros;
   Job j;
   j.el = &plan->el;
@@ -339,7 +363,7 @@ bool fast_encode(const Format& f, const float* in, const Shape& shape, const Qua
   if (f.scaling.kind != ScaleKind::None) {
     e.tensor_scale = tensor_scale(f, in, n, opt.threads);
     j.tensor_scale = e.tensor_scale;
-    e.scales.assign(static_cast<std::size_t>(layout.num_groups) * static_cast<std::size_t>(plan->sc.s_bits / 8), 0);
+    alloc_bytes(e.scales, static_cast<std::size_t>(layout.num_groups) * static_cast<std::size_t>(plan->sc.s_bits / 8));
     j.scales = e.scales.data();
     if (f.scaling.asym) {
       zeros.assign(static_cast<std::size_t>(layout.num_groups), 0);

@@ -43,6 +43,20 @@ void pack_codes(std::uint8_t* bytes, std::int64_t start, std::int64_t n, int bit
     if (i < n) or_byte(o + pairs, static_cast<std::uint8_t>(codes[i]));
     return;
   }
+  if (bits == 6 && start % 4 == 0) {  // 4 codes -> 3 bytes
+    std::uint8_t* o = bytes + start / 4 * 3;
+    std::int64_t i = 0;
+    for (; i + 4 <= n; i += 4, o += 3) {
+      const std::uint32_t w = (codes[i] & 63u) | ((codes[i + 1] & 63u) << 6) | ((codes[i + 2] & 63u) << 12) | ((codes[i + 3] & 63u) << 18);
+      o[0] = static_cast<std::uint8_t>(w);
+      o[1] = static_cast<std::uint8_t>(w >> 8);
+      o[2] = static_cast<std::uint8_t>(w >> 16);
+    }
+    if (i == n) return;
+    start += i;
+    n -= i;
+    codes += i;
+  }
   // General widths: a 64-bit accumulator; the first and last byte may be shared with neighbours.
   const std::uint64_t bitpos = static_cast<std::uint64_t>(start) * static_cast<std::uint64_t>(bits);
   std::uint8_t* o = bytes + bitpos / 8;

@@ -51,6 +51,9 @@ struct ScaleSpec {
   int s_mbits = 0, s_bias = 0, s_emin = 0, s_bits = 32;
   bool s_has_sub = false, s_signed = true;
   float s_maxv = 0;
+  float s_sub_thr = 0, s_up = 1, s_down = 1;  // 2^emin, 2^(mbits - emin), 2^(emin - mbits)
+  bool amax_div_exact = false;  // float(amax / max_elem) equals the reference's double division rounded to float
+  ElemSpec sel;                // the scale element as a minifloat (Amax, !is_fp32)
   std::uint32_t nan_code = 0;  // scale code of a NaN/Inf group (scale_elem.encode(NaN))
   std::vector<float> s_lut;  // scale code -> value (<= 16-bit scale elements), for decode
 };

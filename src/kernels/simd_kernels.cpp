@@ -45,7 +45,13 @@ using MU = hn::Mask<DU>;
 constexpr std::int64_t kChunk = 2048;  // elements per code buffer
 constexpr std::size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 
-HWY_INLINE float pow2f(int e) { return std::ldexp(1.0f, e); }
+// 2^e as a float for e in [-149, 127], built from bits (std::ldexp is a libm call).
+HWY_INLINE float pow2f(int e) {
+  const std::uint32_t u = e >= -126 ? static_cast<std::uint32_t>(e + 127) << 23 : 1u << (e + 149);
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 // Rounds magnitudes t >= 0 to integers; `neg` is the sign of the original value (floor / ceil).
 template <RoundMode M>
@@ -277,6 +283,102 @@ HWY_INLINE void StoreScale(const Job& j, std::int64_t g, std::uint32_t code) {
 
 // ---- the group loop ----
 
+template <bool kAsym>
+HWY_INLINE void GroupParams(const Job& j, const float* x, std::int64_t n, GroupP& p) {
+  const ScaleSpec& sc = *j.sc;
+  const Scan s = ScanGroup<kAsym>(x, n);
+  if (sc.mode == ScaleMode::MxFloor) {
+    MxParams(s, sc.emax, p);
+  } else if (s.umax >= 0x7f800000u) {
+    p.nan = true;
+    p.scale = std::numeric_limits<float>::quiet_NaN();
+    p.scale_code = sc.nan_code;
+  } else {
+    float amax;
+    std::memcpy(&amax, &s.umax, 4);
+    amax_params(sc, *j.el, amax, s.lo, s.hi, j.tensor_scale, p);
+  }
+}
+
+constexpr int kMaxBatch = 64;
+
+// Amax-rule parameters of nb groups at once (mirrors ref::group_params, see amax_params): the
+// double-precision ideal scale per group, then the rounding into the scale element N groups per vector.
+template <bool kAsym>
+HWY_NOINLINE void AmaxBatch(const Job& j, const std::int64_t* st, const std::int64_t* nn, int nb, GroupP* P) {
+  const D d;
+  const DU du;
+  const std::size_t N = hn::Lanes(d);
+  const ScaleSpec& sc = *j.sc;
+  const ElemSpec& el = *j.el;
+  HWY_ALIGN float raw[kMaxBatch + kMaxLanes];
+  HWY_ALIGN std::uint32_t umax[kMaxBatch + kMaxLanes];
+  HWY_ALIGN float scale[kMaxBatch + kMaxLanes];
+  HWY_ALIGN std::uint32_t code[kMaxBatch + kMaxLanes];
+  float lo[kMaxBatch], hi[kMaxBatch];
+  for (int k = 0; k < nb; ++k) {
+    const Scan s = ScanGroup<kAsym>(j.in + st[k], nn[k]);
+    umax[k] = s.umax;
+    lo[k] = s.lo;
+    hi[k] = s.hi;
+  }
+  const double inv_qrange_div = sc.qrange, el_max = el.max_value;
+  for (int k = 0; k < nb; ++k) {
+    float a;
+    std::memcpy(&a, &umax[k], 4);
+    if (kAsym && !sc.tensor_scale) raw[k] = static_cast<float>((static_cast<double>(hi[k]) - lo[k]) / inv_qrange_div);
+    else raw[k] = static_cast<float>(a / el_max);
+  }
+  for (int k = nb; k < nb + static_cast<int>(N); ++k) {
+    raw[k] = 0;
+    umax[k] = 0;
+  }
+  const V ts = hn::Set(d, j.tensor_scale);
+  const MiniQ sq(sc.sel);
+  for (int k = 0; k < nb; k += static_cast<int>(N)) {
+    V x = hn::Load(d, raw + k);
+    if (sc.tensor_scale) x = hn::Div(x, ts);
+    V q;
+    VU c;
+    if (sc.is_fp32) {
+      q = x;
+      c = hn::BitCast(du, x);
+    } else {
+      q = sq.Apply<RoundMode::Even, true, false>(x, &c);
+    }
+    if (!sc.tensor_scale) {
+      const auto pos = hn::Gt(x, hn::Zero(d));
+      q = hn::IfThenElseZero(pos, q);
+      c = hn::IfThenElseZero(hn::RebindMask(du, pos), c);
+    }
+    hn::Store(sc.tensor_scale ? hn::Mul(q, ts) : q, d, scale + k);
+    hn::Store(c, du, code + k);
+  }
+  for (int k = 0; k < nb; ++k) {
+    GroupP& p = P[k];
+    p = GroupP{};
+    if (umax[k] >= 0x7f800000u) {
+      p.nan = true;
+      p.scale = std::numeric_limits<float>::quiet_NaN();
+      p.scale_code = sc.nan_code;
+      continue;
+    }
+    p.scale = scale[k];
+    p.scale_code = code[k];
+    if (!(p.scale > 0)) {
+      p.zero_group = true;
+      continue;
+    }
+    if constexpr (kAsym) {
+      const double z = std::nearbyint(-static_cast<double>(lo[k]) / p.scale);
+      p.zero = static_cast<float>(std::clamp(z, 0.0, sc.qrange));
+      p.zero_code = static_cast<std::uint32_t>(p.zero);
+    }
+  }
+}
+
+// Groups are processed in batches: first the parameters of every group of the batch (independent
+// scans, so they overlap in the pipeline), then the quantization; codes of a batch are packed at once.
 template <RoundMode M, bool kElementwise, bool kAsym, bool kFake, bool kEnc, class Q>
 void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
   const D d;
@@ -288,109 +390,316 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
   HWY_ALIGN std::uint16_t cbuf[kChunk];
   const V qmax = hn::Set(d, static_cast<float>(sc.qrange));
   const V big = hn::Set(d, 1048576.0f);
-  for (std::int64_t g = g0; g < g1; ++g) {
-    const std::int64_t row = g / j.gpr, b = g % j.gpr;
-    const std::int64_t start = row * j.len + b * j.block;
-    const std::int64_t n = std::min(j.block, j.len - b * j.block);
-    const float* x = j.in + start;
-    GroupP p;
+  const int batch = static_cast<int>(std::clamp<std::int64_t>(kChunk / std::max<std::int64_t>(1, j.block), 1, kMaxBatch));
+  std::int64_t st[kMaxBatch], nn[kMaxBatch];
+  GroupP P[kMaxBatch];
+  std::int64_t row = g0 / j.gpr, b = g0 % j.gpr - 1;
+  for (std::int64_t gb = g0; gb < g1; gb += batch) {
+    const int nb = static_cast<int>(std::min<std::int64_t>(batch, g1 - gb));
+    for (int k = 0; k < nb; ++k) {
+      if (++b == j.gpr) {
+        b = 0;
+        ++row;
+      }
+      st[k] = row * j.len + b * j.block;
+      nn[k] = std::min(j.block, j.len - b * j.block);
+    }
     if constexpr (!kElementwise) {
-      const Scan s = ScanGroup<kAsym>(x, n);
       if (sc.mode == ScaleMode::MxFloor) {
-        MxParams(s, sc.emax, p);
+        for (int k = 0; k < nb; ++k) {
+          P[k] = GroupP{};
+          MxParams(ScanGroup<false>(j.in + st[k], nn[k]), sc.emax, P[k]);
+        }
       } else {
-        if (s.umax >= 0x7f800000u) {
-          p.nan = true;
-          p.scale = std::numeric_limits<float>::quiet_NaN();
-          p.scale_code = sc.nan_code;
+        AmaxBatch<kAsym>(j, st, nn, nb, P);
+      }
+      if constexpr (kEnc) {
+        for (int k = 0; k < nb; ++k) {
+          StoreScale(j, gb + k, P[k].scale_code);
+          if (j.zeros) j.zeros[gb + k] = P[k].zero_code;
+        }
+      }
+    }
+    // Codes of the whole batch go to cbuf when they fit (then one pack), else per chunk of a group.
+    const bool batch_pack = (st[nb - 1] + nn[nb - 1] - st[0]) <= kChunk;
+    for (int k = 0; k < nb; ++k) {
+      const std::int64_t start = st[k], n = nn[k];
+      const float* x = j.in + start;
+      const GroupP& p = P[k];
+      std::uint16_t* cb0 = batch_pack ? cbuf + (start - st[0]) : cbuf;
+      if constexpr (!kElementwise) {
+        if (p.nan || p.zero_group) {
+          if constexpr (kFake) {
+            if (p.nan) std::fill(j.out + start, j.out + start + n, std::numeric_limits<float>::quiet_NaN());
+            else
+              for (std::int64_t i = 0; i < n; ++i) j.out[start + i] = std::signbit(x[i]) ? -0.0f : 0.0f;
+          }
+          if constexpr (kEnc) {
+            // NaN groups have code 0; zero groups the code of 0 (asym: the zero point).
+            const std::uint32_t zc = p.nan ? 0 : (kAsym ? p.zero_code : el.zero_code);
+            for (std::int64_t c = 0; c < n; c += kChunk) {
+              const std::int64_t m = std::min(kChunk, n - c);
+              std::fill(cb0 + (batch_pack ? c : 0), cb0 + (batch_pack ? c : 0) + m, static_cast<std::uint16_t>(zc));
+              if (!batch_pack) pack_codes(j.codes, start + c, m, el.bits, cbuf);
+            }
+          }
+          continue;
+        }
+      }
+      const V scale = hn::Set(d, p.scale), inv = hn::Set(d, p.inv), zero = hn::Set(d, p.zero);
+      auto one = [&](V xv, VU* code) -> V {
+        V v;
+        if constexpr (kElementwise) {
+          v = xv;
         } else {
-          float amax;
-          std::memcpy(&amax, &s.umax, 4);
-          amax_params(sc, el, amax, s.lo, s.hi, j.tensor_scale, p);
+          v = p.pow2 ? hn::Mul(xv, inv) : hn::Div(xv, scale);
+        }
+        if constexpr (kAsym) {
+          const VU vu = hn::BitCast(du, v);
+          const VU sign = hn::And(vu, hn::Set(du, 0x80000000u));
+          const V a = hn::BitCast(d, hn::Xor(vu, sign));
+          const V r = hn::Min(RoundMag<M>(a, hn::RebindMask(d, hn::Ne(sign, hn::Zero(du)))), big);
+          const V rs = hn::BitCast(d, hn::Or(hn::BitCast(du, r), sign));
+          const V qv = hn::Min(hn::Max(hn::Add(rs, zero), hn::Zero(d)), qmax);
+          if constexpr (kEnc) *code = hn::BitCast(du, hn::ConvertTo(DI(), qv));
+          return hn::Mul(hn::Sub(qv, zero), scale);
+        } else {
+          const V qv = q.template Apply<M, kEnc, kElementwise>(v, code);
+          if constexpr (kElementwise) return qv;
+          return hn::Mul(qv, scale);
+        }
+      };
+      for (std::int64_t c = 0; c < n; c += kChunk) {
+        const std::int64_t m = std::min(kChunk, n - c);
+        std::uint16_t* cb = batch_pack ? cb0 + c : cbuf;
+        std::int64_t i = 0;
+        for (; i + static_cast<std::int64_t>(N) <= m; i += N) {
+          VU code;
+          const V r = one(hn::LoadU(d, x + c + i), &code);
+          if constexpr (kFake) hn::StoreU(r, d, j.out + start + c + i);
+          if constexpr (kEnc) hn::StoreU(hn::DemoteTo(du16, hn::BitCast(DI(), code)), du16, cb + i);
+        }
+        if (i < m) {
+          HWY_ALIGN float buf[kMaxLanes] = {};
+          HWY_ALIGN std::uint16_t cbt[kMaxLanes] = {};
+          const std::size_t rem = static_cast<std::size_t>(m - i);
+          std::memcpy(buf, x + c + i, rem * sizeof(float));
+          VU code;
+          const V r = one(hn::Load(d, buf), &code);
+          if constexpr (kFake) {
+            hn::Store(r, d, buf);
+            std::memcpy(j.out + start + c + i, buf, rem * sizeof(float));
+          }
+          if constexpr (kEnc) {
+            hn::StoreU(hn::DemoteTo(du16, hn::BitCast(DI(), code)), du16, cbt);
+            std::memcpy(cb + i, cbt, rem * sizeof(std::uint16_t));
+          }
+        }
+        if constexpr (kEnc) {
+          if constexpr (kElementwise) {
+            if (j.saw_nan && !el.has_nan) {
+              for (std::int64_t k2 = 0; k2 < m; ++k2)
+                if (std::isnan(x[c + k2])) *j.saw_nan = 1;
+            }
+          }
+          if (!batch_pack) pack_codes(j.codes, start + c, m, el.bits, cbuf);
+        }
+      }
+    }
+    if constexpr (kEnc) {
+      if (batch_pack) pack_codes(j.codes, st[0], st[nb - 1] + nn[nb - 1] - st[0], el.bits, cbuf);
+    }
+  }
+}
+
+// Full, aligned blocks of NV vectors (e.g. b32 = 2 x 16 lanes on AVX-512): the block is loaded once,
+// its amax reduced with a broadcast, and the scale computed in vector registers without branches.
+// Only for symmetric MX floor scales and amax scales whose division is exact in float (amax_div_exact).
+template <RoundMode M, bool kFake, bool kEnc, int NV, class Q>
+HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
+  const D d;
+  const DU du;
+  const DI di;
+  const DU16 du16;
+  const std::size_t N = hn::Lanes(d);
+  const ScaleSpec& sc = *j.sc;
+  const ElemSpec& el = *j.el;
+  const bool mx = sc.mode == ScaleMode::MxFloor;
+  const std::int64_t block = j.block;
+  const VU absmask = hn::Set(du, 0x7fffffffu), signmask = hn::Set(du, 0x80000000u);
+  const VI maxfinite = hn::Set(di, 0x7f7fffff);
+  const VI emax = hn::Set(di, sc.emax), c127 = hn::Set(di, 127), cm127 = hn::Set(di, -127), half_min = hn::Set(di, 0x00400000);
+  const V elmax = hn::Set(d, static_cast<float>(el.max_value)), ts = hn::Set(d, j.tensor_scale);
+  const V qnan = hn::Set(d, std::numeric_limits<float>::quiet_NaN());
+  const VU zcode = hn::Set(du, el.zero_code);
+  const MiniQ sq(sc.sel);
+  const hn::Rebind<std::uint8_t, D> du8;
+  const bool direct8 = el.bits == 8;  // 8-bit codes go straight to the output bytes
+  HWY_ALIGN std::uint16_t cbuf[kChunk];
+  const std::int64_t batch = std::max<std::int64_t>(1, kChunk / block);
+  for (std::int64_t gb = g0; gb < g1; gb += batch) {
+    const std::int64_t nb = std::min(batch, g1 - gb);
+    const float* x0 = j.in + gb * block;
+    for (std::int64_t k = 0; k < nb; ++k) {
+      const float* x = x0 + k * block;
+      V xv[NV];
+      for (int i = 0; i < NV; ++i) xv[i] = hn::LoadU(d, x + i * N);
+      VI m = hn::BitCast(di, hn::And(hn::BitCast(du, xv[0]), absmask));
+      for (int i = 1; i < NV; ++i) m = hn::Max(m, hn::BitCast(di, hn::And(hn::BitCast(du, xv[i]), absmask)));
+      m = hn::MaxOfLanes(di, m);
+      const auto nan_i = hn::Gt(m, maxfinite);
+      V scale, inv;
+      VU scode;
+      hn::Mask<D> zg = hn::RebindMask(d, hn::Lt(m, hn::Zero(di)));  // all false
+      if (mx) {
+        const VI E = hn::IfThenElse(hn::Eq(m, hn::Zero(di)), hn::Set(di, -126), hn::Sub(hn::ShiftRight<23>(m), c127));
+        const VI e = hn::Min(hn::Max(hn::Sub(E, emax), cm127), c127);
+        scale = hn::BitCast(d, hn::IfThenElse(hn::Eq(e, cm127), half_min, hn::ShiftLeft<23>(hn::Add(e, c127))));
+        const VI ne = hn::Neg(e);
+        inv = hn::BitCast(d, hn::IfThenElse(hn::Eq(ne, cm127), half_min, hn::ShiftLeft<23>(hn::Add(ne, c127))));
+        scode = hn::BitCast(du, hn::Add(e, c127));
+      } else {
+        V raw = hn::Div(hn::BitCast(d, m), elmax);
+        if (sc.tensor_scale) raw = hn::Div(raw, ts);
+        V sv;
+        if (sc.is_fp32) {
+          sv = raw;
+          scode = hn::BitCast(du, raw);
+        } else {
+          sv = sq.Apply<RoundMode::Even, true, false>(raw, &scode);
+        }
+        scale = sc.tensor_scale ? hn::Mul(sv, ts) : sv;
+        inv = scale;
+        zg = hn::Not(hn::Gt(scale, hn::Zero(d)));
+      }
+      const auto nan_f = hn::RebindMask(d, nan_i);
+      for (int i = 0; i < NV; ++i) {
+        const V v = mx ? hn::Mul(xv[i], inv) : hn::Div(xv[i], scale);
+        VU code;
+        const V qv = q.template Apply<M, kEnc, false>(v, &code);
+        V o = hn::Mul(qv, scale);
+        if (!mx) {
+          o = hn::IfThenElse(zg, hn::BitCast(d, hn::And(hn::BitCast(du, xv[i]), signmask)), o);
+          if constexpr (kEnc) code = hn::IfThenElse(hn::RebindMask(du, zg), zcode, code);
+        }
+        if constexpr (kFake) hn::StoreU(hn::IfThenElse(nan_f, qnan, o), d, j.out + (x - j.in) + i * N);
+        if constexpr (kEnc) {
+          code = hn::IfThenZeroElse(hn::RebindMask(du, nan_i), code);
+          if (direct8) hn::StoreU(hn::DemoteTo(du8, hn::BitCast(di, code)), du8, j.codes + (x - j.in) + i * N);
+          else hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, code)), du16, cbuf + k * block + i * N);
         }
       }
       if constexpr (kEnc) {
-        StoreScale(j, g, p.scale_code);
-        if (j.zeros) j.zeros[g] = p.zero_code;
+        const std::uint32_t c = hn::GetLane(m) > 0x7f7fffff ? sc.nan_code : hn::GetLane(scode);
+        StoreScale(j, gb + k, c);
       }
-      if (p.nan) {
-        if constexpr (kFake) std::fill(j.out + start, j.out + start + n, std::numeric_limits<float>::quiet_NaN());
-        continue;  // codes stay 0
+    }
+    if constexpr (kEnc) {
+      if (!direct8) pack_codes(j.codes, gb * block, nb * block, el.bits, cbuf);
+    }
+  }
+}
+
+// Amax scales over full aligned blocks, in three passes per batch of groups: block maxima; the
+// scales of N groups per vector (the divisions and the scale-element rounding amortised over N
+// groups); then the elements. Same arithmetic as FixedBlocks / amax_params.
+template <RoundMode M, bool kFake, bool kEnc, int NV, class Q>
+HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
+  const D d;
+  const DU du;
+  const DI di;
+  const DU16 du16;
+  const hn::Rebind<std::uint8_t, D> du8;
+  const std::size_t N = hn::Lanes(d);
+  const ScaleSpec& sc = *j.sc;
+  const ElemSpec& el = *j.el;
+  const std::int64_t block = j.block;
+  const VU absmask = hn::Set(du, 0x7fffffffu), signmask = hn::Set(du, 0x80000000u);
+  const V elmax = hn::Set(d, static_cast<float>(el.max_value)), ts = hn::Set(d, j.tensor_scale);
+  const VU zcode = hn::Set(du, el.zero_code);
+  const MiniQ sq(sc.sel);
+  const bool direct8 = el.bits == 8;
+  constexpr std::int64_t kMaxG = kChunk;  // block >= 1
+  HWY_ALIGN std::uint16_t cbuf[kChunk];
+  HWY_ALIGN std::uint32_t umax[kMaxG + kMaxLanes];
+  HWY_ALIGN float scale_a[kMaxG + kMaxLanes];
+  HWY_ALIGN std::uint32_t scode_a[kMaxG + kMaxLanes];
+  const std::int64_t batch = std::max<std::int64_t>(1, kChunk / block);
+  for (std::int64_t gb = g0; gb < g1; gb += batch) {
+    const std::int64_t nb = std::min(batch, g1 - gb);
+    const float* x0 = j.in + gb * block;
+    for (std::int64_t k = 0; k < nb; ++k) {
+      const float* x = x0 + k * block;
+      VI m = hn::BitCast(di, hn::And(hn::BitCast(du, hn::LoadU(d, x)), absmask));
+      for (int i = 1; i < NV; ++i) m = hn::Max(m, hn::BitCast(di, hn::And(hn::BitCast(du, hn::LoadU(d, x + i * N)), absmask)));
+      umax[k] = static_cast<std::uint32_t>(hn::GetLane(hn::MaxOfLanes(di, m)));
+    }
+    for (std::int64_t k = nb; k < nb + static_cast<std::int64_t>(N); ++k) umax[k] = 0;
+    for (std::int64_t k = 0; k < nb; k += static_cast<std::int64_t>(N)) {
+      V raw = hn::Div(hn::BitCast(d, hn::Load(du, umax + k)), elmax);
+      if (sc.tensor_scale) raw = hn::Div(raw, ts);
+      V sv;
+      VU sc_code;
+      if (sc.is_fp32) {
+        sv = raw;
+        sc_code = hn::BitCast(du, raw);
+      } else {
+        sv = sq.Apply<RoundMode::Even, true, false>(raw, &sc_code);
       }
-      if (p.zero_group) {
-        if constexpr (kFake)
-          for (std::int64_t i = 0; i < n; ++i) j.out[start + i] = std::signbit(x[i]) ? -0.0f : 0.0f;
+      hn::Store(sc.tensor_scale ? hn::Mul(sv, ts) : sv, d, scale_a + k);
+      hn::Store(sc_code, du, scode_a + k);
+    }
+    for (std::int64_t k = 0; k < nb; ++k) {
+      const float* x = x0 + k * block;
+      float* out = j.out ? j.out + (x - j.in) : nullptr;
+      const bool nan = umax[k] > 0x7f7fffffu;
+      if constexpr (kEnc) StoreScale(j, gb + k, nan ? sc.nan_code : scode_a[k]);
+      if (nan) {
+        if constexpr (kFake) std::fill(out, out + block, std::numeric_limits<float>::quiet_NaN());
         if constexpr (kEnc) {
-          const std::uint32_t zc = kAsym ? p.zero_code : el.zero_code;
-          if (zc != 0) {
-            for (std::int64_t c = 0; c < n; c += kChunk) {
-              const std::int64_t m = std::min(kChunk, n - c);
-              std::fill(cbuf, cbuf + m, static_cast<std::uint16_t>(zc));
-              pack_codes(j.codes, start + c, m, el.bits, cbuf);
-            }
-          }
+          if (direct8) std::fill(j.codes + (x - j.in), j.codes + (x - j.in) + block, std::uint8_t{0});
+          else std::fill(cbuf + k * block, cbuf + (k + 1) * block, std::uint16_t{0});
         }
         continue;
       }
-    }
-    const V scale = hn::Set(d, p.scale), inv = hn::Set(d, p.inv), zero = hn::Set(d, p.zero);
-    auto one = [&](V xv, VU* code) -> V {
-      V v;
-      if constexpr (kElementwise) {
-        v = xv;
-      } else {
-        v = p.pow2 ? hn::Mul(xv, inv) : hn::Div(xv, scale);
-      }
-      if constexpr (kAsym) {
-        const VU vu = hn::BitCast(du, v);
-        const VU sign = hn::And(vu, hn::Set(du, 0x80000000u));
-        const V a = hn::BitCast(d, hn::Xor(vu, sign));
-        const V r = hn::Min(RoundMag<M>(a, hn::RebindMask(d, hn::Ne(sign, hn::Zero(du)))), big);
-        const V rs = hn::BitCast(d, hn::Or(hn::BitCast(du, r), sign));
-        const V qv = hn::Min(hn::Max(hn::Add(rs, zero), hn::Zero(d)), qmax);
-        if constexpr (kEnc) *code = hn::BitCast(du, hn::ConvertTo(DI(), qv));
-        return hn::Mul(hn::Sub(qv, zero), scale);
-      } else {
-        const V qv = q.template Apply<M, kEnc, kElementwise>(v, code);
-        if constexpr (kElementwise) return qv;
-        return hn::Mul(qv, scale);
-      }
-    };
-    for (std::int64_t c = 0; c < n; c += kChunk) {
-      const std::int64_t m = std::min(kChunk, n - c);
-      std::int64_t i = 0;
-      for (; i + static_cast<std::int64_t>(N) <= m; i += N) {
+      const V scale = hn::Set(d, scale_a[k]);
+      const bool zero_group = !(scale_a[k] > 0);
+      for (int i = 0; i < NV; ++i) {
+        const V xv = hn::LoadU(d, x + i * N);
         VU code;
-        const V r = one(hn::LoadU(d, x + c + i), &code);
-        if constexpr (kFake) hn::StoreU(r, d, j.out + start + c + i);
-        if constexpr (kEnc) hn::StoreU(hn::DemoteTo(du16, hn::BitCast(DI(), code)), du16, cbuf + i);
-      }
-      if (i < m) {
-        HWY_ALIGN float buf[kMaxLanes] = {};
-        HWY_ALIGN std::uint16_t cb[kMaxLanes] = {};
-        const std::size_t rem = static_cast<std::size_t>(m - i);
-        std::memcpy(buf, x + c + i, rem * sizeof(float));
-        VU code;
-        const V r = one(hn::Load(d, buf), &code);
-        if constexpr (kFake) {
-          hn::Store(r, d, buf);
-          std::memcpy(j.out + start + c + i, buf, rem * sizeof(float));
+        V o;
+        if (zero_group) {
+          o = hn::BitCast(d, hn::And(hn::BitCast(du, xv), signmask));
+          code = zcode;
+        } else {
+          o = hn::Mul(q.template Apply<M, kEnc, false>(hn::Div(xv, scale), &code), scale);
         }
+        if constexpr (kFake) hn::StoreU(o, d, out + i * N);
         if constexpr (kEnc) {
-          hn::StoreU(hn::DemoteTo(du16, hn::BitCast(DI(), code)), du16, cb);
-          std::memcpy(cbuf + i, cb, rem * sizeof(std::uint16_t));
+          if (direct8) hn::StoreU(hn::DemoteTo(du8, hn::BitCast(di, code)), du8, j.codes + (x - j.in) + i * N);
+          else hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, code)), du16, cbuf + k * block + i * N);
         }
-      }
-      if constexpr (kEnc) {
-        if constexpr (kElementwise) {
-          if (j.saw_nan && !el.has_nan) {
-            for (std::int64_t k = 0; k < m; ++k)
-              if (std::isnan(x[c + k])) *j.saw_nan = 1;
-          }
-        }
-        pack_codes(j.codes, start + c, m, el.bits, cbuf);
       }
     }
+    if constexpr (kEnc) {
+      if (!direct8) pack_codes(j.codes, gb * block, nb * block, el.bits, cbuf);
+    }
+  }
+}
+
+template <RoundMode M, bool kFake, bool kEnc, class Q>
+bool TryFixed(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
+  const std::size_t N = hn::Lanes(D());
+  const ScaleSpec& sc = *j.sc;
+  if (sc.asym || j.block <= 0 || j.len % j.block != 0 || j.block % static_cast<std::int64_t>(N) != 0) return false;
+  if (!(sc.mode == ScaleMode::MxFloor || (sc.mode == ScaleMode::Amax && sc.amax_div_exact))) return false;
+  const bool mx = sc.mode == ScaleMode::MxFloor;
+  switch (j.block / static_cast<std::int64_t>(N)) {
+    case 1: mx ? FixedBlocks<M, kFake, kEnc, 1>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 1>(j, q, g0, g1); return true;
+    case 2: mx ? FixedBlocks<M, kFake, kEnc, 2>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 2>(j, q, g0, g1); return true;
+    case 4: mx ? FixedBlocks<M, kFake, kEnc, 4>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 4>(j, q, g0, g1); return true;
+    case 8: mx ? FixedBlocks<M, kFake, kEnc, 8>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 8>(j, q, g0, g1); return true;
+    default: return false;
   }
 }
 
@@ -406,18 +715,21 @@ void QuantMode(const Job& j, std::int64_t g0, std::int64_t g1) {
   switch (el.kind) {
     case ElemKind::Mini: {
       const MiniQ q(el);
+      if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
       if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
       else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);
       break;
     }
     case ElemKind::Int: {
       const IntQ q(el);
+      if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
       if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
       else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);
       break;
     }
     case ElemKind::Codebook: {
       const CodebookQ q(el);
+      if (TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
       QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);
       break;
     }
@@ -451,8 +763,12 @@ void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
   const ScaleSpec& sc = *j.sc;
   const float* lut = el.lut.data();
   HWY_ALIGN std::uint16_t cbuf[kChunk + kMaxLanes];
+  std::int64_t row = g0 / j.gpr, b = g0 % j.gpr - 1;
   for (std::int64_t g = g0; g < g1; ++g) {
-    const std::int64_t row = g / j.gpr, b = g % j.gpr;
+    if (++b == j.gpr) {
+      b = 0;
+      ++row;
+    }
     const std::int64_t start = row * j.len + b * j.block;
     const std::int64_t n = std::min(j.block, j.len - b * j.block);
     float* out = j.out + start;
