@@ -124,9 +124,9 @@ struct Architecture {
 // Precision (quantization-aware traffic and MAC energy)
 // ---------------------------------------------------------------------------------------------
 
-/// Bits per element of a number format, scale overhead included (mxfp4 = 4.25: 32 e2m1 values
-/// share one 8-bit scale). Knows fp32 tf32 bf16 fp16 fp8 e4m3 e5m2 mxfp8 mxfp6 mxfp4 mxint8 nvfp4
-/// nf4 intN uintN. TODO: call qcast::Format::parse(name).bits_per_element() once src/format lands.
+/// Bits per element of a number format in memory, scale overhead included (mxfp4 = 4.25: 32 e2m1
+/// values share one 8-bit scale): Format::parse(name).bits_per_element(), plus storage aliases
+/// (fp8, fp4, mxfp6, half, tf32 = 32 bits). Throws qcast::Error for unknown names.
 double bits_per_element(const std::string& format);
 /// True for floating-point formats (their MAC energy scales from the fp32 numbers).
 bool is_float_format(const std::string& format);

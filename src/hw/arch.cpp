@@ -7,6 +7,7 @@
 
 #include "hw/yaml_util.hpp"
 #include "qcast/error.hpp"
+#include "qcast/format.hpp"
 #include "qcast/hw.hpp"
 
 namespace qcast::hw {
@@ -282,56 +283,17 @@ void Architecture::apply_builtin(const std::string& table, double weight_bits, d
 // Bits per element
 // ---------------------------------------------------------------------------------------------
 
-namespace {
-std::optional<double> plain_bits(const std::string& f) {
-  static const std::map<std::string, double> table = {
-      {"fp64", 64},       {"fp32", 32},     {"float32", 32}, {"tf32", 32},      {"bf16", 16},
-      {"fp16", 16},       {"float16", 16},  {"half", 16},    {"fp8", 8},        {"e4m3", 8},
-      {"e4m3fn", 8},      {"e4m3fnuz", 8},  {"e5m2", 8},     {"e5m2fnuz", 8},   {"e3m2", 6},
-      {"e2m3", 6},        {"e2m1", 4},      {"fp4", 4},      {"e8m0", 8},       {"ue4m3", 8},
-      {"mxfp8", 8.25},    {"mxfp8_e4m3", 8.25}, {"mxfp8_e5m2", 8.25}, {"mxfp6", 6.25},
-      {"mxfp6_e3m2", 6.25}, {"mxfp6_e2m3", 6.25}, {"mxfp4", 4.25}, {"mxint8", 8.25},
-      {"nvfp4", 4.5},     {"nf4", 4.5}};
-  auto it = table.find(f);
-  if (it != table.end()) return it->second;
-  static const std::regex intn(R"(^u?int(\d+)$)");
-  static const std::regex exmy(R"(^e(\d+)m(\d+)(fn|fnuz)?$)");
-  std::smatch m;
-  if (std::regex_match(f, m, intn)) {
-    int n = std::stoi(m[1]);
-    if (n >= 1 && n <= 64) return n;
-  }
-  if (std::regex_match(f, m, exmy)) return 1 + std::stoi(m[1]) + std::stoi(m[2]);
-  return std::nullopt;
-}
-}  // namespace
-
 double bits_per_element(const std::string& format) {
+  // Storage aliases that are not format names of the number-format core; tf32 occupies 32 bits in memory.
+  static const std::map<std::string, double> storage = {
+      {"fp64", 64}, {"float32", 32}, {"tf32", 32}, {"float16", 16}, {"half", 16}, {"fp8", 8}, {"fp4", 4}, {"mxfp6", 6.25}};
   const std::string f = lower(format);
-  if (auto b = plain_bits(f)) return *b;
-  // Composition grammar: ELEM@SCALE/gN or /bN (one scale per N elements), /chK, /tAxB, /asym.
-  static const std::regex comp(R"(^([a-z0-9_]+)@([a-z0-9_]+)((/[a-z0-9x]+)*)$)");
-  std::smatch m;
-  if (std::regex_match(f, m, comp)) {
-    auto e = plain_bits(m[1]);
-    auto s = plain_bits(m[2]);
-    if (e && s) {
-      double group = 0;
-      bool asym = false;
-      std::string rest = m[3];
-      static const std::regex part(R"(/([a-z]+)(\d*)(?:x(\d+))?)");
-      for (auto it = std::sregex_iterator(rest.begin(), rest.end(), part); it != std::sregex_iterator(); ++it) {
-        std::string k = (*it)[1];
-        if ((k == "g" || k == "b") && (*it)[2].length()) group = std::stod((*it)[2]);
-        if (k == "t" && (*it)[2].length() && (*it)[3].length()) group = std::stod((*it)[2]) * std::stod((*it)[3]);
-        if (k == "asym") asym = true;
-      }
-      if (group > 0) return *e + (*s) * (asym ? 2 : 1) / group;
-      return *e;  // per-tensor / per-channel scales: negligible per element
-    }
+  if (auto it = storage.find(f); it != storage.end()) return it->second;
+  try {
+    return Format::parse(f).bits_per_element();
+  } catch (const Error& e) {
+    throw Error("unknown number format '" + format + "': " + e.what());
   }
-  throw Error("unknown number format '" + format +
-              "' (known: fp32 bf16 fp16 e4m3 e5m2 mxfp8 mxfp6 mxfp4 mxint8 nvfp4 nf4 intN uintN, ELEM@SCALE/gN)");
 }
 
 bool is_float_format(const std::string& format) {
