@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "qcast/error.hpp"
 #include "qcast/quantize.hpp"
@@ -24,10 +25,46 @@ void parallel_ranges(std::int64_t n, int threads, Fn fn) {
   kern::parallel_for(n, threads, [&](std::int64_t b, std::int64_t e) { fn(b, e); });
 }
 
+// Blocks along an inner axis (the channels of NCHW activations, axis 1): view each [len, inner] slab as
+// [inner, len] so that blocks are contiguous, run the SIMD kernel on that copy and scatter the result
+// back. The groups and their values are the same, so the output equals the reference bit for bit.
+// Stochastic rounding is keyed by the original element index, so it stays on the reference path.
+bool transposed_fast_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
+  if (f.scaling.kind != ScaleKind::Block || opt.round == RoundMode::Stochastic || shape.empty()) return false;
+  const int nd = static_cast<int>(shape.size());
+  int axis = f.scaling.axis_explicit ? f.scaling.axis : opt.axis;
+  if (axis < 0) axis += nd;
+  if (axis < 0 || axis >= nd - 1) return false;  // out of range (the reference reports it) or already the last axis
+  std::int64_t outer = 1, inner = 1;
+  for (int i = 0; i < axis; ++i) outer *= shape[i];
+  for (int i = axis + 1; i < nd; ++i) inner *= shape[i];
+  const std::int64_t len = shape[axis], n = outer * len * inner;
+  if (inner == 1 || n == 0) return false;
+  Format last = f;
+  last.scaling.axis = -1;
+  last.scaling.axis_explicit = false;
+  QuantOptions o = opt;
+  o.axis = -1;
+  std::vector<float> t_in(static_cast<std::size_t>(n)), t_out(static_cast<std::size_t>(n));
+  kern::parallel_for(outer, opt.threads, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t q = b; q < e; ++q)
+      for (std::int64_t l = 0; l < len; ++l)
+        for (std::int64_t i = 0; i < inner; ++i) t_in[(q * inner + i) * len + l] = in[(q * len + l) * inner + i];
+  });
+  if (!kern::fast_fake_quant(last, t_in.data(), t_out.data(), {outer, inner, len}, o)) return false;
+  kern::parallel_for(outer, opt.threads, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t q = b; q < e; ++q)
+      for (std::int64_t l = 0; l < len; ++l)
+        for (std::int64_t i = 0; i < inner; ++i) out[(q * len + l) * inner + i] = t_out[(q * inner + i) * len + l];
+  });
+  return true;
+}
+
 }  // namespace
 
 void fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
   if (kern::fast_fake_quant(f, in, out, shape, opt)) return;
+  if (transposed_fast_fake_quant(f, in, out, shape, opt)) return;
   reference_fake_quant(f, in, out, shape, opt);
 }
 

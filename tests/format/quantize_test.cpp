@@ -218,3 +218,20 @@ TEST(Quantize, BadShapesAndAxesAreErrors) {
   EXPECT_THROW(fake_quant(Format::parse("int8@fp32/ch3"), x.data(), q.data(), {2, 4}), Error);
   EXPECT_NO_THROW(fake_quant(Format::parse("int8@fp32/ch1"), x.data(), q.data(), {2, 4}));
 }
+
+TEST(Quantize, BlocksAlongAnInnerAxisMatchTheReference) {
+  // NCHW activations blocked along channels (axis 1): the SIMD path works on a transposed copy.
+  const Shape shape = {3, 70, 5, 7};
+  auto x = gaussian_data(3 * 70 * 35, 21, true);
+  x[100] = NAN;
+  for (const char* fmt : {"mxfp8", "mxfp4", "nvfp4", "int8@fp16/g32", "mxint8"}) {
+    SCOPED_TRACE(fmt);
+    QuantOptions o;
+    o.axis = 1;
+    o.threads = 2;
+    std::vector<float> fast(x.size()), ref(x.size());
+    fake_quant(Format::parse(fmt), x.data(), fast.data(), shape, o);
+    reference_fake_quant(Format::parse(fmt), x.data(), ref.data(), shape, o);
+    EXPECT_TRUE(bit_equal(fast, ref));
+  }
+}
