@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "qcast/error.hpp"
 #include "qcast/format.hpp"
 #include "qcast/tensor.hpp"
 
@@ -49,8 +50,12 @@ struct Value {
   static Value floats(Shape s, float fill = 0.0f);
   static Value ints(Shape s, std::int64_t fill = 0);
   static Value from_tensor(const Tensor& t);  // float types -> f32, integer types -> i64
-  /// Reads element k as a double (either kind).
-  double at(std::int64_t k) const { return is_int ? static_cast<double>((*i)[k]) : (*f)[k]; }
+  /// Reads element k as a double (either kind); qcast::Error if k is out of range (e.g. an empty
+  /// constant where an operator expects a scalar).
+  double at(std::int64_t k) const {
+    if (!has_data() || k < 0 || static_cast<std::size_t>(k) >= (is_int ? i->size() : f->size())) throw Error("element " + std::to_string(k) + " of a tensor of shape " + shape_str(shape) + " requested");
+    return is_int ? static_cast<double>((*i)[static_cast<std::size_t>(k)]) : (*f)[static_cast<std::size_t>(k)];
+  }
   Tensor to_tensor() const;  // float32 (ints converted)
 };
 
