@@ -143,6 +143,19 @@ void blas_single_thread() {
   });
 }
 
+// Every value's extent (product of its non-zero dimensions) must stay within the tensor size limit:
+// operators multiply sub-ranges of dimensions (outer * inner, H * W), and a zero elsewhere in the
+// shape would otherwise hide an overflowing product from shape_numel (found by the ONNX fuzzer).
+void check_extent(const Node& n, const Value& v) {
+  std::int64_t p = 1;
+  for (std::int64_t d : v.shape) {
+    if (d < 0) throw Error(n.op + " node '" + n.name + "': negative dimension in " + shape_str(v.shape));
+    if (d == 0) continue;
+    if (p > max_tensor_elements() / d) throw Error(n.op + " node '" + n.name + "': shape " + shape_str(v.shape) + " exceeds the tensor size limit");
+    p *= d;
+  }
+}
+
 // Runs one node. `vals` holds the current value of every id (shape-only values in shape mode).
 void exec_node(const Node& n, std::vector<Value>& vals, std::vector<bool>& have, bool shape_only, int threads, int opset) {
   auto fn = detail::find_op(n.op);
@@ -150,10 +163,12 @@ void exec_node(const Node& n, std::vector<Value>& vals, std::vector<bool>& have,
   for (int id : n.inputs) {
     if (id < 0) { c.in.push_back(nullptr); continue; }
     if (!have[id]) throw Error(n.op + " node '" + n.name + "': input value '" + std::to_string(id) + "' is not computed before use");
+    check_extent(n, vals[id]);
     c.in.push_back(&vals[id]);
   }
   c.out.resize(n.outputs.size());
   fn(c);
+  for (const Value& v : c.out) check_extent(n, v);
   for (std::size_t k = 0; k < n.outputs.size(); ++k) {
     vals[n.outputs[k]] = std::move(c.out[k]);
     have[n.outputs[k]] = true;
