@@ -1,6 +1,7 @@
 // Quantization of float32 tensors: fake-quant (quantize-dequantize) and encode/decode to packed codes.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,13 @@ struct QuantOptions {
 /// Fake-quant: out[i] = dequant(quant(in[i])) for a row-major float32 tensor of `shape`.
 /// `out` may alias `in`. Throws qcast::Error for bad shapes / axes / block sizes.
 void fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt = {});
+/// fake_quant delivered in pieces: sink(values, count) receives consecutive windows of the output, in
+/// order, each of whole scale groups and about `chunk_elems` values, so that a caller can write a large
+/// tensor to a file without a full-size output buffer. Bit-identical to fake_quant. Formats whose groups
+/// are not contiguous runs (blocks along an inner axis, tiles, stochastic rounding, ...) are computed
+/// whole and then delivered in pieces.
+void fake_quant_streamed(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt,
+                         const std::function<void(const float*, std::int64_t)>& sink, std::int64_t chunk_elems = 1 << 20);
 
 /// A quantized tensor: codes packed tightly (LSB-first bitstream), scales as scale-element codes.
 /// Layout documented in docs/packed-layout.md.

@@ -16,9 +16,26 @@ bool is_npy_path(const std::string& path) {
 
 bool is_float_tensor(const Tensor& t) { return t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16; }
 
+namespace {
+
+// Runs fn on one tensor and writes what it delivers to fd, checking that it delivers exactly n values.
+void write_transformed(int fd, const std::string& out, const std::string& name, const Tensor& t,
+                       const std::function<void(const std::string&, const Tensor&, const FloatSink&)>& fn) {
+  const std::int64_t n = t.numel();
+  std::int64_t written = 0;
+  fn(name, t, [&](const float* v, std::int64_t count) {
+    if (count < 0 || written + count > n) throw Error("internal: transform of '" + name + "' delivered too many values");
+    write_all(fd, v, static_cast<std::size_t>(count) * sizeof(float), out);
+    written += count;
+  });
+  if (written != n) throw Error("internal: transform of '" + name + "' delivered " + std::to_string(written) + " of " + std::to_string(n) + " values");
+}
+
+}  // namespace
+
 int transform_float_tensors(const std::string& in, const std::string& out,
                             const std::function<bool(const std::string&)>& select,
-                            const std::function<void(const std::string&, const Tensor&, float*)>& fn) {
+                            const std::function<void(const std::string&, const Tensor&, const FloatSink&)>& fn) {
   const bool npy = is_npy_path(in);
   if (is_npy_path(out) != npy) throw Error("'" + out + "' must have the same file type as '" + in + "'");
   if (npy) {
@@ -27,10 +44,10 @@ int transform_float_tensors(const std::string& in, const std::string& out,
       throw Error("'" + in + "': expected a float32 or float16 array, got " + dtype_name(t.dtype));
     const Tensor f = t.to_f32();
     const std::string h = npy_header(DType::F32, f.shape);
-    OutputMap map(out, h.size() + f.nbytes());
-    std::memcpy(map.data(), h.data(), h.size());
-    fn("", f, reinterpret_cast<float*>(map.data() + h.size()));
-    map.commit();
+    write_file_atomic(out, [&](int fd) {
+      write_all(fd, h.data(), h.size(), out);
+      write_transformed(fd, out, "", f, fn);
+    });
     return 1;
   }
   const SafeTensorsFile st = read_safetensors(in);
@@ -47,23 +64,22 @@ int transform_float_tensors(const std::string& in, const std::string& out,
   }
   std::string hs = header.dump();
   hs.append((8 - hs.size() % 8) % 8, ' ');
-  OutputMap map(out, 8 + hs.size() + off);
-  for (int i = 0; i < 8; ++i) map.data()[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(hs.size()) >> (8 * i));
-  std::memcpy(map.data() + 8, hs.data(), hs.size());
-  std::uint8_t* body = map.data() + 8 + hs.size();
   int count = 0;
-  for (std::size_t i = 0; i < st.tensors.size(); ++i) {
-    const auto& nt = st.tensors[i];
-    if (chosen[i]) {
-      fn(nt.name, nt.tensor.to_f32(), reinterpret_cast<float*>(body));
-      body += nt.tensor.numel() * 4;
-      ++count;
-    } else {
-      std::memcpy(body, nt.tensor.data, nt.tensor.nbytes());
-      body += nt.tensor.nbytes();
+  write_file_atomic(out, [&](int fd) {
+    std::uint8_t len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(hs.size()) >> (8 * i));
+    write_all(fd, len, 8, out);
+    write_all(fd, hs.data(), hs.size(), out);
+    for (std::size_t i = 0; i < st.tensors.size(); ++i) {
+      const auto& nt = st.tensors[i];
+      if (chosen[i]) {
+        write_transformed(fd, out, nt.name, nt.tensor.to_f32(), fn);
+        ++count;
+      } else {
+        write_all(fd, nt.tensor.data, nt.tensor.nbytes(), out);
+      }
     }
-  }
-  map.commit();
+  });
   return count;
 }
 

@@ -334,6 +334,40 @@ bool fast_fake_quant(const Format& f, const float* in, float* out, const Shape& 
   return true;
 }
 
+bool fast_fake_quant_stream(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt,
+                            std::int64_t chunk_elems, const std::function<void(const float*, std::int64_t)>& sink) {
+  if (!options_ok(opt)) return false;
+  const auto geo = geometry(f, shape, opt.axis);
+  if (!geo) return false;
+  const auto plan = get_plan(f, opt.round, false);
+  if (!plan) return false;
+  Job j;
+  j.el = &plan->el;
+  j.sc = &plan->sc;
+  j.mode = opt.round;
+  j.len = geo->len;
+  j.block = geo->block;
+  j.gpr = geo->gpr;
+  j.in = in;
+  j.tensor_scale = tensor_scale(f, in, shape_numel(shape), opt.threads);
+  // Every geometry fast_fake_quant covers lays its groups out in order, each a contiguous run, so a
+  // range of groups is a contiguous window of the output.
+  const std::int64_t group = std::min(geo->block, geo->len);
+  const std::int64_t per_chunk = std::max<std::int64_t>(1, chunk_elems / std::max<std::int64_t>(1, group));
+  auto start_of = [&](std::int64_t g) { return (g / geo->gpr) * geo->len + (g % geo->gpr) * geo->block; };
+  auto end_of = [&](std::int64_t g) { return start_of(g) + std::min(geo->block, geo->len - (g % geo->gpr) * geo->block); };
+  // Uninitialised: every window is fully written before it is delivered (no memset of fresh pages).
+  std::unique_ptr<float[]> buf(new float[static_cast<std::size_t>(per_chunk * group)]);
+  for (std::int64_t g0 = 0; g0 < geo->ngroups; g0 += per_chunk) {
+    const std::int64_t g1 = std::min(geo->ngroups, g0 + per_chunk);
+    j.out = buf.get();
+    j.out_base = start_of(g0);
+    parallel_for(g1 - g0, opt.threads, [&](std::int64_t b, std::int64_t e) { quant_groups(j, g0 + b, g0 + e); }, min_groups(*geo));
+    sink(buf.get(), end_of(g1 - 1) - j.out_base);
+  }
+  return true;
+}
+
 bool fast_encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt, Encoded& e) {
   if (!options_ok(opt)) return false;
   const auto geo = geometry(f, shape, opt.axis);

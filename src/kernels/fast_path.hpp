@@ -6,6 +6,8 @@
 // amax scales in fp32 / fp16 / bf16 / ue4m3 (with the NVFP4 fp32 tensor scale), symmetric or
 // asymmetric; rounding even / away / zero / floor / ceil with saturation.
 #pragma once
+#include <functional>
+
 #include "qcast/quantize.hpp"
 
 namespace qcast::kern {
@@ -13,5 +15,9 @@ namespace qcast::kern {
 bool fast_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt);
 bool fast_encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt, Encoded& e);
 bool fast_decode(const Format& f, const Encoded& e, float* out, int threads);
+/// fast_fake_quant delivered in consecutive windows of whole groups (about chunk_elems values each)
+/// through sink(values, count), from one reusable buffer. False (nothing done) when not covered.
+bool fast_fake_quant_stream(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt,
+                            std::int64_t chunk_elems, const std::function<void(const float*, std::int64_t)>& sink);
 
 }  // namespace qcast::kern

@@ -437,9 +437,9 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
       if constexpr (!kElementwise) {
         if (p.nan || p.zero_group) {
           if constexpr (kFake) {
-            if (p.nan) std::fill(j.out + start, j.out + start + n, std::numeric_limits<float>::quiet_NaN());
+            if (p.nan) std::fill(j.out + (start - j.out_base), j.out + (start - j.out_base) + n, std::numeric_limits<float>::quiet_NaN());
             else
-              for (std::int64_t i = 0; i < n; ++i) j.out[start + i] = std::signbit(x[i]) ? -0.0f : 0.0f;
+              for (std::int64_t i = 0; i < n; ++i) j.out[start - j.out_base + i] = std::signbit(x[i]) ? -0.0f : 0.0f;
           }
           if constexpr (kEnc) {
             // NaN groups have code 0; zero groups the code of 0 (asym: the zero point).
@@ -483,7 +483,7 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
         for (; i + static_cast<std::int64_t>(N) <= m; i += N) {
           VU code;
           const V r = one(hn::LoadU(d, x + c + i), &code);
-          if constexpr (kFake) hn::StoreU(r, d, j.out + start + c + i);
+          if constexpr (kFake) hn::StoreU(r, d, j.out + (start - j.out_base) + c + i);
           if constexpr (kEnc) hn::StoreU(hn::DemoteTo(du16, hn::BitCast(DI(), code)), du16, cb + i);
         }
         if (i < m) {
@@ -495,7 +495,7 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
           const V r = one(hn::Load(d, buf), &code);
           if constexpr (kFake) {
             hn::Store(r, d, buf);
-            std::memcpy(j.out + start + c + i, buf, rem * sizeof(float));
+            std::memcpy(j.out + (start - j.out_base) + c + i, buf, rem * sizeof(float));
           }
           if constexpr (kEnc) {
             hn::StoreU(hn::DemoteTo(du16, hn::BitCast(DI(), code)), du16, cbt);
@@ -589,7 +589,7 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q, std::int64_t g0, std::in
           o = hn::IfThenElse(zg, hn::BitCast(d, hn::And(hn::BitCast(du, xv[i]), signmask)), o);
           if constexpr (kEnc) code = hn::IfThenElse(hn::RebindMask(du, zg), zcode, code);
         }
-        if constexpr (kFake) hn::StoreU(hn::IfThenElse(nan_f, qnan, o), d, j.out + (x - j.in) + i * N);
+        if constexpr (kFake) hn::StoreU(hn::IfThenElse(nan_f, qnan, o), d, j.out + ((x - j.in) - j.out_base) + i * N);
         if constexpr (kEnc) {
           code = hn::IfThenZeroElse(hn::RebindMask(du, nan_i), code);
           if (direct8) hn::StoreU(hn::DemoteTo(du8, hn::BitCast(di, code)), du8, j.codes + (x - j.in) + i * N);
@@ -658,7 +658,7 @@ HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q, std::int64_t g0, std
     }
     for (std::int64_t k = 0; k < nb; ++k) {
       const float* x = x0 + k * block;
-      float* out = j.out ? j.out + (x - j.in) : nullptr;
+      float* out = j.out ? j.out + ((x - j.in) - j.out_base) : nullptr;
       const bool nan = umax[k] > 0x7f7fffffu;
       if constexpr (kEnc) StoreScale(j, gb + k, nan ? sc.nan_code : scode_a[k]);
       if (nan) {
@@ -778,7 +778,7 @@ void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
     }
     const std::int64_t start = row * j.len + b * j.block;
     const std::int64_t n = std::min(j.block, j.len - b * j.block);
-    float* out = j.out + start;
+    float* out = j.out + (start - j.out_base);
     float s = 1.0f;
     bool scaled = sc.mode != ScaleMode::None;
     if (scaled) {
