@@ -568,7 +568,12 @@ std::string recipe_to_json(const nn::Recipe& r) {
   // Calibrated static ranges: floats are exact in JSON's doubles, so a reload quantizes bit for bit alike.
   if (!r.act_ranges.empty()) {
     json ranges = json::object();
-    for (auto& [name, rg] : r.act_ranges) ranges[name] = {{"lo", rg.lo}, {"hi", rg.hi}};
+    for (auto& [name, rg] : r.act_ranges) {
+      json e = json::object();
+      e["lo"] = rg.lo;
+      e["hi"] = rg.hi;
+      ranges[name] = e;
+    }
     j["act_ranges"] = ranges;
   }
   return j.dump();
@@ -592,10 +597,11 @@ nn::Recipe recipe_from_json(const std::string& text) {
     }
     for (auto& s : j.value("skip", json::array())) r.skip.push_back(s.get<std::string>());
     r.act_observer = j.value("act_observer", std::string());
-    for (auto& [name, rg] : j.value("act_ranges", json::object()).items()) {
-      StaticRange sr{rg.at("lo").get<std::vector<float>>(), rg.at("hi").get<std::vector<float>>()};
-      if (sr.lo.size() != sr.hi.size()) throw Error("quantized model metadata: static range of '" + name + "' has unequal lo / hi lengths");
-      r.act_ranges[name] = std::move(sr);
+    const json ranges = j.value("act_ranges", json::object());  // a named object: items() must not outlive it
+    for (auto it = ranges.begin(); it != ranges.end(); ++it) {
+      StaticRange sr{it->at("lo").get<std::vector<float>>(), it->at("hi").get<std::vector<float>>()};
+      if (sr.lo.size() != sr.hi.size()) throw Error("quantized model metadata: static range of '" + it.key() + "' has unequal lo / hi lengths");
+      r.act_ranges[it.key()] = std::move(sr);
     }
   } catch (const json::exception& e) {
     throw Error(std::string("bad recipe JSON in quantized model metadata: ") + e.what());
