@@ -56,7 +56,8 @@ nlohmann::json recipe_json(const nn::Recipe& r) {
 void calibrate(const Args& a, const nn::Recipe& recipe, ptq::Model& pm) {
   if (!recipe.has_static_acts()) return;
   if (a.calib.spec.empty())
-    throw Error("static activations (observer " + recipe.act_observer + ") need calibration data: --calib SPEC (e.g. mnist:DIR, text:FILE)");
+    throw Error("static activations (an activation observer in the recipe or --act-observer) need calibration data: --calib SPEC "
+                "(e.g. mnist:DIR, text:FILE)");
   ptq::CalibOptions o = a.calib;
   o.data_root = a.data_root;
   o.tokenizer = a.tokenizer;
