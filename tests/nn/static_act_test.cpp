@@ -156,6 +156,34 @@ TEST(Observer, PercentileIsWithinOneBinOfTheExactValue) {
   EXPECT_EQ(chunked.range(nn::parse_observer("percentile:100")).hi[0], ax.back());
 }
 
+TEST(Observer, AsymmetricPercentilesCutBothTails) {
+  // Post-ReLU-like data shifted to [-1, ...): both tails matter for a zero-point format.
+  auto x = laplace_with_outliers(60000, 6);
+  for (auto& v : x) v = std::fabs(v) - 1.0f;
+  x[5] = -30.0f;  // one low outlier
+  std::vector<float> sorted = x;
+  std::sort(sorted.begin(), sorted.end());
+  const Format f = Format::parse("uint8@fp32/tensor/asym");
+  ptq::ActObserver o(f);
+  for (std::size_t off = 0; off < x.size(); off += 20000) o.observe(x.data() + off, {20000}, 0);
+  const double w = o.groups()[0].bin_width();
+  const double p = 99.9;
+  const std::size_t n = x.size();
+  const std::size_t k_hi = static_cast<std::size_t>(std::ceil(p / 100 * n));  // rank of the upper cut
+  const StaticRange r = o.range(nn::parse_observer("percentile:99.9"));
+  EXPECT_GE(r.hi[0], sorted[k_hi - 1]);
+  EXPECT_LE(r.hi[0], sorted[k_hi - 1] + w);
+  EXPECT_LE(r.lo[0], sorted[n - k_hi]);  // as many values may fall below lo as above hi
+  EXPECT_GE(r.lo[0], sorted[n - k_hi] - w);
+  EXPECT_GT(r.lo[0], -30.0f);  // the outlier is clipped
+  // mse on the zero-point format: no worse than minmax on the data.
+  const Shape shp{static_cast<std::int64_t>(n)};
+  std::vector<float> qa(n), qb(n);
+  fake_quant_static(f, o.range(nn::parse_observer("mse")), x.data(), qa.data(), shp);
+  fake_quant_static(f, o.range(nn::parse_observer("minmax")), x.data(), qb.data(), shp);
+  EXPECT_LE(sse(x, qa), sse(x, qb));
+}
+
 TEST(Observer, MseBeatsMinMaxOnHeavyTails) {
   auto x = laplace_with_outliers(50000, 5);
   const Shape shp{static_cast<std::int64_t>(x.size())};
