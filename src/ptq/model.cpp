@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -601,6 +602,9 @@ nn::Recipe recipe_from_json(const std::string& text) {
     for (auto it = ranges.begin(); it != ranges.end(); ++it) {
       StaticRange sr{it->at("lo").get<std::vector<float>>(), it->at("hi").get<std::vector<float>>()};
       if (sr.lo.size() != sr.hi.size()) throw Error("quantized model metadata: static range of '" + it.key() + "' has unequal lo / hi lengths");
+      for (std::size_t g = 0; g < sr.lo.size(); ++g)
+        if (!std::isfinite(sr.lo[g]) || !std::isfinite(sr.hi[g]) || sr.lo[g] > sr.hi[g])
+          throw Error("quantized model metadata: static range " + std::to_string(g) + " of '" + it.key() + "' is not a finite [lo, hi]");
       r.act_ranges[it.key()] = std::move(sr);
     }
   } catch (const json::exception& e) {

@@ -271,6 +271,8 @@ TEST(StaticActs, RecipeJsonKeepsObserversAndRangesExactly) {
   ASSERT_EQ(b.layers.size(), 1u);
   EXPECT_EQ(b.layers[0].act_observer, "mse");
   EXPECT_EQ(b.act_ranges, r.act_ranges);  // bit-exact floats
+  EXPECT_THROW(ptq::recipe_from_json(R"({"act_ranges": {"x": {"lo": [1.0], "hi": [0.5]}}})"), Error);
+  EXPECT_THROW(ptq::recipe_from_json(R"({"act_ranges": {"x": {"lo": [-1.0, -2.0], "hi": [1.0]}}})"), Error);
 }
 
 TEST(StaticActs, Lenet5CalibrationIsThreadIndependentAndAccurate) {
