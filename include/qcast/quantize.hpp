@@ -29,6 +29,24 @@ void fake_quant(const Format& f, const float* in, float* out, const Shape& shape
 void fake_quant_streamed(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt,
                          const std::function<void(const float*, std::int64_t)>& sink, std::int64_t chunk_elems = 1 << 20);
 
+/// A fixed clipping range per scale group, for static (calibrated) quantization: group g is quantized
+/// with the scale (and zero point) that the format's scale rule picks for a group whose values span
+/// [lo[g], hi[g]] (a symmetric format uses max(|lo|, |hi|)); values outside the range saturate.
+struct StaticRange {
+  std::vector<float> lo, hi;  // one entry per group: 1 for /tensor (and the +fp32 scale of nvfp4), len(axis) for /ch
+  bool operator==(const StaticRange&) const = default;
+};
+
+/// Fake-quant with fixed ranges instead of ranges measured on `in` (same element rounding as fake_quant).
+/// Tensor scaling: one range; Channel scaling: one range per channel of the format's axis; block-scaled
+/// formats with a second-level fp32 scale (nvfp4): one range, which fixes the fp32 tensor scale while the
+/// block scales stay dynamic. Other formats (no scale, blocks without +fp32, tiles) and a range count that
+/// does not match the shape: qcast::Error. Results do not depend on opt.threads.
+void fake_quant_static(const Format& f, const StaticRange& r, const float* in, float* out, const Shape& shape,
+                       const QuantOptions& opt = {});
+/// Why `f` cannot take a static range ("" if it can).
+std::string static_range_unsupported(const Format& f);
+
 /// A quantized tensor: codes packed tightly (LSB-first bitstream), scales as scale-element codes.
 /// Layout documented in docs/packed-layout.md.
 struct Encoded {

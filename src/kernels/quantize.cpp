@@ -60,6 +60,25 @@ bool transposed_fast_fake_quant(const Format& f, const float* in, float* out, co
   return true;
 }
 
+std::uint32_t element_rand(const QuantOptions& opt, std::int64_t i) {
+  return opt.round == RoundMode::Stochastic ? ref::counter_rand(opt.seed, static_cast<std::uint64_t>(i)) : 0;
+}
+
+// The scaled part of the reference fake-quant: each group's parameters from its own values (with the
+// given second-level tensor scale), then per-element rounding. Groups are split across threads.
+void fake_quant_groups(const Format& f, const ref::GroupLayout& layout, const float* in, float* out, float ts, const QuantOptions& opt) {
+  parallel_ranges(layout.num_groups, opt.threads, [&](std::int64_t g0, std::int64_t g1) {
+    std::vector<float> buf;
+    layout.enumerate(g0, g1, [&](std::int64_t, const std::vector<std::int64_t>& off) {
+      buf.resize(off.size());
+      for (std::size_t k = 0; k < off.size(); ++k) buf[k] = in[off[k]];
+      const auto p = ref::group_params(f, buf.data(), buf.size(), ts, opt.round);
+      for (std::size_t k = 0; k < off.size(); ++k)
+        out[off[k]] = ref::quantize_value(f, p, buf[k], opt.round, element_rand(opt, off[k]), opt.overflow, nullptr);
+    });
+  });
+}
+
 }  // namespace
 
 void fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
@@ -90,18 +109,51 @@ void reference_fake_quant(const Format& f, const float* in, float* out, const Sh
     });
     return;
   }
-  const float ts = ref::tensor_scale_for(f, in, n);
+  fake_quant_groups(f, layout, in, out, ref::tensor_scale_for(f, in, n), opt);
+}
+
+std::string static_range_unsupported(const Format& f) {
+  const auto& s = f.scaling;
+  const std::string why = "static (calibrated) activation scales need a per-tensor or per-channel scaled format, or the fp32 tensor "
+                          "scale of a +fp32 block format such as nvfp4; ";
+  if (s.kind == ScaleKind::None) return why + f.name + " has no scale";
+  if ((s.kind == ScaleKind::Block || s.kind == ScaleKind::Tile) && !s.tensor_scale)
+    return why + f.name + " has block scales that are computed at run time from each block";
+  if (s.rule == ScaleRule::Mse) return "format " + f.name + ": the /mse scale rule searches the data at run time; for static scales use the mse observer instead";
+  return "";
+}
+
+void fake_quant_static(const Format& f, const StaticRange& r, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
+  if (const std::string why = static_range_unsupported(f); !why.empty()) throw Error(why);
+  const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
+  const std::size_t want = f.scaling.kind == ScaleKind::Channel ? static_cast<std::size_t>(layout.len) : 1;
+  if (r.lo.size() != want || r.hi.size() != want)
+    throw Error("static range with " + std::to_string(r.lo.size()) + " group(s) for format " + f.name + " on a tensor of shape " +
+                shape_str(shape) + ", which needs " + std::to_string(want));
+  if (layout.numel == 0) return;
+  // The scale of a fixed range is the one the format's rule picks for a group holding just {lo, hi}:
+  // group_params spans [min(0, lo), max(0, hi)], so this is exactly the dynamic rule applied to the range.
+  auto params = [&](std::size_t g) {
+    const float v[2] = {r.lo[g], r.hi[g]};
+    return ref::group_params(f, v, 2, 1.0f, opt.round);
+  };
+  if (f.scaling.tensor_scale) {  // nvfp4: the range fixes the fp32 tensor scale; block scales stay dynamic
+    const float v[2] = {r.lo[0], r.hi[0]};
+    fake_quant_groups(f, layout, in, out, ref::tensor_scale_for(f, v, 2), opt);
+    return;
+  }
+  if (f.scaling.kind == ScaleKind::Tensor) {  // one group: split the elements, not the groups, across threads
+    const auto p = params(0);
+    parallel_ranges(layout.numel, opt.threads, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i)
+        out[i] = ref::quantize_value(f, p, in[i], opt.round, element_rand(opt, i), opt.overflow, nullptr);
+    });
+    return;
+  }
   parallel_ranges(layout.num_groups, opt.threads, [&](std::int64_t g0, std::int64_t g1) {
-    std::vector<float> buf;
-    layout.enumerate(g0, g1, [&](std::int64_t, const std::vector<std::int64_t>& off) {
-      buf.resize(off.size());
-      for (std::size_t k = 0; k < off.size(); ++k) buf[k] = in[off[k]];
-      const auto p = ref::group_params(f, buf.data(), buf.size(), ts, opt.round);
-      for (std::size_t k = 0; k < off.size(); ++k) {
-        const std::uint64_t idx = static_cast<std::uint64_t>(off[k]);
-        const std::uint32_t r = opt.round == RoundMode::Stochastic ? ref::counter_rand(opt.seed, idx) : 0;
-        out[off[k]] = ref::quantize_value(f, p, buf[k], opt.round, r, opt.overflow, nullptr);
-      }
+    layout.enumerate(g0, g1, [&](std::int64_t gid, const std::vector<std::int64_t>& off) {
+      const auto p = params(static_cast<std::size_t>(gid));
+      for (auto o : off) out[o] = ref::quantize_value(f, p, in[o], opt.round, element_rand(opt, o), opt.overflow, nullptr);
     });
   });
 }

@@ -44,9 +44,7 @@ void linear(const Linear& L, const float* x, float* y, std::vector<float>& qbuf)
   const float* in = x;
   if (L.act) {
     qbuf.resize(static_cast<std::size_t>(L.in));
-    QuantOptions o;
-    o.axis = 1;
-    fake_quant(*L.act, x, qbuf.data(), {1, L.in}, o);
+    L.act->apply(x, qbuf.data(), {1, L.in}, 1, 1, L.name);
     in = qbuf.data();
   }
   cblas_sgemv(CblasRowMajor, CblasNoTrans, L.out, L.in, 1.0f, L.w.data(), L.in, in, 1, 0.0f, y, 1);
@@ -179,9 +177,7 @@ void linear_rows(const Linear& L, const float* x, int T, float* y, std::vector<f
   const float* in = x;
   if (L.act) {
     qbuf.resize(static_cast<std::size_t>(T) * L.in);
-    QuantOptions o;
-    o.axis = 1;
-    fake_quant(*L.act, x, qbuf.data(), {T, L.in}, o);
+    L.act->apply(x, qbuf.data(), {T, L.in}, 1, 1, L.name);
     in = qbuf.data();
   }
   if (obs) (*obs)(L, in, T);
@@ -299,10 +295,14 @@ std::vector<std::string> Llama::layer_names() const {
 
 std::string Llama::apply_recipe(const Recipe& r, int threads) {
   auto apply = [&](Linear& L) {
-    std::string wf, af;
-    r.formats_for(L.name, wf, af);
+    std::string wf, af, obs;
+    r.formats_for(L.name, wf, af, obs);
     if (L.w_fp32.empty()) L.w_fp32 = L.w;
-    L.act = parse_optional_format(af);
+    L.act.reset();
+    if (auto f = parse_optional_format(af)) {
+      L.act = make_act_quant(*f, obs, L.name);
+      if (auto it = r.act_ranges.find(L.name); it != r.act_ranges.end() && L.act->is_static()) L.act->range = it->second;
+    }
     auto w = parse_optional_format(wf);
     if (!w) { L.w = L.w_fp32; return; }
     L.w.resize(L.w_fp32.size());

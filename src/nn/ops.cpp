@@ -184,10 +184,7 @@ void op_identity(OpCtx& c) {
 const float* maybe_quant_act(OpCtx& c, const Value& x, int axis, std::vector<float>& buf) {
   if (!c.node.quant.act) return x.fp();
   buf.resize(static_cast<std::size_t>(x.numel()));
-  QuantOptions o;
-  o.axis = axis;
-  o.threads = c.threads;
-  fake_quant(*c.node.quant.act, x.fp(), buf.data(), x.shape, o);
+  c.node.quant.act->apply(x.fp(), buf.data(), x.shape, axis, c.threads, c.node.name);
   return buf.data();
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "qcast/error.hpp"
+#include "qcast/nn/act_quant.hpp"
 
 namespace qcast::nn {
 
@@ -16,15 +17,28 @@ bool Recipe::empty() const {
 }
 
 void Recipe::formats_for(const std::string& layer, std::string& w, std::string& a) const {
+  std::string obs;
+  formats_for(layer, w, a, obs);
+}
+
+void Recipe::formats_for(const std::string& layer, std::string& w, std::string& a, std::string& obs) const {
   w = weights;
   a = acts;
-  for (const auto& s : skip) if (glob_match(s, layer)) { w.clear(); a.clear(); return; }
+  obs = act_observer;
+  for (const auto& s : skip) if (glob_match(s, layer)) { w.clear(); a.clear(); obs.clear(); return; }
   for (const auto& l : layers)
     if (glob_match(l.pattern, layer)) {
       if (l.weights) w = *l.weights;
-      if (l.acts) a = *l.acts;
+      if (l.acts) { a = *l.acts; obs = l.act_observer; }
       break;
     }
+  if (!parse_optional_format(a)) obs.clear();  // full precision: nothing to observe
+}
+
+bool Recipe::has_static_acts() const {
+  if (!act_observer.empty() && parse_optional_format(acts)) return true;
+  for (const auto& l : layers) if (l.acts && !l.act_observer.empty() && parse_optional_format(*l.acts)) return true;
+  return false;
 }
 
 std::vector<std::string> Recipe::unmatched(const std::vector<std::string>& names) const {
@@ -83,6 +97,28 @@ std::optional<Format> parse_optional_format(const std::string& name) {
   return Format::parse(name);
 }
 
+namespace {
+// An activation entry: a format name (dynamic), or {format: F, observer: minmax | percentile:P | mse | dynamic}.
+void parse_act_entry(const YAML::Node& v, const std::string& where, std::string& fmt, std::string& observer) {
+  observer.clear();
+  if (v.IsNull()) { fmt = "none"; return; }
+  if (v.IsScalar()) { fmt = v.as<std::string>(); return; }
+  if (!v.IsMap()) throw Error(where + ": activations must be a format name or {format: F, observer: O}");
+  fmt.clear();
+  for (const auto& kv : v) {
+    const auto k = kv.first.as<std::string>();
+    if (k == "format") fmt = kv.second.IsNull() ? "none" : kv.second.as<std::string>();
+    else if (k == "observer") observer = kv.second.IsNull() ? "" : kv.second.as<std::string>();
+    else throw Error(where + ": unknown key '" + k + "' in activations (format, observer)");
+  }
+  if (fmt.empty()) throw Error(where + ": activations {format: F, observer: O} needs a 'format'");
+  if (observer == "dynamic" || observer == "none") observer.clear();
+  if (!observer.empty()) {
+    try { parse_observer(observer); } catch (const Error& e) { throw Error(where + ": " + e.what()); }
+  }
+}
+}  // namespace
+
 Recipe load_recipe(const std::string& path) {
   YAML::Node y;
   try {
@@ -99,7 +135,10 @@ Recipe load_recipe(const std::string& path) {
       const auto key = kv.first.as<std::string>();
       const YAML::Node& v = kv.second;
       if (key == "weights") r.weights = v.IsNull() ? "" : v.as<std::string>();
-      else if (key == "activations" || key == "acts") r.acts = v.IsNull() ? "" : v.as<std::string>();
+      else if (key == "activations" || key == "acts") {
+        parse_act_entry(v, path, r.acts, r.act_observer);
+        if (r.acts == "none") r.acts.clear();
+      }
       else if (key == "kv_cache" || key == "kv") r.kv = v.IsNull() ? "" : v.as<std::string>();
       else if (key == "skip") {
         if (v.IsScalar()) r.skip.push_back(v.as<std::string>());
@@ -111,9 +150,14 @@ Recipe load_recipe(const std::string& path) {
           if (!body.IsMap()) throw Error(path + ": override for '" + pat + "' must be a mapping");
           for (const auto& f : body) {
             const auto k2 = f.first.as<std::string>();
+            if (k2 == "activations" || k2 == "acts") {
+              std::string fmt;
+              parse_act_entry(f.second, path + " (override '" + pat + "')", fmt, o.act_observer);
+              o.acts = fmt;
+              continue;
+            }
             const std::string val = f.second.IsNull() ? "none" : f.second.as<std::string>();
             if (k2 == "weights") o.weights = val;
-            else if (k2 == "activations" || k2 == "acts") o.acts = val;
             else if (k2 == "pattern") {}
             else throw Error(path + ": unknown key '" + k2 + "' in the override for '" + pat + "'");
           }
@@ -139,6 +183,15 @@ Recipe load_recipe(const std::string& path) {
   };
   check(r.weights); check(r.acts); check(r.kv);
   for (auto& l : r.layers) { if (l.weights) check(*l.weights); if (l.acts) check(*l.acts); }
+  // A static observer on a format that cannot take a fixed scale (mxfp4, ...) is an error up front.
+  auto check_static = [&](const std::string& f, const std::string& obs, const std::string& what) {
+    if (obs.empty()) return;
+    auto fmt = parse_optional_format(f);
+    if (!fmt) throw Error(path + ": " + what + ": an activation observer needs an activation format");
+    try { make_act_quant(*fmt, obs, ""); } catch (const Error& e) { throw Error(path + ": " + what + ": " + e.what()); }
+  };
+  check_static(r.acts, r.act_observer, "activations");
+  for (auto& l : r.layers) if (l.acts) check_static(*l.acts, l.act_observer, "override '" + l.pattern + "'");
   return r;
 }
 
@@ -163,10 +216,13 @@ std::string apply_recipe(Graph& g, const Recipe& r, int threads) {
   for (Node& n : g.nodes) {
     n.quant = NodeQuant{};
     if (!quantizable(g, n)) continue;
-    std::string w, a;
-    r.formats_for(n.name, w, a);
+    std::string w, a, obs;
+    r.formats_for(n.name, w, a, obs);
     if (g.is_const(n.inputs[1])) n.quant.weight = parse_optional_format(w);
-    n.quant.act = parse_optional_format(a);
+    if (auto af = parse_optional_format(a)) {
+      n.quant.act = make_act_quant(*af, obs, n.name);
+      if (auto it = r.act_ranges.find(n.name); it != r.act_ranges.end() && n.quant.act->is_static()) n.quant.act->range = it->second;
+    }
   }
   g.quantize_weights(threads);
   return unmatched_warning(r, quantizable_layers(g));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -16,6 +17,7 @@
 #include "qcast/nn/onnx.hpp"
 #include "qcast/packed.hpp"
 #include "qcast/progress.hpp"
+#include "qcast/ptq/act_calib.hpp"
 #include "qcast/ptq/ed.hpp"
 #include "qcast/ptq/gptq.hpp"
 #include "qcast/ptq/lowrank.hpp"
@@ -171,9 +173,7 @@ std::vector<float> graph_rows(const nn::Node& n, const LayerRef& L, const nn::Va
     if (n.op == "Gemm") axis = n.get_i("transA", 0) ? 0 : 1;
     if (n.op == "MatMul") axis = static_cast<int>(X.shape.size()) - 1;
     qbuf.resize(static_cast<std::size_t>(X.numel()));
-    QuantOptions o;
-    o.axis = axis;
-    fake_quant(*n.quant.act, x, qbuf.data(), X.shape, o);
+    n.quant.act->apply(x, qbuf.data(), X.shape, axis, 1, n.name);
     x = qbuf.data();
   }
   std::vector<float> rows;
@@ -223,7 +223,7 @@ std::vector<float> graph_rows(const nn::Node& n, const LayerRef& L, const nn::Va
 /// Calibration data, streamed in batches.
 class Calib {
  public:
-  Calib(Model& m, const CalibOptions& o) : o_(o) {
+  Calib(const Model& m, const CalibOptions& o) : o_(o) {
     const nn::DatasetSpec d = nn::parse_dataset_spec(o.spec, o.data_root);
     if (m.is_graph) {
       if (d.kind == nn::DatasetSpec::Kind::Text) throw Error(m.path + " is a graph model; calibration needs an image dataset");
@@ -327,6 +327,15 @@ int pow2_block(std::int64_t cols, int want) {
 
 }  // namespace
 
+void run_calibration(const Model& m, const CalibOptions& o, int threads, const nn::NodeObserver& gobs, const nn::LinearObserver& lobs,
+                     const std::function<void()>& on_batch) {
+  const Calib calib(m, o);
+  for (std::int64_t b = 0; b < calib.batches(); ++b) {
+    calib.run(m, b, threads, gobs, lobs);
+    if (on_batch) on_batch();
+  }
+}
+
 std::vector<std::string> Model::layer_names() const {
   auto& self = const_cast<Model&>(*this);
   std::vector<std::string> r;
@@ -382,6 +391,10 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
 
   const Model fp = (method == "ed") ? m : Model{};  // the float model, for error diffusion's targets
   attach_acts(m, opt.recipe, opt.threads);
+  // Static activation scales: calibrated on the float weights so that the weight passes see static
+  // quantization, and again on the quantized weights at the end (the stored, final ranges).
+  const bool static_acts = opt.recipe.has_static_acts();
+  if (static_acts) calibrate_activations(m, opt.calib, opt.threads, opt.progress);
   const std::vector<LayerRef> refs = layer_refs(m);
   {
     std::vector<std::string> names;
@@ -430,9 +443,10 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
       nn::LayerOverride o;
       o.pattern = a.recipe[i].first;
       o.weights = a.recipe[i].second;
-      std::string w, act;
-      opt.recipe.formats_for(a.recipe[i].first, w, act);
+      std::string w, act, obs;
+      opt.recipe.formats_for(a.recipe[i].first, w, act, obs);
       o.acts = act.empty() ? std::string("none") : act;
+      o.act_observer = obs;
       ov.push_back(o);
     }
     res.recipe.layers.insert(res.recipe.layers.begin(), ov.begin(), ov.end());
@@ -526,6 +540,11 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
     }
   }
   bar.finish();
+  if (static_acts) {
+    const auto t0 = Clock::now();
+    res.recipe.act_ranges = calibrate_activations(m, opt.calib, opt.threads, opt.progress);
+    res.seconds_calib += since(t0);
+  }
   res.seconds_total = since(t_all);
   return res;
 }
@@ -536,15 +555,28 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
 std::string recipe_to_json(const nn::Recipe& r) {
   auto f = [](const std::string& s) { return s.empty() ? std::string("fp32") : s; };
   json j = {{"weights", f(r.weights)}, {"activations", f(r.acts)}, {"kv_cache", f(r.kv)}};
+  if (!r.act_observer.empty()) j["act_observer"] = r.act_observer;
   json layers = json::array();
   for (auto& o : r.layers) {
     json e = {{"pattern", o.pattern}};
     if (o.weights) e["weights"] = *o.weights;
     if (o.acts) e["activations"] = *o.acts;
+    if (o.acts && !o.act_observer.empty()) e["act_observer"] = o.act_observer;
     layers.push_back(e);
   }
   j["layers"] = layers;
   j["skip"] = r.skip;
+  // Calibrated static ranges: floats are exact in JSON's doubles, so a reload quantizes bit for bit alike.
+  if (!r.act_ranges.empty()) {
+    json ranges = json::object();
+    for (auto& [name, rg] : r.act_ranges) {
+      json e = json::object();
+      e["lo"] = rg.lo;
+      e["hi"] = rg.hi;
+      ranges[name] = e;
+    }
+    j["act_ranges"] = ranges;
+  }
   return j.dump();
 }
 
@@ -561,9 +593,20 @@ nn::Recipe recipe_from_json(const std::string& text) {
       o.pattern = e.at("pattern").get<std::string>();
       if (e.contains("weights")) o.weights = e["weights"].get<std::string>();
       if (e.contains("activations")) o.acts = e["activations"].get<std::string>();
+      o.act_observer = e.value("act_observer", std::string());
       r.layers.push_back(o);
     }
     for (auto& s : j.value("skip", json::array())) r.skip.push_back(s.get<std::string>());
+    r.act_observer = j.value("act_observer", std::string());
+    const json ranges = j.value("act_ranges", json::object());  // a named object: items() must not outlive it
+    for (auto it = ranges.begin(); it != ranges.end(); ++it) {
+      StaticRange sr{it->at("lo").get<std::vector<float>>(), it->at("hi").get<std::vector<float>>()};
+      if (sr.lo.size() != sr.hi.size()) throw Error("quantized model metadata: static range of '" + it.key() + "' has unequal lo / hi lengths");
+      for (std::size_t g = 0; g < sr.lo.size(); ++g)
+        if (!std::isfinite(sr.lo[g]) || !std::isfinite(sr.hi[g]) || sr.lo[g] > sr.hi[g])
+          throw Error("quantized model metadata: static range " + std::to_string(g) + " of '" + it.key() + "' is not a finite [lo, hi]");
+      r.act_ranges[it.key()] = std::move(sr);
+    }
   } catch (const json::exception& e) {
     throw Error(std::string("bad recipe JSON in quantized model metadata: ") + e.what());
   }

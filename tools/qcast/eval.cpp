@@ -1,5 +1,7 @@
-// qcast eval MODEL --data SPEC [--recipe R | --weights F --acts F --kv F] [--limit N] [--batch B] [--json]
-// Top-1 accuracy for classifiers (ONNX), per-token NLL and perplexity for language models.
+// qcast eval MODEL --data SPEC [--recipe R | --weights F --acts F --kv F] [--act-observer O --calib SPEC]
+//                [--limit N] [--batch B] [--json]
+// Top-1 accuracy for classifiers (ONNX), per-token NLL and perplexity for language models. Static
+// activation scales are calibrated first (ptq/act_calib.hpp) on --calib.
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include "qcast/nn/llama.hpp"
 #include "qcast/nn/onnx.hpp"
 #include "qcast/progress.hpp"
+#include "qcast/ptq/act_calib.hpp"
 #include "qcast/ptq/model.hpp"
 
 namespace qcast::cli {
@@ -26,6 +29,7 @@ struct Args {
   std::string model, data, data_root, tokenizer, base_model;
   bool packed = false;  // model is a `qcast quantize` output
   QuantFlags q;
+  ptq::CalibOptions calib;
   std::int64_t limit = 0, batch = 256;
   bool json = false;
   int threads = 1;
@@ -44,7 +48,20 @@ std::string find_tokenizer(const std::string& model, const std::string& flag, in
 
 nlohmann::json recipe_json(const nn::Recipe& r) {
   auto f = [](const std::string& s) { return s.empty() ? std::string("fp32") : s; };
-  return {{"weights", f(r.weights)}, {"activations", f(r.acts)}, {"kv_cache", f(r.kv)}};
+  return {{"weights", f(r.weights)}, {"activations", f(r.acts)}, {"act_observer", r.act_observer.empty() ? "dynamic" : r.act_observer},
+          {"kv_cache", f(r.kv)}};
+}
+
+/// Calibrates the static activation scales of a freshly loaded model (nothing to do without any).
+void calibrate(const Args& a, const nn::Recipe& recipe, ptq::Model& pm) {
+  if (!recipe.has_static_acts()) return;
+  if (a.calib.spec.empty())
+    throw Error("static activations (an activation observer in the recipe or --act-observer) need calibration data: --calib SPEC "
+                "(e.g. mnist:DIR, text:FILE)");
+  ptq::CalibOptions o = a.calib;
+  o.data_root = a.data_root;
+  o.tokenizer = a.tokenizer;
+  ptq::calibrate_activations(pm, o, a.threads, !a.json);
 }
 
 void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
@@ -53,6 +70,11 @@ void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j)
   else {
     g = nn::load_onnx(a.model);
     warn(nn::apply_recipe(g, recipe, a.threads));
+    ptq::Model pm;
+    pm.path = a.model;
+    pm.graph = std::move(g);
+    calibrate(a, recipe, pm);
+    g = std::move(pm.graph);
   }
   nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
   if (d.kind == nn::DatasetSpec::Kind::Text) throw Error(a.model + " is a graph model; text datasets need a language model");
@@ -120,6 +142,12 @@ void eval_lm(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
   } else {
     m = nn::load_llama(a.model);
     warn(m.apply_recipe(recipe, a.threads));
+    ptq::Model pm;
+    pm.path = a.model;
+    pm.is_graph = false;
+    pm.llama = std::move(m);
+    calibrate(a, recipe, pm);
+    m = std::move(pm.llama);
   }
   nn::Tokenizer tok = nn::Tokenizer::load(find_tokenizer(path, a.tokenizer, m.cfg.vocab_size), m.cfg.vocab_size);
   nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
@@ -148,19 +176,25 @@ void run(Args a) {
   std::string method;
   if (ptq::is_quantized_model(a.model)) {
     // A `qcast quantize` output: the base model with its packed weights and stored recipe.
-    if (!a.q.recipe.empty() || !a.q.weights.empty() || !a.q.acts.empty() || !a.q.kv.empty())
-      throw Error(a.model + " is a quantized model with its own recipe; --recipe/--weights/--acts/--kv do not apply");
+    if (!a.q.recipe.empty() || !a.q.weights.empty() || !a.q.acts.empty() || !a.q.kv.empty() || !a.q.act_observer.empty() ||
+        !a.calib.spec.empty())
+      throw Error(a.model + " is a quantized model with its own recipe (and calibrated scales); --recipe/--weights/--acts/--kv/"
+                  "--act-observer/--calib do not apply");
     a.packed = true;
     ptq::Model probe = ptq::load_quantized(a.model, a.base_model, &method, &recipe);
     graph = probe.is_graph;
   } else {
     graph = is_onnx(a.model);
+    if (!a.calib.spec.empty() && !recipe.has_static_acts())
+      throw Error("--calib calibrates static activation scales; add --act-observer (or a recipe observer) and an activation format");
   }
   nlohmann::json j;
   j["model"] = a.model;
   j["data"] = a.data;
   j["recipe"] = recipe_json(recipe);
   if (a.packed) j["quantize_method"] = method;
+  if (!a.packed && recipe.has_static_acts())
+    j["calibration"] = {{"data", a.calib.spec}, {"samples", a.calib.samples}, {"offset", a.calib.offset}};
   j["threads"] = a.threads;
   if (graph) eval_classifier(a, recipe, j);
   else eval_lm(a, recipe, j);
@@ -188,6 +222,12 @@ Registrar reg("eval", [](CLI::App& root) {
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
   sub->add_option("--base-model", a->base_model, "quantized models (qcast quantize output): the base model, if moved");
   a->q.add(sub);
+  a->q.add_static(sub);
+  sub->add_option("--calib", a->calib.spec, "calibration data for static activation scales (dataset spec as for --data)");
+  sub->add_option("--calib-samples", a->calib.samples, "calibration images / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40))->capture_default_str();
+  sub->add_option("--calib-offset", a->calib.offset, "skip the first N samples of the calibration data")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--calib-batch", a->calib.batch, "images per calibration batch")->check(CLI::Range(1, 1 << 16))->capture_default_str();
+  sub->add_option("--calib-tokens", a->calib.max_tokens, "language models: tokens per calibration story (truncated)")->check(CLI::Range(2, 1 << 20))->capture_default_str();
   sub->add_option("--limit", a->limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
   sub->add_option("--batch", a->batch, "batch size (classifiers)")->check(CLI::Range(1, 1 << 16))->capture_default_str();
   sub->add_flag("--json", a->json, "print one JSON object");

@@ -6,17 +6,24 @@
 #include <string>
 
 #include "qcast/error.hpp"
+#include "qcast/nn/act_quant.hpp"
 #include "qcast/nn/recipe.hpp"
 
 namespace qcast::cli {
 
 struct QuantFlags {
-  std::string recipe, weights, acts, kv;
+  std::string recipe, weights, acts, kv, act_observer;
   void add(CLI::App* sub) {
     sub->add_option("--recipe", recipe, "quantization recipe (YAML or JSON): weights / activations / kv_cache, layers, skip");
     sub->add_option("--weights", weights, "weight format for every Conv / Gemm / MatMul / Linear (e.g. mxfp4)");
     sub->add_option("--acts", acts, "activation format (inputs of those layers), dynamic per-block scales");
     sub->add_option("--kv", kv, "KV-cache format (language models)");
+  }
+  /// --act-observer, for the commands that can calibrate (eval, quantize).
+  void add_static(CLI::App* sub) {
+    sub->add_option("--act-observer", act_observer,
+                    "static activation scales from calibration (--calib): minmax | percentile:P (e.g. percentile:99.99) | mse | dynamic; "
+                    "a format without a scale (int8, e4m3) gets one fp32 scale per tensor");
   }
   nn::Recipe get() const {
     nn::Recipe r;
@@ -24,6 +31,16 @@ struct QuantFlags {
     if (!weights.empty()) r.weights = weights;
     if (!acts.empty()) r.acts = acts;
     if (!kv.empty()) r.kv = kv;
+    if (!act_observer.empty()) {
+      const std::string obs = act_observer == "dynamic" || act_observer == "none" ? "" : act_observer;
+      if (!obs.empty()) nn::parse_observer(obs);  // a bad name fails before any model is loaded
+      if (!obs.empty() && !nn::parse_optional_format(r.acts)) throw Error("--act-observer " + obs + " needs an activation format (--acts F)");
+      if (!obs.empty()) {
+        try { nn::make_act_quant(*nn::parse_optional_format(r.acts), obs, ""); }
+        catch (const Error& e) { throw Error("--act-observer " + obs + " with activations " + r.acts + ": " + e.what()); }
+      }
+      r.act_observer = obs;
+    }
     return r;
   }
 };

@@ -1,4 +1,4 @@
-// qcast quantize MODEL (--recipe R | --weights F) --method M [--acts F] --calib SPEC [--calib-samples N]
+// qcast quantize MODEL (--recipe R | --weights F) --method M [--acts F [--act-observer O]] --calib SPEC [--calib-samples N]
 //                --out OUT.safetensors [--report report.json] [--eval SPEC [--eval-limit N]]
 // Post-training quantization of a whole model (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS);
 // writes packed codes + scales with the recipe in the metadata, loadable by `qcast eval OUT.safetensors`.
@@ -97,7 +97,8 @@ void run(const Args& a) {
   j["method"] = a.method;
   j["out"] = a.out;
   j["recipe"] = nlohmann::json::parse(ptq::recipe_to_json(r.recipe));
-  j["calibration"] = {{"data", a.calib}, {"samples", r.calib_samples}, {"offset", a.calib_offset}, {"rows", r.calib_rows}};
+  j["calibration"] = {{"data", a.calib}, {"samples", r.calib_samples}, {"offset", a.calib_offset}, {"rows", r.calib_rows},
+                      {"static_activation_layers", r.recipe.act_ranges.size()}};
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& L : r.layers)
     layers.push_back({{"name", L.name}, {"rows", L.rows}, {"cols", L.cols}, {"format", L.q.format.name}, {"error", L.error},
@@ -138,6 +139,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   auto* sub = root.add_subcommand("quantize", "Post-training quantization of a model (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS) to packed safetensors");
   sub->add_option("model", a->model, "ONNX model, llama2.c .bin, or Hugging Face LLaMA directory")->required();
   a->q.add(sub);
+  a->q.add_static(sub);
   sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS")->capture_default_str();
   sub->add_option("--calib", a->calib, "calibration data: dataset spec as for eval (mnist:DIR, text:FILE, YAML)")->required();
   sub->add_option("--calib-samples", a->calib_samples, "calibration images / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40))->capture_default_str();

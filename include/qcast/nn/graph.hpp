@@ -14,6 +14,7 @@
 
 #include "qcast/error.hpp"
 #include "qcast/format.hpp"
+#include "qcast/nn/act_quant.hpp"
 #include "qcast/tensor.hpp"
 
 namespace qcast::nn {
@@ -71,10 +72,10 @@ struct Attr {
 };
 
 /// Quantization attached to a node by a recipe (see recipe.hpp): formats for the weight (input 1 of
-/// Conv / Gemm / MatMul) and for the activation (input 0). Empty optional = full precision.
+/// Conv / Gemm / MatMul) and for the activation (input 0, dynamic or static). Empty optional = full precision.
 struct NodeQuant {
   std::optional<Format> weight;
-  std::optional<Format> act;
+  std::optional<ActQuant> act;
 };
 
 struct Node {

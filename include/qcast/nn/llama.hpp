@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "qcast/format.hpp"
+#include "qcast/nn/act_quant.hpp"
 #include "qcast/nn/recipe.hpp"
 
 namespace qcast::nn {
@@ -32,7 +33,7 @@ struct Linear {
   int out = 0, in = 0;
   std::vector<float> w;        // current (possibly fake-quantized) weight
   std::vector<float> w_fp32;   // original
-  std::optional<Format> act;   // input fake-quant (dynamic, blocks along `in`)
+  std::optional<ActQuant> act; // input fake-quant (dynamic or static; blocks / channels along `in`)
 };
 
 struct LlamaLayer {

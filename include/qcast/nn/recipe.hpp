@@ -3,31 +3,43 @@
 //
 //   weights: mxfp4            # format name (docs/formats.md); "fp32" or "none" = full precision
 //   activations: mxfp8        # dynamic: scales computed per block at run time (as MX does)
+//   activations: {format: int8, observer: minmax}   # static: scale fixed by calibration
 //   kv_cache: mxfp8
 //   layers:                   # overrides, first matching glob wins (matched against layer names)
 //     "/fc/*": {weights: mxfp8, activations: none}
 //   skip: ["/convnet/c1/Conv"]  # layers left in full precision
 #pragma once
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "qcast/format.hpp"
+#include "qcast/quantize.hpp"
 
 namespace qcast::nn {
 
 struct LayerOverride {
   std::string pattern;
   std::optional<std::string> weights, acts;  // set = override ("none" = full precision)
+  std::string act_observer;  // with `acts`: "" = dynamic, else static with this observer (an override's
+                             // activation entry replaces the format and the observer together)
 };
 
 struct Recipe {
   std::string weights, acts, kv;  // empty = full precision
+  std::string act_observer;       // "" = dynamic activations, else the observer of static ones (act_quant.hpp)
+  /// Calibrated static activation ranges by layer name (filled by calibration, stored by qcast quantize).
+  std::map<std::string, StaticRange> act_ranges;
   std::vector<LayerOverride> layers;
   std::vector<std::string> skip;
   bool empty() const;
   /// Effective formats for one layer (empty string = full precision).
   void formats_for(const std::string& layer, std::string& w, std::string& a) const;
+  /// As above, plus the layer's activation observer ("" = dynamic).
+  void formats_for(const std::string& layer, std::string& w, std::string& a, std::string& observer) const;
+  /// True if any layer may get static activations (the top level or an override names an observer).
+  bool has_static_acts() const;
   /// Patterns (overrides and skip entries) that match none of `names`.
   std::vector<std::string> unmatched(const std::vector<std::string>& names) const;
 };
