@@ -1,8 +1,11 @@
 // QuaRot-style norm folding and residual rotation (include/qcast/ptq/quarot.hpp): the rotation is
 // orthogonal, folding and rotating leave the fp32 logits unchanged (a tiny random LLaMA and stories260K),
 // quarot+gptq beats rtn at 4 bits on stories260K, and the packed file round-trips bit for bit.
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstring>
+#include <fstream>
 
 #include "ptq_support.hpp"
 #include "qcast/error.hpp"
@@ -234,4 +237,31 @@ TEST(Quarot, GraphModelIsAnError) {
   EXPECT_THROW(ptq::quantize_model(m, o), Error);
   o.method = "quarot+nope";
   EXPECT_THROW(ptq::quantize_model(m, o), Error);
+}
+
+TEST(Quarot, CliReportAndEvalOfTheRotatedFile) {
+  QCAST_REQUIRE_SHARED("models/stories260K.bin");
+  QCAST_REQUIRE_SHARED("data/tinystories/valid-excerpt.txt");
+  QCAST_REQUIRE_SHARED("models/lenet5-mnist.onnx");
+  test::TempDir tmp;
+  const std::string text = "text:" + S("data/tinystories/valid-excerpt.txt");
+  auto r = test::run_cli("quantize " + S("models/stories260K.bin") + " --weights int4@fp16/g32 --method quarot+rtn --calib " + text +
+                         " --calib-samples 2 --calib-tokens 32 --out " + tmp.file("q.safetensors") + " --report " + tmp.file("r.json") +
+                         " --eval " + text + " --eval-limit 3 --quiet");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::ifstream f(tmp.file("r.json"));
+  const auto j = nlohmann::json::parse(f);
+  EXPECT_EQ(j["quarot"]["residual"], "hadamard");
+  EXPECT_EQ(j["quarot"]["head_hadamard"], 8);
+  auto e = test::run_cli("eval " + tmp.file("q.safetensors") + " --data " + text + " --limit 3 --json");
+  ASSERT_EQ(e.rc, 0) << e.err;
+  const auto je = nlohmann::json::parse(e.out);
+  EXPECT_EQ(je["quantize_method"], "quarot+rtn");
+  EXPECT_EQ(je["perplexity"].get<double>(), j["eval"]["perplexity"].get<double>());
+  // ONNX models have no residual stream to rotate: a clear error, exit code 2.
+  auto g = test::run_cli("quantize " + S("models/lenet5-mnist.onnx") + " --weights mxfp4 --method quarot+rtn --calib " +
+                         QCAST_SOURCE_DIR "/examples/data/mnist-lenet5.yaml --data-root " + S("data/mnist") + " --out " +
+                         tmp.file("x.safetensors"));
+  EXPECT_EQ(g.rc, 2);
+  EXPECT_NE(g.err.find("LLaMA"), std::string::npos) << g.err;
 }

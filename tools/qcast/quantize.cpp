@@ -106,6 +106,7 @@ void run(const Args& a) {
   j["layers"] = layers;
   j["timings"] = {{"calibration_s", r.seconds_calib}, {"quantization_s", r.seconds_quant}, {"total_s", r.seconds_total}};
   if (!r.mixed_json.empty()) j["mixed"] = nlohmann::json::parse(r.mixed_json);
+  if (!r.quarot_json.empty()) j["quarot"] = nlohmann::json::parse(r.quarot_json);
   j["threads"] = a.threads;
 
   if (!a.quiet) {
