@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <tuple>
 
 #include "ptq_support.hpp"
 #include "qcast/error.hpp"
@@ -111,8 +112,10 @@ TEST(Quarot, ResidualRotationIsOrthogonalForEveryKind) {
 
 TEST(Quarot, TinyLlamaFoldingAndRotationKeepLogits) {
   // dim 32: Walsh-Hadamard (and head rotation, head size 8); 24: Paley 24 (head size 8); 36: QR (head size 6).
-  for (const auto& [dim, heads] : std::vector<std::pair<int, int>>{{32, 4}, {24, 3}, {36, 6}}) {
-    const nn::Llama base = tiny_llama(dim, heads, 11);
+  // The last case pairs RoPE dimensions as Hugging Face does (rope_half); the rotations never touch q/k outputs.
+  for (const auto& [dim, heads, half] : std::vector<std::tuple<int, int, bool>>{{32, 4, false}, {24, 3, false}, {36, 6, false}, {32, 4, true}}) {
+    nn::Llama base = tiny_llama(dim, heads, 11);
+    base.cfg.rope_half = half;
     const auto ref = base.forward_seq(kTokens);
 
     nn::Llama folded = base;
