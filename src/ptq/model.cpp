@@ -22,6 +22,7 @@
 #include "qcast/ptq/gptq.hpp"
 #include "qcast/ptq/lowrank.hpp"
 #include "qcast/ptq/mixed.hpp"
+#include "qcast/ptq/quarot.hpp"
 #include "qcast/ptq/rotate.hpp"
 #include "qcast/ptq/rtn.hpp"
 #include "qcast/ptq/search.hpp"
@@ -375,6 +376,9 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   QuantizeResult res;
   res.recipe = opt.recipe;
   std::string method = opt.method;
+  // quarot+METHOD: rotate the float model first; METHOD then quantizes the rotated weights.
+  const bool use_quarot = method.rfind("quarot+", 0) == 0;
+  if (use_quarot) method = method.substr(7);
   double mixed_bits = 0;
   if (method.rfind("mixed@", 0) == 0) {
     try {
@@ -386,8 +390,14 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   }
   static const std::vector<std::string> known = {"rtn", "search", "gptq", "ed", "rotate+gptq", "lowrank", "mixed"};
   if (std::find(known.begin(), known.end(), method) == known.end())
-    throw Error("unknown method '" + opt.method + "' (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS)");
+    throw Error("unknown method '" + opt.method + "' (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS, each optionally quarot+)");
   set_blas_threads(opt.threads);
+  if (use_quarot) {
+    if (m.is_graph) throw Error(m.path + ": method " + opt.method + ": quarot+ rotates LLaMA residual streams; it needs a LLaMA model");
+    QuarotOptions qo;
+    qo.seed = opt.seed;
+    res.quarot_json = quarot(m.llama, qo).to_json();
+  }
 
   const Model fp = (method == "ed") ? m : Model{};  // the float model, for error diffusion's targets
   attach_acts(m, opt.recipe, opt.threads);
@@ -630,6 +640,29 @@ void write_quantized(const std::string& path, const Model& m, const QuantizeResu
       pf.plain.push_back({L.name + ".lowrank_B", b});
     }
   }
+  if (!r.quarot_json.empty()) {
+    // The rotation changed tensors that are not quantized layers: store them (fp32) so the file is
+    // self-contained; the base model's copies are stale.
+    auto plain = [&](const std::string& name, const std::vector<float>& v, Shape shape) {
+      Tensor t = Tensor::zeros_f32(std::move(shape));
+      std::copy(v.begin(), v.end(), t.mutable_f32());
+      pf.plain.push_back({"quarot." + name, t});
+    };
+    const nn::Llama& l = m.llama;
+    const std::int64_t D = l.cfg.dim;
+    plain("tok_embeddings", l.tok_emb, {l.cfg.vocab_size, D});
+    for (std::size_t k = 0; k < l.layers.size(); ++k) {
+      plain("layers." + std::to_string(k) + ".attention_norm", l.layers[k].rms_att, {D});
+      plain("layers." + std::to_string(k) + ".ffn_norm", l.layers[k].rms_ffn, {D});
+    }
+    plain("norm", l.rms_final, {D});
+    for (const nn::Linear* lin : linears(const_cast<nn::Llama&>(l))) {
+      bool quantized = false;
+      for (const auto& L : r.layers) quantized = quantized || L.name == lin->name;
+      if (!quantized) plain(lin->name, lin->w_fp32.empty() ? lin->w : lin->w_fp32, {lin->out, lin->in});
+    }
+    pf.metadata["quantize.quarot"] = r.quarot_json;
+  }
   pf.metadata["quantize.model"] = fs::absolute(m.path).lexically_normal().string();
   pf.metadata["quantize.method"] = method;
   pf.metadata["quantize.recipe"] = recipe_to_json(r.recipe);
@@ -661,6 +694,33 @@ Model load_quantized(const std::string& path, const std::string& model_override,
   for (auto& [n, e] : pf.quantized) enc[n] = &e;
   std::map<std::string, const Tensor*> plain;
   for (auto& t : pf.plain) plain[t.name] = &t.tensor;
+  if (pf.metadata.count("quantize.quarot")) {
+    // quarot+: the rotated embedding, unit norms and unquantized linears replace the base model's.
+    if (m.is_graph) throw Error(path + ": quarot metadata on a graph model");
+    auto get = [&](const std::string& name, std::size_t n) {
+      auto it = plain.find("quarot." + name);
+      if (it == plain.end()) throw Error(path + ": quarot model lacks tensor quarot." + name);
+      const Tensor t = it->second->to_f32();
+      if (static_cast<std::size_t>(t.numel()) != n)
+        throw Error(path + ": tensor quarot." + name + " has " + std::to_string(t.numel()) + " values, the model needs " + std::to_string(n));
+      return std::vector<float>(t.f32(), t.f32() + n);
+    };
+    nn::Llama& l = m.llama;
+    const std::size_t D = static_cast<std::size_t>(l.cfg.dim);
+    l.tok_emb = get("tok_embeddings", l.tok_emb.size());
+    for (std::size_t k = 0; k < l.layers.size(); ++k) {
+      l.layers[k].rms_att = get("layers." + std::to_string(k) + ".attention_norm", D);
+      l.layers[k].rms_ffn = get("layers." + std::to_string(k) + ".ffn_norm", D);
+    }
+    l.rms_final = get("norm", D);
+    l.cfg.shared_classifier = false;
+    for (nn::Linear* lin : linears(l))
+      if (plain.count("quarot." + lin->name)) {
+        // attach_acts already ran: this layer keeps its activation format; its fp32 weight is the rotated one.
+        lin->w = get(lin->name, static_cast<std::size_t>(lin->out) * lin->in);
+        lin->w_fp32 = lin->w;
+      }
+  }
   std::map<std::string, LayerRef> refs;
   for (auto& L : layer_refs(m)) refs[L.name] = L;
   json layers;

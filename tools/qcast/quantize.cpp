@@ -1,6 +1,7 @@
 // qcast quantize MODEL (--recipe R | --weights F) --method M [--acts F [--act-observer O]] --calib SPEC [--calib-samples N]
 //                --out OUT.safetensors [--report report.json] [--eval SPEC [--eval-limit N]]
-// Post-training quantization of a whole model (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS);
+// Post-training quantization of a whole model (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS,
+// each optionally after the quarot+ residual rotation of LLaMA models);
 // writes packed codes + scales with the recipe in the metadata, loadable by `qcast eval OUT.safetensors`.
 #include <unistd.h>
 
@@ -106,6 +107,7 @@ void run(const Args& a) {
   j["layers"] = layers;
   j["timings"] = {{"calibration_s", r.seconds_calib}, {"quantization_s", r.seconds_quant}, {"total_s", r.seconds_total}};
   if (!r.mixed_json.empty()) j["mixed"] = nlohmann::json::parse(r.mixed_json);
+  if (!r.quarot_json.empty()) j["quarot"] = nlohmann::json::parse(r.quarot_json);
   j["threads"] = a.threads;
 
   if (!a.quiet) {
@@ -140,7 +142,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("model", a->model, "ONNX model, llama2.c .bin, or Hugging Face LLaMA directory")->required();
   a->q.add(sub);
   a->q.add_static(sub);
-  sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS")->capture_default_str();
+  sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS; prefix quarot+ (e.g. quarot+gptq) to fold norms and rotate the residual stream of a LLaMA model first")->capture_default_str();
   sub->add_option("--calib", a->calib, "calibration data: dataset spec as for eval (mnist:DIR, text:FILE, YAML)")->required();
   sub->add_option("--calib-samples", a->calib_samples, "calibration images / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40))->capture_default_str();
   sub->add_option("--calib-offset", a->calib_offset, "skip the first N samples of the calibration data")->check(CLI::NonNegativeNumber)->capture_default_str();
@@ -154,7 +156,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("--eval-limit", a->eval_limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
   sub->add_option("--rotate-block", a->rotate_block, "rotate: Hadamard block (power of two <= 128)")->capture_default_str();
   sub->add_option("--rank", a->rank, "lowrank: rank of the compensation branch")->check(CLI::Range(1, 4096))->capture_default_str();
-  sub->add_option("--seed", a->seed, "seed (rotation signs, randomized SVD)")->capture_default_str();
+  sub->add_option("--seed", a->seed, "seed (rotation signs, quarot rotation, randomized SVD)")->capture_default_str();
   sub->add_flag("--act-order", a->act_order, "gptq: act-order with static groups");
   sub->add_option("--mixed-formats", a->mixed_formats, "mixed: candidate formats besides the weight format (comma-separated)")->capture_default_str();
   sub->add_flag("--quiet", a->quiet, "no progress bar and no per-layer table");

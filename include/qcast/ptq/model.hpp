@@ -43,7 +43,9 @@ struct CalibOptions {
 };
 
 struct QuantizeOptions {
-  std::string method = "rtn";  ///< rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS
+  /// rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS, each optionally prefixed with
+  /// `quarot+` (LLaMA only: norm folding + residual rotation first, include/qcast/ptq/quarot.hpp)
+  std::string method = "rtn";
   nn::Recipe recipe;           ///< weight formats (global + per-layer globs + skip) and activation / KV formats
   CalibOptions calib;
   int threads = 1;
@@ -74,6 +76,7 @@ struct QuantizeResult {
   std::vector<QuantizedLayer> layers;
   nn::Recipe recipe;                ///< the recipe that was applied (mixed: per-layer formats as overrides)
   std::string mixed_json;           ///< mixed: the allocation (Allocation::to_json), else ""
+  std::string quarot_json;          ///< quarot+: what was rotated (QuarotInfo::to_json), else ""
   double seconds_calib = 0, seconds_quant = 0, seconds_total = 0;
   std::int64_t calib_samples = 0, calib_rows = 0;
 };
@@ -88,6 +91,9 @@ std::vector<float> effective_weights(const QuantizedLayer& L);
 
 /// Writes the packed safetensors file (atomic). Metadata: quantize.model (absolute model path),
 /// quantize.method, quantize.recipe (JSON), quantize.layers (JSON per layer: rotation, rank).
+/// quarot+ models also store, as plain fp32 tensors "quarot.<name>", everything the rotation changed
+/// that is not a quantized layer (tok_embeddings, the unit norms, unquantized linears), and
+/// quantize.quarot (QuarotInfo JSON); load_quantized puts them in place of the base model's.
 void write_quantized(const std::string& path, const Model& m, const QuantizeResult& r, const std::string& method);
 
 /// True if `path` is a safetensors file written by write_quantized.
