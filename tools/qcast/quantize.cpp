@@ -1,5 +1,5 @@
 // qcast quantize MODEL (--recipe R | --weights F) --method M [--acts F] --calib SPEC [--calib-samples N]
-//                --out OUT.safetensors [--report report.json] [--eval SPEC [--eval-limit N]]
+//                --out OUT.safetensors|OUT.gguf [--report report.json] [--eval SPEC [--eval-limit N]]
 // Post-training quantization of a whole model (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS);
 // writes packed codes + scales with the recipe in the metadata, loadable by `qcast eval OUT.safetensors`.
 #include <unistd.h>
@@ -16,6 +16,7 @@
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
+#include "qcast/ptq/gguf_llama.hpp"
 #include "qcast/ptq/model.hpp"
 
 namespace qcast::cli {
@@ -59,10 +60,28 @@ nlohmann::json run_eval(const Args& a) {
   return nlohmann::json::parse(out);
 }
 
+/// GGUF output: refuses graph models and weight formats without a ggml type before any calibration runs.
+void gguf_precheck(const ptq::Model& m, const ptq::QuantizeOptions& o) {
+  if (m.is_graph) throw Error(m.path + ": GGUF output (--out *.gguf) is for LLaMA models; use .safetensors");
+  ptq::check_gguf_format(o.recipe.weights);
+  for (const auto& l : o.recipe.layers)
+    if (l.weights) ptq::check_gguf_format(*l.weights);
+  if (o.method.rfind("mixed@", 0) == 0)
+    for (const auto& f : o.mixed_formats) ptq::check_gguf_format(f);
+}
+
+void write_gguf(const Args& a, const ptq::Model& m, const ptq::QuantizeResult& r, std::vector<std::string>& notes) {
+  const nn::Tokenizer tok = nn::Tokenizer::load(ptq::find_llama_tokenizer(m, a.tokenizer), m.llama.cfg.vocab_size);
+  ptq::gguf::write(a.out, ptq::llama_gguf(m, r, a.method, tok, &notes));
+  for (const auto& n : notes) warn("GGUF: " + n);
+}
+
 void run(const Args& a) {
   namespace fs = std::filesystem;
-  if (fs::path(a.out).extension() != ".safetensors")
-    throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors); GGUF output is not implemented yet");
+  const bool gguf = fs::path(a.out).extension() == ".gguf";
+  if (!gguf && fs::path(a.out).extension() != ".safetensors")
+    throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors) or, for LLaMA models, GGUF (.gguf)");
+  if (gguf && !a.eval.empty()) throw Error("--eval evaluates a .safetensors output; qcast eval does not read GGUF");
   ptq::QuantizeOptions o;
   o.method = a.method;
   o.recipe = a.q.get();
@@ -85,12 +104,15 @@ void run(const Args& a) {
   for (std::string f; std::getline(ss, f, ',');) if (!f.empty()) o.mixed_formats.push_back(f);
 
   ptq::Model m = ptq::load_model(a.model);
+  if (gguf) gguf_precheck(m, o);
   {
     const std::string w = nn::unmatched_warning(o.recipe, m.layer_names());
     warn(w);
   }
   const ptq::QuantizeResult r = ptq::quantize_model(m, o);
-  ptq::write_quantized(a.out, m, r, a.method);
+  std::vector<std::string> notes;
+  if (gguf) write_gguf(a, m, r, notes);
+  else ptq::write_quantized(a.out, m, r, a.method);
 
   nlohmann::json j;
   j["model"] = a.model;
@@ -106,6 +128,7 @@ void run(const Args& a) {
   j["timings"] = {{"calibration_s", r.seconds_calib}, {"quantization_s", r.seconds_quant}, {"total_s", r.seconds_total}};
   if (!r.mixed_json.empty()) j["mixed"] = nlohmann::json::parse(r.mixed_json);
   j["threads"] = a.threads;
+  if (gguf) j["gguf_f32_layers"] = notes;
 
   if (!a.quiet) {
     std::printf("%-36s %-22s %12s %8s\n", "layer", "format", "rel. error", "s");
@@ -146,7 +169,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("--calib-tokens", a->calib_tokens, "language models: tokens per calibration story (truncated)")->check(CLI::Range(2, 1 << 20))->capture_default_str();
   sub->add_option("--data-root", a->data_root, "directory that overrides the dataset specs' root");
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
-  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata)")->required();
+  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata), or .gguf for LLaMA models (Q8_0 / Q4_0 / MXFP4)")->required();
   sub->add_option("--report", a->report, "write a JSON report (recipe, per-layer error, timings, eval)");
   sub->add_option("--eval", a->eval, "evaluate the written model on this dataset (as qcast eval --json)");
   sub->add_option("--eval-limit", a->eval_limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
