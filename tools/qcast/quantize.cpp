@@ -123,7 +123,8 @@ void run(const Args& a) {
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& L : r.layers)
     layers.push_back({{"name", L.name}, {"rows", L.rows}, {"cols", L.cols}, {"format", L.q.format.name}, {"error", L.error},
-                      {"rel_error", L.rel_error}, {"seconds", L.seconds}, {"rotate_block", L.rotate_block}, {"rank", L.rank}});
+                      {"rel_error", L.rel_error}, {"seconds", L.seconds}, {"rotate_block", L.rotate_block}, {"rank", L.rank},
+                      {"bias_corrected", !L.bias.empty()}});
   j["layers"] = layers;
   j["timings"] = {{"calibration_s", r.seconds_calib}, {"quantization_s", r.seconds_quant}, {"total_s", r.seconds_total}};
   if (!r.mixed_json.empty()) j["mixed"] = nlohmann::json::parse(r.mixed_json);
@@ -161,7 +162,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   auto* sub = root.add_subcommand("quantize", "Post-training quantization of a model (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS) to packed safetensors");
   sub->add_option("model", a->model, "ONNX model, llama2.c .bin, or Hugging Face LLaMA directory")->required();
   a->q.add(sub);
-  sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS")->capture_default_str();
+  sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS, each optionally +bias (bias correction); bias = rtn+bias")->capture_default_str();
   sub->add_option("--calib", a->calib, "calibration data: dataset spec as for eval (mnist:DIR, text:FILE, YAML)")->required();
   sub->add_option("--calib-samples", a->calib_samples, "calibration images / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40))->capture_default_str();
   sub->add_option("--calib-offset", a->calib_offset, "skip the first N samples of the calibration data")->check(CLI::NonNegativeNumber)->capture_default_str();

@@ -43,7 +43,8 @@ struct CalibOptions {
 };
 
 struct QuantizeOptions {
-  std::string method = "rtn";  ///< rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS
+  std::string method = "rtn";  ///< rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS, each with an
+                               ///< optional "+bias" (model-level bias correction, bias.hpp); "bias" = rtn+bias
   nn::Recipe recipe;           ///< weight formats (global + per-layer globs + skip) and activation / KV formats
   CalibOptions calib;
   int threads = 1;
@@ -65,6 +66,7 @@ struct QuantizedLayer {
   std::uint64_t rotate_seed = 0;
   std::vector<float> A, B;          ///< low-rank branch (empty = none): effective W = Q + A B
   int rank = 0;
+  std::vector<float> bias;          ///< bias correction (+bias): the corrected bias [rows] (empty = unchanged)
   // Report.
   double error = 0, rel_error = 0;  ///< tr(dW H dW^T) with the calibration H of this layer, and / tr(W H W^T)
   double seconds = 0;
