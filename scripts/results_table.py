@@ -4,7 +4,7 @@ Usage: scripts/results_table.py [OUT=results/quantize]"""
 import json, os, sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else "results/quantize"
-methods = ["rtn", "search", "gptq", "ed", "rotate+gptq", "lowrank", "mixed@4.5", "quarot+rtn", "quarot+gptq"]
+methods = ["rtn", "search", "gptq", "ed", "rotate+gptq", "lowrank", "mixed@4.5", "quarot+rtn", "quarot+gptq", "rtn+bias", "gptq+bias"]
 formats = ["int4@fp16/g32", "mxfp4", "nvfp4", "int3@fp16/g32"]
 for model, key, fmt in [("stories", "perplexity", "{:.4f}"), ("lenet", "accuracy", "{:.4f}")]:
     print(f"\n### {model}: {key}\n")

@@ -168,7 +168,13 @@ void exec_node(const Node& n, std::vector<Value>& vals, std::vector<bool>& have,
   }
   c.out.resize(n.outputs.size());
   fn(c);
-  for (const Value& v : c.out) check_extent(n, v);
+  for (std::size_t k = 0; k < c.out.size(); ++k) {
+    // An operator that leaves an output unset (an optional output it does not compute) must not hand a
+    // data-less value to the next node (found by the ONNX fuzzer: Relu reading such an output).
+    if (!shape_only && !c.out[k].has_data())
+      throw Error(n.op + " node '" + n.name + "': output " + std::to_string(k) + " is not computed by this runtime");
+    check_extent(n, c.out[k]);
+  }
   for (std::size_t k = 0; k < n.outputs.size(); ++k) {
     vals[n.outputs[k]] = std::move(c.out[k]);
     have[n.outputs[k]] = true;

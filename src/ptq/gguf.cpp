@@ -242,6 +242,12 @@ File read(const std::string& path) {
   return parse(m.data(), m.size(), path);
 }
 
+std::string ggml_mapping() {
+  return "qcast -> ggml: int8@fp16/b32 (symmetric int8, fp16 scale per 32 inputs) -> Q8_0; int4@fp16/b32 or "
+         "int4@fp16/g32 (symmetric int4, fp16 scale per 32) -> Q4_0; mxfp4 (e2m1@e8m0/b32) -> MXFP4; rows must be a "
+         "multiple of 32; every other format has no ggml type";
+}
+
 GgmlType ggml_type_for(const Format& f, const Shape& shape) {
   const auto& s = f.scaling;
   if (shape.empty() || shape.back() % 32 != 0) return GgmlType::F32;
@@ -259,24 +265,41 @@ GgmlType ggml_type_for(const Format& f, const Shape& shape) {
 }
 
 TensorData make_tensor(const std::string& name, const float* data, const Shape& shape, const Format& f) {
+  if (ggml_type_for(f, shape) == GgmlType::F32) {
+    std::vector<float> q(static_cast<std::size_t>(shape_numel(shape)));
+    fake_quant(f, data, q.data(), shape);
+    return f32_tensor(name, q.data(), shape);
+  }
+  return make_tensor(name, encode(f, data, shape));
+}
+
+TensorData f32_tensor(const std::string& name, const float* data, const Shape& shape) {
   TensorData t;
   t.name = name;
   for (auto it = shape.rbegin(); it != shape.rend(); ++it) t.ne.push_back(static_cast<std::uint64_t>(*it));
   if (t.ne.empty()) t.ne.push_back(1);
+  t.type = GgmlType::F32;
+  t.data.resize(static_cast<std::size_t>(shape_numel(shape)) * 4);
+  std::memcpy(t.data.data(), data, t.data.size());
+  return t;
+}
+
+TensorData make_tensor(const std::string& name, const Encoded& e) {
+  const Format f = Format::parse(e.format);
+  const Shape& shape = e.shape;
+  TensorData t;
+  t.name = name;
+  for (auto it = shape.rbegin(); it != shape.rend(); ++it) t.ne.push_back(static_cast<std::uint64_t>(*it));
   t.type = ggml_type_for(f, shape);
+  if (t.type == GgmlType::F32 || (e.axis >= 0 && e.axis != static_cast<int>(shape.size()) - 1))
+    throw Error("gguf tensor '" + name + "': format " + f.name + " of shape " + shape_str(shape) +
+                " has no ggml block type (" + ggml_mapping() + ")");
   const std::int64_t n = shape_numel(shape);
-  if (t.type == GgmlType::F32) {
-    std::vector<float> q(static_cast<std::size_t>(n));
-    fake_quant(f, data, q.data(), shape);
-    t.data.resize(q.size() * 4);
-    std::memcpy(t.data.data(), q.data(), t.data.size());
-    return t;
-  }
-  const Encoded e = encode(f, data, shape);
   std::vector<std::uint32_t> codes(static_cast<std::size_t>(n)), sc(static_cast<std::size_t>(e.num_groups));
   unpack_bits(e.codes.data(), e.codes.size(), codes.size(), f.elem.bits, codes.data());
   unpack_bits(e.scales.data(), e.scales.size(), sc.size(), f.scaling.scale_elem.bits, sc.data());
   const std::int64_t nblocks = n / 32;  // groups are the 32-blocks in row-major order
+  if (e.num_groups != nblocks) throw Error("gguf tensor '" + name + "': " + std::to_string(e.num_groups) + " scale groups, expected " + std::to_string(nblocks));
   const std::uint64_t bytes = type_info(t.type, name).bytes;
   t.data.assign(static_cast<std::size_t>(nblocks * bytes), 0);
   for (std::int64_t b = 0; b < nblocks; ++b) {

@@ -7,7 +7,11 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <atomic>
+#include <cmath>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "qcast/error.hpp"
@@ -18,6 +22,7 @@
 #include "qcast/packed.hpp"
 #include "qcast/progress.hpp"
 #include "qcast/ptq/act_calib.hpp"
+#include "qcast/ptq/bias.hpp"
 #include "qcast/ptq/ed.hpp"
 #include "qcast/ptq/gptq.hpp"
 #include "qcast/ptq/lowrank.hpp"
@@ -149,6 +154,29 @@ void set_weights(Model& m, const LayerRef& L, const std::vector<float>& W) {
   }
 }
 
+/// Graph layers with a constant bias input of `rows` elements (LLaMA linears have none).
+bool has_bias(const Model& m, const LayerRef& L) {
+  if (!m.is_graph) return false;
+  const nn::Node& n = m.graph.nodes[L.node];
+  if (n.inputs.size() < 3 || n.inputs[2] < 0 || !m.graph.is_const(n.inputs[2])) return false;
+  const nn::Value& b = m.graph.constants.at(n.inputs[2]);
+  return !b.is_int && b.numel() == L.rows;
+}
+
+std::vector<float> get_bias(const Model& m, const LayerRef& L) {
+  const nn::Value& b = m.graph.constants.at(m.graph.nodes[L.node].inputs[2]);
+  return std::vector<float>(b.fp(), b.fp() + b.numel());
+}
+
+void set_bias(Model& m, const LayerRef& L, const std::vector<float>& b) {
+  const int id = m.graph.nodes[L.node].inputs[2];
+  nn::Value v = nn::Value::floats(m.graph.constants.at(id).shape);
+  if (static_cast<std::size_t>(v.numel()) != b.size())
+    throw Error("layer '" + L.name + "': bias of " + std::to_string(v.numel()) + " values, got " + std::to_string(b.size()));
+  std::copy(b.begin(), b.end(), v.mfp());
+  m.graph.constants[id] = v;
+}
+
 /// The recipe with every weight format removed (activation / KV formats and skips kept).
 nn::Recipe acts_only(const nn::Recipe& r) {
   nn::Recipe a = r;
@@ -261,6 +289,101 @@ class Calib {
   std::int64_t batches() const { return batches_; }
   std::int64_t samples() const { return total_; }
 
+  /// The model's outputs on every calibration sample, as log-probabilities (log-softmax of the last axis):
+  /// LLaMA one [n-1, vocab] block per sequence (teacher forcing), graph one [batch, classes] block per batch.
+  /// Deterministic and independent of `threads`.
+  std::vector<std::vector<float>> log_probs(const Model& m, int threads) const {
+    const std::int64_t n = m.is_graph ? batches_ : total_;
+    std::vector<std::vector<float>> out(static_cast<std::size_t>(n));
+    auto log_softmax = [](std::vector<float>& v, std::int64_t C) {
+      for (std::size_t r = 0; r < v.size() / static_cast<std::size_t>(C); ++r) {
+        float* l = v.data() + r * C;
+        double mx = l[0], z = 0;
+        for (std::int64_t k = 1; k < C; ++k) mx = std::max(mx, static_cast<double>(l[k]));
+        for (std::int64_t k = 0; k < C; ++k) z += std::exp(static_cast<double>(l[k]) - mx);
+        const double lz = mx + std::log(z);
+        for (std::int64_t k = 0; k < C; ++k) l[k] = static_cast<float>(l[k] - lz);
+      }
+    };
+    if (m.is_graph) {  // the graph runs batches on `threads` itself
+      for (std::int64_t b = 0; b < n; ++b) {
+        const std::int64_t start = o_.offset + b * o_.batch, bs = std::min(o_.batch, total_ - b * o_.batch);
+        Shape xs = set_.sample_shape;
+        xs.insert(xs.begin(), bs);
+        nn::Value x = nn::Value::floats(xs);
+        const std::int64_t per = set_.sample_numel();
+        std::copy(set_.data.begin() + start * per, set_.data.begin() + (start + bs) * per, x.f->begin());
+        const nn::Value y = m.graph.run({x}, threads)[0];
+        out[b].assign(y.fp(), y.fp() + y.numel());
+        log_softmax(out[b], y.numel() / bs);
+      }
+      return out;
+    }
+    std::atomic<std::int64_t> next{0};
+    auto worker = [&] {  // one sequence per worker
+      for (std::int64_t k; (k = next++) < n;) {
+        const auto& t = seqs_[static_cast<std::size_t>(k)];
+        out[k] = m.llama.forward_seq(std::vector<int>(t.begin(), t.end() - 1));
+        log_softmax(out[k], m.llama.cfg.vocab_size);
+      }
+    };
+    std::exception_ptr err;
+    std::mutex mu;
+    auto guarded = [&] {
+      try {
+        worker();
+      } catch (...) {
+        std::lock_guard<std::mutex> l(mu);
+        if (!err) err = std::current_exception();
+      }
+    };
+    std::vector<std::thread> ws;
+    for (int w = 1; w < std::min<std::int64_t>(threads, n); ++w) ws.emplace_back(guarded);
+    guarded();
+    for (auto& w : ws) w.join();
+    if (err) std::rethrow_exception(err);
+    return out;
+  }
+
+  /// Mean calibration loss: NLL per predicted token (LLaMA) or cross-entropy of the labels per image (graph).
+  double loss(const Model& m, int threads) const {
+    const auto lp = log_probs(m, threads);
+    double sum = 0;
+    std::int64_t cnt = 0;
+    for (std::size_t k = 0; k < lp.size(); ++k) {
+      if (m.is_graph) {
+        const std::int64_t start = o_.offset + static_cast<std::int64_t>(k) * o_.batch;
+        const std::int64_t bs = std::min(o_.batch, total_ - static_cast<std::int64_t>(k) * o_.batch), C = static_cast<std::int64_t>(lp[k].size()) / bs;
+        for (std::int64_t i = 0; i < bs; ++i) sum -= lp[k][static_cast<std::size_t>(i * C + set_.labels[start + i])];
+        cnt += bs;
+      } else {
+        const auto& t = seqs_[k];
+        const std::int64_t V = m.llama.cfg.vocab_size;
+        for (std::size_t i = 0; i + 1 < t.size(); ++i) sum -= lp[k][i * V + t[i + 1]];
+        cnt += static_cast<std::int64_t>(t.size()) - 1;
+      }
+    }
+    return cnt ? sum / static_cast<double>(cnt) : 0.0;
+  }
+
+  /// Mean KL(p_ref || p_model) per output row (token / image) against reference log-probabilities.
+  double kl(const Model& m, int threads, const std::vector<std::vector<float>>& ref, std::int64_t classes) const {
+    const auto lp = log_probs(m, threads);
+    double sum = 0;
+    std::int64_t rows = 0;
+    for (std::size_t k = 0; k < lp.size(); ++k) {
+      const std::size_t R = lp[k].size() / static_cast<std::size_t>(classes);
+      for (std::size_t r = 0; r < R; ++r) {
+        const float *p = ref[k].data() + r * classes, *q = lp[k].data() + r * classes;
+        double d = 0;
+        for (std::int64_t c = 0; c < classes; ++c) d += std::exp(static_cast<double>(p[c])) * (static_cast<double>(p[c]) - q[c]);
+        sum += d;
+      }
+      rows += static_cast<std::int64_t>(R);
+    }
+    return rows ? sum / static_cast<double>(rows) : 0.0;
+  }
+
   /// Runs batch b through the model with the observer; StopForward ends the pass.
   void run(const Model& m, std::int64_t b, int threads, const nn::NodeObserver& gobs, const nn::LinearObserver& lobs) const {
     try {
@@ -326,6 +449,91 @@ int pow2_block(std::int64_t cols, int want) {
   return b;
 }
 
+/// mixed@BITS: the allocation and what it was chosen from.
+struct MixedChoice {
+  std::vector<std::string> formats;  ///< per layer ref ("" = left in float)
+  bool uniform_fits = false;         ///< the recipe's own formats meet the budget
+  std::string json;                  ///< Allocation::to_json plus the sensitivities
+  double seconds = 0;
+};
+
+/// Sensitivity of each layer to each candidate format, measured at the model's output: the mean
+/// KL(p_float || p) over the calibration tokens / images when only that layer is RTN-quantized in that
+/// format, the rest of the model as it is (float weights, the recipe's activation formats). Unlike a
+/// per-layer output-error proxy (tr(dW H dW^T), in each layer's own output units) these numbers are on one
+/// scale across layers, so their sum predicts the damage of an allocation to first order. KL rather than the
+/// change of the calibration NLL: it is never negative and much less noisy on a few calibration samples
+/// (single-layer NLL changes are of the order of their sampling noise, and the solver exploits the
+/// negative ones). Then the least-predicted-loss allocation under the budget (mixed.hpp).
+MixedChoice mixed_allocation(Model& m, const std::vector<LayerRef>& refs, const std::vector<std::string>& fmt,
+                             const QuantizeOptions& opt, const Calib& calib, double budget) {
+  const auto t0 = Clock::now();
+  MixedChoice mc;
+  std::vector<std::vector<std::string>> cands(refs.size());
+  std::int64_t runs = 1;
+  for (std::size_t k = 0; k < refs.size(); ++k) {
+    if (fmt[k].empty()) continue;
+    cands[k] = {fmt[k]};  // option 0: the layer's own format
+    for (auto& f : opt.mixed_formats) if (std::find(cands[k].begin(), cands[k].end(), f) == cands[k].end()) cands[k].push_back(f);
+    runs += static_cast<std::int64_t>(cands[k].size());
+  }
+  Progress bar("mixed: sensitivities", runs, opt.progress);
+  const double base = calib.loss(m, opt.threads);
+  const auto ref = calib.log_probs(m, opt.threads);
+  const std::int64_t classes = m.is_graph ? static_cast<std::int64_t>(ref[0].size()) / std::min(opt.calib.batch, calib.samples())
+                                          : m.llama.cfg.vocab_size;
+  bar.advance(1);
+  std::vector<LayerSensitivity> sens;
+  std::vector<std::size_t> idx;
+  nlohmann::ordered_json js = nlohmann::ordered_json::object();
+  for (std::size_t k = 0; k < refs.size(); ++k) {
+    if (fmt[k].empty()) continue;
+    const LayerRef& R = refs[k];
+    const std::vector<float> W = get_weights(m, R);
+    LayerSensitivity s;
+    s.name = R.name;
+    s.params = R.rows * R.cols;
+    for (const auto& fn : cands[k]) {
+      const Format f = Format::parse(fn);
+      set_weights(m, R, rtn(f, W.data(), R.rows, R.cols).values);
+      s.options.push_back({fn, bits_per_weight(f, R.rows, R.cols), calib.kl(m, opt.threads, ref, classes)});
+      js[R.name][fn] = s.options.back().error;
+      bar.advance(1);
+    }
+    set_weights(m, R, W);
+    sens.push_back(std::move(s));
+    idx.push_back(k);
+  }
+  bar.finish();
+  const Allocation a = allocate(sens, budget);
+  double ubits = 0, P = 0, uerr = 0;
+  for (const auto& s : sens) {
+    ubits += s.options[0].bits * static_cast<double>(s.params);
+    uerr += s.options[0].error;
+    P += static_cast<double>(s.params);
+  }
+  mc.uniform_fits = ubits <= budget * P * (1 + 1e-12);
+  mc.formats = fmt;
+  // The solvers may miss the uniform choice (rounded DP costs, greedy): it is an allocation too.
+  const bool take_uniform = mc.uniform_fits && uerr <= a.predicted_error;
+  if (!take_uniform)
+    for (std::size_t i = 0; i < a.recipe.size(); ++i) mc.formats[idx[i]] = a.recipe[i].second;
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(a.to_json(budget));
+  j["uniform_avg_bits"] = P > 0 ? ubits / P : 0.0;
+  j["uniform_predicted_error"] = uerr;
+  if (take_uniform) {  // the allocation that is used
+    j["predicted_error"] = uerr;
+    j["avg_bits"] = ubits / P;
+    j["solver"] = "uniform";
+    for (const auto& s : sens) j["layers"][s.name] = s.options[0].format;
+  }
+  j["calib_loss_fp32"] = base;
+  j["sensitivity"] = js;  // mean KL(float || quantized) per layer and format (RTN, that layer alone)
+  mc.json = j.dump();
+  mc.seconds = since(t0);
+  return mc;
+}
+
 }  // namespace
 
 void run_calibration(const Model& m, const CalibOptions& o, int threads, const nn::NodeObserver& gobs, const nn::LinearObserver& lobs,
@@ -379,6 +587,13 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   // quarot+METHOD: rotate the float model first; METHOD then quantizes the rotated weights.
   const bool use_quarot = method.rfind("quarot+", 0) == 0;
   if (use_quarot) method = method.substr(7);
+  // "+bias" (or "bias" alone = "rtn+bias"): model-level bias correction after each layer with a bias.
+  bool bias_corr = false;
+  if (method == "bias") method = "rtn+bias";
+  if (method.size() > 5 && method.compare(method.size() - 5, 5, "+bias") == 0) {
+    bias_corr = true;
+    method.resize(method.size() - 5);
+  }
   double mixed_bits = 0;
   if (method.rfind("mixed@", 0) == 0) {
     try {
@@ -390,7 +605,7 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   }
   static const std::vector<std::string> known = {"rtn", "search", "gptq", "ed", "rotate+gptq", "lowrank", "mixed"};
   if (std::find(known.begin(), known.end(), method) == known.end())
-    throw Error("unknown method '" + opt.method + "' (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS, each optionally quarot+)");
+    throw Error("unknown method '" + opt.method + "' (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS, each optionally quarot+ and +bias; bias = rtn+bias)");
   set_blas_threads(opt.threads);
   if (use_quarot) {
     if (m.is_graph) throw Error(m.path + ": method " + opt.method + ": quarot+ rotates LLaMA residual streams; it needs a LLaMA model");
@@ -399,7 +614,8 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
     res.quarot_json = quarot(m.llama, qo).to_json();
   }
 
-  const Model fp = (method == "ed") ? m : Model{};  // the float model, for error diffusion's targets
+  // The float model: error diffusion's targets and bias correction's reference means.
+  const Model fp = (method == "ed" || bias_corr) ? m : Model{};
   attach_acts(m, opt.recipe, opt.threads);
   // Static activation scales: calibrated on the float weights so that the weight passes see static
   // quantization, and again on the quantized weights at the end (the stored, final ranges).
@@ -423,51 +639,18 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   Calib calib(m, opt.calib);
   res.calib_samples = calib.samples();
   const int ngroups = refs.empty() ? 0 : refs.back().group + 1;
-  Progress bar("quantize", static_cast<std::int64_t>(ngroups + (method == "mixed" ? 1 : 0)) * calib.batches(), opt.progress);
+  Progress bar("quantize", static_cast<std::int64_t>(ngroups) * calib.batches() * (method == "mixed" ? 2 : 1), opt.progress);
 
-  if (method == "mixed") {
-    // Sensitivities from the float model's Hessians, then an allocation under the budget.
-    std::vector<std::unique_ptr<HessianAccumulator>> hs(refs.size());
-    for (std::size_t k = 0; k < refs.size(); ++k) hs[k] = std::make_unique<HessianAccumulator>(refs[k].cols);
-    const auto t0 = Clock::now();
-    for (std::int64_t b = 0; b < calib.batches(); ++b) {
-      capture(m, refs, -1, calib, b, opt.threads, [&](std::size_t k, const float* X, std::int64_t T) { hs[k]->add(X, T); });
-      bar.advance(1);
-    }
-    res.seconds_calib += since(t0);
-    std::vector<LayerSensitivity> sens;
-    std::vector<std::size_t> idx;
-    for (std::size_t k = 0; k < refs.size(); ++k) {
-      if (fmt[k].empty()) continue;
-      std::vector<std::string> cands{fmt[k]};
-      for (auto& f : opt.mixed_formats) if (std::find(cands.begin(), cands.end(), f) == cands.end()) cands.push_back(f);
-      const auto W = get_weights(m, refs[k]);
-      sens.push_back(layer_sensitivity(refs[k].name, W.data(), refs[k].rows, refs[k].cols, hs[k]->H().data(), cands));
-      idx.push_back(k);
-    }
-    const Allocation a = allocate(sens, mixed_bits);
-    res.mixed_json = a.to_json(mixed_bits);
-    std::vector<nn::LayerOverride> ov;
-    for (std::size_t i = 0; i < a.recipe.size(); ++i) {
-      fmt[idx[i]] = a.recipe[i].second;
-      nn::LayerOverride o;
-      o.pattern = a.recipe[i].first;
-      o.weights = a.recipe[i].second;
-      std::string w, act, obs;
-      opt.recipe.formats_for(a.recipe[i].first, w, act, obs);
-      o.acts = act.empty() ? std::string("none") : act;
-      o.act_observer = obs;
-      ov.push_back(o);
-    }
-    res.recipe.layers.insert(res.recipe.layers.begin(), ov.begin(), ov.end());
-  }
-
+  // Quantizes the layers of `mm` with formats `fm`, group by group in execution order, each against the
+  // inputs that the already-quantized prefix produces; per-layer results into `rr`.
+  // (body kept at the indentation of the loop it was)
+  auto quantize_layers = [&](Model& mm, const std::vector<std::string>& fm, QuantizeResult& rr) {
   for (int g = 0; g < ngroups; ++g) {
     std::vector<std::size_t> members;
     for (std::size_t k = 0; k < refs.size(); ++k) if (refs[k].group == g) members.push_back(k);
     const std::int64_t cols = refs[members[0]].cols;
     bool any = false;
-    for (auto k : members) any = any || !fmt[k].empty();
+    for (auto k : members) any = any || !fm[k].empty();
     if (!any) { bar.advance(calib.batches()); continue; }
     // Stream this group's inputs as produced by the already-quantized prefix.
     const auto t0 = Clock::now();
@@ -475,26 +658,31 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
     InputStats stats(cols);
     std::unique_ptr<EdAccumulator> ed;
     if (method == "ed") ed = std::make_unique<EdAccumulator>(cols);
+    std::unique_ptr<InputStats> fstats;  // the group's input statistics in the float model
+    bool biased = false;
+    for (auto k : members) biased = biased || (!fm[k].empty() && has_bias(mm, refs[k]));
+    if (bias_corr && biased) fstats = std::make_unique<InputStats>(cols);
     std::vector<float> xf;
     for (std::int64_t b = 0; b < calib.batches(); ++b) {
-      if (ed) {
+      if (ed || fstats) {
         capture(fp, refs, g, calib, b, opt.threads, [&](std::size_t, const float* X, std::int64_t T) { xf.assign(X, X + T * cols); });
       }
-      capture(m, refs, g, calib, b, opt.threads, [&](std::size_t, const float* X, std::int64_t T) {
+      capture(mm, refs, g, calib, b, opt.threads, [&](std::size_t, const float* X, std::int64_t T) {
         H.add(X, T);
         stats.add(X, T);
         if (ed) ed->add(xf.data(), X, T);
-        res.calib_rows += T;
+        if (fstats) fstats->add(xf.data(), T);
+        rr.calib_rows += T;
       });
       bar.advance(1);
     }
-    res.seconds_calib += since(t0);
+    rr.seconds_calib += since(t0);
     for (auto k : members) {
-      if (fmt[k].empty()) continue;
+      if (fm[k].empty()) continue;
       const LayerRef& R = refs[k];
       const auto t1 = Clock::now();
-      const Format f = Format::parse(fmt[k]);
-      const std::vector<float> W = get_weights(m, R);
+      const Format f = Format::parse(fm[k]);
+      const std::vector<float> W = get_weights(mm, R);
       QuantizedLayer Q;
       Q.name = R.name;
       Q.rows = R.rows;
@@ -539,15 +727,70 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
       const Encoded e = Q.q.encode();
       decode(e, Q.q.values.data());
       const std::vector<float> eff = effective_weights(Q);
-      set_weights(m, R, eff);
+      set_weights(mm, R, eff);
+      if (fstats && has_bias(mm, R)) {
+        const auto mf = fstats->mean(), mq = stats.mean();
+        const auto b0 = get_bias(mm, R);
+        Q.bias = correct_bias(W.data(), eff.data(), R.rows, R.cols, mf.data(), mq.data(), b0.data());
+        set_bias(mm, R, Q.bias);
+      }
       Q.error = hessian_error(W.data(), eff.data(), R.rows, R.cols, H.H().data());
       const std::vector<float> zero(W.size(), 0.0f);
       const double ref = hessian_error(W.data(), zero.data(), R.rows, R.cols, H.H().data());
       Q.rel_error = ref > 0 ? Q.error / ref : 0.0;
       Q.seconds = since(t1);
-      res.seconds_quant += Q.seconds;
-      res.layers.push_back(std::move(Q));
+      rr.seconds_quant += Q.seconds;
+      rr.layers.push_back(std::move(Q));
     }
+  }
+  };
+
+  if (method == "mixed") {
+    const Model orig = m;  // for the uniform alternative
+    const MixedChoice mc = mixed_allocation(m, refs, fmt, opt, calib, mixed_bits);
+    quantize_layers(m, mc.formats, res);
+    nlohmann::ordered_json j = nlohmann::ordered_json::parse(mc.json);
+    const double loss_alloc = calib.loss(m, opt.threads);
+    j["calib_loss_allocation"] = loss_alloc;
+    std::vector<std::string> chosen = mc.formats;
+    j["chosen"] = "allocation";
+    // The uniform recipe is itself an allocation under the budget when it fits: the bits are only
+    // redistributed if that measurably lowers the calibration loss after the same GPTQ.
+    if (mc.uniform_fits && mc.formats != fmt) {
+      Model mu = orig;
+      QuantizeResult ru;
+      quantize_layers(mu, fmt, ru);
+      const double loss_uniform = calib.loss(mu, opt.threads);
+      j["calib_loss_uniform"] = loss_uniform;
+      if (loss_uniform <= loss_alloc) {
+        m = std::move(mu);
+        ru.seconds_calib += res.seconds_calib;
+        ru.seconds_quant += res.seconds_quant;
+        res.layers = std::move(ru.layers);
+        res.calib_rows = ru.calib_rows;
+        res.seconds_calib = ru.seconds_calib;
+        res.seconds_quant = ru.seconds_quant;
+        chosen = fmt;
+        j["chosen"] = "uniform";
+      }
+    }
+    res.mixed_json = j.dump(2);
+    std::vector<nn::LayerOverride> ov;
+    for (std::size_t k = 0; k < refs.size(); ++k) {
+      if (chosen[k].empty()) continue;
+      nn::LayerOverride o;
+      o.pattern = refs[k].name;
+      o.weights = chosen[k];
+      std::string w, act, obs;
+      opt.recipe.formats_for(refs[k].name, w, act, obs);
+      o.acts = act.empty() ? std::string("none") : act;
+      o.act_observer = obs;
+      ov.push_back(o);
+    }
+    res.recipe.layers.insert(res.recipe.layers.begin(), ov.begin(), ov.end());
+    res.seconds_calib += mc.seconds;
+  } else {
+    quantize_layers(m, fmt, res);
   }
   bar.finish();
   if (static_acts) {
@@ -638,6 +881,11 @@ void write_quantized(const std::string& path, const Model& m, const QuantizeResu
       std::copy(L.B.begin(), L.B.end(), b.mutable_f32());
       pf.plain.push_back({L.name + ".lowrank_A", a});
       pf.plain.push_back({L.name + ".lowrank_B", b});
+    }
+    if (!L.bias.empty()) {
+      Tensor b = Tensor::zeros_f32({static_cast<std::int64_t>(L.bias.size())});
+      std::copy(L.bias.begin(), L.bias.end(), b.mutable_f32());
+      pf.plain.push_back({L.name + ".bias", b});
     }
   }
   if (!r.quarot_json.empty()) {
@@ -754,6 +1002,11 @@ Model load_quantized(const std::string& path, const std::string& model_override,
       L.B.assign(bf.f32(), bf.f32() + L.rank * L.cols);
     }
     set_weights(m, r->second, effective_weights(L));
+    if (auto b = plain.find(L.name + ".bias"); b != plain.end()) {  // bias correction
+      if (!has_bias(m, r->second)) throw Error(path + ": layer '" + L.name + "' has a corrected bias but no bias in " + base);
+      const Tensor bf = b->second->to_f32();
+      set_bias(m, r->second, std::vector<float>(bf.f32(), bf.f32() + bf.numel()));
+    }
   }
   return m;
 }

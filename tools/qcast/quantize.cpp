@@ -1,7 +1,7 @@
 // qcast quantize MODEL (--recipe R | --weights F) --method M [--acts F [--act-observer O]] --calib SPEC [--calib-samples N]
-//                --out OUT.safetensors [--report report.json] [--eval SPEC [--eval-limit N]]
+//                --out OUT.safetensors|OUT.gguf [--report report.json] [--eval SPEC [--eval-limit N]]
 // Post-training quantization of a whole model (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS,
-// each optionally after the quarot+ residual rotation of LLaMA models);
+// each optionally after the quarot+ residual rotation of LLaMA models and with +bias correction);
 // writes packed codes + scales with the recipe in the metadata, loadable by `qcast eval OUT.safetensors`.
 #include <unistd.h>
 
@@ -17,6 +17,7 @@
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
+#include "qcast/ptq/gguf_llama.hpp"
 #include "qcast/ptq/model.hpp"
 
 namespace qcast::cli {
@@ -60,10 +61,28 @@ nlohmann::json run_eval(const Args& a) {
   return nlohmann::json::parse(out);
 }
 
+/// GGUF output: refuses graph models and weight formats without a ggml type before any calibration runs.
+void gguf_precheck(const ptq::Model& m, const ptq::QuantizeOptions& o) {
+  if (m.is_graph) throw Error(m.path + ": GGUF output (--out *.gguf) is for LLaMA models; use .safetensors");
+  ptq::check_gguf_format(o.recipe.weights);
+  for (const auto& l : o.recipe.layers)
+    if (l.weights) ptq::check_gguf_format(*l.weights);
+  if (o.method.rfind("mixed@", 0) == 0)
+    for (const auto& f : o.mixed_formats) ptq::check_gguf_format(f);
+}
+
+void write_gguf(const Args& a, const ptq::Model& m, const ptq::QuantizeResult& r, std::vector<std::string>& notes) {
+  const nn::Tokenizer tok = nn::Tokenizer::load(ptq::find_llama_tokenizer(m, a.tokenizer), m.llama.cfg.vocab_size);
+  ptq::gguf::write(a.out, ptq::llama_gguf(m, r, a.method, tok, &notes));
+  for (const auto& n : notes) warn("GGUF: " + n);
+}
+
 void run(const Args& a) {
   namespace fs = std::filesystem;
-  if (fs::path(a.out).extension() != ".safetensors")
-    throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors); GGUF output is not implemented yet");
+  const bool gguf = fs::path(a.out).extension() == ".gguf";
+  if (!gguf && fs::path(a.out).extension() != ".safetensors")
+    throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors) or, for LLaMA models, GGUF (.gguf)");
+  if (gguf && !a.eval.empty()) throw Error("--eval evaluates a .safetensors output; qcast eval does not read GGUF");
   ptq::QuantizeOptions o;
   o.method = a.method;
   o.recipe = a.q.get();
@@ -86,12 +105,15 @@ void run(const Args& a) {
   for (std::string f; std::getline(ss, f, ',');) if (!f.empty()) o.mixed_formats.push_back(f);
 
   ptq::Model m = ptq::load_model(a.model);
+  if (gguf) gguf_precheck(m, o);
   {
     const std::string w = nn::unmatched_warning(o.recipe, m.layer_names());
     warn(w);
   }
   const ptq::QuantizeResult r = ptq::quantize_model(m, o);
-  ptq::write_quantized(a.out, m, r, a.method);
+  std::vector<std::string> notes;
+  if (gguf) write_gguf(a, m, r, notes);
+  else ptq::write_quantized(a.out, m, r, a.method);
 
   nlohmann::json j;
   j["model"] = a.model;
@@ -103,12 +125,14 @@ void run(const Args& a) {
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& L : r.layers)
     layers.push_back({{"name", L.name}, {"rows", L.rows}, {"cols", L.cols}, {"format", L.q.format.name}, {"error", L.error},
-                      {"rel_error", L.rel_error}, {"seconds", L.seconds}, {"rotate_block", L.rotate_block}, {"rank", L.rank}});
+                      {"rel_error", L.rel_error}, {"seconds", L.seconds}, {"rotate_block", L.rotate_block}, {"rank", L.rank},
+                      {"bias_corrected", !L.bias.empty()}});
   j["layers"] = layers;
   j["timings"] = {{"calibration_s", r.seconds_calib}, {"quantization_s", r.seconds_quant}, {"total_s", r.seconds_total}};
   if (!r.mixed_json.empty()) j["mixed"] = nlohmann::json::parse(r.mixed_json);
   if (!r.quarot_json.empty()) j["quarot"] = nlohmann::json::parse(r.quarot_json);
   j["threads"] = a.threads;
+  if (gguf) j["gguf_f32_layers"] = notes;
 
   if (!a.quiet) {
     std::printf("%-36s %-22s %12s %8s\n", "layer", "format", "rel. error", "s");
@@ -142,7 +166,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("model", a->model, "ONNX model, llama2.c .bin, or Hugging Face LLaMA directory")->required();
   a->q.add(sub);
   a->q.add_static(sub);
-  sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS; prefix quarot+ (e.g. quarot+gptq) to fold norms and rotate the residual stream of a LLaMA model first")->capture_default_str();
+  sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS, each optionally +bias (bias correction; bias = rtn+bias); prefix quarot+ (e.g. quarot+gptq) to fold norms and rotate the residual stream of a LLaMA model first")->capture_default_str();
   sub->add_option("--calib", a->calib, "calibration data: dataset spec as for eval (mnist:DIR, text:FILE, YAML)")->required();
   sub->add_option("--calib-samples", a->calib_samples, "calibration images / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40))->capture_default_str();
   sub->add_option("--calib-offset", a->calib_offset, "skip the first N samples of the calibration data")->check(CLI::NonNegativeNumber)->capture_default_str();
@@ -150,7 +174,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("--calib-tokens", a->calib_tokens, "language models: tokens per calibration story (truncated)")->check(CLI::Range(2, 1 << 20))->capture_default_str();
   sub->add_option("--data-root", a->data_root, "directory that overrides the dataset specs' root");
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
-  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata)")->required();
+  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata), or .gguf for LLaMA models (Q8_0 / Q4_0 / MXFP4)")->required();
   sub->add_option("--report", a->report, "write a JSON report (recipe, per-layer error, timings, eval)");
   sub->add_option("--eval", a->eval, "evaluate the written model on this dataset (as qcast eval --json)");
   sub->add_option("--eval-limit", a->eval_limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "qcast/format.hpp"
+#include "qcast/quantize.hpp"
 #include "qcast/tensor.hpp"
 
 namespace qcast::ptq::gguf {
@@ -78,6 +79,14 @@ GgmlType ggml_type_for(const Format& f, const Shape& shape);
 /// Encodes a row-major float tensor: fake-quantized with `f` and stored as ggml_type_for(f, shape)
 /// (the stored values decode to exactly fake_quant(f, data)).
 TensorData make_tensor(const std::string& name, const float* data, const Shape& shape, const Format& f);
+/// Stores qcast's own codes and scales (QuantizedWeight::encode() / qcast::encode with axis -1) in the
+/// ggml block type of e.format; throws qcast::Error when the format / shape has none (ggml_mapping()).
+/// Unlike the float overload this never re-derives scales, so GPTQ / search results keep theirs.
+TensorData make_tensor(const std::string& name, const Encoded& e);
+/// A plain F32 tensor (row-major `shape`, stored with ne reversed).
+TensorData f32_tensor(const std::string& name, const float* data, const Shape& shape);
+/// One line naming which qcast formats map to which ggml types (for error messages and docs).
+std::string ggml_mapping();
 /// Decodes F32 / F16 / Q8_0 / Q4_0 / MXFP4 tensor data to float32 (row-major, ggml order).
 std::vector<float> dequantize(const TensorData& t);
 

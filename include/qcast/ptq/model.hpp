@@ -44,7 +44,8 @@ struct CalibOptions {
 
 struct QuantizeOptions {
   /// rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS, each optionally prefixed with
-  /// `quarot+` (LLaMA only: norm folding + residual rotation first, include/qcast/ptq/quarot.hpp)
+  /// `quarot+` (LLaMA only: norm folding + residual rotation first, include/qcast/ptq/quarot.hpp) and
+  /// followed by "+bias" (model-level bias correction, bias.hpp); "bias" = rtn+bias
   std::string method = "rtn";
   nn::Recipe recipe;           ///< weight formats (global + per-layer globs + skip) and activation / KV formats
   CalibOptions calib;
@@ -67,6 +68,7 @@ struct QuantizedLayer {
   std::uint64_t rotate_seed = 0;
   std::vector<float> A, B;          ///< low-rank branch (empty = none): effective W = Q + A B
   int rank = 0;
+  std::vector<float> bias;          ///< bias correction (+bias): the corrected bias [rows] (empty = unchanged)
   // Report.
   double error = 0, rel_error = 0;  ///< tr(dW H dW^T) with the calibration H of this layer, and / tr(W H W^T)
   double seconds = 0;
