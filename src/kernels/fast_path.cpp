@@ -314,42 +314,50 @@ void amax_params(const ScaleSpec& sc, const ElemSpec& el, float amax, float lo, 
   }
 }
 
-bool fast_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
-  if (!options_ok(opt)) return false;
+namespace {
+
+// A fake-quant job over the whole tensor, or nullopt when no kernel covers the format bit for bit.
+struct FakeQuantSetup {
+  std::shared_ptr<const Plan> plan;
+  Geometry geo;
+  Job job;
+};
+std::optional<FakeQuantSetup> fake_quant_setup(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt) {
+  if (!options_ok(opt)) return std::nullopt;
   const auto geo = geometry(f, shape, opt.axis);
-  if (!geo) return false;
-  const auto plan = get_plan(f, opt.round, false);
-  if (!plan) return false;
-  Job j;
-  j.el = &plan->el;
-  j.sc = &plan->sc;
+  if (!geo) return std::nullopt;
+  FakeQuantSetup s;
+  s.plan = get_plan(f, opt.round, false);
+  if (!s.plan) return std::nullopt;
+  s.geo = *geo;
+  Job& j = s.job;
+  j.el = &s.plan->el;
+  j.sc = &s.plan->sc;
   j.mode = opt.round;
   j.len = geo->len;
   j.block = geo->block;
   j.gpr = geo->gpr;
   j.in = in;
-  j.out = out;
   j.tensor_scale = tensor_scale(f, in, shape_numel(shape), opt.threads);
-  parallel_for(geo->ngroups, opt.threads, [&](std::int64_t b, std::int64_t e) { quant_groups(j, b, e); }, min_groups(*geo));
+  return s;
+}
+
+}  // namespace
+
+bool fast_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
+  auto s = fake_quant_setup(f, in, shape, opt);
+  if (!s) return false;
+  s->job.out = out;
+  parallel_for(s->geo.ngroups, opt.threads, [&](std::int64_t b, std::int64_t e) { quant_groups(s->job, b, e); }, min_groups(s->geo));
   return true;
 }
 
 bool fast_fake_quant_stream(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt,
                             std::int64_t chunk_elems, const std::function<void(const float*, std::int64_t)>& sink) {
-  if (!options_ok(opt)) return false;
-  const auto geo = geometry(f, shape, opt.axis);
-  if (!geo) return false;
-  const auto plan = get_plan(f, opt.round, false);
-  if (!plan) return false;
-  Job j;
-  j.el = &plan->el;
-  j.sc = &plan->sc;
-  j.mode = opt.round;
-  j.len = geo->len;
-  j.block = geo->block;
-  j.gpr = geo->gpr;
-  j.in = in;
-  j.tensor_scale = tensor_scale(f, in, shape_numel(shape), opt.threads);
+  auto s = fake_quant_setup(f, in, shape, opt);
+  if (!s) return false;
+  Job& j = s->job;
+  const Geometry* geo = &s->geo;
   // Every geometry fast_fake_quant covers lays its groups out in order, each a contiguous run, so a
   // range of groups is a contiguous window of the output.
   const std::int64_t group = std::min(geo->block, geo->len);

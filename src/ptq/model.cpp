@@ -307,13 +307,8 @@ class Calib {
     };
     if (m.is_graph) {  // the graph runs batches on `threads` itself
       for (std::int64_t b = 0; b < n; ++b) {
-        const std::int64_t start = o_.offset + b * o_.batch, bs = std::min(o_.batch, total_ - b * o_.batch);
-        Shape xs = set_.sample_shape;
-        xs.insert(xs.begin(), bs);
-        nn::Value x = nn::Value::floats(xs);
-        const std::int64_t per = set_.sample_numel();
-        std::copy(set_.data.begin() + start * per, set_.data.begin() + (start + bs) * per, x.f->begin());
-        const nn::Value y = m.graph.run({x}, threads)[0];
+        const std::int64_t bs = std::min(o_.batch, total_ - b * o_.batch);
+        const nn::Value y = m.graph.run({image_batch(b)}, threads)[0];
         out[b].assign(y.fp(), y.fp() + y.numel());
         log_softmax(out[b], y.numel() / bs);
       }
@@ -384,17 +379,22 @@ class Calib {
     return rows ? sum / static_cast<double>(rows) : 0.0;
   }
 
+  /// Image batch b of a graph model's calibration set, as the model's input value.
+  nn::Value image_batch(std::int64_t b) const {
+    const std::int64_t start = o_.offset + b * o_.batch, bs = std::min(o_.batch, total_ - b * o_.batch);
+    Shape xs = set_.sample_shape;
+    xs.insert(xs.begin(), bs);
+    nn::Value x = nn::Value::floats(xs);
+    const std::int64_t per = set_.sample_numel();
+    std::copy(set_.data.begin() + start * per, set_.data.begin() + (start + bs) * per, x.f->begin());
+    return x;
+  }
+
   /// Runs batch b through the model with the observer; StopForward ends the pass.
   void run(const Model& m, std::int64_t b, int threads, const nn::NodeObserver& gobs, const nn::LinearObserver& lobs) const {
     try {
       if (m.is_graph) {
-        const std::int64_t start = o_.offset + b * o_.batch, bs = std::min(o_.batch, total_ - b * o_.batch);
-        Shape xs = set_.sample_shape;
-        xs.insert(xs.begin(), bs);
-        nn::Value x = nn::Value::floats(xs);
-        const std::int64_t per = set_.sample_numel();
-        std::copy(set_.data.begin() + start * per, set_.data.begin() + (start + bs) * per, x.f->begin());
-        nn::run_observed(m.graph, {x}, threads, gobs);
+        nn::run_observed(m.graph, {image_batch(b)}, threads, gobs);
       } else {
         nn::forward_seq_observed(m.llama, seqs_[static_cast<std::size_t>(b)], lobs);
       }
