@@ -13,7 +13,7 @@ const char* kLayoutKey = "qcast.layout";
 const char* kLayoutValue = "packed-v1";
 const std::string kTensorPrefix = "qcast.tensor.";
 
-Tensor bytes_tensor(const std::vector<std::uint8_t>& b) {
+Tensor bytes_tensor(const Bytes& b) {
   Tensor t;
   t.dtype = DType::U8;
   t.shape = {static_cast<std::int64_t>(b.size())};
@@ -21,7 +21,7 @@ Tensor bytes_tensor(const std::vector<std::uint8_t>& b) {
   return t;
 }
 
-std::vector<std::uint8_t> tensor_bytes(const SafeTensorsFile& st, const std::string& name, bool required) {
+Bytes tensor_bytes(const SafeTensorsFile& st, const std::string& name, bool required) {
   const Tensor* t = st.find(name);
   if (!t) {
     if (required) throw Error("packed file lacks tensor '" + name + "'");
@@ -29,7 +29,7 @@ std::vector<std::uint8_t> tensor_bytes(const SafeTensorsFile& st, const std::str
   }
   if (t->dtype != DType::U8) throw Error("packed tensor '" + name + "' must be U8, got " + dtype_name(t->dtype));
   auto* p = static_cast<const std::uint8_t*>(t->data);
-  return std::vector<std::uint8_t>(p, p + t->nbytes());
+  return Bytes(p, p + t->nbytes());
 }
 
 }  // namespace

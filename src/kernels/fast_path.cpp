@@ -270,7 +270,7 @@ bool options_ok(const QuantOptions& opt) {
 }
 
 // Sizes a fresh, zeroed byte vector (pack_codes ORs partial bytes into it).
-void alloc_bytes(std::vector<std::uint8_t>& v, std::size_t n) { v.assign(n, 0); }
+void alloc_bytes(Bytes& v, std::size_t n) { v.assign(n, 0); }
 
 std::int64_t min_groups(const Geometry& g) {
   // Keep at least ~64K elements per thread so small tensors do not pay for waking workers.
@@ -389,7 +389,15 @@ bool fast_encode(const Format& f, const float* in, const Shape& shape, const Qua
   e.shape = shape;
   e.axis = layout.axis;
   e.num_groups = layout.num_groups;
-  alloc_bytes(e.codes, static_cast<std::size_t>((n * f.elem.bits + 7) / 8));
+  const std::size_t code_bytes = static_cast<std::size_t>((n * f.elem.bits + 7) / 8);
+  if ((geo->block * f.elem.bits) % 8 == 0 && (geo->len * f.elem.bits) % 8 == 0) {
+    // Every group starts on a byte boundary, so the kernels write each byte of the stream in full
+    // (pack_codes ORs only into bytes shared by two ranges): no zero fill, except the partial last byte.
+    e.codes.resize(code_bytes);
+    if (code_bytes > 0) e.codes.back() = 0;
+  } else {
+    alloc_bytes(e.codes, code_bytes);
+  }
   std::vector<std::uint32_t> zeros;
   Job j;
   j.el = &plan->el;

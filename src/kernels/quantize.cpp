@@ -158,8 +158,8 @@ void fake_quant_static(const Format& f, const StaticRange& r, const float* in, f
   });
 }
 
-std::vector<std::uint8_t> pack_bits(const std::uint32_t* codes, std::size_t n, int bits) {
-  std::vector<std::uint8_t> out((n * static_cast<std::size_t>(bits) + 7) / 8, 0);
+Bytes pack_bits(const std::uint32_t* codes, std::size_t n, int bits) {
+  Bytes out((n * static_cast<std::size_t>(bits) + 7) / 8, 0);
   std::size_t bitpos = 0;
   for (std::size_t i = 0; i < n; ++i) {
     std::uint64_t c = codes[i] & ((bits >= 32) ? 0xffffffffull : ((1ull << bits) - 1));

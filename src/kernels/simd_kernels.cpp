@@ -215,6 +215,29 @@ struct CodebookQ {
   }
 };
 
+
+// Partial vectors (group tails, groups shorter than a vector): AVX2 / AVX-512 masked loads and stores
+// touch only the first m lanes' memory (no fault past the end); other targets go through a buffer
+// (Highway's SSE4 / EMU fallbacks of MaskedLoad / BlendedStore may access the whole vector).
+HWY_INLINE V LoadFirst(const float* p, std::size_t m) {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  return hn::MaskedLoad(hn::FirstN(D(), m), D(), p);
+#else
+  HWY_ALIGN float buf[kMaxLanes] = {};
+  std::memcpy(buf, p, m * sizeof(float));
+  return hn::Load(D(), buf);
+#endif
+}
+HWY_INLINE void StoreFirst(V v, float* p, std::size_t m) {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  hn::BlendedStore(v, hn::FirstN(D(), m), D(), p);
+#else
+  HWY_ALIGN float buf[kMaxLanes];
+  hn::Store(v, D(), buf);
+  std::memcpy(p, buf, m * sizeof(float));
+#endif
+}
+
 // ---- group parameters ----
 
 struct Scan {
@@ -242,15 +265,8 @@ HWY_INLINE Scan ScanGroup(const float* x, std::int64_t n) {
     }
   }
   for (; i < n; i += N) {
-    HWY_ALIGN float buf[kMaxLanes] = {};
     const std::int64_t m = std::min<std::int64_t>(N, n - i);
-    V a;
-    if (m == static_cast<std::int64_t>(N)) {
-      a = hn::LoadU(d, x + i);
-    } else {
-      std::memcpy(buf, x + i, static_cast<std::size_t>(m) * sizeof(float));
-      a = hn::Load(d, buf);
-    }
+    const V a = m == static_cast<std::int64_t>(N) ? hn::LoadU(d, x + i) : LoadFirst(x + i, static_cast<std::size_t>(m));
     m0 = hn::Max(m0, hn::BitCast(di, hn::And(hn::BitCast(du, a), absmask)));
     if constexpr (kAsym) {
       lo = hn::Min(lo, a);
@@ -284,6 +300,10 @@ HWY_INLINE void MxParams(const Scan& s, int emax, GroupP& p) {
 HWY_INLINE void StoreScale(const Job& j, std::int64_t g, std::uint32_t code) {
   if (!j.scales) return;
   const int nb = j.sc->s_bits / 8;
+  if (nb == 1) {
+    j.scales[g] = static_cast<std::uint8_t>(code);
+    return;
+  }
   std::uint8_t* p = j.scales + g * nb;
   for (int b = 0; b < nb; ++b) p[b] = static_cast<std::uint8_t>(code >> (8 * b));
 }
@@ -487,16 +507,11 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
           if constexpr (kEnc) hn::StoreU(hn::DemoteTo(du16, hn::BitCast(DI(), code)), du16, cb + i);
         }
         if (i < m) {
-          HWY_ALIGN float buf[kMaxLanes] = {};
           HWY_ALIGN std::uint16_t cbt[kMaxLanes] = {};
           const std::size_t rem = static_cast<std::size_t>(m - i);
-          std::memcpy(buf, x + c + i, rem * sizeof(float));
           VU code;
-          const V r = one(hn::Load(d, buf), &code);
-          if constexpr (kFake) {
-            hn::Store(r, d, buf);
-            std::memcpy(j.out + (start - j.out_base) + c + i, buf, rem * sizeof(float));
-          }
+          const V r = one(LoadFirst(x + c + i, rem), &code);
+          if constexpr (kFake) StoreFirst(r, j.out + (start - j.out_base) + c + i, rem);
           if constexpr (kEnc) {
             hn::StoreU(hn::DemoteTo(du16, hn::BitCast(DI(), code)), du16, cbt);
             std::memcpy(cb + i, cbt, rem * sizeof(std::uint16_t));
@@ -519,11 +534,82 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
   }
 }
 
+
+// Stores the codes of N consecutive elements, starting at element `pos`, straight into the packed
+// LSB-first bitstream when the width allows whole bytes per vector: 8-bit (one byte each), 4-bit (two
+// per byte: lo | hi << 4) and 6-bit (four per three bytes). The pairs are merged inside 64-bit lanes
+// (c0 | c1 << 32 -> c0 | c1 << w) and truncated, so no scalar per-code loop is left. Other widths go
+// through the code buffer and pack_codes.
+struct DirectCodes {
+  enum Kind { kNone, k8, k4, k6 } kind = kNone;
+  explicit DirectCodes(int bits) {
+    const std::size_t N = hn::Lanes(D());
+    if (bits == 8) kind = k8;
+    else if (bits == 4 && N % 2 == 0) kind = k4;
+    else if (bits == 6 && N % 4 == 0) kind = k6;
+  }
+  bool on() const { return kind != kNone; }
+  // Bytes of `n` elements (n a multiple of the lanes).
+  std::int64_t bytes(std::int64_t n) const { return kind == k8 ? n : kind == k4 ? n / 2 : n / 4 * 3; }
+  HWY_INLINE void Store(VU code, std::uint8_t* codes, std::int64_t pos) const {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+    // AVX-512 truncating moves (vpmovdb / vpmovqb / vpmovqd): one instruction each, where Highway 1.0's
+    // DemoteTo / TruncateTo go through byte shuffles and cross-lane permutes.
+    const __m512i c = code.raw;
+    if (kind == k8) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + pos), _mm512_cvtepi32_epi8(c));
+    } else if (kind == k4) {
+      const __m512i w = _mm512_or_si512(c, _mm512_srli_epi64(c, 28));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + pos / 2), _mm512_cvtepi64_epi8(w));
+    } else {
+      const __m512i w = _mm512_or_si512(c, _mm512_srli_epi64(c, 26));  // 12 bits per pair
+      const __m256i h = _mm512_cvtepi64_epi32(w);
+      const __m256i q = _mm256_or_si256(h, _mm256_srli_epi64(h, 20));   // 24 bits per quad
+      const __m128i t = _mm256_cvtepi64_epi32(q);                        // 4 x 24 bits
+      const __m128i packed = _mm_shuffle_epi8(t, _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+      _mm_mask_storeu_epi8(codes + pos / 4 * 3, 0x0FFF, packed);
+    }
+#else
+    const DI di;
+    if (kind == k8) {
+      const hn::Rebind<std::uint8_t, D> du8;
+      hn::StoreU(hn::DemoteTo(du8, hn::BitCast(di, code)), du8, codes + pos);
+      return;
+    }
+#if HWY_TARGET != HWY_SCALAR  // one lane: never k4 / k6 (the constructor checks the lane count)
+    const hn::Repartition<std::uint64_t, DU> d64;
+    auto w = hn::BitCast(d64, code);
+    if (kind == k4) {
+      w = hn::Or(w, hn::ShiftRight<28>(w));
+      const hn::Rebind<std::uint8_t, decltype(d64)> d8;
+      hn::StoreU(hn::TruncateTo(d8, w), d8, codes + pos / 2);
+      return;
+    }
+    w = hn::Or(w, hn::ShiftRight<26>(w));  // 12 bits per pair
+    const hn::Rebind<std::uint32_t, decltype(d64)> d32;
+    const hn::Repartition<std::uint64_t, decltype(d32)> d64q;
+    auto w2 = hn::BitCast(d64q, hn::TruncateTo(d32, w));
+    w2 = hn::Or(w2, hn::ShiftRight<20>(w2));  // 24 bits per quad
+    const hn::Rebind<std::uint32_t, decltype(d64q)> d32q;
+    HWY_ALIGN std::uint32_t t[kMaxLanes];
+    hn::Store(hn::TruncateTo(d32q, w2), d32q, t);
+    std::uint8_t* o = codes + pos / 4 * 3;
+    const std::size_t nq = hn::Lanes(d32q);
+    for (std::size_t k = 0; k < nq; ++k) std::memcpy(o + 3 * k, &t[k], 3);
+#endif
+#endif
+  }
+};
+
 // Full, aligned blocks of NV vectors (e.g. b32 = 2 x 16 lanes on AVX-512): the block is loaded once,
 // its amax reduced with a broadcast, and the scale computed in vector registers without branches.
 // Only for symmetric MX floor scales and amax scales whose division is exact in float (amax_div_exact).
 template <RoundMode M, bool kFake, bool kEnc, int NV, class Q>
-HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
+HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std::int64_t g1) {
+  // A local copy: the code stores go through uint8_t*, which may alias anything, so members read
+  // through the reference would be reloaded after every store; a copy whose address never escapes
+  // stays in registers.
+  const Q q = q_in;
   const D d;
   const DU du;
   const DI di;
@@ -540,8 +626,7 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q, std::int64_t g0, std::in
   const V qnan = hn::Set(d, std::numeric_limits<float>::quiet_NaN());
   const VU zcode = hn::Set(du, el.zero_code);
   const MiniQ sq(sc.sel);
-  const hn::Rebind<std::uint8_t, D> du8;
-  const bool direct8 = el.bits == 8;  // 8-bit codes go straight to the output bytes
+  const DirectCodes direct(el.bits);  // 8/4/6-bit codes go straight to the output bytes
   HWY_ALIGN std::uint16_t cbuf[kChunk];
   const std::int64_t batch = std::max<std::int64_t>(1, kChunk / block);
   for (std::int64_t gb = g0; gb < g1; gb += batch) {
@@ -592,7 +677,7 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q, std::int64_t g0, std::in
         if constexpr (kFake) hn::StoreU(hn::IfThenElse(nan_f, qnan, o), d, j.out + ((x - j.in) - j.out_base) + i * N);
         if constexpr (kEnc) {
           code = hn::IfThenZeroElse(hn::RebindMask(du, nan_i), code);
-          if (direct8) hn::StoreU(hn::DemoteTo(du8, hn::BitCast(di, code)), du8, j.codes + (x - j.in) + i * N);
+          if (direct.on()) direct.Store(code, j.codes, (x - j.in) + i * N);
           else hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, code)), du16, cbuf + k * block + i * N);
         }
       }
@@ -602,7 +687,7 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q, std::int64_t g0, std::in
       }
     }
     if constexpr (kEnc) {
-      if (!direct8) pack_codes(j.codes, gb * block, nb * block, el.bits, cbuf);
+      if (!direct.on()) pack_codes(j.codes, gb * block, nb * block, el.bits, cbuf);
     }
   }
 }
@@ -611,12 +696,15 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q, std::int64_t g0, std::in
 // scales of N groups per vector (the divisions and the scale-element rounding amortised over N
 // groups); then the elements. Same arithmetic as FixedBlocks / amax_params.
 template <RoundMode M, bool kFake, bool kEnc, int NV, class Q>
-HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
+HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q_in, std::int64_t g0, std::int64_t g1) {
+  // A local copy: the code stores go through uint8_t*, which may alias anything, so members read
+  // through the reference would be reloaded after every store; a copy whose address never escapes
+  // stays in registers.
+  const Q q = q_in;
   const D d;
   const DU du;
   const DI di;
   const DU16 du16;
-  const hn::Rebind<std::uint8_t, D> du8;
   const std::size_t N = hn::Lanes(d);
   const ScaleSpec& sc = *j.sc;
   const ElemSpec& el = *j.el;
@@ -625,7 +713,7 @@ HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q, std::int64_t g0, std
   const V elmax = hn::Set(d, static_cast<float>(el.max_value)), ts = hn::Set(d, j.tensor_scale);
   const VU zcode = hn::Set(du, el.zero_code);
   const MiniQ sq(sc.sel);
-  const bool direct8 = el.bits == 8;
+  const DirectCodes direct(el.bits);
   constexpr std::int64_t kMaxG = kChunk;  // block >= 1
   HWY_ALIGN std::uint16_t cbuf[kChunk];
   HWY_ALIGN std::uint32_t umax[kMaxG + kMaxLanes];
@@ -664,7 +752,7 @@ HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q, std::int64_t g0, std
       if (nan) {
         if constexpr (kFake) std::fill(out, out + block, std::numeric_limits<float>::quiet_NaN());
         if constexpr (kEnc) {
-          if (direct8) std::fill(j.codes + (x - j.in), j.codes + (x - j.in) + block, std::uint8_t{0});
+          if (direct.on()) std::fill_n(j.codes + direct.bytes(x - j.in), direct.bytes(block), std::uint8_t{0});
           else std::fill(cbuf + k * block, cbuf + (k + 1) * block, std::uint16_t{0});
         }
         continue;
@@ -683,13 +771,13 @@ HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q, std::int64_t g0, std
         }
         if constexpr (kFake) hn::StoreU(o, d, out + i * N);
         if constexpr (kEnc) {
-          if (direct8) hn::StoreU(hn::DemoteTo(du8, hn::BitCast(di, code)), du8, j.codes + (x - j.in) + i * N);
+          if (direct.on()) direct.Store(code, j.codes, (x - j.in) + i * N);
           else hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, code)), du16, cbuf + k * block + i * N);
         }
       }
     }
     if constexpr (kEnc) {
-      if (!direct8) pack_codes(j.codes, gb * block, nb * block, el.bits, cbuf);
+      if (!direct.on()) pack_codes(j.codes, gb * block, nb * block, el.bits, cbuf);
     }
   }
 }

@@ -326,7 +326,7 @@ TEST(SimdKernels, PackUnpackRoundTrip) {
     const std::int64_t n = 1000;
     std::vector<std::uint16_t> codes(n);
     for (auto& c : codes) c = static_cast<std::uint16_t>(rng() & ((1u << bits) - 1));
-    std::vector<std::uint8_t> bytes(static_cast<std::size_t>((n * bits + 7) / 8), 0);
+    Bytes bytes(static_cast<std::size_t>((n * bits + 7) / 8), 0);
     // Pack in uneven pieces, as threads would.
     std::int64_t pos = 0;
     for (std::int64_t step : {1, 7, 33, 100, 2, 500}) {
