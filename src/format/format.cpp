@@ -183,13 +183,19 @@ Element Element::parse(std::string_view n) {
         if (eb < 1 || eb > 8 || mb < 0 || mb > 23) throw Error("minifloat '" + name + "' out of range (e1..e8, m0..m23)");
         const int bias = (1 << (eb - 1)) - 1;
         if (suffix.empty()) {
-          if (mb == 0 && eb < 2) throw Error("minifloat '" + name + "' has no finite normal values");
+          // A 1-bit IEEE exponent: its all-ones field is inf/NaN, so every finite value would be subnormal.
+          if (eb < 2) throw Error("minifloat '" + name + "' has no finite normal values (IEEE needs 2+ exponent bits)");
           return make_float(eb, mb, bias, FloatVariant::Ieee, 1 + eb + mb, name);
         }
-        if (suffix == "fn") return make_float(eb, mb, bias, FloatVariant::Fn, 1 + eb + mb, name);
-        if (suffix == "fnuz") return make_float(eb, mb, bias + 1, FloatVariant::Fnuz, 1 + eb + mb, name);
-        if (suffix == "fin") return make_float(eb, mb, bias, FloatVariant::Finite, 1 + eb + mb, name);
-        throw Error("unknown minifloat variant '" + std::string(suffix) + "' in '" + name + "' (fn, fnuz, fin)");
+        Element e;
+        if (suffix == "fn" && eb == 1 && mb == 0) throw Error("minifloat '" + name + "' has no finite non-zero values");
+        if (suffix == "fn") e = make_float(eb, mb, bias, FloatVariant::Fn, 1 + eb + mb, name);
+        else if (suffix == "fnuz") e = make_float(eb, mb, bias + 1, FloatVariant::Fnuz, 1 + eb + mb, name);
+        else if (suffix == "fin") e = make_float(eb, mb, bias, FloatVariant::Finite, 1 + eb + mb, name);
+        else throw Error("unknown minifloat variant '" + std::string(suffix) + "' in '" + name + "' (fn, fnuz, fin)");
+        // e.g. e1m0fn: its only non-zero code is the NaN
+        if (!(e.max_value() > 0)) throw Error("minifloat '" + name + "' has no finite non-zero values");
+        return e;
       }
     }
   }

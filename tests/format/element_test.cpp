@@ -1,6 +1,7 @@
 // Element codecs: exhaustive round trips and a brute-force rounding oracle at every midpoint +- 1 ulp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -22,6 +23,21 @@ std::vector<std::string> small_elements() {
     v.push_back("uint" + std::to_string(b));
   }
   v.push_back("int8f6");
+  // Every minifloat eXmY of at most 8 bits in each variant the parser accepts (ieee, fn, fnuz, fin).
+  for (int x = 1; x <= 7; ++x) {
+    for (int y = 0; x + y <= 7; ++y) {
+      for (const char* variant : {"", "fn", "fnuz", "fin"}) {
+        const std::string name = "e" + std::to_string(x) + "m" + std::to_string(y) + variant;
+        if (std::find(v.begin(), v.end(), name) != v.end()) continue;
+        try {
+          (void)Element::parse(name);
+          v.push_back(name);
+        } catch (const Error&) {
+          // combinations with no finite values (e.g. a 1-bit IEEE exponent) are rejected by the parser
+        }
+      }
+    }
+  }
   return v;
 }
 
@@ -90,6 +106,8 @@ double oracle(const Element& e, const Grid& g, double x, RoundMode m) {
 }  // namespace
 
 TEST(Element, EveryCodeRoundTrips) {
+  // 33 named / codebook / integer elements + about a hundred generated eXmY variants.
+  EXPECT_GE(small_elements().size(), 120u);
   for (const auto& name : small_elements()) {
     SCOPED_TRACE(name);
     const Element e = Element::parse(name);

@@ -56,6 +56,8 @@ TEST(Format, BadNamesGiveErrorsNamingThePart) {
   EXPECT_NE(msg("int4@fp16/b0").find("block size"), std::string::npos);
   EXPECT_NE(msg("int4@fp16/q7").find("q7"), std::string::npos);
   EXPECT_NE(msg("int17").find("int17"), std::string::npos);
+  EXPECT_NE(msg("e1m3").find("no finite normal values"), std::string::npos);  // subnormals only
+  EXPECT_NE(msg("e1m0fn").find("no finite non-zero values"), std::string::npos);  // 0 and NaN only
   EXPECT_NE(msg("e9m2").find("e9m2"), std::string::npos);
   EXPECT_NE(msg("e4m3xx").find("xx"), std::string::npos);
   EXPECT_NE(msg("e2m1@int8/b32").find("scale element"), std::string::npos);
