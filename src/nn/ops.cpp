@@ -1,5 +1,6 @@
 // Operator implementations of the graph executor (ONNX semantics, float32 and int64 values).
 #include "nn/ops.hpp"
+#include "nn/conv_direct.hpp"
 
 #include <cblas.h>
 
@@ -247,9 +248,11 @@ void im2col(const float* x, std::int64_t C, std::int64_t H, std::int64_t W, cons
           if (w.sw == 1) {
             std::int64_t q0 = std::max<std::int64_t>(0, -off), q1 = std::min<std::int64_t>(w.Q, W - off);
             if (q1 < q0) q1 = q0;
-            std::fill(r, r + q0, 0.0f);
-            if (q1 > q0) std::memcpy(r + q0, xr + q0 + off, static_cast<std::size_t>(q1 - q0) * sizeof(float));
-            std::fill(r + q1, r + w.Q, 0.0f);
+            // Plain loops, not fill / memcpy calls: rows are short (LeNet: 28 and 10 values), so the
+            // calls' overhead dominated im2col.
+            for (std::int64_t q = 0; q < q0; ++q) r[q] = 0.0f;
+            for (std::int64_t q = q0; q < q1; ++q) r[q] = xr[q + off];
+            for (std::int64_t q = q1; q < w.Q; ++q) r[q] = 0.0f;
           } else {
             for (std::int64_t q = 0; q < w.Q; ++q) {
               const std::int64_t iw = q * w.sw + off;
@@ -283,6 +286,15 @@ void op_conv(OpCtx& c) {
   float* y = Y.mfp();
   const std::int64_t Mg = M / G, K = Cg * kh * kw, PQ = w.P * w.Q;
   const bool direct = kh == 1 && kw == 1 && w.sh == 1 && w.sw == 1 && w.pt == 0 && w.pl == 0 && w.pb == 0 && w.pr == 0;
+  const ConvDirectShape ds{C, H, W, M, kh, kw, w.P, w.Q};
+  const bool small = !direct && G == 1 && w.sh == 1 && w.sw == 1 && w.dh == 1 && w.dw == 1 && w.pt == 0 && w.pl == 0 &&
+                     w.pb == 0 && w.pr == 0 && conv_direct_applies(ds);
+  if (small) {
+    parallel_for(N, c.threads, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t n = b; n < e; ++n) conv_direct(ds, x + n * C * H * W, wt, bias, y + n * M * w.P * w.Q);
+    });
+    return;
+  }
   parallel_for(N, c.threads, [&](std::int64_t b, std::int64_t e) {
     FloatBuf col(direct ? 0 : static_cast<std::size_t>(K * PQ));
     for (std::int64_t n = b; n < e; ++n) {
