@@ -782,6 +782,39 @@ HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q_in, std::int64_t g0, 
   }
 }
 
+// Groups of a single element (MX blocks along an axis of extent 1, e.g. the channel axis of a
+// one-channel image, or /b1): N groups per vector, each lane's OCP floor scale computed in the lane
+// with FixedBlocks' arithmetic (no block reduction), fake-quant only. The generic group loop spent
+// ~50 cycles per such group.
+template <RoundMode M, class Q>
+HWY_NOINLINE void SingletonMx(const Job& j, const Q& q_in, std::int64_t g0, std::int64_t g1) {
+  const Q q = q_in;  // in registers (see FixedBlocks)
+  const D d;
+  const DU du;
+  const DI di;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+  const VU absmask = hn::Set(du, 0x7fffffffu);
+  const VI maxfinite = hn::Set(di, 0x7f7fffff), emax = hn::Set(di, j.sc->emax), c127 = hn::Set(di, 127),
+           cm127 = hn::Set(di, -127), cm126 = hn::Set(di, -126), half_min = hn::Set(di, 0x00400000);
+  const V qnan = hn::Set(d, std::numeric_limits<float>::quiet_NaN());
+  for (std::int64_t i = g0; i < g1; i += N) {
+    const std::int64_t cnt = std::min(N, g1 - i);
+    const V xv = cnt == N ? hn::LoadU(d, j.in + i) : LoadFirst(j.in + i, static_cast<std::size_t>(cnt));
+    const VI m = hn::BitCast(di, hn::And(hn::BitCast(du, xv), absmask));
+    const VI E = hn::IfThenElse(hn::Eq(m, hn::Zero(di)), cm126, hn::Sub(hn::ShiftRight<23>(m), c127));
+    const VI e = hn::Min(hn::Max(hn::Sub(E, emax), cm127), c127);
+    const V scale = hn::BitCast(d, hn::IfThenElse(hn::Eq(e, cm127), half_min, hn::ShiftLeft<23>(hn::Add(e, c127))));
+    const VI ne = hn::Neg(e);
+    const V inv = hn::BitCast(d, hn::IfThenElse(hn::Eq(ne, cm127), half_min, hn::ShiftLeft<23>(hn::Add(ne, c127))));
+    VU code;
+    V o = hn::Mul(q.template Apply<M, false, false>(hn::Mul(xv, inv), &code), scale);
+    o = hn::IfThenElse(hn::RebindMask(d, hn::Gt(m, maxfinite)), qnan, o);
+    float* out = j.out + (i - j.out_base);
+    if (cnt == N) hn::StoreU(o, d, out);
+    else StoreFirst(o, out, static_cast<std::size_t>(cnt));
+  }
+}
+
 template <RoundMode M, bool kFake, bool kEnc, class Q>
 bool TryFixed(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
   const std::size_t N = hn::Lanes(D());
@@ -810,6 +843,12 @@ void QuantMode(const Job& j, std::int64_t g0, std::int64_t g1) {
   switch (el.kind) {
     case ElemKind::Mini: {
       const MiniQ q(el);
+      if constexpr (kFake && !kEnc) {
+        if (j.sc->mode == ScaleMode::MxFloor && std::min(j.block, j.len) == 1) {
+          SingletonMx<M>(j, q, g0, g1);
+          return;
+        }
+      }
       if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
       if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
       else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);
@@ -817,6 +856,12 @@ void QuantMode(const Job& j, std::int64_t g0, std::int64_t g1) {
     }
     case ElemKind::Int: {
       const IntQ q(el);
+      if constexpr (kFake && !kEnc) {
+        if (j.sc->mode == ScaleMode::MxFloor && std::min(j.block, j.len) == 1) {
+          SingletonMx<M>(j, q, g0, g1);
+          return;
+        }
+      }
       if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
       if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
       else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);

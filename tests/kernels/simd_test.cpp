@@ -320,6 +320,25 @@ TEST(SimdKernels, OddShapes) {
   }
 }
 
+TEST(SimdKernels, SingleElementGroups) {
+  // MX blocks along an axis of extent 1 (the channel axis of a one-channel image) and /b1 blocks: every
+  // group is one element (the vectorised per-lane scale path), including specials, subnormals, zeros,
+  // and tails shorter than a vector.
+  auto x = random_input(4099, 11);
+  for (std::size_t i = 0; i < x.size(); i += 97) x[i] = 0.0f;
+  x[5] = std::numeric_limits<float>::quiet_NaN();
+  x[6] = -std::numeric_limits<float>::infinity();
+  x[7] = 1e-45f;
+  x[8] = -3e-39f;
+  x[9] = 3.4e38f;
+  for (const char* name : {"mxfp8", "mxfp4", "mxfp6_e3m2", "mxint8", "e4m3@e8m0/b1"}) {
+    const Format f = Format::parse(name);
+    check_all(f, RoundMode::Even, x, {4099, 1}, false, "len1");
+    check_all(f, RoundMode::Away, x, {4099, 1}, false, "len1");
+    check_all(f, RoundMode::Floor, x, {4099, 1}, false, "len1");
+  }
+}
+
 TEST(SimdKernels, PackUnpackRoundTrip) {
   std::mt19937 rng(1);
   for (int bits : {1, 2, 3, 4, 5, 6, 7, 8, 12, 16}) {
