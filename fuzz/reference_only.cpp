@@ -1,6 +1,6 @@
 // Fuzz builds link the model loaders without the Highway SIMD kernels (compiling them instrumented takes
 // too long for CI): every quantization the loaders trigger runs the scalar reference instead, which is
-// what these entry points report by returning false ("no fast path").
+// what these entry points report by returning false ("no fast path"); likewise the direct convolution.
 #include "kernels/fast_path.hpp"
 
 namespace qcast::kern {
@@ -12,3 +12,13 @@ bool fast_fake_quant_stream(const Format&, const float*, const Shape&, const Qua
                             const std::function<void(const float*, std::int64_t)>&) { return false; }
 
 }  // namespace qcast::kern
+
+// The direct-convolution kernel is Highway code too: the loaders' graphs take the im2col + sgemm path.
+#include "nn/conv_direct.hpp"
+
+namespace qcast::nn {
+
+bool conv_direct_applies(const ConvDirectShape&) { return false; }
+void conv_direct(const ConvDirectShape&, const float*, const float*, const float*, float*) {}
+
+}  // namespace qcast::nn
