@@ -9,19 +9,7 @@
 //    precomputed decision thresholds (fast_path.cpp derives them from Element::quantize),
 //  * the fake-quant output is q * scale, exactly the reference's float multiply.
 // Stochastic rounding and Overflow::Inf stay on the reference path (fast_path.cpp never selects them).
-#ifndef HWY_COMPILE_ALL_ATTAINABLE
-#define HWY_COMPILE_ALL_ATTAINABLE  // EMU128 (generic) + SSE4 + AVX2 + AVX-512
-#endif
-#ifndef HWY_DISABLED_TARGETS
-#if defined(__SANITIZE_ADDRESS__)
-// Sanitizer builds compile the kernels for the generic (EMU128/SCALAR) target only: even AVX2 alone took
-// over 15 minutes to compile with instrumentation on the 2-core CI machine. The sanitizer run checks the
-// kernels' memory safety on that target; release builds and their tests cover AVX-512, AVX2 and SSE4.
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX2 | HWY_AVX3 | HWY_AVX3_DL)
-#else
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_AVX3_DL)
-#endif
-#endif
+#include "kernels/simd_targets.hpp"  // before any Highway header
 
 #include <algorithm>
 #include <cmath>
@@ -34,6 +22,7 @@
 #define HWY_TARGET_INCLUDE "kernels/simd_kernels.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "kernels/simd_partial-inl.h"
 
 
 HWY_BEFORE_NAMESPACE();
@@ -216,27 +205,9 @@ struct CodebookQ {
 };
 
 
-// Partial vectors (group tails, groups shorter than a vector): AVX2 / AVX-512 masked loads and stores
-// touch only the first m lanes' memory (no fault past the end); other targets go through a buffer
-// (Highway's SSE4 / EMU fallbacks of MaskedLoad / BlendedStore may access the whole vector).
-HWY_INLINE V LoadFirst(const float* p, std::size_t m) {
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  return hn::MaskedLoad(hn::FirstN(D(), m), D(), p);
-#else
-  HWY_ALIGN float buf[kMaxLanes] = {};
-  std::memcpy(buf, p, m * sizeof(float));
-  return hn::Load(D(), buf);
-#endif
-}
-HWY_INLINE void StoreFirst(V v, float* p, std::size_t m) {
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  hn::BlendedStore(v, hn::FirstN(D(), m), D(), p);
-#else
-  HWY_ALIGN float buf[kMaxLanes];
-  hn::Store(v, D(), buf);
-  std::memcpy(p, buf, m * sizeof(float));
-#endif
-}
+
+using qcast::simd::HWY_NAMESPACE::LoadFirst;  // partial vectors: group tails, groups shorter than a vector
+using qcast::simd::HWY_NAMESPACE::StoreFirst;
 
 // ---- group parameters ----
 

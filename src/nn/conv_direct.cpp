@@ -3,14 +3,7 @@
 // plus the fused multiply-add chain over (channel, kernel row, kernel column) in that order, so results
 // do not depend on the thread count. For LeNet-sized layers (C*kh*kw <= a few hundred, rows of 10-28
 // values) this beats im2col + sgemm, whose copies and per-call packing dominated those layers.
-#ifndef HWY_DISABLED_TARGETS
-#if defined(__SANITIZE_ADDRESS__)
-// As in kernels/simd_kernels.cpp: sanitizer builds compile the generic target only.
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX2 | HWY_AVX3 | HWY_AVX3_DL)
-#else
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_AVX3_DL)
-#endif
-#endif
+#include "kernels/simd_targets.hpp"  // before any Highway header
 
 #include <algorithm>
 #include <cstdint>
@@ -22,6 +15,7 @@
 #define HWY_TARGET_INCLUDE "nn/conv_direct.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "kernels/simd_partial-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace qcast::nn::HWY_NAMESPACE {
@@ -30,27 +24,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 
-// The first m lanes from p (the others zero) without touching memory past p + m: masked loads where
-// the target has them, a small buffer elsewhere (Highway's SSE4 / EMU fallbacks read the whole vector).
-HWY_INLINE V LoadFirst(const float* p, std::size_t m) {
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  return hn::MaskedLoad(hn::FirstN(D(), m), D(), p);
-#else
-  HWY_ALIGN float buf[HWY_MAX_BYTES / sizeof(float)] = {};
-  std::memcpy(buf, p, m * sizeof(float));
-  return hn::Load(D(), buf);
-#endif
-}
-
-HWY_INLINE void StoreFirst(V v, float* p, std::size_t m) {
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  hn::BlendedStore(v, hn::FirstN(D(), m), D(), p);
-#else
-  HWY_ALIGN float buf[HWY_MAX_BYTES / sizeof(float)];
-  hn::Store(v, D(), buf);
-  std::memcpy(p, buf, m * sizeof(float));
-#endif
-}
+using qcast::simd::HWY_NAMESPACE::LoadFirst;
+using qcast::simd::HWY_NAMESPACE::StoreFirst;
 
 // A tile of MB output channels x PB output rows x one vector of output columns: MB * PB independent
 // accumulators (a single chain would wait on the FMA latency), each x vector loaded once for MB channels
