@@ -54,6 +54,16 @@ TEST_F(CliBadInput, MalformedFilesAndArgumentsExitTwoWithoutOutput) {
   std::string st = read_all(d.file("good.safetensors"));
   write_all_bytes(d.file("trunc.safetensors"), st.substr(0, st.size() - 4));
   expect_bad("cast " + d.file("trunc.safetensors") + " " + d.file("o.safetensors") + " --format mxfp4", d.file("o.safetensors"), "data section");
+  std::string hlie = st;  // the 8-byte header length claims more bytes than the file holds
+  hlie[0] = static_cast<char>(0xff);
+  hlie[1] = static_cast<char>(0xff);
+  write_all_bytes(d.file("hlie.safetensors"), hlie);
+  expect_bad("cast " + d.file("hlie.safetensors") + " " + d.file("o.safetensors") + " --format mxfp4", d.file("o.safetensors"), "truncated safetensors header");
+  std::string olie = st;  // a tensor's data_offsets point past the end of the data section
+  const std::string offs = "\"data_offsets\":[0,1024]";
+  olie.replace(olie.find(offs), offs.size(), "\"data_offsets\":[8,1032]");  // same header length
+  write_all_bytes(d.file("olie.safetensors"), olie);
+  expect_bad("cast " + d.file("olie.safetensors") + " " + d.file("o.safetensors") + " --format mxfp4", d.file("o.safetensors"), "outside the 1024-byte data section");
   std::string badjson = st;
   badjson[8] = 'x';
   write_all_bytes(d.file("badjson.safetensors"), badjson);
