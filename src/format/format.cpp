@@ -187,15 +187,14 @@ Element Element::parse(std::string_view n) {
           if (eb < 2) throw Error("minifloat '" + name + "' has no finite normal values (IEEE needs 2+ exponent bits)");
           return make_float(eb, mb, bias, FloatVariant::Ieee, 1 + eb + mb, name);
         }
-        Element e;
-        if (suffix == "fn" && eb == 1 && mb == 0) throw Error("minifloat '" + name + "' has no finite non-zero values");
-        if (suffix == "fn") e = make_float(eb, mb, bias, FloatVariant::Fn, 1 + eb + mb, name);
-        else if (suffix == "fnuz") e = make_float(eb, mb, bias + 1, FloatVariant::Fnuz, 1 + eb + mb, name);
-        else if (suffix == "fin") e = make_float(eb, mb, bias, FloatVariant::Finite, 1 + eb + mb, name);
-        else throw Error("unknown minifloat variant '" + std::string(suffix) + "' in '" + name + "' (fn, fnuz, fin)");
-        // e.g. e1m0fn: its only non-zero code is the NaN
-        if (!(e.max_value() > 0)) throw Error("minifloat '" + name + "' has no finite non-zero values");
-        return e;
+        if (suffix == "fn") {
+          // e1m0fn: its only non-zero code (S.1) is the NaN.
+          if (eb == 1 && mb == 0) throw Error("minifloat '" + name + "' has no finite non-zero values");
+          return make_float(eb, mb, bias, FloatVariant::Fn, 1 + eb + mb, name);
+        }
+        if (suffix == "fnuz") return make_float(eb, mb, bias + 1, FloatVariant::Fnuz, 1 + eb + mb, name);
+        if (suffix == "fin") return make_float(eb, mb, bias, FloatVariant::Finite, 1 + eb + mb, name);
+        throw Error("unknown minifloat variant '" + std::string(suffix) + "' in '" + name + "' (fn, fnuz, fin)");
       }
     }
   }

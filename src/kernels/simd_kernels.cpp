@@ -204,8 +204,6 @@ struct CodebookQ {
   }
 };
 
-
-
 using qcast::simd::HWY_NAMESPACE::LoadFirst;  // partial vectors: group tails, groups shorter than a vector
 using qcast::simd::HWY_NAMESPACE::StoreFirst;
 
@@ -266,6 +264,24 @@ HWY_INLINE void MxParams(const Scan& s, int emax, GroupP& p) {
   p.inv = pow2f(-e);
   p.pow2 = true;
   p.scale_code = static_cast<std::uint32_t>(e + 127);
+}
+
+// MxParams in vector lanes: m holds the bits of each group's largest |x| (finite). The scale is
+// 2^e with e = floor(log2 amax) - emax clamped to [-127, 127] (2^-127 is the float subnormal 0x00400000),
+// inv its exact reciprocal, code the E8M0 code e + 127.
+struct MxScaleV {
+  V scale, inv;
+  VU code;
+};
+HWY_INLINE MxScaleV MxScaleOf(VI m, int emax) {
+  const D d;
+  const DU du;
+  const DI di;
+  const VI c127 = hn::Set(di, 127), cm127 = hn::Set(di, -127), half_min = hn::Set(di, 0x00400000);
+  auto pow2 = [&](VI e) { return hn::BitCast(d, hn::IfThenElse(hn::Eq(e, cm127), half_min, hn::ShiftLeft<23>(hn::Add(e, c127)))); };
+  const VI E = hn::IfThenElse(hn::Eq(m, hn::Zero(di)), hn::Set(di, -126), hn::Sub(hn::ShiftRight<23>(m), c127));
+  const VI e = hn::Min(hn::Max(hn::Sub(E, hn::Set(di, emax)), cm127), c127);
+  return {pow2(e), pow2(hn::Neg(e)), hn::BitCast(du, hn::Add(e, c127))};
 }
 
 HWY_INLINE void StoreScale(const Job& j, std::int64_t g, std::uint32_t code) {
@@ -505,7 +521,6 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
   }
 }
 
-
 // Stores the codes of N consecutive elements, starting at element `pos`, straight into the packed
 // LSB-first bitstream when the width allows whole bytes per vector: 8-bit (one byte each), 4-bit (two
 // per byte: lo | hi << 4) and 6-bit (four per three bytes). The pairs are merged inside 64-bit lanes
@@ -592,7 +607,6 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std:
   const std::int64_t block = j.block;
   const VU absmask = hn::Set(du, 0x7fffffffu), signmask = hn::Set(du, 0x80000000u);
   const VI maxfinite = hn::Set(di, 0x7f7fffff);
-  const VI emax = hn::Set(di, sc.emax), c127 = hn::Set(di, 127), cm127 = hn::Set(di, -127), half_min = hn::Set(di, 0x00400000);
   const V elmax = hn::Set(d, static_cast<float>(el.max_value)), ts = hn::Set(d, j.tensor_scale);
   const V qnan = hn::Set(d, std::numeric_limits<float>::quiet_NaN());
   const VU zcode = hn::Set(du, el.zero_code);
@@ -615,12 +629,10 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std:
       VU scode;
       hn::Mask<D> zg = hn::RebindMask(d, hn::Lt(m, hn::Zero(di)));  // all false
       if (mx) {
-        const VI E = hn::IfThenElse(hn::Eq(m, hn::Zero(di)), hn::Set(di, -126), hn::Sub(hn::ShiftRight<23>(m), c127));
-        const VI e = hn::Min(hn::Max(hn::Sub(E, emax), cm127), c127);
-        scale = hn::BitCast(d, hn::IfThenElse(hn::Eq(e, cm127), half_min, hn::ShiftLeft<23>(hn::Add(e, c127))));
-        const VI ne = hn::Neg(e);
-        inv = hn::BitCast(d, hn::IfThenElse(hn::Eq(ne, cm127), half_min, hn::ShiftLeft<23>(hn::Add(ne, c127))));
-        scode = hn::BitCast(du, hn::Add(e, c127));
+        const MxScaleV ms = MxScaleOf(m, sc.emax);
+        scale = ms.scale;
+        inv = ms.inv;
+        scode = ms.code;
       } else {
         V raw = hn::Div(hn::BitCast(d, m), elmax);
         if (sc.tensor_scale) raw = hn::Div(raw, ts);
@@ -755,7 +767,7 @@ HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q_in, std::int64_t g0, 
 
 // Groups of a single element (MX blocks along an axis of extent 1, e.g. the channel axis of a
 // one-channel image, or /b1): N groups per vector, each lane's OCP floor scale computed in the lane
-// with FixedBlocks' arithmetic (no block reduction), fake-quant only. The generic group loop spent
+// (MxScaleOf, no block reduction), fake-quant only. The generic group loop spent
 // ~50 cycles per such group.
 template <RoundMode M, class Q>
 HWY_NOINLINE void SingletonMx(const Job& j, const Q& q_in, std::int64_t g0, std::int64_t g1) {
@@ -765,20 +777,15 @@ HWY_NOINLINE void SingletonMx(const Job& j, const Q& q_in, std::int64_t g0, std:
   const DI di;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
   const VU absmask = hn::Set(du, 0x7fffffffu);
-  const VI maxfinite = hn::Set(di, 0x7f7fffff), emax = hn::Set(di, j.sc->emax), c127 = hn::Set(di, 127),
-           cm127 = hn::Set(di, -127), cm126 = hn::Set(di, -126), half_min = hn::Set(di, 0x00400000);
+  const VI maxfinite = hn::Set(di, 0x7f7fffff);
   const V qnan = hn::Set(d, std::numeric_limits<float>::quiet_NaN());
   for (std::int64_t i = g0; i < g1; i += N) {
     const std::int64_t cnt = std::min(N, g1 - i);
     const V xv = cnt == N ? hn::LoadU(d, j.in + i) : LoadFirst(j.in + i, static_cast<std::size_t>(cnt));
     const VI m = hn::BitCast(di, hn::And(hn::BitCast(du, xv), absmask));
-    const VI E = hn::IfThenElse(hn::Eq(m, hn::Zero(di)), cm126, hn::Sub(hn::ShiftRight<23>(m), c127));
-    const VI e = hn::Min(hn::Max(hn::Sub(E, emax), cm127), c127);
-    const V scale = hn::BitCast(d, hn::IfThenElse(hn::Eq(e, cm127), half_min, hn::ShiftLeft<23>(hn::Add(e, c127))));
-    const VI ne = hn::Neg(e);
-    const V inv = hn::BitCast(d, hn::IfThenElse(hn::Eq(ne, cm127), half_min, hn::ShiftLeft<23>(hn::Add(ne, c127))));
+    const MxScaleV ms = MxScaleOf(m, j.sc->emax);
     VU code;
-    V o = hn::Mul(q.template Apply<M, false, false>(hn::Mul(xv, inv), &code), scale);
+    V o = hn::Mul(q.template Apply<M, false, false>(hn::Mul(xv, ms.inv), &code), ms.scale);
     o = hn::IfThenElse(hn::RebindMask(d, hn::Gt(m, maxfinite)), qnan, o);
     float* out = j.out + (i - j.out_base);
     if (cnt == N) hn::StoreU(o, d, out);
@@ -790,6 +797,12 @@ template <RoundMode M, bool kFake, bool kEnc, class Q>
 bool TryFixed(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
   const std::size_t N = hn::Lanes(D());
   const ScaleSpec& sc = *j.sc;
+  if constexpr (kFake && !kEnc) {
+    if (!sc.asym && sc.mode == ScaleMode::MxFloor && std::min(j.block, j.len) == 1) {
+      SingletonMx<M>(j, q, g0, g1);
+      return true;
+    }
+  }
   if (sc.asym || j.block <= 0 || j.len % j.block != 0 || j.block % static_cast<std::int64_t>(N) != 0) return false;
   if (!(sc.mode == ScaleMode::MxFloor || (sc.mode == ScaleMode::Amax && sc.amax_div_exact))) return false;
   const bool mx = sc.mode == ScaleMode::MxFloor;
@@ -814,12 +827,6 @@ void QuantMode(const Job& j, std::int64_t g0, std::int64_t g1) {
   switch (el.kind) {
     case ElemKind::Mini: {
       const MiniQ q(el);
-      if constexpr (kFake && !kEnc) {
-        if (j.sc->mode == ScaleMode::MxFloor && std::min(j.block, j.len) == 1) {
-          SingletonMx<M>(j, q, g0, g1);
-          return;
-        }
-      }
       if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
       if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
       else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);
@@ -827,12 +834,6 @@ void QuantMode(const Job& j, std::int64_t g0, std::int64_t g1) {
     }
     case ElemKind::Int: {
       const IntQ q(el);
-      if constexpr (kFake && !kEnc) {
-        if (j.sc->mode == ScaleMode::MxFloor && std::min(j.block, j.len) == 1) {
-          SingletonMx<M>(j, q, g0, g1);
-          return;
-        }
-      }
       if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
       if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
       else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);

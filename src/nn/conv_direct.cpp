@@ -36,6 +36,7 @@ HWY_INLINE void Tile(const ConvDirectShape& s, const float* x, const float* w, c
   const D d;
   const std::int64_t K = s.C * s.kh * s.kw;
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  // LoadFirst with the mask built once per tile instead of once per load (the inner loop's only load).
   const auto mask = hn::FirstN(d, static_cast<std::size_t>(cnt));
   auto load = [&](const float* p) { return kFull ? hn::LoadU(d, p) : hn::MaskedLoad(mask, d, p); };
 #else
