@@ -30,7 +30,7 @@ double memcpy_gbps(std::int64_t n, int threads) {
   auto it = cache.find({n, threads});
   if (it != cache.end()) return it->second;
   const auto& in = input(n);
-  std::vector<float> out(static_cast<std::size_t>(n), 0.0f);
+  qcast::kern::BenchBuffer out(n);
   const double t = qcast::kern::time_best([&] { qcast::kern::bench_memcpy(in.data(), out.data(), n, threads); }, 0.3);
   const double g = static_cast<double>(n) * 4 / 1e9 / t;
   cache[{n, threads}] = g;
@@ -58,7 +58,7 @@ void timed_loop(benchmark::State& state, std::int64_t n, int threads, Fn fn) {
 
 void BM_memcpy(benchmark::State& state, std::int64_t n, int threads) {
   const auto& in = input(n);
-  std::vector<float> out(static_cast<std::size_t>(n), 0.0f);
+  qcast::kern::BenchBuffer out(n);
   timed_loop(state, n, threads, [&] { qcast::kern::bench_memcpy(in.data(), out.data(), n, threads); });
 }
 

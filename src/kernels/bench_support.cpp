@@ -2,7 +2,10 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <string>
 #include <functional>
 
 #include <malloc.h>
@@ -53,6 +56,15 @@ std::vector<float> bench_input(std::int64_t n) {
   return x;
 }
 
+BenchBuffer::BenchBuffer(std::int64_t n) {
+  const std::size_t bytes = (static_cast<std::size_t>(std::max<std::int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
+  p_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+  if (!p_) throw Error("out of memory for a " + std::to_string(bytes) + "-byte benchmark buffer");
+  std::memset(p_.get(), 0, bytes);  // pre-fault
+}
+
+void BenchBuffer::Free::operator()(float* p) const { std::free(p); }
+
 struct BenchCase::Impl {
   Format f;
   BenchOp op;
@@ -60,7 +72,7 @@ struct BenchCase::Impl {
   std::int64_t n;
   Shape shape;
   QuantOptions opt;
-  std::vector<float> out;
+  std::unique_ptr<BenchBuffer> out;
   Encoded enc;
 };
 
@@ -69,7 +81,7 @@ BenchCase::BenchCase(const std::string& format, BenchOp op, const float* in, std
   const std::int64_t cols = n % 4096 == 0 ? 4096 : n;
   impl_->shape = {n / cols, cols};
   impl_->opt.threads = threads;
-  if (op != BenchOp::Encode) impl_->out.assign(static_cast<std::size_t>(n), 0.0f);  // pre-fault
+  if (op != BenchOp::Encode) impl_->out = std::make_unique<BenchBuffer>(n);
   if (op == BenchOp::Decode) impl_->enc = encode(impl_->f, in, impl_->shape, impl_->opt);
 }
 
@@ -78,12 +90,12 @@ BenchCase::~BenchCase() { delete impl_; }
 void BenchCase::run() {
   Impl& m = *impl_;
   switch (m.op) {
-    case BenchOp::FakeQuant: fake_quant(m.f, m.in, m.out.data(), m.shape, m.opt); break;
+    case BenchOp::FakeQuant: fake_quant(m.f, m.in, m.out->data(), m.shape, m.opt); break;
     case BenchOp::Encode:
       m.enc = Encoded{};  // drop the previous result first, as a consumer would
       m.enc = encode(m.f, m.in, m.shape, m.opt);
       break;
-    case BenchOp::Decode: decode(m.enc, m.out.data(), m.opt.threads); break;
+    case BenchOp::Decode: decode(m.enc, m.out->data(), m.opt.threads); break;
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,20 @@ const std::vector<std::string>& default_bench_formats();
 
 /// A deterministic, roughly Gaussian fp32 input of n values (viewed as [n / 4096, 4096]).
 std::vector<float> bench_input(std::int64_t n);
+
+/// n floats, 64-byte aligned and pre-faulted (zeros): the output buffer of memcpy and of every case, so
+/// both write equally aligned memory (the kernels' non-temporal stores need vector-aligned outputs).
+class BenchBuffer {
+ public:
+  explicit BenchBuffer(std::int64_t n);
+  float* data() { return p_.get(); }
+
+ private:
+  struct Free {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float[], Free> p_;
+};
 
 /// A prepared benchmark case: buffers allocated and touched, so run() measures only the operation.
 class BenchCase {

@@ -78,9 +78,11 @@ struct Job {
   RoundMode mode = RoundMode::Even;
   std::int64_t len = 0, block = 0, gpr = 1;
   float tensor_scale = 1.0f;
-  const float* in = nullptr;
+  const float* in = nullptr;       // element i is in[i - in_base]
+  std::int64_t in_base = 0;        // first element index of `in` (streaming: a window of the input)
   float* out = nullptr;            // fake-quant / decode output: element i goes to out[i - out_base]
   std::int64_t out_base = 0;       // first element index of `out` (streaming: a window of the output)
+  bool stream_out = false;         // `out` is large: non-temporal stores for its aligned full vectors
   std::uint8_t* codes = nullptr;   // encode: packed bitstream (zero-initialised); decode: input
   std::uint8_t* scales = nullptr;  // scale codes, s_bits / 8 bytes each (little-endian)
   std::uint32_t* zeros = nullptr;  // asym zero points, one per group

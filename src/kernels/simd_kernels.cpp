@@ -21,6 +21,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/simd_kernels.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/simd_partial-inl.h"
 
@@ -152,6 +153,74 @@ struct MiniQ {
   }
 };
 
+// Round-to-nearest-even minifloat quantizer by float addition. For |v| = a (saturated to maxv first)
+// in binade E, C = 2^(max(E, emin) + 23 - mbits) has one float ulp equal to the element's quantum
+// there (2^(E - mbits) for normals, 2^(emin - mbits) below 2^emin), so the hardware's RNE of a + C
+// is the element rounding, including its subnormals, and (a + C) - C is exact. The bits of a + C
+// minus those of C count the quanta, from which the code follows without a table:
+// code = count + ((max(E, emin) - emin) << mbits). About half the operations of MiniQ's bit-clearing
+// path plus its separate subnormal path. Needs C finite: emax + 23 - mbits <= 127 (not bf16 / tf32).
+struct MiniRneQ {
+  V maxv;
+  VU expmask, emin_exp, c_shift, code_off, nan_code, inf_code, all_ones;
+  int s, sign_shift;
+  bool ieee, fn_nan;
+  static bool Eligible(const ElemSpec& e) {
+    if (e.kind != ElemKind::Mini || e.emin < -126) return false;
+    std::uint32_t u;
+    std::memcpy(&u, &e.maxv, 4);
+    const int emax = static_cast<int>(u >> 23) - 127;
+    return emax + 23 - e.mbits <= 127;
+  }
+  explicit MiniRneQ(const ElemSpec& e) {
+    const D d;
+    const DU du;
+    s = 23 - e.mbits;
+    sign_shift = 31 - (e.ebits + e.mbits);
+    ieee = e.ieee;
+    fn_nan = e.fn_nan;
+    maxv = hn::Set(d, e.maxv);
+    expmask = hn::Set(du, 0x7f800000u);
+    emin_exp = hn::Set(du, static_cast<std::uint32_t>(e.emin + 127) << 23);
+    c_shift = hn::Set(du, static_cast<std::uint32_t>(s) << 23);
+    // (bits(C) >> s) = (E' + 127 + s) << mbits; code = count + that - (emin + 127 + s) << mbits.
+    code_off = hn::Set(du, static_cast<std::uint32_t>(e.emin + 127 + s) << e.mbits);
+    nan_code = hn::Set(du, e.nan_code);
+    inf_code = hn::Set(du, e.inf_code);
+    all_ones = hn::Set(du, (1u << (e.ebits + e.mbits)) - 1);
+  }
+  template <RoundMode M, bool kCode, bool kElementwise>
+  HWY_INLINE V Apply(V v, VU* code) const {
+    static_assert(M == RoundMode::Even, "MiniRneQ rounds to nearest even only");
+    const D d;
+    const DU du;
+    const VU vu = hn::BitCast(du, v);
+    const VU sign = hn::And(vu, hn::Set(du, 0x80000000u));
+    const V a = hn::Min(hn::BitCast(d, hn::Xor(vu, sign)), maxv);  // a NaN lane is replaced below
+    const VU cb = hn::Add(hn::Max(hn::And(hn::BitCast(du, a), expmask), emin_exp), c_shift);
+    const V c = hn::BitCast(d, cb);
+    const V t = hn::Add(a, c);
+    V out = hn::BitCast(d, hn::Or(hn::BitCast(du, hn::Sub(t, c)), sign));
+    if constexpr (kCode) {
+      VU k = hn::Add(hn::Sub(hn::BitCast(du, t), cb), hn::Sub(hn::ShiftRightSame(cb, s), code_off));
+      const VU sign_code = hn::ShiftRightSame(sign, sign_shift);
+      k = hn::Or(k, sign_code);
+      if constexpr (kElementwise) {
+        const MU nanm = hn::RebindMask(du, hn::IsNaN(v));
+        const VU nc = fn_nan ? hn::Or(sign_code, all_ones) : nan_code;
+        if (ieee) k = hn::IfThenElse(hn::RebindMask(du, hn::IsInf(v)), hn::Or(sign_code, inf_code), k);
+        k = hn::IfThenElse(nanm, nc, k);
+      }
+      *code = k;
+    }
+    if constexpr (kElementwise) {
+      if (ieee) out = hn::IfThenElse(hn::IsInf(v), v, out);
+      out = hn::IfThenElse(hn::IsNaN(v), hn::Set(d, std::numeric_limits<float>::quiet_NaN()), out);
+    }
+    return out;
+  }
+};
+
 struct IntQ {
   V up, down, maxc;
   VU mask;
@@ -206,6 +275,18 @@ struct CodebookQ {
 
 using qcast::simd::HWY_NAMESPACE::LoadFirst;  // partial vectors: group tails, groups shorter than a vector
 using qcast::simd::HWY_NAMESPACE::StoreFirst;
+
+// Output stores of fake-quant and decode. Outputs larger than the caches (Job::stream_out) are written
+// with non-temporal stores: a regular store first reads the line it writes (read-for-ownership), so a
+// streamed output moves 8 bytes per element instead of 12. Stream needs a vector-aligned address.
+HWY_INLINE bool StreamAligned(const Job& j) {
+  const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(j.out) - static_cast<std::uintptr_t>(j.out_base) * sizeof(float);
+  return j.stream_out && base % (hn::Lanes(D()) * sizeof(float)) == 0;
+}
+HWY_INLINE void StoreOut(V v, float* p, bool stream) {
+  if (stream) hn::Stream(v, D(), p);
+  else hn::StoreU(v, D(), p);
+}
 
 // ---- group parameters ----
 
@@ -331,7 +412,7 @@ HWY_NOINLINE void AmaxBatch(const Job& j, const std::int64_t* st, const std::int
   HWY_ALIGN std::uint32_t code[kMaxBatch + kMaxLanes];
   float lo[kMaxBatch], hi[kMaxBatch];
   for (int k = 0; k < nb; ++k) {
-    const Scan s = ScanGroup<kAsym>(j.in + st[k], nn[k]);
+    const Scan s = ScanGroup<kAsym>(j.in + (st[k] - j.in_base), nn[k]);
     umax[k] = s.umax;
     lo[k] = s.lo;
     hi[k] = s.hi;
@@ -422,7 +503,7 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
       if (sc.mode == ScaleMode::MxFloor) {
         for (int k = 0; k < nb; ++k) {
           P[k] = GroupP{};
-          MxParams(ScanGroup<false>(j.in + st[k], nn[k]), sc.emax, P[k]);
+          MxParams(ScanGroup<false>(j.in + (st[k] - j.in_base), nn[k]), sc.emax, P[k]);
         }
       } else {
         AmaxBatch<kAsym>(j, st, nn, nb, P);
@@ -438,7 +519,7 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
     const bool batch_pack = (st[nb - 1] + nn[nb - 1] - st[0]) <= kChunk;
     for (int k = 0; k < nb; ++k) {
       const std::int64_t start = st[k], n = nn[k];
-      const float* x = j.in + start;
+      const float* x = j.in + (start - j.in_base);
       const GroupP& p = P[k];
       std::uint16_t* cb0 = batch_pack ? cbuf + (start - st[0]) : cbuf;
       if constexpr (!kElementwise) {
@@ -490,7 +571,10 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
         for (; i + static_cast<std::int64_t>(N) <= m; i += N) {
           VU code;
           const V r = one(hn::LoadU(d, x + c + i), &code);
-          if constexpr (kFake) hn::StoreU(r, d, j.out + (start - j.out_base) + c + i);
+          if constexpr (kFake) {
+            float* p = j.out + (start - j.out_base) + c + i;
+            StoreOut(r, p, j.stream_out && reinterpret_cast<std::uintptr_t>(p) % (N * sizeof(float)) == 0);
+          }
           if constexpr (kEnc) hn::StoreU(hn::DemoteTo(du16, hn::BitCast(DI(), code)), du16, cb + i);
         }
         if (i < m) {
@@ -587,10 +671,49 @@ struct DirectCodes {
   }
 };
 
-// Full, aligned blocks of NV vectors (e.g. b32 = 2 x 16 lanes on AVX-512): the block is loaded once,
-// its amax reduced with a broadcast, and the scale computed in vector registers without branches.
-// Only for symmetric MX floor scales and amax scales whose division is exact in float (amax_div_exact).
-template <RoundMode M, bool kFake, bool kEnc, int NV, class Q>
+// Largest |x| bits of nb consecutive blocks of NV vectors each, into umax[0, nb) (umax needs N - 1 slots of
+// slack). The block-maxima vectors of N blocks are reduced together by a tree of ConcatEven / ConcatOdd +
+// Max (log2 N levels, lanes stay in block order): about 3 shuffles per block instead of a horizontal
+// reduction each, and no block waits on the latency of its own reduction.
+template <int NV>
+HWY_INLINE void BlockMaxima(const float* x0, std::int64_t block, std::int64_t nb, std::uint32_t* umax) {
+  const D d;
+  const DU du;
+  const DI di;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(d));
+  const VU absmask = hn::Set(du, 0x7fffffffu);
+  HWY_ALIGN std::int32_t t[kMaxLanes * kMaxLanes];
+  for (std::int64_t k0 = 0; k0 < nb; k0 += N) {
+    const std::int64_t cnt = std::min(N, nb - k0);
+    for (std::int64_t k = 0; k < N; ++k) {
+      VI m = hn::Zero(di);
+      if (k < cnt) {
+        const float* x = x0 + (k0 + k) * block;
+        for (int i = 0; i < NV; ++i) m = hn::Max(m, hn::BitCast(di, hn::And(hn::BitCast(du, hn::LoadU(d, x + i * N)), absmask)));
+      }
+      hn::Store(m, di, t + k * N);
+    }
+#if HWY_TARGET == HWY_SCALAR
+    umax[k0] = static_cast<std::uint32_t>(t[0]);
+#else
+    for (std::int64_t w = N; w > 1; w /= 2) {
+      for (std::int64_t p = 0; p < w / 2; ++p) {
+        const VI a = hn::Load(di, t + 2 * p * N), b = hn::Load(di, t + (2 * p + 1) * N);
+        hn::Store(hn::Max(hn::ConcatEven(di, b, a), hn::ConcatOdd(di, b, a)), di, t + p * N);
+      }
+    }
+    hn::StoreU(hn::BitCast(du, hn::Load(di, t)), du, umax + k0);
+#endif
+  }
+}
+
+// Full, aligned blocks of NV vectors (e.g. b32 = 2 x 16 lanes on AVX-512) with symmetric MX floor scales
+// (kMx) or amax scales whose division is exact in float (amax_div_exact), in three passes per batch of
+// groups: the block maxima (BlockMaxima); the scales of N groups per vector (MxScaleOf, or the division
+// and the scale-element rounding of amax_params); then the elements, with the group's scale broadcast.
+// The passes are independent across groups, so the long scale computation of one block no longer sits
+// on the path of its elements.
+template <RoundMode M, bool kFake, bool kEnc, int NV, bool kMx, class Q>
 HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std::int64_t g1) {
   // A local copy: the code stores go through uint8_t*, which may alias anything, so members read
   // through the reference would be reloaded after every store; a copy whose address never escapes
@@ -603,145 +726,63 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std:
   const std::size_t N = hn::Lanes(d);
   const ScaleSpec& sc = *j.sc;
   const ElemSpec& el = *j.el;
-  const bool mx = sc.mode == ScaleMode::MxFloor;
   const std::int64_t block = j.block;
-  const VU absmask = hn::Set(du, 0x7fffffffu), signmask = hn::Set(du, 0x80000000u);
-  const VI maxfinite = hn::Set(di, 0x7f7fffff);
+  const VU signmask = hn::Set(du, 0x80000000u);
   const V elmax = hn::Set(d, static_cast<float>(el.max_value)), ts = hn::Set(d, j.tensor_scale);
-  const V qnan = hn::Set(d, std::numeric_limits<float>::quiet_NaN());
   const VU zcode = hn::Set(du, el.zero_code);
   const MiniQ sq(sc.sel);
   const DirectCodes direct(el.bits);  // 8/4/6-bit codes go straight to the output bytes
-  HWY_ALIGN std::uint16_t cbuf[kChunk];
-  const std::int64_t batch = std::max<std::int64_t>(1, kChunk / block);
-  for (std::int64_t gb = g0; gb < g1; gb += batch) {
-    const std::int64_t nb = std::min(batch, g1 - gb);
-    const float* x0 = j.in + gb * block;
-    for (std::int64_t k = 0; k < nb; ++k) {
-      const float* x = x0 + k * block;
-      V xv[NV];
-      for (int i = 0; i < NV; ++i) xv[i] = hn::LoadU(d, x + i * N);
-      VI m = hn::BitCast(di, hn::And(hn::BitCast(du, xv[0]), absmask));
-      for (int i = 1; i < NV; ++i) m = hn::Max(m, hn::BitCast(di, hn::And(hn::BitCast(du, xv[i]), absmask)));
-      m = hn::MaxOfLanes(di, m);
-      const auto nan_i = hn::Gt(m, maxfinite);
-      V scale, inv;
-      VU scode;
-      hn::Mask<D> zg = hn::RebindMask(d, hn::Lt(m, hn::Zero(di)));  // all false
-      if (mx) {
-        const MxScaleV ms = MxScaleOf(m, sc.emax);
-        scale = ms.scale;
-        inv = ms.inv;
-        scode = ms.code;
-      } else {
-        V raw = hn::Div(hn::BitCast(d, m), elmax);
-        if (sc.tensor_scale) raw = hn::Div(raw, ts);
-        V sv;
-        if (sc.is_fp32) {
-          sv = raw;
-          scode = hn::BitCast(du, raw);
-        } else {
-          sv = sq.Apply<RoundMode::Even, true, false>(raw, &scode);
-        }
-        scale = sc.tensor_scale ? hn::Mul(sv, ts) : sv;
-        inv = scale;
-        zg = hn::Not(hn::Gt(scale, hn::Zero(d)));
-      }
-      const auto nan_f = hn::RebindMask(d, nan_i);
-      for (int i = 0; i < NV; ++i) {
-        const V v = mx ? hn::Mul(xv[i], inv) : hn::Div(xv[i], scale);
-        VU code;
-        const V qv = q.template Apply<M, kEnc, false>(v, &code);
-        V o = hn::Mul(qv, scale);
-        if (!mx) {
-          o = hn::IfThenElse(zg, hn::BitCast(d, hn::And(hn::BitCast(du, xv[i]), signmask)), o);
-          if constexpr (kEnc) code = hn::IfThenElse(hn::RebindMask(du, zg), zcode, code);
-        }
-        if constexpr (kFake) hn::StoreU(hn::IfThenElse(nan_f, qnan, o), d, j.out + ((x - j.in) - j.out_base) + i * N);
-        if constexpr (kEnc) {
-          code = hn::IfThenZeroElse(hn::RebindMask(du, nan_i), code);
-          if (direct.on()) direct.Store(code, j.codes, (x - j.in) + i * N);
-          else hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, code)), du16, cbuf + k * block + i * N);
-        }
-      }
-      if constexpr (kEnc) {
-        const std::uint32_t c = hn::GetLane(m) > 0x7f7fffff ? sc.nan_code : hn::GetLane(scode);
-        StoreScale(j, gb + k, c);
-      }
-    }
-    if constexpr (kEnc) {
-      if (!direct.on()) pack_codes(j.codes, gb * block, nb * block, el.bits, cbuf);
-    }
-  }
-}
-
-// Amax scales over full aligned blocks, in three passes per batch of groups: block maxima; the
-// scales of N groups per vector (the divisions and the scale-element rounding amortised over N
-// groups); then the elements. Same arithmetic as FixedBlocks / amax_params.
-template <RoundMode M, bool kFake, bool kEnc, int NV, class Q>
-HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q_in, std::int64_t g0, std::int64_t g1) {
-  // A local copy: the code stores go through uint8_t*, which may alias anything, so members read
-  // through the reference would be reloaded after every store; a copy whose address never escapes
-  // stays in registers.
-  const Q q = q_in;
-  const D d;
-  const DU du;
-  const DI di;
-  const DU16 du16;
-  const std::size_t N = hn::Lanes(d);
-  const ScaleSpec& sc = *j.sc;
-  const ElemSpec& el = *j.el;
-  const std::int64_t block = j.block;
-  const VU absmask = hn::Set(du, 0x7fffffffu), signmask = hn::Set(du, 0x80000000u);
-  const V elmax = hn::Set(d, static_cast<float>(el.max_value)), ts = hn::Set(d, j.tensor_scale);
-  const VU zcode = hn::Set(du, el.zero_code);
-  const MiniQ sq(sc.sel);
-  const DirectCodes direct(el.bits);
+  const bool stream = kFake && StreamAligned(j);
   constexpr std::int64_t kMaxG = kChunk;  // block >= 1
   HWY_ALIGN std::uint16_t cbuf[kChunk];
   HWY_ALIGN std::uint32_t umax[kMaxG + kMaxLanes];
   HWY_ALIGN float scale_a[kMaxG + kMaxLanes];
+  HWY_ALIGN float inv_a[kMx ? kMaxG + kMaxLanes : 1];
   HWY_ALIGN std::uint32_t scode_a[kMaxG + kMaxLanes];
   const std::int64_t batch = std::max<std::int64_t>(1, kChunk / block);
   for (std::int64_t gb = g0; gb < g1; gb += batch) {
     const std::int64_t nb = std::min(batch, g1 - gb);
-    const float* x0 = j.in + gb * block;
-    for (std::int64_t k = 0; k < nb; ++k) {
-      const float* x = x0 + k * block;
-      VI m = hn::BitCast(di, hn::And(hn::BitCast(du, hn::LoadU(d, x)), absmask));
-      for (int i = 1; i < NV; ++i) m = hn::Max(m, hn::BitCast(di, hn::And(hn::BitCast(du, hn::LoadU(d, x + i * N)), absmask)));
-      umax[k] = static_cast<std::uint32_t>(hn::GetLane(hn::MaxOfLanes(di, m)));
-    }
-    for (std::int64_t k = nb; k < nb + static_cast<std::int64_t>(N); ++k) umax[k] = 0;
+    const float* x0 = j.in + (gb * block - j.in_base);
+    BlockMaxima<NV>(x0, block, nb, umax);
     for (std::int64_t k = 0; k < nb; k += static_cast<std::int64_t>(N)) {
-      V raw = hn::Div(hn::BitCast(d, hn::Load(du, umax + k)), elmax);
-      if (sc.tensor_scale) raw = hn::Div(raw, ts);
-      V sv;
-      VU sc_code;
-      if (sc.is_fp32) {
-        sv = raw;
-        sc_code = hn::BitCast(du, raw);
+      const VI m = hn::BitCast(di, hn::LoadU(du, umax + k));
+      if constexpr (kMx) {
+        const MxScaleV ms = MxScaleOf(m, sc.emax);
+        hn::Store(ms.scale, d, scale_a + k);
+        hn::Store(ms.inv, d, inv_a + k);
+        hn::Store(ms.code, du, scode_a + k);
       } else {
-        sv = sq.Apply<RoundMode::Even, true, false>(raw, &sc_code);
+        V raw = hn::Div(hn::BitCast(d, m), elmax);
+        if (sc.tensor_scale) raw = hn::Div(raw, ts);
+        V sv;
+        VU sc_code;
+        if (sc.is_fp32) {
+          sv = raw;
+          sc_code = hn::BitCast(du, raw);
+        } else {
+          sv = sq.Apply<RoundMode::Even, true, false>(raw, &sc_code);
+        }
+        hn::Store(sc.tensor_scale ? hn::Mul(sv, ts) : sv, d, scale_a + k);
+        hn::Store(sc_code, du, scode_a + k);
       }
-      hn::Store(sc.tensor_scale ? hn::Mul(sv, ts) : sv, d, scale_a + k);
-      hn::Store(sc_code, du, scode_a + k);
     }
     for (std::int64_t k = 0; k < nb; ++k) {
       const float* x = x0 + k * block;
-      float* out = j.out ? j.out + ((x - j.in) - j.out_base) : nullptr;
+      const std::int64_t e0 = (gb + k) * block;  // element index of the block
+      float* out = j.out ? j.out + (e0 - j.out_base) : nullptr;
       const bool nan = umax[k] > 0x7f7fffffu;
       if constexpr (kEnc) StoreScale(j, gb + k, nan ? sc.nan_code : scode_a[k]);
-      if (nan) {
+      if (nan) {  // NaN / Inf in the group: NaN outputs, codes 0
         if constexpr (kFake) std::fill(out, out + block, std::numeric_limits<float>::quiet_NaN());
         if constexpr (kEnc) {
-          if (direct.on()) std::fill_n(j.codes + direct.bytes(x - j.in), direct.bytes(block), std::uint8_t{0});
+          if (direct.on()) std::fill_n(j.codes + direct.bytes(e0), direct.bytes(block), std::uint8_t{0});
           else std::fill(cbuf + k * block, cbuf + (k + 1) * block, std::uint16_t{0});
         }
         continue;
       }
       const V scale = hn::Set(d, scale_a[k]);
-      const bool zero_group = !(scale_a[k] > 0);
+      const V inv = hn::Set(d, kMx ? inv_a[k] : 0.0f);
+      const bool zero_group = !kMx && !(scale_a[k] > 0);
       for (int i = 0; i < NV; ++i) {
         const V xv = hn::LoadU(d, x + i * N);
         VU code;
@@ -750,11 +791,11 @@ HWY_NOINLINE void FixedBlocksAmax(const Job& j, const Q& q_in, std::int64_t g0, 
           o = hn::BitCast(d, hn::And(hn::BitCast(du, xv), signmask));
           code = zcode;
         } else {
-          o = hn::Mul(q.template Apply<M, kEnc, false>(hn::Div(xv, scale), &code), scale);
+          o = hn::Mul(q.template Apply<M, kEnc, false>(kMx ? hn::Mul(xv, inv) : hn::Div(xv, scale), &code), scale);
         }
-        if constexpr (kFake) hn::StoreU(o, d, out + i * N);
+        if constexpr (kFake) StoreOut(o, out + i * N, stream);
         if constexpr (kEnc) {
-          if (direct.on()) direct.Store(code, j.codes, (x - j.in) + i * N);
+          if (direct.on()) direct.Store(code, j.codes, e0 + i * N);
           else hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, code)), du16, cbuf + k * block + i * N);
         }
       }
@@ -781,7 +822,8 @@ HWY_NOINLINE void SingletonMx(const Job& j, const Q& q_in, std::int64_t g0, std:
   const V qnan = hn::Set(d, std::numeric_limits<float>::quiet_NaN());
   for (std::int64_t i = g0; i < g1; i += N) {
     const std::int64_t cnt = std::min(N, g1 - i);
-    const V xv = cnt == N ? hn::LoadU(d, j.in + i) : LoadFirst(j.in + i, static_cast<std::size_t>(cnt));
+    const float* x = j.in + (i - j.in_base);
+    const V xv = cnt == N ? hn::LoadU(d, x) : LoadFirst(x, static_cast<std::size_t>(cnt));
     const VI m = hn::BitCast(di, hn::And(hn::BitCast(du, xv), absmask));
     const MxScaleV ms = MxScaleOf(m, j.sc->emax);
     VU code;
@@ -807,10 +849,10 @@ bool TryFixed(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
   if (!(sc.mode == ScaleMode::MxFloor || (sc.mode == ScaleMode::Amax && sc.amax_div_exact))) return false;
   const bool mx = sc.mode == ScaleMode::MxFloor;
   switch (j.block / static_cast<std::int64_t>(N)) {
-    case 1: mx ? FixedBlocks<M, kFake, kEnc, 1>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 1>(j, q, g0, g1); return true;
-    case 2: mx ? FixedBlocks<M, kFake, kEnc, 2>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 2>(j, q, g0, g1); return true;
-    case 4: mx ? FixedBlocks<M, kFake, kEnc, 4>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 4>(j, q, g0, g1); return true;
-    case 8: mx ? FixedBlocks<M, kFake, kEnc, 8>(j, q, g0, g1) : FixedBlocksAmax<M, kFake, kEnc, 8>(j, q, g0, g1); return true;
+    case 1: mx ? FixedBlocks<M, kFake, kEnc, 1, true>(j, q, g0, g1) : FixedBlocks<M, kFake, kEnc, 1, false>(j, q, g0, g1); return true;
+    case 2: mx ? FixedBlocks<M, kFake, kEnc, 2, true>(j, q, g0, g1) : FixedBlocks<M, kFake, kEnc, 2, false>(j, q, g0, g1); return true;
+    case 4: mx ? FixedBlocks<M, kFake, kEnc, 4, true>(j, q, g0, g1) : FixedBlocks<M, kFake, kEnc, 4, false>(j, q, g0, g1); return true;
+    case 8: mx ? FixedBlocks<M, kFake, kEnc, 8, true>(j, q, g0, g1) : FixedBlocks<M, kFake, kEnc, 8, false>(j, q, g0, g1); return true;
     default: return false;
   }
 }
@@ -826,6 +868,15 @@ void QuantMode(const Job& j, std::int64_t g0, std::int64_t g1) {
   }
   switch (el.kind) {
     case ElemKind::Mini: {
+      if constexpr (M == RoundMode::Even) {
+        if (MiniRneQ::Eligible(el)) {
+          const MiniRneQ q(el);
+          if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
+          if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
+          else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);
+          break;
+        }
+      }
       const MiniQ q(el);
       if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
       if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
@@ -864,6 +915,7 @@ void QuantGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
   if (j.out && j.codes) QuantOp<true, true>(j, g0, g1);
   else if (j.codes) QuantOp<false, true>(j, g0, g1);
   else QuantOp<true, false>(j, g0, g1);
+  if (j.stream_out) hwy::FlushStream();  // order the non-temporal stores before the caller's
 }
 
 void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
@@ -911,7 +963,7 @@ void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
         else if (scaled) r = hn::Mul(hn::GatherIndex(d, lut, idx), vs);
         else r = hn::GatherIndex(d, lut, idx);
         if (i + static_cast<std::int64_t>(N) <= m) {
-          hn::StoreU(r, d, out + c + i);
+          StoreOut(r, out + c + i, j.stream_out && reinterpret_cast<std::uintptr_t>(out + c + i) % (N * sizeof(float)) == 0);
         } else {
           HWY_ALIGN float buf[kMaxLanes];
           hn::Store(r, d, buf);
@@ -920,6 +972,7 @@ void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
       }
     }
   }
+  if (j.stream_out) hwy::FlushStream();
 }
 
 float FiniteAbsMax(const float* x, std::int64_t n) {

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <new>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -47,8 +49,28 @@ float from_bits(std::uint32_t u) {
   return x;
 }
 
+// 64-byte aligned storage for kernel outputs: outputs of >= 4M floats are then written with the
+// kernels' non-temporal stores, which need vector-aligned addresses (fast_path.cpp, stream_output).
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(std::size_t n) {
+    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) { std::free(p); }
+  template <class U>
+  bool operator==(const Aligned64<U>&) const { return true; }
+};
+using OutVec = std::vector<float, Aligned64<float>>;
+
 // First index where a and b differ bitwise, or -1.
-std::int64_t first_diff(const std::vector<float>& a, const std::vector<float>& b) {
+template <class A, class B>
+std::int64_t first_diff(const A& a, const B& b) {
   for (std::size_t i = 0; i < a.size(); ++i)
     if (bits_of(a[i]) != bits_of(b[i])) return static_cast<std::int64_t>(i);
   return -1;
@@ -194,7 +216,7 @@ void check_all(const Format& f, RoundMode mode, const std::vector<float>& x, con
       const std::string what = label + " " + f.name + " round=" + round_mode_name(mode) + " target=" +
                                kern::target_name(t) + " threads=" + std::to_string(threads);
       opt.threads = threads;
-      std::vector<float> got(x.size());
+      OutVec got(x.size());
       fake_quant(f, x.data(), got.data(), shape, opt);
       const std::int64_t d = first_diff(got, want);
       EXPECT_EQ(d, -1) << what << ": x=" << (d >= 0 ? x[d] : 0.0f) << " got " << (d >= 0 ? got[d] : 0.0f) << " want "
@@ -203,7 +225,7 @@ void check_all(const Format& f, RoundMode mode, const std::vector<float>& x, con
       if (encodable && (threads != 3)) {
         const Encoded e = encode(f, x.data(), shape, opt);
         expect_encoded_eq(e, want_e, what + " encode");
-        std::vector<float> dec(x.size());
+        OutVec dec(x.size());
         decode(e, dec.data(), threads);
         EXPECT_EQ(first_diff(dec, want_d), -1) << what << " decode";
       }
@@ -279,6 +301,18 @@ TEST(SimdKernels, RandomLarge) {
   const std::vector<float> x5(x.begin(), x.begin() + rows5 * cols);
   for (const char* name : {"mxfp8", "mxint8", "int8@fp32/ch0", "int4@fp32/g32", "mxfp6_e2m3"}) {
     check_all(Format::parse(name), RoundMode::Even, x5, {rows5, cols}, false, "random", false);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(SimdKernels, StreamedOutputs) {
+  // Outputs of >= 4M floats go through non-temporal stores (aligned full vectors of the output): the
+  // fixed-block kernel (MX and amax scales), the generic group loop (per-channel rows) and decode.
+  // 2^22 values, the smallest streamed size.
+  const std::int64_t cols = 4096, rows = (std::int64_t{1} << 22) / cols;
+  const auto x = random_input(rows * cols, 99);
+  for (const char* name : {"mxfp6_e2m3", "int4@fp32/g32", "int8@fp32/ch0"}) {
+    check_all(Format::parse(name), RoundMode::Even, x, {rows, cols}, true, "streamed", false);
     if (HasFailure()) return;
   }
 }

@@ -50,7 +50,7 @@ void run(const BenchArgs& a) {
   for (const auto& o : a.ops) ops.push_back(kern::parse_bench_op(o));
   kern::bench_keep_allocations();
   const std::vector<float> in = kern::bench_input(n);
-  std::vector<float> out(static_cast<std::size_t>(n), 0.0f);
+  qcast::kern::BenchBuffer out(n);
   const double gb = static_cast<double>(n) * 4 / 1e9;
   auto memcpy_gbps = [&] {
     return gb / kern::time_best([&] { kern::bench_memcpy(in.data(), out.data(), n, a.threads); }, a.min_time);
