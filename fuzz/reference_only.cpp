@@ -8,8 +8,8 @@ namespace qcast::kern {
 bool fast_fake_quant(const Format&, const float*, float*, const Shape&, const QuantOptions&) { return false; }
 bool fast_encode(const Format&, const float*, const Shape&, const QuantOptions&, Encoded&) { return false; }
 bool fast_decode(const Format&, const Encoded&, float*, int) { return false; }
-bool fast_fake_quant_stream(const Format&, const float*, const Shape&, const QuantOptions&, std::int64_t,
-                            const std::function<void(const float*, std::int64_t)>&) { return false; }
+bool fast_fake_quant_stream(const Format&, const FloatSource&, const Shape&, const QuantOptions&, std::int64_t,
+                            const FloatSink&) { return false; }
 
 }  // namespace qcast::kern
 

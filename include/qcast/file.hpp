@@ -18,12 +18,17 @@ class MappedFile {
   const std::uint8_t* data() const { return data_; }
   std::size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  /// Copies bytes [offset, offset + n) of the file to dst with pread (throws qcast::Error if the file
+  /// is shorter now). For bulk streaming reads: on VMs, touching fresh pages of the mapping costs several
+  /// microseconds per 4 KiB page, about twice a pread of the same bytes. Safe from several threads.
+  void read_at(void* dst, std::size_t n, std::uint64_t offset) const;
 
  private:
   std::string path_;
   const std::uint8_t* data_ = nullptr;
   std::size_t size_ = 0;
   bool mapped_ = false;
+  int fd_ = -1;
 };
 
 /// Writes `path` atomically: `fill(fd)` writes the contents to a temporary file beside `path`
@@ -33,6 +38,9 @@ void write_file_atomic(const std::string& path, const std::function<void(int fd)
 
 /// Writes all `n` bytes to `fd` or throws qcast::Error mentioning `what`.
 void write_all(int fd, const void* data, std::size_t n, const std::string& what);
+/// pwrite of all n bytes at file offset `offset` (the file position is not moved; safe from several
+/// threads for disjoint ranges).
+void pwrite_all(int fd, const void* data, std::size_t n, std::uint64_t offset, const std::string& what);
 
 /// A writable memory map of a new file of exactly `size` bytes, created as a temporary beside `path`
 /// and renamed into place by commit(). Destroying it without commit() removes the temporary.

@@ -50,13 +50,23 @@ struct QuantOptions {
 /// Fake-quant: out[i] = dequant(quant(in[i])) for a row-major float32 tensor of `shape`.
 /// `out` may alias `in`. Throws qcast::Error for bad shapes / axes / block sizes.
 void fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt = {});
-/// fake_quant delivered in pieces: sink(values, count) receives consecutive windows of the output, in
-/// order, each of whole scale groups and about `chunk_elems` values, so that a caller can write a large
-/// tensor to a file without a full-size output buffer. Bit-identical to fake_quant. Formats whose groups
-/// are not contiguous runs (blocks along an inner axis, tiles, stochastic rounding, ...) are computed
-/// whole and then delivered in pieces.
-void fake_quant_streamed(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt,
-                         const std::function<void(const float*, std::int64_t)>& sink, std::int64_t chunk_elems = 1 << 20);
+/// A streamed input: source(offset, count, dst) writes input elements [offset, offset + count) to dst
+/// (e.g. a pread from a file, or a copy). Called concurrently from worker threads for disjoint windows.
+using FloatSource = std::function<void(std::int64_t, std::int64_t, float*)>;
+/// A streamed output: sink(offset, values, count) receives output elements [offset, offset + count).
+/// Called concurrently from worker threads for disjoint windows, in no particular order.
+using FloatSink = std::function<void(std::int64_t, const float*, std::int64_t)>;
+
+/// fake_quant from a streamed input to a streamed output, in windows: sink(offset, values, count) receives output elements [offset,
+/// offset + count), each window whole scale groups of about `chunk_elems` values, the windows covering the
+/// output exactly once. Up to opt.threads workers each read a window from `source` into their own
+/// buffer, fake-quantize it there and pass it to sink, so that a large tensor goes file to file (pread,
+/// pwrite) without full-size buffers and with the copies split between the threads. A format with a
+/// tensor scale (nvfp4) reads the input twice (the global amax first). Bit-identical to fake_quant for
+/// any thread count. Formats whose groups are not contiguous runs (blocks along an inner axis, tiles,
+/// stochastic rounding, ...) are read and computed whole, then delivered in windows.
+void fake_quant_streamed(const Format& f, const FloatSource& source, const Shape& shape, const QuantOptions& opt,
+                         const FloatSink& sink, std::int64_t chunk_elems = 1 << 20);
 
 /// A fixed clipping range per scale group, for static (calibrated) quantization: group g is quantized
 /// with the scale (and zero point) that the format's scale rule picks for a group whose values span

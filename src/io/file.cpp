@@ -32,11 +32,25 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     data_ = static_cast<const std::uint8_t*>(p);
     mapped_ = true;
   }
-  ::close(fd);
+  fd_ = fd;
 }
 
 MappedFile::~MappedFile() {
   if (mapped_) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void MappedFile::read_at(void* dst, std::size_t n, std::uint64_t offset) const {
+  auto* p = static_cast<char*>(dst);
+  while (n > 0) {
+    const ssize_t r = ::pread(fd_, p, n, static_cast<off_t>(offset));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) throw Error("cannot read '" + path_ + "': " + std::strerror(errno));
+    if (r == 0) throw Error("'" + path_ + "' became shorter while it was being read");
+    p += r;
+    n -= static_cast<std::size_t>(r);
+    offset += static_cast<std::uint64_t>(r);
+  }
 }
 
 static std::string temp_name(const std::string& path) {
@@ -54,6 +68,20 @@ void write_all(int fd, const void* data, std::size_t n, const std::string& what)
     }
     p += w;
     n -= static_cast<std::size_t>(w);
+  }
+}
+
+void pwrite_all(int fd, const void* data, std::size_t n, std::uint64_t offset, const std::string& what) {
+  auto* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error("cannot write '" + what + "': " + std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+    offset += static_cast<std::uint64_t>(w);
   }
 }
 

@@ -1,10 +1,19 @@
 #include "qcast/tensor_files.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <utility>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
+#include "qcast/io.hpp"
 
 namespace qcast {
 
@@ -18,39 +27,72 @@ bool is_float_tensor(const Tensor& t) { return t.dtype == DType::F32 || t.dtype 
 
 namespace {
 
-// Runs fn on one tensor and writes what it delivers to fd, checking that it delivers exactly n values.
-void write_transformed(int fd, const std::string& out, const std::string& name, const Tensor& t,
-                       const std::function<void(const std::string&, const Tensor&, const FloatSink&)>& fn) {
+// Runs fn on one tensor and writes the windows it delivers (possibly from several threads) at their
+// places after the current file position, checking that they cover exactly its n values; the file
+// position ends after the tensor.
+using TransformFn = std::function<void(const std::string&, const Shape&, const FloatSource&, const FloatSink&)>;
+
+// The values of tensor t (which lies in `file`) as float32 windows: pread of F32 data (no first touch of
+// the mapping's pages), a copy out of a converted tensor otherwise.
+FloatSource source_of(const MappedFile& file, const Tensor& t, Tensor& converted) {
+  if (t.dtype == DType::F32) {
+    const std::uint64_t base = static_cast<std::uint64_t>(static_cast<const std::uint8_t*>(t.data) - file.data());
+    return [&file, base](std::int64_t offset, std::int64_t count, float* dst) {
+      file.read_at(dst, static_cast<std::size_t>(count) * sizeof(float), base + static_cast<std::uint64_t>(offset) * sizeof(float));
+    };
+  }
+  converted = t.to_f32();
+  const float* p = converted.f32();
+  return [p](std::int64_t offset, std::int64_t count, float* dst) {
+    std::memcpy(dst, p + offset, static_cast<std::size_t>(count) * sizeof(float));
+  };
+}
+
+void write_transformed(int fd, const std::string& out, const std::string& name, const MappedFile& file, const Tensor& t,
+                       const TransformFn& fn) {
   const std::int64_t n = t.numel();
-  std::int64_t written = 0;
-  fn(name, t, [&](const float* v, std::int64_t count) {
-    if (count < 0 || written + count > n) throw Error("internal: transform of '" + name + "' delivered too many values");
-    write_all(fd, v, static_cast<std::size_t>(count) * sizeof(float), out);
-    written += count;
+  Tensor converted;
+  const FloatSource source = source_of(file, t, converted);
+  const off_t base = ::lseek(fd, 0, SEEK_CUR);
+  if (base < 0) throw Error("cannot write '" + out + "': " + std::strerror(errno));
+  std::mutex mu;
+  std::vector<std::pair<std::int64_t, std::int64_t>> windows;
+  fn(name, t.shape, source, [&](std::int64_t offset, const float* v, std::int64_t count) {
+    if (offset < 0 || count < 0 || count > n - offset) throw Error("internal: transform of '" + name + "' delivered a window outside the tensor");
+    pwrite_all(fd, v, static_cast<std::size_t>(count) * sizeof(float), static_cast<std::uint64_t>(base) + static_cast<std::uint64_t>(offset) * sizeof(float), out);
+    std::lock_guard<std::mutex> lk(mu);
+    windows.emplace_back(offset, count);
   });
-  if (written != n) throw Error("internal: transform of '" + name + "' delivered " + std::to_string(written) + " of " + std::to_string(n) + " values");
+  std::sort(windows.begin(), windows.end());
+  std::int64_t covered = 0;
+  for (const auto& [offset, count] : windows) {
+    if (offset != covered) throw Error("internal: transform of '" + name + "' left a gap or an overlap at value " + std::to_string(covered));
+    covered += count;
+  }
+  if (covered != n) throw Error("internal: transform of '" + name + "' delivered " + std::to_string(covered) + " of " + std::to_string(n) + " values");
+  if (::lseek(fd, base + static_cast<off_t>(n) * static_cast<off_t>(sizeof(float)), SEEK_SET) < 0)
+    throw Error("cannot write '" + out + "': " + std::strerror(errno));
 }
 
 }  // namespace
 
 int transform_float_tensors(const std::string& in, const std::string& out,
-                            const std::function<bool(const std::string&)>& select,
-                            const std::function<void(const std::string&, const Tensor&, const FloatSink&)>& fn) {
+                            const std::function<bool(const std::string&)>& select, const TransformFn& fn) {
   const bool npy = is_npy_path(in);
   if (is_npy_path(out) != npy) throw Error("'" + out + "' must have the same file type as '" + in + "'");
+  const auto file = std::make_shared<MappedFile>(in);
   if (npy) {
-    Tensor t = read_npy(in);
+    const Tensor t = parse_npy(file->data(), file->size(), file, in);
     if (t.dtype != DType::F32 && t.dtype != DType::F16)
       throw Error("'" + in + "': expected a float32 or float16 array, got " + dtype_name(t.dtype));
-    const Tensor f = t.to_f32();
-    const std::string h = npy_header(DType::F32, f.shape);
+    const std::string h = npy_header(DType::F32, t.shape);
     write_file_atomic(out, [&](int fd) {
       write_all(fd, h.data(), h.size(), out);
-      write_transformed(fd, out, "", f, fn);
+      write_transformed(fd, out, "", *file, t, fn);
     });
     return 1;
   }
-  const SafeTensorsFile st = read_safetensors(in);
+  const SafeTensorsFile st = parse_safetensors(file->data(), file->size(), file, in);
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!st.metadata.empty()) header["__metadata__"] = st.metadata;
   std::vector<bool> chosen;
@@ -73,7 +115,7 @@ int transform_float_tensors(const std::string& in, const std::string& out,
     for (std::size_t i = 0; i < st.tensors.size(); ++i) {
       const auto& nt = st.tensors[i];
       if (chosen[i]) {
-        write_transformed(fd, out, nt.name, nt.tensor.to_f32(), fn);
+        write_transformed(fd, out, nt.name, *file, nt.tensor, fn);
         ++count;
       } else {
         write_all(fd, nt.tensor.data, nt.tensor.nbytes(), out);

@@ -15,9 +15,10 @@ namespace qcast::kern {
 bool fast_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt);
 bool fast_encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt, Encoded& e);
 bool fast_decode(const Format& f, const Encoded& e, float* out, int threads);
-/// fast_fake_quant delivered in consecutive windows of whole groups (about chunk_elems values each)
-/// through sink(values, count), from one reusable buffer. False (nothing done) when not covered.
-bool fast_fake_quant_stream(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt,
-                            std::int64_t chunk_elems, const std::function<void(const float*, std::int64_t)>& sink);
+/// fast_fake_quant from source to sink in windows of whole groups (about chunk_elems values each):
+/// up to opt.threads workers each read a window into their own reusable buffer, fake-quantize it in
+/// place and pass it to sink. False (nothing done) when not covered.
+bool fast_fake_quant_stream(const Format& f, const FloatSource& source, const Shape& shape, const QuantOptions& opt,
+                            std::int64_t chunk_elems, const FloatSink& sink);
 
 }  // namespace qcast::kern

@@ -87,14 +87,15 @@ void fake_quant(const Format& f, const float* in, float* out, const Shape& shape
   reference_fake_quant(f, in, out, shape, opt);
 }
 
-void fake_quant_streamed(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt,
-                         const std::function<void(const float*, std::int64_t)>& sink, std::int64_t chunk_elems) {
+void fake_quant_streamed(const Format& f, const FloatSource& source, const Shape& shape, const QuantOptions& opt,
+                         const FloatSink& sink, std::int64_t chunk_elems) {
   if (chunk_elems < 1) throw Error("fake_quant_streamed: chunk size must be positive");
-  if (kern::fast_fake_quant_stream(f, in, shape, opt, chunk_elems, sink)) return;
+  if (kern::fast_fake_quant_stream(f, source, shape, opt, chunk_elems, sink)) return;
   const std::int64_t n = shape_numel(shape);
   std::vector<float> out(static_cast<std::size_t>(n));
-  fake_quant(f, in, out.data(), shape, opt);
-  for (std::int64_t k = 0; k < n; k += chunk_elems) sink(out.data() + k, std::min(chunk_elems, n - k));
+  source(0, n, out.data());
+  fake_quant(f, out.data(), out.data(), shape, opt);
+  for (std::int64_t k = 0; k < n; k += chunk_elems) sink(k, out.data() + k, std::min(chunk_elems, n - k));
 }
 
 void reference_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {

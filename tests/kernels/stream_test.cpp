@@ -1,10 +1,12 @@
 // fake_quant_streamed (what `qcast cast` writes files with) must deliver exactly fake_quant's output, in
-// order, in windows of whole groups, for every window size, thread count and format, including the
-// formats that fall back to a whole-tensor computation.
+// windows of whole groups that cover it once (from several threads, in any order), for every window
+// size, thread count and format, including the formats that fall back to a whole-tensor computation.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -29,12 +31,26 @@ struct Streamed {
   std::vector<std::int64_t> pieces;
 };
 
+// Collects the windows (delivered concurrently, in any order) and lays them out by offset; the pieces
+// come back in output order. Fails the test if the windows overlap or leave a gap.
 Streamed stream(const Format& f, const std::vector<float>& in, const Shape& shape, const QuantOptions& o, std::int64_t chunk) {
-  Streamed s;
-  fake_quant_streamed(f, in.data(), shape, o, [&](const float* v, std::int64_t n) {
-    s.values.insert(s.values.end(), v, v + n);
-    s.pieces.push_back(n);
+  std::mutex mu;
+  std::map<std::int64_t, std::vector<float>> windows;
+  const FloatSource source = [&](std::int64_t offset, std::int64_t count, float* dst) {
+    ASSERT_TRUE(offset >= 0 && count >= 0 && offset + count <= static_cast<std::int64_t>(in.size())) << "read outside the input";
+    std::memcpy(dst, in.data() + offset, static_cast<std::size_t>(count) * sizeof(float));
+  };
+  fake_quant_streamed(f, source, shape, o, [&](std::int64_t offset, const float* v, std::int64_t n) {
+    std::vector<float> w(v, v + n);  // the buffer is reused after the call returns
+    std::lock_guard<std::mutex> lk(mu);
+    EXPECT_TRUE(windows.emplace(offset, std::move(w)).second) << "window at " << offset << " delivered twice";
   }, chunk);
+  Streamed s;
+  for (auto& [offset, w] : windows) {
+    EXPECT_EQ(offset, static_cast<std::int64_t>(s.values.size())) << "gap or overlap before window at " << offset;
+    s.values.insert(s.values.end(), w.begin(), w.end());
+    s.pieces.push_back(static_cast<std::int64_t>(w.size()));
+  }
   return s;
 }
 

@@ -19,10 +19,10 @@ void run(const CastArgs& a) {
   const QuantOptions opt = a.q.options();
   const int n = transform_float_tensors(
       a.in, a.out, [&](const std::string& name) { return name_matches(a.tensors, name); },
-      [&](const std::string& name, const Tensor& t, const FloatSink& sink) {
+      [&](const std::string& name, const Shape& shape, const FloatSource& source, const FloatSink& sink) {
         try {
-          // 1 MiB windows stay in L2 between the kernel and write().
-          fake_quant_streamed(f, t.f32(), t.shape, opt, sink, 1 << 18);
+          // 1 MiB windows stay in L2 from pread through the kernel to pwrite.
+          fake_quant_streamed(f, source, shape, opt, sink, 1 << 18);
         } catch (const Error& e) {
           throw Error((name.empty() ? a.in : "tensor '" + name + "'") + ": " + e.what());
         }
