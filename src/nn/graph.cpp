@@ -1,7 +1,7 @@
 // Graph IR: validation, constant folding, shape inference, the executor and per-layer statistics.
+#include "kernels/blas.hpp"
 #include "qcast/nn/graph.hpp"
 
-#include <cblas.h>
 #include <malloc.h>
 
 #include <algorithm>
@@ -135,7 +135,7 @@ namespace {
 void blas_single_thread() {
   static std::once_flag once;
   std::call_once(once, [] {
-    openblas_set_num_threads(1);
+    blas::set_num_threads(1);
     // Activations are large, short-lived buffers: keep freed memory in the heap instead of returning
     // it to the kernel, so the next batch does not page-fault it back in (measured: ~15% of a ResNet run).
     mallopt(M_MMAP_THRESHOLD, 256 << 20);

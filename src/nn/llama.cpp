@@ -1,7 +1,7 @@
 // LLaMA forward pass (llama2.c semantics), checkpoint loaders, tokenizer, perplexity and sampling.
+#include "kernels/blas.hpp"
 #include "qcast/nn/llama.hpp"
 
-#include <cblas.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -28,7 +28,7 @@ namespace {
 
 void blas1() {
   static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
+  std::call_once(once, [] { blas::set_num_threads(1); });
 }
 
 void rmsnorm(float* o, const float* x, const float* w, int n, float eps) {
@@ -47,7 +47,7 @@ void linear(const Linear& L, const float* x, float* y, std::vector<float>& qbuf)
     L.act->apply(x, qbuf.data(), {1, L.in}, 1, 1, L.name);
     in = qbuf.data();
   }
-  cblas_sgemv(CblasRowMajor, CblasNoTrans, L.out, L.in, 1.0f, L.w.data(), L.in, in, 1, 0.0f, y, 1);
+  blas::sgemv(CblasRowMajor, CblasNoTrans, L.out, L.in, 1.0f, L.w.data(), L.in, in, 1, 0.0f, y, 1);
 }
 
 void check_config(const LlamaConfig& c, const std::string& what) {
@@ -181,7 +181,7 @@ void linear_rows(const Linear& L, const float* x, int T, float* y, std::vector<f
     in = qbuf.data();
   }
   if (obs) (*obs)(L, in, T);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L.out, L.in, 1.0f, in, L.in, L.w.data(), L.in, 0.0f, y, L.out);
+  blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L.out, L.in, 1.0f, in, L.in, L.w.data(), L.in, 0.0f, y, L.out);
 }
 }  // namespace
 
@@ -247,7 +247,7 @@ std::vector<float> forward_seq_impl(const Llama& m, const std::vector<int>& toke
     }
     for (int h = 0; h < c.n_heads; ++h) {
       const int kh = h / kv_mul;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, inv, &q[h * hs], dim, &k[kh * hs], kv_dim, 0.0f, att.data(), T);
+      blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, inv, &q[h * hs], dim, &k[kh * hs], kv_dim, 0.0f, att.data(), T);
       for (int t = 0; t < T; ++t) {
         float* row = &att[static_cast<std::size_t>(t) * T];
         float mx = row[0];
@@ -257,7 +257,7 @@ std::vector<float> forward_seq_impl(const Llama& m, const std::vector<int>& toke
         for (int u = 0; u <= t; ++u) row[u] /= sum;
         for (int u = t + 1; u < T; ++u) row[u] = 0.0f;
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, att.data(), T, &v[kh * hs], kv_dim, 0.0f, &xb[h * hs], dim);
+      blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, att.data(), T, &v[kh * hs], kv_dim, 0.0f, &xb[h * hs], dim);
     }
     linear_rows(L.wo, xb.data(), T, xb2.data(), qbuf, obs);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] += xb2[i];

@@ -1,8 +1,8 @@
 // Operator implementations of the graph executor (ONNX semantics, float32 and int64 values).
+#include "kernels/blas.hpp"
 #include "nn/ops.hpp"
 #include "nn/conv_direct.hpp"
 
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -303,7 +303,7 @@ void op_conv(OpCtx& c) {
         const float* src = xs;
         if (!direct) { im2col(xs, Cg, H, W, w, col.data()); src = col.data(); }
         float* ys = y + (n * M + g * Mg) * PQ;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(Mg), static_cast<int>(PQ), static_cast<int>(K),
+        blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(Mg), static_cast<int>(PQ), static_cast<int>(K),
                     1.0f, wt + g * Mg * K, static_cast<int>(K), src, static_cast<int>(PQ), 0.0f, ys, static_cast<int>(PQ));
         if (bias)
           for (std::int64_t m = 0; m < Mg; ++m) {
@@ -440,7 +440,7 @@ void sgemm_rows(int threads, bool ta, bool tb, std::int64_t M, std::int64_t N, s
     for (std::int64_t ch = cb; ch < ce; ++ch) {
       const std::int64_t b = ch * kChunk, e = std::min(M, b + kChunk);
       const float* a = ta ? A + b : A + b * lda;
-      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(e - b),
+      blas::sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(e - b),
                   static_cast<int>(N), static_cast<int>(K), 1.0f, a, static_cast<int>(lda), B, static_cast<int>(ldb), beta,
                   C + b * N, static_cast<int>(N));
     }
@@ -504,7 +504,7 @@ void op_matmul(OpCtx& c) {
   for_broadcast(bo, ba, bb, [&](std::int64_t k, std::int64_t ia, std::int64_t ib) { offa[k] = ia; offb[k] = ib; });
   parallel_for(nb, c.threads, [&](std::int64_t s, std::int64_t e) {
     for (std::int64_t k = s; k < e; ++k)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f,
+      blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f,
                   a + offa[k] * M * K, static_cast<int>(K), b + offb[k] * K * N, static_cast<int>(N), 0.0f, y + k * M * N,
                   static_cast<int>(N));
   });

@@ -1,5 +1,5 @@
-#include <cblas.h>
 
+#include "kernels/blas.hpp"
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -9,16 +9,6 @@
 #include "groups.hpp"
 #include "qcast/error.hpp"
 
-// LAPACK (exported by Debian's OpenBLAS). Trailing hidden string lengths are passed for Fortran ABIs.
-extern "C" {
-void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info, std::size_t);
-void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
-void spotri_(const char* uplo, const int* n, float* a, const int* lda, int* info, std::size_t);
-void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
-void dgesdd_(const char* jobz, const int* m, const int* n, double* a, const int* lda, double* s, double* u,
-             const int* ldu, double* vt, const int* ldvt, double* work, const int* lwork, int* iwork, int* info,
-             std::size_t);
-}
 
 namespace qcast::ptq {
 
@@ -99,13 +89,13 @@ void parallel_for(std::int64_t n, int threads, const std::function<void(std::int
 bool cholesky_upper(float* A, std::int64_t n) {
   const int nn = static_cast<int>(n);
   int info = 0;
-  spotrf_("L", &nn, A, &nn, &info, 1);
+  blas::spotrf("L", &nn, A, &nn, &info, 1);
   return info == 0;
 }
 bool cholesky_upper(double* A, std::int64_t n) {
   const int nn = static_cast<int>(n);
   int info = 0;
-  dpotrf_("L", &nn, A, &nn, &info, 1);
+  blas::dpotrf("L", &nn, A, &nn, &info, 1);
   return info == 0;
 }
 
@@ -122,8 +112,8 @@ static bool spd_inverse_impl(T* A, std::int64_t n, Potrf potrf, Potri potri) {
     for (std::int64_t j = 0; j < i; ++j) A[i * n + j] = A[j * n + i];
   return true;
 }
-bool spd_inverse(float* A, std::int64_t n) { return spd_inverse_impl(A, n, spotrf_, spotri_); }
-bool spd_inverse(double* A, std::int64_t n) { return spd_inverse_impl(A, n, dpotrf_, dpotri_); }
+bool spd_inverse(float* A, std::int64_t n) { return spd_inverse_impl(A, n, blas::spotrf, blas::spotri); }
+bool spd_inverse(double* A, std::int64_t n) { return spd_inverse_impl(A, n, blas::dpotrf, blas::dpotri); }
 
 void svd(std::vector<double>& A, std::int64_t m, std::int64_t n, std::vector<double>& U, std::vector<double>& S,
          std::vector<double>& Vt) {
@@ -137,10 +127,10 @@ void svd(std::vector<double>& A, std::int64_t m, std::int64_t n, std::vector<dou
   std::vector<int> iwork(8 * static_cast<std::size_t>(k));
   int info = 0, lwork = -1;
   double wq = 0;
-  dgesdd_("S", &cm, &cn, A.data(), &cm, S.data(), Vt.data(), &cm, U.data(), &k, &wq, &lwork, iwork.data(), &info, 1);
+  blas::dgesdd("S", &cm, &cn, A.data(), &cm, S.data(), Vt.data(), &cm, U.data(), &k, &wq, &lwork, iwork.data(), &info, 1);
   lwork = static_cast<int>(wq) + 1;
   std::vector<double> work(static_cast<std::size_t>(lwork));
-  dgesdd_("S", &cm, &cn, A.data(), &cm, S.data(), Vt.data(), &cm, U.data(), &k, work.data(), &lwork, iwork.data(),
+  blas::dgesdd("S", &cm, &cn, A.data(), &cm, S.data(), Vt.data(), &cm, U.data(), &k, work.data(), &lwork, iwork.data(),
           &info, 1);
   if (info != 0) throw Error("SVD of a " + std::to_string(m) + "x" + std::to_string(n) + " matrix did not converge");
 }
@@ -216,7 +206,7 @@ void HessianAccumulator::add(const float* X, std::int64_t tokens) {
   const float keep = static_cast<float>(static_cast<double>(n_) / static_cast<double>(n_ + tokens));
   const float alpha = static_cast<float>(2.0 / static_cast<double>(n_ + tokens));
   const int d = static_cast<int>(dim_);
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(tokens), alpha, X, d, keep, H_.data(), d);
+  blas::ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(tokens), alpha, X, d, keep, H_.data(), d);
   for (std::int64_t i = 0; i < dim_; ++i)
     for (std::int64_t j = 0; j < i; ++j) H_[i * dim_ + j] = H_[j * dim_ + i];
   n_ += tokens;
@@ -237,7 +227,7 @@ double output_error(const float* W, const float* Q, std::int64_t rows, std::int6
                     std::int64_t tokens) {
   std::vector<float> D(static_cast<std::size_t>(rows * cols)), Y(static_cast<std::size_t>(rows * tokens));
   for (std::size_t i = 0; i < D.size(); ++i) D[i] = W[i] - Q[i];
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(tokens),
+  blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(tokens),
               static_cast<int>(cols), 1.0f, D.data(), static_cast<int>(cols), X, static_cast<int>(cols), 0.0f, Y.data(),
               static_cast<int>(tokens));
   double e = 0;
@@ -248,7 +238,7 @@ double output_error(const float* W, const float* Q, std::int64_t rows, std::int6
 double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* H) {
   std::vector<float> D(static_cast<std::size_t>(rows * cols)), DH(static_cast<std::size_t>(rows * cols));
   for (std::size_t i = 0; i < D.size(); ++i) D[i] = W[i] - Q[i];
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols),
+  blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols),
               static_cast<int>(cols), 1.0f, D.data(), static_cast<int>(cols), H, static_cast<int>(cols), 0.0f,
               DH.data(), static_cast<int>(cols));
   double e = 0;
@@ -257,8 +247,8 @@ double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int
 }
 
 int set_blas_threads(int threads) {
-  const int prev = openblas_get_num_threads();
-  openblas_set_num_threads(std::max(1, threads));
+  const int prev = blas::get_num_threads();
+  blas::set_num_threads(std::max(1, threads));
   return prev;
 }
 

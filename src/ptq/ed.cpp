@@ -1,6 +1,6 @@
+#include "kernels/blas.hpp"
 #include "qcast/ptq/ed.hpp"
 
-#include <cblas.h>
 
 #include "groups.hpp"
 #include "qcast/error.hpp"
@@ -17,8 +17,8 @@ void EdAccumulator::add(const float* Xf, const float* Xq, std::int64_t tokens) {
   if (tokens <= 0) return;
   const int d = static_cast<int>(dim_), t = static_cast<int>(tokens);
   std::vector<double> f(Xf, Xf + tokens * dim_), q(Xq, Xq + tokens * dim_);
-  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, t, 1.0, q.data(), d, q.data(), d, 1.0, cqq_.data(), d);
-  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, t, 1.0, f.data(), d, q.data(), d, 1.0, cfq_.data(), d);
+  blas::dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, t, 1.0, q.data(), d, q.data(), d, 1.0, cqq_.data(), d);
+  blas::dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, t, 1.0, f.data(), d, q.data(), d, 1.0, cfq_.data(), d);
   n_ += tokens;
 }
 
@@ -38,8 +38,8 @@ EdResult error_diffusion(const Format& f, const float* W, std::int64_t rows, std
   // W* = W C_fq C_qq^-1  (rows x n)
   std::vector<double> Wd(W, W + rows * cols), T(static_cast<std::size_t>(rows * n)), Ws(static_cast<std::size_t>(rows * n));
   const int r = static_cast<int>(rows), nn = static_cast<int>(n);
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, nn, nn, 1.0, Wd.data(), nn, st.cfq().data(), nn, 0.0, T.data(), nn);
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, nn, nn, 1.0, T.data(), nn, C.data(), nn, 0.0, Ws.data(), nn);
+  blas::dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, nn, nn, 1.0, Wd.data(), nn, st.cfq().data(), nn, 0.0, T.data(), nn);
+  blas::dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, nn, nn, 1.0, T.data(), nn, C.data(), nn, 0.0, Ws.data(), nn);
   EdResult res;
   res.target.assign(Ws.begin(), Ws.end());
   if (opt.inner == EdOptions::Inner::Gptq) {

@@ -1,6 +1,6 @@
+#include "kernels/blas.hpp"
 #include "qcast/ptq/gptq.hpp"
 
-#include <cblas.h>
 
 #include <algorithm>
 #include <chrono>
@@ -154,7 +154,7 @@ GptqResult gptq(const Format& f, const float* W0, std::int64_t rows, std::int64_
       }
     });
     if (i2 < n)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(n - i2),
+      blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(n - i2),
                   static_cast<int>(cnt), -1.0f, E1.data(), static_cast<int>(B), U + i1 * n + i2, static_cast<int>(n),
                   1.0f, Wp.data() + i2, static_cast<int>(n));
   }

@@ -1,6 +1,6 @@
+#include "kernels/blas.hpp"
 #include "qcast/ptq/lowrank.hpp"
 
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -49,21 +49,21 @@ void low_rank_factors(const float* M, std::int64_t rows, std::int64_t cols, int 
     const double u1 = (ref::counter_rand(seed, 2 * i) + 1.0) / 4294967297.0, u2 = ref::counter_rand(seed, 2 * i + 1) / 4294967296.0;
     Om[i] = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
   }
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, kk, n, 1.0, Md.data(), n, Om.data(), kk, 0.0, Y.data(), kk);
+  blas::dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, kk, n, 1.0, Md.data(), n, Om.data(), kk, 0.0, Y.data(), kk);
   for (int it = 0; it < power_iters; ++it) {
     orthonormalize(Y, rows, k);
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, kk, m, 1.0, Md.data(), n, Y.data(), kk, 0.0, Z.data(), kk);
+    blas::dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, kk, m, 1.0, Md.data(), n, Y.data(), kk, 0.0, Z.data(), kk);
     orthonormalize(Z, cols, k);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, kk, n, 1.0, Md.data(), n, Z.data(), kk, 0.0, Y.data(), kk);
+    blas::dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, kk, n, 1.0, Md.data(), n, Z.data(), kk, 0.0, Y.data(), kk);
   }
   orthonormalize(Y, rows, k);  // Qm [rows, k]
   // Bs = Qm^T M [k, cols]; SVD Bs = Ub S Vt; M ~= (Qm Ub) S Vt.
   std::vector<double> Bs(static_cast<std::size_t>(k * cols));
-  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, n, m, 1.0, Y.data(), kk, Md.data(), n, 0.0, Bs.data(), n);
+  blas::dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, n, m, 1.0, Y.data(), kk, Md.data(), n, 0.0, Bs.data(), n);
   std::vector<double> Ub, S, Vt;
   detail::svd(Bs, k, cols, Ub, S, Vt);  // Ub [k, k'], Vt [k', cols], k' = min(k, cols) = k
   std::vector<double> QU(static_cast<std::size_t>(rows * k));
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, kk, kk, 1.0, Y.data(), kk, Ub.data(), kk, 0.0, QU.data(), kk);
+  blas::dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, kk, kk, 1.0, Y.data(), kk, Ub.data(), kk, 0.0, QU.data(), kk);
   A.assign(static_cast<std::size_t>(rows * r), 0.0f);
   B.assign(static_cast<std::size_t>(r * cols), 0.0f);
   for (std::int64_t j = 0; j < r; ++j) {
@@ -76,7 +76,7 @@ void low_rank_factors(const float* M, std::int64_t rows, std::int64_t cols, int 
 std::vector<float> LowRankResult::effective() const {
   std::vector<float> out = q.values;
   if (rank > 0)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(q.rows), static_cast<int>(q.cols), rank,
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(q.rows), static_cast<int>(q.cols), rank,
                 1.0f, A.data(), rank, B.data(), static_cast<int>(q.cols), 1.0f, out.data(), static_cast<int>(q.cols));
   return out;
 }
@@ -96,7 +96,7 @@ LowRankResult lowrank(const Format& f, const float* W, std::int64_t rows, std::i
       fake_quant(*opt.branch_format, res.A.data(), res.A.data(), Shape{rows, res.rank});
       fake_quant(*opt.branch_format, res.B.data(), res.B.data(), Shape{res.rank, cols});
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols), res.rank,
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols), res.rank,
                 1.0f, res.A.data(), res.rank, res.B.data(), static_cast<int>(cols), 0.0f, L.data(), static_cast<int>(cols));
   }
   // The returned branch belongs to the returned main layer: the last A, B were fitted to W - res.q.

@@ -1,7 +1,7 @@
 // QuaRot-style norm folding and residual-stream rotation of LLaMA models. See include/qcast/ptq/quarot.hpp.
+#include "kernels/blas.hpp"
 #include "qcast/ptq/quarot.hpp"
 
-#include <cblas.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -107,7 +107,7 @@ void put(nn::Linear& L, std::vector<float> W) {
 void right_mul(std::vector<float>& W, int n, const std::vector<float>& Q) {
   const int rows = static_cast<int>(W.size() / static_cast<std::size_t>(n));
   std::vector<float> out(W.size());
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, n, 1.0f, W.data(), n, Q.data(), n, 0.0f, out.data(), n);
+  blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, n, 1.0f, W.data(), n, Q.data(), n, 0.0f, out.data(), n);
   W.swap(out);
 }
 
@@ -115,7 +115,7 @@ void right_mul(std::vector<float>& W, int n, const std::vector<float>& Q) {
 void left_mul_t(std::vector<float>& W, int n, const std::vector<float>& Q) {
   const int cols = static_cast<int>(W.size() / static_cast<std::size_t>(n));
   std::vector<float> out(W.size());
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, cols, n, 1.0f, Q.data(), n, W.data(), cols, 0.0f, out.data(), cols);
+  blas::sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, cols, n, 1.0f, Q.data(), n, W.data(), cols, 0.0f, out.data(), cols);
   W.swap(out);
 }
 

@@ -4,7 +4,7 @@
 #include <random>
 #include <vector>
 
-#include <cblas.h>
+#include "kernels/blas.hpp"
 
 namespace qcast::test {
 
@@ -23,7 +23,7 @@ inline std::vector<float> correlated_inputs(std::int64_t tokens, std::int64_t di
   auto M = randn(dim * dim, seed + 1, 1.0f / std::sqrt(static_cast<float>(dim)) * 2.0f);
   for (std::int64_t i = 0; i < dim; ++i) M[i * dim + i] += 1.0f;
   std::vector<float> X(static_cast<std::size_t>(tokens * dim));
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(tokens), static_cast<int>(dim),
+  blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(tokens), static_cast<int>(dim),
               static_cast<int>(dim), 1.0f, Z.data(), static_cast<int>(dim), M.data(), static_cast<int>(dim), 0.0f,
               X.data(), static_cast<int>(dim));
   for (std::int64_t t = 0; t < tokens; ++t)
