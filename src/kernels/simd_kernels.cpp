@@ -397,6 +397,18 @@ HWY_INLINE void GroupParams(const Job& j, const float* x, std::int64_t n, GroupP
 
 constexpr int kMaxBatch = 64;
 
+// The scale element's values (returned) and codes of N groups' raw amax scales x = amax / max_elem: divided
+// by the NVFP4 tensor scale first when there is one, then rounded to nearest even in the scale element
+// (fp32 scales: unchanged, the code is the bits).
+HWY_INLINE V ScaleElemOf(const ScaleSpec& sc, const MiniQ& sq, V x, V ts, VU* code) {
+  if (sc.tensor_scale) x = hn::Div(x, ts);
+  if (sc.is_fp32) {
+    *code = hn::BitCast(DU(), x);
+    return x;
+  }
+  return sq.Apply<RoundMode::Even, true, false>(x, code);
+}
+
 // Amax-rule parameters of nb groups at once (mirrors ref::group_params, see amax_params): the
 // double-precision ideal scale per group, then the rounding into the scale element N groups per vector.
 template <bool kAsym>
@@ -431,16 +443,9 @@ HWY_NOINLINE void AmaxBatch(const Job& j, const std::int64_t* st, const std::int
   const V ts = hn::Set(d, j.tensor_scale);
   const MiniQ sq(sc.sel);
   for (int k = 0; k < nb; k += static_cast<int>(N)) {
-    V x = hn::Load(d, raw + k);
-    if (sc.tensor_scale) x = hn::Div(x, ts);
-    V q;
+    const V x = hn::Load(d, raw + k);
     VU c;
-    if (sc.is_fp32) {
-      q = x;
-      c = hn::BitCast(du, x);
-    } else {
-      q = sq.Apply<RoundMode::Even, true, false>(x, &c);
-    }
+    V q = ScaleElemOf(sc, sq, x, ts, &c);
     if (!sc.tensor_scale) {
       const auto pos = hn::Gt(x, hn::Zero(d));
       q = hn::IfThenElseZero(pos, q);
@@ -752,16 +757,8 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std:
         hn::Store(ms.inv, d, inv_a + k);
         hn::Store(ms.code, du, scode_a + k);
       } else {
-        V raw = hn::Div(hn::BitCast(d, m), elmax);
-        if (sc.tensor_scale) raw = hn::Div(raw, ts);
-        V sv;
         VU sc_code;
-        if (sc.is_fp32) {
-          sv = raw;
-          sc_code = hn::BitCast(du, raw);
-        } else {
-          sv = sq.Apply<RoundMode::Even, true, false>(raw, &sc_code);
-        }
+        const V sv = ScaleElemOf(sc, sq, hn::Div(hn::BitCast(d, m), elmax), ts, &sc_code);
         hn::Store(sc.tensor_scale ? hn::Mul(sv, ts) : sv, d, scale_a + k);
         hn::Store(sc_code, du, scode_a + k);
       }
