@@ -1,5 +1,6 @@
 // qcast: entry point. Subcommands live one per file beside this one.
 #include <algorithm>
+#include <cstdint>
 #include <iostream>
 #include <thread>
 
@@ -23,6 +24,17 @@ void add_threads_flag(CLI::App* sub, int& threads) {
 }
 
 }  // namespace qcast::cli
+
+// Start-up: libhwy's static initializer measures the resolution of its benchmark timer
+// (hwy::platform::TimerResolution, a calibration loop) every time the library loads: ~4 ms of every
+// qcast command on the 2-core dev VM, a tenth of a 64 MiB `qcast cast`. The value only serves Highway's
+// nanobenchmark, which qcast never runs (bench/ uses Google Benchmark), and Highway's target dispatch does
+// not depend on it. Defined here in the executable, this definition is the one the library's call binds
+// to (ELF symbol interposition: the executable comes first in the global lookup scope); the library and
+// its tests are untouched.
+namespace hwy::platform {
+std::uint64_t TimerResolution() { return 1; }
+}  // namespace hwy::platform
 
 int main(int argc, char** argv) {
   CLI::App app{"qcast: hardware-aware quantization of neural networks (formats, models, PTQ, hardware cost)"};
