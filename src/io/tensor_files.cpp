@@ -27,9 +27,6 @@ bool is_float_tensor(const Tensor& t) { return t.dtype == DType::F32 || t.dtype 
 
 namespace {
 
-// Runs fn on one tensor and writes the windows it delivers (possibly from several threads) at their
-// places after the current file position, checking that they cover exactly its n values; the file
-// position ends after the tensor.
 using TransformFn = std::function<void(const std::string&, const Shape&, const FloatSource&, const FloatSink&)>;
 
 // The values of tensor t (which lies in `file`) as float32 windows: pread of F32 data (no first touch of
@@ -48,6 +45,9 @@ FloatSource source_of(const MappedFile& file, const Tensor& t, Tensor& converted
   };
 }
 
+// Runs fn on tensor t of `file` and writes the windows it delivers (possibly from several threads) at their
+// places after the current file position, checking that they cover exactly its n values; the file
+// position ends after the tensor.
 void write_transformed(int fd, const std::string& out, const std::string& name, const MappedFile& file, const Tensor& t,
                        const TransformFn& fn) {
   const std::int64_t n = t.numel();

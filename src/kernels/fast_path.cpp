@@ -346,15 +346,15 @@ namespace {
 constexpr std::int64_t kStreamFloats = std::int64_t{4} << 20;
 bool stream_output(std::int64_t n) { return n >= kStreamFloats; }
 
-// A fake-quant job over the whole tensor, or nullopt when no kernel covers the format bit for bit.
+// A fake-quant job over the whole tensor, or nullopt when no kernel covers the format bit for bit. The
+// caller sets the input and the tensor scale (read from a pointer or from a streamed source), after this
+// has said yes, so an uncovered format never reads its input here.
 struct FakeQuantSetup {
   std::shared_ptr<const Plan> plan;
   Geometry geo;
   Job job;
 };
-// `in` is the whole input, or null with `source` streaming it (then only the tensor scale reads it here).
-std::optional<FakeQuantSetup> fake_quant_setup(const Format& f, const float* in, const FloatSource* source, const Shape& shape,
-                                               const QuantOptions& opt, std::int64_t window = 1 << 18) {
+std::optional<FakeQuantSetup> fake_quant_setup(const Format& f, const Shape& shape, const QuantOptions& opt) {
   if (!options_ok(opt)) return std::nullopt;
   const auto geo = geometry(f, shape, opt.axis);
   if (!geo) return std::nullopt;
@@ -369,17 +369,16 @@ std::optional<FakeQuantSetup> fake_quant_setup(const Format& f, const float* in,
   j.len = geo->len;
   j.block = geo->block;
   j.gpr = geo->gpr;
-  j.in = in;
-  j.tensor_scale = in ? tensor_scale(f, in, shape_numel(shape), opt.threads)
-                      : tensor_scale(f, *source, shape_numel(shape), opt.threads, window);
   return s;
 }
 
 }  // namespace
 
 bool fast_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
-  auto s = fake_quant_setup(f, in, nullptr, shape, opt);
+  auto s = fake_quant_setup(f, shape, opt);
   if (!s) return false;
+  s->job.in = in;
+  s->job.tensor_scale = tensor_scale(f, in, shape_numel(shape), opt.threads);
   s->job.out = out;
   s->job.stream_out = stream_output(shape_numel(shape));
   parallel_for(s->geo.ngroups, opt.threads, [&](std::int64_t b, std::int64_t e) { quant_groups(s->job, b, e); }, min_groups(s->geo));
@@ -388,8 +387,9 @@ bool fast_fake_quant(const Format& f, const float* in, float* out, const Shape& 
 
 bool fast_fake_quant_stream(const Format& f, const FloatSource& source, const Shape& shape, const QuantOptions& opt,
                             std::int64_t chunk_elems, const FloatSink& sink) {
-  auto s = fake_quant_setup(f, nullptr, &source, shape, opt, chunk_elems);
+  auto s = fake_quant_setup(f, shape, opt);
   if (!s) return false;
+  s->job.tensor_scale = tensor_scale(f, source, shape_numel(shape), opt.threads, chunk_elems);
   const Geometry* geo = &s->geo;
   // Every geometry fast_fake_quant covers lays its groups out in order, each a contiguous run, so a
   // range of groups is a contiguous window of the output.
