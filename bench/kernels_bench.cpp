@@ -17,10 +17,10 @@ namespace {
 
 using qcast::kern::BenchOp;
 
-const std::vector<float>& input(std::int64_t n) {
-  static std::map<std::int64_t, std::unique_ptr<std::vector<float>>> cache;
+qcast::kern::BenchBuffer& input(std::int64_t n) {
+  static std::map<std::int64_t, std::unique_ptr<qcast::kern::BenchBuffer>> cache;
   auto& p = cache[n];
-  if (!p) p = std::make_unique<std::vector<float>>(qcast::kern::bench_input(n));
+  if (!p) p = std::make_unique<qcast::kern::BenchBuffer>(qcast::kern::bench_input(n));
   return *p;
 }
 
@@ -29,7 +29,7 @@ double memcpy_gbps(std::int64_t n, int threads) {
   static std::map<std::pair<std::int64_t, int>, double> cache;
   auto it = cache.find({n, threads});
   if (it != cache.end()) return it->second;
-  const auto& in = input(n);
+  auto& in = input(n);
   qcast::kern::BenchBuffer out(n);
   const double t = qcast::kern::time_best([&] { qcast::kern::bench_memcpy(in.data(), out.data(), n, threads); }, 0.3);
   const double g = static_cast<double>(n) * 4 / 1e9 / t;
@@ -57,13 +57,13 @@ void timed_loop(benchmark::State& state, std::int64_t n, int threads, Fn fn) {
 }
 
 void BM_memcpy(benchmark::State& state, std::int64_t n, int threads) {
-  const auto& in = input(n);
+  auto& in = input(n);
   qcast::kern::BenchBuffer out(n);
   timed_loop(state, n, threads, [&] { qcast::kern::bench_memcpy(in.data(), out.data(), n, threads); });
 }
 
 void BM_kernel(benchmark::State& state, std::string format, BenchOp op, std::int64_t n, int threads) {
-  const auto& in = input(n);
+  auto& in = input(n);
   qcast::kern::BenchCase c(format, op, in.data(), n, threads);
   timed_loop(state, n, threads, [&] { c.run(); });
 }

@@ -38,8 +38,9 @@ const std::vector<std::string>& default_bench_formats() {
   return f;
 }
 
-std::vector<float> bench_input(std::int64_t n) {
-  std::vector<float> x(static_cast<std::size_t>(n));
+BenchBuffer bench_input(std::int64_t n) {
+  BenchBuffer buf(n);
+  float* x = buf.data();
   std::uint64_t s = 0x9E3779B97F4A7C15ull;
   for (std::int64_t i = 0; i < n; ++i) {
     // Sum of 4 uniforms (Irwin-Hall) ~ Gaussian; a per-row magnitude spread like real weights.
@@ -51,9 +52,9 @@ std::vector<float> bench_input(std::int64_t n) {
       acc += static_cast<float>(s >> 40) * (1.0f / 16777216.0f);
     }
     const float row_scale = std::ldexp(1.0f, static_cast<int>((i / 4096) % 7) - 3);
-    x[static_cast<std::size_t>(i)] = (acc - 2.0f) * row_scale;
+    x[i] = (acc - 2.0f) * row_scale;
   }
-  return x;
+  return buf;
 }
 
 BenchBuffer::BenchBuffer(std::int64_t n) {

@@ -3,6 +3,7 @@
 // float neighbours, at several scales) and large random inputs with subnormals, ties, NaN/Inf blocks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <new>
@@ -370,6 +371,66 @@ TEST(SimdKernels, SingleElementGroups) {
     check_all(f, RoundMode::Even, x, {4099, 1}, false, "len1");
     check_all(f, RoundMode::Away, x, {4099, 1}, false, "len1");
     check_all(f, RoundMode::Floor, x, {4099, 1}, false, "len1");
+  }
+}
+
+TEST(SimdKernels, AmaxScaleQuotientsNearMidpoints) {
+  // Amax scales are not powers of two, so x / scale is a real division whose rounding decides the element
+  // near its midpoints. Here every block is built on its actual scale S (read back from the reference
+  // encoding of its amax alone): its other values sit within 8 float ulps of m * S for every grid point
+  // and midpoint m of the element, both signs; the random tests rarely land this close.
+  std::mt19937_64 rng(7);
+  for (const char* name : {"nvfp4", "e2m1@ue4m3/b16/amax", "e4m3@ue4m3/b16/amax", "e2m3@fp32/g32", "e3m2@bf16/g32"}) {
+    const Format f = Format::parse(name);
+    const std::int64_t blk = f.scaling.block, cols = 4 * blk, rows = 512;
+    std::vector<float> grid;  // positive grid points and midpoints of the element
+    std::vector<float> pos;
+    for (std::uint32_t c = 0; c < f.elem.num_codes(); ++c) {
+      const float v = f.elem.decode(c);
+      if (std::isfinite(v) && v > 0) pos.push_back(v);
+    }
+    std::sort(pos.begin(), pos.end());
+    for (std::size_t i = 0; i < pos.size(); ++i) {
+      grid.push_back(pos[i]);
+      if (i + 1 < pos.size()) grid.push_back(0.5f * (pos[i] + pos[i + 1]));
+    }
+    // Block scales over 2^40 with wide scale elements; over 2^8 with UE4M3 scales (448 down to 2^-9), which would
+    // otherwise saturate or reach zero (both covered by the exhaustive tests).
+    const int spread = f.scaling.scale_elem.bits == 8 ? 8 : 40;
+    std::vector<float> x(static_cast<std::size_t>(rows * cols), 0.0f);
+    for (std::int64_t b = 0; b < rows * cols; b += blk)
+      x[static_cast<std::size_t>(b)] = static_cast<float>(f.elem.max_value()) *
+                                       std::ldexp(1.0f + static_cast<float>(rng() % 1000) / 1000.0f, static_cast<int>(rng() % spread) - spread / 2);
+    const Shape shape{rows, cols};
+    QuantOptions opt;
+    const Encoded amax_only = reference_encode(f, x.data(), shape, opt);
+    const Element& se = f.scaling.scale_elem;
+    for (std::int64_t g = 0; g < rows * cols / blk; ++g) {
+      float sv;
+      if (se.bits == 32) {
+        std::memcpy(&sv, amax_only.scales.data() + 4 * g, 4);
+      } else {
+        std::uint32_t code = 0;
+        for (int k = 0; k < se.bits / 8; ++k) code |= static_cast<std::uint32_t>(amax_only.scales[static_cast<std::size_t>(g * (se.bits / 8) + k)]) << (8 * k);
+        sv = se.decode(code);
+      }
+      const float S = f.scaling.tensor_scale ? sv * amax_only.tensor_scale : sv;
+      const float A = x[static_cast<std::size_t>(g * blk)];
+      ASSERT_GT(S, 0.0f) << name;
+      for (std::int64_t i = 1; i < blk; ++i) {
+        float v = 0;
+        for (int tries = 0; tries < 8; ++tries) {
+          const float m = grid[rng() % grid.size()];
+          const int k = static_cast<int>(rng() % 17) - 8;
+          v = from_bits(static_cast<std::uint32_t>(static_cast<std::int64_t>(bits_of(m * S)) + k));
+          if (v < 0.99f * A) break;  // keeps the block's amax, so its scale stays S
+          v = 0;
+        }
+        x[static_cast<std::size_t>(g * blk + i)] = (rng() & 1) ? -v : v;
+      }
+    }
+    check_all(f, RoundMode::Even, x, shape, true, "near-midpoints");
+    if (HasFailure()) return;
   }
 }
 

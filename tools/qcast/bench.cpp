@@ -49,7 +49,7 @@ void run(const BenchArgs& a) {
   if (a.ops.empty()) ops = {kern::BenchOp::FakeQuant, kern::BenchOp::Encode, kern::BenchOp::Decode};
   for (const auto& o : a.ops) ops.push_back(kern::parse_bench_op(o));
   kern::bench_keep_allocations();
-  const std::vector<float> in = kern::bench_input(n);
+  kern::BenchBuffer in = kern::bench_input(n);
   qcast::kern::BenchBuffer out(n);
   const double gb = static_cast<double>(n) * 4 / 1e9;
   auto memcpy_gbps = [&] {
