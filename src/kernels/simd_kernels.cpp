@@ -767,8 +767,13 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std:
     const std::int64_t nb = std::min(batch, g1 - gb);
     const float* x0 = j.in + (gb * block - j.in_base);
     BlockMaxima<NV>(x0, block, nb, umax);
+    // Blocks (lanes) with NaN / Inf or an all-zero amax scale: batches without any (nearly all of them)
+    // take one flat loop over their vectors without per-block branches; the per-block loop below handles
+    // the rest.
+    auto special = hn::FirstN(d, 0);
     for (std::int64_t k = 0; k < nb; k += static_cast<std::int64_t>(N)) {
       const VI m = hn::BitCast(di, hn::LoadU(du, umax + k));
+      auto sp = hn::RebindMask(d, hn::Gt(m, hn::Set(di, 0x7f7fffff)));
       if constexpr (kMx) {
         const MxScaleV ms = MxScaleOf(m, sc.emax);
         hn::Store(ms.scale, d, scale_a + k);
@@ -777,14 +782,14 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std:
       } else {
         VU sc_code;
         const V sv = ScaleElemOf(sc, sq, hn::Div(hn::BitCast(d, m), elmax), ts, &sc_code);
-        hn::Store(sc.tensor_scale ? hn::Mul(sv, ts) : sv, d, scale_a + k);
+        const V scale = sc.tensor_scale ? hn::Mul(sv, ts) : sv;
+        hn::Store(scale, d, scale_a + k);
         hn::Store(sc_code, du, scode_a + k);
+        sp = hn::Or(sp, hn::Not(hn::Gt(scale, hn::Zero(d))));
       }
+      special = hn::Or(special, hn::And(sp, hn::FirstN(d, static_cast<std::size_t>(nb - k))));
     }
-    // Batches without NaN / Inf or all-zero groups (nearly all of them) take one flat loop over their
-    // vectors without per-block branches; the per-block loop below handles the rest.
-    bool plain = true;
-    for (std::int64_t k = 0; k < nb; ++k) plain &= (umax[k] <= 0x7f7fffffu) & (kMx || scale_a[k] > 0);
+    const bool plain = hn::AllFalse(d, special);
     if (plain) {
       if constexpr (kEnc) {
         for (std::int64_t k = 0; k < nb; ++k) StoreScale(j, gb + k, scode_a[k]);
