@@ -2,6 +2,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <sys/wait.h>
 #include <fstream>
 
 #include "test_support.hpp"
@@ -110,4 +112,27 @@ TEST(CliEval, UnknownLayerPatternWarnsWithLayerNames) {
   EXPECT_NE(r.err.find("/fc/f7/Gemm"), std::string::npos) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["recipe"]["weights"], "mxfp8");
+}
+
+TEST(CliOnnxModule, TheImporterIsLoadedOnDemand) {
+  // The CLI keeps libprotobuf / libonnx_proto out of its start-up: the ONNX importer is a module beside it.
+  const auto r = run_cli("inspect " QCAST_SOURCE_DIR "/fuzz/seeds/onnx/tiny.onnx");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("ONNX graph"), std::string::npos) << r.out;
+}
+
+TEST(CliOnnxModule, AMissingImporterModuleIsAClearError) {
+  // The executable alone in a directory: other commands run, ONNX files give exit 2 and a message.
+  qcast::test::TempDir t;
+  const std::string exe = t.file("qcast");
+  std::filesystem::copy_file(QCAST_CLI_PATH, exe);
+  std::filesystem::permissions(exe, std::filesystem::perms::owner_all);
+  ASSERT_EQ(std::system((exe + " --version >/dev/null").c_str()), 0);
+  const std::string cmd = exe + " inspect " QCAST_SOURCE_DIR "/fuzz/seeds/onnx/tiny.onnx >" + t.file("out") + " 2>" + t.file("err");
+  const int st = std::system(cmd.c_str());
+  std::ifstream ferr(t.file("err"));
+  const std::string err((std::istreambuf_iterator<char>(ferr)), std::istreambuf_iterator<char>());
+  if (st == 0) GTEST_SKIP() << "an installed libqcast_onnx.so was found, so the missing-module error cannot be provoked here";
+  EXPECT_EQ(WEXITSTATUS(st), 2) << err;
+  EXPECT_NE(err.find("cannot load the ONNX importer module"), std::string::npos) << err;
 }

@@ -1,0 +1,65 @@
+// The CLI's ONNX entry points. The importer (src/io/onnx.cpp, with libprotobuf and libonnx_proto) lives in
+// the module libqcast_onnx.so (tools/qcast_onnx), loaded on the first ONNX file. Defining parse_onnx and
+// load_onnx here keeps the linker from taking onnx.o out of libqcast.a, and with --as-needed libprotobuf and
+// libonnx_proto leave the start-up of every command: ~3.6 ms of ~12 on the 2-core dev VM, a tenth of a
+// 64 MiB `qcast cast`. Same declarations (qcast/nn/onnx.hpp), same errors.
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <climits>
+#include <string>
+
+#include "qcast/error.hpp"
+#include "qcast/file.hpp"
+#include "qcast/nn/onnx.hpp"
+
+namespace qcast::nn {
+
+namespace {
+
+using ParseFn = void (*)(const std::uint8_t*, std::size_t, const std::string*, Graph*);
+
+std::string executable_dir() {
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return ".";
+  const std::string p(buf, static_cast<std::size_t>(n));
+  const auto slash = p.rfind('/');
+  return slash == std::string::npos ? "." : p.substr(0, slash);
+}
+
+// Beside the executable (the build tree), then where `cmake --install` puts it relative to the executable
+// (an install moved as a whole) and at the configured prefix. Loaded once, never closed.
+ParseFn importer() {
+  static const ParseFn fn = [] {
+    std::string why;
+    const std::string dir = executable_dir();
+    for (const std::string& path : {dir + "/" QCAST_ONNX_MODULE_NAME, dir + "/" QCAST_ONNX_MODULE_RELATIVE,
+                                    std::string(QCAST_ONNX_MODULE_INSTALLED)}) {
+      void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (!h) {
+        why += std::string("\n  ") + ::dlerror();
+        continue;
+      }
+      if (void* f = ::dlsym(h, "qcast_onnx_parse")) return reinterpret_cast<ParseFn>(f);
+      why += "\n  " + path + ": no qcast_onnx_parse";
+    }
+    throw Error("cannot load the ONNX importer module (" QCAST_ONNX_MODULE_NAME "):" + why);
+  }();
+  return fn;
+}
+
+}  // namespace
+
+Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& what) {
+  Graph g;
+  importer()(data, size, &what, &g);
+  return g;
+}
+
+Graph load_onnx(const std::string& path) {
+  MappedFile f(path);
+  return parse_onnx(f.data(), f.size(), path);
+}
+
+}  // namespace qcast::nn
