@@ -971,6 +971,21 @@ void QuantGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
   if (j.stream_out) hwy::FlushStream();  // order the non-temporal stores before the caller's
 }
 
+#if HWY_TARGET != HWY_SCALAR
+// The codes of N consecutive elements from element `pos` (a byte boundary) of an LSB-first 8- or 4-bit
+// stream, one per lane, straight from the bytes (no unpacking into a buffer). 4-bit: each byte becomes a
+// 64-bit lane lo | hi << 32, i.e. the two codes in element order.
+HWY_INLINE VI LoadCodes(const std::uint8_t* codes, std::int64_t pos, int bits) {
+  const DI di;
+  if (bits == 8) return hn::PromoteTo(di, hn::LoadU(hn::Rebind<std::uint8_t, DI>(), codes + pos));
+  using D64 = hn::Repartition<std::uint64_t, DI>;
+  const D64 d64;
+  const auto b = hn::LoadU(hn::Rebind<std::uint8_t, D64>(), codes + pos / 2);
+  const auto x = hn::PromoteTo(d64, hn::PromoteTo(hn::Rebind<std::uint32_t, D64>(), b));
+  return hn::BitCast(di, hn::Or(hn::And(x, hn::Set(d64, 0xFu)), hn::ShiftLeft<28>(hn::And(x, hn::Set(d64, 0xF0u)))));
+}
+#endif
+
 void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
   const D d;
   const DI di;
@@ -1005,7 +1020,24 @@ void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
     }
     const V vs = hn::Set(d, s);
     const VI vz = hn::Set(di, sc.asym ? static_cast<std::int32_t>(j.zeros[g]) : 0);
-    for (std::int64_t c = 0; c < n; c += kChunk) {
+    std::int64_t done = 0;  // elements decoded straight from the code bytes
+#if HWY_TARGET != HWY_SCALAR
+    // 8- and 4-bit codes of a group that starts on a byte: whole vectors read from the bytes, and 4-bit
+    // values looked up in a register (16 lanes) instead of gathered. The rest goes through unpack_codes.
+    if ((el.bits == 8 || el.bits == 4) && (start * el.bits) % 8 == 0) {
+      const bool in_register = !sc.asym && el.bits == 4 && N >= 16 && el.lut.size() >= N;
+      const V table = in_register ? hn::LoadU(d, lut) : hn::Zero(d);
+      for (; done + static_cast<std::int64_t>(N) <= n; done += static_cast<std::int64_t>(N)) {
+        const VI idx = LoadCodes(j.codes, start + done, el.bits);
+        V r;
+        if (sc.asym) r = hn::Mul(hn::ConvertTo(d, hn::Sub(idx, vz)), vs);
+        else r = in_register ? hn::TableLookupLanes(table, hn::IndicesFromVec(d, idx)) : hn::GatherIndex(d, lut, idx);
+        if (scaled && !sc.asym) r = hn::Mul(r, vs);
+        StoreOut(r, out + done, j.stream_out && reinterpret_cast<std::uintptr_t>(out + done) % (N * sizeof(float)) == 0);
+      }
+    }
+#endif
+    for (std::int64_t c = done; c < n; c += kChunk) {
       const std::int64_t m = std::min(kChunk, n - c);
       unpack_codes(j.codes, start + c, m, el.bits, cbuf);
       std::fill(cbuf + m, cbuf + m + kMaxLanes, std::uint16_t{0});
