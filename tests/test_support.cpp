@@ -29,9 +29,11 @@ static std::string slurp(const std::string& p) {
   return ss.str();
 }
 
-CliResult run_cli(const std::string& args) {
+CliResult run_cli(const std::string& args) { return run_binary(QCAST_CLI_PATH, args); }
+
+CliResult run_binary(const std::string& exe, const std::string& args) {
   TempDir t;
-  std::string cmd = std::string(QCAST_CLI_PATH) + " " + args + " >" + t.file("out") + " 2>" + t.file("err");
+  std::string cmd = exe + " " + args + " >" + t.file("out") + " 2>" + t.file("err");
   int st = std::system(cmd.c_str());
   CliResult r;
   r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;

@@ -24,6 +24,8 @@ struct CliResult {
 };
 /// Runs the qcast binary built with the tests; `args` is appended as-is to a shell command line.
 CliResult run_cli(const std::string& args);
+/// The same for another executable (e.g. a copy of qcast elsewhere).
+CliResult run_binary(const std::string& exe, const std::string& args);
 
 /// A fresh scratch directory, removed when the object dies.
 class TempDir {

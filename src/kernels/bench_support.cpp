@@ -58,13 +58,14 @@ BenchBuffer bench_input(std::int64_t n) {
 }
 
 BenchBuffer::BenchBuffer(std::int64_t n) {
-  const std::size_t bytes = (static_cast<std::size_t>(std::max<std::int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
-  p_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-  if (!p_) throw Error("out of memory for a " + std::to_string(bytes) + "-byte benchmark buffer");
+  const std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(n, 1)) * sizeof(float);
+  try {
+    p_ = aligned_floats(n);
+  } catch (const std::bad_alloc&) {
+    throw Error("out of memory for a " + std::to_string(bytes) + "-byte benchmark buffer");
+  }
   std::memset(p_.get(), 0, bytes);  // pre-fault
 }
-
-void BenchBuffer::Free::operator()(float* p) const { std::free(p); }
 
 struct BenchCase::Impl {
   Format f;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/aligned_floats.hpp"
 #include "qcast/format.hpp"
 
 namespace qcast::kern {
@@ -27,10 +28,7 @@ class BenchBuffer {
   float* data() { return p_.get(); }
 
  private:
-  struct Free {
-    void operator()(float* p) const;
-  };
-  std::unique_ptr<float[], Free> p_;
+  AlignedFloats p_;
 };
 
 /// A deterministic, roughly Gaussian fp32 input of n values (viewed as [n / 4096, 4096]), 64-byte aligned

@@ -4,15 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <optional>
 
+#include "kernels/aligned_floats.hpp"
 #include "kernels/reference.hpp"
 #include "kernels/simd.hpp"
 #include "kernels/thread_pool.hpp"
@@ -274,16 +273,6 @@ bool options_ok(const QuantOptions& opt) {
 // Sizes a fresh, zeroed byte vector (pack_codes ORs partial bytes into it).
 void alloc_bytes(Bytes& v, std::size_t n) { v.assign(n, 0); }
 
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-float* aligned_floats(std::int64_t n) {
-  const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(float) + 63) / 64 * 64;
-  auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!p) throw std::bad_alloc();
-  return p;
-}
-
 std::int64_t min_groups(const Geometry& g) {
   // Keep at least ~64K elements per thread so small tensors do not pay for waking workers.
   return std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, std::min(g.block, g.len)));
@@ -314,7 +303,7 @@ float tensor_scale(const Format& f, const FloatSource& source, std::int64_t n, i
   float amax = 0;
   const std::int64_t nwin = (n + window - 1) / window;
   parallel_for(nwin, threads, [&](std::int64_t w0, std::int64_t w1) {
-    std::unique_ptr<float[], AlignedFree> buf(aligned_floats(window));
+    const AlignedFloats buf = aligned_floats(window);
     float m = 0;
     for (std::int64_t w = w0; w < w1; ++w) {
       const std::int64_t b = w * window, cnt = std::min(window, n - b);
@@ -416,9 +405,8 @@ bool fast_fake_quant_stream(const Format& f, const FloatSource& source, const Sh
   // mapped file costs microseconds (fake-quant of a mapped 64 MiB input: ~70 ms, of pread windows: ~12).
   const std::int64_t nwin = (geo->ngroups + per_chunk - 1) / per_chunk;
   parallel_for(nwin, opt.threads, [&](std::int64_t w0, std::int64_t w1) {
-    // Uninitialised: every window is fully read before it is quantized and delivered. 64-byte aligned,
-    // so that the kernels' vector loads of (vector-aligned) blocks never straddle two cache lines.
-    std::unique_ptr<float[], AlignedFree> buf(aligned_floats(per_chunk * group));
+    // Uninitialised: every window is fully read before it is quantized and delivered.
+    const AlignedFloats buf = aligned_floats(per_chunk * group);
     Job j = s->job;
     j.in = buf.get();
     j.out = buf.get();

@@ -3,7 +3,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <sys/wait.h>
 #include <fstream>
 
 #include "test_support.hpp"
@@ -127,12 +126,9 @@ TEST(CliOnnxModule, AMissingImporterModuleIsAClearError) {
   const std::string exe = t.file("qcast");
   std::filesystem::copy_file(QCAST_CLI_PATH, exe);
   std::filesystem::permissions(exe, std::filesystem::perms::owner_all);
-  ASSERT_EQ(std::system((exe + " --version >/dev/null").c_str()), 0);
-  const std::string cmd = exe + " inspect " QCAST_SOURCE_DIR "/fuzz/seeds/onnx/tiny.onnx >" + t.file("out") + " 2>" + t.file("err");
-  const int st = std::system(cmd.c_str());
-  std::ifstream ferr(t.file("err"));
-  const std::string err((std::istreambuf_iterator<char>(ferr)), std::istreambuf_iterator<char>());
-  if (st == 0) GTEST_SKIP() << "an installed libqcast_onnx.so was found, so the missing-module error cannot be provoked here";
-  EXPECT_EQ(WEXITSTATUS(st), 2) << err;
-  EXPECT_NE(err.find("cannot load the ONNX importer module"), std::string::npos) << err;
+  ASSERT_EQ(qcast::test::run_binary(exe, "--version").rc, 0);
+  const auto r = qcast::test::run_binary(exe, "inspect " QCAST_SOURCE_DIR "/fuzz/seeds/onnx/tiny.onnx");
+  if (r.rc == 0) GTEST_SKIP() << "an installed libqcast_onnx.so was found, so the missing-module error cannot be provoked here";
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("cannot load the ONNX importer module"), std::string::npos) << r.err;
 }
