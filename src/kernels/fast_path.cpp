@@ -296,6 +296,31 @@ float tensor_scale(const Format& f, const float* in, std::int64_t n, int threads
   return tensor_scale_of_amax(f, amax);
 }
 
+// Largest |x| bits of every group, from the tensor-scale pass (Job::group_umax).
+using GroupMaxima = std::unique_ptr<std::uint32_t[]>;
+
+// The tensor scale of an in-memory input, for job j over geo. Where the fixed-block kernel covers the job,
+// the same read also stores every group's largest |x| into `maxima` and points j.group_umax at them:
+// the quantization pass then reads each block once instead of twice (once for its maximum, once for its
+// elements), which is what a format with a tensor scale (NVFP4) pays for reading its input twice.
+float tensor_scale(const Format& f, Job& j, const Geometry& geo, std::int64_t n, int threads, GroupMaxima& maxima) {
+  if (!f.scaling.tensor_scale) return 1.0f;
+  j.tensor_scale = 1.0f;
+  if (!group_maxima_cover(j)) return tensor_scale(f, j.in, n, threads);
+  // Uninitialised but for the slack (read, never used): the pass writes every group's slot.
+  maxima.reset(new std::uint32_t[static_cast<std::size_t>(geo.ngroups + kGroupMaximaSlack)]);
+  std::fill_n(maxima.get() + geo.ngroups, kGroupMaximaSlack, 0u);
+  std::mutex mu;
+  float amax = 0;
+  parallel_for(geo.ngroups, threads, [&](std::int64_t b, std::int64_t e) {
+    const float m = groups_absmax(j, b, e, maxima.get());
+    std::lock_guard<std::mutex> lk(mu);
+    amax = std::max(amax, m);
+  }, min_groups(geo));
+  j.group_umax = maxima.get();
+  return tensor_scale_of_amax(f, amax);
+}
+
 // tensor_scale of a streamed input: one read of it in windows of `window` values per worker.
 float tensor_scale(const Format& f, const FloatSource& source, std::int64_t n, int threads, std::int64_t window) {
   if (!f.scaling.tensor_scale) return 1.0f;
@@ -379,7 +404,8 @@ bool fast_fake_quant(const Format& f, const float* in, float* out, const Shape& 
   auto s = fake_quant_setup(f, shape, opt);
   if (!s) return false;
   s->job.in = in;
-  s->job.tensor_scale = tensor_scale(f, in, shape_numel(shape), opt.threads);
+  GroupMaxima maxima;
+  s->job.tensor_scale = tensor_scale(f, s->job, s->geo, shape_numel(shape), opt.threads, maxima);
   s->job.out = out;
   s->job.stream_out = stream_output(shape_numel(shape));
   parallel_for(s->geo.ngroups, opt.threads, [&](std::int64_t b, std::int64_t e) { quant_groups(s->job, b, e); }, min_groups(s->geo));
@@ -457,8 +483,9 @@ bool fast_encode(const Format& f, const float* in, const Shape& shape, const Qua
   j.codes = e.codes.data();
   int saw_nan = 0;
   j.saw_nan = &saw_nan;
+  GroupMaxima maxima;
   if (f.scaling.kind != ScaleKind::None) {
-    e.tensor_scale = tensor_scale(f, in, n, opt.threads);
+    e.tensor_scale = tensor_scale(f, j, *geo, n, opt.threads, maxima);
     j.tensor_scale = e.tensor_scale;
     alloc_bytes(e.scales, static_cast<std::size_t>(layout.num_groups) * static_cast<std::size_t>(plan->sc.s_bits / 8));
     j.scales = e.scales.data();

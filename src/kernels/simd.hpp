@@ -87,6 +87,9 @@ struct Job {
   std::uint8_t* scales = nullptr;  // scale codes, s_bits / 8 bytes each (little-endian)
   std::uint32_t* zeros = nullptr;  // asym zero points, one per group
   int* saw_nan = nullptr;          // set (racy but monotone) when elementwise encode meets NaN
+  // Largest |x| bits of every group, stored by groups_absmax in the tensor-scale pass (plus
+  // kGroupMaximaSlack slots); null: the kernels find them themselves.
+  const std::uint32_t* group_umax = nullptr;
 };
 
 /// Fake-quant (job.out) and/or encode (job.codes) groups [g0, g1).
@@ -95,6 +98,13 @@ void quant_groups(const Job& job, std::int64_t g0, std::int64_t g1);
 void decode_groups(const Job& job, std::int64_t g0, std::int64_t g1);
 /// max |x| over the finite values of x[0, n).
 float finite_absmax(const float* x, std::int64_t n);
+/// Whether groups_absmax covers the job (its fixed-block kernel does, on the dispatch target).
+bool group_maxima_cover(const Job& job);
+/// max |x| over the finite values of groups [g0, g1) (contiguous, job.in), storing each group's largest
+/// |x| bits (NaN / Inf included) at umax[g] for Job::group_umax. Only where group_maxima_cover(job).
+float groups_absmax(const Job& job, std::int64_t g0, std::int64_t g1, std::uint32_t* umax);
+/// Slots past the last group that Job::group_umax must have (the kernels read whole vectors of it).
+constexpr std::int64_t kGroupMaximaSlack = 64;
 
 /// Packs n codes (< 2^bits) at element offset `start` of a zero-initialised LSB-first bitstream.
 /// Bytes shared with neighbouring ranges are OR-ed atomically, so disjoint ranges may be packed

@@ -766,13 +766,16 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std:
   for (std::int64_t gb = g0; gb < g1; gb += batch) {
     const std::int64_t nb = std::min(batch, g1 - gb);
     const float* x0 = j.in + (gb * block - j.in_base);
-    BlockMaxima<NV>(x0, block, nb, umax);
+    // The tensor-scale pass may have stored every group's maxima already (Job::group_umax; it has the
+    // N - 1 slots of slack past the last group that the vector reads below need).
+    const std::uint32_t* um = j.group_umax ? j.group_umax + gb : umax;
+    if (!j.group_umax) BlockMaxima<NV>(x0, block, nb, umax);
     // Blocks (lanes) with NaN / Inf or an all-zero amax scale: batches without any (nearly all of them)
     // take one flat loop over their vectors without per-block branches; the per-block loop below handles
     // the rest.
     auto special = hn::FirstN(d, 0);
     for (std::int64_t k = 0; k < nb; k += static_cast<std::int64_t>(N)) {
-      const VI m = hn::BitCast(di, hn::LoadU(du, umax + k));
+      const VI m = hn::BitCast(di, hn::LoadU(du, um + k));
       auto sp = hn::RebindMask(d, hn::Gt(m, hn::Set(di, 0x7f7fffff)));
       if constexpr (kMx) {
         const MxScaleV ms = MxScaleOf(m, sc.emax);
@@ -822,7 +825,7 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std:
       const float* x = x0 + k * block;
       const std::int64_t e0 = (gb + k) * block;  // element index of the block
       float* out = j.out ? j.out + (e0 - j.out_base) : nullptr;
-      const bool nan = umax[k] > 0x7f7fffffu;
+      const bool nan = um[k] > 0x7f7fffffu;
       if constexpr (kEnc) StoreScale(j, gb + k, nan ? sc.nan_code : scode_a[k]);
       if (nan) {  // NaN / Inf in the group: NaN outputs, codes 0
         if constexpr (kFake) std::fill(out, out + block, std::numeric_limits<float>::quiet_NaN());
@@ -888,9 +891,19 @@ HWY_NOINLINE void SingletonMx(const Job& j, const Q& q_in, std::int64_t g0, std:
   }
 }
 
+// Vectors per block where FixedBlocks covers the job (full, contiguous blocks of 1, 2, 4 or 8 vectors,
+// symmetric MX or exactly divided amax scales), else 0.
+HWY_INLINE int FixedVectors(const Job& j) {
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(D()));
+  const ScaleSpec& sc = *j.sc;
+  if (sc.asym || j.block <= 0 || j.len % j.block != 0 || j.block % N != 0) return 0;
+  if (!(sc.mode == ScaleMode::MxFloor || (sc.mode == ScaleMode::Amax && sc.amax_div_exact))) return 0;
+  const std::int64_t nv = j.block / N;
+  return nv == 1 || nv == 2 || nv == 4 || nv == 8 ? static_cast<int>(nv) : 0;
+}
+
 template <RoundMode M, bool kFake, bool kEnc, class Q>
 bool TryFixed(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
-  const std::size_t N = hn::Lanes(D());
   const ScaleSpec& sc = *j.sc;
   if constexpr (kFake && !kEnc) {
     if (!sc.asym && sc.mode == ScaleMode::MxFloor && std::min(j.block, j.len) == 1) {
@@ -898,10 +911,8 @@ bool TryFixed(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
       return true;
     }
   }
-  if (sc.asym || j.block <= 0 || j.len % j.block != 0 || j.block % static_cast<std::int64_t>(N) != 0) return false;
-  if (!(sc.mode == ScaleMode::MxFloor || (sc.mode == ScaleMode::Amax && sc.amax_div_exact))) return false;
   const bool mx = sc.mode == ScaleMode::MxFloor;
-  switch (j.block / static_cast<std::int64_t>(N)) {
+  switch (FixedVectors(j)) {
     case 1: mx ? FixedBlocks<M, kFake, kEnc, 1, true>(j, q, g0, g1) : FixedBlocks<M, kFake, kEnc, 1, false>(j, q, g0, g1); return true;
     case 2: mx ? FixedBlocks<M, kFake, kEnc, 2, true>(j, q, g0, g1) : FixedBlocks<M, kFake, kEnc, 2, false>(j, q, g0, g1); return true;
     case 4: mx ? FixedBlocks<M, kFake, kEnc, 4, true>(j, q, g0, g1) : FixedBlocks<M, kFake, kEnc, 4, false>(j, q, g0, g1); return true;
@@ -1095,6 +1106,66 @@ float FiniteAbsMax(const float* x, std::int64_t n) {
   return r;
 }
 
+// The tensor-scale pass over groups [g0, g1) of a job FixedBlocks covers (blocks of NV vectors): max |x|
+// over the finite values, and, from the same read, each group's largest |x| bits (NaN / Inf included)
+// into umax[g], so that the quantization pass skips its own block-maxima pass (Job::group_umax) and
+// reads each batch only once, in its element loop.
+template <int NV>
+HWY_NOINLINE float GroupMaxima(const Job& j, std::int64_t g0, std::int64_t g1, std::uint32_t* umax) {
+  const DI di;
+  const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(di));
+  const std::int64_t block = j.block;
+  const VI maxfinite = hn::Set(di, 0x7f7fffff);
+  const std::int64_t batch = std::max<std::int64_t>(1, kChunk / block);
+  // BlockMaxima writes whole vectors (zeros past the batch): into a local buffer, so that they never
+  // reach the next range's slots, which another thread may be writing.
+  HWY_ALIGN std::uint32_t loc[kChunk + kMaxLanes];
+  VI m = hn::Zero(di);
+  std::int32_t best = 0;  // finite maxima of blocks with NaN / Inf
+  for (std::int64_t gb = g0; gb < g1; gb += batch) {
+    const std::int64_t nb = std::min(batch, g1 - gb);
+    const float* x0 = j.in + (gb * block - j.in_base);
+    BlockMaxima<NV>(x0, block, nb, loc);
+    auto special = hn::FirstN(di, 0);
+    for (std::int64_t k = 0; k < nb; k += N) {
+      const VI a = hn::BitCast(di, hn::Load(DU(), loc + k));  // lanes past nb hold 0
+      const auto sp = hn::Gt(a, maxfinite);
+      special = hn::Or(special, sp);
+      m = hn::Max(m, hn::IfThenZeroElse(sp, a));
+    }
+    if (!hn::AllFalse(di, special)) {
+      for (std::int64_t k = 0; k < nb; ++k) {
+        if (loc[k] <= 0x7f7fffffu) continue;
+        const float* x = x0 + k * block;
+        for (std::int64_t i = 0; i < block; ++i) {
+          std::uint32_t u;
+          std::memcpy(&u, x + i, 4);
+          u &= 0x7fffffffu;
+          if (u < 0x7f800000u) best = std::max(best, static_cast<std::int32_t>(u));
+        }
+      }
+    }
+    std::memcpy(umax + gb, loc, static_cast<std::size_t>(nb) * sizeof(std::uint32_t));
+  }
+  best = std::max(best, hn::GetLane(hn::MaxOfLanes(di, m)));
+  float r;
+  std::memcpy(&r, &best, 4);
+  return r;
+}
+
+bool GroupMaximaCover(const Job& j) { return FixedVectors(j) != 0; }
+
+float GroupsAbsMax(const Job& j, std::int64_t g0, std::int64_t g1, std::uint32_t* umax) {
+  switch (FixedVectors(j)) {
+    case 1: return GroupMaxima<1>(j, g0, g1, umax);
+    case 2: return GroupMaxima<2>(j, g0, g1, umax);
+    case 4: return GroupMaxima<4>(j, g0, g1, umax);
+    case 8: return GroupMaxima<8>(j, g0, g1, umax);
+    default: HWY_ASSERT(false);  // the caller asked GroupMaximaCover first
+  }
+  return 0.0f;
+}
+
 }  // namespace qcast::kern::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -1104,10 +1175,16 @@ namespace qcast::kern {
 HWY_EXPORT(QuantGroups);
 HWY_EXPORT(DecodeGroups);
 HWY_EXPORT(FiniteAbsMax);
+HWY_EXPORT(GroupMaximaCover);
+HWY_EXPORT(GroupsAbsMax);
 
 void quant_groups(const Job& job, std::int64_t g0, std::int64_t g1) { HWY_DYNAMIC_DISPATCH(QuantGroups)(job, g0, g1); }
 void decode_groups(const Job& job, std::int64_t g0, std::int64_t g1) { HWY_DYNAMIC_DISPATCH(DecodeGroups)(job, g0, g1); }
 float finite_absmax(const float* x, std::int64_t n) { return HWY_DYNAMIC_DISPATCH(FiniteAbsMax)(x, n); }
+bool group_maxima_cover(const Job& job) { return HWY_DYNAMIC_DISPATCH(GroupMaximaCover)(job); }
+float groups_absmax(const Job& job, std::int64_t g0, std::int64_t g1, std::uint32_t* umax) {
+  return HWY_DYNAMIC_DISPATCH(GroupsAbsMax)(job, g0, g1, umax);
+}
 
 std::vector<std::int64_t> available_targets() {
   std::vector<std::int64_t> out;

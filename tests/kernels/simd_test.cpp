@@ -434,6 +434,31 @@ TEST(SimdKernels, AmaxScaleQuotientsNearMidpoints) {
   }
 }
 
+TEST(SimdKernels, TensorScaleFormatsWithStoredGroupMaxima) {
+  // Formats with a tensor scale read their input twice; where the fixed-block kernel covers them, the
+  // first read (the tensor amax) also stores every block's maximum for the second. Blocks of 1, 2, 4 and 8
+  // vectors of every target, plus b8 (not whole vectors on AVX-512: no stored maxima there), with NaN /
+  // Inf blocks; and blocks where a NaN or Inf sits beside the tensor's largest finite value, which must
+  // still set the tensor scale.
+  const std::int64_t cols = 1024, rows = 96;
+  for (const char* name : {"nvfp4", "e2m1@ue4m3+fp32/b8", "e2m1@ue4m3+fp32/b32", "e4m3@ue4m3+fp32/b64", "e2m1@e4m3+fp32/b128"}) {
+    auto x = random_input(rows * cols, 11);
+    std::int64_t arg = 0;
+    for (std::int64_t i = 0; i < rows * cols; ++i) {
+      const float a = std::fabs(x[static_cast<std::size_t>(i)]);
+      if (std::isfinite(a) && a > std::fabs(x[static_cast<std::size_t>(arg)])) arg = i;
+    }
+    const std::int64_t blk = Format::parse(name).scaling.block;
+    const std::int64_t b0 = arg / blk * blk;
+    const auto beside = static_cast<std::size_t>(arg == b0 ? b0 + 1 : b0);
+    for (const float special : {std::numeric_limits<float>::quiet_NaN(), -INFINITY}) {
+      x[beside] = special;
+      check_all(Format::parse(name), RoundMode::Even, x, {rows, cols}, true, "stored-maxima");
+      if (HasFailure()) return;
+    }
+  }
+}
+
 TEST(SimdKernels, PackUnpackRoundTrip) {
   std::mt19937 rng(1);
   for (int bits : {1, 2, 3, 4, 5, 6, 7, 8, 12, 16}) {
