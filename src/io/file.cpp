@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 
 #include "qcast/error.hpp"
 
@@ -40,17 +41,26 @@ MappedFile::~MappedFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void MappedFile::read_at(void* dst, std::size_t n, std::uint64_t offset) const {
-  auto* p = static_cast<char*>(dst);
+// Moves n bytes with io(p, n, offset), a read (Byte = char) or write (const char) call returning the bytes
+// moved, 0 when nothing more can move, or -1 with errno; retries where a signal interrupted it. `what`
+// names the file in errors.
+template <class Byte, class Io>
+static void transfer_all(Byte* p, std::size_t n, std::uint64_t offset, Io io, const std::string& what) {
+  constexpr bool kRead = !std::is_const_v<Byte>;
   while (n > 0) {
-    const ssize_t r = ::pread(fd_, p, n, static_cast<off_t>(offset));
+    const ssize_t r = io(p, n, offset);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) throw Error("cannot read '" + path_ + "': " + std::strerror(errno));
-    if (r == 0) throw Error("'" + path_ + "' became shorter while it was being read");
+    if (r < 0) throw Error(std::string(kRead ? "cannot read '" : "cannot write '") + what + "': " + std::strerror(errno));
+    if (r == 0) throw Error(kRead ? "'" + what + "' became shorter while it was being read" : "cannot write '" + what + "': nothing was written");
     p += r;
     n -= static_cast<std::size_t>(r);
     offset += static_cast<std::uint64_t>(r);
   }
+}
+
+void MappedFile::read_at(void* dst, std::size_t n, std::uint64_t offset) const {
+  transfer_all(static_cast<char*>(dst), n, offset,
+               [&](char* p, std::size_t k, std::uint64_t off) { return ::pread(fd_, p, k, static_cast<off_t>(off)); }, path_);
 }
 
 static std::string temp_name(const std::string& path) {
@@ -59,30 +69,13 @@ static std::string temp_name(const std::string& path) {
 }
 
 void write_all(int fd, const void* data, std::size_t n, const std::string& what) {
-  auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error("cannot write '" + what + "': " + std::strerror(errno));
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
+  transfer_all(static_cast<const char*>(data), n, 0,
+               [&](const char* p, std::size_t k, std::uint64_t) { return ::write(fd, p, k); }, what);
 }
 
 void pwrite_all(int fd, const void* data, std::size_t n, std::uint64_t offset, const std::string& what) {
-  auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(offset));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error("cannot write '" + what + "': " + std::strerror(errno));
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-    offset += static_cast<std::uint64_t>(w);
-  }
+  transfer_all(static_cast<const char*>(data), n, offset,
+               [&](const char* p, std::size_t k, std::uint64_t off) { return ::pwrite(fd, p, k, static_cast<off_t>(off)); }, what);
 }
 
 void write_file_atomic(const std::string& path, const std::function<void(int fd)>& fill) {

@@ -273,6 +273,19 @@ bool options_ok(const QuantOptions& opt) {
 // Sizes a fresh, zeroed byte vector (pack_codes ORs partial bytes into it).
 void alloc_bytes(Bytes& v, std::size_t n) { v.assign(n, 0); }
 
+// A job over the whole tensor: what every kernel call takes from the plan and the geometry. The caller
+// adds the buffers.
+Job whole_tensor_job(const Plan& plan, const Geometry& geo, RoundMode mode) {
+  Job j;
+  j.el = &plan.el;
+  j.sc = &plan.sc;
+  j.mode = mode;
+  j.len = geo.len;
+  j.block = geo.block;
+  j.gpr = geo.gpr;
+  return j;
+}
+
 std::int64_t min_groups(const Geometry& g) {
   // Keep at least ~64K elements per thread so small tensors do not pay for waking workers.
   return std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, std::min(g.block, g.len)));
@@ -388,13 +401,7 @@ std::optional<FakeQuantSetup> fake_quant_setup(const Format& f, const Shape& sha
   s.plan = get_plan(f, opt.round, false);
   if (!s.plan) return std::nullopt;
   s.geo = *geo;
-  Job& j = s.job;
-  j.el = &s.plan->el;
-  j.sc = &s.plan->sc;
-  j.mode = opt.round;
-  j.len = geo->len;
-  j.block = geo->block;
-  j.gpr = geo->gpr;
+  s.job = whole_tensor_job(*s.plan, s.geo, opt.round);
   return s;
 }
 
@@ -472,13 +479,7 @@ bool fast_encode(const Format& f, const float* in, const Shape& shape, const Qua
     alloc_bytes(e.codes, code_bytes);
   }
   std::vector<std::uint32_t> zeros;
-  Job j;
-  j.el = &plan->el;
-  j.sc = &plan->sc;
-  j.mode = opt.round;
-  j.len = geo->len;
-  j.block = geo->block;
-  j.gpr = geo->gpr;
+  Job j = whole_tensor_job(*plan, *geo, opt.round);
   j.in = in;
   j.codes = e.codes.data();
   int saw_nan = 0;
@@ -513,12 +514,7 @@ bool fast_decode(const Format& f, const Encoded& e, float* out, int threads) {
     if (static_cast<std::int64_t>(e.scales.size()) < layout.num_groups * (plan->sc.s_bits / 8)) return false;
   }
   std::vector<std::uint32_t> zeros;
-  Job j;
-  j.el = &plan->el;
-  j.sc = &plan->sc;
-  j.len = geo->len;
-  j.block = geo->block;
-  j.gpr = geo->gpr;
+  Job j = whole_tensor_job(*plan, *geo, RoundMode::Even);
   j.out = out;
   j.stream_out = stream_output(n);
   j.codes = const_cast<std::uint8_t*>(e.codes.data());

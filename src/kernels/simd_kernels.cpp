@@ -284,6 +284,10 @@ HWY_INLINE bool StreamAligned(const Job& j) {
   const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(j.out) - static_cast<std::uintptr_t>(j.out_base) * sizeof(float);
   return j.stream_out && base % (hn::Lanes(D()) * sizeof(float)) == 0;
 }
+// Whether the output vector at p is streamed (loops whose vectors need not all be aligned alike).
+HWY_INLINE bool StreamHere(const Job& j, const float* p) {
+  return j.stream_out && reinterpret_cast<std::uintptr_t>(p) % (hn::Lanes(D()) * sizeof(float)) == 0;
+}
 HWY_INLINE void StoreOut(V v, float* p, bool stream) {
   if (stream) hn::Stream(v, D(), p);
   else hn::StoreU(v, D(), p);
@@ -596,7 +600,7 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
           const V r = one(hn::LoadU(d, x + c + i), &code);
           if constexpr (kFake) {
             float* p = j.out + (start - j.out_base) + c + i;
-            StoreOut(r, p, j.stream_out && reinterpret_cast<std::uintptr_t>(p) % (N * sizeof(float)) == 0);
+            StoreOut(r, p, StreamHere(j, p));
           }
           if constexpr (kEnc) hn::StoreU(hn::DemoteTo(du16, hn::BitCast(DI(), code)), du16, cb + i);
         }
@@ -1006,6 +1010,11 @@ void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
   const ScaleSpec& sc = *j.sc;
   const float* lut = el.lut.data();
   HWY_ALIGN std::uint16_t cbuf[kChunk + kMaxLanes];
+#if HWY_TARGET != HWY_SCALAR
+  // 4-bit values fit one register's lanes (16 on AVX-512): looked up there instead of gathered.
+  const bool in_register = !sc.asym && el.bits == 4 && N >= 16 && el.lut.size() >= N;
+  const V table = in_register ? hn::LoadU(d, lut) : hn::Zero(d);
+#endif
   std::int64_t row = g0 / j.gpr, b = g0 % j.gpr - 1;
   for (std::int64_t g = g0; g < g1; ++g) {
     if (++b == j.gpr) {
@@ -1033,18 +1042,16 @@ void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
     const VI vz = hn::Set(di, sc.asym ? static_cast<std::int32_t>(j.zeros[g]) : 0);
     std::int64_t done = 0;  // elements decoded straight from the code bytes
 #if HWY_TARGET != HWY_SCALAR
-    // 8- and 4-bit codes of a group that starts on a byte: whole vectors read from the bytes, and 4-bit
-    // values looked up in a register (16 lanes) instead of gathered. The rest goes through unpack_codes.
+    // 8- and 4-bit codes of a group that starts on a byte: whole vectors read from the bytes (4-bit values
+    // looked up in `table` where they fit). The rest goes through unpack_codes.
     if ((el.bits == 8 || el.bits == 4) && (start * el.bits) % 8 == 0) {
-      const bool in_register = !sc.asym && el.bits == 4 && N >= 16 && el.lut.size() >= N;
-      const V table = in_register ? hn::LoadU(d, lut) : hn::Zero(d);
       for (; done + static_cast<std::int64_t>(N) <= n; done += static_cast<std::int64_t>(N)) {
         const VI idx = LoadCodes(j.codes, start + done, el.bits);
         V r;
         if (sc.asym) r = hn::Mul(hn::ConvertTo(d, hn::Sub(idx, vz)), vs);
         else r = in_register ? hn::TableLookupLanes(table, hn::IndicesFromVec(d, idx)) : hn::GatherIndex(d, lut, idx);
         if (scaled && !sc.asym) r = hn::Mul(r, vs);
-        StoreOut(r, out + done, j.stream_out && reinterpret_cast<std::uintptr_t>(out + done) % (N * sizeof(float)) == 0);
+        StoreOut(r, out + done, StreamHere(j, out + done));
       }
     }
 #endif
@@ -1059,7 +1066,7 @@ void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
         else if (scaled) r = hn::Mul(hn::GatherIndex(d, lut, idx), vs);
         else r = hn::GatherIndex(d, lut, idx);
         if (i + static_cast<std::int64_t>(N) <= m) {
-          StoreOut(r, out + c + i, j.stream_out && reinterpret_cast<std::uintptr_t>(out + c + i) % (N * sizeof(float)) == 0);
+          StoreOut(r, out + c + i, StreamHere(j, out + c + i));
         } else {
           HWY_ALIGN float buf[kMaxLanes];
           hn::Store(r, d, buf);
