@@ -67,6 +67,48 @@ bool signed_minifloat_ok(const Element& el) {
   return true;
 }
 
+// The value arith_decode's formula gives for code c (exactly what the kernels compute, in scalar code).
+float arith_value(const ElemSpec& e, std::uint32_t c) {
+  const std::uint32_t sign = c >> (e.bits - 1), mag = c & ((1u << (e.bits - 1)) - 1);
+  switch (e.dec) {
+    case DecodeArith::Mini: {
+      const float v = mag < (1u << e.mbits) ? static_cast<float>(mag) * std::ldexp(1.0f, 1 - e.bias - e.mbits)
+                                            : bitsf((mag << (23 - e.mbits)) + (static_cast<std::uint32_t>(127 - e.bias) << 23));
+      return bitsf(fbits(v) | (sign << 31));
+    }
+    case DecodeArith::Shift: return bitsf(c << (32 - e.bits));
+    case DecodeArith::Int: {
+      const auto v = static_cast<std::int32_t>(c << (32 - e.bits)) >> (32 - e.bits);
+      return static_cast<float>(v) * std::ldexp(1.0f, -e.frac_bits);
+    }
+    case DecodeArith::None: break;
+  }
+  return 0.0f;
+}
+
+// Decoding by arithmetic: a handful of vector operations instead of a table gather, which costs ~30 cycles
+// per 16 lanes here. The formula is checked against the table for every code: the codes it gets wrong
+// (NaN / Inf codes, the fnuz NaN at -0) are kept apart by dec_special / dec_extra, and their vectors
+// take the table.
+void arith_decode(ElemSpec& e) {
+  if (e.kind == ElemKind::Mini) {
+    if (e.ebits == 8 && e.bias == 127) e.dec = DecodeArith::Shift;
+    else if (1 - e.bias - e.mbits >= -126 && 127 - e.bias >= 1) e.dec = DecodeArith::Mini;  // normal constants
+  } else if (e.kind == ElemKind::Int && e.frac_bits >= -60 && e.frac_bits <= 60) {
+    e.dec = DecodeArith::Int;
+  }
+  if (e.dec == DecodeArith::None) return;
+  const std::uint32_t half = 1u << (e.bits - 1);
+  e.dec_special = half;
+  e.dec_extra = 0xffffffffu;
+  for (std::uint32_t c = 0; c < e.lut.size(); ++c) {
+    if (fbits(arith_value(e, c)) == fbits(e.lut[c])) continue;
+    if (c == half && e.dec_extra == 0xffffffffu) e.dec_extra = c;  // the fnuz NaN in the -0 slot
+    else e.dec_special = std::min(e.dec_special, c & (half - 1));
+  }
+  if (e.dec_special == 0) e.dec = DecodeArith::None;  // nothing left for the formula
+}
+
 std::optional<ElemSpec> make_elem(const Element& el, RoundMode mode, bool elementwise, bool asym, bool need_lut) {
   ElemSpec e;
   e.bits = el.bits;
@@ -130,6 +172,7 @@ std::optional<ElemSpec> make_elem(const Element& el, RoundMode mode, bool elemen
       if (el.num_codes() != (1u << el.bits)) return std::nullopt;
       e.lut.resize(std::size_t{1} << el.bits);
       for (std::uint32_t c = 0; c < e.lut.size(); ++c) e.lut[c] = el.decode(c);
+      arith_decode(e);
     }
   }
   return e;
@@ -518,6 +561,7 @@ bool fast_decode(const Format& f, const Encoded& e, float* out, int threads) {
   j.out = out;
   j.stream_out = stream_output(n);
   j.codes = const_cast<std::uint8_t*>(e.codes.data());
+  j.code_bytes = static_cast<std::int64_t>(e.codes.size());
   j.scales = const_cast<std::uint8_t*>(e.scales.data());
   j.tensor_scale = e.tensor_scale;
   if (f.scaling.asym) {

@@ -14,6 +14,14 @@ namespace qcast::kern {
 
 enum class ElemKind : int { Mini, Int, Codebook };
 
+/// How decode computes an element's value from its code without a table lookup.
+enum class DecodeArith : int {
+  None,
+  Mini,   // sign | magnitude: normal 2^(e-bias) * 1.m from bits, subnormal float(m) * 2^(1-bias-mbits)
+  Shift,  // the code is the top bits of the float (bf16)
+  Int,    // float(sign-extended code) * 2^-frac_bits
+};
+
 /// One element type as the kernels see it.
 struct ElemSpec {
   ElemKind kind = ElemKind::Mini;
@@ -36,6 +44,11 @@ struct ElemSpec {
   double max_value = 0;         // Element::max_value()
   // Code -> value table for decode (bits <= 16).
   std::vector<float> lut;
+  // Decode by arithmetic instead of lut (see arith_decode in fast_path.cpp, which checks the formula against
+  // lut for every code): a vector whose codes all have (code & (2^(bits-1) - 1)) < dec_special and none
+  // equal to dec_extra takes the formula, any other vector the table.
+  DecodeArith dec = DecodeArith::None;
+  std::uint32_t dec_special = 0, dec_extra = 0xffffffffu;
 };
 
 enum class ScaleMode : int { None, MxFloor, Amax };
@@ -84,6 +97,7 @@ struct Job {
   std::int64_t out_base = 0;       // first element index of `out` (streaming: a window of the output)
   bool stream_out = false;         // `out` is large: non-temporal stores for its aligned full vectors
   std::uint8_t* codes = nullptr;   // encode: packed bitstream (zero-initialised); decode: input
+  std::int64_t code_bytes = 0;     // decode: bytes of `codes` (vector loads past the last code stay inside)
   std::uint8_t* scales = nullptr;  // scale codes, s_bits / 8 bytes each (little-endian)
   std::uint32_t* zeros = nullptr;  // asym zero points, one per group
   int* saw_nan = nullptr;          // set (racy but monotone) when elementwise encode meets NaN

@@ -987,18 +987,76 @@ void QuantGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
 }
 
 #if HWY_TARGET != HWY_SCALAR
-// The codes of N consecutive elements from element `pos` (a byte boundary) of an LSB-first 8- or 4-bit
-// stream, one per lane, straight from the bytes (no unpacking into a buffer). 4-bit: each byte becomes a
-// 64-bit lane lo | hi << 32, i.e. the two codes in element order.
+// The codes of N consecutive elements from element `pos` (a byte boundary) of an LSB-first 4-, 6-, 8- or
+// 16-bit stream, one per lane, straight from the bytes (no unpacking into a buffer). 4-bit: each byte
+// becomes a 64-bit lane lo | hi << 32, i.e. the two codes in element order. 6-bit: four codes per three
+// bytes; lane k takes bytes 3(k/4) .. 3(k/4)+2 (one 128-bit block holds four lanes, so the byte shuffle
+// stays inside blocks of the 16 loaded bytes, broadcast to every block) and shifts by 6(k%4). It reads
+// 16 bytes from pos * 6 / 8: the caller keeps them inside the stream.
 HWY_INLINE VI LoadCodes(const std::uint8_t* codes, std::int64_t pos, int bits) {
   const DI di;
+  const DU du;
   if (bits == 8) return hn::PromoteTo(di, hn::LoadU(hn::Rebind<std::uint8_t, DI>(), codes + pos));
+  if (bits == 16) {
+    const hn::Rebind<std::uint16_t, DI> d16;
+    return hn::PromoteTo(di, hn::LoadU(d16, reinterpret_cast<const std::uint16_t*>(codes) + pos));
+  }
+  if (bits == 6) {
+    const hn::Repartition<std::uint8_t, DI> d8;
+    alignas(64) static constexpr std::uint8_t kIdx[64] = {
+        0, 1, 2, 0x80, 0, 1, 2, 0x80, 0, 1, 2, 0x80, 0, 1, 2, 0x80, 3, 4, 5, 0x80, 3, 4, 5, 0x80, 3, 4, 5, 0x80, 3, 4, 5, 0x80,
+        6, 7, 8, 0x80, 6, 7, 8, 0x80, 6, 7, 8, 0x80, 6, 7, 8, 0x80, 9, 10, 11, 0x80, 9, 10, 11, 0x80, 9, 10, 11, 0x80, 9, 10, 11, 0x80};
+    alignas(64) static constexpr std::uint32_t kShift[16] = {0, 6, 12, 18, 0, 6, 12, 18, 0, 6, 12, 18, 0, 6, 12, 18};
+    static_assert(kMaxLanes <= 16, "6-bit code loads cover up to 16 lanes");
+    const auto w = hn::BitCast(du, hn::TableLookupBytesOr0(hn::LoadDup128(d8, codes + pos / 4 * 3), hn::Load(d8, kIdx)));
+    return hn::BitCast(di, hn::And(w >> hn::Load(du, kShift), hn::Set(du, 63u)));
+  }
   using D64 = hn::Repartition<std::uint64_t, DI>;
   const D64 d64;
   const auto b = hn::LoadU(hn::Rebind<std::uint8_t, D64>(), codes + pos / 2);
   const auto x = hn::PromoteTo(d64, hn::PromoteTo(hn::Rebind<std::uint32_t, D64>(), b));
   return hn::BitCast(di, hn::Or(hn::And(x, hn::Set(d64, 0xFu)), hn::ShiftLeft<28>(hn::And(x, hn::Set(d64, 0xF0u)))));
 }
+
+// Element values of N codes by ElemSpec::dec's formula (fast_path.cpp's arith_value, which checked it
+// against the table for every code), or from the table where a lane holds a code the formula gets wrong.
+class ArithDecoder {
+ public:
+  explicit ArithDecoder(const ElemSpec& e)
+      : kind_(e.dec), bits_(e.bits), mshift_(23 - e.mbits), lut_(e.lut.data()),
+        magmask_(hn::Set(DI(), static_cast<std::int32_t>((1u << (e.bits - 1)) - 1))),
+        special_(hn::Set(DI(), static_cast<std::int32_t>(e.dec_special))),
+        extra_(hn::Set(DI(), static_cast<std::int32_t>(e.dec_extra))),
+        sublim_(hn::Set(DI(), e.kind == ElemKind::Mini ? (1 << e.mbits) : 0)),
+        normadd_(hn::Set(DI(), e.dec == DecodeArith::Mini ? (127 - e.bias) << 23 : 0)),
+        mul_(hn::Set(D(), e.dec == DecodeArith::Mini ? pow2f(1 - e.bias - e.mbits)
+                          : e.dec == DecodeArith::Int ? pow2f(-e.frac_bits) : 1.0f)) {}
+  bool on() const { return kind_ != DecodeArith::None; }
+  HWY_INLINE V operator()(VI c) const {
+    const D d;
+    const DU du;
+    const DI di;
+    const VI mag = hn::And(c, magmask_);
+    if (!hn::AllTrue(di, hn::AndNot(hn::Eq(c, extra_), hn::Lt(mag, special_)))) return hn::GatherIndex(d, lut_, c);
+    const VU cu = hn::BitCast(du, c);
+    if (kind_ == DecodeArith::Shift) return hn::BitCast(d, hn::ShiftLeftSame(cu, 32 - bits_));
+    if (kind_ == DecodeArith::Int) {
+      const VI v = hn::ShiftRightSame(hn::BitCast(di, hn::ShiftLeftSame(cu, 32 - bits_)), 32 - bits_);
+      return hn::Mul(hn::ConvertTo(d, v), mul_);
+    }
+    const V sub = hn::Mul(hn::ConvertTo(d, mag), mul_);
+    const V norm = hn::BitCast(d, hn::Add(hn::ShiftLeftSame(mag, mshift_), normadd_));
+    const V r = hn::IfThenElse(hn::RebindMask(d, hn::Lt(mag, sublim_)), sub, norm);
+    return hn::Or(r, hn::BitCast(d, hn::ShiftLeft<31>(hn::ShiftRightSame(cu, bits_ - 1))));
+  }
+
+ private:
+  DecodeArith kind_;
+  int bits_, mshift_;
+  const float* lut_;
+  VI magmask_, special_, extra_, sublim_, normadd_;
+  V mul_;
+};
 #endif
 
 void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
@@ -1014,6 +1072,8 @@ void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
   // 4-bit values fit one register's lanes (16 on AVX-512): looked up there instead of gathered.
   const bool in_register = !sc.asym && el.bits == 4 && N >= 16 && el.lut.size() >= N;
   const V table = in_register ? hn::LoadU(d, lut) : hn::Zero(d);
+  const ArithDecoder arith(el);
+  const bool by_formula = !sc.asym && !in_register && arith.on();
 #endif
   std::int64_t row = g0 / j.gpr, b = g0 % j.gpr - 1;
   for (std::int64_t g = g0; g < g1; ++g) {
@@ -1042,14 +1102,18 @@ void DecodeGroups(const Job& j, std::int64_t g0, std::int64_t g1) {
     const VI vz = hn::Set(di, sc.asym ? static_cast<std::int32_t>(j.zeros[g]) : 0);
     std::int64_t done = 0;  // elements decoded straight from the code bytes
 #if HWY_TARGET != HWY_SCALAR
-    // 8- and 4-bit codes of a group that starts on a byte: whole vectors read from the bytes (4-bit values
-    // looked up in `table` where they fit). The rest goes through unpack_codes.
-    if ((el.bits == 8 || el.bits == 4) && (start * el.bits) % 8 == 0) {
+    // 4-, 6-, 8- and 16-bit codes of a group that starts on a byte: whole vectors read from the bytes, the
+    // values by the element's formula where it has one (`arith`), else looked up in `table` (4-bit, where
+    // they fit) or gathered. The rest goes through unpack_codes.
+    if ((el.bits == 4 || el.bits == 6 || el.bits == 8 || el.bits == 16) && (start * el.bits) % 8 == 0) {
       for (; done + static_cast<std::int64_t>(N) <= n; done += static_cast<std::int64_t>(N)) {
+        if (el.bits == 6 && (start + done) / 4 * 3 + 16 > j.code_bytes) break;  // LoadCodes reads 16 bytes
         const VI idx = LoadCodes(j.codes, start + done, el.bits);
         V r;
         if (sc.asym) r = hn::Mul(hn::ConvertTo(d, hn::Sub(idx, vz)), vs);
-        else r = in_register ? hn::TableLookupLanes(table, hn::IndicesFromVec(d, idx)) : hn::GatherIndex(d, lut, idx);
+        else if (in_register) r = hn::TableLookupLanes(table, hn::IndicesFromVec(d, idx));
+        else if (by_formula) r = arith(idx);
+        else r = hn::GatherIndex(d, lut, idx);
         if (scaled && !sc.asym) r = hn::Mul(r, vs);
         StoreOut(r, out + done, StreamHere(j, out + done));
       }
