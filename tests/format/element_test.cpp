@@ -168,7 +168,9 @@ TEST(Element, MidpointsPlusMinusOneUlpMatchTheOracle) {
     std::vector<float> probes;
     for (std::size_t i = 0; i + 1 < sorted.size(); ++i) {
       const float mid = static_cast<float>((sorted[i] + sorted[i + 1]) / 2);
-      if (e.kind != Element::Kind::Codebook) ASSERT_EQ(static_cast<double>(mid), (sorted[i] + sorted[i + 1]) / 2);  // exact in float
+      if (e.kind != Element::Kind::Codebook) {
+        ASSERT_EQ(static_cast<double>(mid), (sorted[i] + sorted[i + 1]) / 2);  // exact in float
+      }
       probes.insert(probes.end(), {mid, next_up(mid), next_down(mid), static_cast<float>(sorted[i])});
     }
     probes.push_back(static_cast<float>(sorted.back() * 1.7));
@@ -178,8 +180,9 @@ TEST(Element, MidpointsPlusMinusOneUlpMatchTheOracle) {
         const double want = oracle(e, g, x, m);
         const float got = e.quantize(x, m);
         ASSERT_EQ(static_cast<double>(got), want) << "x=" << x << " mode " << round_mode_name(m);
-        if (!(e.kind == Element::Kind::Float && e.variant == FloatVariant::Fnuz) && !(want == 0))
+        if (!(e.kind == Element::Kind::Float && e.variant == FloatVariant::Fnuz) && !(want == 0)) {
           ASSERT_EQ(e.decode(e.encode(x, m)), got);
+        }
       }
     }
   }
@@ -219,7 +222,9 @@ TEST(Half, Fp16MatchesCompilerConversionOn2To24RandomFloats) {
     }
     ASSERT_EQ(mine, hb) << "x=" << x;
     ASSERT_EQ(f16_to_f32(mine), static_cast<float>(h));
-    if ((i & 15) == 0) ASSERT_EQ(fp16.quantize(x, RoundMode::Even, 0, Overflow::Inf), f16_to_f32(mine)) << x;
+    if ((i & 15) == 0) {
+      ASSERT_EQ(fp16.quantize(x, RoundMode::Even, 0, Overflow::Inf), f16_to_f32(mine)) << x;
+    }
   }
 }
 
