@@ -361,7 +361,6 @@ using GroupMaxima = std::unique_ptr<std::uint32_t[]>;
 // elements), which is what a format with a tensor scale (NVFP4) pays for reading its input twice.
 float tensor_scale(const Format& f, Job& j, const Geometry& geo, std::int64_t n, int threads, GroupMaxima& maxima) {
   if (!f.scaling.tensor_scale) return 1.0f;
-  j.tensor_scale = 1.0f;
   if (!group_maxima_cover(j)) return tensor_scale(f, j.in, n, threads);
   // Uninitialised but for the slack (read, never used): the pass writes every group's slot.
   maxima.reset(new std::uint32_t[static_cast<std::size_t>(geo.ngroups + kGroupMaximaSlack)]);

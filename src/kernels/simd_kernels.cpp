@@ -1027,7 +1027,7 @@ class ArithDecoder {
         magmask_(hn::Set(DI(), static_cast<std::int32_t>((1u << (e.bits - 1)) - 1))),
         special_(hn::Set(DI(), static_cast<std::int32_t>(e.dec_special))),
         extra_(hn::Set(DI(), static_cast<std::int32_t>(e.dec_extra))),
-        sublim_(hn::Set(DI(), e.kind == ElemKind::Mini ? (1 << e.mbits) : 0)),
+        sublim_(hn::Set(DI(), e.dec == DecodeArith::Mini ? (1 << e.mbits) : 0)),
         normadd_(hn::Set(DI(), e.dec == DecodeArith::Mini ? (127 - e.bias) << 23 : 0)),
         mul_(hn::Set(D(), e.dec == DecodeArith::Mini ? pow2f(1 - e.bias - e.mbits)
                           : e.dec == DecodeArith::Int ? pow2f(-e.frac_bits) : 1.0f)) {}
@@ -1192,7 +1192,7 @@ HWY_NOINLINE float GroupMaxima(const Job& j, std::int64_t g0, std::int64_t g1, s
   // reach the next range's slots, which another thread may be writing.
   HWY_ALIGN std::uint32_t loc[kChunk + kMaxLanes];
   VI m = hn::Zero(di);
-  std::int32_t best = 0;  // finite maxima of blocks with NaN / Inf
+  float best = 0.0f;  // finite maxima of blocks with NaN / Inf
   for (std::int64_t gb = g0; gb < g1; gb += batch) {
     const std::int64_t nb = std::min(batch, g1 - gb);
     const float* x0 = j.in + (gb * block - j.in_base);
@@ -1206,22 +1206,15 @@ HWY_NOINLINE float GroupMaxima(const Job& j, std::int64_t g0, std::int64_t g1, s
     }
     if (!hn::AllFalse(di, special)) {
       for (std::int64_t k = 0; k < nb; ++k) {
-        if (loc[k] <= 0x7f7fffffu) continue;
-        const float* x = x0 + k * block;
-        for (std::int64_t i = 0; i < block; ++i) {
-          std::uint32_t u;
-          std::memcpy(&u, x + i, 4);
-          u &= 0x7fffffffu;
-          if (u < 0x7f800000u) best = std::max(best, static_cast<std::int32_t>(u));
-        }
+        if (loc[k] > 0x7f7fffffu) best = std::max(best, FiniteAbsMax(x0 + k * block, block));
       }
     }
     std::memcpy(umax + gb, loc, static_cast<std::size_t>(nb) * sizeof(std::uint32_t));
   }
-  best = std::max(best, hn::GetLane(hn::MaxOfLanes(di, m)));
+  const std::int32_t lanes = hn::GetLane(hn::MaxOfLanes(di, m));
   float r;
-  std::memcpy(&r, &best, 4);
-  return r;
+  std::memcpy(&r, &lanes, 4);
+  return std::max(r, best);
 }
 
 bool GroupMaximaCover(const Job& j) { return FixedVectors(j) != 0; }
