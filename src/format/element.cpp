@@ -142,6 +142,8 @@ float Element::quantize(float x, RoundMode mode, std::uint32_t rnd, Overflow ov)
     if (is_unsigned() && neg) return kind == Kind::Float && variant == FloatVariant::E8m0 ? static_cast<float>(min_positive()) : 0.0f;
     if (has_inf()) return x;
     if (ov == Overflow::Inf && has_nan()) return kNaN;
+    // -inf saturates as a huge finite negative does: to the two's-complement minimum of a signed integer.
+    if (kind == Kind::Int && is_signed && neg) return static_cast<float>(-(maxv + std::ldexp(1.0, -frac_bits)));
     return static_cast<float>(neg ? -maxv : maxv);
   }
   if (kind == Kind::Codebook) {

@@ -2,7 +2,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <map>
+#include <cstdio>
+#include <optional>
 
 #include "qcast/error.hpp"
 #include "qcast/format.hpp"
@@ -58,33 +59,108 @@ int ceil_log2_exact(double r) {  // smallest e with 2^e >= r (r > 0)
   return m == 0.5 ? e - 1 : e;
 }
 
-const char* rule_name(ScaleRule r) {
-  switch (r) {
-    case ScaleRule::Floor: return "floor";
-    case ScaleRule::Ceil: return "ceil";
-    case ScaleRule::MidMax: return "midmax";
-    case ScaleRule::Amax: return "amax";
-    case ScaleRule::Mse: return "mse";
-  }
-  return "?";
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return r;
 }
 
-const std::map<std::string, std::string>& named_map() {
-  static const std::map<std::string, std::string> m = {
-      {"mxfp8", "e4m3@e8m0/b32/floor"},
-      {"mxfp8_e4m3", "e4m3@e8m0/b32/floor"},
-      {"mxfp8_e5m2", "e5m2@e8m0/b32/floor"},
-      {"mxfp6_e3m2", "e3m2@e8m0/b32/floor"},
-      {"mxfp6_e2m3", "e2m3@e8m0/b32/floor"},
-      {"mxfp4", "e2m1@e8m0/b32/floor"},
-      {"mxint8", "int8f6@e8m0/b32/floor"},
-      {"nvfp4", "e2m1@ue4m3+fp32/b16/amax"},
-      {"nf4", "nf4@fp32/b64/amax"},
-  };
-  return m;
+std::string nearest_hint(std::string_view name) {
+  const auto near = nearest_format_names(name);
+  if (near.empty()) return "see `qcast formats`";
+  std::string s = "did you mean ";
+  for (std::size_t i = 0; i < near.size(); ++i) s += (i ? (i + 1 == near.size() ? " or " : ", ") : "") + near[i];
+  return s + "? (see `qcast formats`)";
+}
+
+struct RuleName {
+  ScaleRule rule;
+  const char* name;
+};
+constexpr RuleName kRules[] = {{ScaleRule::Floor, "floor"}, {ScaleRule::Ceil, "ceil"}, {ScaleRule::RCeil, "rceil"},
+                               {ScaleRule::MidMax, "midmax"}, {ScaleRule::Amax, "amax"}, {ScaleRule::Mse, "mse"}};
+
+// The elements with a name of their own, in the order canonical_name() prefers them.
+const std::vector<std::pair<std::string, Element>>& named_elements() {
+  static const std::vector<std::pair<std::string, Element>> v = [] {
+    std::vector<std::pair<std::string, Element>> r;
+    for (const char* n : {"fp32", "tf32", "bf16", "fp16", "e5m2", "e4m3", "e3m2", "e2m3", "e2m1", "e8m0", "ue4m3", "nf4",
+                          "binary", "ternary"})
+      r.emplace_back(n, Element::parse(n));
+    return r;
+  }();
+  return v;
+}
+
+std::string fmt_float(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
+  return buf;
 }
 
 }  // namespace
+
+const char* scale_rule_name(ScaleRule r) {
+  for (const auto& k : kRules)
+    if (k.rule == r) return k.name;
+  return "?";
+}
+
+bool operator==(const Element& a, const Element& b) {
+  if (a.kind != b.kind || a.bits != b.bits) return false;
+  switch (a.kind) {
+    case Element::Kind::Int: return a.is_signed == b.is_signed && a.frac_bits == b.frac_bits;
+    case Element::Kind::Float: return a.ebits == b.ebits && a.mbits == b.mbits && a.bias == b.bias && a.variant == b.variant;
+    case Element::Kind::Codebook: return a.values == b.values;
+  }
+  return false;
+}
+
+bool operator==(const Scaling& a, const Scaling& b) {
+  if (a.kind != b.kind) return false;
+  if (a.kind == ScaleKind::None) return true;  // nothing else of an unscaled format has a meaning
+  return a.axis == b.axis && a.block == b.block && a.tile_rows == b.tile_rows && a.tile_cols == b.tile_cols &&
+         a.scale_elem == b.scale_elem && a.rule == b.rule && a.asym == b.asym && a.tensor_scale == b.tensor_scale &&
+         a.axis_explicit == b.axis_explicit;
+}
+
+std::string Element::canonical_name() const {
+  for (const auto& [n, e] : named_elements())
+    if (e == *this) return n;
+  switch (kind) {
+    case Kind::Int: {
+      std::string s = (is_signed ? "int" : "uint") + std::to_string(bits);
+      if (frac_bits) s += "f" + std::to_string(frac_bits);
+      return s;
+    }
+    case Kind::Float: {
+      std::string s = "e" + std::to_string(ebits) + "m" + std::to_string(mbits);
+      const int def_bias = (1 << (ebits - 1)) - 1 + (variant == FloatVariant::Fnuz ? 1 : 0);
+      if (bias != def_bias) s += "b" + std::to_string(bias);
+      switch (variant) {
+        case FloatVariant::Ieee: {
+          // Named elements (e4m3 = OCP fn, e2m1 = OCP finite) take the plain spelling.
+          const std::string plain = s;
+          bool taken = false;
+          for (const auto& [n, e] : named_elements()) taken = taken || n == plain;
+          return taken ? s + "ieee" : s;
+        }
+        case FloatVariant::Fn: return s + "fn";
+        case FloatVariant::Fnuz: return s + "fnuz";
+        case FloatVariant::Finite: return s + "fin";
+        case FloatVariant::E8m0: return s + "e8m0";
+        case FloatVariant::Ufn: return "u" + s;
+      }
+      return s;
+    }
+    case Kind::Codebook: {
+      std::string s = "cb:";
+      for (std::size_t i = 0; i < values.size(); ++i) s += (i ? "," : "") + fmt_float(values[i]);
+      return s;
+    }
+  }
+  return "?";
+}
 
 int ceil_log2(double r) { return ceil_log2_exact(r); }
 
@@ -110,8 +186,9 @@ std::string round_mode_name(RoundMode m) {
   return "?";
 }
 
-Element Element::parse(std::string_view n) {
-  const std::string name(n);
+Element Element::parse(std::string_view text) {
+  const std::string name = lower(text);
+  const std::string_view n = name;
   if (n == "fp32") return make_float(8, 23, 127, FloatVariant::Ieee, 32, name);
   if (n == "tf32") return make_float(8, 10, 127, FloatVariant::Ieee, 19, name);
   if (n == "bf16") return make_float(8, 7, 127, FloatVariant::Ieee, 16, name);
@@ -181,8 +258,20 @@ Element Element::parse(std::string_view n) {
       std::string_view suffix = mpart.substr(digits);
       if (parse_int(n.substr(1, m - 1), eb) && parse_int(mpart.substr(0, digits), mb)) {
         if (eb < 1 || eb > 8 || mb < 0 || mb > 23) throw Error("minifloat '" + name + "' out of range (e1..e8, m0..m23)");
-        const int bias = (1 << (eb - 1)) - 1;
-        if (suffix.empty()) {
+        int bias = (1 << (eb - 1)) - 1;
+        // An explicit bias: eXmYb<N> (ml_dtypes' float8_e4m3b11fnuz is e4m3b11fnuz).
+        std::optional<int> bias_given;
+        if (!suffix.empty() && suffix[0] == 'b') {
+          std::size_t d = 1;
+          while (d < suffix.size() && std::isdigit(static_cast<unsigned char>(suffix[d]))) ++d;
+          int b = 0;
+          if (!parse_int(suffix.substr(1, d - 1), b) || b < 0 || b > 255)
+            throw Error("bad exponent bias in minifloat '" + name + "' (b0..b255)");
+          bias_given = b;
+          bias = b;
+          suffix = suffix.substr(d);
+        }
+        if (suffix.empty() || suffix == "ieee") {
           // A 1-bit IEEE exponent: its all-ones field is inf/NaN, so every finite value would be subnormal.
           if (eb < 2) throw Error("minifloat '" + name + "' has no finite normal values (IEEE needs 2+ exponent bits)");
           return make_float(eb, mb, bias, FloatVariant::Ieee, 1 + eb + mb, name);
@@ -192,27 +281,110 @@ Element Element::parse(std::string_view n) {
           if (eb == 1 && mb == 0) throw Error("minifloat '" + name + "' has no finite non-zero values");
           return make_float(eb, mb, bias, FloatVariant::Fn, 1 + eb + mb, name);
         }
-        if (suffix == "fnuz") return make_float(eb, mb, bias + 1, FloatVariant::Fnuz, 1 + eb + mb, name);
+        if (suffix == "fnuz") return make_float(eb, mb, bias_given ? bias : bias + 1, FloatVariant::Fnuz, 1 + eb + mb, name);
         if (suffix == "fin") return make_float(eb, mb, bias, FloatVariant::Finite, 1 + eb + mb, name);
-        throw Error("unknown minifloat variant '" + std::string(suffix) + "' in '" + name + "' (fn, fnuz, fin)");
+        throw Error("unknown minifloat variant '" + std::string(suffix) + "' in '" + name + "' (ieee, fn, fnuz, fin)");
       }
     }
   }
-  throw Error("unknown element '" + name + "' (see `qcast formats`)");
+  throw Error("unknown element '" + name + "' (" + nearest_hint(name) + ")");
+}
+
+Format::Format() : elem_(Element::parse("fp32")) {
+  scaling_.scale_elem = elem_;
+  finish("");
+}
+
+namespace {
+
+// The checks a composition must pass, whether it was parsed or built from parts.
+void validate(const Element& elem, const Scaling& s, bool rule_given, const std::string& full) {
+  if (s.kind == ScaleKind::None && (s.asym || rule_given))
+    throw Error("'" + full + "' has scaling options but no scale (add @fp32 or a /b, /ch, /t part)");
+  if (s.asym && elem.kind != Element::Kind::Int)
+    throw Error("asymmetric (zero point) scaling needs an integer element in '" + full + "'");
+  if (s.tensor_scale && s.kind == ScaleKind::None) throw Error("'+fp32' needs a scaled format in '" + full + "'");
+  if (s.kind == ScaleKind::None) return;
+  if (s.scale_elem.kind != Element::Kind::Float)
+    throw Error("scale element must be a float (fp32, fp16, bf16, e8m0, ue4m3) in '" + full + "'");
+  if (s.kind == ScaleKind::Block && s.block <= 0) throw Error("block size must be positive in '" + full + "'");
+  if (s.kind == ScaleKind::Tile && (s.tile_rows <= 0 || s.tile_cols <= 0))
+    throw Error("tile sides must be positive in '" + full + "'");
+  if (s.rule == ScaleRule::RCeil && s.scale_elem.variant != FloatVariant::E8m0)
+    throw Error("the rceil scale rule rounds up to a power of two and needs an e8m0 scale in '" + full + "'");
+}
+
+// An element keeps the spelling it was parsed from (pot4, cb:...) when that spelling still means its value;
+// otherwise (built from fields, or edited) it is named by its value.
+void name_element(Element& e) {
+  bool ok = !e.name.empty();
+  if (ok) {
+    try {
+      ok = Element::parse(e.name) == e;
+    } catch (const Error&) {
+      ok = false;
+    }
+  }
+  if (!ok) e.name = e.canonical_name();
+}
+
+}  // namespace
+
+void Format::finish(std::string name) {
+  name_element(elem_);
+  name_element(scaling_.scale_elem);
+  if (scaling_.kind == ScaleKind::None) {
+    // An unscaled format: the scaling fields have no meaning; keep them at their defaults so == and the
+    // hash see one value.
+    Scaling none;
+    none.scale_elem = Element::parse("fp32");
+    scaling_ = none;
+  }
+  name_ = name.empty() ? expanded() : std::move(name);
+  const double eb = elem_.bits;
+  const double per_group = scaling_.scale_elem.bits + (scaling_.asym ? elem_.bits : 0);
+  switch (scaling_.kind) {
+    case ScaleKind::Block: bits_per_element_ = eb + per_group / scaling_.block; break;
+    case ScaleKind::Tile: bits_per_element_ = eb + per_group / (static_cast<double>(scaling_.tile_rows) * scaling_.tile_cols); break;
+    default: bits_per_element_ = eb; break;
+  }
+  // Hashed from the value's canonical spelling, so equal values hash alike however they were spelt.
+  const Scaling& c = scaling_;
+  std::string key = elem_.canonical_name() + "|" + std::to_string(static_cast<int>(c.kind));
+  if (c.kind != ScaleKind::None)
+    key += "|" + c.scale_elem.canonical_name() + "|" + std::to_string(c.axis) + "|" + std::to_string(c.block) + "|" +
+           std::to_string(c.tile_rows) + "x" + std::to_string(c.tile_cols) + "|" + scale_rule_name(c.rule) +
+           (c.asym ? "|asym" : "") + (c.tensor_scale ? "|ts" : "") + (c.axis_explicit ? "|ax" : "");
+  hash_ = std::hash<std::string>{}(key);
+}
+
+Format Format::make(Element elem, Scaling scaling) {
+  Format f;
+  f.elem_ = std::move(elem);
+  f.scaling_ = std::move(scaling);
+  if (f.elem_.kind == Element::Kind::Codebook && f.elem_.values.size() < 2)
+    throw Error("a codebook element needs at least two values");
+  validate(f.elem_, f.scaling_, false, f.elem_.canonical_name());
+  f.finish("");
+  return f;
 }
 
 Format Format::parse(std::string_view text) {
-  const std::string full(text);
-  if (text.empty()) throw Error("empty format name");
-  auto named = named_map().find(full);
-  if (named != named_map().end()) {
-    Format f = parse(named->second);
-    f.name = full;
+  const std::string full = lower(text);
+  if (full.empty()) throw Error("empty format name");
+  if (const NamedFormat* row = find_named_format(full)) {
+    Format f = parse_composition(row->composition);
+    f.finish(row->name);
     return f;
   }
-  Format f;
+  return parse_composition(full);
+}
+
+Format Format::parse_composition(const std::string& full) {
+  Element elem;
+  Scaling sc;
   std::vector<std::string_view> parts;
-  std::string_view rest = text;
+  std::string_view rest = full;
   while (true) {
     auto s = rest.find('/');
     parts.push_back(rest.substr(0, s));
@@ -221,113 +393,93 @@ Format Format::parse(std::string_view text) {
   }
   std::string_view head = parts[0];
   auto at = head.find('@');
-  f.elem = Element::parse(head.substr(0, at));
-  bool has_scale = at != std::string_view::npos;
+  try {
+    elem = Element::parse(head.substr(0, at));
+  } catch (const Error& e) {
+    // A bare unknown word is more likely a misspelt format name than a bad element.
+    if (parts.size() == 1 && at == std::string_view::npos && std::string_view(e.what()).rfind("unknown element", 0) == 0)
+      throw Error("unknown format '" + full + "' (" + nearest_hint(full) + ")");
+    throw;
+  }
+  const bool has_scale = at != std::string_view::npos;
   if (has_scale) {
-    std::string_view sc = head.substr(at + 1);
-    auto plus = sc.find('+');
+    std::string_view sp = head.substr(at + 1);
+    auto plus = sp.find('+');
     if (plus != std::string_view::npos) {
-      if (sc.substr(plus + 1) != "fp32") throw Error("only '+fp32' is allowed as a second-level scale in '" + full + "'");
-      f.scaling.tensor_scale = true;
-      sc = sc.substr(0, plus);
+      if (sp.substr(plus + 1) != "fp32") throw Error("only '+fp32' is allowed as a second-level scale in '" + full + "'");
+      sc.tensor_scale = true;
+      sp = sp.substr(0, plus);
     }
-    f.scaling.scale_elem = Element::parse(sc);
-    if (f.scaling.scale_elem.kind != Element::Kind::Float)
+    sc.scale_elem = Element::parse(sp);
+    if (sc.scale_elem.kind != Element::Kind::Float)
       throw Error("scale element must be a float (fp32, fp16, bf16, e8m0, ue4m3) in '" + full + "'");
-    f.scaling.kind = ScaleKind::Tensor;
+    sc.kind = ScaleKind::Tensor;
   } else {
-    f.scaling.scale_elem = Element::parse("fp32");
+    sc.scale_elem = Element::parse("fp32");
   }
   bool rule_given = false;
   for (std::size_t i = 1; i < parts.size(); ++i) {
     std::string_view p = parts[i];
     int v = 0;
     const std::string ps(p);
+    if (p.empty()) throw Error("empty part in '" + full + "'");
     if ((p[0] == 'b' || p[0] == 'g') && parse_int(p.substr(1), v)) {
       if (v <= 0) throw Error("block size must be positive in '" + full + "'");
-      f.scaling.kind = ScaleKind::Block;
-      f.scaling.block = v;
+      sc.kind = ScaleKind::Block;
+      sc.block = v;
     } else if (starts_with(p, "ch")) {
-      f.scaling.kind = ScaleKind::Channel;
-      f.scaling.axis = 0;
-      f.scaling.axis_explicit = true;
-      if (p.size() > 2 && !parse_int(p.substr(2), f.scaling.axis)) throw Error("bad channel axis '" + ps + "' in '" + full + "'");
+      sc.kind = ScaleKind::Channel;
+      sc.axis = 0;
+      sc.axis_explicit = true;
+      if (p.size() > 2 && !parse_int(p.substr(2), sc.axis)) throw Error("bad channel axis '" + ps + "' in '" + full + "'");
     } else if (p[0] == 't' && p.find('x') != std::string_view::npos && p != "tensor") {
       auto x = p.find('x');
-      if (!parse_int(p.substr(1, x - 1), f.scaling.tile_rows) || !parse_int(p.substr(x + 1), f.scaling.tile_cols) ||
-          f.scaling.tile_rows <= 0 || f.scaling.tile_cols <= 0)
+      if (!parse_int(p.substr(1, x - 1), sc.tile_rows) || !parse_int(p.substr(x + 1), sc.tile_cols) ||
+          sc.tile_rows <= 0 || sc.tile_cols <= 0)
         throw Error("bad tile '" + ps + "' in '" + full + "' (expected t<rows>x<cols>)");
-      f.scaling.kind = ScaleKind::Tile;
+      sc.kind = ScaleKind::Tile;
     } else if (p == "tensor") {
-      f.scaling.kind = ScaleKind::Tensor;
+      sc.kind = ScaleKind::Tensor;
     } else if (starts_with(p, "ax")) {
-      if (!parse_int(p.substr(2), f.scaling.axis)) throw Error("bad axis '" + ps + "' in '" + full + "'");
-      f.scaling.axis_explicit = true;
+      if (!parse_int(p.substr(2), sc.axis)) throw Error("bad axis '" + ps + "' in '" + full + "'");
+      sc.axis_explicit = true;
     } else if (p == "asym") {
-      f.scaling.asym = true;
-    } else if (p == "floor" || p == "ceil" || p == "midmax" || p == "amax" || p == "mse") {
-      f.scaling.rule = p == "floor" ? ScaleRule::Floor : p == "ceil" ? ScaleRule::Ceil : p == "midmax" ? ScaleRule::MidMax
-                     : p == "amax" ? ScaleRule::Amax : ScaleRule::Mse;
-      rule_given = true;
+      sc.asym = true;
     } else {
-      throw Error("unknown format part '" + ps + "' in '" + full + "' (b<N>, g<N>, ch<A>, t<R>x<C>, tensor, ax<A>, asym, floor, ceil, midmax, amax, mse)");
+      auto r = std::find_if(std::begin(kRules), std::end(kRules), [&](const RuleName& k) { return p == k.name; });
+      if (r == std::end(kRules))
+        throw Error("unknown format part '" + ps + "' in '" + full +
+                    "' (b<N>, g<N>, ch<A>, t<R>x<C>, tensor, ax<A>, asym, floor, ceil, rceil, midmax, amax, mse)");
+      sc.rule = r->rule;
+      rule_given = true;
     }
   }
-  if (!has_scale && f.scaling.kind != ScaleKind::None) {
-    f.scaling.scale_elem = Element::parse("fp32");
-  }
-  if (!rule_given) {
-    f.scaling.rule = f.scaling.scale_elem.variant == FloatVariant::E8m0 ? ScaleRule::Floor : ScaleRule::Amax;
-  }
-  if (f.scaling.kind == ScaleKind::None && (f.scaling.asym || rule_given))
-    throw Error("'" + full + "' has scaling options but no scale (add @fp32 or a /b, /ch, /t part)");
-  if (f.scaling.asym && f.elem.kind != Element::Kind::Int)
-    throw Error("asymmetric (zero point) scaling needs an integer element in '" + full + "'");
-  if (f.scaling.tensor_scale && f.scaling.kind == ScaleKind::None) throw Error("'+fp32' needs a scaled format in '" + full + "'");
-  f.name = f.canonical();
+  if (!rule_given) sc.rule = sc.scale_elem.variant == FloatVariant::E8m0 ? ScaleRule::Floor : ScaleRule::Amax;
+  validate(elem, sc, rule_given, full);
+  Format f;
+  f.elem_ = std::move(elem);
+  f.scaling_ = std::move(sc);
+  f.finish("");
   return f;
 }
 
-std::string Format::canonical() const {
-  auto named = std::find_if(named_map().begin(), named_map().end(), [&](auto& kv) { return kv.first == name; });
-  if (named != named_map().end()) return named->first;
-  return expanded();
-}
-
 std::string Format::expanded() const {
-  std::string s = elem.name;
-  if (scaling.kind == ScaleKind::None) return s;
-  s += "@" + scaling.scale_elem.name + (scaling.tensor_scale ? "+fp32" : "");
-  switch (scaling.kind) {
+  std::string s = elem_.name;
+  if (scaling_.kind == ScaleKind::None) return s;
+  s += "@" + scaling_.scale_elem.name + (scaling_.tensor_scale ? "+fp32" : "");
+  switch (scaling_.kind) {
     case ScaleKind::Tensor: s += "/tensor"; break;
-    case ScaleKind::Channel: s += "/ch" + std::to_string(scaling.axis); break;
+    case ScaleKind::Channel: s += "/ch" + std::to_string(scaling_.axis); break;
     case ScaleKind::Block:
-      s += "/b" + std::to_string(scaling.block);
-      if (scaling.axis_explicit) s += "/ax" + std::to_string(scaling.axis);
+      s += "/b" + std::to_string(scaling_.block);
+      if (scaling_.axis_explicit) s += "/ax" + std::to_string(scaling_.axis);
       break;
-    case ScaleKind::Tile: s += "/t" + std::to_string(scaling.tile_rows) + "x" + std::to_string(scaling.tile_cols); break;
+    case ScaleKind::Tile: s += "/t" + std::to_string(scaling_.tile_rows) + "x" + std::to_string(scaling_.tile_cols); break;
     case ScaleKind::None: break;
   }
-  if (scaling.asym) s += "/asym";
-  s += std::string("/") + rule_name(scaling.rule);
+  if (scaling_.asym) s += "/asym";
+  s += std::string("/") + scale_rule_name(scaling_.rule);
   return s;
-}
-
-double Format::bits_per_element() const {
-  const double eb = elem.bits;
-  const double per_group = scaling.scale_elem.bits + (scaling.asym ? elem.bits : 0);
-  switch (scaling.kind) {
-    case ScaleKind::Block: return eb + per_group / scaling.block;
-    case ScaleKind::Tile: return eb + per_group / (static_cast<double>(scaling.tile_rows) * scaling.tile_cols);
-    default: return eb;
-  }
-}
-
-const std::vector<std::string>& named_formats() {
-  static const std::vector<std::string> v = {"fp32", "tf32", "bf16", "fp16", "e5m2", "e4m3", "e3m2", "e2m3", "e2m1",
-                                             "e8m0", "ue4m3", "int8", "int4", "uint8", "uint4", "mxfp8", "mxfp8_e5m2",
-                                             "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8", "nvfp4", "nf4"};
-  return v;
 }
 
 }  // namespace qcast

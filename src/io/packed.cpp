@@ -52,7 +52,7 @@ void write_packed(const std::string& path, const PackedFile& f) {
     if (!e.scales.empty()) out.push_back({name + ".scales", bytes_tensor(e.scales)});
     if (!e.zeros.empty()) out.push_back({name + ".zeros", bytes_tensor(e.zeros)});
     const Format fmt = Format::parse(e.format);
-    if (fmt.scaling.tensor_scale) {
+    if (fmt.scaling().tensor_scale) {
       tscales[i] = e.tensor_scale;
       Tensor t;
       t.dtype = DType::F32;
@@ -95,17 +95,17 @@ PackedFile read_packed(const std::string& path) {
       const std::int64_t n = shape_numel(e.shape);
       e.codes = tensor_bytes(st, name + ".codes", true);
       used[name + ".codes"] = true;
-      if (static_cast<std::uint64_t>(e.codes.size()) * 8 < static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(fmt.elem.bits))
+      if (static_cast<std::uint64_t>(e.codes.size()) * 8 < static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(fmt.elem().bits))
         throw Error("codes hold " + std::to_string(e.codes.size()) + " bytes, shape " + shape_str(e.shape) + " needs more");
-      if (fmt.scaling.kind != ScaleKind::None) {
+      if (fmt.scaling().kind != ScaleKind::None) {
         e.scales = tensor_bytes(st, name + ".scales", true);
         used[name + ".scales"] = true;
       }
-      if (fmt.scaling.asym) {
+      if (fmt.scaling().asym) {
         e.zeros = tensor_bytes(st, name + ".zeros", true);
         used[name + ".zeros"] = true;
       }
-      if (fmt.scaling.tensor_scale) {
+      if (fmt.scaling().tensor_scale) {
         const Tensor* t = st.find(name + ".tscale");
         if (!t || t->dtype != DType::F32 || t->numel() != 1) throw Error("missing or malformed .tscale");
         std::memcpy(&e.tensor_scale, t->data, 4);

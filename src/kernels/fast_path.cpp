@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <optional>
 
 #include "kernels/aligned_floats.hpp"
@@ -134,12 +135,11 @@ std::optional<ElemSpec> make_elem(const Element& el, RoundMode mode, bool elemen
     e.maxv = static_cast<float>(el.max_value());
   } else if (el.kind == Element::Kind::Int) {
     if (!el.is_signed || el.bits < 2 || el.bits > 16 || el.frac_bits < -60 || el.frac_bits > 60) return std::nullopt;
-    // An unscaled intN cast reaches the two's-complement minimum (-2^(N-1)); the kernels clamp
-    // symmetrically (as scaled formats do), so elementwise integer casts stay on the reference path.
-    if (elementwise) return std::nullopt;
     e.kind = ElemKind::Int;
     e.frac_bits = el.frac_bits;
     e.max_code = static_cast<float>((1 << (el.bits - 1)) - 1);
+    // An unscaled intN cast reaches the two's-complement minimum (-2^(N-1)); scaled groups are symmetric.
+    e.neg_max_code = elementwise ? e.max_code + 1 : e.max_code;
   } else {
     if (elementwise || el.values.size() < 2 || el.values.size() > 256 || el.bits > 8) return std::nullopt;
     e.kind = ElemKind::Codebook;
@@ -185,23 +185,26 @@ struct Plan {
 
 std::optional<ScaleSpec> make_scale(const Format& f, bool need_lut) {
   ScaleSpec sc;
-  const Scaling& s = f.scaling;
+  const Scaling& s = f.scaling();
   if (s.kind == ScaleKind::None) return sc;
   const Element& se = s.scale_elem;
   sc.asym = s.asym;
-  sc.qrange = std::ldexp(1.0, f.elem.bits) - 1;
+  sc.qrange = std::ldexp(1.0, f.elem().bits) - 1;
   sc.tensor_scale = s.tensor_scale;
   const bool is_e8m0 = se.kind == Element::Kind::Float && se.variant == FloatVariant::E8m0 && se.ebits == 8 && se.bias == 127;
-  if (s.rule == ScaleRule::Floor && is_e8m0 && !s.asym && !s.tensor_scale) {
+  if ((s.rule == ScaleRule::Floor || s.rule == ScaleRule::RCeil) && is_e8m0 && !s.asym && !s.tensor_scale) {
     sc.mode = ScaleMode::MxFloor;
-    sc.emax = f.elem.emax();
+    sc.emax = f.elem().emax();
+    sc.rceil = s.rule == ScaleRule::RCeil;
+    sc.mx_elmax = static_cast<float>(f.elem().max_value());
+    if (sc.rceil && static_cast<double>(sc.mx_elmax) != f.elem().max_value()) return std::nullopt;
     sc.is_fp32 = false;
     sc.s_bits = 8;
     sc.nan_code = 0xff;
   } else if (s.rule == ScaleRule::Amax) {
     sc.mode = ScaleMode::Amax;
     if (se.kind != Element::Kind::Float) return std::nullopt;
-    if (se.name == "fp32" || (se.ebits == 8 && se.mbits == 23 && se.bias == 127 && se.variant == FloatVariant::Ieee)) {
+    if (se == Element::parse("fp32")) {
       sc.is_fp32 = true;
       sc.s_bits = 32;
     } else {
@@ -233,11 +236,11 @@ std::optional<ScaleSpec> make_scale(const Format& f, bool need_lut) {
     // amax / c rounded once to float equals the double quotient rounded to float when c = k * 2^j with
     // an odd integer k < 2^29: a float quotient is then never within a double ulp of a float midpoint
     // without being on it (|amax - mid * c| >= 2^(e-24) whenever nonzero).
-    double c = f.elem.max_value();
+    double c = f.elem().max_value();
     int guard = 0;
     while (c != std::floor(c) && guard++ < 200) c *= 2;
     while (c >= 2 && std::fmod(c, 2.0) == 0) c /= 2;
-    sc.amax_div_exact = !s.asym && c > 0 && c < 536870912.0 && static_cast<double>(static_cast<float>(f.elem.max_value())) == f.elem.max_value();
+    sc.amax_div_exact = !s.asym && c > 0 && c < 536870912.0 && static_cast<double>(static_cast<float>(f.elem().max_value())) == f.elem().max_value();
   } else {
     return std::nullopt;
   }
@@ -248,12 +251,25 @@ std::optional<ScaleSpec> make_scale(const Format& f, bool need_lut) {
   return sc;
 }
 
-// Plans are cached per (format, rounding mode, lut): codebook thresholds and decode tables cost a
-// few thousand Element calls to build.
+// Plans are cached per (format value, rounding mode, lut): codebook thresholds and decode tables cost a
+// few thousand Element calls to build. The key is the Format itself (== and hash compare the composition),
+// so two spellings of one format share a plan and no spelling can reach another format's plan.
+struct PlanKey {
+  Format format;
+  RoundMode mode;
+  bool lut;
+  bool operator==(const PlanKey& o) const { return mode == o.mode && lut == o.lut && format == o.format; }
+};
+struct PlanKeyHash {
+  std::size_t operator()(const PlanKey& k) const {
+    return k.format.hash() * 31 + static_cast<std::size_t>(k.mode) * 2 + (k.lut ? 1 : 0);
+  }
+};
+
 std::shared_ptr<const Plan> get_plan(const Format& f, RoundMode mode, bool need_lut) {
   static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<const Plan>> cache;
-  const std::string key = f.canonical() + "|" + round_mode_name(mode) + (need_lut ? "|lut" : "");
+  static std::unordered_map<PlanKey, std::shared_ptr<const Plan>, PlanKeyHash> cache;
+  PlanKey key{f, mode, need_lut};
   {
     std::lock_guard<std::mutex> lk(mu);
     auto it = cache.find(key);
@@ -262,7 +278,7 @@ std::shared_ptr<const Plan> get_plan(const Format& f, RoundMode mode, bool need_
   std::shared_ptr<Plan> plan;
   auto sc = make_scale(f, need_lut);
   if (sc) {
-    auto el = make_elem(f.elem, mode, f.scaling.kind == ScaleKind::None, f.scaling.asym, need_lut);
+    auto el = make_elem(f.elem(), mode, f.scaling().kind == ScaleKind::None, f.scaling().asym, need_lut);
     if (el) {
       plan = std::make_shared<Plan>();
       plan->el = std::move(*el);
@@ -271,7 +287,7 @@ std::shared_ptr<const Plan> get_plan(const Format& f, RoundMode mode, bool need_
   }
   std::lock_guard<std::mutex> lk(mu);
   if (cache.size() > 256) cache.clear();
-  cache[key] = plan;
+  cache[std::move(key)] = plan;
   return plan;
 }
 
@@ -283,7 +299,7 @@ std::optional<Geometry> geometry(const Format& f, const Shape& shape, int axis) 
   const auto layout = ref::GroupLayout::make(f, shape, axis);  // validates axis / block size
   Geometry g;
   if (layout.numel == 0) return std::nullopt;
-  switch (f.scaling.kind) {
+  switch (f.scaling().kind) {
     case ScaleKind::None:
       g.len = layout.numel;
       g.block = 8192;
@@ -335,13 +351,13 @@ std::int64_t min_groups(const Geometry& g) {
 }
 
 float tensor_scale_of_amax(const Format& f, float amax) {
-  const float denom = static_cast<float>(f.scaling.scale_elem.max_value() * f.elem.max_value());
+  const float denom = static_cast<float>(f.scaling().scale_elem.max_value() * f.elem().max_value());
   const float ts = amax / denom;
   return ts > 0 ? ts : 1.0f;
 }
 
 float tensor_scale(const Format& f, const float* in, std::int64_t n, int threads) {
-  if (!f.scaling.tensor_scale) return 1.0f;
+  if (!f.scaling().tensor_scale) return 1.0f;
   std::mutex mu;
   float amax = 0;
   parallel_for(n, threads, [&](std::int64_t b, std::int64_t e) {
@@ -360,7 +376,7 @@ using GroupMaxima = std::unique_ptr<std::uint32_t[]>;
 // the quantization pass then reads each block once instead of twice (once for its maximum, once for its
 // elements), which is what a format with a tensor scale (NVFP4) pays for reading its input twice.
 float tensor_scale(const Format& f, Job& j, const Geometry& geo, std::int64_t n, int threads, GroupMaxima& maxima) {
-  if (!f.scaling.tensor_scale) return 1.0f;
+  if (!f.scaling().tensor_scale) return 1.0f;
   if (!group_maxima_cover(j)) return tensor_scale(f, j.in, n, threads);
   // Uninitialised but for the slack (read, never used): the pass writes every group's slot.
   maxima.reset(new std::uint32_t[static_cast<std::size_t>(geo.ngroups + kGroupMaximaSlack)]);
@@ -378,7 +394,7 @@ float tensor_scale(const Format& f, Job& j, const Geometry& geo, std::int64_t n,
 
 // tensor_scale of a streamed input: one read of it in windows of `window` values per worker.
 float tensor_scale(const Format& f, const FloatSource& source, std::int64_t n, int threads, std::int64_t window) {
-  if (!f.scaling.tensor_scale) return 1.0f;
+  if (!f.scaling().tensor_scale) return 1.0f;
   std::mutex mu;
   float amax = 0;
   const std::int64_t nwin = (n + window - 1) / window;
@@ -507,12 +523,12 @@ bool fast_encode(const Format& f, const float* in, const Shape& shape, const Qua
   const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
   const std::int64_t n = layout.numel;
   e = Encoded{};
-  e.format = f.name;
+  e.format = f.name();
   e.shape = shape;
   e.axis = layout.axis;
   e.num_groups = layout.num_groups;
-  const std::size_t code_bytes = static_cast<std::size_t>((n * f.elem.bits + 7) / 8);
-  if ((geo->block * f.elem.bits) % 8 == 0 && (geo->len * f.elem.bits) % 8 == 0) {
+  const std::size_t code_bytes = static_cast<std::size_t>((n * f.elem().bits + 7) / 8);
+  if ((geo->block * f.elem().bits) % 8 == 0 && (geo->len * f.elem().bits) % 8 == 0) {
     // Every group starts on a byte boundary, so the kernels write each byte of the stream in full
     // (pack_codes ORs only into bytes shared by two ranges): no zero fill, except the partial last byte.
     e.codes.resize(code_bytes);
@@ -527,19 +543,19 @@ bool fast_encode(const Format& f, const float* in, const Shape& shape, const Qua
   int saw_nan = 0;
   j.saw_nan = &saw_nan;
   GroupMaxima maxima;
-  if (f.scaling.kind != ScaleKind::None) {
+  if (f.scaling().kind != ScaleKind::None) {
     e.tensor_scale = tensor_scale(f, j, *geo, n, opt.threads, maxima);
     j.tensor_scale = e.tensor_scale;
     alloc_bytes(e.scales, static_cast<std::size_t>(layout.num_groups) * static_cast<std::size_t>(plan->sc.s_bits / 8));
     j.scales = e.scales.data();
-    if (f.scaling.asym) {
+    if (f.scaling().asym) {
       zeros.assign(static_cast<std::size_t>(layout.num_groups), 0);
       j.zeros = zeros.data();
     }
   }
   parallel_for(geo->ngroups, opt.threads, [&](std::int64_t b, std::int64_t en) { quant_groups(j, b, en); }, min_groups(*geo));
   if (saw_nan) return false;  // the reference reports the unencodable NaN
-  if (f.scaling.asym) e.zeros = pack_bits(zeros.data(), zeros.size(), f.elem.bits);
+  if (f.scaling().asym) e.zeros = pack_bits(zeros.data(), zeros.size(), f.elem().bits);
   return true;
 }
 
@@ -551,8 +567,8 @@ bool fast_decode(const Format& f, const Encoded& e, float* out, int threads) {
   const auto plan = get_plan(f, RoundMode::Even, true);
   if (!plan) return false;
   const std::int64_t n = layout.numel;
-  if (static_cast<std::int64_t>(e.codes.size()) * 8 < n * f.elem.bits) return false;
-  if (f.scaling.kind != ScaleKind::None) {
+  if (static_cast<std::int64_t>(e.codes.size()) * 8 < n * f.elem().bits) return false;
+  if (f.scaling().kind != ScaleKind::None) {
     if (static_cast<std::int64_t>(e.scales.size()) < layout.num_groups * (plan->sc.s_bits / 8)) return false;
   }
   std::vector<std::uint32_t> zeros;
@@ -563,10 +579,10 @@ bool fast_decode(const Format& f, const Encoded& e, float* out, int threads) {
   j.code_bytes = static_cast<std::int64_t>(e.codes.size());
   j.scales = const_cast<std::uint8_t*>(e.scales.data());
   j.tensor_scale = e.tensor_scale;
-  if (f.scaling.asym) {
-    if (static_cast<std::int64_t>(e.zeros.size()) * 8 < layout.num_groups * f.elem.bits) return false;
+  if (f.scaling().asym) {
+    if (static_cast<std::int64_t>(e.zeros.size()) * 8 < layout.num_groups * f.elem().bits) return false;
     zeros.resize(static_cast<std::size_t>(layout.num_groups));
-    unpack_bits(e.zeros.data(), e.zeros.size(), zeros.size(), f.elem.bits, zeros.data());
+    unpack_bits(e.zeros.data(), e.zeros.size(), zeros.size(), f.elem().bits, zeros.data());
     j.zeros = zeros.data();
   }
   parallel_for(geo->ngroups, threads, [&](std::int64_t b, std::int64_t en) { decode_groups(j, b, en); }, min_groups(*geo));

@@ -30,9 +30,9 @@ void parallel_ranges(std::int64_t n, int threads, Fn fn) {
 // back. The groups and their values are the same, so the output equals the reference bit for bit.
 // Stochastic rounding is keyed by the original element index, so it stays on the reference path.
 bool transposed_fast_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
-  if (f.scaling.kind != ScaleKind::Block || opt.round == RoundMode::Stochastic || shape.empty()) return false;
+  if (f.scaling().kind != ScaleKind::Block || opt.round == RoundMode::Stochastic || shape.empty()) return false;
   const int nd = static_cast<int>(shape.size());
-  int axis = f.scaling.axis_explicit ? f.scaling.axis : opt.axis;
+  int axis = f.scaling().axis_explicit ? f.scaling().axis : opt.axis;
   if (axis < 0) axis += nd;
   if (axis < 0 || axis >= nd - 1) return false;  // out of range (the reference reports it) or already the last axis
   std::int64_t outer = 1, inner = 1;
@@ -40,9 +40,10 @@ bool transposed_fast_fake_quant(const Format& f, const float* in, float* out, co
   for (int i = axis + 1; i < nd; ++i) inner *= shape[i];
   const std::int64_t len = shape[axis], n = outer * len * inner;
   if (inner == 1 || n == 0) return false;
-  Format last = f;
-  last.scaling.axis = -1;
-  last.scaling.axis_explicit = false;
+  Scaling last_sc = f.scaling();
+  last_sc.axis = -1;
+  last_sc.axis_explicit = false;
+  const Format last = f.with_scaling(last_sc);
   QuantOptions o = opt;
   o.axis = -1;
   std::vector<float> t_in(static_cast<std::size_t>(n)), t_out(static_cast<std::size_t>(n));
@@ -101,11 +102,11 @@ void fake_quant_streamed(const Format& f, const FloatSource& source, const Shape
 void reference_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
   const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
   const std::int64_t n = layout.numel;
-  if (f.scaling.kind == ScaleKind::None) {
+  if (f.scaling().kind == ScaleKind::None) {
     parallel_ranges(n, opt.threads, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t i = b; i < e; ++i) {
         const std::uint32_t r = opt.round == RoundMode::Stochastic ? ref::counter_rand(opt.seed, static_cast<std::uint64_t>(i)) : 0;
-        out[i] = f.elem.quantize(in[i], opt.round, r, opt.overflow);
+        out[i] = f.elem().quantize(in[i], opt.round, r, opt.overflow);
       }
     });
     return;
@@ -114,22 +115,22 @@ void reference_fake_quant(const Format& f, const float* in, float* out, const Sh
 }
 
 std::string static_range_unsupported(const Format& f) {
-  const auto& s = f.scaling;
+  const auto& s = f.scaling();
   const std::string why = "static (calibrated) activation scales need a per-tensor or per-channel scaled format, or the fp32 tensor "
                           "scale of a +fp32 block format such as nvfp4; ";
-  if (s.kind == ScaleKind::None) return why + f.name + " has no scale";
+  if (s.kind == ScaleKind::None) return why + f.name() + " has no scale";
   if ((s.kind == ScaleKind::Block || s.kind == ScaleKind::Tile) && !s.tensor_scale)
-    return why + f.name + " has block scales that are computed at run time from each block";
-  if (s.rule == ScaleRule::Mse) return "format " + f.name + ": the /mse scale rule searches the data at run time; for static scales use the mse observer instead";
+    return why + f.name() + " has block scales that are computed at run time from each block";
+  if (s.rule == ScaleRule::Mse) return "format " + f.name() + ": the /mse scale rule searches the data at run time; for static scales use the mse observer instead";
   return "";
 }
 
 void fake_quant_static(const Format& f, const StaticRange& r, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
   if (const std::string why = static_range_unsupported(f); !why.empty()) throw Error(why);
   const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
-  const std::size_t want = f.scaling.kind == ScaleKind::Channel ? static_cast<std::size_t>(layout.len) : 1;
+  const std::size_t want = f.scaling().kind == ScaleKind::Channel ? static_cast<std::size_t>(layout.len) : 1;
   if (r.lo.size() != want || r.hi.size() != want)
-    throw Error("static range with " + std::to_string(r.lo.size()) + " group(s) for format " + f.name + " on a tensor of shape " +
+    throw Error("static range with " + std::to_string(r.lo.size()) + " group(s) for format " + f.name() + " on a tensor of shape " +
                 shape_str(shape) + ", which needs " + std::to_string(want));
   if (layout.numel == 0) return;
   // The scale of a fixed range is the one the format's rule picks for a group holding just {lo, hi}:
@@ -138,12 +139,12 @@ void fake_quant_static(const Format& f, const StaticRange& r, const float* in, f
     const float v[2] = {r.lo[g], r.hi[g]};
     return ref::group_params(f, v, 2, 1.0f, opt.round);
   };
-  if (f.scaling.tensor_scale) {  // nvfp4: the range fixes the fp32 tensor scale; block scales stay dynamic
+  if (f.scaling().tensor_scale) {  // nvfp4: the range fixes the fp32 tensor scale; block scales stay dynamic
     const float v[2] = {r.lo[0], r.hi[0]};
     fake_quant_groups(f, layout, in, out, ref::tensor_scale_for(f, v, 2), opt);
     return;
   }
-  if (f.scaling.kind == ScaleKind::Tensor) {  // one group: split the elements, not the groups, across threads
+  if (f.scaling().kind == ScaleKind::Tensor) {  // one group: split the elements, not the groups, across threads
     const auto p = params(0);
     parallel_ranges(layout.numel, opt.threads, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t i = b; i < e; ++i)
@@ -207,24 +208,24 @@ Encoded reference_encode(const Format& f, const float* in, const Shape& shape, c
   const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
   const std::int64_t n = layout.numel;
   Encoded e;
-  e.format = f.name;
+  e.format = f.name();
   e.shape = shape;
   e.axis = layout.axis;
   e.num_groups = layout.num_groups;
   std::vector<std::uint32_t> codes(static_cast<std::size_t>(n));
-  if (f.scaling.kind == ScaleKind::None) {
+  if (f.scaling().kind == ScaleKind::None) {
     parallel_ranges(n, opt.threads, [&](std::int64_t b, std::int64_t en) {
       for (std::int64_t i = b; i < en; ++i) {
         const std::uint32_t r = opt.round == RoundMode::Stochastic ? ref::counter_rand(opt.seed, static_cast<std::uint64_t>(i)) : 0;
-        codes[i] = f.elem.encode(in[i], opt.round, r, opt.overflow);
+        codes[i] = f.elem().encode(in[i], opt.round, r, opt.overflow);
       }
     });
-    e.codes = pack_bits(codes.data(), codes.size(), f.elem.bits);
+    e.codes = pack_bits(codes.data(), codes.size(), f.elem().bits);
     return e;
   }
   e.tensor_scale = ref::tensor_scale_for(f, in, n);
   std::vector<std::uint32_t> scodes(static_cast<std::size_t>(layout.num_groups)), zeros;
-  if (f.scaling.asym) zeros.resize(scodes.size());
+  if (f.scaling().asym) zeros.resize(scodes.size());
   parallel_ranges(layout.num_groups, opt.threads, [&](std::int64_t g0, std::int64_t g1) {
     std::vector<float> buf;
     layout.enumerate(g0, g1, [&](std::int64_t gid, const std::vector<std::int64_t>& off) {
@@ -232,7 +233,7 @@ Encoded reference_encode(const Format& f, const float* in, const Shape& shape, c
       for (std::size_t k = 0; k < off.size(); ++k) buf[k] = in[off[k]];
       const auto p = ref::group_params(f, buf.data(), buf.size(), e.tensor_scale, opt.round);
       scodes[gid] = p.scale_code;
-      if (f.scaling.asym) zeros[gid] = static_cast<std::uint32_t>(p.zero);
+      if (f.scaling().asym) zeros[gid] = static_cast<std::uint32_t>(p.zero);
       for (std::size_t k = 0; k < off.size(); ++k) {
         const std::uint32_t r = opt.round == RoundMode::Stochastic ? ref::counter_rand(opt.seed, static_cast<std::uint64_t>(off[k])) : 0;
         std::uint32_t c = 0;
@@ -241,9 +242,9 @@ Encoded reference_encode(const Format& f, const float* in, const Shape& shape, c
       }
     });
   });
-  e.codes = pack_bits(codes.data(), codes.size(), f.elem.bits);
-  e.scales = pack_bits(scodes.data(), scodes.size(), f.scaling.scale_elem.bits >= 32 ? 32 : f.scaling.scale_elem.bits);
-  if (f.scaling.asym) e.zeros = pack_bits(zeros.data(), zeros.size(), f.elem.bits);
+  e.codes = pack_bits(codes.data(), codes.size(), f.elem().bits);
+  e.scales = pack_bits(scodes.data(), scodes.size(), f.scaling().scale_elem.bits >= 32 ? 32 : f.scaling().scale_elem.bits);
+  if (f.scaling().asym) e.zeros = pack_bits(zeros.data(), zeros.size(), f.elem().bits);
   return e;
 }
 
@@ -260,29 +261,29 @@ void reference_decode(const Encoded& e, float* out) {
   const auto layout = ref::GroupLayout::make(f, e.shape, e.axis);
   const std::int64_t n = layout.numel;
   if (layout.num_groups != e.num_groups)
-    throw Error("encoded tensor of shape " + shape_str(e.shape) + " has " + std::to_string(e.num_groups) + " scale groups, format " + f.name + " needs " + std::to_string(layout.num_groups));
+    throw Error("encoded tensor of shape " + shape_str(e.shape) + " has " + std::to_string(e.num_groups) + " scale groups, format " + f.name() + " needs " + std::to_string(layout.num_groups));
   std::vector<std::uint32_t> codes(static_cast<std::size_t>(n));
-  unpack_bits(e.codes.data(), e.codes.size(), codes.size(), f.elem.bits, codes.data());
-  if (f.elem.kind == Element::Kind::Codebook)
+  unpack_bits(e.codes.data(), e.codes.size(), codes.size(), f.elem().bits, codes.data());
+  if (f.elem().kind == Element::Kind::Codebook)
     for (auto c : codes)
-      if (c >= f.elem.num_codes()) throw Error("code " + std::to_string(c) + " is outside codebook " + f.elem.name);
-  if (f.scaling.kind == ScaleKind::None) {
-    for (std::int64_t i = 0; i < n; ++i) out[i] = f.elem.decode(codes[i]);
+      if (c >= f.elem().num_codes()) throw Error("code " + std::to_string(c) + " is outside codebook " + f.elem().name);
+  if (f.scaling().kind == ScaleKind::None) {
+    for (std::int64_t i = 0; i < n; ++i) out[i] = f.elem().decode(codes[i]);
     return;
   }
-  const int sbits = f.scaling.scale_elem.bits >= 32 ? 32 : f.scaling.scale_elem.bits;
+  const int sbits = f.scaling().scale_elem.bits >= 32 ? 32 : f.scaling().scale_elem.bits;
   std::vector<std::uint32_t> scodes(static_cast<std::size_t>(layout.num_groups)), zeros;
   unpack_bits(e.scales.data(), e.scales.size(), scodes.size(), sbits, scodes.data());
-  if (f.scaling.asym) {
+  if (f.scaling().asym) {
     zeros.resize(scodes.size());
-    unpack_bits(e.zeros.data(), e.zeros.size(), zeros.size(), f.elem.bits, zeros.data());
+    unpack_bits(e.zeros.data(), e.zeros.size(), zeros.size(), f.elem().bits, zeros.data());
   }
   layout.enumerate(0, layout.num_groups, [&](std::int64_t gid, const std::vector<std::int64_t>& off) {
     ref::GroupParams p;
-    const float s = f.scaling.scale_elem.decode(scodes[gid]);
+    const float s = f.scaling().scale_elem.decode(scodes[gid]);
     p.nan = std::isnan(s);
-    p.scale = f.scaling.tensor_scale ? s * e.tensor_scale : s;
-    if (f.scaling.asym) p.zero = static_cast<std::int32_t>(zeros[gid]);
+    p.scale = f.scaling().tensor_scale ? s * e.tensor_scale : s;
+    if (f.scaling().asym) p.zero = static_cast<std::int32_t>(zeros[gid]);
     for (auto o : off) out[o] = ref::dequantize_code(f, p, codes[o]);
   });
 }

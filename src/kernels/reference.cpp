@@ -17,7 +17,7 @@ int resolve_axis(int axis, std::size_t ndim, const Shape& shape, const Format& f
   const int nd = static_cast<int>(ndim);
   const int a = axis < 0 ? axis + nd : axis;
   if (a < 0 || a >= nd)
-    throw Error("axis " + std::to_string(axis) + " is out of range for shape " + shape_str(shape) + " (format " + f.name + ")");
+    throw Error("axis " + std::to_string(axis) + " is out of range for shape " + shape_str(shape) + " (format " + f.name() + ")");
   return a;
 }
 
@@ -32,9 +32,9 @@ int floor_log2(double a) {
 
 GroupLayout GroupLayout::make(const Format& f, const Shape& shape, int axis_option) {
   GroupLayout g;
-  g.kind = f.scaling.kind;
+  g.kind = f.scaling().kind;
   g.numel = shape_numel(shape);
-  const auto& s = f.scaling;
+  const auto& s = f.scaling();
   switch (s.kind) {
     case ScaleKind::None:
       g.num_groups = 0;
@@ -45,14 +45,14 @@ GroupLayout GroupLayout::make(const Format& f, const Shape& shape, int axis_opti
       break;
     case ScaleKind::Block:
     case ScaleKind::Channel: {
-      if (shape.empty()) throw Error("format " + f.name + " needs a tensor with at least one axis, got a scalar");
+      if (shape.empty()) throw Error("format " + f.name() + " needs a tensor with at least one axis, got a scalar");
       const int axis = s.axis_explicit ? s.axis : (s.kind == ScaleKind::Channel ? 0 : axis_option);
       g.axis = resolve_axis(axis, shape.size(), shape, f);
       for (int i = 0; i < g.axis; ++i) g.outer *= shape[i];
       g.len = shape[g.axis];
       for (std::size_t i = g.axis + 1; i < shape.size(); ++i) g.inner *= shape[i];
       if (s.kind == ScaleKind::Block) {
-        if (s.block <= 0) throw Error("block size must be positive (format " + f.name + ")");
+        if (s.block <= 0) throw Error("block size must be positive (format " + f.name() + ")");
         g.block = s.block;
         g.nblocks = (g.len + g.block - 1) / g.block;
         g.num_groups = g.outer * g.nblocks * g.inner;
@@ -62,7 +62,7 @@ GroupLayout GroupLayout::make(const Format& f, const Shape& shape, int axis_opti
       break;
     }
     case ScaleKind::Tile: {
-      if (s.tile_rows <= 0 || s.tile_cols <= 0) throw Error("tile sizes must be positive (format " + f.name + ")");
+      if (s.tile_rows <= 0 || s.tile_cols <= 0) throw Error("tile sizes must be positive (format " + f.name() + ")");
       g.cols = shape.empty() ? 1 : shape.back();
       g.rows = shape.size() >= 2 ? shape[shape.size() - 2] : 1;
       g.outer = (g.rows * g.cols != 0) ? g.numel / (g.rows * g.cols) : 0;
@@ -111,13 +111,13 @@ void GroupLayout::enumerate(std::int64_t g0, std::int64_t g1,
 }
 
 float tensor_scale_for(const Format& f, const float* data, std::int64_t n) {
-  if (!f.scaling.tensor_scale) return 1.0f;
+  if (!f.scaling().tensor_scale) return 1.0f;
   float amax = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     const float a = std::fabs(data[i]);
     if (std::isfinite(a)) amax = std::max(amax, a);
   }
-  const float denom = static_cast<float>(f.scaling.scale_elem.max_value() * f.elem.max_value());
+  const float denom = static_cast<float>(f.scaling().scale_elem.max_value() * f.elem().max_value());
   const float ts = amax / denom;
   return ts > 0 ? ts : 1.0f;
 }
@@ -128,7 +128,7 @@ namespace {
 double sse_for(const Format& f, float scale, const float* vals, std::size_t n) {
   double e = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const float q = f.elem.quantize(vals[i] / scale) * scale;
+    const float q = f.elem().quantize(vals[i] / scale) * scale;
     const double d = static_cast<double>(q) - vals[i];
     e += d * d;
   }
@@ -139,7 +139,7 @@ double sse_for(const Format& f, float scale, const float* vals, std::size_t n) {
 
 GroupParams group_params(const Format& f, const float* vals, std::size_t n, float ts, RoundMode mode) {
   GroupParams p;
-  const auto& s = f.scaling;
+  const auto& s = f.scaling();
   const Element& se = s.scale_elem;
   float amax = 0, lo = 0, hi = 0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -154,7 +154,7 @@ GroupParams group_params(const Format& f, const float* vals, std::size_t n, floa
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }
-  const Element& el = f.elem;
+  const Element& el = f.elem();
   double raw;  // the unrounded ideal scale
   if (s.asym) {
     const double qrange = std::ldexp(1.0, el.bits) - 1;
@@ -186,6 +186,21 @@ GroupParams group_params(const Format& f, const float* vals, std::size_t n, floa
     case ScaleRule::Ceil:
       scale = raw > 0 ? pow2_scale(ceil_log2(raw)) : 0.0f;
       break;
+    case ScaleRule::RCeil: {
+      // torchao RCEIL / cuBLAS MX: the quotient is taken in float32, its exponent rounded up, clamped to
+      // [-127, 127]. A biased exponent of 0 (2^-127, also an all-zero block) leaves the elements unscaled
+      // (torchao's descale of 1.0 there), so they round to (signed) zero for every MX element type.
+      const float q = static_cast<float>(amax) / static_cast<float>(el.max_value());
+      const int e = q > 0 ? std::min(ceil_log2(q), 127) : -127;
+      if (e <= -127) {
+        p.scale_code = 0;
+        p.scale = std::ldexp(1.0f, -127);
+        p.divisor = 1.0f;
+        return p;
+      }
+      scale = pow2_scale(e);
+      break;
+    }
     case ScaleRule::Amax:
     case ScaleRule::Mse: {
       if (s.tensor_scale) {
@@ -230,8 +245,8 @@ GroupParams group_params(const Format& f, const float* vals, std::size_t n, floa
 
 float quantize_value(const Format& f, const GroupParams& p, float x, RoundMode mode, std::uint32_t rnd, Overflow ov,
                      std::uint32_t* code) {
-  const Element& el = f.elem;
-  if (f.scaling.kind == ScaleKind::None) {
+  const Element& el = f.elem();
+  if (f.scaling().kind == ScaleKind::None) {
     if (code) *code = el.encode(x, mode, rnd, ov);
     return el.quantize(x, mode, rnd, ov);
   }
@@ -240,11 +255,11 @@ float quantize_value(const Format& f, const GroupParams& p, float x, RoundMode m
     return kNaN;
   }
   if (p.zero_group) {
-    if (code) *code = f.scaling.asym ? static_cast<std::uint32_t>(p.zero) : el.encode(0.0f);
+    if (code) *code = f.scaling().asym ? static_cast<std::uint32_t>(p.zero) : el.encode(0.0f);
     return std::signbit(x) ? -0.0f : 0.0f;
   }
-  const float v = x / p.scale;
-  if (f.scaling.asym) {
+  const float v = x / (p.divisor > 0 ? p.divisor : p.scale);
+  if (f.scaling().asym) {
     const double qmax = std::ldexp(1.0, el.bits) - 1;
     Element u;  // round on the integer grid with the requested mode
     u.kind = Element::Kind::Int;
@@ -265,10 +280,10 @@ float quantize_value(const Format& f, const GroupParams& p, float x, RoundMode m
 }
 
 float dequantize_code(const Format& f, const GroupParams& p, std::uint32_t code) {
-  if (f.scaling.kind == ScaleKind::None) return f.elem.decode(code);
+  if (f.scaling().kind == ScaleKind::None) return f.elem().decode(code);
   if (p.nan) return kNaN;
-  if (f.scaling.asym) return static_cast<float>(static_cast<double>(code) - p.zero) * p.scale;
-  return f.elem.decode(code) * p.scale;
+  if (f.scaling().asym) return static_cast<float>(static_cast<double>(code) - p.zero) * p.scale;
+  return f.elem().decode(code) * p.scale;
 }
 
 }  // namespace qcast::ref

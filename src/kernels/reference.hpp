@@ -42,6 +42,9 @@ struct GroupLayout {
 /// The quantization parameters of one group.
 struct GroupParams {
   float scale = 1.0f;        // effective scale (for NVFP4: block scale * tensor scale)
+  /// What elements are divided by before rounding, where it is not `scale`: the rceil rule's smallest
+  /// scale (code 0, 2^-127) leaves the elements unscaled, as torchao's RCEIL does (0 = use `scale`).
+  float divisor = 0.0f;
   std::uint32_t scale_code = 0;
   std::int32_t zero = 0;     // asymmetric zero point (in element codes)
   bool nan = false;          // the group held NaN/Inf: every element decodes to NaN

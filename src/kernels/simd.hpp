@@ -34,9 +34,10 @@ struct ElemSpec {
   bool has_nan = false;
   std::uint32_t nan_code = 0, inf_code = 0;  // ieee: positive NaN / +inf codes
   float maxv = 448.0f;       // largest finite magnitude (saturation)
-  // Int (signed, symmetric): value = code * 2^-frac_bits, |code| <= max_code.
+  // Int (signed): value = code * 2^-frac_bits, -neg_max_code <= code <= max_code. Scaled groups are
+  // symmetric (neg_max_code = max_code); an unscaled cast reaches the two's-complement minimum.
   int frac_bits = 0;
-  float max_code = 127.0f;
+  float max_code = 127.0f, neg_max_code = 127.0f;
   // Codebook: sorted values; code = number of thresholds <= x (thresholds depend on the round mode).
   int ncodes = 0;
   std::vector<float> values, thresholds;
@@ -56,6 +57,10 @@ enum class ScaleMode : int { None, MxFloor, Amax };
 struct ScaleSpec {
   ScaleMode mode = ScaleMode::None;
   int emax = 0;              // MxFloor: emax of the element
+  // MxFloor with the rceil rule: e = ceil(log2(fl32(amax / mx_elmax))) instead of floor(log2 amax) - emax;
+  // a scale code of 0 leaves the elements unscaled (inv = 1), as the reference does.
+  bool rceil = false;
+  float mx_elmax = 0;
   bool asym = false;
   double qrange = 0;         // asym: 2^bits - 1
   bool tensor_scale = false; // NVFP4 second level

@@ -223,13 +223,14 @@ struct MiniRneQ {
 };
 
 struct IntQ {
-  V up, down, maxc;
+  V up, down, maxc, maxneg;
   VU mask;
   explicit IntQ(const ElemSpec& e) {
     const D d;
     up = hn::Set(d, pow2f(e.frac_bits));
     down = hn::Set(d, pow2f(-e.frac_bits));
     maxc = hn::Set(d, e.max_code);
+    maxneg = hn::Set(d, e.neg_max_code);
     mask = hn::Set(DU(), e.bits >= 32 ? 0xffffffffu : ((1u << e.bits) - 1));
   }
   template <RoundMode M, bool kCode, bool kElementwise>
@@ -240,7 +241,7 @@ struct IntQ {
     const VU sign = hn::And(vu, hn::Set(du, 0x80000000u));
     const V a = hn::BitCast(d, hn::Xor(vu, sign));
     const hn::Mask<D> neg = hn::RebindMask(d, hn::Ne(sign, hn::Zero(du)));
-    const V r = hn::Min(RoundMag<M>(hn::Mul(a, up), neg), maxc);
+    const V r = hn::Min(RoundMag<M>(hn::Mul(a, up), neg), hn::IfThenElse(neg, maxneg, maxc));
     V out = hn::BitCast(d, hn::Or(hn::BitCast(du, hn::Mul(r, down)), sign));
     if constexpr (kCode) {
       const DI di;
@@ -351,15 +352,34 @@ HWY_INLINE Scan ScanGroup(const float* x, std::int64_t n) {
   return s;
 }
 
-HWY_INLINE void MxParams(const Scan& s, int emax, GroupP& p) {
+HWY_INLINE void MxParams(const Scan& s, const ScaleSpec& sc, GroupP& p) {
   if (s.umax >= 0x7f800000u) {
     p.nan = true;
     p.scale = std::numeric_limits<float>::quiet_NaN();
     p.scale_code = 0xff;
     return;
   }
-  const int E = s.umax == 0 ? -126 : static_cast<int>(s.umax >> 23) - 127;
-  const int e = std::clamp(E - emax, -127, 127);
+  int e;
+  if (sc.rceil) {
+    float amax;
+    std::memcpy(&amax, &s.umax, 4);
+    const float q = amax / sc.mx_elmax;
+    std::uint32_t qb;
+    std::memcpy(&qb, &q, 4);
+    if (qb >= 0x00800000u) e = static_cast<int>(qb >> 23) - 127 + ((qb & 0x7fffffu) != 0 ? 1 : 0);
+    else e = qb > 0x00400000u ? -126 : -127;  // subnormal quotients: (2^-127, 2^-126) or at most 2^-127
+    e = std::min(e, 127);
+    if (e == -127) {
+      p.scale = pow2f(-127);
+      p.inv = 1.0f;
+      p.pow2 = true;
+      p.scale_code = 0;
+      return;
+    }
+  } else {
+    const int E = s.umax == 0 ? -126 : static_cast<int>(s.umax >> 23) - 127;
+    e = std::clamp(E - sc.emax, -127, 127);
+  }
   p.scale = pow2f(e);
   p.inv = pow2f(-e);
   p.pow2 = true;
@@ -373,12 +393,24 @@ struct MxScaleV {
   V scale, inv;
   VU code;
 };
-HWY_INLINE MxScaleV MxScaleOf(VI m, int emax) {
+HWY_INLINE MxScaleV MxScaleOf(VI m, const ScaleSpec& sc) {
   const D d;
   const DU du;
   const DI di;
   const VI c127 = hn::Set(di, 127), cm127 = hn::Set(di, -127), half_min = hn::Set(di, 0x00400000);
   auto pow2 = [&](VI e) { return hn::BitCast(d, hn::IfThenElse(hn::Eq(e, cm127), half_min, hn::ShiftLeft<23>(hn::Add(e, c127)))); };
+  if (sc.rceil) {
+    // ceil(log2 q) of the float quotient q = amax / max_elem: its exponent, plus one unless q is a power
+    // of two; subnormal quotients give -126 above 2^-127 and -127 (unscaled elements, code 0) below.
+    const VI qb = hn::BitCast(di, hn::Div(hn::BitCast(d, m), hn::Set(d, sc.mx_elmax)));
+    const VI frac_nz = hn::VecFromMask(di, hn::Ne(hn::And(qb, hn::Set(di, 0x7fffff)), hn::Zero(di)));  // -1 or 0
+    VI e = hn::Sub(hn::Sub(hn::ShiftRight<23>(qb), c127), frac_nz);
+    const VI sub_e = hn::IfThenElse(hn::Gt(qb, half_min), hn::Set(di, -126), cm127);
+    e = hn::Min(hn::IfThenElse(hn::Lt(qb, hn::Set(di, 0x00800000)), sub_e, e), c127);
+    const V inv = hn::IfThenElse(hn::RebindMask(d, hn::Eq(e, cm127)), hn::Set(d, 1.0f), pow2(hn::Neg(e)));
+    return {pow2(e), inv, hn::BitCast(du, hn::Add(e, c127))};
+  }
+  const int emax = sc.emax;
   const VI E = hn::IfThenElse(hn::Eq(m, hn::Zero(di)), hn::Set(di, -126), hn::Sub(hn::ShiftRight<23>(m), c127));
   const VI e = hn::Min(hn::Max(hn::Sub(E, hn::Set(di, emax)), cm127), c127);
   return {pow2(e), pow2(hn::Neg(e)), hn::BitCast(du, hn::Add(e, c127))};
@@ -402,7 +434,7 @@ HWY_INLINE void GroupParams(const Job& j, const float* x, std::int64_t n, GroupP
   const ScaleSpec& sc = *j.sc;
   const Scan s = ScanGroup<kAsym>(x, n);
   if (sc.mode == ScaleMode::MxFloor) {
-    MxParams(s, sc.emax, p);
+    MxParams(s, sc, p);
   } else if (s.umax >= 0x7f800000u) {
     p.nan = true;
     p.scale = std::numeric_limits<float>::quiet_NaN();
@@ -527,7 +559,7 @@ void QuantLoop(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
       if (sc.mode == ScaleMode::MxFloor) {
         for (int k = 0; k < nb; ++k) {
           P[k] = GroupP{};
-          MxParams(ScanGroup<false>(j.in + (st[k] - j.in_base), nn[k]), sc.emax, P[k]);
+          MxParams(ScanGroup<false>(j.in + (st[k] - j.in_base), nn[k]), sc, P[k]);
         }
       } else {
         AmaxBatch<kAsym>(j, st, nn, nb, P);
@@ -782,7 +814,7 @@ HWY_NOINLINE void FixedBlocks(const Job& j, const Q& q_in, std::int64_t g0, std:
       const VI m = hn::BitCast(di, hn::LoadU(du, um + k));
       auto sp = hn::RebindMask(d, hn::Gt(m, hn::Set(di, 0x7f7fffff)));
       if constexpr (kMx) {
-        const MxScaleV ms = MxScaleOf(m, sc.emax);
+        const MxScaleV ms = MxScaleOf(m, sc);
         hn::Store(ms.scale, d, scale_a + k);
         hn::Store(ms.inv, d, inv_a + k);
         hn::Store(ms.code, du, scode_a + k);
@@ -885,7 +917,7 @@ HWY_NOINLINE void SingletonMx(const Job& j, const Q& q_in, std::int64_t g0, std:
     const float* x = j.in + (i - j.in_base);
     const V xv = cnt == N ? hn::LoadU(d, x) : LoadFirst(x, static_cast<std::size_t>(cnt));
     const VI m = hn::BitCast(di, hn::And(hn::BitCast(du, xv), absmask));
-    const MxScaleV ms = MxScaleOf(m, j.sc->emax);
+    const MxScaleV ms = MxScaleOf(m, *j.sc);
     VU code;
     V o = hn::Mul(q.template Apply<M, false, false>(hn::Mul(xv, ms.inv), &code), ms.scale);
     o = hn::IfThenElse(hn::RebindMask(d, hn::Gt(m, maxfinite)), qnan, o);

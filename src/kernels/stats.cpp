@@ -30,10 +30,10 @@ QuantStats quant_stats(const Format& f, const float* x, const Shape& shape, cons
   // The clipping threshold of each element: the largest magnitude its group can represent.
   std::vector<float> lo_lim(static_cast<std::size_t>(n), -std::numeric_limits<float>::infinity());
   std::vector<float> hi_lim(static_cast<std::size_t>(n), std::numeric_limits<float>::infinity());
-  const double emax = f.elem.max_value();
-  if (f.scaling.kind == ScaleKind::None) {
+  const double emax = f.elem().max_value();
+  if (f.scaling().kind == ScaleKind::None) {
     std::fill(hi_lim.begin(), hi_lim.end(), static_cast<float>(emax));
-    std::fill(lo_lim.begin(), lo_lim.end(), f.elem.is_unsigned() ? 0.0f : static_cast<float>(-emax));
+    std::fill(lo_lim.begin(), lo_lim.end(), f.elem().is_unsigned() ? 0.0f : static_cast<float>(-emax));
   } else {
     const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
     const float ts = ref::tensor_scale_for(f, x, n);
@@ -43,8 +43,8 @@ QuantStats quant_stats(const Format& f, const float* x, const Shape& shape, cons
       for (std::size_t k = 0; k < off.size(); ++k) buf[k] = x[off[k]];
       const auto p = ref::group_params(f, buf.data(), buf.size(), ts, opt.round);
       float lo, hi;
-      if (f.scaling.asym) {
-        const double qmax = std::ldexp(1.0, f.elem.bits) - 1;
+      if (f.scaling().asym) {
+        const double qmax = std::ldexp(1.0, f.elem().bits) - 1;
         lo = static_cast<float>(-p.zero * static_cast<double>(p.scale));
         hi = static_cast<float>((qmax - p.zero) * p.scale);
       } else {

@@ -17,7 +17,7 @@ void ActQuant::apply(const float* in, float* out, const Shape& shape, int axis, 
     return;
   }
   if (!range)
-    throw Error("layer '" + layer + "': static activation quantization (" + format.name + ", observer " + observer +
+    throw Error("layer '" + layer + "': static activation quantization (" + format.name() + ", observer " + observer +
                 ") has no calibrated scale; calibrate it (qcast eval / quantize --calib SPEC) or load a quantized model that stores it");
   try {
     fake_quant_static(format, *range, in, out, shape, o);
@@ -63,11 +63,11 @@ ActQuant make_act_quant(const Format& f, const std::string& observer, const std:
   a.format = f;
   if (observer.empty()) return a;
   a.observer = parse_observer(observer).name();
-  if (f.scaling.kind == ScaleKind::None) a.format = Format::parse(f.elem.name + "@fp32/tensor");
+  if (f.scaling().kind == ScaleKind::None) a.format = Format::parse(f.elem().name + "@fp32/tensor");
   const std::string at = layer.empty() ? std::string() : "layer '" + layer + "': ";
   if (const std::string why = static_range_unsupported(a.format); !why.empty()) throw Error(at + why);
-  if (a.format.scaling.tensor_scale && parse_observer(observer).kind == ObserverSpec::Kind::Mse)
-    throw Error(at + "the mse observer needs a per-tensor or per-channel format; " + a.format.name +
+  if (a.format.scaling().tensor_scale && parse_observer(observer).kind == ObserverSpec::Kind::Mse)
+    throw Error(at + "the mse observer needs a per-tensor or per-channel format; " + a.format.name() +
                 " keeps dynamic block scales under its static fp32 scale (use minmax or percentile)");
   return a;
 }

@@ -97,6 +97,45 @@ std::optional<Format> parse_optional_format(const std::string& name) {
   return Format::parse(name);
 }
 
+void require_scale(const Format& f, const std::string& role) {
+  if (f.scaling().kind != ScaleKind::None || f.elem().kind == Element::Kind::Float) return;
+  const std::string n = f.name();
+  const bool ints = f.elem().kind == Element::Kind::Int;
+  throw Error(role + " format '" + n + "' has no scale: " +
+              (ints ? "its codes are the integers themselves (|x| < 0.5 rounds to 0, nothing beyond " +
+                          std::to_string(static_cast<long long>(f.elem().max_value())) + " is kept)"
+                    : "its codebook values are used as they are") +
+              "; give it one, e.g. " + n + "/g32 (an fp32 scale per 32 inputs), " + n + "@fp16/g128 or " + n +
+              "@fp32/ch0 (per output channel)");
+}
+
+void Recipe::validate(const std::string& where) const {
+  auto check = [&](const std::string& f, const std::string& role, bool needs_scale) {
+    try {
+      auto fmt = parse_optional_format(f);
+      if (fmt && needs_scale) require_scale(*fmt, role);
+    } catch (const Error& e) {
+      throw Error(where + ": " + e.what());
+    }
+  };
+  check(weights, "weight", true);
+  check(acts, "activation", act_observer.empty());  // a static observer supplies a per-tensor scale
+  check(kv, "KV-cache", true);
+  for (auto& l : layers) {
+    if (l.weights) check(*l.weights, "weight (override '" + l.pattern + "')", true);
+    if (l.acts) check(*l.acts, "activation (override '" + l.pattern + "')", l.act_observer.empty());
+  }
+  // A static observer on a format that cannot take a fixed scale (mxfp4, ...) is an error up front.
+  auto check_static = [&](const std::string& f, const std::string& obs, const std::string& what) {
+    if (obs.empty()) return;
+    auto fmt = parse_optional_format(f);
+    if (!fmt) throw Error(where + ": " + what + ": an activation observer needs an activation format");
+    try { make_act_quant(*fmt, obs, ""); } catch (const Error& e) { throw Error(where + ": " + what + ": " + e.what()); }
+  };
+  check_static(acts, act_observer, "activations");
+  for (auto& l : layers) if (l.acts) check_static(*l.acts, l.act_observer, "override '" + l.pattern + "'");
+}
+
 namespace {
 // An activation entry: a format name (dynamic), or {format: F, observer: minmax | percentile:P | mse | dynamic}.
 void parse_act_entry(const YAML::Node& v, const std::string& where, std::string& fmt, std::string& observer) {
@@ -177,21 +216,7 @@ Recipe load_recipe(const std::string& path) {
   } catch (const YAML::Exception& e) {
     throw Error(path + ": " + e.what());
   }
-  // Validate format names early (clear message naming the recipe).
-  auto check = [&](const std::string& f) {
-    try { parse_optional_format(f); } catch (const Error& e) { throw Error(path + ": " + e.what()); }
-  };
-  check(r.weights); check(r.acts); check(r.kv);
-  for (auto& l : r.layers) { if (l.weights) check(*l.weights); if (l.acts) check(*l.acts); }
-  // A static observer on a format that cannot take a fixed scale (mxfp4, ...) is an error up front.
-  auto check_static = [&](const std::string& f, const std::string& obs, const std::string& what) {
-    if (obs.empty()) return;
-    auto fmt = parse_optional_format(f);
-    if (!fmt) throw Error(path + ": " + what + ": an activation observer needs an activation format");
-    try { make_act_quant(*fmt, obs, ""); } catch (const Error& e) { throw Error(path + ": " + what + ": " + e.what()); }
-  };
-  check_static(r.acts, r.act_observer, "activations");
-  for (auto& l : r.layers) if (l.acts) check_static(*l.acts, l.act_observer, "override '" + l.pattern + "'");
+  r.validate(path);
   return r;
 }
 

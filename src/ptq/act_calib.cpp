@@ -63,7 +63,7 @@ double histogram_sse(const Format& f, const std::vector<float>& centres, const s
 }  // namespace
 
 void ActHistogram::range_for(const nn::ObserverSpec& obs, const Format& f, float& lo, float& hi) const {
-  const bool asym = f.scaling.asym;
+  const bool asym = f.scaling().asym;
   const float amax = std::max(std::fabs(min_), std::fabs(max_));
   lo = asym ? min_ : -amax;
   hi = asym ? max_ : amax;
@@ -107,8 +107,9 @@ void ActHistogram::range_for(const nn::ObserverSpec& obs, const Format& f, float
     if (neg_[j]) { centres.push_back(std::max(min_, static_cast<float>(-(j + 0.5) * w))); weights.push_back(static_cast<double>(neg_[j])); }
   for (int j = 0; j < kBins; ++j)
     if (pos_[j]) { centres.push_back(std::min(max_, static_cast<float>((j + 0.5) * w))); weights.push_back(static_cast<double>(pos_[j])); }
-  Format tf = f;  // one range for the whole group: quantize the centres with a per-tensor view of the format
-  tf.scaling.kind = ScaleKind::Tensor;
+  Scaling per_tensor = f.scaling();  // one range for the whole group: quantize the centres with a per-tensor view
+  per_tensor.kind = ScaleKind::Tensor;
+  const Format tf = f.with_scaling(per_tensor);
   const float lo0 = lo, hi0 = hi;
   double best = histogram_sse(tf, centres, weights, lo0, hi0);
   for (int k = 1; k < 200; ++k) {
@@ -123,22 +124,22 @@ void ActHistogram::range_for(const nn::ObserverSpec& obs, const Format& f, float
 
 void ActObserver::observe(const float* x, const Shape& shape, int axis) {
   const std::int64_t n = shape_numel(shape);
-  if (format_.scaling.kind != ScaleKind::Channel) {  // per-tensor, or the tensor scale of nvfp4
+  if (format_.scaling().kind != ScaleKind::Channel) {  // per-tensor, or the tensor scale of nvfp4
     if (groups_.empty()) groups_.resize(1);
     groups_[0].add(x, static_cast<std::size_t>(n));
     return;
   }
   const int nd = static_cast<int>(shape.size());
-  int a = format_.scaling.axis_explicit ? format_.scaling.axis : axis;
+  int a = format_.scaling().axis_explicit ? format_.scaling().axis : axis;
   if (a < 0) a += nd;
-  if (a < 0 || a >= nd) throw Error("activation format " + format_.name + ": channel axis out of range for an input of shape " + shape_str(shape));
+  if (a < 0 || a >= nd) throw Error("activation format " + format_.name() + ": channel axis out of range for an input of shape " + shape_str(shape));
   std::int64_t outer = 1, inner = 1;
   for (int i = 0; i < a; ++i) outer *= shape[i];
   for (int i = a + 1; i < nd; ++i) inner *= shape[i];
   const std::int64_t len = shape[a];
   if (groups_.empty()) groups_.resize(static_cast<std::size_t>(len));
   if (static_cast<std::int64_t>(groups_.size()) != len)
-    throw Error("activation format " + format_.name + ": an input of shape " + shape_str(shape) + " has " + std::to_string(len) +
+    throw Error("activation format " + format_.name() + ": an input of shape " + shape_str(shape) + " has " + std::to_string(len) +
                 " channels, earlier calibration inputs had " + std::to_string(groups_.size()));
   std::vector<float> buf(static_cast<std::size_t>(outer * inner));
   for (std::int64_t c = 0; c < len; ++c) {
@@ -149,8 +150,8 @@ void ActObserver::observe(const float* x, const Shape& shape, int axis) {
 }
 
 StaticRange ActObserver::range(const nn::ObserverSpec& obs) const {
-  if (obs.kind == nn::ObserverSpec::Kind::Mse && format_.scaling.tensor_scale)
-    throw Error("the mse observer needs a per-tensor or per-channel format; " + format_.name +
+  if (obs.kind == nn::ObserverSpec::Kind::Mse && format_.scaling().tensor_scale)
+    throw Error("the mse observer needs a per-tensor or per-channel format; " + format_.name() +
                 " keeps dynamic block scales under its static fp32 scale (use minmax or percentile)");
   StaticRange r;
   for (const auto& h : groups_) {

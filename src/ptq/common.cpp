@@ -30,17 +30,17 @@ std::vector<std::int64_t> WeightGroups::offsets(std::int64_t g) const {
 
 ref::GroupParams params_from_code(const Format& f, std::uint32_t scale_code, std::int32_t zero, float ts) {
   ref::GroupParams p;
-  const float s = f.scaling.scale_elem.decode(scale_code);
+  const float s = f.scaling().scale_elem.decode(scale_code);
   p.scale_code = scale_code;
   p.nan = std::isnan(s);
-  p.scale = f.scaling.tensor_scale ? s * ts : s;
+  p.scale = f.scaling().tensor_scale ? s * ts : s;
   p.zero = zero;
   p.zero_group = !p.nan && !(p.scale > 0);
   return p;
 }
 
 ref::GroupParams params_for_scale(const Format& f, float s, std::int32_t zero, float ts) {
-  const std::uint32_t code = f.scaling.scale_elem.encode(s, RoundMode::Even);
+  const std::uint32_t code = f.scaling().scale_elem.encode(s, RoundMode::Even);
   return params_from_code(f, code, zero, ts);
 }
 
@@ -54,7 +54,7 @@ QuantizedWeight make_result(const Format& f, std::int64_t rows, std::int64_t col
   q.tensor_scale = ts;
   q.scale_codes.resize(params.size());
   for (std::size_t g = 0; g < params.size(); ++g) q.scale_codes[g] = params[g].scale_code;
-  if (f.scaling.asym) {
+  if (f.scaling().asym) {
     q.zeros.resize(params.size());
     for (std::size_t g = 0; g < params.size(); ++g) q.zeros[g] = params[g].zero;
   }
@@ -142,30 +142,30 @@ Encoded QuantizedWeight::encode() const {
   const Shape shape{rows, cols};
   const auto wg = WeightGroups::make(format, rows, cols);
   Encoded e;
-  e.format = format.name;
+  e.format = format.name();
   e.shape = shape;
   e.axis = wg.layout.axis;
   e.num_groups = wg.num_groups();
   std::vector<std::uint32_t> codes(values.size());
   if (!wg.scaled()) {
-    for (std::size_t i = 0; i < values.size(); ++i) codes[i] = format.elem.encode(values[i]);
-    e.codes = pack_bits(codes.data(), codes.size(), format.elem.bits);
+    for (std::size_t i = 0; i < values.size(); ++i) codes[i] = format.elem().encode(values[i]);
+    e.codes = pack_bits(codes.data(), codes.size(), format.elem().bits);
     return e;
   }
   e.tensor_scale = tensor_scale;
   wg.layout.enumerate(0, wg.num_groups(), [&](std::int64_t g, const std::vector<std::int64_t>& off) {
-    const auto p = params_from_code(format, scale_codes[g], format.scaling.asym ? zeros[g] : 0, tensor_scale);
+    const auto p = params_from_code(format, scale_codes[g], format.scaling().asym ? zeros[g] : 0, tensor_scale);
     for (auto o : off) {
       std::uint32_t c = 0;
       ref::quantize_value(format, p, values[o], RoundMode::Even, 0, Overflow::Saturate, &c);
       codes[o] = c;
     }
   });
-  e.codes = pack_bits(codes.data(), codes.size(), format.elem.bits);
-  e.scales = pack_bits(scale_codes.data(), scale_codes.size(), std::min(32, format.scaling.scale_elem.bits));
-  if (format.scaling.asym) {
+  e.codes = pack_bits(codes.data(), codes.size(), format.elem().bits);
+  e.scales = pack_bits(scale_codes.data(), scale_codes.size(), std::min(32, format.scaling().scale_elem.bits));
+  if (format.scaling().asym) {
     std::vector<std::uint32_t> z(zeros.begin(), zeros.end());
-    e.zeros = pack_bits(z.data(), z.size(), format.elem.bits);
+    e.zeros = pack_bits(z.data(), z.size(), format.elem().bits);
   }
   return e;
 }
@@ -215,10 +215,10 @@ void HessianAccumulator::add(const float* X, std::int64_t tokens) {
 double bits_per_weight(const Format& f, std::int64_t rows, std::int64_t cols) {
   const auto wg = detail::WeightGroups::make(f, rows, cols);
   const double n = static_cast<double>(rows) * static_cast<double>(cols);
-  double bits = f.elem.bits * n;
+  double bits = f.elem().bits * n;
   if (wg.scaled()) {
-    bits += static_cast<double>(wg.num_groups()) * (f.scaling.scale_elem.bits + (f.scaling.asym ? f.elem.bits : 0));
-    if (f.scaling.tensor_scale) bits += 32;
+    bits += static_cast<double>(wg.num_groups()) * (f.scaling().scale_elem.bits + (f.scaling().asym ? f.elem().bits : 0));
+    if (f.scaling().tensor_scale) bits += 32;
   }
   return bits / n;
 }

@@ -249,12 +249,12 @@ std::string ggml_mapping() {
 }
 
 GgmlType ggml_type_for(const Format& f, const Shape& shape) {
-  const auto& s = f.scaling;
+  const auto& s = f.scaling();
   if (shape.empty() || shape.back() % 32 != 0) return GgmlType::F32;
   const bool last_axis_blocks = s.kind == ScaleKind::Block && s.block == 32 && !s.asym && !s.tensor_scale &&
                                 (!s.axis_explicit || s.axis == -1 || s.axis == static_cast<int>(shape.size()) - 1);
   if (!last_axis_blocks) return GgmlType::F32;
-  const Element& e = f.elem;
+  const Element& e = f.elem();
   const Element& se = s.scale_elem;
   if (e.kind == Element::Kind::Int && e.is_signed && e.frac_bits == 0 && se.name == "fp16") {
     if (e.bits == 8) return GgmlType::Q8_0;
@@ -292,12 +292,12 @@ TensorData make_tensor(const std::string& name, const Encoded& e) {
   for (auto it = shape.rbegin(); it != shape.rend(); ++it) t.ne.push_back(static_cast<std::uint64_t>(*it));
   t.type = ggml_type_for(f, shape);
   if (t.type == GgmlType::F32 || (e.axis >= 0 && e.axis != static_cast<int>(shape.size()) - 1))
-    throw Error("gguf tensor '" + name + "': format " + f.name + " of shape " + shape_str(shape) +
+    throw Error("gguf tensor '" + name + "': format " + f.name() + " of shape " + shape_str(shape) +
                 " has no ggml block type (" + ggml_mapping() + ")");
   const std::int64_t n = shape_numel(shape);
   std::vector<std::uint32_t> codes(static_cast<std::size_t>(n)), sc(static_cast<std::size_t>(e.num_groups));
-  unpack_bits(e.codes.data(), e.codes.size(), codes.size(), f.elem.bits, codes.data());
-  unpack_bits(e.scales.data(), e.scales.size(), sc.size(), f.scaling.scale_elem.bits, sc.data());
+  unpack_bits(e.codes.data(), e.codes.size(), codes.size(), f.elem().bits, codes.data());
+  unpack_bits(e.scales.data(), e.scales.size(), sc.size(), f.scaling().scale_elem.bits, sc.data());
   const std::int64_t nblocks = n / 32;  // groups are the 32-blocks in row-major order
   if (e.num_groups != nblocks) throw Error("gguf tensor '" + name + "': " + std::to_string(e.num_groups) + " scale groups, expected " + std::to_string(nblocks));
   const std::uint64_t bytes = type_info(t.type, name).bytes;

@@ -106,13 +106,13 @@ gg::File llama_gguf(const Model& m, const QuantizeResult& r, const std::string& 
     if (ql.rotate_block > 0 || !ql.A.empty())
       throw Error("layer '" + lin.name + "': method " + method +
                   " adds a rotation / low-rank branch that no single ggml tensor holds; GGUF output supports rtn, search, gptq, ed, mixed");
-    check_gguf_format(ql.q.format.name);
+    check_gguf_format(ql.q.format.name());
     if (gg::ggml_type_for(ql.q.format, shape) == gg::GgmlType::F32) {
       // ggml blocks cannot be ragged: keep the exact fake-quantized values.
       f.tensors.push_back(gg::f32_tensor(name, ql.q.values.data(), shape));
       if (notes)
         notes->push_back(name + " (" + lin.name + ", " + std::to_string(lin.in) + " inputs, not a multiple of 32): F32 of its " +
-                         ql.q.format.name + " values");
+                         ql.q.format.name() + " values");
       return;
     }
     f.tensors.push_back(gg::make_tensor(name, ql.q.encode()));

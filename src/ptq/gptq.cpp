@@ -141,7 +141,7 @@ GptqResult gptq(const Format& f, const float* W0, std::int64_t rows, std::int64_
             q = ref::quantize_value(f, params[static_cast<std::size_t>(wg.group_of(r, c))], w, opt.round, rnd,
                                     Overflow::Saturate, nullptr);
           else
-            q = f.elem.quantize(w, opt.round, rnd);
+            q = f.elem().quantize(w, opt.round, rnd);
           Qp[r * n + j] = q;
           const float d = U[j * n + j];
           const float err = (w - q) / d;

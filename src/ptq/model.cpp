@@ -871,7 +871,7 @@ void write_quantized(const std::string& path, const Model& m, const QuantizeResu
   json layers = json::array();
   for (const auto& L : r.layers) {
     pf.quantized.emplace_back(L.name, L.q.encode());
-    json e = {{"name", L.name}, {"rows", L.rows}, {"cols", L.cols}, {"format", L.q.format.name},
+    json e = {{"name", L.name}, {"rows", L.rows}, {"cols", L.cols}, {"format", L.q.format.name()},
               {"rotate_block", L.rotate_block}, {"rotate_seed", L.rotate_seed}, {"rank", L.rank}};
     layers.push_back(e);
     if (!L.A.empty()) {

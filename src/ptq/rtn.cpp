@@ -12,7 +12,7 @@ QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int
   std::vector<float> out(static_cast<std::size_t>(n));
   auto rnd = [&](std::int64_t i) { return round == RoundMode::Stochastic ? ref::counter_rand(seed, static_cast<std::uint64_t>(i)) : 0u; };
   if (!wg.scaled()) {
-    for (std::int64_t i = 0; i < n; ++i) out[i] = f.elem.quantize(W[i], round, rnd(i));
+    for (std::int64_t i = 0; i < n; ++i) out[i] = f.elem().quantize(W[i], round, rnd(i));
     return make_result(f, rows, cols, std::move(out), {}, 1.0f);
   }
   const float ts = ref::tensor_scale_for(f, W, n);

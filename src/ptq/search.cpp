@@ -11,7 +11,7 @@ namespace qcast::ptq {
 namespace {
 
 bool pow2_scales(const Format& f) {
-  const auto& s = f.scaling;
+  const auto& s = f.scaling();
   if (s.scale_elem.kind == Element::Kind::Float && s.scale_elem.variant == FloatVariant::E8m0) return true;
   return s.rule == ScaleRule::Floor || s.rule == ScaleRule::Ceil || s.rule == ScaleRule::MidMax;
 }
@@ -25,11 +25,11 @@ QuantizedWeight search(const Format& f, const float* W, std::int64_t rows, std::
   const std::int64_t n = rows * cols;
   std::vector<float> out(static_cast<std::size_t>(n));
   if (!wg.scaled()) {
-    for (std::int64_t i = 0; i < n; ++i) out[i] = f.elem.quantize(W[i], opt.round);
+    for (std::int64_t i = 0; i < n; ++i) out[i] = f.elem().quantize(W[i], opt.round);
     return make_result(f, rows, cols, std::move(out), {}, 1.0f);
   }
   const float ts = ref::tensor_scale_for(f, W, n);
-  const Element& el = f.elem;
+  const Element& el = f.elem();
   const bool pow2 = pow2_scales(f);
   const double qrange = std::ldexp(1.0, el.bits) - 1;
   std::vector<ref::GroupParams> params(static_cast<std::size_t>(wg.num_groups()));
@@ -70,12 +70,12 @@ QuantizedWeight search(const Format& f, const float* W, std::int64_t rows, std::
         best = p;
       }
     };
-    const float tdiv = f.scaling.tensor_scale ? ts : 1.0f;
+    const float tdiv = f.scaling().tensor_scale ? ts : 1.0f;
     if (pow2) {
       const int e0 = static_cast<int>(std::floor(std::log2(static_cast<double>(amax)))) - el.emax();
       for (int k = -opt.pow2_radius; k <= opt.pow2_radius; ++k) {
         const float s = static_cast<float>(std::ldexp(1.0, std::clamp(e0 + k, -200, 200)) / tdiv);
-        if (f.scaling.asym) {
+        if (f.scaling().asym) {
           const auto p0 = params_for_scale(f, s, 0, ts);
           if (!(p0.scale > 0)) continue;
           const double z = std::clamp(std::nearbyint(-static_cast<double>(lo) / p0.scale), 0.0, qrange);
@@ -88,7 +88,7 @@ QuantizedWeight search(const Format& f, const float* W, std::int64_t rows, std::
       for (int k = -opt.grow_steps; k <= opt.shrink_steps; ++k) {
         const double alpha = 1.0 - k * opt.shrink_step;
         if (alpha <= 0) break;
-        if (f.scaling.asym) {
+        if (f.scaling().asym) {
           const double l = lo * alpha, h = hi * alpha;
           const float s = static_cast<float>((h - l) / qrange / tdiv);
           const auto p0 = params_for_scale(f, s, 0, ts);

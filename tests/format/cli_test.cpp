@@ -95,7 +95,7 @@ TEST_F(CliBadInput, EncodeDecodeRoundTripEqualsCast) {
     const auto packed = read_safetensors(d.file("e.safetensors"));
     const Tensor* codes = packed.find("tensor.codes");
     ASSERT_NE(codes, nullptr);
-    EXPECT_EQ(codes->nbytes(), 256u * Format::parse(fmt).elem.bits / 8);
+    EXPECT_EQ(codes->nbytes(), 256u * Format::parse(fmt).elem().bits / 8);
   }
 }
 

@@ -7,9 +7,9 @@
 using namespace qcast;
 
 static bool same(const Format& a, const Format& b) {
-  return a.expanded() == b.expanded() && a.elem.bits == b.elem.bits && a.scaling.block == b.scaling.block &&
-         a.scaling.axis == b.scaling.axis && a.scaling.kind == b.scaling.kind && a.scaling.rule == b.scaling.rule &&
-         a.scaling.asym == b.scaling.asym && a.scaling.tensor_scale == b.scaling.tensor_scale;
+  return a.expanded() == b.expanded() && a.elem().bits == b.elem().bits && a.scaling().block == b.scaling().block &&
+         a.scaling().axis == b.scaling().axis && a.scaling().kind == b.scaling().kind && a.scaling().rule == b.scaling().rule &&
+         a.scaling().asym == b.scaling().asym && a.scaling().tensor_scale == b.scaling().tensor_scale;
 }
 
 TEST(Format, NamedFormatsAndTheirBits) {

@@ -147,8 +147,8 @@ TEST(Quantize, ResultsDoNotDependOnThreadCountIncludingStochastic) {
         o.seed = 42;
         o.threads = t;
         std::vector<float> q(x.size());
-        const Shape shape = f.scaling.kind == ScaleKind::Channel ? Shape{33, 1000 + 0} : Shape{static_cast<std::int64_t>(x.size())};
-        if (f.scaling.kind == ScaleKind::Channel) q.resize(33000);
+        const Shape shape = f.scaling().kind == ScaleKind::Channel ? Shape{33, 1000 + 0} : Shape{static_cast<std::int64_t>(x.size())};
+        if (f.scaling().kind == ScaleKind::Channel) q.resize(33000);
         fake_quant(f, x.data(), q.data(), shape, o);
         outs.push_back(q);
       }
@@ -179,11 +179,11 @@ TEST(Quantize, EncodeThenDecodeEqualsFakeQuantForEveryNamedFormat) {
   for (const auto& n : names) {
     SCOPED_TRACE(n);
     const Format f = Format::parse(n);
-    if (f.elem.is_unsigned() && f.scaling.kind == ScaleKind::None) continue;  // cannot hold negative data by design
+    if (f.elem().is_unsigned() && f.scaling().kind == ScaleKind::None) continue;  // cannot hold negative data by design
     std::vector<float> q(x.size()), d(x.size());
     fake_quant(f, x.data(), q.data(), {4, 96});
     const Encoded e = encode(f, x.data(), {4, 96});
-    EXPECT_EQ(e.codes.size(), (x.size() * f.elem.bits + 7) / 8);
+    EXPECT_EQ(e.codes.size(), (x.size() * f.elem().bits + 7) / 8);
     decode(e, d.data());
     ASSERT_TRUE(bit_equal(q, d));
   }

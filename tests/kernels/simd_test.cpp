@@ -33,7 +33,8 @@ constexpr std::int64_t kRandomN = 10000000;
 #endif
 
 const std::vector<std::string> kScaledFormats = {
-    "mxfp8", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8", "nvfp4", "nf4",
+    "mxfp8", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "mxint8", "nvfp4", "nf4", "mxfp4_rceil", "mxfp8_rceil",
+    "e3m2@e8m0/b16/rceil", "int8f6@e8m0/b32/rceil",
     "int8@fp32/ch0", "int4@fp32/g32", "int8@fp16/g32", "int4@fp16/g128/asym", "int8@fp32/g64/asym",
     "int4@bf16/g16", "e4m3@fp16/g32", "uint4@fp32/g32/asym"};
 const std::vector<std::string> kElementwise = {"e4m3", "e5m2", "e2m1", "e3m2", "e2m3", "bf16", "fp16", "int8", "int4"};
@@ -115,10 +116,10 @@ std::vector<float> special_values(const Element& el) {
 // Exhaustive input for a format: blocks that start with the element max times a scale (so the block
 // scale is that scale) followed by all special values times the same scale.
 std::vector<float> exhaustive_input(const Format& f, std::int64_t cols, std::int64_t& rows) {
-  const std::vector<float> sv = special_values(f.elem);
+  const std::vector<float> sv = special_values(f.elem());
   std::vector<float> out;
-  const std::int64_t blk = f.scaling.kind == ScaleKind::Block ? f.scaling.block : cols;
-  const float mx = static_cast<float>(f.elem.max_value());
+  const std::int64_t blk = f.scaling().kind == ScaleKind::Block ? f.scaling().block : cols;
+  const float mx = static_cast<float>(f.elem().max_value());
   for (double s : {1.0, 0.25, 1024.0, std::ldexp(1.0, -120), 0.7, 3.3e-3, 6.1e4}) {
     std::size_t k = 0;
     while (k < sv.size()) {
@@ -214,7 +215,7 @@ void check_all(const Format& f, RoundMode mode, const std::vector<float>& x, con
     kern::force_target(t);
     for (int threads : {1, 2, 3}) {
       if (!all_threads_on_all_targets && t != targets.front() && threads != 2) continue;
-      const std::string what = label + " " + f.name + " round=" + round_mode_name(mode) + " target=" +
+      const std::string what = label + " " + f.name() + " round=" + round_mode_name(mode) + " target=" +
                                kern::target_name(t) + " threads=" + std::to_string(threads);
       opt.threads = threads;
       OutVec got(x.size());
@@ -250,7 +251,7 @@ TEST(SimdKernels, ExhaustiveScaled) {
       // Ragged rows (generic group loop) and whole aligned blocks (the fixed-block kernel).
       for (std::int64_t extra : {3, 0}) {
         std::int64_t rows = 0;
-        const std::int64_t cols = f.scaling.kind == ScaleKind::Channel ? 96 + extra : 4 * f.scaling.block + extra;
+        const std::int64_t cols = f.scaling().kind == ScaleKind::Channel ? 96 + extra : 4 * f.scaling().block + extra;
         const auto x = exhaustive_input(f, cols, rows);
         check_all(f, m, x, {rows, cols}, true, extra ? "exhaustive-ragged" : "exhaustive-aligned");
       }
@@ -263,7 +264,7 @@ TEST(SimdKernels, ExhaustiveElementwise) {
   for (const auto& name : kElementwise) {
     const Format f = Format::parse(name);
     for (RoundMode m : kModes) {
-      std::vector<float> x = special_values(f.elem);
+      std::vector<float> x = special_values(f.elem());
       // Every float near each code value too (a few ulps either side).
       const std::size_t base = x.size();
       for (std::size_t i = 0; i < base; ++i)
@@ -275,7 +276,7 @@ TEST(SimdKernels, ExhaustiveElementwise) {
       check_all(f, m, x, {static_cast<std::int64_t>(x.size())}, true, "exhaustive");
       // With a NaN: fake-quant gives NaN; encode either gives the NaN code or (no NaN code) throws.
       x.push_back(std::numeric_limits<float>::quiet_NaN());
-      check_all(f, m, x, {static_cast<std::int64_t>(x.size())}, f.elem.has_nan(), "exhaustive+nan");
+      check_all(f, m, x, {static_cast<std::int64_t>(x.size())}, f.elem().has_nan(), "exhaustive+nan");
       if (HasFailure()) return;
     }
   }
@@ -327,7 +328,7 @@ TEST(SimdKernels, RandomAllModes) {
   for (const auto& name : all) {
     const Format f = Format::parse(name);
     std::vector<float> xs = x;
-    if (f.scaling.kind == ScaleKind::None && !f.elem.has_nan())
+    if (f.scaling().kind == ScaleKind::None && !f.elem().has_nan())
       for (float& v : xs)
         if (std::isnan(v)) v = 1.0f;
     for (RoundMode m : kModes) {
@@ -382,11 +383,11 @@ TEST(SimdKernels, AmaxScaleQuotientsNearMidpoints) {
   std::mt19937_64 rng(7);
   for (const char* name : {"nvfp4", "e2m1@ue4m3/b16/amax", "e4m3@ue4m3/b16/amax", "e2m3@fp32/g32", "e3m2@bf16/g32"}) {
     const Format f = Format::parse(name);
-    const std::int64_t blk = f.scaling.block, cols = 4 * blk, rows = 512;
+    const std::int64_t blk = f.scaling().block, cols = 4 * blk, rows = 512;
     std::vector<float> grid;  // positive grid points and midpoints of the element
     std::vector<float> pos;
-    for (std::uint32_t c = 0; c < f.elem.num_codes(); ++c) {
-      const float v = f.elem.decode(c);
+    for (std::uint32_t c = 0; c < f.elem().num_codes(); ++c) {
+      const float v = f.elem().decode(c);
       if (std::isfinite(v) && v > 0) pos.push_back(v);
     }
     std::sort(pos.begin(), pos.end());
@@ -396,15 +397,15 @@ TEST(SimdKernels, AmaxScaleQuotientsNearMidpoints) {
     }
     // Block scales over 2^40 with wide scale elements; over 2^8 with UE4M3 scales (448 down to 2^-9), which would
     // otherwise saturate or reach zero (both covered by the exhaustive tests).
-    const int spread = f.scaling.scale_elem.bits == 8 ? 8 : 40;
+    const int spread = f.scaling().scale_elem.bits == 8 ? 8 : 40;
     std::vector<float> x(static_cast<std::size_t>(rows * cols), 0.0f);
     for (std::int64_t b = 0; b < rows * cols; b += blk)
-      x[static_cast<std::size_t>(b)] = static_cast<float>(f.elem.max_value()) *
+      x[static_cast<std::size_t>(b)] = static_cast<float>(f.elem().max_value()) *
                                        std::ldexp(1.0f + static_cast<float>(rng() % 1000) / 1000.0f, static_cast<int>(rng() % spread) - spread / 2);
     const Shape shape{rows, cols};
     QuantOptions opt;
     const Encoded amax_only = reference_encode(f, x.data(), shape, opt);
-    const Element& se = f.scaling.scale_elem;
+    const Element& se = f.scaling().scale_elem;
     for (std::int64_t g = 0; g < rows * cols / blk; ++g) {
       float sv;
       if (se.bits == 32) {
@@ -414,7 +415,7 @@ TEST(SimdKernels, AmaxScaleQuotientsNearMidpoints) {
         for (int k = 0; k < se.bits / 8; ++k) code |= static_cast<std::uint32_t>(amax_only.scales[static_cast<std::size_t>(g * (se.bits / 8) + k)]) << (8 * k);
         sv = se.decode(code);
       }
-      const float S = f.scaling.tensor_scale ? sv * amax_only.tensor_scale : sv;
+      const float S = f.scaling().tensor_scale ? sv * amax_only.tensor_scale : sv;
       const float A = x[static_cast<std::size_t>(g * blk)];
       ASSERT_GT(S, 0.0f) << name;
       for (std::int64_t i = 1; i < blk; ++i) {
@@ -448,7 +449,7 @@ TEST(SimdKernels, TensorScaleFormatsWithStoredGroupMaxima) {
       const float a = std::fabs(x[static_cast<std::size_t>(i)]);
       if (std::isfinite(a) && a > std::fabs(x[static_cast<std::size_t>(arg)])) arg = i;
     }
-    const std::int64_t blk = Format::parse(name).scaling.block;
+    const std::int64_t blk = Format::parse(name).scaling().block;
     const std::int64_t b0 = arg / blk * blk;
     const auto beside = static_cast<std::size_t>(arg == b0 ? b0 + 1 : b0);
     for (const float special : {std::numeric_limits<float>::quiet_NaN(), -INFINITY}) {
@@ -469,7 +470,7 @@ TEST(SimdKernels, DecodeEveryCode) {
                            "mxfp6_e3m2", "mxfp8", "mxint8", "mxfp4", "nvfp4", "nf4", "int8@fp32/ch0", "int4@fp16/g32",
                            "e4m3@fp16/g32", "fp16@fp32/g64", "int8@fp32/g64/asym", "int6@fp32/g32"}) {
     const Format f = Format::parse(name);
-    const std::uint32_t ncodes = f.elem.num_codes();
+    const std::uint32_t ncodes = f.elem().num_codes();
     for (const std::int64_t cols : {1024, 1001}) {
       const std::int64_t rows = std::max<std::int64_t>(4, 2 * ncodes / cols + 1);
       const auto x = random_input(rows * cols, 5);
@@ -479,7 +480,7 @@ TEST(SimdKernels, DecodeEveryCode) {
       Encoded e = reference_encode(f, xf.data(), {rows, cols}, opt);
       std::vector<std::uint32_t> codes(static_cast<std::size_t>(rows * cols));
       for (std::size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<std::uint32_t>((i * 37 + i / ncodes) % ncodes);
-      e.codes = pack_bits(codes.data(), codes.size(), f.elem.bits);
+      e.codes = pack_bits(codes.data(), codes.size(), f.elem().bits);
       std::vector<float> want(codes.size());
       reference_decode(e, want.data());
       TargetGuard guard;

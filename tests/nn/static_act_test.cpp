@@ -108,8 +108,8 @@ TEST(Observer, SpecsParseAndRoundTrip) {
   for (const char* bad : {"foo", "percentile", "percentile:", "percentile:0", "percentile:100.5", "percentile:9x", "min-max"})
     EXPECT_THROW(nn::parse_observer(bad), Error) << bad;
   // A static observer gives a scale-less format one per-tensor fp32 scale; block formats are refused.
-  EXPECT_EQ(nn::make_act_quant(Format::parse("int8"), "minmax").format.name, Format::parse("int8@fp32/tensor").name);
-  EXPECT_EQ(nn::make_act_quant(Format::parse("int8"), "").format.name, "int8");  // dynamic: as written
+  EXPECT_EQ(nn::make_act_quant(Format::parse("int8"), "minmax").format.name(), Format::parse("int8@fp32/tensor").name());
+  EXPECT_EQ(nn::make_act_quant(Format::parse("int8"), "").format.name(), "int8");  // dynamic: as written
   EXPECT_THROW(nn::make_act_quant(Format::parse("mxfp4"), "minmax"), Error);
 }
 

@@ -40,7 +40,7 @@ void expect_decodes_to_values(const QuantizedWeight& q) {
   const Encoded e = q.encode();
   std::vector<float> back(q.values.size());
   decode(e, back.data());
-  for (std::size_t i = 0; i < back.size(); ++i) ASSERT_EQ(back[i], q.values[i]) << q.format.name << " at " << i;
+  for (std::size_t i = 0; i < back.size(); ++i) ASSERT_EQ(back[i], q.values[i]) << q.format.name() << " at " << i;
 }
 
 }  // namespace
@@ -240,7 +240,7 @@ TEST(PtqGptq, MatchesNaiveInverseHessianUpdates) {
     std::vector<double> w(W.begin() + r * n, W.begin() + (r + 1) * n), Hr = Hi;
     const float s = rq.group_scale(r);
     for (std::int64_t q = 0; q < n; ++q) {
-      const float qv = f.elem.quantize(static_cast<float>(w[q]) / s) * s;
+      const float qv = f.elem().quantize(static_cast<float>(w[q]) / s) * s;
       Qn[r * n + q] = qv;
       const double d = Hr[q * n + q], e = (w[q] - qv) / d;
       for (std::int64_t k = q; k < n; ++k) w[k] -= e * Hr[q * n + k];

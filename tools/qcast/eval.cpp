@@ -28,7 +28,7 @@ namespace {
 struct Args {
   std::string model, data, data_root, tokenizer, base_model;
   bool packed = false;  // model is a `qcast quantize` output
-  QuantFlags q;
+  RecipeFlags q;
   ptq::CalibOptions calib;
   std::int64_t limit = 0, batch = 256;
   bool json = false;

@@ -17,7 +17,7 @@ struct Args {
   int steps = 256;
   float temperature = 0.0f;
   std::uint64_t seed = 0;
-  QuantFlags q;
+  RecipeFlags q;
   bool json = false;
 };
 

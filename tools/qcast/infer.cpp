@@ -16,7 +16,7 @@ namespace {
 
 struct Args {
   std::string model, input, output;
-  QuantFlags q;
+  RecipeFlags q;
   int repeat = 1;
   bool json = false;
   int threads = 1;

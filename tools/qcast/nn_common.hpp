@@ -11,7 +11,7 @@
 
 namespace qcast::cli {
 
-struct QuantFlags {
+struct RecipeFlags {
   std::string recipe, weights, acts, kv, act_observer;
   void add(CLI::App* sub) {
     sub->add_option("--recipe", recipe, "quantization recipe (YAML or JSON): weights / activations / kv_cache, layers, skip");
@@ -41,6 +41,7 @@ struct QuantFlags {
       }
       r.act_observer = obs;
     }
+    r.validate(recipe.empty() ? "command line" : recipe + " with the command line");
     return r;
   }
 };

@@ -25,7 +25,7 @@ namespace {
 
 struct Args {
   std::string model, method = "rtn", calib, data_root, tokenizer, out, report, eval, mixed_formats = "int3@fp16/g32,mxfp4,mxfp6_e2m3,mxfp8";
-  QuantFlags q;
+  RecipeFlags q;
   std::int64_t calib_samples = 256, calib_offset = 0, calib_batch = 64, eval_limit = 0;
   int calib_tokens = 256, rotate_block = 32, rank = 8;
   std::uint64_t seed = 0;
@@ -124,7 +124,7 @@ void run(const Args& a) {
                       {"static_activation_layers", r.recipe.act_ranges.size()}};
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& L : r.layers)
-    layers.push_back({{"name", L.name}, {"rows", L.rows}, {"cols", L.cols}, {"format", L.q.format.name}, {"error", L.error},
+    layers.push_back({{"name", L.name}, {"rows", L.rows}, {"cols", L.cols}, {"format", L.q.format.name()}, {"error", L.error},
                       {"rel_error", L.rel_error}, {"seconds", L.seconds}, {"rotate_block", L.rotate_block}, {"rank", L.rank},
                       {"bias_corrected", !L.bias.empty()}});
   j["layers"] = layers;
@@ -137,7 +137,7 @@ void run(const Args& a) {
   if (!a.quiet) {
     std::printf("%-36s %-22s %12s %8s\n", "layer", "format", "rel. error", "s");
     for (const auto& L : r.layers)
-      std::printf("%-36s %-22s %12.4e %8.3f\n", L.name.c_str(), L.q.format.name.c_str(), L.rel_error, L.seconds);
+      std::printf("%-36s %-22s %12.4e %8.3f\n", L.name.c_str(), L.q.format.name().c_str(), L.rel_error, L.seconds);
   }
   std::printf("%s: %s, %zu layers quantized (%lld calibration samples), %.2f s -> %s\n", a.model.c_str(), a.method.c_str(),
               r.layers.size(), static_cast<long long>(r.calib_samples), r.seconds_total, a.out.c_str());

@@ -64,7 +64,7 @@ std::vector<std::string> study_formats() {
   std::vector<std::string> v;
   for (auto& n : named_formats()) {
     const Format f = Format::parse(n);
-    if (f.elem.is_unsigned() || (f.elem.kind == Element::Kind::Int && f.scaling.kind == ScaleKind::None)) continue;
+    if (f.elem().is_unsigned() || (f.elem().kind == Element::Kind::Int && f.scaling().kind == ScaleKind::None)) continue;
     v.push_back(n);
   }
   for (const char* n : {"int8@fp32/ch0", "int4@fp32/ch0", "int8@fp16/g32", "int4@fp16/g32", "int8@fp16/g128", "int4@fp16/g128"})

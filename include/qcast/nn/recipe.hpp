@@ -40,6 +40,9 @@ struct Recipe {
   void formats_for(const std::string& layer, std::string& w, std::string& a, std::string& observer) const;
   /// True if any layer may get static activations (the top level or an override names an observer).
   bool has_static_acts() const;
+  /// Checks every format name, that weight / KV-cache / dynamic activation formats with integer or
+  /// codebook elements have a scale, and that static observers suit their formats. Errors name `where`.
+  void validate(const std::string& where) const;
   /// Patterns (overrides and skip entries) that match none of `names`.
   std::vector<std::string> unmatched(const std::vector<std::string>& names) const;
 };
@@ -50,6 +53,9 @@ Recipe load_recipe(const std::string& path);
 bool glob_match(const std::string& pattern, const std::string& name);
 /// Parses a format name; "", "fp32", "none" -> nullopt.
 std::optional<Format> parse_optional_format(const std::string& name);
+/// Throws if an integer or codebook format has no scale (its codes would be used as raw values), naming
+/// the role ("weight", ...) and formats that would work.
+void require_scale(const Format& f, const std::string& role);
 /// A one-line warning listing unmatched patterns and the available layer names, or "" if none.
 std::string unmatched_warning(const Recipe& r, const std::vector<std::string>& names);
 
