@@ -10,6 +10,7 @@
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "hw/yaml_util.hpp"
 #include "qcast/error.hpp"
@@ -401,6 +402,63 @@ bool enumerate_all(const Problem& p, const Architecture& a, const Rules& rules, 
 }  // namespace
 
 namespace {
+// Capacity-aware sampling: from the innermost level out, while the tiles a level keeps exceed its
+// capacity in words, move one prime factor of a dimension those tiles use from this level or below
+// (the outermost such slot) to a temporal slot above it. Small register files with many constraints
+// (Timeloop's example designs) are otherwise almost never fitted by chance; evaluate() still decides.
+void fit_capacities(Mapping& m, const Problem& p, const Architecture& a, const Rules& rules, std::mt19937_64& rng) {
+  const int L = static_cast<int>(a.levels.size()), D = static_cast<int>(p.dims.size());
+  const int S = static_cast<int>(p.data_spaces.size());
+  auto tile_words = [&](int i) {
+    std::vector<std::int64_t> E(D, 1);
+    for (int l = 0; l <= i; ++l)
+      for (int d = 0; d < D; ++d) E[d] *= m.levels[l].temporal[d] * m.levels[l].spatial[d];
+    std::int64_t words = 0;
+    for (int s = 0; s < S; ++s) {
+      if (!m.levels[i].keep[s]) continue;
+      std::int64_t n = 1;
+      for (auto& axis : p.data_spaces[s].projection) {
+        std::int64_t e = 1;
+        for (auto& t : axis) e += t.coef * (E[t.dim] - 1);
+        n *= e;
+      }
+      words += n;
+    }
+    return words;
+  };
+  for (int i = 0; i + 1 < L; ++i) {
+    const std::int64_t cap = a.levels[i].size_words();
+    if (cap <= 0) continue;
+    for (int guard = 0; guard < 256 && tile_words(i) > cap; ++guard) {
+      // Candidate (level, spatial, dim) slots at or below i holding a movable factor of a dimension
+      // some kept tile at i uses.
+      std::vector<std::tuple<int, bool, int>> from;
+      for (int l = i; l >= 0; --l)
+        for (int d = 0; d < D; ++d) {
+          bool used = false;
+          for (int s = 0; s < S; ++s) used |= m.levels[i].keep[s] && p.relevant(s, d);
+          if (!used) continue;
+          if (m.levels[l].temporal[d] > 1 && rules.t_fix[l][d] == 0) from.emplace_back(l, false, d);
+          if (m.levels[l].spatial[d] > 1 && rules.s_fix[l][d] == 0) from.emplace_back(l, true, d);
+        }
+      if (from.empty()) break;
+      auto [l, sp, d] = from[rng() % from.size()];
+      std::int64_t& v = sp ? m.levels[l].spatial[d] : m.levels[l].temporal[d];
+      const std::int64_t q = primes_of(v).front();
+      int to = -1;
+      for (int u = i + 1; u < L; ++u)
+        if (rules.t_fix[u][d] == 0) {
+          to = u + static_cast<int>(rng() % static_cast<std::uint64_t>(L - u));  // a random level above
+          while (rules.t_fix[to][d] != 0) --to;
+          break;
+        }
+      if (to < 0) break;
+      v /= q;
+      m.levels[to].temporal[d] *= q;
+    }
+  }
+}
+
 Mapping random_mapping_r(const Problem& p, const Architecture& a, const Rules& rules, std::mt19937_64& rng, bool bypass) {
   Mapping m = Mapping::trivial(p, a);
   const int L = static_cast<int>(a.levels.size());
@@ -440,6 +498,7 @@ Mapping random_mapping_r(const Problem& p, const Architecture& a, const Rules& r
     for (int i = 0; i + 1 < L; ++i)
       for (size_t s = 0; s < p.data_spaces.size(); ++s) m.levels[i].keep[s] = (rng() % 4) != 0;
   enforce(m, rules);
+  fit_capacities(m, p, a, rules, rng);
   return m;
 }
 }  // namespace

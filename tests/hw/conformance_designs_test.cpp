@@ -152,3 +152,48 @@ TEST_P(HwConformanceDesign, MapperChoiceMatchesTimeloop) {
 
 INSTANTIATE_TEST_SUITE_P(Timeloop, HwConformanceDesign, ::testing::ValuesIn(kDesigns),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// The mapper on the designs' own constraints (arch-level keep/bypass, fixed factors, !Parallel
+// registers of one word): a valid mapping, the constrained data spaces where the architecture puts
+// them, within the per-layer time budget.
+TEST_P(HwConformanceDesign, SearchHonoursTheDesignConstraints) {
+  QCAST_REQUIRE_SHARED(kRoot.string());
+  const fs::path root = fs::path(shared_dir()) / kRoot;
+  const fs::path design = root / GetParam();
+  const fs::path ref = design / "ref_outputs/default_problem";
+  auto r = run_cli("cost --json --threads 2 --arch '" + (design / "arch.yaml").string() + "' --problem '" +
+                   (root / "_include/default_problem.yaml").string() + "' --mapper '" + (root / "_include/mapper.yaml").string() +
+                   "' --ert '" + (ref / "timeloop-mapper.ERT.yaml").string() + "'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("mapper setting 'timeout' ignored"), std::string::npos) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  auto& layer = j["layers"][0];
+  EXPECT_LT(layer["search"]["seconds"].get<double>(), 2.0);
+  // Timeloop's own choice obeys the same constraints: every level keeps what it keeps there.
+  std::map<std::string, std::set<std::string>> kept_by_timeloop;
+  std::ifstream mf(ref / "timeloop-mapper.map.txt");
+  static const std::regex head(R"(^(\w+) \[(.*)\]\s*$)"), ds(R"((\w+):\d+)");
+  for (std::string line; std::getline(mf, line);) {
+    std::smatch m;
+    if (!std::regex_match(line, m, head)) continue;
+    std::string inner = m[2];
+    auto& set = kept_by_timeloop[m[1]];
+    for (std::sregex_iterator it(inner.begin(), inner.end(), ds), end; it != end; ++it) set.insert((*it)[1]);
+  }
+  ASSERT_FALSE(kept_by_timeloop.empty());
+  int registers = 0;
+  for (auto& lv : layer["levels"]) {
+    const std::string name = lv["name"];
+    if (!kept_by_timeloop.count(name) || lv.value("implied", false)) continue;
+    // Levels whose keep set the architecture fixes completely (one-word registers, the !Parallel
+    // buffers) must match; the others are the mapper's choice.
+    if (name.find("reg") == std::string::npos && name.find("Regs") == std::string::npos && name != "PEAccuBuffer" &&
+        name != "PEWeightBuffer" && name != "PEInputBuffer")
+      continue;
+    std::set<std::string> ours;
+    for (auto& [d, v] : lv["data_spaces"].items()) ours.insert(d);
+    EXPECT_EQ(ours, kept_by_timeloop[name]) << name;
+    ++registers;
+  }
+  EXPECT_GE(registers, 3);
+}
