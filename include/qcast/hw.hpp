@@ -49,6 +49,9 @@ struct Problem {
   bool relevant(int ds, int dim) const;
   /// Number of distinct tensor elements of data space `ds` for the whole problem.
   std::int64_t data_space_size(int ds) const;
+  /// Throws qcast::Error (naming `source`) when a coefficient is < 1 or the number of computes or a
+  /// data space's size does not fit in 63 bits; every count of an evaluation is then representable.
+  void check_sizes(const std::string& source) const;
 
   /// Parses a Timeloop-style problem YAML (`problem: {shape: {dimensions, data_spaces,
   /// coefficients}, instance}`). `source` names the file in error messages.
@@ -71,16 +74,36 @@ struct ActionEnergy {
   std::string source = "builtin";  ///< "ERT" or the built-in table's name
 };
 
+/// Mapspace constraints on one level (Timeloop's `constraints:` of an architecture node, or a target
+/// of a separate constraints file). Names are the problem's; they are resolved when used.
+struct LevelConstraints {
+  std::vector<std::string> keep, bypass;  ///< data spaces that must be kept / bypassed here
+  /// Fixed factors, "DIM=N" (N >= 1). The mapper honours factors of 1; larger ones are reported.
+  std::vector<std::pair<std::string, std::int64_t>> temporal_factors, spatial_factors;
+  std::vector<std::string> temporal_permutation, spatial_permutation;  ///< innermost first
+  int split = -1;  ///< spatial split between X and Y (accepted; qcast does not model X/Y placement)
+  bool empty() const {
+    return keep.empty() && bypass.empty() && temporal_factors.empty() && spatial_factors.empty() &&
+           temporal_permutation.empty() && spatial_permutation.empty() && split < 0;
+  }
+};
+
 /// One storage level (a buffer, register file, DRAM).
 struct StorageLevel {
   std::string name, cls;
   std::int64_t depth = 0;      ///< vectors; 0 = unbounded (DRAM)
   std::int64_t width = 0;      ///< bits per vector access
   std::int64_t datawidth = 0;  ///< bits per word
+  std::int64_t cluster_size = 1;  ///< instances that share one physical access (Timeloop's cluster_size)
   std::int64_t instances = 1;  ///< total instances in the architecture
   double read_bandwidth = 0, write_bandwidth = 0;  ///< words / cycle per instance; 0 = unlimited
   ActionEnergy energy;
-  /// Words per vector access (Timeloop's block size: width / datawidth, at least 1).
+  /// Timeloop's implied `inter_<container>_spatial` level of a container with a spatial fanout: it
+  /// holds nothing, costs nothing, and carries the spatial loops of that fanout. `container` names it.
+  bool implied = false;
+  std::string container;
+  LevelConstraints constraints;
+  /// Words per vector access (Timeloop's block size: width / (datawidth * cluster_size), at least 1).
   std::int64_t block_size() const;
   /// Capacity in words (depth * block size); 0 = unbounded.
   std::int64_t size_words() const;
@@ -99,14 +122,19 @@ struct Architecture {
   std::vector<StorageLevel> levels;
   Arithmetic arith;
 
-  /// Index of the storage level called `name`, or -1.
+  /// Index of the storage level called `name`, or -1. The name of a container with a spatial fanout
+  /// resolves to its implied `inter_<name>_spatial` level.
   int level_index(const std::string& name) const;
   /// Spatial fanout between level `i` and what it feeds (level i-1, or the MACs for i = 0).
   std::int64_t fanout(int i) const;
 
-  /// Parses a Timeloop v0.4 architecture YAML (`architecture: {nodes: [!Container ..., !Component ...]}`).
-  /// Instances come from `name[0..N-1]`, `spatial: {meshX, meshY}` or attributes `instances`/`meshX`/`meshY`
-  /// and multiply down the node list.
+  /// Parses a Timeloop v0.4 architecture YAML (`architecture: {nodes: [!Container ..., !Component ...,
+  /// !Parallel {nodes: [...]}, !Nothing]}`). Instances come from `name[0..N-1]`, `spatial: {meshX, meshY}`
+  /// or attributes `instances`/`meshX`/`meshY` and multiply down the node list. A container with a
+  /// spatial fanout below a storage level adds the implied level `inter_<name>_spatial` (as Timeloop
+  /// does). The members of a `!Parallel` group become consecutive levels in their listed order (outer
+  /// first), as in Timeloop's flattened architecture; `!Nothing` is skipped. Node `constraints` are
+  /// kept on the levels (LevelConstraints) for the mapper.
   static Architecture from_yaml_text(const std::string& text, const std::string& source = "<arch>");
   static Architecture from_yaml_file(const std::string& path);
 
@@ -114,6 +142,13 @@ struct Architecture {
   /// tables are matched to components by their last name segment. Throws when a component has none.
   void apply_ert_text(const std::string& text, const std::string& source = "<ert>");
   void apply_ert_file(const std::string& path);
+  /// Reads a separate mapspace-constraints file (Timeloop's `constraints: {targets: [...]}`,
+  /// `mapspace_constraints: [...]` or `mapspace: {constraints: [...]}`; each target
+  /// `{target, type: temporal|spatial|bypass|dataspace|datatype|utilization|max_overbooked_proportion,
+  /// factors, permutation, keep, bypass, split}`) into the levels' constraints. Returns notes about
+  /// what is accepted but not enforced.
+  std::vector<std::string> apply_constraints_text(const std::string& text, const std::string& source = "<constraints>");
+  std::vector<std::string> apply_constraints_file(const std::string& path);
   /// Fills energies from a built-in table: "horowitz" (45 nm pJ numbers) or "eyeriss" (normalized
   /// costs RF 1, array 2, buffer 6, DRAM 200 times a MAC). `mac_bits` are the operand widths used
   /// for the MAC energy. Components that already have ERT energies keep them.

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "qcast/hw.hpp"
 
@@ -19,6 +20,17 @@ enum class Objective { Energy, Delay, EDP };
 Objective parse_objective(const std::string& s);
 /// The number the search minimises (infinity for an invalid evaluation).
 double objective_value(const Evaluation& e, Objective o);
+
+/// What qcast takes from a Timeloop mapper YAML (`mapper: {optimization_metrics, num_threads, timeout,
+/// victory_condition, algorithm, ...}`): the first optimization metric as the objective; the rest is
+/// Timeloop's own search budget, which qcast's mapper does not share (notes say what was ignored).
+struct MapperSettings {
+  bool has_objective = false;
+  Objective objective = Objective::Energy;
+  std::vector<std::string> notes;
+};
+MapperSettings read_mapper_yaml_text(const std::string& text, const std::string& source = "<mapper>");
+MapperSettings read_mapper_yaml_file(const std::string& path);
 
 struct SearchOptions {
   Objective objective = Objective::Energy;
@@ -40,7 +52,11 @@ struct SearchResult {
   bool exhaustive = false, timed_out = false;
 };
 
-/// Finds a good valid mapping; throws qcast::Error when no valid mapping was found.
+/// Finds a good valid mapping; throws qcast::Error when no valid mapping was found. The searches of
+/// all three objectives share the samples and each refines its own best ones; the result is the best
+/// of everything seen under `opt.objective`, so (same seed and budget, no time limit) an EDP search
+/// is never worse in EDP than the energy or the delay search. The architecture's level constraints
+/// (LevelConstraints) are honoured: keep / bypass, factors of 1, innermost loop orders.
 SearchResult search_mapping(const Problem& p, const Architecture& a, const Precision& prec, const SearchOptions& opt);
 
 /// One random mapping: prime factors of each bound dealt to random (temporal or spatial) slots,

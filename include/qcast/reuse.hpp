@@ -13,6 +13,10 @@ namespace qcast::hw {
 /// Marks a first access (infinite re-use distance).
 constexpr std::int64_t kInfiniteDistance = -1;
 
+/// The most accesses a loop nest may trace (2^24, ~16.8 M): the exact analysis keeps the whole trace
+/// and about 40 bytes per access; LoopNest::trace refuses longer nests with a qcast::Error.
+constexpr std::int64_t kMaxTraceAccesses = std::int64_t(1) << 24;
+
 /// Exact LRU stack distances: out[t] = number of distinct addresses touched strictly between the
 /// previous access to trace[t] and t, or kInfiniteDistance for a first access. O(N log N) time
 /// (a Fenwick tree over access times), O(N) memory.
@@ -68,9 +72,13 @@ struct LoopNest {
   LoopNest tile(const std::string& var, std::int64_t tile) const;
   /// Indented text form, outermost loop first.
   std::string to_string() const;
+  /// Accesses the nest makes (iterations x body accesses), saturated at INT64_MAX.
+  std::int64_t accesses() const;
   /// Calls fn(access index in body, element address) for every access in execution order. Each
-  /// array's elements get addresses in a separate range (row-major over the index ranges).
-  void trace(const std::function<void(int, std::uint64_t)>& fn) const;
+  /// array's elements get addresses in a separate range (row-major over the index ranges). Throws
+  /// qcast::Error when the nest makes more than `max_accesses` accesses or an array's index range
+  /// does not fit in 48 bits.
+  void trace(const std::function<void(int, std::uint64_t)>& fn, std::int64_t max_accesses = kMaxTraceAccesses) const;
   /// Linear element number of array `array` at the given index values (row-major) in this nest's
   /// address map, e.g. element({0}) of A is A[0].
   std::uint64_t address(const std::string& array, const std::vector<std::int64_t>& index) const;

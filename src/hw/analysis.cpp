@@ -5,14 +5,17 @@
 // holds is the box of data touched by all loops of level i and below. Each time a temporal loop
 // above i advances (the loops between it and level i wrapping around), the tile moves; the new data
 // (tile minus its overlap with the previous tile) is filled. This is Timeloop's delta rule, computed
-// in closed form from box extents and shifts, so an evaluation costs microseconds.
+// in closed form from box extents and shifts, so an evaluation costs microseconds. Like Timeloop, a
+// partial overlap (sliding window) is only kept when the advancing loop is the innermost temporal
+// loop above the tile; when inner loops restart with it, only a tile that did not move is kept.
 //
 // Counting conventions (Timeloop's, checked against its stats.txt):
 //  - the innermost level keeping an operand is read once per MAC (multicast across spatial loops of
 //    dimensions the operand does not depend on);
 //  - a level is read by its child keeper once per element the child fills;
-//  - outputs: every incoming partial sum is an update; reads = updates - distinct elements (the
-//    first access of an element needs no read) + partial sums sent back down for re-accumulation;
+//  - outputs: every incoming partial sum is an update, after spatial reduction of partial sums of the
+//    same element; reads = updates - distinct elements (the first access of an element needs no
+//    read; the others are read to accumulate or sent back down to the child that continues them);
 //    the outermost level has no fills.
 #include <algorithm>
 #include <cmath>
@@ -54,6 +57,20 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
     ev.reason = why;
     return ev;
   }
+
+  // Counts can exceed 64 bits only for absurd inputs (huge strides with huge bounds); such an
+  // evaluation is reported invalid instead of wrapping.
+  bool ovf = false;
+  auto mulc = [&](std::int64_t x, std::int64_t y) {
+    std::int64_t r;
+    if (__builtin_mul_overflow(x, y, &r)) ovf = true, r = 0;
+    return r;
+  };
+  auto addc = [&](std::int64_t x, std::int64_t y) {
+    std::int64_t r;
+    if (__builtin_add_overflow(x, y, &r)) ovf = true, r = 0;
+    return r;
+  };
 
   // Flatten, outermost first.
   std::vector<Loop> loops;
@@ -120,8 +137,9 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
         outer *= loops[j].f;
         std::fill(shift.begin(), shift.end(), 0);
         shift[loops[j].dim] += loops[j].w;
+        bool wraps = false;  // an inner temporal loop above the tile restarts when loop j advances
         for (int l = j + 1; l < first[i]; ++l)
-          if (!loops[l].spatial) shift[loops[l].dim] -= (loops[l].f - 1) * loops[l].w;
+          if (!loops[l].spatial) shift[loops[l].dim] -= (loops[l].f - 1) * loops[l].w, wraps = true;
         std::int64_t overlap = 1;
         for (auto& axis : ds.projection) {
           std::int64_t ext = 1, sh = 0;
@@ -131,7 +149,11 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
           }
           overlap *= std::max<std::int64_t>(0, ext - std::llabs(sh));
         }
-        fills += adv * (t - overlap);
+        // Timeloop keeps a partly overlapping tile (a sliding window) only across consecutive steps
+        // of the innermost loop above it; when inner loops restart, only an unchanged tile is kept
+        // (its stats: e.g. the 04 exercise's RegisterFile inputs, simple_output_stationary's buffer).
+        if (wraps && overlap < t) overlap = 0;
+        fills = addc(fills, mulc(adv, t - overlap));
       }
       dfill[i][s] = fills;
     }
@@ -156,22 +178,23 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
       const bool top = i == L - 1;
       if (!rw) {
         if (child < 0)
-          st.reads = T * sp_prod(0, i, s);
+          st.reads = mulc(T, sp_prod(0, i, s));
         else
-          st.reads = dfill[child][s] * sp_prod(child + 1, i, s);
+          st.reads = mulc(dfill[child][s], sp_prod(child + 1, i, s));
         st.fills = top ? 0 : dfill[i][s];
       } else {
-        std::int64_t content, refetch = 0;
-        if (child < 0) {
-          content = T * sp_prod(0, i, -1);
-        } else {
-          std::int64_t fan = sp_prod(child + 1, i, -1);
-          content = dfill[child][s] * fan;
-          refetch = (dfill[child][s] - part[child][s]) * fan;
-        }
+        // Partial sums of instances that hold the same outputs at the same time (spatial loops over
+        // dimensions the outputs do not depend on, e.g. input channels) are reduced on the way up
+        // (Timeloop's spatial reduction): only the relevant fanout multiplies the updates.
+        std::int64_t content;
+        if (child < 0)
+          content = mulc(T, sp_prod(0, i, s));
+        else
+          content = mulc(dfill[child][s], sp_prod(child + 1, i, s));
         st.updates = content;
-        st.reads = content - part[i][s] + refetch;
-        if (st.reads < 0) st.reads = 0;
+        // Every update but an element's first needs the element's previous value: read here for the
+        // accumulation or sent back down to the child that continues it (the child's fills).
+        st.reads = std::max<std::int64_t>(0, content - part[i][s]);
         st.fills = top ? 0 : dfill[i][s] - part[i][s];
       }
       child = i;
@@ -190,10 +213,10 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
       if (!m.levels[i].keep[s]) continue;
       DataSpaceStats& st = ls.ds[s];
       const double bits = prec.empty() ? static_cast<double>(lv.datawidth) : prec.bits(role_of(p.data_spaces[s]));
-      words_used += st.utilized_capacity;
+      words_used = addc(words_used, st.utilized_capacity);
       bits_used += static_cast<double>(st.utilized_capacity) * bits;
-      rd += st.reads;
-      wr += st.fills + st.updates;
+      rd = addc(rd, st.reads);
+      wr = addc(wr, addc(st.fills, st.updates));
       auto vec = [&](std::int64_t n) -> double {
         if (n <= 0) return 0.0;
         if (prec.empty()) {
@@ -203,7 +226,11 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
         return std::ceil(static_cast<double>(n) * bits / static_cast<double>(lv.width) - 1e-9);
       };
       double es = vec(st.reads) * lv.energy.read + vec(st.fills) * lv.energy.write + vec(st.updates) * lv.energy.update;
-      st.energy_pj = es * static_cast<double>(ls.utilized_instances);
+      // Instances of a cluster share each vector access (Timeloop: utilized clusters = min(utilized
+      // instances, instances / cluster size), with the used instances spread over all clusters).
+      const std::int64_t clusters =
+          std::min(ls.utilized_instances, lv.instances / std::max<std::int64_t>(1, lv.cluster_size));
+      st.energy_pj = es * static_cast<double>(clusters);
       e += st.energy_pj;
     }
     ls.capacity_bits = bits_used;
@@ -217,10 +244,17 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
                     (prec.empty() ? std::to_string(lv.size_words()) + " words" : std::to_string(lv.depth * lv.width) + " bits");
       }
     }
-    if (lv.read_bandwidth > 0) cycles = std::max(cycles, static_cast<std::int64_t>(std::ceil(rd / lv.read_bandwidth)));
-    if (lv.write_bandwidth > 0) cycles = std::max(cycles, static_cast<std::int64_t>(std::ceil(wr / lv.write_bandwidth)));
+    auto throttle = [&](std::int64_t n, double bw) {
+      if (bw <= 0) return;
+      double c = std::ceil(static_cast<double>(n) / bw);
+      if (!(c < 9.2e18)) ovf = true;
+      else cycles = std::max(cycles, static_cast<std::int64_t>(c));
+    };
+    throttle(rd, lv.read_bandwidth);
+    throttle(wr, lv.write_bandwidth);
     ls.energy_pj = e;
   }
+  if (ovf) ev.reason = "the access counts of this mapping overflow 64 bits";
   ev.cycles = cycles;
   double mac_e = a.arith.energy.compute;
   if (!prec.empty()) {
@@ -236,7 +270,9 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
   ev.energy_pj = ev.mac_energy_pj;
   for (int i = 0; i < L; ++i) {
     LevelStats& ls = ev.levels[i];
-    ls.leak_pj = a.levels[i].energy.leak * static_cast<double>(cycles) * static_cast<double>(a.levels[i].instances);
+    // Leakage of the utilized instances (Timeloop's "Leakage energy (total)"), also where the level
+    // keeps nothing (it is powered all the same).
+    ls.leak_pj = a.levels[i].energy.leak * static_cast<double>(cycles) * static_cast<double>(ls.utilized_instances);
     ls.energy_pj += ls.leak_pj;
     ev.energy_pj += ls.energy_pj;
   }

@@ -30,8 +30,14 @@ std::pair<std::string, std::int64_t> split_name(const std::string& name, const s
   static const std::regex re(R"(^(.*)\[\s*(\d+)\s*\.\.\s*(\d+)\s*\]$)");
   std::smatch m;
   if (std::regex_match(name, m, re)) {
-    std::int64_t a = std::stoll(m[2]), b = std::stoll(m[3]);
-    if (b < a) throw Error(source + ": bad instance range in name '" + name + "'");
+    std::int64_t a, b;
+    try {
+      a = std::stoll(m[2]);
+      b = std::stoll(m[3]);
+    } catch (const std::exception&) {
+      throw Error(source + ": instance range in name '" + name + "' is out of range");
+    }
+    if (b < a || b - a == INT64_MAX) throw Error(source + ": bad instance range in name '" + name + "'");
     return {m[1], b - a + 1};
   }
   return {name, 1};
@@ -54,7 +60,7 @@ std::string base_name(const std::string& ert_name) {
 
 std::int64_t StorageLevel::block_size() const {
   if (datawidth <= 0 || width <= 0) return 1;
-  return std::max<std::int64_t>(1, width / datawidth);
+  return std::max<std::int64_t>(1, width / datawidth / std::max<std::int64_t>(1, cluster_size));
 }
 
 std::int64_t StorageLevel::size_words() const { return depth > 0 ? depth * block_size() : 0; }
@@ -62,6 +68,8 @@ std::int64_t StorageLevel::size_words() const { return depth > 0 ? depth * block
 int Architecture::level_index(const std::string& name) const {
   for (size_t i = 0; i < levels.size(); ++i)
     if (levels[i].name == name) return static_cast<int>(i);
+  for (size_t i = 0; i < levels.size(); ++i)
+    if (levels[i].implied && levels[i].container == name) return static_cast<int>(i);
   return -1;
 }
 
@@ -71,118 +79,315 @@ std::int64_t Architecture::fanout(int i) const {
 }
 
 Architecture Architecture::from_yaml_file(const std::string& path) {
-  return from_yaml_text(detail::read_text(path, "architecture"), path);
+  return from_yaml_text(detail::expand_includes(detail::read_text(path, "architecture"), path), path);
 }
 
+namespace {
+
+std::vector<std::string> name_list(const YAML::Node& n, const std::string& where, const char* key) {
+  std::vector<std::string> out;
+  if (!n) return out;
+  if (n.IsScalar()) {
+    for (auto& w : detail::split_words(n.as<std::string>())) out.push_back(w);
+    return out;
+  }
+  if (!n.IsSequence()) throw Error(where + ": '" + key + "' must be a list of names");
+  for (auto x : n) out.push_back(detail::as_str(x, where, key));
+  return out;
+}
+
+std::vector<std::pair<std::string, std::int64_t>> factor_list(const YAML::Node& n, const std::string& where) {
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  if (!n) return out;
+  std::vector<std::string> words;
+  if (n.IsScalar()) {
+    words = detail::split_words(n.as<std::string>());
+  } else if (n.IsSequence()) {
+    for (auto x : n)
+      for (auto& w : detail::split_words(detail::as_str(x, where, "factors"))) words.push_back(w);
+  } else if (n.IsMap()) {
+    for (auto it : n) words.push_back(it.first.as<std::string>() + "=" + it.second.as<std::string>());
+  } else {
+    throw Error(where + ": 'factors' must be a string like \"R=1 S=1\" or a list");
+  }
+  for (auto& w : words) {
+    std::string d, v;
+    if (!detail::split_factor(w, [](const std::string&) { return false; }, d, v))
+      throw Error(where + ": factor '" + w + "' is not of the form DIM=N");
+    std::int64_t f;
+    try {
+      size_t pos;
+      f = std::stoll(v, &pos);
+      if (pos != v.size()) throw 0;
+    } catch (...) {
+      throw Error(where + ": factor '" + w + "' is not of the form DIM=N (N an integer)");
+    }
+    if (f < 0) throw Error(where + ": factor '" + w + "' must be >= 0");
+    out.emplace_back(d, f);
+  }
+  return out;
+}
+
+// Merges one constraint of `type` (temporal | spatial | dataspace/bypass/datatype) from node `c` into lc.
+void merge_constraint(LevelConstraints& lc, const std::string& type, const YAML::Node& c, const std::string& where,
+                      std::vector<std::string>* notes) {
+  if (!c.IsMap()) throw Error(where + ": a '" + type + "' constraint must be a map");
+  if (type == "temporal" || type == "spatial") {
+    bool sp = type == "spatial";
+    auto f = factor_list(c["factors"], where);
+    auto& dst = sp ? lc.spatial_factors : lc.temporal_factors;
+    dst.insert(dst.end(), f.begin(), f.end());
+    if (c["permutation"]) (sp ? lc.spatial_permutation : lc.temporal_permutation) = name_list(c["permutation"], where, "permutation");
+    if (c["split"]) lc.split = static_cast<int>(detail::as_int(c["split"], where, "split"));
+    for (auto it : c) {
+      std::string k = it.first.as<std::string>();
+      if (k != "factors" && k != "permutation" && k != "split" && k != "type" && k != "target" && notes)
+        notes->push_back(where + ": " + type + " constraint '" + k + "' is accepted and not enforced");
+    }
+  } else if (type == "dataspace" || type == "bypass" || type == "datatype") {
+    auto k = name_list(c["keep"], where, "keep");
+    auto b = name_list(c["bypass"], where, "bypass");
+    lc.keep.insert(lc.keep.end(), k.begin(), k.end());
+    lc.bypass.insert(lc.bypass.end(), b.begin(), b.end());
+  } else if (notes) {
+    notes->push_back(where + ": constraint type '" + type + "' is accepted and not enforced");
+  }
+}
+
+LevelConstraints node_constraints(const YAML::Node& n, const std::string& where) {
+  LevelConstraints lc;
+  if (!n) return lc;
+  if (!n.IsMap()) throw Error(where + ": 'constraints' must be a map {dataspace, temporal, spatial}");
+  for (auto it : n) {
+    std::string k = it.first.as<std::string>();
+    merge_constraint(lc, k, it.second, where, nullptr);
+  }
+  return lc;
+}
+
+struct ArchBuilder {
+  std::string source;
+  Architecture a;
+  std::vector<StorageLevel> outer_first;
+  bool have_compute = false;
+  int idx = 0;
+
+  // Walks `nodes` with `mult` instances of everything above; returns the multiplicity below.
+  std::int64_t walk(const YAML::Node& nodes, std::int64_t mult, int depth) {
+    using detail::as_int;
+    if (depth > 64) throw Error(source + ": nodes nested more than 64 deep");
+    for (auto n : nodes) {
+      std::string where = source + ": node " + std::to_string(idx++);
+      if (!n.IsMap()) throw Error(where + " is not a map");
+      std::string tag = n.Tag();
+      if (tag == "!Nothing") continue;  // an empty branch of a !Parallel group
+      if (tag == "!Parallel") {
+        YAML::Node sub = n["nodes"];
+        if (!sub || !sub.IsSequence()) throw Error(where + ": a !Parallel group needs 'nodes: [...]'");
+        // The members sit side by side: each gets the multiplicity of the group; Timeloop's flattened
+        // architecture orders them as consecutive levels in their listed order.
+        std::int64_t below = mult;
+        for (auto m : sub) {
+          if (m.Tag() == "!Nothing") continue;
+          YAML::Node one(YAML::NodeType::Sequence);
+          one.push_back(m);
+          below = walk(one, mult, depth + 1);
+        }
+        mult = below;
+        continue;
+      }
+      if (!n["name"]) throw Error(where + " has no 'name' (tag '" + tag + "')");
+      auto [name, range] = split_name(detail::as_str(n["name"], source, "name"), source);
+      where = source + ": node '" + name + "'";
+      bool container;
+      if (tag == "!Container" || tag == "!Hierarchical")
+        container = true;
+      else if (tag == "!Component")
+        container = false;
+      else if (tag.empty() || tag == "?" || tag == "!")
+        container = !n["class"];
+      else
+        throw Error(where + ": unknown tag '" + tag + "' (expected !Container, !Component, !Parallel or !Nothing)");
+      YAML::Node attrs = n["attributes"];
+      if (attrs && !attrs.IsMap()) throw Error(where + ": 'attributes' must be a map");
+      std::int64_t f = range;
+      auto mesh = [&](YAML::Node s) -> std::int64_t {
+        std::int64_t x = s["meshX"] ? as_int(s["meshX"], source, name + ".meshX") : 1;
+        std::int64_t y = s["meshY"] ? as_int(s["meshY"], source, name + ".meshY") : 1;
+        if (x < 1 || y < 1) throw Error(where + ": meshX/meshY must be >= 1");
+        return detail::mul_checked(x, y, where + ": meshX x meshY");
+      };
+      if (YAML::Node sp = n["spatial"]) {
+        if (!sp.IsMap()) throw Error(where + ": 'spatial' must be a map {meshX, meshY}");
+        f = detail::mul_checked(f, mesh(sp), where + ": instances");
+      } else if (attrs && (attrs["meshX"] || attrs["meshY"]) && !attrs["instances"]) {
+        f = detail::mul_checked(f, mesh(attrs), where + ": instances");
+      }
+      if (attrs && attrs["instances"]) {
+        std::int64_t total = as_int(attrs["instances"], source, name + ".instances");
+        if (total < mult || total % mult)
+          throw Error(where + ": instances (" + std::to_string(total) + ") must be a multiple of the enclosing " +
+                      std::to_string(mult));
+        f = total / mult;
+      }
+      LevelConstraints lc = node_constraints(n["constraints"], where);
+      if (container) {
+        // Timeloop adds a storage-less level for the fanout of a container below some storage.
+        if (f > 1 && !outer_first.empty() && !have_compute) {
+          StorageLevel s;
+          s.name = "inter_" + name + "_spatial";
+          s.cls = "dummy_storage";
+          s.implied = true;
+          s.container = name;
+          s.instances = mult;
+          s.width = s.datawidth = 1;
+          s.energy.source = "none";
+          s.constraints = lc;
+          outer_first.push_back(s);
+        }
+        mult = detail::mul_checked(mult, f, where + ": instances");
+        continue;
+      }
+      mult = detail::mul_checked(mult, f, where + ": instances");
+      if (have_compute) throw Error(where + ": nothing may follow the compute component");
+      std::string cls = n["class"] ? detail::as_str(n["class"], source, name + ".class") : "";
+      if (cls.empty()) throw Error(where + ": a component needs a 'class'");
+      auto geti = [&](std::initializer_list<const char*> keys, std::int64_t dflt) {
+        if (!attrs) return dflt;
+        for (auto k : keys)
+          if (attrs[k]) {
+            std::int64_t v = as_int(attrs[k], source, name + "." + k);
+            if (v < 1) throw Error(where + ": attribute '" + k + "' must be >= 1");
+            return v;
+          }
+        return dflt;
+      };
+      auto getd = [&](std::initializer_list<const char*> keys) {
+        if (!attrs) return 0.0;
+        for (auto k : keys)
+          if (attrs[k]) {
+            double v = detail::as_double(attrs[k], source, name + "." + k);
+            if (!(v >= 0) || !std::isfinite(v)) throw Error(where + ": attribute '" + k + "' must be a finite number >= 0");
+            return v;
+          }
+        return 0.0;
+      };
+      if (is_compute_class(cls)) {
+        a.arith.name = name;
+        a.arith.cls = cls;
+        a.arith.instances = mult;
+        a.arith.datawidth = geti({"datawidth", "width"}, 0);
+        have_compute = true;
+        continue;
+      }
+      StorageLevel s;
+      s.name = name;
+      s.cls = cls;
+      s.instances = mult;
+      s.depth = geti({"depth", "entries"}, 0);
+      s.datawidth = geti({"datawidth", "word-bits", "word_bits"}, 0);
+      s.width = geti({"width"}, 0);
+      s.cluster_size = geti({"cluster_size", "cluster-size"}, 1);
+      std::int64_t bs = geti({"block_size", "block-size"}, 0);
+      if (s.datawidth == 0 && s.width == 0) throw Error(where + ": a storage component needs 'width' and/or 'datawidth'");
+      if (s.datawidth == 0) s.datawidth = bs ? s.width / bs : s.width;
+      if (s.width == 0) s.width = detail::mul_checked(s.datawidth, bs ? bs : 1, where + ": width");
+      if (s.datawidth <= 0) throw Error(where + ": datawidth must be >= 1");
+      if (s.depth == 0 && lower(cls).find("dram") == std::string::npos && attrs && attrs["depth"])
+        throw Error(where + ": depth must be >= 1");
+      if (s.depth > 0) {
+        // The capacity in words and bits must be representable (a depth that overflows is not a large buffer).
+        detail::mul_checked(detail::mul_checked(s.depth, s.block_size(), where + ": capacity (depth x block size)"),
+                            s.datawidth, where + ": capacity in bits");
+        detail::mul_checked(s.depth, s.width, where + ": capacity in bits (depth x width)");
+      }
+      s.read_bandwidth = getd({"read_bandwidth", "read-bandwidth"});
+      s.write_bandwidth = getd({"write_bandwidth", "write-bandwidth"});
+      s.constraints = lc;
+      outer_first.push_back(s);
+    }
+    return mult;
+  }
+};
+
+}  // namespace
+
 Architecture Architecture::from_yaml_text(const std::string& text, const std::string& source) try {
-  using detail::as_int;
   YAML::Node root = detail::load(text, source);
   if (!root.IsMap() || !root["architecture"]) throw Error(source + ": missing top-level 'architecture:' key");
   YAML::Node nodes = root["architecture"]["nodes"];
   if (!nodes || !nodes.IsSequence() || nodes.size() == 0)
     throw Error(source + ": 'architecture: nodes:' must be a non-empty list (Timeloop v0.4 format)");
-  Architecture a;
-  std::vector<StorageLevel> outer_first;
-  bool have_compute = false;
-  std::int64_t mult = 1;
-  int idx = 0;
-  for (auto n : nodes) {
-    std::string where = source + ": node " + std::to_string(idx++);
-    if (!n.IsMap()) throw Error(where + " is not a map");
-    if (!n["name"]) throw Error(where + " has no 'name'");
-    auto [name, range] = split_name(detail::as_str(n["name"], source, "name"), source);
-    where = source + ": node '" + name + "'";
-    std::string tag = n.Tag();
-    bool container;
-    if (tag == "!Container" || tag == "!Hierarchical")
-      container = true;
-    else if (tag == "!Component")
-      container = false;
-    else if (tag.empty() || tag == "?" || tag == "!")
-      container = !n["class"];
-    else
-      throw Error(where + ": unknown tag '" + tag + "' (expected !Container or !Component)");
-    YAML::Node attrs = n["attributes"];
-    if (attrs && !attrs.IsMap()) throw Error(where + ": 'attributes' must be a map");
-    std::int64_t f = range;
-    auto mesh = [&](YAML::Node s) -> std::int64_t {
-      std::int64_t x = s["meshX"] ? as_int(s["meshX"], source, name + ".meshX") : 1;
-      std::int64_t y = s["meshY"] ? as_int(s["meshY"], source, name + ".meshY") : 1;
-      if (x < 1 || y < 1) throw Error(where + ": meshX/meshY must be >= 1");
-      return x * y;
-    };
-    if (YAML::Node sp = n["spatial"]) {
-      if (!sp.IsMap()) throw Error(where + ": 'spatial' must be a map {meshX, meshY}");
-      f *= mesh(sp);
-    } else if (attrs && (attrs["meshX"] || attrs["meshY"]) && !attrs["instances"]) {
-      f *= mesh(attrs);
-    }
-    if (attrs && attrs["instances"]) {
-      std::int64_t total = as_int(attrs["instances"], source, name + ".instances");
-      if (total < mult || total % mult)
-        throw Error(where + ": instances (" + std::to_string(total) + ") must be a multiple of the enclosing " +
-                    std::to_string(mult));
-      f = total / mult;
-    }
-    mult *= f;
-    if (container) continue;
-    if (have_compute) throw Error(where + ": nothing may follow the compute component");
-    std::string cls = n["class"] ? detail::as_str(n["class"], source, name + ".class") : "";
-    if (cls.empty()) throw Error(where + ": a component needs a 'class'");
-    auto geti = [&](std::initializer_list<const char*> keys, std::int64_t dflt) {
-      if (!attrs) return dflt;
-      for (auto k : keys)
-        if (attrs[k]) {
-          std::int64_t v = as_int(attrs[k], source, name + "." + k);
-          if (v < 1) throw Error(where + ": attribute '" + k + "' must be >= 1");
-          return v;
-        }
-      return dflt;
-    };
-    auto getd = [&](std::initializer_list<const char*> keys) {
-      if (!attrs) return 0.0;
-      for (auto k : keys)
-        if (attrs[k]) return detail::as_double(attrs[k], source, name + "." + k);
-      return 0.0;
-    };
-    if (is_compute_class(cls)) {
-      a.arith.name = name;
-      a.arith.cls = cls;
-      a.arith.instances = mult;
-      a.arith.datawidth = geti({"datawidth", "width"}, 0);
-      have_compute = true;
-      continue;
-    }
-    StorageLevel s;
-    s.name = name;
-    s.cls = cls;
-    s.instances = mult;
-    s.depth = geti({"depth", "entries"}, 0);
-    s.datawidth = geti({"datawidth", "word-bits", "word_bits"}, 0);
-    s.width = geti({"width"}, 0);
-    std::int64_t bs = geti({"block_size", "block-size"}, 0);
-    if (s.datawidth == 0 && s.width == 0) throw Error(where + ": a storage component needs 'width' and/or 'datawidth'");
-    if (s.datawidth == 0) s.datawidth = bs ? s.width / bs : s.width;
-    if (s.width == 0) s.width = s.datawidth * (bs ? bs : 1);
-    if (s.datawidth <= 0) throw Error(where + ": datawidth must be >= 1");
-    if (s.depth == 0 && lower(cls).find("dram") == std::string::npos && attrs && attrs["depth"])
-      throw Error(where + ": depth must be >= 1");
-    s.read_bandwidth = getd({"read_bandwidth", "read-bandwidth"});
-    s.write_bandwidth = getd({"write_bandwidth", "write-bandwidth"});
-    outer_first.push_back(s);
-  }
-  if (!have_compute) throw Error(source + ": no compute component (a class like intmac/fpmac/mac) in the nodes");
-  if (outer_first.empty()) throw Error(source + ": no storage component above the compute");
+  ArchBuilder b;
+  b.source = source;
+  b.walk(nodes, 1, 0);
+  Architecture a = std::move(b.a);
+  auto& outer_first = b.outer_first;
+  if (!b.have_compute) throw Error(source + ": no compute component (a class like intmac/fpmac/mac) in the nodes");
+  // An implied level directly above the compute or a container fanout with no storage below it
+  // carries no storage: keep it (Timeloop does) only when a storage level follows.
+  if (outer_first.empty() || std::all_of(outer_first.begin(), outer_first.end(), [](auto& s) { return s.implied; }))
+    throw Error(source + ": no storage component above the compute");
   for (auto it = outer_first.rbegin(); it != outer_first.rend(); ++it) a.levels.push_back(*it);
   if (a.arith.instances % a.levels[0].instances)
     throw Error(source + ": instances of '" + a.arith.name + "' are not a multiple of '" + a.levels[0].name + "'");
   for (size_t i = 0; i + 1 < a.levels.size(); ++i)
     if (a.levels[i].instances % a.levels[i + 1].instances)
       throw Error(source + ": instances of '" + a.levels[i].name + "' are not a multiple of '" + a.levels[i + 1].name + "'");
+  for (auto& s : a.levels)
+    if (s.instances % s.cluster_size)
+      throw Error(source + ": cluster_size of '" + s.name + "' (" + std::to_string(s.cluster_size) +
+                  ") does not divide its instances (" + std::to_string(s.instances) + ")");
   // Default energies: the Horowitz table at the compute's width.
   double bits = a.arith.datawidth ? static_cast<double>(a.arith.datawidth) : 8.0;
   a.apply_builtin("horowitz", bits, bits);
   return a;
+} catch (const YAML::Exception& e) {
+  throw Error(source + ": malformed YAML: " + e.what());
+}
+
+std::vector<std::string> Architecture::apply_constraints_file(const std::string& path) {
+  return apply_constraints_text(detail::expand_includes(detail::read_text(path, "constraints"), path), path);
+}
+
+std::vector<std::string> Architecture::apply_constraints_text(const std::string& text, const std::string& source) try {
+  YAML::Node root = detail::load(text, source);
+  YAML::Node list;
+  if (root.IsMap()) {
+    for (const char* k : {"mapspace_constraints", "constraints", "mapspace", "architecture_constraints"})
+      if (root[k]) {
+        list = root[k];
+        break;
+      }
+    if (list && list.IsMap()) {
+      if (list["targets"]) list = list["targets"];
+      else if (list["constraints"]) list = list["constraints"];
+    }
+  } else {
+    list = root;
+  }
+  if (!list || !list.IsSequence())
+    throw Error(source + ": expected 'constraints: {targets: [...]}' or 'mapspace_constraints: [...]' (Timeloop constraints)");
+  std::vector<std::string> notes;
+  int idx = 0;
+  for (auto t : list) {
+    std::string where = source + ": constraint " + std::to_string(idx++);
+    if (!t.IsMap() || !t["target"]) throw Error(where + " needs a 'target'");
+    std::string target = detail::as_str(t["target"], source, "target");
+    std::string type = t["type"] ? detail::as_str(t["type"], source, "type") : "temporal";
+    int li = level_index(target);
+    if (li < 0) {
+      if (target == arith.name) {
+        notes.push_back(where + ": constraint on the compute '" + target + "' ignored");
+        continue;
+      }
+      throw Error(where + ": no storage level called '" + target + "' in the architecture");
+    }
+    // A spatial constraint on a storage level means its fanout: the implied level below when there is one.
+    if (type == "spatial" && fanout(li) == 1 && li > 0 && levels[li - 1].implied) --li;
+    merge_constraint(levels[li].constraints, type, t, where, &notes);
+  }
+  return notes;
 } catch (const YAML::Exception& e) {
   throw Error(source + ": malformed YAML: " + e.what());
 }
@@ -215,6 +420,7 @@ void Architecture::apply_ert_text(const std::string& text, const std::string& so
     return dflt;
   };
   for (auto& s : levels) {
+    if (s.implied) continue;  // Timeloop's dummy storage has no ERT entry and costs nothing
     auto it = tables.find(s.name);
     if (it == tables.end()) throw Error(source + ": no ERT table for storage component '" + s.name + "'");
     double rd = get(it->second, {"read", "random_read"}, -1);
@@ -254,7 +460,7 @@ void Architecture::apply_builtin(const std::string& table, double weight_bits, d
   // Per-bit storage energies (pJ/bit).
   const double mac16 = mac_energy_pj(16, 16, false);
   for (auto& s : levels) {
-    if (s.energy.source == "ERT") continue;
+    if (s.energy.source == "ERT" || s.implied) continue;
     std::string c = lower(s.cls);
     bool dram = c.find("dram") != std::string::npos;
     bool rf = c.find("reg") != std::string::npos;

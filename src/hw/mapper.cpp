@@ -2,6 +2,7 @@
 #include "qcast/mapper.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -9,7 +10,9 @@
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
+#include "hw/yaml_util.hpp"
 #include "qcast/error.hpp"
 
 namespace qcast::hw {
@@ -31,16 +34,69 @@ double objective_value(const Evaluation& e, Objective o) {
   return e.energy_pj;
 }
 
+MapperSettings read_mapper_yaml_file(const std::string& path) {
+  return read_mapper_yaml_text(detail::read_text(path, "mapper"), path);
+}
+
+MapperSettings read_mapper_yaml_text(const std::string& text, const std::string& source) try {
+  YAML::Node root = detail::load(text, source);
+  YAML::Node m = root.IsMap() && root["mapper"] ? root["mapper"] : root;
+  if (!m.IsMap()) throw Error(source + ": expected 'mapper: {optimization_metrics: [...], ...}' (Timeloop mapper settings)");
+  MapperSettings s;
+  for (auto it : m) {
+    const std::string k = it.first.as<std::string>();
+    if (k == "optimization_metrics" || k == "optimization-metrics" || k == "optimization_metric") {
+      std::vector<std::string> ms;
+      if (it.second.IsSequence())
+        for (auto x : it.second) ms.push_back(detail::as_str(x, source, k));
+      else
+        ms.push_back(detail::as_str(it.second, source, k));
+      if (ms.empty()) throw Error(source + ": optimization_metrics is empty");
+      try {
+        s.objective = parse_objective(ms[0]);
+      } catch (const Error&) {
+        throw Error(source + ": optimization metric '" + ms[0] + "' is not supported (energy|delay|edp)");
+      }
+      s.has_objective = true;
+      if (ms.size() > 1) s.notes.push_back(source + ": only the first optimization metric (" + ms[0] + ") is used; ties are broken by cycles (or energy for delay)");
+    } else if (k != "version") {
+      s.notes.push_back(source + ": mapper setting '" + k + "' ignored (qcast's mapper budget: --samples, --refine, --time-limit)");
+    }
+  }
+  return s;
+} catch (const YAML::Exception& e) {
+  throw Error(source + ": malformed YAML: " + e.what());
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 std::vector<std::int64_t> primes_of(std::int64_t n) {
   std::vector<std::int64_t> f;
-  for (std::int64_t p = 2; p * p <= n; ++p)
+  for (std::int64_t p = 2; p <= n / p; ++p)
     while (n % p == 0) f.push_back(p), n /= p;
   if (n > 1) f.push_back(n);
   return f;
+}
+
+// Every divisor of n, ascending (from its prime factors: no loop up to n).
+std::vector<std::int64_t> divisors_of(std::int64_t n) {
+  std::vector<std::int64_t> out{1};
+  auto pr = primes_of(n);
+  for (size_t i = 0; i < pr.size();) {
+    size_t j = i;
+    while (j < pr.size() && pr[j] == pr[i]) ++j;
+    const size_t base = out.size();
+    std::int64_t mult = 1;
+    for (size_t e = i; e < j; ++e) {
+      mult *= pr[i];
+      for (size_t b = 0; b < base; ++b) out.push_back(out[b] * mult);
+    }
+    i = j;
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 // Secondary key so that equal energies prefer fewer cycles (and vice versa).
@@ -98,6 +154,100 @@ std::vector<Slot> slots_of(const Architecture& a) {
   return s;
 }
 
+// The architecture's mapspace constraints resolved against a problem: fixed keep / bypass, factors
+// fixed to 1, and loop orders that must be innermost.
+struct Rules {
+  std::vector<std::vector<int>> keep;  // [level][data space]: -1 free, 0 bypass, 1 keep
+  std::vector<std::vector<std::int64_t>> t_fix, s_fix;  // [level][dim]: 0 free, else the fixed factor
+  std::vector<std::vector<int>> inner;  // [level]: dims that must be innermost, in this order
+  std::vector<std::int64_t> free_part;  // [dim]: the bound divided by the fixed factors
+
+  std::int64_t fixed(const Slot& s, int d) const { return (s.spatial ? s_fix : t_fix)[s.level][d]; }
+  bool allowed(const Slot& s, int d) const { return fixed(s, d) == 0; }
+};
+
+std::vector<int> resolve_dims(const Problem& p, const std::vector<std::string>& names) {
+  std::vector<int> out;
+  auto add = [&](int d) {
+    if (d >= 0 && std::find(out.begin(), out.end(), d) == out.end()) out.push_back(d);
+  };
+  for (auto& n : names) {
+    int d = p.dim_index(n);
+    if (d >= 0) {
+      add(d);
+      continue;
+    }
+    // "PQRS": one letter per dimension (names that are not dimensions of this problem are skipped,
+    // as Timeloop skips them for problems that lack them).
+    for (char c : n) add(p.dim_index(std::string(1, c)));
+  }
+  return out;
+}
+
+Rules rules_of(const Problem& p, const Architecture& a) {
+  const int L = static_cast<int>(a.levels.size()), D = static_cast<int>(p.dims.size());
+  const int S = static_cast<int>(p.data_spaces.size());
+  Rules r;
+  r.keep.assign(L, std::vector<int>(S, -1));
+  r.t_fix.assign(L, std::vector<std::int64_t>(D, 0));
+  r.s_fix = r.t_fix;
+  r.inner.resize(L);
+  for (int i = 0; i < L; ++i) {
+    const auto& c = a.levels[i].constraints;
+    for (auto& n : c.keep)
+      if (int ds = p.data_space_index(n); ds >= 0) r.keep[i][ds] = 1;
+    for (auto& n : c.bypass)
+      if (int ds = p.data_space_index(n); ds >= 0) r.keep[i][ds] = 0;
+    if (a.levels[i].implied) std::fill(r.keep[i].begin(), r.keep[i].end(), 0);
+    if (i == L - 1) std::fill(r.keep[i].begin(), r.keep[i].end(), 1);
+    // Factor 0 means "whatever remains" in Timeloop's constraints: left free here.
+    for (auto& [n, f] : c.temporal_factors)
+      if (int d = p.dim_index(n); d >= 0 && f >= 1) r.t_fix[i][d] = std::min(f, p.bounds[d]);
+    for (auto& [n, f] : c.spatial_factors)
+      if (int d = p.dim_index(n); d >= 0 && f >= 1) r.s_fix[i][d] = std::min(f, p.bounds[d]);
+    r.inner[i] = resolve_dims(p, c.temporal_permutation);
+  }
+  // Timeloop clamps a fixed factor to the bound (R=3 on a problem with R=1 is 1).
+  r.free_part = p.bounds;
+  for (int d = 0; d < D; ++d) {
+    bool any_free = false;
+    for (int i = 0; i < L; ++i)
+      for (auto* fx : {&r.t_fix, &r.s_fix}) {
+        std::int64_t f = (*fx)[i][d];
+        if (f == 0) {
+          any_free |= fx == &r.t_fix || a.fanout(i) > 1;
+          continue;
+        }
+        if (r.free_part[d] % f)
+          throw Error("the constraints fix factors of dimension " + p.dims[d] + " that do not divide its bound " +
+                      std::to_string(p.bounds[d]));
+        r.free_part[d] /= f;
+      }
+    if (r.free_part[d] > 1 && !any_free)
+      throw Error("the constraints fix every factor of dimension " + p.dims[d] + " and they do not multiply to its bound " +
+                  std::to_string(p.bounds[d]));
+  }
+  return r;
+}
+
+// Makes the keep choices and loop orders of `m` obey the rules; false when a factor breaks one.
+bool enforce(Mapping& m, const Rules& r) {
+  for (size_t i = 0; i < m.levels.size(); ++i) {
+    auto& lm = m.levels[i];
+    for (size_t s = 0; s < lm.keep.size(); ++s)
+      if (r.keep[i][s] >= 0) lm.keep[s] = r.keep[i][s] == 1;
+    for (size_t d = 0; d < lm.temporal.size(); ++d)
+      if ((r.t_fix[i][d] && lm.temporal[d] != r.t_fix[i][d]) || (r.s_fix[i][d] && lm.spatial[d] != r.s_fix[i][d])) return false;
+    if (!r.inner[i].empty()) {
+      std::vector<int> perm = r.inner[i];
+      for (int d : lm.permutation)
+        if (std::find(perm.begin(), perm.end(), d) == perm.end()) perm.push_back(d);
+      lm.permutation = perm;
+    }
+  }
+  return true;
+}
+
 std::int64_t spatial_product(const LevelMapping& lm) {
   std::int64_t n = 1;
   for (auto f : lm.spatial) n *= f;
@@ -105,8 +255,8 @@ std::int64_t spatial_product(const LevelMapping& lm) {
 }
 
 // Local-search neighbour: one random change; returns false when the move was impossible.
-bool mutate(Mapping& m, const Problem& p, const Architecture& a, const std::vector<Slot>& slots, std::mt19937_64& rng,
-            bool bypass) {
+bool mutate(Mapping& m, const Problem& p, const Architecture& a, const std::vector<Slot>& slots, const Rules& rules,
+            std::mt19937_64& rng, bool bypass) {
   const int L = static_cast<int>(a.levels.size());
   const int D = static_cast<int>(p.dims.size());
   int kind = static_cast<int>(rng() % (bypass && L > 1 ? 4 : 3));
@@ -115,7 +265,7 @@ bool mutate(Mapping& m, const Problem& p, const Architecture& a, const std::vect
     std::vector<int> from;
     for (int s = 0; s < static_cast<int>(slots.size()); ++s) {
       auto& lm = m.levels[slots[s].level];
-      if ((slots[s].spatial ? lm.spatial[d] : lm.temporal[d]) > 1) from.push_back(s);
+      if ((slots[s].spatial ? lm.spatial[d] : lm.temporal[d]) > 1 && rules.allowed(slots[s], d)) from.push_back(s);
     }
     if (from.empty()) return false;
     const Slot& sf = slots[from[rng() % from.size()]];
@@ -125,6 +275,7 @@ bool mutate(Mapping& m, const Problem& p, const Architecture& a, const std::vect
     std::int64_t q = pr[rng() % pr.size()];
     const Slot& st = slots[rng() % slots.size()];
     if (st.level == sf.level && st.spatial == sf.spatial) return false;
+    if (!rules.allowed(st, d)) return false;
     auto& lt = m.levels[st.level];
     if (st.spatial && spatial_product(lt) * q > a.fanout(st.level)) return false;
     vf /= q;
@@ -137,18 +288,20 @@ bool mutate(Mapping& m, const Problem& p, const Architecture& a, const std::vect
     int x = static_cast<int>(rng() % D), y = static_cast<int>(rng() % D);
     if (x == y) return false;
     std::swap(lm.permutation[x], lm.permutation[y]);
-    return true;
+    return enforce(m, rules);
   }
   // toggle a bypass at an inner level
   int i = static_cast<int>(rng() % (L - 1));
   int s = static_cast<int>(rng() % p.data_spaces.size());
+  if (rules.keep[i][s] >= 0) return false;
   m.levels[i].keep[s] = !m.levels[i].keep[s];
   return true;
 }
 
 // Enumerates every (tiling, loop order of non-unit loops, bypass) when there are at most `limit`;
 // returns false (and nothing) when the space is larger.
-bool enumerate_all(const Problem& p, const Architecture& a, bool bypass, std::int64_t limit, std::vector<Mapping>& out) {
+bool enumerate_all(const Problem& p, const Architecture& a, const Rules& rules, bool bypass, std::int64_t limit,
+                   std::vector<Mapping>& out) {
   const int L = static_cast<int>(a.levels.size());
   const int D = static_cast<int>(p.dims.size());
   const int S = static_cast<int>(p.data_spaces.size());
@@ -162,12 +315,13 @@ bool enumerate_all(const Problem& p, const Architecture& a, bool bypass, std::in
     std::function<void(int, std::int64_t)> rec = [&](int k, std::int64_t rest) {
       if (per_dim[d].size() > static_cast<size_t>(limit)) return;
       if (k == K - 1) {
+        if (rules.fixed(slots[k], d) ? rest != rules.fixed(slots[k], d) : false) return;
         cur[k] = rest;
         per_dim[d].push_back(cur);
         return;
       }
-      for (std::int64_t f = 1; f <= rest; ++f)
-        if (rest % f == 0) {
+      for (std::int64_t f : divisors_of(rest))
+        if (rules.allowed(slots[k], d) || f == rules.fixed(slots[k], d)) {
           cur[k] = f;
           rec(k + 1, rest / f);
         }
@@ -176,7 +330,13 @@ bool enumerate_all(const Problem& p, const Architecture& a, bool bypass, std::in
     tilings *= static_cast<double>(per_dim[d].size());
     if (tilings > static_cast<double>(limit)) return false;
   }
-  const int nbyp = bypass ? (L - 1) * S : 0;
+  // Free keep / bypass choices (inner levels, not fixed by a constraint).
+  std::vector<std::pair<int, int>> free_keep;
+  if (bypass)
+    for (int i = 0; i + 1 < L; ++i)
+      for (int s = 0; s < S; ++s)
+        if (rules.keep[i][s] < 0) free_keep.emplace_back(i, s);
+  const int nbyp = static_cast<int>(free_keep.size());
   if (nbyp > 20) return false;
   const std::int64_t byp_count = std::int64_t(1) << nbyp;
   // Count first.
@@ -218,8 +378,8 @@ bool enumerate_all(const Problem& p, const Architecture& a, bool bypass, std::in
       if (i == L) {
         for (std::int64_t b = 0; b < byp_count; ++b) {
           Mapping mm = m;
-          for (int k = 0; k < nbyp; ++k) mm.levels[k / S].keep[k % S] = !((b >> k) & 1);
-          out.push_back(std::move(mm));
+          for (int k = 0; k < nbyp; ++k) mm.levels[free_keep[k].first].keep[free_keep[k].second] = !((b >> k) & 1);
+          if (enforce(mm, rules)) out.push_back(std::move(mm));
         }
         return;
       }
@@ -241,19 +401,88 @@ bool enumerate_all(const Problem& p, const Architecture& a, bool bypass, std::in
 
 }  // namespace
 
-Mapping random_mapping(const Problem& p, const Architecture& a, std::mt19937_64& rng, bool bypass) {
+namespace {
+// Capacity-aware sampling: from the innermost level out, while the tiles a level keeps exceed its
+// capacity in words, move one prime factor of a dimension those tiles use from this level or below
+// (the outermost such slot) to a temporal slot above it. Small register files with many constraints
+// (Timeloop's example designs) are otherwise almost never fitted by chance; evaluate() still decides.
+void fit_capacities(Mapping& m, const Problem& p, const Architecture& a, const Rules& rules, std::mt19937_64& rng) {
+  const int L = static_cast<int>(a.levels.size()), D = static_cast<int>(p.dims.size());
+  const int S = static_cast<int>(p.data_spaces.size());
+  auto tile_words = [&](int i) {
+    std::vector<std::int64_t> E(D, 1);
+    for (int l = 0; l <= i; ++l)
+      for (int d = 0; d < D; ++d) E[d] *= m.levels[l].temporal[d] * m.levels[l].spatial[d];
+    std::int64_t words = 0;
+    for (int s = 0; s < S; ++s) {
+      if (!m.levels[i].keep[s]) continue;
+      std::int64_t n = 1;
+      for (auto& axis : p.data_spaces[s].projection) {
+        std::int64_t e = 1;
+        for (auto& t : axis) e += t.coef * (E[t.dim] - 1);
+        n *= e;
+      }
+      words += n;
+    }
+    return words;
+  };
+  for (int i = 0; i + 1 < L; ++i) {
+    const std::int64_t cap = a.levels[i].size_words();
+    if (cap <= 0) continue;
+    for (int guard = 0; guard < 256 && tile_words(i) > cap; ++guard) {
+      // Candidate (level, spatial, dim) slots at or below i holding a movable factor of a dimension
+      // some kept tile at i uses.
+      std::vector<std::tuple<int, bool, int>> from;
+      for (int l = i; l >= 0; --l)
+        for (int d = 0; d < D; ++d) {
+          bool used = false;
+          for (int s = 0; s < S; ++s) used |= m.levels[i].keep[s] && p.relevant(s, d);
+          if (!used) continue;
+          if (m.levels[l].temporal[d] > 1 && rules.t_fix[l][d] == 0) from.emplace_back(l, false, d);
+          if (m.levels[l].spatial[d] > 1 && rules.s_fix[l][d] == 0) from.emplace_back(l, true, d);
+        }
+      if (from.empty()) break;
+      auto [l, sp, d] = from[rng() % from.size()];
+      std::int64_t& v = sp ? m.levels[l].spatial[d] : m.levels[l].temporal[d];
+      const std::int64_t q = primes_of(v).front();
+      int to = -1;
+      for (int u = i + 1; u < L; ++u)
+        if (rules.t_fix[u][d] == 0) {
+          to = u + static_cast<int>(rng() % static_cast<std::uint64_t>(L - u));  // a random level above
+          while (rules.t_fix[to][d] != 0) --to;
+          break;
+        }
+      if (to < 0) break;
+      v /= q;
+      m.levels[to].temporal[d] *= q;
+    }
+  }
+}
+
+Mapping random_mapping_r(const Problem& p, const Architecture& a, const Rules& rules, std::mt19937_64& rng, bool bypass) {
   Mapping m = Mapping::trivial(p, a);
   const int L = static_cast<int>(a.levels.size());
   auto slots = slots_of(a);
   for (int d = 0; d < static_cast<int>(p.dims.size()); ++d) {
-    for (auto q : primes_of(p.bounds[d])) {
+    std::vector<const Slot*> open;  // where the free part of this dimension may go
+    for (auto& s : slots) {
+      if (std::int64_t f = rules.fixed(s, d)) (s.spatial ? m.levels[s.level].spatial[d] : m.levels[s.level].temporal[d]) = f;
+      else open.push_back(&s);
+    }
+    const Slot* fallback = nullptr;  // a temporal slot that takes what the spatial ones cannot
+    for (auto* s : open)
+      if (!s->spatial) fallback = s;
+    for (auto q : primes_of(rules.free_part[d])) {
       for (int tries = 0;; ++tries) {
-        const Slot& s = slots[rng() % slots.size()];
+        const Slot& s = *open[rng() % open.size()];
         auto& lm = m.levels[s.level];
         if (s.spatial) {
           if (spatial_product(lm) * q > a.fanout(s.level)) {
             if (tries < 4) continue;
-            m.levels[rng() % L].temporal[d] *= q;
+            int l = static_cast<int>(rng() % L);
+            if (rules.t_fix[l][d] == 0) m.levels[l].temporal[d] *= q;
+            else if (fallback) m.levels[fallback->level].temporal[d] *= q;
+            else lm.spatial[d] *= q;  // only spatial slots are open: over the fanout, evaluate() rejects it
             break;
           }
           lm.spatial[d] *= q;
@@ -268,16 +497,24 @@ Mapping random_mapping(const Problem& p, const Architecture& a, std::mt19937_64&
   if (bypass)
     for (int i = 0; i + 1 < L; ++i)
       for (size_t s = 0; s < p.data_spaces.size(); ++s) m.levels[i].keep[s] = (rng() % 4) != 0;
+  enforce(m, rules);
+  fit_capacities(m, p, a, rules, rng);
   return m;
+}
+}  // namespace
+
+Mapping random_mapping(const Problem& p, const Architecture& a, std::mt19937_64& rng, bool bypass) {
+  return random_mapping_r(p, a, rules_of(p, a), rng, bypass);
 }
 
 Evaluation best_of_random(const Problem& p, const Architecture& a, const Precision& prec, std::int64_t n,
                           std::uint64_t seed, Objective o, std::int64_t* found) {
   auto rng = make_rng(seed, 0xba5e);
+  const Rules rules = rules_of(p, a);
   Evaluation best;
   std::int64_t got = 0;
   for (std::int64_t tries = 0; got < n && tries < 10000 * n; ++tries) {
-    Mapping m = random_mapping(p, a, rng);
+    Mapping m = random_mapping_r(p, a, rules, rng, true);
     Evaluation e = evaluate(p, a, m, prec);
     if (!e.valid) continue;
     ++got;
@@ -297,12 +534,17 @@ SearchResult search_mapping(const Problem& p, const Architecture& a, const Preci
   std::atomic<std::int64_t> evaluated{0}, valid{0};
   std::atomic<bool> timed_out{false};
   const int keep_n = std::max(1, opt.refine_starts);
+  // Every objective's search runs on the same samples (its own key, its own refinement), and the
+  // answer is the best of everything seen under the requested objective: so an EDP search never
+  // returns a worse EDP than the energy or the delay search with the same seed and budget.
+  constexpr Objective kObjectives[3] = {Objective::Energy, Objective::Delay, Objective::EDP};
+  const std::int64_t budget = std::max<std::int64_t>(1, opt.samples);
 
-  // Phase 0: exhaustive when small.
   std::vector<Mapping> all;
-  std::vector<Candidate> pool;
-  std::mutex mu;
-  if (enumerate_all(p, a, opt.search_bypass, opt.exhaustive_limit, all)) {
+  std::vector<Candidate> seen;  // the best candidates of every objective
+  const Rules rules = rules_of(p, a);
+  if (enumerate_all(p, a, rules, opt.search_bypass, opt.exhaustive_limit, all)) {
+    // Phase 0: exhaustive when small.
     res.exhaustive = true;
     const std::int64_t chunk = 256, nchunks = (static_cast<std::int64_t>(all.size()) + chunk - 1) / chunk;
     std::vector<Candidate> best(nchunks);
@@ -323,69 +565,80 @@ SearchResult search_mapping(const Problem& p, const Architecture& a, const Preci
       }
     });
     for (std::int64_t c = 0; c < nchunks; ++c)
-      if (has[c]) pool.push_back(best[c]);
+      if (has[c]) seen.push_back(best[c]);
   } else {
-    // Phase 1: random sampling in fixed chunks, each with its own stream.
-    const std::int64_t chunk = 128, nchunks = (opt.samples + chunk - 1) / chunk;
-    std::vector<std::vector<Candidate>> tops(nchunks);
+    // Phase 1: random sampling in fixed chunks, each with its own stream; the best samples of each
+    // objective are kept.
+    const std::int64_t chunk = 128, nchunks = (budget + chunk - 1) / chunk;
+    std::vector<std::array<std::vector<Candidate>, 3>> tops(nchunks);
     parallel_chunks(opt.threads, nchunks, [&](std::int64_t c) {
       if (timed_out) return;
       auto rng = make_rng(opt.seed, static_cast<std::uint64_t>(c));
-      auto& top = tops[c];
-      for (std::int64_t k = c * chunk; k < std::min<std::int64_t>((c + 1) * chunk, opt.samples); ++k) {
+      for (std::int64_t k = c * chunk; k < std::min<std::int64_t>((c + 1) * chunk, budget); ++k) {
         if (out_of_time()) {
           timed_out = true;
           return;
         }
-        Mapping m = random_mapping(p, a, rng, opt.search_bypass);
+        Mapping m = random_mapping_r(p, a, rules, rng, opt.search_bypass);
         Evaluation e = evaluate(p, a, m, prec);
         ++evaluated;
         if (!e.valid) continue;
         ++valid;
-        top.push_back({std::move(m), e, key(e, opt.objective), static_cast<std::uint64_t>(k)});
-        std::sort(top.begin(), top.end(), better);
-        if (static_cast<int>(top.size()) > keep_n) top.pop_back();
-      }
-    });
-    for (auto& t : tops)
-      for (auto& c : t) pool.push_back(std::move(c));
-    std::sort(pool.begin(), pool.end(), better);
-    // Make sure there is at least one start: the all-at-the-top mapping is always within fanout.
-    if (pool.empty()) {
-      Mapping m = Mapping::trivial(p, a);
-      for (size_t d = 0; d < p.dims.size(); ++d) m.levels.back().temporal[d] = p.bounds[d];
-      Evaluation e = evaluate(p, a, m, prec);
-      ++evaluated;
-      if (e.valid) pool.push_back({m, e, key(e, opt.objective), 0});
-    }
-    if (static_cast<int>(pool.size()) > keep_n) pool.resize(keep_n);
-
-    // Phase 2: local search from each start (own stream), first-improvement hill climbing.
-    auto slots = slots_of(a);
-    std::vector<Candidate> refined(pool.size());
-    parallel_chunks(opt.threads, static_cast<std::int64_t>(pool.size()), [&](std::int64_t s) {
-      auto rng = make_rng(opt.seed, 0x100000000ull + static_cast<std::uint64_t>(s));
-      Candidate cur = pool[s];
-      for (int step = 0; step < opt.refine_steps; ++step) {
-        if (out_of_time()) {
-          timed_out = true;
-          break;
+        for (int o = 0; o < 3; ++o) {
+          auto& top = tops[c][o];
+          Candidate cand{m, e, key(e, kObjectives[o]), static_cast<std::uint64_t>(k)};
+          if (static_cast<int>(top.size()) == keep_n && !better(cand, top.back())) continue;
+          top.push_back(std::move(cand));
+          std::sort(top.begin(), top.end(), better);
+          if (static_cast<int>(top.size()) > keep_n) top.pop_back();
         }
-        Mapping m = cur.m;
-        if (!mutate(m, p, a, slots, rng, opt.search_bypass)) continue;
+      }
+    });
+    for (int o = 0; o < 3; ++o) {
+      std::vector<Candidate> pool;
+      for (auto& t : tops)
+        for (auto& c : t[o]) pool.push_back(c);
+      std::sort(pool.begin(), pool.end(), better);
+      // Make sure there is at least one start: the all-at-the-top mapping is always within fanout.
+      if (pool.empty()) {
+        Mapping m = Mapping::trivial(p, a);
+        for (size_t d = 0; d < p.dims.size(); ++d) m.levels.back().temporal[d] = p.bounds[d];
+        enforce(m, rules);
         Evaluation e = evaluate(p, a, m, prec);
         ++evaluated;
-        if (!e.valid) continue;
-        ++valid;
-        auto k = key(e, opt.objective);
-        if (k < cur.k) cur = {std::move(m), e, k, cur.order};
+        if (e.valid) pool.push_back({m, e, key(e, kObjectives[o]), 0});
       }
-      refined[s] = std::move(cur);
-    });
-    for (auto& c : refined) pool.push_back(std::move(c));
+      if (static_cast<int>(pool.size()) > keep_n) pool.resize(keep_n);
+
+      // Phase 2: local search from each start (own stream), first-improvement hill climbing.
+      auto slots = slots_of(a);
+      std::vector<Candidate> refined(pool.size());
+      parallel_chunks(opt.threads, static_cast<std::int64_t>(pool.size()), [&](std::int64_t s) {
+        auto rng = make_rng(opt.seed, 0x100000000ull + static_cast<std::uint64_t>(s));
+        Candidate cur = pool[s];
+        for (int step = 0; step < opt.refine_steps; ++step) {
+          if (out_of_time()) {
+            timed_out = true;
+            break;
+          }
+          Mapping m = cur.m;
+          if (!mutate(m, p, a, slots, rules, rng, opt.search_bypass)) continue;
+          Evaluation e = evaluate(p, a, m, prec);
+          ++evaluated;
+          if (!e.valid) continue;
+          ++valid;
+          auto k = key(e, kObjectives[o]);
+          if (k < cur.k) cur = {std::move(m), e, k, cur.order};
+        }
+        refined[s] = std::move(cur);
+      });
+      for (auto& c : pool) seen.push_back(std::move(c));
+      for (auto& c : refined) seen.push_back(std::move(c));
+    }
   }
-  if (pool.empty()) throw Error("no valid mapping found for '" + p.name + "' (capacities too small for any tiling?)");
-  auto best = std::min_element(pool.begin(), pool.end(), better);
+  if (seen.empty()) throw Error("no valid mapping found for '" + p.name + "' (capacities too small for any tiling?)");
+  for (auto& c : seen) c.k = key(c.e, opt.objective);
+  auto best = std::min_element(seen.begin(), seen.end(), better);
   res.mapping = best->m;
   res.eval = best->e;
   res.evaluated = evaluated;

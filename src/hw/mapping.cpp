@@ -16,19 +16,16 @@ bool single_char_dims(const Problem& p) {
   return true;
 }
 
-std::vector<std::string> split_words(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == ' ' || c == ',' || c == '\t') {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
+using detail::split_words;
+
+// The product of a dimension's factors over all levels; -1 when it overflows (or a factor is < 1).
+std::int64_t factor_product(const Mapping& m, size_t d) {
+  std::int64_t prod = 1;
+  for (auto& lm : m.levels)
+    for (std::int64_t f : {lm.temporal[d], lm.spatial[d]}) {
+      if (f < 1 || __builtin_mul_overflow(prod, f, &prod)) return -1;
     }
-  }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
+  return prod;
 }
 
 }  // namespace
@@ -41,14 +38,14 @@ Mapping Mapping::trivial(const Problem& p, const Architecture& a) {
     lm.temporal.assign(D, 1);
     lm.spatial.assign(D, 1);
     for (size_t d = 0; d < D; ++d) lm.permutation.push_back(static_cast<int>(d));
-    lm.keep.assign(S, true);
+    lm.keep.assign(S, !a.levels[i].implied);  // an implied (container) level holds nothing
     m.levels.push_back(lm);
   }
   return m;
 }
 
 Mapping Mapping::from_yaml_file(const std::string& path, const Problem& p, const Architecture& a) {
-  return from_yaml_text(detail::read_text(path, "mapping"), p, a, path);
+  return from_yaml_text(detail::expand_includes(detail::read_text(path, "mapping"), path), p, a, path);
 }
 
 Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const Architecture& a,
@@ -73,17 +70,27 @@ Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const
       if (target == a.arith.name) continue;  // nothing to map at the compute
       throw Error(where + ": no storage level called '" + target + "' in the architecture");
     }
+    // The older form: spatial factors on a storage level whose fanout Timeloop v0.4 gives to the implied
+    // container level right below it.
+    if (type == "spatial" && a.fanout(li) == 1 && li > 0 && a.levels[li - 1].implied) --li;
     LevelMapping& lm = m.levels[li];
+    auto is_dim = [&](const std::string& n) { return p.dim_index(n) >= 0; };
     if (type == "temporal" || type == "spatial") {
       auto& f = type == "temporal" ? lm.temporal : lm.spatial;
       if (YAML::Node fn = e["factors"]) {
         std::vector<std::pair<std::string, std::string>> kv;
-        if (fn.IsScalar()) {
-          for (auto& w : split_words(fn.as<std::string>())) {
-            auto eq = w.find('=');
-            if (eq == std::string::npos) throw Error(where + ": factor '" + w + "' is not of the form DIM=N");
-            kv.emplace_back(w.substr(0, eq), w.substr(eq + 1));
+        auto add_words = [&](const std::string& text) {
+          for (auto& w : split_words(text)) {
+            std::string dn, v;
+            if (!detail::split_factor(w, is_dim, dn, v))
+              throw Error(where + ": factor '" + w + "' is not of the form DIM=N (or Timeloop's DIMN)");
+            kv.emplace_back(dn, v);
           }
+        };
+        if (fn.IsScalar()) {
+          add_words(fn.as<std::string>());
+        } else if (fn.IsSequence()) {
+          for (auto x : fn) add_words(detail::as_str(x, source, "factors"));
         } else if (fn.IsMap()) {
           for (auto it : fn) kv.emplace_back(it.first.as<std::string>(), it.second.as<std::string>());
         } else {
@@ -105,13 +112,14 @@ Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const
           if (type == "temporal" && li == top) top_given[d] = true;
         }
       }
+      // A spatial permutation orders the X/Y placement, which qcast does not model; `split` likewise.
       if (type == "temporal" && e["permutation"]) {
         std::vector<std::string> names;
         YAML::Node pn = e["permutation"];
         if (pn.IsSequence()) {
           for (auto x : pn) names.push_back(detail::as_str(x, source, "permutation"));
         } else {
-          std::string s = detail::as_str(pn, source, "permutation");
+          std::string s = pn.IsNull() ? "" : detail::as_str(pn, source, "permutation");
           if (single_char_dims(p) && s.find_first_of(" ,") == std::string::npos)
             for (char c : s) names.emplace_back(1, c);
           else
@@ -133,6 +141,7 @@ Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const
       auto names = [&](const char* key) {
         std::vector<int> out;
         if (YAML::Node l = e[key]) {
+          if (l.IsNull()) return out;
           if (!l.IsSequence()) throw Error(where + ": '" + key + "' must be a list of data space names");
           for (auto x : l) {
             std::string n = detail::as_str(x, source, key);
@@ -143,18 +152,20 @@ Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const
         }
         return out;
       };
-      for (int ds : names("keep")) lm.keep[ds] = true;
+      auto keep = names("keep");
+      if (a.levels[li].implied && !keep.empty())
+        throw Error(where + ": '" + a.levels[li].name + "' is the implied level of a container and cannot keep data");
+      for (int ds : keep) lm.keep[ds] = true;
       for (int ds : names("bypass")) lm.keep[ds] = false;
     } else {
-      throw Error(where + ": unknown type '" + type + "' (temporal|spatial|bypass)");
+      throw Error(where + ": unknown type '" + type + "' (temporal|spatial|bypass|dataspace|datatype)");
     }
   }
   // Dimensions whose factors do not reach the bound: the outermost level takes the remainder
   // when it was not given a factor for them.
   for (size_t d = 0; d < D; ++d) {
-    std::int64_t prod = 1;
-    for (auto& lm : m.levels) prod *= lm.temporal[d] * lm.spatial[d];
-    if (prod != p.bounds[d] && !top_given[d] && p.bounds[d] % prod == 0) {
+    std::int64_t prod = factor_product(m, d);
+    if (prod > 0 && prod != p.bounds[d] && !top_given[d] && p.bounds[d] % prod == 0) {
       m.levels[top].temporal[d] *= p.bounds[d] / prod;
     }
   }
@@ -169,19 +180,24 @@ std::string Mapping::check(const Problem& p, const Architecture& a) const {
   if (levels.size() != a.levels.size()) return "mapping has " + std::to_string(levels.size()) + " levels, architecture " +
                                                 std::to_string(a.levels.size());
   for (size_t d = 0; d < p.dims.size(); ++d) {
-    std::int64_t prod = 1;
-    for (auto& lm : levels) prod *= lm.temporal[d] * lm.spatial[d];
+    std::int64_t prod = factor_product(*this, d);
+    if (prod < 0)
+      return "factors of dimension " + p.dims[d] + " multiply to more than 2^63 (its bound is " + std::to_string(p.bounds[d]) + ")";
     if (prod != p.bounds[d])
       return "factors of dimension " + p.dims[d] + " multiply to " + std::to_string(prod) + ", not its bound " +
              std::to_string(p.bounds[d]) + " (only perfect factorizations are supported)";
   }
   for (size_t i = 0; i < levels.size(); ++i) {
     std::int64_t sp = 1;
-    for (auto f : levels[i].spatial) sp *= f;
-    if (sp > a.fanout(static_cast<int>(i)))
-      return "spatial factors at " + a.levels[i].name + " (" + std::to_string(sp) + ") exceed its fanout " +
+    bool over = false;
+    for (auto f : levels[i].spatial) over |= __builtin_mul_overflow(sp, f, &sp);
+    if (over || sp > a.fanout(static_cast<int>(i)))
+      return "spatial factors at " + a.levels[i].name + " (" + (over ? std::string("> 2^63") : std::to_string(sp)) + ") exceed its fanout " +
              std::to_string(a.fanout(static_cast<int>(i)));
   }
+  for (size_t i = 0; i < levels.size(); ++i)
+    if (a.levels[i].implied && std::any_of(levels[i].keep.begin(), levels[i].keep.end(), [](bool k) { return k; }))
+      return a.levels[i].name + " is the implied level of a container and cannot keep data";
   for (size_t ds = 0; ds < p.data_spaces.size(); ++ds)
     if (!levels.back().keep[ds])
       return "the outermost level " + a.levels.back().name + " must keep " + p.data_spaces[ds].name;

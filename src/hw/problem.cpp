@@ -11,6 +11,23 @@
 
 namespace qcast::hw {
 
+void Problem::check_sizes(const std::string& source) const {
+  std::int64_t n = 1;
+  for (size_t d = 0; d < bounds.size(); ++d) n = detail::mul_checked(n, bounds[d], source + ": the number of computes (product of the bounds)");
+  for (auto& ds : data_spaces) {
+    std::int64_t size = 1;
+    for (auto& axis : ds.projection) {
+      std::int64_t e = 1;
+      for (auto& t : axis) {
+        if (t.coef < 1) throw Error(source + ": data space '" + ds.name + "': coefficients must be >= 1");
+        e = detail::add_checked(e, detail::mul_checked(t.coef, bounds[t.dim] - 1, source + ": data space '" + ds.name + "'"),
+                                source + ": data space '" + ds.name + "'");
+      }
+      size = detail::mul_checked(size, e, source + ": the size of data space '" + ds.name + "'");
+    }
+  }
+}
+
 std::int64_t Problem::computes() const {
   std::int64_t n = 1;
   for (auto b : bounds) n *= b;
@@ -57,7 +74,7 @@ Role role_of(const DataSpace& ds) {
 }
 
 Problem Problem::from_yaml_file(const std::string& path) {
-  return from_yaml_text(detail::read_text(path, "problem"), path);
+  return from_yaml_text(detail::expand_includes(detail::read_text(path, "problem"), path), path);
 }
 
 Problem Problem::from_yaml_text(const std::string& text, const std::string& source) try {
@@ -86,6 +103,7 @@ Problem Problem::from_yaml_text(const std::string& text, const std::string& sour
       if (!c.IsMap() || !c["name"]) throw Error(source + ": each coefficient needs a 'name'");
       std::string n = as_str(c["name"], source, "coefficients.name");
       coef[n] = c["default"] ? as_int(c["default"], source, "coefficients." + n + ".default") : 1;
+      if (coef[n] < 1) throw Error(source + ": coefficient '" + n + "' must be >= 1, got " + std::to_string(coef[n]));
     }
   }
   YAML::Node inst = prob["instance"];
@@ -93,16 +111,17 @@ Problem Problem::from_yaml_text(const std::string& text, const std::string& sour
   p.bounds.assign(p.dims.size(), 0);
   for (auto kv : inst) {
     std::string k = as_str(kv.first, source, "instance key");
-    std::int64_t v = as_int(kv.second, source, "instance." + k);
     int d = p.dim_index(k);
+    // Timeloop ignores other instance keys (H, W, pads, densities, a misspelt HStride in its own
+    // layer files); so does qcast.
+    if (d < 0 && !coef.count(k)) continue;
+    std::int64_t v = as_int(kv.second, source, "instance." + k);
     if (d >= 0) {
       if (v < 1) throw Error(source + ": instance." + k + " must be >= 1, got " + std::to_string(v));
       p.bounds[d] = v;
-    } else if (coef.count(k)) {
-      coef[k] = v;
-    } else if (k == "densities" || k == "version") {
     } else {
-      throw Error(source + ": instance names '" + k + "', which is neither a dimension nor a coefficient");
+      if (v < 1) throw Error(source + ": coefficient instance." + k + " must be >= 1, got " + std::to_string(v));
+      coef[k] = v;
     }
   }
   for (size_t i = 0; i < p.dims.size(); ++i)
@@ -136,8 +155,9 @@ Problem Problem::from_yaml_text(const std::string& text, const std::string& sour
             t.dim = di;
           } else if (coef.count(s)) {
             t.coef = coef[s];
-          } else if (!s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); })) {
+          } else if (!s.empty() && s.size() < 18 && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); })) {
             t.coef = std::stoll(s);
+            if (t.coef < 1) throw Error(source + ": " + where + ": a coefficient must be >= 1");
           } else {
             throw Error(source + ": " + where + ": projection names '" + s +
                         "', which is neither a dimension nor a coefficient");
@@ -158,6 +178,7 @@ Problem Problem::from_yaml_text(const std::string& text, const std::string& sour
     if (p.data_space_index(ds.name) >= 0) throw Error(source + ": data space '" + ds.name + "' listed twice");
     p.data_spaces.push_back(ds);
   }
+  p.check_sizes(source);
   return p;
 } catch (const YAML::Exception& e) {
   throw Error(source + ": malformed YAML: " + e.what());
@@ -180,6 +201,9 @@ void normalize_layer(LayerShape& l, const std::string& where) {
     l.P = l.Q = 1;
   }
   if (layer_has_macs(l)) {
+    // Sizes beyond 2^31 are not layers; rejecting them keeps the arithmetic below exact.
+    for (std::int64_t v : {l.N, l.C, l.M, l.H, l.W, l.R, l.S, l.P, l.Q, l.stride, l.dilation, l.pad, l.groups})
+      if (v > (std::int64_t(1) << 31)) throw Error(where + ": a size or stride above 2^31 (" + std::to_string(v) + ")");
     if (l.P == 0) {
       std::int64_t span = l.dilation * (l.S - 1) + 1;  // width direction: S
       l.P = (l.W + 2 * l.pad - span) / l.stride + 1;
@@ -282,6 +306,7 @@ Problem layer_problem(const LayerShape& shape) {
   out.projection.push_back({{Q, 1}});
   out.projection.push_back({{P, 1}});
   p.data_spaces = {w, in, out};
+  p.check_sizes("layer '" + l.name + "'");
   return p;
 }
 

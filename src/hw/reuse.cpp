@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <sstream>
 #include <unordered_map>
 
@@ -151,6 +152,7 @@ struct Lexer {
     size_t b = i;
     while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
     if (b == i) fail("expected an integer");
+    if (i - b > 18) fail("integer out of range");
     return std::stoll(s.substr(b, i - b));
   }
 };
@@ -171,13 +173,15 @@ AffineExpr parse_affine(Lexer& lx, const std::map<std::string, std::int64_t>& pa
       if (lx.accept("*")) c = lx.integer();
     }
     if (!var.empty() && params.count(var)) {
-      c *= params.at(var);
+      if (__builtin_mul_overflow(c, params.at(var), &c)) lx.fail("coefficient overflows 64 bits");
       var.clear();
     }
-    if (var.empty())
-      e.constant += sign * c;
-    else
-      e.coef[var] += sign * c;
+    // Index arithmetic is bounded far below 2^62 so that address ranges never wrap.
+    constexpr std::int64_t kLim = std::int64_t(1) << 40;
+    if (c > kLim) lx.fail("coefficient or constant above 2^40");
+    std::int64_t& dst = var.empty() ? e.constant : e.coef[var];
+    dst += sign * c;
+    if (dst > kLim || dst < -kLim) lx.fail("coefficient or constant above 2^40");
     if (lx.accept("+")) sign = 1;
     else if (lx.accept("-")) sign = -1;
     else break;
@@ -215,6 +219,7 @@ LoopNest LoopNest::parse(const std::string& text, const std::map<std::string, st
       l.extent = it->second;
     }
     if (l.extent < 1) throw Error("loop nest: loop " + l.var + " has extent " + std::to_string(l.extent) + " < 1");
+    if (l.extent > (std::int64_t(1) << 40)) throw Error("loop nest: loop " + l.var + " has extent " + std::to_string(l.extent) + " > 2^40");
     for (auto& o : n.loops)
       if (o.var == l.var) throw Error("loop nest: loop variable '" + l.var + "' used twice");
     n.loops.push_back(l);
@@ -306,7 +311,10 @@ LoopNest LoopNest::tile(const std::string& var, std::int64_t t) const {
     for (auto& e : a.index) {
       auto it = e.coef.find(var);
       if (it == e.coef.end()) continue;
-      e.coef[tv] += it->second * t;  // var -> t*var_t + var
+      std::int64_t add;
+      if (__builtin_mul_overflow(it->second, t, &add) || add > (std::int64_t(1) << 40) || add < -(std::int64_t(1) << 40))
+        throw Error("tile: the tile loop's coefficient for " + var + " exceeds 2^40");
+      e.coef[tv] += add;  // var -> t*var_t + var
     }
   return n;
 }
@@ -350,13 +358,16 @@ AddrMap address_map(const LoopNest& n) {
     auto& d = m.dims[a.array];
     std::vector<std::pair<std::int64_t, std::int64_t>> lohi;
     for (auto& e : a.index) {
-      std::int64_t lo = e.constant, hi = e.constant;
+      // |coef|, |constant| <= 2^40 and extents <= 2^40: use 128 bits, then require 48-bit ranges.
+      __int128 lo = e.constant, hi = e.constant;
       for (auto& [v, c] : e.coef) {
-        std::int64_t x = c * (ext[v] - 1);
-        lo += std::min<std::int64_t>(0, x);
-        hi += std::max<std::int64_t>(0, x);
+        __int128 x = static_cast<__int128>(c) * (ext[v] - 1);
+        lo += x < 0 ? x : 0;
+        hi += x > 0 ? x : 0;
       }
-      lohi.emplace_back(lo, hi);
+      if (hi - lo >= (static_cast<__int128>(1) << 47) || lo < -(static_cast<__int128>(1) << 62) || hi > (static_cast<__int128>(1) << 62))
+        throw Error("loop nest: the index range of " + a.array + "[...] exceeds 2^47 elements");
+      lohi.emplace_back(static_cast<std::int64_t>(lo), static_cast<std::int64_t>(hi));
     }
     if (d.empty()) {
       for (auto& [lo, hi] : lohi) d.emplace_back(lo, hi);
@@ -368,6 +379,14 @@ AddrMap address_map(const LoopNest& n) {
       }
     }
   }
+  for (auto& [arr, d] : m.dims) {
+    __int128 n = 1;
+    for (auto& [lo, hi] : d) {
+      n *= static_cast<__int128>(hi - lo + 1);
+      if (n >= (static_cast<__int128>(1) << 48)) throw Error("loop nest: array " + arr + " spans more than 2^48 elements");
+    }
+  }
+  if (m.id.size() >= (std::size_t(1) << 16)) throw Error("loop nest: more than 65535 arrays");
   return m;
 }
 
@@ -387,7 +406,19 @@ std::uint64_t LoopNest::address(const std::string& array, const std::vector<std:
   return linear(m, array, index);
 }
 
-void LoopNest::trace(const std::function<void(int, std::uint64_t)>& fn) const {
+std::int64_t LoopNest::accesses() const {
+  std::int64_t n = static_cast<std::int64_t>(body.size());
+  for (auto& l : loops)
+    if (__builtin_mul_overflow(n, l.extent, &n)) return INT64_MAX;
+  return n;
+}
+
+void LoopNest::trace(const std::function<void(int, std::uint64_t)>& fn, std::int64_t max_accesses) const {
+  const std::int64_t n = accesses();
+  if (n > max_accesses)
+    throw Error("loop nest: " + (n == INT64_MAX ? std::string("more than 2^63") : std::to_string(n)) +
+                " accesses, more than the " + std::to_string(max_accesses) +
+                " an exact re-use analysis may trace here (it keeps the whole trace); shrink the bounds");
   AddrMap m = address_map(*this);
   const size_t L = loops.size();
   std::vector<std::int64_t> iv(L, 0);

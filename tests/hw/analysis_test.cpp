@@ -51,7 +51,7 @@ architecture:
     attributes: { width: 8 }
 )";
 
-// Three storage levels with fanouts 4 (GLB -> PEs) and 2 (RF -> MACs).
+// Three storage levels with fanouts 4 (GLB -> PEs, on the implied level inter_PE_spatial) and 2 (RF -> MACs).
 const char* kArch3 = R"(
 architecture:
   version: 0.4
@@ -165,7 +165,9 @@ TEST(HwAnalysis, ConformanceMapsAgreeWithSimulator) {
 
 TEST(HwAnalysis, RandomMappingsAgreeWithSimulator) {
   Architecture a = Architecture::from_yaml_text(kArch3);
-  ASSERT_EQ(a.levels.size(), 3u);
+  ASSERT_EQ(a.levels.size(), 4u);  // RF, inter_PE_spatial (the container's implied level), GLB, DRAM
+  EXPECT_TRUE(a.levels[1].implied);
+  EXPECT_EQ(a.fanout(2), 1);
   EXPECT_EQ(a.fanout(1), 4);
   EXPECT_EQ(a.fanout(0), 2);
   std::vector<LayerShape> shapes;

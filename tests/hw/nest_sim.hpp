@@ -82,7 +82,6 @@ inline Result simulate(const Problem& p, const Architecture& a, const Mapping& m
         break;
       }
   std::vector<std::map<Key, std::map<Key, std::set<Point>>>> macreads(S);
-  std::vector<std::map<Key, std::int64_t>> macupdates(S);
   for (;;) {
     auto v = point_of(idx);
     for (int s = 0; s < S; ++s) {
@@ -91,7 +90,6 @@ inline Result simulate(const Problem& p, const Architecture& a, const Mapping& m
         if (m.levels[i].keep[s]) tiles[i][s][key_of(idx, i, true)][key_of(idx, i, false)].insert(q);
       int k0 = keeper0[s];
       macreads[s][key_of(idx, k0, true)][key_of(idx, -1, false)].insert(q);
-      macupdates[s][key_of(idx, k0, true)] += 1;
     }
     int k = N - 1;
     while (k >= 0 && ++idx[k] == loops[k].f) idx[k--] = 0;
@@ -111,10 +109,15 @@ inline Result simulate(const Problem& p, const Architecture& a, const Mapping& m
       for (auto& [ik, steps] : tiles[i][s]) {
         Inst& in = inst[i][s][ik];
         std::set<Point> prev, all;
+        const Key* prev_key = nullptr;
         for (auto& [tk, pts] : steps) {  // std::map orders time keys lexicographically = execution order
           std::set<Point> d;
           for (auto& q : pts)
             if (!prev.count(q)) d.insert(q);
+          // Timeloop's rule: across a step where inner loops restart (the keys differ before their
+          // last position), a tile that moved at all is filled whole (no sliding-window overlap).
+          if (prev_key && !d.empty() && !std::equal(tk.begin(), tk.end() - 1, prev_key->begin())) d = pts;
+          prev_key = &tk;
           in.dfill += static_cast<std::int64_t>(d.size());
           in.delta[tk] = d;
           in.cap = std::max<std::int64_t>(in.cap, static_cast<std::int64_t>(pts.size()));
@@ -144,31 +147,35 @@ inline Result simulate(const Problem& p, const Architecture& a, const Mapping& m
         if (!rw) c.fills = top ? 0 : in.dfill;
         else c.fills = top ? 0 : in.dfill - in.part;
       }
+      // Operands: what the MACs (or children) need at each step, multicast (a union per step).
+      // Outputs: what they drain at each step, spatially reduced (the same union per step); every
+      // update but an element's first needs a read.
       if (child < 0) {
         for (auto& [ik, steps] : macreads[s]) {
+          std::int64_t n = 0;
+          for (auto& [tk, pts] : steps) n += static_cast<std::int64_t>(pts.size());
           if (!rw)
-            for (auto& [tk, pts] : steps) per[ik].reads += static_cast<std::int64_t>(pts.size());
+            per[ik].reads = n;
           else {
-            per[ik].updates = macupdates[s][ik];
-            per[ik].reads = macupdates[s][ik] - inst[i][s][ik].part;
+            per[ik].updates = n;
+            per[ik].reads = n - inst[i][s][ik].part;
           }
         }
       } else {
         // union over children of the same parent instance of what they receive at each step
         std::map<Key, std::map<Key, std::set<Point>>> recv;
-        std::map<Key, std::int64_t> drains, refetch;
         for (auto& [ck, cin] : inst[child][s]) {
           Key pk = prefix(ck, child, i);
           for (auto& [tk, d] : cin.delta) recv[pk][tk].insert(d.begin(), d.end());
-          drains[pk] += cin.dfill;
-          refetch[pk] += cin.dfill - cin.part;
         }
         for (auto& [pk, steps] : recv) {
+          std::int64_t n = 0;
+          for (auto& [tk, d] : steps) n += static_cast<std::int64_t>(d.size());
           if (!rw) {
-            for (auto& [tk, d] : steps) per[pk].reads += static_cast<std::int64_t>(d.size());
+            per[pk].reads = n;
           } else {
-            per[pk].updates = drains[pk];
-            per[pk].reads = drains[pk] - inst[i][s][pk].part + refetch[pk];
+            per[pk].updates = n;
+            per[pk].reads = n - inst[i][s][pk].part;
           }
         }
       }

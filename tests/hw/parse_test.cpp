@@ -122,7 +122,8 @@ TEST(HwParse, MalformedMapping) {
                "factors of dimension P multiply to 5");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    factors: R=3 Z=1", p, a); },
                "unknown dimension 'Z'");
-  expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    factors: R3", p, a); }, "not of the form DIM=N");
+  expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    factors: R", p, a); }, "not of the form DIM=N");
+  expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    factors: R=x3", p, a); }, "is not an integer");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    type: sideways", p, a); }, "unknown type 'sideways'");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    factors: {R: [1, 3]}", p, a, "m.yaml"); },
                "m.yaml: malformed YAML");

@@ -74,7 +74,9 @@ TEST(HwQuant, CostPrintsTotalsAndTrafficPerLevel) {
       auto j = nlohmann::json::parse(res.out);
       auto& t = j["total"];
       EXPECT_GT(t["energy_pj"].get<double>(), 0);
-      ASSERT_EQ(t["levels"].size(), 4u);  // DRAM, GlobalBuffer, RegisterFile, MAC
+      ASSERT_EQ(t["levels"].size(), 5u);  // DRAM, GlobalBuffer, inter_PE_spatial (Timeloop's implied level), RegisterFile, MAC
+      EXPECT_EQ(t["levels"][2]["name"], "inter_PE_spatial");
+      EXPECT_EQ(t["levels"][2]["energy_pj"].get<double>(), 0.0);
       EXPECT_EQ(t["levels"][0]["name"], "DRAM");
       EXPECT_GT(t["levels"][0]["traffic_bytes"].get<double>(), 0);
       for (auto& layer : j["layers"]) {
@@ -98,13 +100,14 @@ TEST(HwQuant, CostPrintsTotalsAndTrafficPerLevel) {
 TEST(HwQuant, BuiltinTables) {
   Architecture a = Architecture::from_yaml_file(src("examples/arch/eyeriss_like.yaml"));
   auto per_bit = [&](int i) { return a.levels[i].energy.read / static_cast<double>(a.levels[i].width); };
-  const int rf = 0, glb = 1, dram = 2;
+  const int rf = a.level_index("RegisterFile"), glb = a.level_index("GlobalBuffer"), dram = a.level_index("DRAM");
+  ASSERT_TRUE(rf >= 0 && glb >= 0 && dram >= 0);
   // Horowitz (the default): 32-bit SRAM read 5 pJ, 32-bit DRAM read 640 pJ.
   EXPECT_NEAR(per_bit(glb) * 32, 5.0, 1e-9);
   EXPECT_NEAR(per_bit(dram) * 32, 640.0, 1e-9);
   EXPECT_NEAR(a.arith.energy.compute, mac_energy_pj(16, 16, false), 1e-12);
   // Eyeriss normalized costs: RF 1, buffer 6, DRAM 200 (x a 16-bit MAC per 16-bit word).
-  for (auto& l : a.levels) l.energy.source = "builtin";
+  for (auto& l : a.levels) l.energy.source = l.implied ? l.energy.source : "builtin";
   a.arith.energy.source = "builtin";
   a.apply_builtin("eyeriss", 16, 16);
   const double mac16 = mac_energy_pj(16, 16, false);

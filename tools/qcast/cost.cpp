@@ -17,7 +17,7 @@ namespace {
 using namespace qcast::hw;
 
 struct CostArgs {
-  std::string arch, ert, table = "horowitz", problem, model, recipe, map, search, save_map;
+  std::string arch, ert, table = "horowitz", problem, model, recipe, map, search, save_map, constraints, mapper;
   bool json = false;
   int threads = 1;
   std::uint64_t seed = 1;
@@ -77,6 +77,7 @@ nlohmann::json layer_json(const LayerResult& r, const Architecture& a, const Pre
   for (int i = static_cast<int>(a.levels.size()) - 1; i >= 0; --i) {
     nlohmann::json l;
     l["name"] = a.levels[i].name;
+    if (a.levels[i].implied) l["implied"] = true;
     l["energy_pj"] = r.ev.levels[i].energy_pj;
     l["fj_per_compute"] = r.ev.levels[i].energy_pj * 1000.0 / static_cast<double>(r.ev.computes);
     l["utilized_instances"] = r.ev.levels[i].utilized_instances;
@@ -159,6 +160,15 @@ void run_cost(const CostArgs& args) {
     arch.apply_builtin(args.table, wb, ab);
   }
   if (!args.ert.empty()) arch.apply_ert_file(args.ert);
+  std::vector<std::string> notes;
+  if (!args.constraints.empty())
+    for (auto& n : arch.apply_constraints_file(args.constraints)) notes.push_back(n);
+  MapperSettings ms;
+  if (!args.mapper.empty()) ms = read_mapper_yaml_file(args.mapper);
+  for (auto& n : ms.notes) notes.push_back(n);
+  if (!args.map.empty() && (!args.mapper.empty() || !args.constraints.empty()))
+    notes.push_back("--mapper / --constraints apply to the search; the --map mapping is evaluated as given");
+  for (auto& n : notes) std::cerr << "note: " << n << "\n";
 
   std::vector<std::pair<std::string, Problem>> problems;
   std::vector<std::string> skipped;
@@ -176,7 +186,7 @@ void run_cost(const CostArgs& args) {
     if (problems.empty()) throw qcast::Error(args.model + ": no layer with MACs (conv, gemm, matmul)");
   }
   SearchOptions so;
-  so.objective = parse_objective(args.search.empty() ? "energy" : args.search);
+  so.objective = !args.search.empty() ? parse_objective(args.search) : ms.has_objective ? ms.objective : Objective::Energy;
   so.seed = args.seed;
   so.threads = args.threads;
   so.time_limit_s = args.time_limit;
@@ -226,6 +236,7 @@ void run_cost(const CostArgs& args) {
   }
   if (args.json) {
     nlohmann::json j;
+    j["schema"] = 1;
     j["architecture"] = args.arch;
     j["recipe"] = prec.empty() ? nlohmann::json(nullptr)
                                : nlohmann::json{{"weights", prec.weights}, {"activations", prec.activations},
@@ -270,6 +281,10 @@ qcast::cli::Registrar reg("cost", [](CLI::App& root) {
   sub->add_option("--model", args->model, "layer-shape JSON {\"layers\":[...]} (docs/cost.md)")->check(CLI::ExistingFile);
   sub->add_option("--recipe", args->recipe, "number formats: a name (int8, mxfp4, ...) or a JSON/YAML file {weights, activations}");
   sub->add_option("--map", args->map, "mapping YAML (Timeloop format) for --problem")->check(CLI::ExistingFile);
+  sub->add_option("--constraints", args->constraints, "Timeloop mapspace-constraints YAML for the search (added to the architecture's own)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--mapper", args->mapper, "Timeloop mapper YAML: its first optimization metric is the objective unless --search is given")
+      ->check(CLI::ExistingFile);
   sub->add_option("--search", args->search, "search a mapping minimising energy|delay|edp (default when no --map: energy)");
   sub->add_option("--save-map", args->save_map, "write the (searched) mapping of --problem as map YAML, reusable with --map");
   sub->add_option("--seed", args->seed, "mapper seed")->capture_default_str();
