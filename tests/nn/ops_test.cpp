@@ -157,3 +157,55 @@ TEST(Ops, RepositorySeedModelRuns) {
   EXPECT_THROW(g.run({Value::floats({3, 2, 4, 4})}), Error);  // wrong channel count
   EXPECT_THROW(g.run({}), Error);
 }
+
+TEST(Ops, SymbolicInputDimsBindFromTheActualInput) {
+  // x [?, ?] -> Reshape(x, Concat([-1], Unsqueeze(Gather(Shape(x), 1)))): the target shape is computed from
+  // the input's shape, so it is known during shape inference only once the symbolic dims are bound.
+  Graph g;
+  g.source = "dyn";
+  const int x = g.value_id("x");
+  g.inputs.push_back({x, {-1, -1}});
+  auto node = [&](const std::string& op, std::vector<int> in, const std::string& out, std::map<std::string, Attr> at = {}) {
+    Node n;
+    n.name = out;
+    n.op = op;
+    n.inputs = std::move(in);
+    n.outputs = {g.value_id(out)};
+    n.attrs = std::move(at);
+    g.nodes.push_back(n);
+    return n.outputs[0];
+  };
+  auto cst = [&](const std::string& name, Value v) { const int id = g.value_id(name); g.constants[id] = std::move(v); return id; };
+  const int s = node("Shape", {x}, "s");
+  const int d = node("Gather", {s, cst("one", I({}, {1}))}, "d");
+  const int du = node("Unsqueeze", {d, cst("ax0", I({1}, {0}))}, "du");
+  const int shp = node("Concat", {cst("m1", I({1}, {-1})), du}, "shp", {{"axis", ai(0)}});
+  const int y = node("Reshape", {x, shp}, "y");
+  const int z = node("ReduceMean", {y}, "z", {{"axes", ais({-1})}, {"keepdims", ai(0)}});
+  g.outputs = {z};
+  g.opset = 13;
+  g.finalize();
+  EXPECT_EQ(g.infer_shapes(std::vector<Shape>{{3, 8}})[y], (Shape{3, 8}));
+  EXPECT_EQ(g.infer_shapes(std::vector<Shape>{{3, 8}})[z], (Shape{3}));
+  EXPECT_THROW(g.infer_shapes(std::vector<Shape>{{3, 8, 1}}), Error);
+  auto out = g.run({F({2, 3}, {1, 2, 3, 4, 5, 9})});
+  expect_near(out[0], {2, 6});
+}
+
+TEST(Ops, MobileNetActivationsResizeAndConvTranspose) {
+  Value x = F({4}, {-4, -1, 0, 2});
+  expect_near(run1("HardSigmoid", x), {0, 0.3f, 0.5f, 0.9f});
+  expect_near(run1("HardSwish", x), {0, -1.0f / 3, 0, 2 * 5.0f / 6});
+  expect_near(run1("Elu", x), {std::expm1(-4.0f), std::expm1(-1.0f), 0, 2});
+  expect_near(run1("PRelu", x, {{"s", F({1}, {0.5f})}}), {-2, -0.5f, 0, 2});
+  // Nearest 2x upsampling (asymmetric coordinates, floor), as in YOLO / U-Net exports.
+  Value r = run1("Resize", F({1, 1, 1, 2}, {1, 2}), {{"roi", F({0}, {})}, {"sc", F({4}, {1, 1, 2, 2})}},
+                 {{"coordinate_transformation_mode", [] { Attr a; a.kind = Attr::Kind::String; a.s = "asymmetric"; return a; }()},
+                  {"nearest_mode", [] { Attr a; a.kind = Attr::Kind::String; a.s = "floor"; return a; }()}});
+  EXPECT_EQ(r.shape, (Shape{1, 1, 2, 4}));
+  expect_near(r, {1, 1, 2, 2, 1, 1, 2, 2});
+  // Stride-2 2x2 transposed convolution: each input pixel writes its own 2x2 block of the output.
+  Value ct = run1("ConvTranspose", F({1, 1, 1, 2}, {1, 2}), {{"w", F({1, 1, 2, 2}, {1, 2, 3, 4})}}, {{"strides", ais({2, 2})}});
+  EXPECT_EQ(ct.shape, (Shape{1, 1, 2, 4}));
+  expect_near(ct, {1, 2, 2, 4, 3, 4, 6, 8});
+}
