@@ -1748,6 +1748,208 @@ void op_upsample(OpCtx& c) {
   resize_run(c, rs, os);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Further operators: trigonometry, NaN / Inf tests, Shrink, Size, Hardmax, LRN (AlexNet / GoogLeNet),
+// DepthToSpace / SpaceToDepth (pixel shuffle), TopK, Trilu, CumSum.
+
+void op_tan(OpCtx& c) { unary(c, [](float x) { return std::tan(x); }); }
+void op_asin(OpCtx& c) { unary(c, [](float x) { return std::asin(x); }); }
+void op_acos(OpCtx& c) { unary(c, [](float x) { return std::acos(x); }); }
+void op_atan(OpCtx& c) { unary(c, [](float x) { return std::atan(x); }); }
+void op_sinh(OpCtx& c) { unary(c, [](float x) { return std::sinh(x); }); }
+void op_cosh(OpCtx& c) { unary(c, [](float x) { return std::cosh(x); }); }
+void op_asinh(OpCtx& c) { unary(c, [](float x) { return std::asinh(x); }); }
+void op_acosh(OpCtx& c) { unary(c, [](float x) { return std::acosh(x); }); }
+void op_atanh(OpCtx& c) { unary(c, [](float x) { return std::atanh(x); }); }
+void op_shrink(OpCtx& c) {
+  const float l = c.node.get_f("lambd", 0.5f), b = c.node.get_f("bias", 0.0f);
+  unary(c, [l, b](float x) { return x < -l ? x + b : (x > l ? x - b : 0.0f); });
+}
+
+template <class F>
+void float_test(OpCtx& c, F f) {
+  const Value& X = c.x(0);
+  if (X.is_int) c.fail("expects a float tensor");
+  Value& Y = c.alloc(0, X.shape, true);
+  if (c.shape_only) return;
+  for (std::int64_t k = 0; k < X.numel(); ++k) (*Y.i)[k] = f((*X.f)[k]) ? 1 : 0;
+}
+void op_isnan(OpCtx& c) { float_test(c, [](float x) { return std::isnan(x); }); }
+void op_isinf(OpCtx& c) {
+  const bool pos = c.node.get_i("detect_positive", 1) != 0, neg = c.node.get_i("detect_negative", 1) != 0;
+  float_test(c, [pos, neg](float x) { return std::isinf(x) && (x > 0 ? pos : neg); });
+}
+
+void op_size(OpCtx& c) {
+  if (c.out.empty()) c.out.resize(1);
+  Value v = Value::ints({});  // known from the shape alone, also in shape-only mode
+  (*v.i)[0] = c.x(0).numel();
+  c.out[0] = v;
+}
+
+void op_hardmax(OpCtx& c) {
+  const Value& X = c.x(0);
+  if (X.is_int) c.fail("expects a float tensor");
+  const auto r = X.shape.size();
+  const std::int64_t axis = norm_axis(c, c.node.get_i("axis", c.opset >= 13 ? -1 : 1), r);
+  Value& Y = c.alloc(0, X.shape);
+  if (c.shape_only) return;
+  // opset < 13: over the flattened dims [axis, rank); opset >= 13: over one axis.
+  std::int64_t outer = 1, len = 1, inner = 1;
+  for (std::size_t k = 0; k < r; ++k) {
+    if (static_cast<std::int64_t>(k) < axis) outer *= X.shape[k];
+    else if (static_cast<std::int64_t>(k) == axis || c.opset < 13) len *= X.shape[k];
+    else inner *= X.shape[k];
+  }
+  std::fill(Y.f->begin(), Y.f->end(), 0.0f);
+  for (std::int64_t o = 0; o < outer; ++o)
+    for (std::int64_t i = 0; i < inner; ++i) {
+      const float* xs = X.fp() + o * len * inner + i;
+      std::int64_t best = 0;
+      for (std::int64_t k = 1; k < len; ++k) if (xs[k * inner] > xs[best * inner]) best = k;
+      if (len > 0) Y.mfp()[o * len * inner + i + best * inner] = 1.0f;
+    }
+}
+
+void op_lrn(OpCtx& c) {
+  const Value& X = c.x(0);
+  if (X.is_int || X.shape.size() < 3) c.fail("expects a float tensor of rank >= 3");
+  const std::int64_t size = c.node.get_i("size", 0);
+  if (size < 1) c.fail("size must be >= 1");
+  const float alpha = c.node.get_f("alpha", 1e-4f), beta = c.node.get_f("beta", 0.75f), bias = c.node.get_f("bias", 1.0f);
+  Value& Y = c.alloc(0, X.shape);
+  if (c.shape_only) return;
+  const std::int64_t N = X.shape[0], C = X.shape[1], inner = X.numel() / std::max<std::int64_t>(1, N * C);
+  const std::int64_t lo = (size - 1) / 2, hi = size - 1 - lo;
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t ch = 0; ch < C; ++ch)
+      for (std::int64_t k = 0; k < inner; ++k) {
+        double sq = 0;
+        for (std::int64_t j = std::max<std::int64_t>(0, ch - lo); j <= std::min(C - 1, ch + hi); ++j) {
+          const double v = X.fp()[(n * C + j) * inner + k];
+          sq += v * v;
+        }
+        const std::int64_t o = (n * C + ch) * inner + k;
+        Y.mfp()[o] = static_cast<float>(X.fp()[o] / std::pow(bias + alpha / static_cast<double>(size) * sq, beta));
+      }
+}
+
+// DepthToSpace (DCR / CRD) and SpaceToDepth: y[n, c', h*b+i, w*b+j] <-> x[n, channel(c', i, j), h, w].
+void depth_space(OpCtx& c, bool to_space) {
+  const Value& X = c.x(0);
+  if (X.shape.size() != 4) c.fail("expects a 4-D tensor, got " + shape_str(X.shape));
+  const std::int64_t b = c.node.get_i("blocksize", 0);
+  if (b < 1) c.fail("blocksize must be >= 1");
+  const std::int64_t N = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3];
+  const bool crd = c.node.get_s("mode", "DCR") == "CRD";
+  Shape os;
+  if (to_space) {
+    if (C % (b * b) != 0) c.fail("channels not divisible by blocksize^2");
+    os = {N, C / (b * b), H * b, W * b};
+  } else {
+    if (H % b != 0 || W % b != 0) c.fail("height / width not divisible by blocksize");
+    os = {N, C * b * b, H / b, W / b};
+  }
+  Value& Y = c.alloc(0, os, X.is_int);
+  if (c.shape_only) return;
+  // Indices over the large (space) layout: (n, cs, hs, ws) with cs the small channel count.
+  const std::int64_t Cs = to_space ? os[1] : C, Hs = to_space ? os[2] : H, Ws = to_space ? os[3] : W;
+  const std::int64_t Cd = Cs * b * b, Hd = Hs / b, Wd = Ws / b;
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t cs = 0; cs < Cs; ++cs)
+      for (std::int64_t hs = 0; hs < Hs; ++hs)
+        for (std::int64_t ws = 0; ws < Ws; ++ws) {
+          const std::int64_t i = hs % b, j = ws % b;
+          const std::int64_t cd = crd ? (cs * b + i) * b + j : (i * b + j) * Cs + cs;
+          const std::int64_t sp = ((n * Cs + cs) * Hs + hs) * Ws + ws, dp = ((n * Cd + cd) * Hd + hs / b) * Wd + ws / b;
+          const std::int64_t dst = to_space ? sp : dp, src = to_space ? dp : sp;
+          if (X.is_int) (*Y.i)[dst] = (*X.i)[src];
+          else (*Y.f)[dst] = (*X.f)[src];
+        }
+}
+void op_depth_to_space(OpCtx& c) { depth_space(c, true); }
+void op_space_to_depth(OpCtx& c) {
+  if (c.node.has("mode")) c.fail("SpaceToDepth has no mode attribute");
+  depth_space(c, false);
+}
+
+void op_topk(OpCtx& c) {
+  const Value& X = c.x(0);
+  const std::size_t r = X.shape.size();
+  const auto axis = norm_axis(c, c.node.get_i("axis", -1), r);
+  const Value& Kv = c.data(1);
+  if (Kv.numel() != 1) c.fail("K must have one element");
+  const std::int64_t K = static_cast<std::int64_t>(Kv.at(0)), D = X.shape[axis];
+  if (K < 0 || K > D) c.fail("K = " + std::to_string(K) + " outside [0, " + std::to_string(D) + "]");
+  const bool largest = c.node.get_i("largest", 1) != 0;
+  Shape os = X.shape;
+  os[axis] = K;
+  Value& V = c.alloc(0, os, X.is_int);
+  Value& I = c.alloc(1, os, true);
+  if (c.shape_only) return;
+  std::int64_t outer = 1, inner = 1;
+  for (std::size_t d = 0; d < r; ++d) if (static_cast<std::int64_t>(d) < axis) outer *= X.shape[d]; else if (static_cast<std::int64_t>(d) > axis) inner *= X.shape[d];
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(D));
+  for (std::int64_t o = 0; o < outer; ++o)
+    for (std::int64_t i = 0; i < inner; ++i) {
+      auto val = [&](std::int64_t k) { return X.at((o * D + k) * inner + i); };
+      for (std::int64_t k = 0; k < D; ++k) idx[k] = k;
+      // Sorted by value, ties by the smaller index (ONNX's rule).
+      std::stable_sort(idx.begin(), idx.end(), [&](std::int64_t a, std::int64_t b) { return largest ? val(a) > val(b) : val(a) < val(b); });
+      for (std::int64_t k = 0; k < K; ++k) {
+        const std::int64_t dst = (o * K + k) * inner + i, src = (o * D + idx[k]) * inner + i;
+        if (X.is_int) (*V.i)[dst] = (*X.i)[src];
+        else (*V.f)[dst] = (*X.f)[src];
+        (*I.i)[dst] = idx[k];
+      }
+    }
+}
+
+void op_trilu(OpCtx& c) {
+  const Value& X = c.x(0);
+  if (X.shape.size() < 2) c.fail("expects rank >= 2");
+  const std::int64_t k = c.present(1) ? static_cast<std::int64_t>(c.data(1).at(0)) : 0;
+  const bool upper = c.node.get_i("upper", 1) != 0;
+  Value& Y = c.alloc(0, X.shape, X.is_int);
+  if (c.shape_only) return;
+  const std::int64_t R = X.shape[X.shape.size() - 2], C = X.shape.back();
+  for (std::int64_t e = 0; e < X.numel(); ++e) {
+    const std::int64_t j = e % C, i = (e / C) % std::max<std::int64_t>(1, R);
+    const bool keep = upper ? j - i >= k : j - i <= k;
+    if (X.is_int) (*Y.i)[e] = keep ? (*X.i)[e] : 0;
+    else (*Y.f)[e] = keep ? (*X.f)[e] : 0.0f;
+  }
+}
+
+void op_cumsum(OpCtx& c) {
+  const Value& X = c.x(0);
+  const std::size_t r = X.shape.size();
+  const Value& A = c.data(1);
+  if (A.numel() != 1) c.fail("axis must have one element");
+  const auto axis = norm_axis(c, static_cast<std::int64_t>(A.at(0)), r);
+  const bool excl = c.node.get_i("exclusive", 0) != 0, rev = c.node.get_i("reverse", 0) != 0;
+  Value& Y = c.alloc(0, X.shape, X.is_int);
+  if (c.shape_only) return;
+  std::int64_t outer = 1, inner = 1;
+  for (std::size_t d = 0; d < r; ++d) if (static_cast<std::int64_t>(d) < axis) outer *= X.shape[d]; else if (static_cast<std::int64_t>(d) > axis) inner *= X.shape[d];
+  const std::int64_t D = X.shape[axis];
+  for (std::int64_t o = 0; o < outer; ++o)
+    for (std::int64_t i = 0; i < inner; ++i) {
+      double acc = 0;
+      std::int64_t iacc = 0;
+      for (std::int64_t s = 0; s < D; ++s) {
+        const std::int64_t k = rev ? D - 1 - s : s, off = (o * D + k) * inner + i;
+        if (X.is_int) {
+          if (excl) { (*Y.i)[off] = iacc; iacc += (*X.i)[off]; }
+          else { iacc += (*X.i)[off]; (*Y.i)[off] = iacc; }
+        } else {
+          if (excl) { (*Y.f)[off] = static_cast<float>(acc); acc += (*X.f)[off]; }
+          else { acc += (*X.f)[off]; (*Y.f)[off] = static_cast<float>(acc); }
+        }
+      }
+    }
+}
+
 struct OpEntry {
   const char* name;
   OpFn fn;
@@ -1756,10 +1958,16 @@ struct OpEntry {
 
 const OpEntry kOps[] = {
     {"Abs", op_abs, 1, 1},
+    {"Acos", op_acos, 1, 1},
+    {"Acosh", op_acosh, 1, 1},
     {"Add", op_add, 2, 2},
     {"And", op_and, 2, 2},
     {"ArgMax", op_argmax, 1, 1},
     {"ArgMin", op_argmin, 1, 1},
+    {"Asin", op_asin, 1, 1},
+    {"Asinh", op_asinh, 1, 1},
+    {"Atan", op_atan, 1, 1},
+    {"Atanh", op_atanh, 1, 1},
     {"AveragePool", op_avgpool, 1, 1},
     {"BatchNormalization", op_batchnorm, 5, 5},
     {"Cast", op_cast, 1, 1},
@@ -1772,6 +1980,9 @@ const OpEntry kOps[] = {
     {"Conv", op_conv, 2, 3},
     {"ConvTranspose", op_conv_transpose, 2, 3},
     {"Cos", op_cos, 1, 1},
+    {"Cosh", op_cosh, 1, 1},
+    {"CumSum", op_cumsum, 2, 2},
+    {"DepthToSpace", op_depth_to_space, 1, 1},
     {"Div", op_div, 2, 2},
     {"Dropout", op_dropout, 1, 3},
     {"Elu", op_elu, 1, 1},
@@ -1791,8 +2002,12 @@ const OpEntry kOps[] = {
     {"GreaterOrEqual", op_greater_equal, 2, 2},
     {"HardSigmoid", op_hard_sigmoid, 1, 1},
     {"HardSwish", op_hard_swish, 1, 1},
+    {"Hardmax", op_hardmax, 1, 1},
     {"Identity", op_identity, 1, 1},
     {"InstanceNormalization", op_instance_norm, 3, 3},
+    {"IsInf", op_isinf, 1, 1},
+    {"IsNaN", op_isnan, 1, 1},
+    {"LRN", op_lrn, 1, 1},
     {"LayerNormalization", op_layernorm, 2, 3},
     {"LeakyRelu", op_leaky_relu, 1, 1},
     {"Less", op_less, 2, 2},
@@ -1831,22 +2046,29 @@ const OpEntry kOps[] = {
     {"Round", op_round, 1, 1},
     {"Selu", op_selu, 1, 1},
     {"Shape", op_shape, 1, 1},
+    {"Shrink", op_shrink, 1, 1},
     {"Sigmoid", op_sigmoid, 1, 1},
     {"Sign", op_sign, 1, 1},
     {"Sin", op_sin, 1, 1},
+    {"Sinh", op_sinh, 1, 1},
+    {"Size", op_size, 1, 1},
     {"Slice", op_slice, 1, 5},
     {"Softmax", op_softmax, 1, 1},
     {"Softplus", op_softplus, 1, 1},
     {"Softsign", op_softsign, 1, 1},
+    {"SpaceToDepth", op_space_to_depth, 1, 1},
     {"Split", op_split, 1, 2},
     {"Sqrt", op_sqrt, 1, 1},
     {"Squeeze", op_squeeze, 1, 2},
     {"Sub", op_sub, 2, 2},
     {"Sum", op_sum, 1, 1 << 20},
+    {"Tan", op_tan, 1, 1},
     {"Tanh", op_tanh, 1, 1},
     {"ThresholdedRelu", op_thresholded_relu, 1, 1},
     {"Tile", op_tile, 2, 2},
+    {"TopK", op_topk, 2, 2},
     {"Transpose", op_transpose, 1, 1},
+    {"Trilu", op_trilu, 1, 2},
     {"Unsqueeze", op_unsqueeze, 1, 2},
     {"Upsample", op_upsample, 1, 2},
     {"Where", op_where, 3, 3},
