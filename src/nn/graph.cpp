@@ -347,8 +347,8 @@ std::vector<Value> run_impl(const Graph& g, const std::vector<Value>& feeds, int
 namespace {
 // The reduction-axis layout of a node's weight: the shape to quantize it as, and the block axis.
 bool weight_layout(const Node& n, const Shape& ws, Shape& qshape, int& axis) {
-  if (n.op == "Conv" && ws.size() == 4) {
-    qshape = {ws[0], ws[1] * ws[2] * ws[3]};
+  if (n.op == "Conv" && (ws.size() == 4 || ws.size() == 3)) {  // 2-D or 1-D: [M, C*kh*kw] / [M, C*k]
+    qshape = {ws[0], ws[1] * ws[2] * (ws.size() == 4 ? ws[3] : 1)};
     axis = 1;
     return true;
   }
@@ -400,17 +400,29 @@ std::vector<LayerInfo> layer_info(const Graph& g, std::int64_t batch) {
     }
     for (int id : n.outputs) L.out_shapes.push_back(shapes[id]);
     const bool wconst = n.inputs.size() > 1 && n.inputs[1] >= 0 && g.is_const(n.inputs[1]);
-    if (n.op == "Conv") {
-      const Shape& x = shapes[n.inputs[0]];
-      const Shape& w = shapes[n.inputs[1]];
-      const Shape& y = shapes[n.outputs[0]];
-      L.is_compute = true;
-      L.N = x[0]; L.C = x[1]; L.H = x[2]; L.W = x[3];
-      L.M = w[0]; L.R = w[2]; L.S = w[3]; L.P = y[2]; L.Q = y[3];
+    if (n.op == "Conv" || n.op == "ConvTranspose") {
+      // 1-D convolutions (rank 3) are reported as 2-D ones with H = P = R = 1.
+      auto as4 = [](Shape s) { if (s.size() == 3) s.insert(s.begin() + 2, 1); return s; };
+      const Shape x = as4(shapes[n.inputs[0]]);
+      const Shape w = as4(shapes[n.inputs[1]]);
+      const Shape y = as4(shapes[n.outputs[0]]);
+      const bool one_d = shapes[n.inputs[0]].size() == 3;
       L.groups = n.get_i("group", 1);
       L.stride = n.get_ints("strides", {1, 1});
       L.dilation = n.get_ints("dilations", {1, 1});
-      L.macs = L.N * L.M * L.P * L.Q * (L.C / L.groups) * L.R * L.S;
+      if (one_d) { L.stride.insert(L.stride.begin(), 1); L.dilation.insert(L.dilation.begin(), 1); }
+      L.N = x[0]; L.C = x[1]; L.H = x[2]; L.W = x[3];
+      L.R = w[2]; L.S = w[3]; L.P = y[2]; L.Q = y[3];
+      if (n.op == "Conv") {
+        L.is_compute = true;
+        L.M = w[0];
+        L.macs = L.N * L.M * L.P * L.Q * (L.C / L.groups) * L.R * L.S;
+      } else {
+        // Every input pixel meets every tap of its group's M / G output channels; the weight is
+        // [C, M/G, kh, kw]. Not a Timeloop convolution problem, so not marked is_compute.
+        L.M = w[1] * L.groups;
+        L.macs = L.N * L.C * L.H * L.W * w[1] * L.R * L.S;
+      }
       if (wconst) L.weight_elems = shape_numel(w);
     } else if (n.op == "Gemm" || n.op == "MatMul") {
       const Shape& a = shapes[n.inputs[0]];

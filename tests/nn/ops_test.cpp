@@ -198,6 +198,8 @@ TEST(Ops, MobileNetActivationsResizeAndConvTranspose) {
   expect_near(run1("HardSwish", x), {0, -1.0f / 3, 0, 2 * 5.0f / 6});
   expect_near(run1("Elu", x), {std::expm1(-4.0f), std::expm1(-1.0f), 0, 2});
   expect_near(run1("PRelu", x, {{"s", F({1}, {0.5f})}}), {-2, -0.5f, 0, 2});
+  // Mish (opset 18, newer than Debian's ONNX node tests): x tanh(ln(1 + e^x)), values from PyTorch's mish.
+  expect_near(run1("Mish", F({3}, {-1, 1, 2})), {-0.30340144f, 0.86509836f, 1.94395900f}, 2e-6f);
   // Nearest 2x upsampling (asymmetric coordinates, floor), as in YOLO / U-Net exports.
   Value r = run1("Resize", F({1, 1, 1, 2}, {1, 2}), {{"roi", F({0}, {})}, {"sc", F({4}, {1, 1, 2, 2})}},
                  {{"coordinate_transformation_mode", [] { Attr a; a.kind = Attr::Kind::String; a.s = "asymmetric"; return a; }()},
@@ -208,4 +210,46 @@ TEST(Ops, MobileNetActivationsResizeAndConvTranspose) {
   Value ct = run1("ConvTranspose", F({1, 1, 1, 2}, {1, 2}), {{"w", F({1, 1, 2, 2}, {1, 2, 3, 4})}}, {{"strides", ais({2, 2})}});
   EXPECT_EQ(ct.shape, (Shape{1, 1, 2, 4}));
   expect_near(ct, {1, 2, 2, 4, 3, 4, 6, 8});
+}
+
+TEST(Ops, OneDimensionalConvAndItsLayerInfo) {
+  // Conv1d: x [1, 2, 5], w [3, 2, 3], stride 2, pads [1, 1] vs a direct loop; layer_info reports it as
+  // a 2-D problem with H = P = R = 1.
+  Value x = Value::floats({1, 2, 5});
+  for (int k = 0; k < 10; ++k) (*x.f)[k] = static_cast<float>(k % 4) - 1.5f;
+  Value w = Value::floats({3, 2, 3});
+  for (int k = 0; k < 18; ++k) (*w.f)[k] = static_cast<float>(k % 5) * 0.5f - 1;
+  Graph g;
+  g.source = "conv1d";
+  const int xi = g.value_id("x"), wi = g.value_id("w"), yi = g.value_id("y");
+  g.inputs.push_back({xi, {-1, 2, 5}});
+  g.constants[wi] = w;
+  Node n;
+  n.name = "c";
+  n.op = "Conv";
+  n.inputs = {xi, wi};
+  n.outputs = {yi};
+  n.attrs = {{"strides", ais({2})}, {"pads", ais({1, 1})}};
+  g.nodes.push_back(n);
+  g.outputs = {yi};
+  g.finalize();
+  Value y = g.run({x})[0];
+  ASSERT_EQ(y.shape, (Shape{1, 3, 3}));
+  for (int m = 0; m < 3; ++m)
+    for (int q = 0; q < 3; ++q) {
+      float acc = 0;
+      for (int c = 0; c < 2; ++c)
+        for (int j = 0; j < 3; ++j) {
+          const int i = q * 2 - 1 + j;
+          if (i >= 0 && i < 5) acc += (*x.f)[c * 5 + i] * (*w.f)[(m * 2 + c) * 3 + j];
+        }
+      EXPECT_NEAR(y.fp()[m * 3 + q], acc, 1e-5f);
+    }
+  auto L = layer_info(g, 4);
+  ASSERT_EQ(L.size(), 1u);
+  EXPECT_EQ(L[0].N, 4);
+  EXPECT_EQ(L[0].H, 1);
+  EXPECT_EQ(L[0].Q, 3);
+  EXPECT_EQ(L[0].S, 3);
+  EXPECT_EQ(L[0].macs, 4 * 3 * 3 * 2 * 3);
 }
