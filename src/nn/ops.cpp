@@ -132,12 +132,18 @@ void binary(OpCtx& c, FF ff, FI fi) {
   }
 }
 
-void op_add(OpCtx& c) { binary(c, [](float a, float b) { return a + b; }, [](std::int64_t a, std::int64_t b) { return a + b; }); }
-void op_sub(OpCtx& c) { binary(c, [](float a, float b) { return a - b; }, [](std::int64_t a, std::int64_t b) { return a - b; }); }
-void op_mul(OpCtx& c) { binary(c, [](float a, float b) { return a * b; }, [](std::int64_t a, std::int64_t b) { return a * b; }); }
+// Integer arithmetic wraps like the fixed-width integers it models (unsigned arithmetic: no signed
+// overflow, which is undefined behaviour).
+std::int64_t wadd(std::int64_t a, std::int64_t b) { return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b)); }
+std::int64_t wsub(std::int64_t a, std::int64_t b) { return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) - static_cast<std::uint64_t>(b)); }
+std::int64_t wmul(std::int64_t a, std::int64_t b) { return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) * static_cast<std::uint64_t>(b)); }
+
+void op_add(OpCtx& c) { binary(c, [](float a, float b) { return a + b; }, wadd); }
+void op_sub(OpCtx& c) { binary(c, [](float a, float b) { return a - b; }, wsub); }
+void op_mul(OpCtx& c) { binary(c, [](float a, float b) { return a * b; }, wmul); }
 void op_div(OpCtx& c) {
   binary(c, [](float a, float b) { return a / b; },
-         [&c](std::int64_t a, std::int64_t b) -> std::int64_t { if (b == 0) c.fail("integer division by zero"); return a / b; });
+         [&c](std::int64_t a, std::int64_t b) -> std::int64_t { if (b == 0) c.fail("integer division by zero"); return b == -1 ? wsub(0, a) : a / b; });
 }
 
 template <class F>
@@ -1063,8 +1069,8 @@ void op_round(OpCtx& c) { unary(c, [](float x) { return std::nearbyint(x); }); }
 void op_sin(OpCtx& c) { unary(c, [](float x) { return std::sin(x); }); }
 void op_cos(OpCtx& c) { unary(c, [](float x) { return std::cos(x); }); }
 
-void op_neg(OpCtx& c) { unary_num(c, [](float x) { return -x; }, [](std::int64_t x) { return -x; }); }
-void op_abs(OpCtx& c) { unary_num(c, [](float x) { return std::fabs(x); }, [](std::int64_t x) { return x < 0 ? -x : x; }); }
+void op_neg(OpCtx& c) { unary_num(c, [](float x) { return -x; }, [](std::int64_t x) { return wsub(0, x); }); }
+void op_abs(OpCtx& c) { unary_num(c, [](float x) { return std::fabs(x); }, [](std::int64_t x) { return x < 0 ? wsub(0, x) : x; }); }
 void op_sign(OpCtx& c) {
   unary_num(c, [](float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); },
             [](std::int64_t x) -> std::int64_t { return x > 0 ? 1 : (x < 0 ? -1 : 0); });
@@ -1081,7 +1087,7 @@ void op_pow(OpCtx& c) {
          });
 }
 void op_prelu(OpCtx& c) {
-  binary(c, [](float x, float s) { return x < 0.0f ? s * x : x; }, [](std::int64_t x, std::int64_t s) { return x < 0 ? s * x : x; });
+  binary(c, [](float x, float s) { return x < 0.0f ? s * x : x; }, [](std::int64_t x, std::int64_t s) { return x < 0 ? wmul(s, x) : x; });
 }
 void op_mod(OpCtx& c) {
   const bool fm = c.node.get_i("fmod", 0) != 0;
@@ -1092,7 +1098,7 @@ void op_mod(OpCtx& c) {
          },
          [&c, fm](std::int64_t a, std::int64_t b) -> std::int64_t {
            if (b == 0) c.fail("integer modulo by zero");
-           std::int64_t r = a % b;
+           std::int64_t r = b == -1 ? 0 : a % b;
            if (!fm && r != 0 && ((r < 0) != (b < 0))) r += b;
            return r;
          });
@@ -1125,8 +1131,8 @@ void variadic(OpCtx& c, FF ff, FI fi, bool mean) {
 }
 void op_max(OpCtx& c) { variadic(c, nan_max, [](std::int64_t a, std::int64_t b) { return std::max(a, b); }, false); }
 void op_min(OpCtx& c) { variadic(c, nan_min, [](std::int64_t a, std::int64_t b) { return std::min(a, b); }, false); }
-void op_sum(OpCtx& c) { variadic(c, [](float a, float b) { return a + b; }, [](std::int64_t a, std::int64_t b) { return a + b; }, false); }
-void op_mean(OpCtx& c) { variadic(c, [](float a, float b) { return a + b; }, [](std::int64_t a, std::int64_t b) { return a + b; }, true); }
+void op_sum(OpCtx& c) { variadic(c, [](float a, float b) { return a + b; }, wadd, false); }
+void op_mean(OpCtx& c) { variadic(c, [](float a, float b) { return a + b; }, wadd, true); }
 
 // Comparisons and logic: int64 0 / 1 results.
 template <class F>
@@ -1266,10 +1272,10 @@ void reduce(OpCtx& c, Red kind) {
       const std::int64_t v = (*X.i)[k];
       auto& a = iacc[o];
       switch (kind) {
-        case Red::Sum: a += v; break;
+        case Red::Sum: a = wadd(a, v); break;
         case Red::Max: a = std::max(a, v); break;
         case Red::Min: a = std::min(a, v); break;
-        default: a *= v; break;
+        default: a = wmul(a, v); break;
       }
       return;
     }
@@ -1353,7 +1359,7 @@ void op_split(OpCtx& c) {
   }
   if (parts.size() != nout) c.fail("split has " + std::to_string(parts.size()) + " parts for " + std::to_string(nout) + " outputs");
   std::int64_t total = 0;
-  for (auto p : parts) { if (p < 0) c.fail("negative split"); total += p; }
+  for (auto p : parts) { if (p < 0 || p > D) c.fail("split size " + std::to_string(p) + " outside [0, " + std::to_string(D) + "]"); total += p; }
   if (total != D) c.fail("split sizes add up to " + std::to_string(total) + ", the axis has " + std::to_string(D));
   std::int64_t outer = 1, inner = 1;
   for (std::size_t d = 0; d < r; ++d) if (static_cast<std::int64_t>(d) < axis) outer *= X.shape[d]; else if (static_cast<std::int64_t>(d) > axis) inner *= X.shape[d];
@@ -1396,6 +1402,7 @@ void op_tile(OpCtx& c) {
   Shape os(r);
   for (std::size_t d = 0; d < r; ++d) {
     if (rep[d] < 0) c.fail("negative repeat");
+    if (X.shape[d] != 0 && rep[d] > max_tensor_elements() / X.shape[d]) c.fail("repeats exceed the tensor size limit");
     os[d] = X.shape[d] * rep[d];
   }
   Value& Y = c.alloc(0, os, X.is_int);
@@ -1508,12 +1515,24 @@ void op_conv_transpose(OpCtx& c) {
   auto st = attr2d(c, "strides", {1, 1}, one_d), di = attr2d(c, "dilations", {1, 1}, one_d);
   auto op = attr2d(c, "output_padding", {0, 0}, one_d), pads = attr2d(c, "pads", {0, 0, 0, 0}, one_d);
   if (st.size() != 2 || di.size() != 2 || op.size() != 2 || pads.size() != 4) c.fail("only 1-D and 2-D windows are supported");
-  for (int k = 0; k < 2; ++k) if (st[k] < 1 || di[k] < 1 || op[k] < 0) c.fail("bad strides, dilations or output_padding");
+  constexpr std::int64_t kMaxWin = std::int64_t(1) << 20;  // keeps the size arithmetic below far from overflow
+  for (int k = 0; k < 2; ++k)
+    if (st[k] < 1 || di[k] < 1 || op[k] < 0 || st[k] > kMaxWin || di[k] > kMaxWin || op[k] > kMaxWin || std::abs(pads[k]) > kMaxWin ||
+        std::abs(pads[k + 2]) > kMaxWin)
+      c.fail("bad strides, dilations, pads or output_padding");
+  if (kh > kMaxWin || kw > kMaxWin || H > kMaxWin || W > kMaxWin) c.fail("input or kernel too large");
   const std::int64_t in[2] = {H, W}, kk[2] = {kh, kw};
   std::int64_t out[2], pb[2] = {pads[0], pads[1]};
   const std::string ap = c.node.get_s("auto_pad", "NOTSET");
-  std::vector<std::int64_t> oshape = attr2d(c, "output_shape", {}, one_d);
-  if (oshape.size() > 2) oshape.erase(oshape.begin(), oshape.end() - 2);  // given with N, C
+  // output_shape: the spatial sizes, possibly preceded by N and C.
+  std::vector<std::int64_t> oshape = c.node.get_ints("output_shape");
+  const std::size_t nsp = one_d ? 1 : 2;
+  if (!oshape.empty()) {
+    if (oshape.size() < nsp) c.fail("output_shape has too few entries");
+    oshape.erase(oshape.begin(), oshape.end() - static_cast<std::ptrdiff_t>(nsp));
+    if (one_d) oshape.insert(oshape.begin(), 1);
+    for (auto v : oshape) if (v < 0 || v > max_tensor_elements()) c.fail("output_shape entry out of range");
+  }
   for (int k = 0; k < 2; ++k) {
     const std::int64_t full = st[k] * (in[k] - 1) + op[k] + (kk[k] - 1) * di[k] + 1;
     if (!oshape.empty() || ap == "SAME_UPPER" || ap == "SAME_LOWER") {
@@ -1708,7 +1727,9 @@ void op_resize(OpCtx& c) {
     if (scales.size() != r) c.fail("scales has " + std::to_string(scales.size()) + " entries for rank " + std::to_string(r));
     for (std::size_t d = 0; d < r; ++d) {
       if (!(scales[d] > 0)) c.fail("scales must be positive");
-      os[d] = static_cast<std::int64_t>(std::floor(static_cast<double>(X.shape[d]) * static_cast<float>(scales[d])));
+      const double n = std::floor(static_cast<double>(X.shape[d]) * static_cast<float>(scales[d]));
+      if (!(n <= static_cast<double>(max_tensor_elements()))) c.fail("scales exceed the tensor size limit");
+      os[d] = static_cast<std::int64_t>(n);
     }
     rs.scales = scales;
   } else {
@@ -1742,7 +1763,9 @@ void op_upsample(OpCtx& c) {
   Shape os(r);
   for (std::size_t d = 0; d < r; ++d) {
     if (!(scales[d] >= 1)) c.fail("scales must be >= 1");
-    os[d] = static_cast<std::int64_t>(std::floor(static_cast<double>(X.shape[d]) * scales[d]));
+    const double n = std::floor(static_cast<double>(X.shape[d]) * scales[d]);
+    if (!(n <= static_cast<double>(max_tensor_elements()))) c.fail("scales exceed the tensor size limit");
+    os[d] = static_cast<std::int64_t>(n);
   }
   rs.scales = scales;
   resize_run(c, rs, os);
@@ -1839,8 +1862,9 @@ void depth_space(OpCtx& c, bool to_space) {
   const Value& X = c.x(0);
   if (X.shape.size() != 4) c.fail("expects a 4-D tensor, got " + shape_str(X.shape));
   const std::int64_t b = c.node.get_i("blocksize", 0);
-  if (b < 1) c.fail("blocksize must be >= 1");
+  if (b < 1 || b > (1 << 16)) c.fail("blocksize must be in [1, 65536]");
   const std::int64_t N = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3];
+  if (std::max({C, H, W}) > max_tensor_elements() / (b * b)) c.fail("result exceeds the tensor size limit");
   const bool crd = c.node.get_s("mode", "DCR") == "CRD";
   Shape os;
   if (to_space) {
@@ -1940,8 +1964,8 @@ void op_cumsum(OpCtx& c) {
       for (std::int64_t s = 0; s < D; ++s) {
         const std::int64_t k = rev ? D - 1 - s : s, off = (o * D + k) * inner + i;
         if (X.is_int) {
-          if (excl) { (*Y.i)[off] = iacc; iacc += (*X.i)[off]; }
-          else { iacc += (*X.i)[off]; (*Y.i)[off] = iacc; }
+          if (excl) { (*Y.i)[off] = iacc; iacc = wadd(iacc, (*X.i)[off]); }
+          else { iacc = wadd(iacc, (*X.i)[off]); (*Y.i)[off] = iacc; }
         } else {
           if (excl) { (*Y.f)[off] = static_cast<float>(acc); acc += (*X.f)[off]; }
           else { acc += (*X.f)[off]; (*Y.f)[off] = static_cast<float>(acc); }

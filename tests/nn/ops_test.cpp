@@ -253,3 +253,22 @@ TEST(Ops, OneDimensionalConvAndItsLayerInfo) {
   EXPECT_EQ(L[0].S, 3);
   EXPECT_EQ(L[0].macs, 4 * 3 * 3 * 2 * 3);
 }
+
+TEST(Ops, BadOperandsOfNewOperatorsAreErrors) {
+  Value x = F({1, 1, 2, 2}, {1, 2, 3, 4});
+  EXPECT_THROW(run1("Tile", x, {{"r", I({4}, {1, 1, INT64_MAX / 2, 3})}}), Error);
+  EXPECT_THROW(run1("Tile", x, {{"r", I({2}, {1, 1})}}), Error);
+  EXPECT_THROW(run1("Resize", x, {{"roi", F({0}, {})}, {"sc", F({4}, {1, 1, 1e30f, 1})}}), Error);
+  EXPECT_THROW(run1("Resize", x, {{"roi", F({0}, {})}, {"sc", F({2}, {1, 1})}}), Error);
+  EXPECT_THROW(run1("DepthToSpace", x, {}, {{"blocksize", ai(INT64_MAX)}}), Error);
+  EXPECT_THROW(run1("DepthToSpace", x, {}, {{"blocksize", ai(2)}}), Error);  // 1 channel, not divisible by 4
+  EXPECT_THROW(run1("Split", F({4}, {1, 2, 3, 4}), {{"s", I({1}, {INT64_MAX})}}), Error);
+  EXPECT_THROW(run1("TopK", F({3}, {1, 2, 3}), {{"k", I({1}, {4})}}), Error);
+  EXPECT_THROW(run1("Range", F({}, {0}), {{"l", F({}, {1e30f})}, {"d", F({}, {1e-30f})}}), Error);
+  EXPECT_THROW(run1("Expand", x, {{"s", I({2}, {3, 3})}}), Error);  // [.., 2, 2] vs [3, 3]
+  EXPECT_THROW(run1("ConvTranspose", x, {{"w", F({1, 1, 1, 1}, {1})}}, {{"strides", ais({INT64_MAX, 1})}}), Error);
+  EXPECT_THROW(run1("Where", x, {{"a", F({1}, {1})}, {"b", F({1}, {2})}}), Error);  // float condition
+  EXPECT_THROW(run1("MaxPool", I({1, 1, 2, 2}, {1, 2, 3, 4}), {}, {{"kernel_shape", ais({2, 2})}}), Error);  // int input
+  // Integer arithmetic wraps instead of overflowing (no undefined behaviour).
+  EXPECT_EQ(run1("Neg", I({1}, {INT64_MIN})).ip()[0], INT64_MIN);
+}
