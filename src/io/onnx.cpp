@@ -43,6 +43,8 @@ Value tensor_value(const onnx::TensorProto& t, const std::string& where) {
       case onnx::TensorProto::DOUBLE: es = 8; count = t.double_data_size(); break;
       case onnx::TensorProto::INT64: es = 8; count = t.int64_data_size(); break;
       case onnx::TensorProto::INT32: es = 4; count = t.int32_data_size(); break;
+      case onnx::TensorProto::UINT64: es = 8; count = t.uint64_data_size(); break;
+      case onnx::TensorProto::UINT32: es = 4; count = t.uint64_data_size(); break;
       case onnx::TensorProto::FLOAT16: case onnx::TensorProto::BFLOAT16: case onnx::TensorProto::INT16:
       case onnx::TensorProto::UINT16: es = 2; count = t.int32_data_size(); break;
       case onnx::TensorProto::INT8: case onnx::TensorProto::UINT8: case onnx::TensorProto::BOOL: es = 1; count = t.int32_data_size(); break;
@@ -83,6 +85,23 @@ Value tensor_value(const onnx::TensorProto& t, const std::string& where) {
       Value v = Value::ints(s);
       if (raw) { std::vector<std::int64_t> tmp; copy_raw(t.raw_data(), un, tmp, what); *v.i = std::move(tmp); }
       else { check(t.int64_data_size()); std::copy(t.int64_data().begin(), t.int64_data().end(), v.i->begin()); }
+      return v;
+    }
+    case onnx::TensorProto::UINT32: case onnx::TensorProto::UINT64: {
+      // Held as int64: values from 2^63 on do not fit and are an error.
+      Value v = Value::ints(s);
+      const bool u64 = t.data_type() == onnx::TensorProto::UINT64;
+      for (std::size_t k = 0; k < un; ++k) {
+        std::uint64_t x;
+        if (raw) {
+          if (u64) std::memcpy(&x, t.raw_data().data() + 8 * k, 8);
+          else { std::uint32_t y; std::memcpy(&y, t.raw_data().data() + 4 * k, 4); x = y; }
+        } else {
+          x = t.uint64_data(static_cast<int>(k));
+        }
+        if (x > static_cast<std::uint64_t>(INT64_MAX)) throw Error(what + ": value " + std::to_string(x) + " does not fit in int64");
+        (*v.i)[k] = static_cast<std::int64_t>(x);
+      }
       return v;
     }
     case onnx::TensorProto::INT32: case onnx::TensorProto::INT16: case onnx::TensorProto::INT8:
@@ -132,6 +151,18 @@ Attr convert_attr(const onnx::AttributeProto& a, const std::string& where) {
 }  // namespace
 
 Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& what) {
+  return parse_onnx(data, size, what, {});
+}
+
+Value parse_onnx_tensor(const std::uint8_t* data, std::size_t size, const std::string& what) {
+  onnx::TensorProto t;
+  if (size > static_cast<std::size_t>(INT32_MAX) || !t.ParseFromArray(data, static_cast<int>(size)))
+    throw Error(what + ": not a valid ONNX TensorProto (protobuf parsing failed)");
+  return tensor_value(t, what);
+}
+
+Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& what,
+                 const std::map<std::string, Value>& bound_inputs) {
   onnx::ModelProto m;
   if (size > static_cast<std::size_t>(INT32_MAX) || !m.ParseFromArray(data, static_cast<int>(size)))
     throw Error(what + ": not a valid ONNX model (protobuf parsing failed; truncated or not an .onnx file?)");
@@ -145,17 +176,24 @@ Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& 
     if (init.name().empty()) throw Error(what + ": an initializer has no name");
     g.constants[g.value_id(init.name())] = tensor_value(init, what);
   }
+  std::size_t nbound = 0;
   for (const auto& in : gp.input()) {
     const int id = g.value_id(in.name());
+    if (auto b = bound_inputs.find(in.name()); b != bound_inputs.end()) {
+      g.constants[id] = b->second;
+      ++nbound;
+      continue;
+    }
     if (g.constants.count(id)) continue;  // old exporters list initializers as inputs
     GraphInput gi{id, {}};
     if (!in.type().has_tensor_type()) throw Error(what + ": input '" + in.name() + "' is not a tensor");
     const auto& tt = in.type().tensor_type();
     if (!tt.has_shape()) throw Error(what + ": input '" + in.name() + "' has no shape");
-    for (const auto& d : tt.shape().dim()) gi.shape.push_back(d.has_dim_value() && d.dim_value() > 0 ? d.dim_value() : -1);
+    // A dim_param (or no value) is symbolic (-1), bound from the fed input; 0 is a real (empty) size.
+    for (const auto& d : tt.shape().dim()) gi.shape.push_back(d.has_dim_value() && d.dim_value() >= 0 ? d.dim_value() : -1);
     g.inputs.push_back(gi);
   }
-  if (g.inputs.empty()) throw Error(what + ": the graph has no inputs");
+  if (nbound != bound_inputs.size()) throw Error(what + ": a bound input is not an input of the graph");
   std::set<std::string> produced;
   int unnamed = 0;
   for (const auto& np : gp.node()) {

@@ -157,15 +157,24 @@ void check_extent(const Node& n, const Value& v) {
 }
 
 // Runs one node. `vals` holds the current value of every id (shape-only values in shape mode).
+// Inputs up to this many elements in all are computed during shape inference when their data is known:
+// shape subgraphs (Shape -> Gather -> Concat -> Reshape of a dynamic input) then fold at any input shape.
+constexpr std::int64_t kShapeFoldElems = std::int64_t(1) << 16;
+
 void exec_node(const Node& n, std::vector<Value>& vals, std::vector<bool>& have, bool shape_only, int threads, int opset) {
   auto fn = detail::find_op(n.op);
   detail::OpCtx c{n, {}, {}, shape_only, threads, opset};
+  std::int64_t known = 0;
+  bool all_known = true;
   for (int id : n.inputs) {
     if (id < 0) { c.in.push_back(nullptr); continue; }
     if (!have[id]) throw Error(n.op + " node '" + n.name + "': input value '" + std::to_string(id) + "' is not computed before use");
     check_extent(n, vals[id]);
     c.in.push_back(&vals[id]);
+    all_known = all_known && vals[id].has_data();
+    known += vals[id].numel();
   }
+  if (shape_only && all_known && known <= kShapeFoldElems) c.shape_only = shape_only = false;
   c.out.resize(n.outputs.size());
   fn(c);
   for (std::size_t k = 0; k < c.out.size(); ++k) {
@@ -230,25 +239,46 @@ void Graph::finalize() {
     }
   }
   nodes = std::move(kept);
-  // Shape check with batch 1 (catches bad shapes at load time).
+  // Shape check with batch 1 (catches bad shapes at load time). With symbolic dimensions besides the
+  // first (sequence length, image size) a 1 there may not be a valid size for the model (a reshape to
+  // [-1, 64] needs a multiple of 64), so the check waits for the real shapes at run time.
+  bool symbolic = false;
+  for (auto& in : inputs)
+    for (std::size_t d = 1; d < in.shape.size(); ++d) symbolic = symbolic || in.shape[d] < 0;
   try {
     infer_shapes(1);
   } catch (const Error& e) {
-    throw Error(source + ": " + e.what());
+    if (!symbolic) throw Error(source + ": " + e.what());
   }
 }
 
 std::vector<Shape> Graph::infer_shapes(std::int64_t batch) const {
+  std::vector<Shape> shapes;
+  for (auto& in : inputs) {
+    if (constants.count(in.id)) continue;
+    Shape s = in.shape;
+    for (auto& d : s) if (d < 0) d = batch;
+    shapes.push_back(s);
+  }
+  return infer_shapes(shapes);
+}
+
+std::vector<Shape> Graph::infer_shapes(const std::vector<Shape>& input_shapes) const {
   std::vector<Value> vals(value_names.size());
   std::vector<bool> have(value_names.size(), false);
   for (auto& [id, v] : constants) { vals[id] = v; have[id] = true; }
+  std::size_t k = 0;
   for (auto& in : inputs) {
     if (have[in.id]) continue;
-    Shape s = in.shape;
-    for (auto& d : s) if (d < 0) d = batch;
+    if (k >= input_shapes.size()) throw Error(source + ": " + std::to_string(input_shapes.size()) + " input shapes given, the model takes more");
+    const Shape& s = input_shapes[k++];
+    bool ok = s.size() == in.shape.size();
+    for (std::size_t d = 0; ok && d < s.size(); ++d) ok = s[d] >= 0 && (in.shape[d] < 0 || in.shape[d] == s[d]);
+    if (!ok) throw Error(source + ": input '" + value_names[in.id] + "' expects shape " + shape_str(in.shape) + " (-1 = any), got " + shape_str(s));
     vals[in.id].shape = s;
     have[in.id] = true;
   }
+  if (k != input_shapes.size()) throw Error(source + ": " + std::to_string(input_shapes.size()) + " input shapes given, the model takes " + std::to_string(k));
   for (const Node& n : nodes) exec_node(n, vals, have, true, 1, opset);
   std::vector<Shape> r(vals.size());
   for (std::size_t k = 0; k < vals.size(); ++k) r[k] = vals[k].shape;
@@ -317,8 +347,8 @@ std::vector<Value> run_impl(const Graph& g, const std::vector<Value>& feeds, int
 namespace {
 // The reduction-axis layout of a node's weight: the shape to quantize it as, and the block axis.
 bool weight_layout(const Node& n, const Shape& ws, Shape& qshape, int& axis) {
-  if (n.op == "Conv" && ws.size() == 4) {
-    qshape = {ws[0], ws[1] * ws[2] * ws[3]};
+  if (n.op == "Conv" && (ws.size() == 4 || ws.size() == 3)) {  // 2-D or 1-D: [M, C*kh*kw] / [M, C*k]
+    qshape = {ws[0], ws[1] * ws[2] * (ws.size() == 4 ? ws[3] : 1)};
     axis = 1;
     return true;
   }
@@ -370,17 +400,29 @@ std::vector<LayerInfo> layer_info(const Graph& g, std::int64_t batch) {
     }
     for (int id : n.outputs) L.out_shapes.push_back(shapes[id]);
     const bool wconst = n.inputs.size() > 1 && n.inputs[1] >= 0 && g.is_const(n.inputs[1]);
-    if (n.op == "Conv") {
-      const Shape& x = shapes[n.inputs[0]];
-      const Shape& w = shapes[n.inputs[1]];
-      const Shape& y = shapes[n.outputs[0]];
-      L.is_compute = true;
-      L.N = x[0]; L.C = x[1]; L.H = x[2]; L.W = x[3];
-      L.M = w[0]; L.R = w[2]; L.S = w[3]; L.P = y[2]; L.Q = y[3];
+    if (n.op == "Conv" || n.op == "ConvTranspose") {
+      // 1-D convolutions (rank 3) are reported as 2-D ones with H = P = R = 1.
+      auto as4 = [](Shape s) { if (s.size() == 3) s.insert(s.begin() + 2, 1); return s; };
+      const Shape x = as4(shapes[n.inputs[0]]);
+      const Shape w = as4(shapes[n.inputs[1]]);
+      const Shape y = as4(shapes[n.outputs[0]]);
+      const bool one_d = shapes[n.inputs[0]].size() == 3;
       L.groups = n.get_i("group", 1);
       L.stride = n.get_ints("strides", {1, 1});
       L.dilation = n.get_ints("dilations", {1, 1});
-      L.macs = L.N * L.M * L.P * L.Q * (L.C / L.groups) * L.R * L.S;
+      if (one_d) { L.stride.insert(L.stride.begin(), 1); L.dilation.insert(L.dilation.begin(), 1); }
+      L.N = x[0]; L.C = x[1]; L.H = x[2]; L.W = x[3];
+      L.R = w[2]; L.S = w[3]; L.P = y[2]; L.Q = y[3];
+      if (n.op == "Conv") {
+        L.is_compute = true;
+        L.M = w[0];
+        L.macs = L.N * L.M * L.P * L.Q * (L.C / L.groups) * L.R * L.S;
+      } else {
+        // Every input pixel meets every tap of its group's M / G output channels; the weight is
+        // [C, M/G, kh, kw]. Not a Timeloop convolution problem, so not marked is_compute.
+        L.M = w[1] * L.groups;
+        L.macs = L.N * L.C * L.H * L.W * w[1] * L.R * L.S;
+      }
       if (wconst) L.weight_elems = shape_numel(w);
     } else if (n.op == "Gemm" || n.op == "MatMul") {
       const Shape& a = shapes[n.inputs[0]];

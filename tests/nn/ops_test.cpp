@@ -157,3 +157,118 @@ TEST(Ops, RepositorySeedModelRuns) {
   EXPECT_THROW(g.run({Value::floats({3, 2, 4, 4})}), Error);  // wrong channel count
   EXPECT_THROW(g.run({}), Error);
 }
+
+TEST(Ops, SymbolicInputDimsBindFromTheActualInput) {
+  // x [?, ?] -> Reshape(x, Concat([-1], Unsqueeze(Gather(Shape(x), 1)))): the target shape is computed from
+  // the input's shape, so it is known during shape inference only once the symbolic dims are bound.
+  Graph g;
+  g.source = "dyn";
+  const int x = g.value_id("x");
+  g.inputs.push_back({x, {-1, -1}});
+  auto node = [&](const std::string& op, std::vector<int> in, const std::string& out, std::map<std::string, Attr> at = {}) {
+    Node n;
+    n.name = out;
+    n.op = op;
+    n.inputs = std::move(in);
+    n.outputs = {g.value_id(out)};
+    n.attrs = std::move(at);
+    g.nodes.push_back(n);
+    return n.outputs[0];
+  };
+  auto cst = [&](const std::string& name, Value v) { const int id = g.value_id(name); g.constants[id] = std::move(v); return id; };
+  const int s = node("Shape", {x}, "s");
+  const int d = node("Gather", {s, cst("one", I({}, {1}))}, "d");
+  const int du = node("Unsqueeze", {d, cst("ax0", I({1}, {0}))}, "du");
+  const int shp = node("Concat", {cst("m1", I({1}, {-1})), du}, "shp", {{"axis", ai(0)}});
+  const int y = node("Reshape", {x, shp}, "y");
+  const int z = node("ReduceMean", {y}, "z", {{"axes", ais({-1})}, {"keepdims", ai(0)}});
+  g.outputs = {z};
+  g.opset = 13;
+  g.finalize();
+  EXPECT_EQ(g.infer_shapes(std::vector<Shape>{{3, 8}})[y], (Shape{3, 8}));
+  EXPECT_EQ(g.infer_shapes(std::vector<Shape>{{3, 8}})[z], (Shape{3}));
+  EXPECT_THROW(g.infer_shapes(std::vector<Shape>{{3, 8, 1}}), Error);
+  auto out = g.run({F({2, 3}, {1, 2, 3, 4, 5, 9})});
+  expect_near(out[0], {2, 6});
+}
+
+TEST(Ops, MobileNetActivationsResizeAndConvTranspose) {
+  Value x = F({4}, {-4, -1, 0, 2});
+  expect_near(run1("HardSigmoid", x), {0, 0.3f, 0.5f, 0.9f});
+  expect_near(run1("HardSwish", x), {0, -1.0f / 3, 0, 2 * 5.0f / 6});
+  expect_near(run1("Elu", x), {std::expm1(-4.0f), std::expm1(-1.0f), 0, 2});
+  expect_near(run1("PRelu", x, {{"s", F({1}, {0.5f})}}), {-2, -0.5f, 0, 2});
+  // Mish (opset 18, newer than Debian's ONNX node tests): x tanh(ln(1 + e^x)), values from PyTorch's mish.
+  expect_near(run1("Mish", F({3}, {-1, 1, 2})), {-0.30340144f, 0.86509836f, 1.94395900f}, 2e-6f);
+  // Nearest 2x upsampling (asymmetric coordinates, floor), as in YOLO / U-Net exports.
+  Value r = run1("Resize", F({1, 1, 1, 2}, {1, 2}), {{"roi", F({0}, {})}, {"sc", F({4}, {1, 1, 2, 2})}},
+                 {{"coordinate_transformation_mode", [] { Attr a; a.kind = Attr::Kind::String; a.s = "asymmetric"; return a; }()},
+                  {"nearest_mode", [] { Attr a; a.kind = Attr::Kind::String; a.s = "floor"; return a; }()}});
+  EXPECT_EQ(r.shape, (Shape{1, 1, 2, 4}));
+  expect_near(r, {1, 1, 2, 2, 1, 1, 2, 2});
+  // Stride-2 2x2 transposed convolution: each input pixel writes its own 2x2 block of the output.
+  Value ct = run1("ConvTranspose", F({1, 1, 1, 2}, {1, 2}), {{"w", F({1, 1, 2, 2}, {1, 2, 3, 4})}}, {{"strides", ais({2, 2})}});
+  EXPECT_EQ(ct.shape, (Shape{1, 1, 2, 4}));
+  expect_near(ct, {1, 2, 2, 4, 3, 4, 6, 8});
+}
+
+TEST(Ops, OneDimensionalConvAndItsLayerInfo) {
+  // Conv1d: x [1, 2, 5], w [3, 2, 3], stride 2, pads [1, 1] vs a direct loop; layer_info reports it as
+  // a 2-D problem with H = P = R = 1.
+  Value x = Value::floats({1, 2, 5});
+  for (int k = 0; k < 10; ++k) (*x.f)[k] = static_cast<float>(k % 4) - 1.5f;
+  Value w = Value::floats({3, 2, 3});
+  for (int k = 0; k < 18; ++k) (*w.f)[k] = static_cast<float>(k % 5) * 0.5f - 1;
+  Graph g;
+  g.source = "conv1d";
+  const int xi = g.value_id("x"), wi = g.value_id("w"), yi = g.value_id("y");
+  g.inputs.push_back({xi, {-1, 2, 5}});
+  g.constants[wi] = w;
+  Node n;
+  n.name = "c";
+  n.op = "Conv";
+  n.inputs = {xi, wi};
+  n.outputs = {yi};
+  n.attrs = {{"strides", ais({2})}, {"pads", ais({1, 1})}};
+  g.nodes.push_back(n);
+  g.outputs = {yi};
+  g.finalize();
+  Value y = g.run({x})[0];
+  ASSERT_EQ(y.shape, (Shape{1, 3, 3}));
+  for (int m = 0; m < 3; ++m)
+    for (int q = 0; q < 3; ++q) {
+      float acc = 0;
+      for (int c = 0; c < 2; ++c)
+        for (int j = 0; j < 3; ++j) {
+          const int i = q * 2 - 1 + j;
+          if (i >= 0 && i < 5) acc += (*x.f)[c * 5 + i] * (*w.f)[(m * 2 + c) * 3 + j];
+        }
+      EXPECT_NEAR(y.fp()[m * 3 + q], acc, 1e-5f);
+    }
+  auto L = layer_info(g, 4);
+  ASSERT_EQ(L.size(), 1u);
+  EXPECT_EQ(L[0].N, 4);
+  EXPECT_EQ(L[0].H, 1);
+  EXPECT_EQ(L[0].Q, 3);
+  EXPECT_EQ(L[0].S, 3);
+  EXPECT_EQ(L[0].macs, 4 * 3 * 3 * 2 * 3);
+}
+
+TEST(Ops, BadOperandsOfNewOperatorsAreErrors) {
+  Value x = F({1, 1, 2, 2}, {1, 2, 3, 4});
+  EXPECT_THROW(run1("Tile", x, {{"r", I({4}, {1, 1, INT64_MAX / 2, 3})}}), Error);
+  EXPECT_THROW(run1("Tile", x, {{"r", I({2}, {1, 1})}}), Error);
+  EXPECT_THROW(run1("Resize", x, {{"roi", F({0}, {})}, {"sc", F({4}, {1, 1, 1e30f, 1})}}), Error);
+  EXPECT_THROW(run1("Resize", x, {{"roi", F({0}, {})}, {"sc", F({2}, {1, 1})}}), Error);
+  EXPECT_THROW(run1("DepthToSpace", x, {}, {{"blocksize", ai(INT64_MAX)}}), Error);
+  EXPECT_THROW(run1("DepthToSpace", x, {}, {{"blocksize", ai(2)}}), Error);  // 1 channel, not divisible by 4
+  EXPECT_THROW(run1("Split", F({4}, {1, 2, 3, 4}), {{"s", I({1}, {INT64_MAX})}}), Error);
+  EXPECT_THROW(run1("TopK", F({3}, {1, 2, 3}), {{"k", I({1}, {4})}}), Error);
+  EXPECT_THROW(run1("Range", F({}, {0}), {{"l", F({}, {1e30f})}, {"d", F({}, {1e-30f})}}), Error);
+  EXPECT_THROW(run1("Expand", x, {{"s", I({2}, {3, 3})}}), Error);  // [.., 2, 2] vs [3, 3]
+  EXPECT_THROW(run1("ConvTranspose", x, {{"w", F({1, 1, 1, 1}, {1})}}, {{"strides", ais({INT64_MAX, 1})}}), Error);
+  EXPECT_THROW(run1("Where", x, {{"a", F({1}, {1})}, {"b", F({1}, {2})}}), Error);  // float condition
+  EXPECT_THROW(run1("MaxPool", I({1, 1, 2, 2}, {1, 2, 3, 4}), {}, {{"kernel_shape", ais({2, 2})}}), Error);  // int input
+  // Integer arithmetic wraps instead of overflowing (no undefined behaviour).
+  EXPECT_EQ(run1("Neg", I({1}, {INT64_MIN})).ip()[0], INT64_MIN);
+}

@@ -119,6 +119,9 @@ class Graph {
   void finalize();
   /// Shapes of every value for a given input shape (symbolic dims replaced by `batch`).
   std::vector<Shape> infer_shapes(std::int64_t batch = 1) const;
+  /// Shapes of every value for the actual shapes of the fed inputs (in Graph::run's order): every
+  /// symbolic dimension is bound from the input that has it. qcast::Error if a shape does not fit.
+  std::vector<Shape> infer_shapes(const std::vector<Shape>& input_shapes) const;
   /// Runs the graph. `feeds` are the graph inputs in order; returns the graph outputs in order.
   std::vector<Value> run(const std::vector<Value>& feeds, int threads = 1) const;
   /// Replaces quantizable weights by their fake-quantized values according to node.quant.weight

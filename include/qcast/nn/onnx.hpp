@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "qcast/nn/graph.hpp"
@@ -11,6 +12,14 @@ namespace qcast::nn {
 /// Parses an in-memory ONNX model. `what` names the source in errors. Throws qcast::Error for
 /// malformed protobuf, missing initializers, bad shapes or unsupported operators (naming op and node).
 Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& what);
+/// The same, with some graph inputs bound to values: they become constants before folding (e.g. the
+/// shape operand a model takes as an input), so only the remaining inputs are fed to Graph::run.
+/// A name that is not a graph input is a qcast::Error.
+Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& what,
+                 const std::map<std::string, Value>& bound_inputs);
+/// Parses a serialized ONNX TensorProto (e.g. a backend test's input_0.pb): float types -> f32,
+/// integer and bool types -> i64. `what` names the source in errors.
+Value parse_onnx_tensor(const std::uint8_t* data, std::size_t size, const std::string& what);
 /// Memory-maps and parses an ONNX file.
 Graph load_onnx(const std::string& path);
 
