@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -74,7 +75,11 @@ ImageSet load_idx(const std::string& images, const std::string& labels) {
   ImageSet s;
   s.sample_shape = {1, si[1], si[2]};
   s.data = std::move(x);
-  for (float v : y) s.labels.push_back(static_cast<std::int64_t>(v));
+  for (std::size_t k = 0; k < y.size(); ++k) {
+    if (!(y[k] == std::floor(y[k])) || std::fabs(y[k]) > 9.0e15f)
+      throw Error(labels + ": label " + std::to_string(y[k]) + " of sample " + std::to_string(k) + " is not an integer");
+    s.labels.push_back(static_cast<std::int64_t>(y[k]));
+  }
   return s;
 }
 
@@ -89,6 +94,14 @@ ImageSet load_npy_set(const std::string& inputs, const std::string& labels) {
   for (std::int64_t k = 0; k < x.numel(); ++k) s.data[k] = static_cast<float>(x.at(k));
   for (std::int64_t k = 0; k < y.numel(); ++k) s.labels.push_back(static_cast<std::int64_t>(y.at(k)));
   return s;
+}
+
+std::int64_t ImageSet::label(std::int64_t k, std::int64_t classes) const {
+  const std::int64_t l = labels.at(static_cast<std::size_t>(k));
+  if (l < 0 || l >= classes)
+    throw Error("label " + std::to_string(l) + " of sample " + std::to_string(k) + " is outside [0, " + std::to_string(classes) +
+                "): the model has " + std::to_string(classes) + " classes");
+  return l;
 }
 
 void resize_bilinear(const float* in, std::int64_t C, std::int64_t H, std::int64_t W, float* out, std::int64_t oh, std::int64_t ow) {

@@ -349,7 +349,7 @@ class Calib {
       if (m.is_graph) {
         const std::int64_t start = o_.offset + static_cast<std::int64_t>(k) * o_.batch;
         const std::int64_t bs = std::min(o_.batch, total_ - static_cast<std::int64_t>(k) * o_.batch), C = static_cast<std::int64_t>(lp[k].size()) / bs;
-        for (std::int64_t i = 0; i < bs; ++i) sum -= lp[k][static_cast<std::size_t>(i * C + set_.labels[start + i])];
+        for (std::int64_t i = 0; i < bs; ++i) sum -= lp[k][static_cast<std::size_t>(i * C + set_.label(start + i, C))];
         cnt += bs;
       } else {
         const auto& t = seqs_[k];

@@ -110,13 +110,11 @@ void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j)
     for (std::int64_t i = 0; i < bs; ++i) {
       const float* lg = y.fp() + i * C;
       const std::int64_t arg = std::max_element(lg, lg + C) - lg;
-      const std::int64_t lab = s.labels[b + i];
+      const std::int64_t lab = s.label(b + i, C);
       if (arg == lab) ++correct;
-      if (lab >= 0 && lab < C) {
-        double mx = lg[arg], z = 0;
-        for (std::int64_t k = 0; k < C; ++k) z += std::exp(static_cast<double>(lg[k]) - mx);
-        nll += -(lg[lab] - mx - std::log(z));
-      }
+      double mx = lg[arg], z = 0;
+      for (std::int64_t k = 0; k < C; ++k) z += std::exp(static_cast<double>(lg[k]) - mx);
+      nll += -(lg[lab] - mx - std::log(z));
     }
     bar.advance(bs);
   }

@@ -17,6 +17,9 @@ struct ImageSet {
   std::vector<std::int64_t> labels;
   std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
   std::int64_t sample_numel() const { return shape_numel(sample_shape); }
+  /// Label of sample k for a model with `classes` outputs; qcast::Error naming the label and the class
+  /// count when it is outside [0, classes). Every consumer of labels reads them through this.
+  std::int64_t label(std::int64_t k, std::int64_t classes) const;
 };
 
 /// Reads an IDX file (magic 0x0000080x, big-endian dims; gzip-compressed or raw) as raw values
