@@ -259,9 +259,11 @@ class Calib {
       std::vector<nn::GraphInput> ins;
       for (auto& in : m.graph.inputs) if (!m.graph.is_const(in.id)) ins.push_back(in);
       if (ins.size() != 1) throw Error(m.path + ": calibration supports models with one input");
-      std::int64_t mh = 0, mw = 0;
-      if (ins[0].shape.size() == 4) { mh = ins[0].shape[2]; mw = ins[0].shape[3]; }
-      set_ = nn::load_images(d, mh, mw);
+      const Shape& want = ins[0].shape;
+      if (want.empty()) throw Error(m.path + ": the model input has no batch dimension");
+      // Only the samples calibration uses are read (offset + samples).
+      const std::int64_t need = o.samples > INT64_MAX - o.offset ? -1 : o.offset + o.samples;
+      set_ = nn::load_images(d, Shape(want.begin() + 1, want.end()), need);
       total_ = std::max<std::int64_t>(0, std::min(o.samples, set_.size() - o.offset));
       batches_ = (total_ + o.batch - 1) / o.batch;
     } else {
