@@ -5,6 +5,8 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -101,6 +103,25 @@ namespace {
 std::atomic<std::int64_t> g_max_elems{std::int64_t(1) << 32};
 }
 void set_max_tensor_elements(std::int64_t n) { g_max_elems = n; }
+
+FoldLimit fold_limit(std::int64_t initializer_bytes) {
+  FoldLimit r;
+  if (const char* env = std::getenv("QCAST_FOLD_LIMIT_MB"); env && *env) {
+    char* end = nullptr;
+    errno = 0;
+    const long long mb = std::strtoll(env, &end, 10);
+    if (*end != '\0' || errno == ERANGE || mb < 0 || mb > (std::int64_t(1) << 40))
+      throw Error(std::string("QCAST_FOLD_LIMIT_MB='") + env + "' is not a number of MiB");
+    r.bytes = static_cast<std::int64_t>(mb) << 20;
+    r.text = "the limit on constant-folded tensors of " + std::to_string(mb) + " MiB in all (QCAST_FOLD_LIMIT_MB=" + env +
+             "; set a larger QCAST_FOLD_LIMIT_MB to load this model)";
+  } else {
+    r.bytes = (std::int64_t(256) << 20) + 2 * initializer_bytes;
+    r.text = "the limit on constant-folded tensors of " + std::to_string(r.bytes >> 20) +
+             " MiB in all (256 MiB plus twice the model's initializers; set QCAST_FOLD_LIMIT_MB=N to allow N MiB)";
+  }
+  return r;
+}
 std::int64_t max_tensor_elements() { return g_max_elems; }
 
 bool op_supported(const std::string& op) { return detail::find_op(op) != nullptr; }
@@ -157,9 +178,10 @@ void check_extent(const Node& n, const Value& v) {
 }
 
 // Runs one node. `vals` holds the current value of every id (shape-only values in shape mode).
-void exec_node(const Node& n, std::vector<Value>& vals, std::vector<bool>& have, bool shape_only, int threads, int opset) {
+void exec_node(const Node& n, std::vector<Value>& vals, std::vector<bool>& have, bool shape_only, int threads, int opset,
+               std::int64_t* fold_budget = nullptr, const std::string* fold_limit = nullptr) {
   auto fn = detail::find_op(n.op);
-  detail::OpCtx c{n, {}, {}, shape_only, threads, opset};
+  detail::OpCtx c{n, {}, {}, shape_only, threads, opset, fold_budget, fold_limit};
   for (int id : n.inputs) {
     if (id < 0) { c.in.push_back(nullptr); continue; }
     if (!have[id]) throw Error(n.op + " node '" + n.name + "': input value '" + std::to_string(id) + "' is not computed before use");
@@ -209,7 +231,12 @@ void Graph::finalize() {
   }
   for (int id : outputs)
     if (!defined[id]) throw Error(source + ": graph output '" + value_names[id] + "' is never computed");
-  // Constant folding.
+  // Constant folding. What it creates is bounded in total: a few bytes of ConstantOfShape / Expand / Tile /
+  // Range can otherwise ask for gigabytes before the model runs at all.
+  std::int64_t init_bytes = 0;
+  for (auto& [id, v] : constants) init_bytes += v.numel() * (v.is_int ? 8 : 4);
+  const FoldLimit lim = fold_limit(init_bytes);
+  std::int64_t budget = lim.bytes;
   blas_single_thread();
   std::vector<Value> vals(value_names.size());
   std::vector<bool> have(value_names.size(), false);
@@ -220,7 +247,7 @@ void Graph::finalize() {
     for (int id : n.inputs) if (id >= 0 && !constants.count(id)) all_const = false;
     if (all_const) {
       try {
-        exec_node(n, vals, have, false, 1, opset);
+        exec_node(n, vals, have, false, 1, opset, &budget, &lim.text);
       } catch (const Error& e) {
         throw Error(source + ": " + e.what());
       }

@@ -37,6 +37,12 @@ Value& OpCtx::alloc(std::size_t k, Shape s, bool is_int) {
   if (out.size() <= k) out.resize(k + 1);
   Value& v = out[k];
   if (shape_numel(s) > max_tensor_elements()) fail("result " + shape_str(s) + " is larger than the tensor size limit");
+  if (fold_budget && !shape_only) {
+    const std::int64_t bytes = shape_numel(s) * (is_int ? 8 : 4);  // at most 2^35: no overflow
+    if (bytes > *fold_budget)
+      fail("constant folding would create a " + shape_str(s) + " tensor (" + std::to_string(bytes) + " bytes), beyond " + *fold_limit);
+    *fold_budget -= bytes;
+  }
   v.shape = std::move(s);
   v.is_int = is_int;
   v.f.reset();
