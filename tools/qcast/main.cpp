@@ -1,5 +1,9 @@
 // qcast: entry point. Subcommands live one per file beside this one.
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
 #include <cstdint>
 #include <iostream>
 #include <thread>
@@ -15,6 +19,43 @@ std::vector<std::pair<std::string, Setup>>& registry() {
 }
 
 Registrar::Registrar(std::string name, Setup setup) { registry().emplace_back(std::move(name), std::move(setup)); }
+
+CLI::Validator finite_range(double lo, double hi) {
+  std::ostringstream desc;
+  desc << "FLOAT in [" << lo << ", " << hi << "]";
+  return CLI::Validator(
+      [lo, hi](std::string& in) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(in.c_str(), &end);
+        if (in.empty() || end != in.c_str() + in.size()) return "'" + in + "' is not a number";
+        if (!std::isfinite(v)) return "'" + in + "' is not a finite number";
+        if (v < lo || v > hi) {
+          std::ostringstream o;
+          o << in << " is outside [" << lo << ", " << hi << "]";
+          return o.str();
+        }
+        return {};
+      },
+      desc.str());
+}
+
+CLI::Validator seed_check() {
+  return CLI::Validator(
+      [](std::string& in) -> std::string {
+        const bool digits = !in.empty() && std::all_of(in.begin(), in.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits) return "seed '" + in + "' is not a non-negative decimal integer";
+        errno = 0;
+        (void)std::strtoull(in.c_str(), nullptr, 10);
+        if (errno == ERANGE) return "seed " + in + " does not fit in 64 bits (at most 18446744073709551615)";
+        return {};
+      },
+      "UINT64");
+}
+
+CLI::Option* add_seed_option(CLI::App* sub, std::uint64_t& seed, const std::string& description) {
+  return sub->add_option("--seed", seed, description)->check(seed_check());
+}
 
 void add_threads_flag(CLI::App* sub, int& threads) {
   threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -178,9 +178,9 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("--report", a->report, "write a JSON report (recipe, per-layer error, timings, eval)");
   sub->add_option("--eval", a->eval, "evaluate the written model on this dataset (as qcast eval --json)");
   sub->add_option("--eval-limit", a->eval_limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
-  sub->add_option("--rotate-block", a->rotate_block, "rotate: Hadamard block (power of two <= 128)")->capture_default_str();
+  sub->add_option("--rotate-block", a->rotate_block, "rotate: Hadamard block (power of two <= 128)")->check(CLI::IsMember({1, 2, 4, 8, 16, 32, 64, 128}))->capture_default_str();
   sub->add_option("--rank", a->rank, "lowrank: rank of the compensation branch")->check(CLI::Range(1, 4096))->capture_default_str();
-  sub->add_option("--seed", a->seed, "seed (rotation signs, quarot rotation, randomized SVD)")->capture_default_str();
+  add_seed_option(sub, a->seed, "seed (rotation signs, quarot rotation, randomized SVD)")->capture_default_str();
   sub->add_flag("--act-order", a->act_order, "gptq: act-order with static groups");
   sub->add_option("--mixed-formats", a->mixed_formats, "mixed: candidate formats besides the weight format (comma-separated)")->capture_default_str();
   sub->add_flag("--quiet", a->quiet, "no progress bar and no per-layer table");

@@ -135,7 +135,7 @@ Registrar reg("study", [](CLI::App& app) {
   sub->add_option("--models", args->models, "folder of .safetensors models to include (skipped if absent)")->capture_default_str();
   sub->add_option("--rows", args->rows, "rows of each synthetic tensor")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   sub->add_option("--cols", args->cols, "columns of each synthetic tensor")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  sub->add_option("--seed", args->seed, "seed of the synthetic tensors")->capture_default_str();
+  add_seed_option(sub, args->seed, "seed of the synthetic tensors")->capture_default_str();
   sub->add_flag("--json", args->json, "print JSON");
   add_threads_flag(sub, args->threads);
   sub->callback([args] { run(*args); });
