@@ -23,6 +23,11 @@ bool is_npy_path(const std::string& path) {
   throw Error("'" + path + "': unknown file type (expected .npy or .safetensors)");
 }
 
+void write_tensor_file(const std::string& path, const std::string& name, const Tensor& t) {
+  if (is_npy_path(path)) write_npy(path, t);
+  else write_safetensors(path, {{name, t}});
+}
+
 bool is_float_tensor(const Tensor& t) { return t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16; }
 
 namespace {

@@ -9,6 +9,7 @@
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
 #include "qcast/io.hpp"
+#include "qcast/tensor_files.hpp"
 #include "qcast/nn/onnx.hpp"
 
 namespace qcast::cli {
@@ -37,7 +38,7 @@ void run(const Args& a) {
     best = std::min(best, s);
     total += s;
   }
-  if (!a.output.empty()) write_npy(a.output, out[0].to_tensor());
+  if (!a.output.empty()) write_tensor_file(a.output, g.value_names[g.outputs[0]], out[0].to_tensor());
   const double n = static_cast<double>(x.shape[0]);
   if (a.json) {
     nlohmann::json j = {{"model", a.model}, {"input_shape", x.shape}, {"output_shape", out[0].shape}, {"repeat", a.repeat},
@@ -55,7 +56,7 @@ Registrar reg("infer", [](CLI::App& root) {
   auto* sub = root.add_subcommand("infer", "run an ONNX model on a .npy batch (fp32 or fake-quantized); report throughput");
   sub->add_option("model", a->model, "ONNX model")->required();
   sub->add_option("input", a->input, ".npy input batch [N, ...]")->required();
-  sub->add_option("-o,--output", a->output, "write the first output as .npy");
+  sub->add_option("-o,--output", a->output, "write the first output as .npy or .safetensors (by extension)");
   a->q.add(sub);
   sub->add_option("--repeat", a->repeat, "run N times, report the best")->check(CLI::Range(1, 1000))->capture_default_str();
   sub->add_flag("--json", a->json, "print one JSON object");
