@@ -598,13 +598,20 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   }
   double mixed_bits = 0;
   if (method.rfind("mixed@", 0) == 0) {
+    const std::string b = method.substr(6);
+    std::size_t pos = 0;
     try {
-      mixed_bits = std::stod(method.substr(6));
+      mixed_bits = std::stod(b, &pos);
     } catch (...) {
-      throw Error("method '" + method + "': expected mixed@BITS, e.g. mixed@4.5");
+      pos = 0;
     }
+    // A NaN or infinite budget would reach the allocator's size arithmetic; 32 bits is more than any format.
+    if (b.empty() || pos != b.size() || !std::isfinite(mixed_bits) || mixed_bits <= 0 || mixed_bits > 32)
+      throw Error("method '" + method + "': expected mixed@BITS with a budget in (0, 32] bits per weight, e.g. mixed@4.5");
     method = "mixed";
   }
+  if (opt.rotate_block < 1 || opt.rotate_block > 128 || (opt.rotate_block & (opt.rotate_block - 1)) != 0)
+    throw Error("rotate block " + std::to_string(opt.rotate_block) + " is not a power of two in [1, 128]");
   static const std::vector<std::string> known = {"rtn", "search", "gptq", "ed", "rotate+gptq", "lowrank", "mixed"};
   if (std::find(known.begin(), known.end(), method) == known.end())
     throw Error("unknown method '" + opt.method + "' (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS, each optionally quarot+ and +bias; bias = rtn+bias)");

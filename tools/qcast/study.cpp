@@ -73,7 +73,13 @@ std::vector<std::string> study_formats() {
   return v;
 }
 
+// Each of the three synthetic tensors is rows x cols float32 values, allocated up front.
+constexpr std::int64_t kMaxStudyValues = std::int64_t(1) << 26;
+
 void run(const StudyArgs& a) {
+  if (a.rows * a.cols > kMaxStudyValues)  // both are at most 2^20 (CLI check): the product cannot overflow
+    throw Error("--rows " + std::to_string(a.rows) + " x --cols " + std::to_string(a.cols) + " = " + std::to_string(a.rows * a.cols) +
+                " values per synthetic tensor, more than the limit of " + std::to_string(kMaxStudyValues) + " (2^26)");
   std::vector<Dataset> data;
   for (const char* n : {"gaussian", "laplace", "student-t3"}) data.push_back(synthetic(n, a.rows, a.cols, a.seed));
   std::vector<std::string> files;
