@@ -14,6 +14,7 @@
 #include "qcast/error.hpp"
 #include "qcast/io.hpp"
 #include "qcast/nn/graph.hpp"
+#include "io/yaml_error.hpp"
 
 namespace qcast::nn {
 
@@ -303,7 +304,7 @@ DatasetSpec parse_dataset_spec(const std::string& spec, const std::string& data_
     try {
       y = YAML::LoadFile(spec);
     } catch (const YAML::Exception& e) {
-      throw Error(spec + ": " + e.what());
+      throw detail::yaml_error(spec, e);
     }
     try {
       if (!y.IsMap()) throw Error(spec + ": expected a mapping");
@@ -337,13 +338,13 @@ DatasetSpec parse_dataset_spec(const std::string& spec, const std::string& data_
           else if (key == "resize") {
             if (kv.second.IsScalar() && kv.second.as<std::string>() == "model") d.pre.resize_to_model = true;
             else {
-              auto v = floats_of(kv.second, "resize");
+              auto v = floats_of(kv.second, spec + ": preprocess resize");
               if (v.size() != 2 || v[0] < 1 || v[1] < 1) throw Error(spec + ": resize must be [H, W] or 'model'");
               d.pre.resize_h = static_cast<std::int64_t>(v[0]);
               d.pre.resize_w = static_cast<std::int64_t>(v[1]);
             }
-          } else if (key == "mean") d.pre.mean = floats_of(kv.second, "mean");
-          else if (key == "std") d.pre.std = floats_of(kv.second, "std");
+          } else if (key == "mean") d.pre.mean = floats_of(kv.second, spec + ": preprocess mean");
+          else if (key == "std") d.pre.std = floats_of(kv.second, spec + ": preprocess std");
           else if (key == "interpolation") {
             const auto m = kv.second.as<std::string>();
             if (m != "bilinear") throw Error(spec + ": only bilinear interpolation (align_corners=False) is supported");
@@ -356,7 +357,7 @@ DatasetSpec parse_dataset_spec(const std::string& spec, const std::string& data_
         if (std::find(std::begin(known), std::end(known), key) == std::end(known)) throw Error(spec + ": unknown key '" + key + "'");
       }
     } catch (const YAML::Exception& e) {
-      throw Error(spec + ": " + e.what());
+      throw detail::yaml_error(spec, e);
     }
   }
   if (!data_root.empty()) d.root = data_root;

@@ -55,7 +55,9 @@ SafeTensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, st
     }
     for (auto& d : e["shape"]) {
       if (!d.is_number_unsigned()) throw Error(tw + " has a non-integer or negative dimension");
-      t.shape.push_back(static_cast<std::int64_t>(d.get<std::uint64_t>() > (std::uint64_t{1} << 50) ? -1 : d.get<std::uint64_t>()));
+      const std::uint64_t dim = d.get<std::uint64_t>();
+      if (dim > (std::uint64_t{1} << 50)) throw Error(tw + ": dimension " + std::to_string(dim) + " is too large (at most 2^50)");
+      t.shape.push_back(static_cast<std::int64_t>(dim));
     }
     const auto& off = e["data_offsets"];
     if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) throw Error(tw + " has bad data_offsets");

@@ -28,6 +28,17 @@ CLI::Validator seed_check();
 /// Adds `--seed` (an unsigned 64-bit integer, checked by seed_check) to a subcommand.
 CLI::Option* add_seed_option(CLI::App* sub, std::uint64_t& seed, const std::string& description);
 
+/// JSON text for --json output and reports: bytes that are not UTF-8 (a tensor or layer name read from a
+/// file) become U+FFFD instead of an exception out of nlohmann's dump.
+template <class Json>
+std::string json_text(const Json& j, int indent) {
+  return j.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
+/// `s` with every byte that is not part of valid UTF-8, and every control character but newline and tab,
+/// written as \xNN: for echoing names and messages that come from files or arguments to a terminal.
+std::string printable(const std::string& s);
+
 /// Adds the common `--threads N` flag (default: all cores) to a subcommand, writing into `threads`.
 void add_threads_flag(CLI::App* sub, int& threads);
 

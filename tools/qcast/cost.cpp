@@ -239,7 +239,7 @@ void run_cost(const CostArgs& args) {
     tl.push_back({{"name", arch.arith.name}, {"energy_pj", mac}, {"traffic_bytes", 0}});
     j["total"] = {{"computes", computes}, {"cycles", cycles}, {"energy_pj", energy}, {"levels", tl}};
     j["skipped"] = skipped;
-    std::cout << j.dump(2) << "\n";
+    std::cout << qcast::cli::json_text(j, 2) << "\n";
     return;
   }
   for (auto& r : results) print_layer(std::cout, r, arch, prec);

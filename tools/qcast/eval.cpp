@@ -190,7 +190,7 @@ void run(Args a) {
   if (graph) eval_classifier(a, recipe, j);
   else eval_lm(a, recipe, j);
   if (a.json) {
-    std::cout << j.dump(2) << "\n";
+    std::cout << json_text(j, 2) << "\n";
     return;
   }
   if (j["task"] == "classification")

@@ -44,7 +44,7 @@ void run(const FormatsArgs& a) {
                   db, scaling_desc(f).c_str());
     }
   }
-  if (a.json) std::cout << nlohmann::ordered_json{{"formats", arr}}.dump(1) << "\n";
+  if (a.json) std::cout << json_text(nlohmann::ordered_json{{"formats", arr}}, 1) << "\n";
   else std::printf("\nAlso: intN/uintN (N=2..16), eXmY[fn|fnuz|fin], pot<N>, cb:v1,v2,..., and ELEM@SCALE/b<N>|g<N>|ch<A>|t<R>x<C>|tensor[/asym][/rule] (docs/formats.md).\n");
 }
 
