@@ -8,6 +8,7 @@
 #include "command.hpp"
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
+#include "qcast/file.hpp"
 #include "qcast/io.hpp"
 #include "qcast/tensor_files.hpp"
 #include "qcast/nn/onnx.hpp"
@@ -25,6 +26,10 @@ struct Args {
 
 void run(const Args& a) {
   if (!is_onnx(a.model)) throw Error(a.model + ": infer takes an ONNX model (use generate / eval for language models)");
+  if (!a.output.empty()) {  // the output's type and place are checked before the model runs
+    (void)is_npy_path(a.output);
+    check_output_path(a.output, "--output");
+  }
   nn::Graph g = nn::load_onnx(a.model);
   warn(nn::apply_recipe(g, a.q.get(), a.threads));
   nn::Value x = nn::Value::from_tensor(read_npy(a.input));

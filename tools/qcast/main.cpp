@@ -10,6 +10,7 @@
 
 #include "command.hpp"
 #include "qcast/error.hpp"
+#include "qcast/file.hpp"
 
 namespace qcast::cli {
 
@@ -117,6 +118,7 @@ std::uint64_t TimerResolution() { return 1; }
 }  // namespace hwy::platform
 
 int main(int argc, char** argv) {
+  qcast::install_temp_file_signal_handlers();  // an interrupted command leaves no temporary file behind
   CLI::App app{"qcast: hardware-aware quantization of neural networks (formats, models, PTQ, hardware cost)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("qcast ") + QCAST_VERSION_STRING);
