@@ -90,10 +90,16 @@ int Graph::value_id(const std::string& name) {
   int id = find_value(name);
   if (id >= 0) return id;
   value_names.push_back(name);
-  return static_cast<int>(value_names.size()) - 1;
+  id = static_cast<int>(value_names.size()) - 1;
+  value_index.emplace(name, id);
+  return id;
 }
 
 int Graph::find_value(const std::string& name) const {
+  if (value_index.size() == value_names.size()) {  // the index is complete unless value_names was filled directly
+    const auto it = value_index.find(name);
+    return it == value_index.end() ? -1 : it->second;
+  }
   for (std::size_t k = 0; k < value_names.size(); ++k)
     if (value_names[k] == name) return static_cast<int>(k);
   return -1;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -112,6 +113,7 @@ class Graph {
 
   int value_id(const std::string& name);          // creates on first use
   int find_value(const std::string& name) const;  // -1 if absent
+  std::unordered_map<std::string, int> value_index;  // name -> id, kept by value_id (loading stays linear in the node count)
   bool is_const(int id) const { return constants.count(id) != 0; }
 
   /// Checks operators, input arities and that every used value is produced before use (throws
