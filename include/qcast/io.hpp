@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -30,8 +31,24 @@ struct NamedTensor {
 struct SafeTensorsFile {
   std::vector<NamedTensor> tensors;  // in the order of their data offsets
   std::map<std::string, std::string> metadata;
+  /// The tensor called `name`, or nullptr. Constant time for a parsed file (an index built by
+  /// parse_safetensors; a file whose `tensors` were changed afterwards is searched linearly).
   const Tensor* find(const std::string& name) const;
+  std::unordered_map<std::string, std::size_t> index;  // name -> position in `tensors`
 };
+
+/// One header entry of a safetensors file being written.
+struct SafeTensorsEntry {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  std::uint64_t nbytes;
+};
+/// The JSON header of a safetensors file holding `entries` back to back (in this order) and `metadata`,
+/// padded with spaces to a multiple of 8 bytes; qcast::Error naming `path` on a duplicate name. Linear
+/// in the number of entries (nlohmann's ordered_json looks keys up linearly).
+std::string safetensors_header(const std::vector<SafeTensorsEntry>& entries, const std::map<std::string, std::string>& metadata,
+                               const std::string& path);
 
 /// Parses an in-memory safetensors image; tensors point into `data`.
 SafeTensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, std::shared_ptr<const void> owner,

@@ -17,6 +17,10 @@ namespace qcast {
 /// True for .npy, false for .safetensors; throws qcast::Error for any other extension.
 bool is_npy_path(const std::string& path);
 
+/// Writes one tensor to `path` in the file type its extension names: .npy, or .safetensors (one tensor
+/// called `name`); qcast::Error for any other extension (checked before anything is written).
+void write_tensor_file(const std::string& path, const std::string& name, const Tensor& t);
+
 /// Is `t` a floating tensor that the float transforms accept (F32, F16, BF16)?
 bool is_float_tensor(const Tensor& t);
 

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,24 +14,50 @@
 #include "qcast/error.hpp"
 #include "qcast/io.hpp"
 #include "qcast/nn/graph.hpp"
+#include "io/yaml_error.hpp"
 
 namespace qcast::nn {
 
 namespace fs = std::filesystem;
 
-std::vector<float> read_idx(const std::string& path, Shape& shape) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw Error(path + ": cannot open");
-  std::string bytes;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) bytes.append(buf, static_cast<std::size_t>(n));
-  const bool bad = n < 0;
-  gzclose(f);
-  if (bad) throw Error(path + ": corrupt gzip stream");
-  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) throw Error(path + ": not an IDX file (bad magic)");
-  const auto type = static_cast<unsigned char>(bytes[2]);
-  const int nd = static_cast<unsigned char>(bytes[3]);
+namespace {
+
+// An open IDX stream: gzread reads gzip files and passes any other file through unchanged, so raw and
+// .gz IDX files take the same path.
+struct GzStream {
+  gzFile f = nullptr;
+  std::string path;
+  explicit GzStream(const std::string& p) : path(p) {
+    f = gzopen(p.c_str(), "rb");
+    if (!f) throw Error(p + ": cannot open");
+  }
+  ~GzStream() { if (f) gzclose(f); }
+  GzStream(const GzStream&) = delete;
+  GzStream& operator=(const GzStream&) = delete;
+  /// Reads up to n bytes; returns how many were read (fewer only at the end of the data).
+  std::size_t read(void* dst, std::size_t n) {
+    std::size_t got = 0;
+    while (got < n) {
+      const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(n - got, 1u << 30));
+      const int r = gzread(f, static_cast<char*>(dst) + got, chunk);
+      if (r < 0) throw Error(path + ": corrupt gzip stream");
+      if (r == 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    return got;
+  }
+};
+
+}  // namespace
+
+std::vector<float> read_idx(const std::string& path, Shape& shape, std::int64_t max_items) {
+  // Streamed: the header says how many bytes follow, and only the first max_items items are decompressed,
+  // so neither a gzip bomb behind a small header nor a --limit on a large set costs more than it asks for.
+  GzStream in(path);
+  unsigned char head[4];
+  if (in.read(head, 4) < 4 || head[0] != 0 || head[1] != 0) throw Error(path + ": not an IDX file (bad magic)");
+  const auto type = head[2];
+  const int nd = head[3];
   std::size_t es;
   switch (type) {
     case 0x08: case 0x09: es = 1; break;
@@ -39,56 +66,102 @@ std::vector<float> read_idx(const std::string& path, Shape& shape) {
     case 0x0E: es = 8; break;
     default: throw Error(path + ": unknown IDX element type " + std::to_string(type));
   }
-  if (nd < 1 || bytes.size() < 4 + 4 * static_cast<std::size_t>(nd)) throw Error(path + ": truncated IDX header");
+  std::vector<unsigned char> dims(4 * static_cast<std::size_t>(nd));
+  if (nd < 1 || in.read(dims.data(), dims.size()) < dims.size()) throw Error(path + ": truncated IDX header");
   shape.clear();
   for (int k = 0; k < nd; ++k) {
-    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + 4 + 4 * k);
+    const unsigned char* p = dims.data() + 4 * k;
     shape.push_back((std::int64_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3]);
   }
-  const std::size_t cnt = static_cast<std::size_t>(shape_numel(shape));
-  const std::size_t off = 4 + 4 * static_cast<std::size_t>(nd);
-  if (bytes.size() != off + cnt * es)
-    throw Error(path + ": IDX data has " + std::to_string(bytes.size() - off) + " bytes, the header " + shape_str(shape) + " implies " + std::to_string(cnt * es));
-  std::vector<float> out(cnt);
-  const auto* d = reinterpret_cast<const unsigned char*>(bytes.data() + off);
-  for (std::size_t k = 0; k < cnt; ++k) {
-    const unsigned char* p = d + k * es;
-    switch (type) {
-      case 0x08: out[k] = p[0]; break;
-      case 0x09: out[k] = static_cast<signed char>(p[0]); break;
-      case 0x0B: out[k] = static_cast<std::int16_t>((p[0] << 8) | p[1]); break;
-      case 0x0C: out[k] = static_cast<float>(static_cast<std::int32_t>((std::uint32_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3])); break;
-      case 0x0D: { std::uint32_t u = (std::uint32_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3]; float v; std::memcpy(&v, &u, 4); out[k] = v; break; }
-      default: { std::uint64_t u = 0; for (int j = 0; j < 8; ++j) u = (u << 8) | p[j]; double v; std::memcpy(&v, &u, 8); out[k] = static_cast<float>(v); break; }
+  std::int64_t item = 1;  // values per item (the product of the dims after the first)
+  try {
+    item = shape_numel(Shape(shape.begin() + 1, shape.end()));
+    shape_numel(shape);
+  } catch (const Error& e) {
+    throw Error(path + ": IDX header " + shape_str(shape) + ": " + e.what());
+  }
+  const std::int64_t items = max_items >= 0 ? std::min(shape[0], max_items) : shape[0];
+  const std::size_t cnt = static_cast<std::size_t>(items * item);
+  const std::size_t implied = static_cast<std::size_t>(shape_numel(shape)) * es;
+  std::vector<float> out;
+  // Grow with the data actually read: a header that promises more than the file holds costs nothing.
+  std::vector<unsigned char> buf;
+  const std::size_t chunk_vals = std::max<std::size_t>(1, (std::size_t{1} << 20) / es);
+  for (std::size_t done = 0; done < cnt;) {
+    const std::size_t k = std::min(chunk_vals, cnt - done);
+    buf.resize(k * es);
+    const std::size_t got = in.read(buf.data(), buf.size());
+    if (got < buf.size())
+      throw Error(path + ": IDX data has " + std::to_string(done * es + got) + " bytes, the header " + shape_str(shape) + " implies " +
+                  std::to_string(implied));
+    out.resize(done + k);
+    for (std::size_t j = 0; j < k; ++j) {
+      const unsigned char* p = buf.data() + j * es;
+      float& o = out[done + j];
+      switch (type) {
+        case 0x08: o = p[0]; break;
+        case 0x09: o = static_cast<signed char>(p[0]); break;
+        case 0x0B: o = static_cast<std::int16_t>((p[0] << 8) | p[1]); break;
+        case 0x0C: o = static_cast<float>(static_cast<std::int32_t>((std::uint32_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3])); break;
+        case 0x0D: { std::uint32_t u = (std::uint32_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3]; float v; std::memcpy(&v, &u, 4); o = v; break; }
+        default: { std::uint64_t u = 0; for (int b = 0; b < 8; ++b) u = (u << 8) | p[b]; double v; std::memcpy(&v, &u, 8); o = static_cast<float>(v); break; }
+      }
     }
+    done += k;
+  }
+  if (items == shape[0]) {  // the whole file was asked for: it must end where its header says
+    unsigned char extra;
+    if (in.read(&extra, 1) != 0)
+      throw Error(path + ": IDX data is longer than the " + std::to_string(implied) + " bytes its header " + shape_str(shape) + " implies");
   }
   return out;
 }
 
-ImageSet load_idx(const std::string& images, const std::string& labels) {
+ImageSet load_idx(const std::string& images, const std::string& labels, std::int64_t max_samples) {
   Shape si, sl;
-  auto x = read_idx(images, si);
-  auto y = read_idx(labels, sl);
+  auto x = read_idx(images, si, max_samples);
   if (si.size() != 3) throw Error(images + ": expected 3-D IDX images [N, rows, cols], got " + shape_str(si));
+  auto y = read_idx(labels, sl, max_samples);
   if (sl.size() != 1 || sl[0] != si[0]) throw Error(labels + ": expected " + std::to_string(si[0]) + " labels, got shape " + shape_str(sl));
   ImageSet s;
   s.sample_shape = {1, si[1], si[2]};
   s.data = std::move(x);
-  for (float v : y) s.labels.push_back(static_cast<std::int64_t>(v));
+  for (std::size_t k = 0; k < y.size(); ++k) {
+    if (!(y[k] == std::floor(y[k])) || std::fabs(y[k]) > 9.0e15f)
+      throw Error(labels + ": label " + std::to_string(y[k]) + " of sample " + std::to_string(k) + " is not an integer");
+    s.labels.push_back(static_cast<std::int64_t>(y[k]));
+  }
   return s;
 }
 
-ImageSet load_npy_set(const std::string& inputs, const std::string& labels) {
-  Value x = Value::from_tensor(read_npy(inputs));
-  Value y = Value::from_tensor(read_npy(labels));
-  if (x.shape.empty()) throw Error(inputs + ": inputs must have a leading sample dimension");
-  if (y.numel() != x.shape[0]) throw Error(labels + ": " + std::to_string(y.numel()) + " labels for " + std::to_string(x.shape[0]) + " inputs");
+ImageSet load_npy_set(const std::string& inputs, const std::string& labels, std::int64_t max_samples) {
+  const Tensor xt = read_npy(inputs);  // memory-mapped: only the samples converted below are read
+  const Tensor yt = read_npy(labels);
+  if (xt.shape.empty()) throw Error(inputs + ": inputs must have a leading sample dimension");
+  if (yt.numel() != xt.shape[0]) throw Error(labels + ": " + std::to_string(yt.numel()) + " labels for " + std::to_string(xt.shape[0]) + " inputs");
+  const std::int64_t n = max_samples >= 0 ? std::min(xt.shape[0], max_samples) : xt.shape[0];
+  Tensor xv = xt, yv = yt;  // views of the first n samples (C order: a prefix of the data)
+  xv.shape[0] = n;
+  yv.shape = {n};
+  const Value x = Value::from_tensor(xv), y = Value::from_tensor(yv);
   ImageSet s;
-  s.sample_shape.assign(x.shape.begin() + 1, x.shape.end());
+  s.sample_shape.assign(xt.shape.begin() + 1, xt.shape.end());
   s.data.resize(static_cast<std::size_t>(x.numel()));
   for (std::int64_t k = 0; k < x.numel(); ++k) s.data[k] = static_cast<float>(x.at(k));
-  for (std::int64_t k = 0; k < y.numel(); ++k) s.labels.push_back(static_cast<std::int64_t>(y.at(k)));
+  for (std::int64_t k = 0; k < n; ++k) {
+    const double v = y.at(k);
+    if (!(v == std::floor(v)) || std::fabs(v) > 9.0e15) throw Error(labels + ": label " + std::to_string(v) + " of sample " + std::to_string(k) + " is not an integer");
+    s.labels.push_back(static_cast<std::int64_t>(v));
+  }
   return s;
+}
+
+std::int64_t ImageSet::label(std::int64_t k, std::int64_t classes) const {
+  const std::int64_t l = labels.at(static_cast<std::size_t>(k));
+  if (l < 0 || l >= classes)
+    throw Error("label " + std::to_string(l) + " of sample " + std::to_string(k) + " is outside [0, " + std::to_string(classes) +
+                "): the model has " + std::to_string(classes) + " classes");
+  return l;
 }
 
 void resize_bilinear(const float* in, std::int64_t C, std::int64_t H, std::int64_t W, float* out, std::int64_t oh, std::int64_t ow) {
@@ -231,7 +304,7 @@ DatasetSpec parse_dataset_spec(const std::string& spec, const std::string& data_
     try {
       y = YAML::LoadFile(spec);
     } catch (const YAML::Exception& e) {
-      throw Error(spec + ": " + e.what());
+      throw detail::yaml_error(spec, e);
     }
     try {
       if (!y.IsMap()) throw Error(spec + ": expected a mapping");
@@ -265,13 +338,13 @@ DatasetSpec parse_dataset_spec(const std::string& spec, const std::string& data_
           else if (key == "resize") {
             if (kv.second.IsScalar() && kv.second.as<std::string>() == "model") d.pre.resize_to_model = true;
             else {
-              auto v = floats_of(kv.second, "resize");
+              auto v = floats_of(kv.second, spec + ": preprocess resize");
               if (v.size() != 2 || v[0] < 1 || v[1] < 1) throw Error(spec + ": resize must be [H, W] or 'model'");
               d.pre.resize_h = static_cast<std::int64_t>(v[0]);
               d.pre.resize_w = static_cast<std::int64_t>(v[1]);
             }
-          } else if (key == "mean") d.pre.mean = floats_of(kv.second, "mean");
-          else if (key == "std") d.pre.std = floats_of(kv.second, "std");
+          } else if (key == "mean") d.pre.mean = floats_of(kv.second, spec + ": preprocess mean");
+          else if (key == "std") d.pre.std = floats_of(kv.second, spec + ": preprocess std");
           else if (key == "interpolation") {
             const auto m = kv.second.as<std::string>();
             if (m != "bilinear") throw Error(spec + ": only bilinear interpolation (align_corners=False) is supported");
@@ -284,22 +357,63 @@ DatasetSpec parse_dataset_spec(const std::string& spec, const std::string& data_
         if (std::find(std::begin(known), std::end(known), key) == std::end(known)) throw Error(spec + ": unknown key '" + key + "'");
       }
     } catch (const YAML::Exception& e) {
-      throw Error(spec + ": " + e.what());
+      throw detail::yaml_error(spec, e);
     }
   }
   if (!data_root.empty()) d.root = data_root;
   return d;
 }
 
-ImageSet load_images(const DatasetSpec& d, std::int64_t model_h, std::int64_t model_w) {
+namespace {
+
+// An IDX file named X.gz that is absent may be stored uncompressed as X (both are read the same way).
+std::string idx_file(const std::string& path) {
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0 && !fs::exists(path)) {
+    const std::string raw = path.substr(0, path.size() - 3);
+    if (fs::exists(raw)) return raw;
+  }
+  return path;
+}
+
+}  // namespace
+
+void check_dataset_files(const DatasetSpec& d) {
+  auto need = [&](const std::string& f) {
+    if (!fs::is_regular_file(f)) throw Error("dataset '" + d.name + "': " + f + ": no such file");
+  };
+  if (d.kind == DatasetSpec::Kind::Text) need(d.path_of(d.text));
+  else if (d.kind == DatasetSpec::Kind::Idx) { need(idx_file(d.path_of(d.images))); need(idx_file(d.path_of(d.labels))); }
+  else { need(d.path_of(d.images)); need(d.path_of(d.labels)); }
+}
+
+ImageSet load_images(const DatasetSpec& d, const Shape& model_sample, std::int64_t max_samples) {
   ImageSet s;
-  if (d.kind == DatasetSpec::Kind::Idx) s = load_idx(d.path_of(d.images), d.path_of(d.labels));
-  else if (d.kind == DatasetSpec::Kind::Npy) s = load_npy_set(d.path_of(d.images), d.path_of(d.labels));
+  if (d.kind == DatasetSpec::Kind::Idx) s = load_idx(idx_file(d.path_of(d.images)), idx_file(d.path_of(d.labels)), max_samples);
+  else if (d.kind == DatasetSpec::Kind::Npy) s = load_npy_set(d.path_of(d.images), d.path_of(d.labels), max_samples);
   else throw Error("dataset '" + d.name + "' is text, not images");
   Preprocess p = d.pre;
-  if (p.resize_to_model && model_h > 0 && model_w > 0) { p.resize_h = model_h; p.resize_w = model_w; }
+  if (p.resize_to_model && model_sample.size() == 3 && model_sample[1] > 0 && model_sample[2] > 0) {
+    p.resize_h = model_sample[1];
+    p.resize_w = model_sample[2];
+  }
+  // The sample shape after preprocessing is known before any of it runs: check it against the model first.
+  Shape after = s.sample_shape;
+  if (p.resize_h > 0 && p.resize_w > 0) {
+    if (after.size() != 3) throw Error("resize needs [C, H, W] samples, got " + shape_str(after));
+    after = {after[0], p.resize_h, p.resize_w};
+  }
+  for (std::size_t k = 0; k < model_sample.size(); ++k)
+    if (model_sample[k] >= 0 && (model_sample.size() != after.size() || after[k] != model_sample[k]))
+      throw Error("dataset samples have shape " + shape_str(after) + ", the model expects " + shape_str(model_sample) +
+                  " per sample (declare a resize in the dataset spec?)");
   preprocess(s, p);
   return s;
+}
+
+ImageSet load_images(const DatasetSpec& d, std::int64_t model_h, std::int64_t model_w) {
+  Shape sample;
+  if (model_h > 0 && model_w > 0) sample = {-1, model_h, model_w};
+  return load_images(d, sample, -1);
 }
 
 }  // namespace qcast::nn

@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <atomic>
+#include <filesystem>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -68,6 +71,84 @@ static std::string temp_name(const std::string& path) {
   return path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
 }
 
+// Temporary files that exist right now, for the signal handler: fixed slots (no allocation, no locks), a
+// slot's path is written before its state becomes kActive and read by the handler only in that state.
+namespace {
+constexpr int kTempSlots = 64;
+constexpr int kFree = 0, kFilling = 1, kActive = 2;
+struct TempSlot {
+  std::atomic<int> state{kFree};
+  char path[4096];
+};
+TempSlot g_temps[kTempSlots];
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs lock-free atomics");
+
+extern "C" void remove_temps_and_reraise(int sig) {
+  const int saved = errno;
+  remove_registered_temp_files();
+  errno = saved;
+  // SA_RESETHAND restored the default action: raising the signal again ends the process as it would have.
+  ::raise(sig);
+}
+}  // namespace
+
+int register_temp_file(const std::string& path) {
+  if (path.size() >= sizeof(g_temps[0].path)) return -1;
+  for (int k = 0; k < kTempSlots; ++k) {
+    int expected = kFree;
+    if (!g_temps[k].state.compare_exchange_strong(expected, kFilling)) continue;
+    std::memcpy(g_temps[k].path, path.c_str(), path.size() + 1);
+    g_temps[k].state.store(kActive);
+    return k;
+  }
+  return -1;  // more than kTempSlots at once: still removed on every normal path, only not on a signal
+}
+
+void unregister_temp_file(int slot) {
+  if (slot >= 0 && slot < kTempSlots) g_temps[slot].state.store(kFree);
+}
+
+void remove_registered_temp_files() noexcept {
+  for (auto& t : g_temps)
+    if (t.state.load() == kActive) ::unlink(t.path);
+}
+
+void install_temp_file_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = remove_temps_and_reraise;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    // A signal the caller ignores (nohup, a shell's background job) stays ignored.
+    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    ::sigaction(sig, &sa, nullptr);
+  }
+}
+
+TempFileGuard::TempFileGuard(std::string path) : path_(std::move(path)), slot_(register_temp_file(path_)) {}
+
+TempFileGuard::~TempFileGuard() {
+  if (!released_) ::unlink(path_.c_str());
+  unregister_temp_file(slot_);
+}
+
+void TempFileGuard::release() {
+  released_ = true;
+  unregister_temp_file(slot_);
+  slot_ = -1;
+}
+
+void check_output_path(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error(what + " '" + path + "' is a directory");
+  const fs::path parent = fs::path(path).parent_path();
+  const std::string dir = parent.empty() ? "." : parent.string();
+  if (!fs::is_directory(dir, ec)) throw Error(what + " '" + path + "': directory '" + dir + "' does not exist");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) throw Error(what + " '" + path + "': directory '" + dir + "' is not writable");
+}
+
 void write_all(int fd, const void* data, std::size_t n, const std::string& what) {
   transfer_all(static_cast<const char*>(data), n, 0,
                [&](const char* p, std::size_t k, std::uint64_t) { return ::write(fd, p, k); }, what);
@@ -79,31 +160,40 @@ void pwrite_all(int fd, const void* data, std::size_t n, std::uint64_t offset, c
 }
 
 void write_file_atomic(const std::string& path, const std::function<void(int fd)>& fill) {
-  const std::string tmp = temp_name(path);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error("cannot create '" + path + "': " + std::strerror(errno));
+  TempFileGuard tmp(temp_name(path));  // registered before it exists: a signal removes it from then on
+  int fd = ::open(tmp.path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int e = errno;
+    tmp.release();  // not ours to remove
+    throw Error("cannot create '" + path + "': " + std::strerror(e));
+  }
   try {
     fill(fd);
   } catch (...) {
     ::close(fd);
-    ::unlink(tmp.c_str());
     throw;
   }
-  if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::close(fd) != 0 || ::rename(tmp.path().c_str(), path.c_str()) != 0) {
     int e = errno;
-    ::unlink(tmp.c_str());
     throw Error("cannot write '" + path + "': " + std::strerror(e));
   }
+  tmp.release();
 }
 
 OutputMap::OutputMap(const std::string& path, std::size_t size) : path_(path), tmp_(temp_name(path)), size_(size) {
+  slot_ = register_temp_file(tmp_);
   fd_ = ::open(tmp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error("cannot create '" + path + "': " + std::strerror(errno));
+  if (fd_ < 0) {
+    const int e = errno;
+    unregister_temp_file(slot_);
+    throw Error("cannot create '" + path + "': " + std::strerror(e));
+  }
   if (size_ > 0) {
     if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
       int e = errno;
       ::close(fd_);
       ::unlink(tmp_.c_str());
+      unregister_temp_file(slot_);
       throw Error("cannot size '" + path + "': " + std::strerror(e));
     }
     void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
@@ -111,6 +201,7 @@ OutputMap::OutputMap(const std::string& path, std::size_t size) : path_(path), t
       int e = errno;
       ::close(fd_);
       ::unlink(tmp_.c_str());
+      unregister_temp_file(slot_);
       throw Error("cannot map '" + path + "' for writing: " + std::strerror(e));
     }
     data_ = static_cast<std::uint8_t*>(p);
@@ -121,6 +212,7 @@ OutputMap::~OutputMap() {
   if (data_) ::munmap(data_, size_);
   if (fd_ >= 0) ::close(fd_);
   if (!committed_) ::unlink(tmp_.c_str());
+  unregister_temp_file(slot_);
 }
 
 void OutputMap::commit() {

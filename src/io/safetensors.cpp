@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
@@ -9,9 +10,38 @@
 namespace qcast {
 
 const Tensor* SafeTensorsFile::find(const std::string& name) const {
+  if (index.size() == tensors.size()) {
+    const auto it = index.find(name);
+    if (it == index.end()) return nullptr;
+    if (it->second < tensors.size() && tensors[it->second].name == name) return &tensors[it->second].tensor;
+  }
   for (auto& t : tensors)
     if (t.name == name) return &t.tensor;
   return nullptr;
+}
+
+std::string safetensors_header(const std::vector<SafeTensorsEntry>& entries, const std::map<std::string, std::string>& metadata,
+                               const std::string& path) {
+  // Written piece by piece: each entry is a small JSON object of its own, and the names are checked
+  // for duplicates with a hash set.
+  std::string hs = "{";
+  if (!metadata.empty()) hs += "\"__metadata__\":" + nlohmann::json(metadata).dump();
+  std::unordered_set<std::string> seen;
+  std::uint64_t off = 0;
+  for (const auto& e : entries) {
+    if (e.name == "__metadata__" || !seen.insert(e.name).second)
+      throw Error("duplicate tensor name '" + e.name + "' while writing " + path);
+    nlohmann::ordered_json j;
+    j["dtype"] = dtype_name(e.dtype);
+    j["shape"] = e.shape;
+    j["data_offsets"] = {off, off + e.nbytes};
+    off += e.nbytes;
+    if (hs.size() > 1) hs += ",";
+    hs += nlohmann::json(e.name).dump() + ":" + j.dump();
+  }
+  hs += "}";
+  hs.append((8 - hs.size() % 8) % 8, ' ');  // keep the data section 8-byte aligned
+  return hs;
 }
 
 SafeTensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, std::shared_ptr<const void> owner,
@@ -55,7 +85,9 @@ SafeTensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, st
     }
     for (auto& d : e["shape"]) {
       if (!d.is_number_unsigned()) throw Error(tw + " has a non-integer or negative dimension");
-      t.shape.push_back(static_cast<std::int64_t>(d.get<std::uint64_t>() > (std::uint64_t{1} << 50) ? -1 : d.get<std::uint64_t>()));
+      const std::uint64_t dim = d.get<std::uint64_t>();
+      if (dim > (std::uint64_t{1} << 50)) throw Error(tw + ": dimension " + std::to_string(dim) + " is too large (at most 2^50)");
+      t.shape.push_back(static_cast<std::int64_t>(dim));
     }
     const auto& off = e["data_offsets"];
     if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) throw Error(tw + " has bad data_offsets");
@@ -79,6 +111,8 @@ SafeTensorsFile parse_safetensors(const std::uint8_t* data, std::size_t size, st
   std::sort(out.tensors.begin(), out.tensors.end(), [&](const NamedTensor& a, const NamedTensor& b) {
     return a.tensor.data < b.tensor.data || (a.tensor.data == b.tensor.data && a.name < b.name);
   });
+  out.index.reserve(out.tensors.size());
+  for (std::size_t k = 0; k < out.tensors.size(); ++k) out.index.emplace(out.tensors[k].name, k);
   std::sort(ranges.begin(), ranges.end());
   for (std::size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second) throw Error(what + ": tensors overlap in the data section");
@@ -92,24 +126,10 @@ SafeTensorsFile read_safetensors(const std::string& path) {
 
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  nlohmann::ordered_json h = nlohmann::ordered_json::object();
-  if (!metadata.empty()) {
-    nlohmann::ordered_json m = nlohmann::ordered_json::object();
-    for (auto& [k, v] : metadata) m[k] = v;
-    h["__metadata__"] = m;
-  }
-  std::uint64_t off = 0;
-  for (auto& nt : tensors) {
-    if (h.contains(nt.name)) throw Error("duplicate tensor name '" + nt.name + "' while writing " + path);
-    nlohmann::ordered_json e;
-    e["dtype"] = dtype_name(nt.tensor.dtype);
-    e["shape"] = nt.tensor.shape;
-    e["data_offsets"] = {off, off + nt.tensor.nbytes()};
-    off += nt.tensor.nbytes();
-    h[nt.name] = e;
-  }
-  std::string hs = h.dump();
-  hs.append((8 - hs.size() % 8) % 8, ' ');  // keep the data section 8-byte aligned
+  std::vector<SafeTensorsEntry> entries;
+  entries.reserve(tensors.size());
+  for (auto& nt : tensors) entries.push_back({nt.name, nt.tensor.dtype, nt.tensor.shape, nt.tensor.nbytes()});
+  const std::string hs = safetensors_header(entries, metadata, path);
   write_file_atomic(path, [&](int fd) {
     std::uint8_t len[8];
     std::uint64_t l = hs.size();

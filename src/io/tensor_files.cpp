@@ -23,6 +23,11 @@ bool is_npy_path(const std::string& path) {
   throw Error("'" + path + "': unknown file type (expected .npy or .safetensors)");
 }
 
+void write_tensor_file(const std::string& path, const std::string& name, const Tensor& t) {
+  if (is_npy_path(path)) write_npy(path, t);
+  else write_safetensors(path, {{name, t}});
+}
+
 bool is_float_tensor(const Tensor& t) { return t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16; }
 
 namespace {
@@ -93,19 +98,15 @@ int transform_float_tensors(const std::string& in, const std::string& out,
     return 1;
   }
   const SafeTensorsFile st = parse_safetensors(file->data(), file->size(), file, in);
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!st.metadata.empty()) header["__metadata__"] = st.metadata;
   std::vector<bool> chosen;
-  std::uint64_t off = 0;
+  std::vector<SafeTensorsEntry> entries;
   for (auto& nt : st.tensors) {
     const bool c = is_float_tensor(nt.tensor) && select(nt.name);
     chosen.push_back(c);
     const std::uint64_t bytes = c ? static_cast<std::uint64_t>(nt.tensor.numel()) * 4 : nt.tensor.nbytes();
-    header[nt.name] = {{"dtype", c ? "F32" : dtype_name(nt.tensor.dtype)}, {"shape", nt.tensor.shape}, {"data_offsets", {off, off + bytes}}};
-    off += bytes;
+    entries.push_back({nt.name, c ? DType::F32 : nt.tensor.dtype, nt.tensor.shape, bytes});
   }
-  std::string hs = header.dump();
-  hs.append((8 - hs.size() % 8) % 8, ' ');
+  const std::string hs = safetensors_header(entries, st.metadata, out);
   int count = 0;
   write_file_atomic(out, [&](int fd) {
     std::uint8_t len[8];

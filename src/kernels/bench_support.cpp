@@ -121,7 +121,8 @@ double time_best(const std::function<void()>& fn, double min_seconds) {
     fn();
     const auto b = clk::now();
     best = std::min(best, std::chrono::duration<double>(b - a).count());
-    if (k >= 2 && std::chrono::duration<double>(b - t0).count() >= min_seconds) break;
+    // Written so that a NaN min_seconds ends the loop instead of never comparing true.
+    if (k >= 2 && !(std::chrono::duration<double>(b - t0).count() < min_seconds)) break;
   }
   return best;
 }

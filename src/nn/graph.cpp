@@ -5,6 +5,8 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -88,10 +90,16 @@ int Graph::value_id(const std::string& name) {
   int id = find_value(name);
   if (id >= 0) return id;
   value_names.push_back(name);
-  return static_cast<int>(value_names.size()) - 1;
+  id = static_cast<int>(value_names.size()) - 1;
+  value_index.emplace(name, id);
+  return id;
 }
 
 int Graph::find_value(const std::string& name) const {
+  if (value_index.size() == value_names.size()) {  // the index is complete unless value_names was filled directly
+    const auto it = value_index.find(name);
+    return it == value_index.end() ? -1 : it->second;
+  }
   for (std::size_t k = 0; k < value_names.size(); ++k)
     if (value_names[k] == name) return static_cast<int>(k);
   return -1;
@@ -101,6 +109,25 @@ namespace {
 std::atomic<std::int64_t> g_max_elems{std::int64_t(1) << 32};
 }
 void set_max_tensor_elements(std::int64_t n) { g_max_elems = n; }
+
+FoldLimit fold_limit(std::int64_t initializer_bytes) {
+  FoldLimit r;
+  if (const char* env = std::getenv("QCAST_FOLD_LIMIT_MB"); env && *env) {
+    char* end = nullptr;
+    errno = 0;
+    const long long mb = std::strtoll(env, &end, 10);
+    if (*end != '\0' || errno == ERANGE || mb < 0 || mb > (std::int64_t(1) << 40))
+      throw Error(std::string("QCAST_FOLD_LIMIT_MB='") + env + "' is not a number of MiB");
+    r.bytes = static_cast<std::int64_t>(mb) << 20;
+    r.text = "the limit on constant-folded tensors of " + std::to_string(mb) + " MiB in all (QCAST_FOLD_LIMIT_MB=" + env +
+             "; set a larger QCAST_FOLD_LIMIT_MB to load this model)";
+  } else {
+    r.bytes = (std::int64_t(256) << 20) + 2 * initializer_bytes;
+    r.text = "the limit on constant-folded tensors of " + std::to_string(r.bytes >> 20) +
+             " MiB in all (256 MiB plus twice the model's initializers; set QCAST_FOLD_LIMIT_MB=N to allow N MiB)";
+  }
+  return r;
+}
 std::int64_t max_tensor_elements() { return g_max_elems; }
 
 bool op_supported(const std::string& op) { return detail::find_op(op) != nullptr; }
@@ -161,9 +188,10 @@ void check_extent(const Node& n, const Value& v) {
 // shape subgraphs (Shape -> Gather -> Concat -> Reshape of a dynamic input) then fold at any input shape.
 constexpr std::int64_t kShapeFoldElems = std::int64_t(1) << 16;
 
-void exec_node(const Node& n, std::vector<Value>& vals, std::vector<bool>& have, bool shape_only, int threads, int opset) {
+void exec_node(const Node& n, std::vector<Value>& vals, std::vector<bool>& have, bool shape_only, int threads, int opset,
+               std::int64_t* fold_budget = nullptr, const std::string* fold_limit = nullptr) {
   auto fn = detail::find_op(n.op);
-  detail::OpCtx c{n, {}, {}, shape_only, threads, opset};
+  detail::OpCtx c{n, {}, {}, shape_only, threads, opset, fold_budget, fold_limit};
   std::int64_t known = 0;
   bool all_known = true;
   for (int id : n.inputs) {
@@ -218,7 +246,12 @@ void Graph::finalize() {
   }
   for (int id : outputs)
     if (!defined[id]) throw Error(source + ": graph output '" + value_names[id] + "' is never computed");
-  // Constant folding.
+  // Constant folding. What it creates is bounded in total: a few bytes of ConstantOfShape / Expand / Tile /
+  // Range can otherwise ask for gigabytes before the model runs at all.
+  std::int64_t init_bytes = 0;
+  for (auto& [id, v] : constants) init_bytes += v.numel() * (v.is_int ? 8 : 4);
+  const FoldLimit lim = fold_limit(init_bytes);
+  std::int64_t budget = lim.bytes;
   blas_single_thread();
   std::vector<Value> vals(value_names.size());
   std::vector<bool> have(value_names.size(), false);
@@ -229,7 +262,7 @@ void Graph::finalize() {
     for (int id : n.inputs) if (id >= 0 && !constants.count(id)) all_const = false;
     if (all_const) {
       try {
-        exec_node(n, vals, have, false, 1, opset);
+        exec_node(n, vals, have, false, 1, opset, &budget, &lim.text);
       } catch (const Error& e) {
         throw Error(source + ": " + e.what());
       }

@@ -527,6 +527,15 @@ bool looks_like_llama(const std::string& path) {
 }
 
 Llama load_llama(const std::string& path) {
+  // Every model command that is not given an .onnx file comes here: a tensor file would otherwise be
+  // read as a llama2.c header and reported as a bad model config.
+  const auto ext = fs::path(path).extension().string();
+  if ((ext == ".npy" || ext == ".safetensors") && !fs::is_directory(path))
+    throw Error(path + ": " + (ext == ".npy" ? "a NumPy .npy array" : "a safetensors tensor file") +
+                ", not a model. Model commands (inspect, eval, generate, quantize, infer) take an ONNX model (.onnx), a llama2.c "
+                "checkpoint (.bin) or a Hugging Face LLaMA directory" +
+                (ext == ".safetensors" ? "; eval also takes the .safetensors output of qcast quantize" : "") +
+                ". Tensor files are for cast, encode, decode and stats.");
   if (fs::is_directory(path) || fs::path(path).filename() == "config.json") return load_hf_llama(path);
   return load_llama2c(path);
 }

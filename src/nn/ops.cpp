@@ -37,6 +37,12 @@ Value& OpCtx::alloc(std::size_t k, Shape s, bool is_int) {
   if (out.size() <= k) out.resize(k + 1);
   Value& v = out[k];
   if (shape_numel(s) > max_tensor_elements()) fail("result " + shape_str(s) + " is larger than the tensor size limit");
+  if (fold_budget && !shape_only) {
+    const std::int64_t bytes = shape_numel(s) * (is_int ? 8 : 4);  // at most 2^35: no overflow
+    if (bytes > *fold_budget)
+      fail("constant folding would create a " + shape_str(s) + " tensor (" + std::to_string(bytes) + " bytes), beyond " + *fold_limit);
+    *fold_budget -= bytes;
+  }
   v.shape = std::move(s);
   v.is_int = is_int;
   v.f.reset();
@@ -957,9 +963,15 @@ bool onnx_type_is_float(std::int64_t t) { return t == 1 || t == 10 || t == 11 ||
 
 void op_cast(OpCtx& c) {
   const Value& X = c.x(0);
+  if (!c.node.has("to")) c.fail("Cast needs its 'to' attribute");
   const std::int64_t to = c.node.get_i("to", 1);
+  // The TensorProto types this runtime can represent: float ones as float32, integer / bool ones as int64.
+  // Anything else (string, complex, float8 / 4-bit types, an unknown number) is refused, not cast to int64.
+  static const std::int64_t kSupported[] = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16};
+  if (std::find(std::begin(kSupported), std::end(kSupported), to) == std::end(kSupported))
+    c.fail("casting to ONNX data type " + std::to_string(to) + (to == 8 ? " (string)" : "") +
+           " is not supported (float, double, float16, bfloat16, bool, (u)int8/16/32/64)");
   const bool to_int = !onnx_type_is_float(to);
-  if (to == 8) c.fail("casting to string is not supported");
   Value& Y = c.alloc(0, X.shape, to_int);
   if (c.shape_only) return;
   const std::int64_t n = X.numel();

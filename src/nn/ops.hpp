@@ -17,6 +17,10 @@ struct OpCtx {
   bool shape_only = false;
   int threads = 1;
   int opset = 13;
+  /// Constant folding: bytes that outputs may still allocate (alloc() fails beyond it), and the text
+  /// that names the limit in that message. nullptr outside folding.
+  std::int64_t* fold_budget = nullptr;
+  const std::string* fold_limit = nullptr;
 
   std::size_t n_in() const { return in.size(); }
   bool present(std::size_t k) const { return k < in.size() && in[k] != nullptr; }

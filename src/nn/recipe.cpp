@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "io/yaml_error.hpp"
 #include "qcast/error.hpp"
 #include "qcast/nn/act_quant.hpp"
 
@@ -165,7 +166,7 @@ Recipe load_recipe(const std::string& path) {
   } catch (const YAML::BadFile&) {
     throw Error(path + ": cannot open recipe");
   } catch (const YAML::Exception& e) {
-    throw Error(path + ": " + e.what());
+    throw detail::yaml_error(path, e);
   }
   Recipe r;
   try {
@@ -214,7 +215,7 @@ Recipe load_recipe(const std::string& path) {
       }
     }
   } catch (const YAML::Exception& e) {
-    throw Error(path + ": " + e.what());
+    throw detail::yaml_error(path, e);
   }
   r.validate(path);
   return r;

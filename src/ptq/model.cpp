@@ -259,9 +259,11 @@ class Calib {
       std::vector<nn::GraphInput> ins;
       for (auto& in : m.graph.inputs) if (!m.graph.is_const(in.id)) ins.push_back(in);
       if (ins.size() != 1) throw Error(m.path + ": calibration supports models with one input");
-      std::int64_t mh = 0, mw = 0;
-      if (ins[0].shape.size() == 4) { mh = ins[0].shape[2]; mw = ins[0].shape[3]; }
-      set_ = nn::load_images(d, mh, mw);
+      const Shape& want = ins[0].shape;
+      if (want.empty()) throw Error(m.path + ": the model input has no batch dimension");
+      // Only the samples calibration uses are read (offset + samples).
+      const std::int64_t need = o.samples > INT64_MAX - o.offset ? -1 : o.offset + o.samples;
+      set_ = nn::load_images(d, Shape(want.begin() + 1, want.end()), need);
       total_ = std::max<std::int64_t>(0, std::min(o.samples, set_.size() - o.offset));
       batches_ = (total_ + o.batch - 1) / o.batch;
     } else {
@@ -349,7 +351,7 @@ class Calib {
       if (m.is_graph) {
         const std::int64_t start = o_.offset + static_cast<std::int64_t>(k) * o_.batch;
         const std::int64_t bs = std::min(o_.batch, total_ - static_cast<std::int64_t>(k) * o_.batch), C = static_cast<std::int64_t>(lp[k].size()) / bs;
-        for (std::int64_t i = 0; i < bs; ++i) sum -= lp[k][static_cast<std::size_t>(i * C + set_.labels[start + i])];
+        for (std::int64_t i = 0; i < bs; ++i) sum -= lp[k][static_cast<std::size_t>(i * C + set_.label(start + i, C))];
         cnt += bs;
       } else {
         const auto& t = seqs_[k];
@@ -596,13 +598,20 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   }
   double mixed_bits = 0;
   if (method.rfind("mixed@", 0) == 0) {
+    const std::string b = method.substr(6);
+    std::size_t pos = 0;
     try {
-      mixed_bits = std::stod(method.substr(6));
+      mixed_bits = std::stod(b, &pos);
     } catch (...) {
-      throw Error("method '" + method + "': expected mixed@BITS, e.g. mixed@4.5");
+      pos = 0;
     }
+    // A NaN or infinite budget would reach the allocator's size arithmetic; 32 bits is more than any format.
+    if (b.empty() || pos != b.size() || !std::isfinite(mixed_bits) || mixed_bits <= 0 || mixed_bits > 32)
+      throw Error("method '" + method + "': expected mixed@BITS with a budget in (0, 32] bits per weight, e.g. mixed@4.5");
     method = "mixed";
   }
+  if (opt.rotate_block < 1 || opt.rotate_block > 128 || (opt.rotate_block & (opt.rotate_block - 1)) != 0)
+    throw Error("rotate block " + std::to_string(opt.rotate_block) + " is not a power of two in [1, 128]");
   static const std::vector<std::string> known = {"rtn", "search", "gptq", "ed", "rotate+gptq", "lowrank", "mixed"};
   if (std::find(known.begin(), known.end(), method) == known.end())
     throw Error("unknown method '" + opt.method + "' (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS, each optionally quarot+ and +bias; bias = rtn+bias)");

@@ -1,5 +1,6 @@
 // qcast bench [--format F ...] [--op OP ...] [--size 64M] [--threads N] [--json]: throughput of the
 // quantization kernels in GB/s of fp32 input, with memcpy of the same buffer measured in the same run.
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -35,6 +36,8 @@ std::int64_t parse_size(const std::string& s) {
   else if (unit == "M" || unit == "MiB") mult = 1024.0 * 1024;
   else if (unit == "G" || unit == "GiB") mult = 1024.0 * 1024 * 1024;
   else if (!unit.empty() && unit != "B") throw Error("bad --size unit in '" + s + "' (K, M, G)");
+  if (!std::isfinite(v) || v < 0 || v * mult > 64.0 * 1024 * 1024 * 1024)
+    throw Error("--size '" + s + "' must be a finite size between 16K and 64G");
   const auto bytes = static_cast<std::int64_t>(v * mult);
   if (bytes < 4096 * 4) throw Error("--size must be at least 16K");
   return bytes;
@@ -75,7 +78,7 @@ void run(const BenchArgs& a) {
     j["results"] = nlohmann::ordered_json::array();
     for (const auto& r : rows)
       j["results"].push_back({{"format", r.format}, {"op", r.op}, {"threads", a.threads}, {"gbps", r.gbps}, {"ratio_to_memcpy", r.gbps / mc}});
-    std::cout << j.dump(2) << "\n";
+    std::cout << json_text(j, 2) << "\n";
     return;
   }
   std::printf("input %.1f MiB fp32, %d thread(s), SIMD target %s; GB/s of fp32 input (best of repeats)\n",
@@ -91,7 +94,7 @@ Registrar reg("bench", [](CLI::App& app) {
   sub->add_option("--format,-f", args->formats, "formats to time (repeatable; default: the MX / NVFP4 / int / nf4 / e4m3 / bf16 set)");
   sub->add_option("--op", args->ops, "fake_quant, encode, decode (repeatable; default: all three)");
   sub->add_option("--size", args->size, "fp32 input size (K, M, G suffixes)")->capture_default_str();
-  sub->add_option("--min-time", args->min_time, "seconds spent per case (the best repeat is reported)")->capture_default_str();
+  sub->add_option("--min-time", args->min_time, "seconds spent per case (the best repeat is reported)")->check(finite_range(0, 3600))->capture_default_str();
   sub->add_flag("--json", args->json, "print {\"memcpy_gbps\", \"results\": [{format, op, threads, gbps, ratio_to_memcpy}]}");
   add_threads_flag(sub, args->threads);
   sub->callback([args] { run(*args); });

@@ -23,7 +23,7 @@ void add_quant_flags(CLI::App* sub, QuantFlags& q, bool require_format) {
   if (require_format) f->required();
   sub->add_option("--round,-r", q.round, "rounding: even, away, zero, floor, ceil, stochastic")->capture_default_str();
   sub->add_option("--axis", q.axis, "block / channel axis when the format does not name one (default: last)")->capture_default_str();
-  sub->add_option("--seed", q.seed, "seed of stochastic rounding")->capture_default_str();
+  add_seed_option(sub, q.seed, "seed of stochastic rounding")->capture_default_str();
   sub->add_option("--overflow", q.overflow, "saturate (clamp to +-max, default) or inf (inf/NaN where representable)")->capture_default_str();
   add_threads_flag(sub, q.threads);
 }

@@ -250,7 +250,7 @@ void run_cost(const CostArgs& args) {
     tl.push_back({{"name", arch.arith.name}, {"energy_pj", mac}, {"traffic_bytes", 0}});
     j["total"] = {{"computes", computes}, {"cycles", cycles}, {"energy_pj", energy}, {"levels", tl}};
     j["skipped"] = skipped;
-    std::cout << j.dump(2) << "\n";
+    std::cout << qcast::cli::json_text(j, 2) << "\n";
     return;
   }
   for (auto& r : results) print_layer(std::cout, r, arch, prec);
@@ -287,10 +287,10 @@ qcast::cli::Registrar reg("cost", [](CLI::App& root) {
       ->check(CLI::ExistingFile);
   sub->add_option("--search", args->search, "search a mapping minimising energy|delay|edp (default when no --map: energy)");
   sub->add_option("--save-map", args->save_map, "write the (searched) mapping of --problem as map YAML, reusable with --map");
-  sub->add_option("--seed", args->seed, "mapper seed")->capture_default_str();
+  qcast::cli::add_seed_option(sub, args->seed, "mapper seed")->capture_default_str();
   sub->add_option("--samples", args->samples, "mapper random samples per layer")->capture_default_str()->check(CLI::Range(1, 100000000));
   sub->add_option("--refine", args->refine, "mapper local-search moves per start")->capture_default_str()->check(CLI::Range(0, 100000000));
-  sub->add_option("--time-limit", args->time_limit, "mapper time limit per layer in seconds (0 = none)")->capture_default_str();
+  sub->add_option("--time-limit", args->time_limit, "mapper time limit per layer in seconds (0 = none)")->check(qcast::cli::finite_range(0, 1e7))->capture_default_str();
   sub->add_flag("--json", args->json, "print JSON");
   qcast::cli::add_threads_flag(sub, args->threads);
   sub->callback([args] { run_cost(*args); });

@@ -82,16 +82,9 @@ void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j)
   for (auto& in : g.inputs) if (!g.is_const(in.id)) ins.push_back(in);
   if (ins.size() != 1) throw Error(a.model + ": eval supports models with one input, this one has " + std::to_string(ins.size()));
   const Shape want = ins[0].shape;
-  std::int64_t mh = 0, mw = 0;
-  if (want.size() == 4) { mh = want[2]; mw = want[3]; }
-  nn::ImageSet s = nn::load_images(d, mh, mw);
-  Shape sample(want.begin() + 1, want.end());
-  for (std::size_t k = 0; k < sample.size(); ++k)
-    if (sample[k] >= 0 && (k >= s.sample_shape.size() || s.sample_shape[k] != sample[k]))
-      throw Error("dataset samples have shape " + shape_str(s.sample_shape) + ", the model expects " + shape_str(sample) +
-                  " per sample (declare a resize in the dataset spec?)");
-  std::int64_t n = s.size();
-  if (a.limit > 0) n = std::min(n, a.limit);
+  if (want.empty()) throw Error(a.model + ": the model input has no batch dimension");
+  nn::ImageSet s = nn::load_images(d, Shape(want.begin() + 1, want.end()), a.limit > 0 ? a.limit : -1);
+  const std::int64_t n = s.size();
   const std::int64_t per = s.sample_numel();
   std::int64_t correct = 0;
   double nll = 0;
@@ -110,13 +103,11 @@ void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j)
     for (std::int64_t i = 0; i < bs; ++i) {
       const float* lg = y.fp() + i * C;
       const std::int64_t arg = std::max_element(lg, lg + C) - lg;
-      const std::int64_t lab = s.labels[b + i];
+      const std::int64_t lab = s.label(b + i, C);
       if (arg == lab) ++correct;
-      if (lab >= 0 && lab < C) {
-        double mx = lg[arg], z = 0;
-        for (std::int64_t k = 0; k < C; ++k) z += std::exp(static_cast<double>(lg[k]) - mx);
-        nll += -(lg[lab] - mx - std::log(z));
-      }
+      double mx = lg[arg], z = 0;
+      for (std::int64_t k = 0; k < C; ++k) z += std::exp(static_cast<double>(lg[k]) - mx);
+      nll += -(lg[lab] - mx - std::log(z));
     }
     bar.advance(bs);
   }
@@ -199,7 +190,7 @@ void run(Args a) {
   if (graph) eval_classifier(a, recipe, j);
   else eval_lm(a, recipe, j);
   if (a.json) {
-    std::cout << j.dump(2) << "\n";
+    std::cout << json_text(j, 2) << "\n";
     return;
   }
   if (j["task"] == "classification")

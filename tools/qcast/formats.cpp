@@ -50,7 +50,7 @@ void run(const FormatsArgs& a) {
                   aliases.c_str());
     }
   }
-  if (a.json) std::cout << nlohmann::ordered_json{{"schema", 2}, {"formats", arr}}.dump(1) << "\n";
+  if (a.json) std::cout << json_text(nlohmann::ordered_json{{"schema", 2}, {"formats", arr}}, 1) << "\n";
   else std::printf("\nNames are case-insensitive. Also: intN/uintN (N=2..16), eXmY[b<bias>][ieee|fn|fnuz|fin], pot<N>, cb:v1,v2,..., and "
                    "ELEM@SCALE/b<N>|g<N>|ch<A>|t<R>x<C>|tensor[/asym][/floor|ceil|rceil|midmax|amax|mse] (docs/formats.md). "
                    "fast: the SIMD kernels; others take the scalar reference.\n");

@@ -43,7 +43,7 @@ void run(const Args& a) {
     nlohmann::json j = {{"model", a.model}, {"prompt", a.prompt}, {"text", text}, {"tokens", toks.size()},
                         {"temperature", a.temperature}, {"seconds", secs},
                         {"tokens_per_second", secs > 0 ? static_cast<double>(toks.size()) / secs : 0.0}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << json_text(j, 2) << "\n";
   } else {
     std::cout << text << "\n";
     std::cerr << "qcast: " << toks.size() << " tokens, " << (secs > 0 ? static_cast<double>(toks.size()) / secs : 0.0) << " tokens/s\n";
@@ -57,8 +57,8 @@ Registrar reg("generate", [](CLI::App& root) {
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin); default: tok<vocab>.bin beside the model");
   sub->add_option("--prompt", a->prompt, "prompt text (default: empty)");
   sub->add_option("--steps", a->steps, "number of positions (prompt included), at most seq_len")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  sub->add_option("--temperature", a->temperature, "0 = greedy; otherwise multinomial sampling of softmax(logits / T)")->check(CLI::Range(0.0f, 100.0f))->capture_default_str();
-  sub->add_option("--seed", a->seed, "random seed for sampling (default: time)");
+  sub->add_option("--temperature", a->temperature, "0 = greedy; otherwise multinomial sampling of softmax(logits / T)")->check(finite_range(0, 100))->capture_default_str();
+  add_seed_option(sub, a->seed, "random seed for sampling (default: time)");
   a->q.add(sub);
   sub->add_flag("--json", a->json, "print one JSON object");
   sub->callback([a] { run(*a); });

@@ -8,7 +8,9 @@
 #include "command.hpp"
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
+#include "qcast/file.hpp"
 #include "qcast/io.hpp"
+#include "qcast/tensor_files.hpp"
 #include "qcast/nn/onnx.hpp"
 
 namespace qcast::cli {
@@ -24,6 +26,10 @@ struct Args {
 
 void run(const Args& a) {
   if (!is_onnx(a.model)) throw Error(a.model + ": infer takes an ONNX model (use generate / eval for language models)");
+  if (!a.output.empty()) {  // the output's type and place are checked before the model runs
+    (void)is_npy_path(a.output);
+    check_output_path(a.output, "--output");
+  }
   nn::Graph g = nn::load_onnx(a.model);
   warn(nn::apply_recipe(g, a.q.get(), a.threads));
   nn::Value x = nn::Value::from_tensor(read_npy(a.input));
@@ -37,13 +43,13 @@ void run(const Args& a) {
     best = std::min(best, s);
     total += s;
   }
-  if (!a.output.empty()) write_npy(a.output, out[0].to_tensor());
+  if (!a.output.empty()) write_tensor_file(a.output, g.value_names[g.outputs[0]], out[0].to_tensor());
   const double n = static_cast<double>(x.shape[0]);
   if (a.json) {
     nlohmann::json j = {{"model", a.model}, {"input_shape", x.shape}, {"output_shape", out[0].shape}, {"repeat", a.repeat},
                         {"threads", a.threads}, {"best_seconds", best}, {"mean_seconds", total / a.repeat},
                         {"samples_per_second", n / best}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << json_text(j, 2) << "\n";
   } else {
     std::printf("%s: input %s -> output %s; best of %d: %.4f s, %.1f samples/s (%d threads)\n", a.model.c_str(),
                 shape_str(x.shape).c_str(), shape_str(out[0].shape).c_str(), a.repeat, best, n / best, a.threads);
@@ -55,7 +61,7 @@ Registrar reg("infer", [](CLI::App& root) {
   auto* sub = root.add_subcommand("infer", "run an ONNX model on a .npy batch (fp32 or fake-quantized); report throughput");
   sub->add_option("model", a->model, "ONNX model")->required();
   sub->add_option("input", a->input, ".npy input batch [N, ...]")->required();
-  sub->add_option("-o,--output", a->output, "write the first output as .npy");
+  sub->add_option("-o,--output", a->output, "write the first output as .npy or .safetensors (by extension)");
   a->q.add(sub);
   sub->add_option("--repeat", a->repeat, "run N times, report the best")->check(CLI::Range(1, 1000))->capture_default_str();
   sub->add_flag("--json", a->json, "print one JSON object");

@@ -83,12 +83,12 @@ void run(const Args& a) {
     j["weight_bytes"] = weight_bytes(welems, a.formats, &skipped);
     if (!a.json) {
       std::printf("%s: ONNX graph, opset %d, %zu nodes, input", a.model.c_str(), g.opset, g.nodes.size());
-      for (auto& in : g.inputs) std::printf(" %s %s", g.value_names[in.id].c_str(), shape_str(in.shape).c_str());
+      for (auto& in : g.inputs) std::printf(" %s %s", printable(g.value_names[in.id]).c_str(), shape_str(in.shape).c_str());
       std::printf(" (batch %lld below)\n\n", static_cast<long long>(a.batch));
       std::printf("%-32s %-18s %-20s %-20s %10s %14s\n", "layer", "op", "input", "output", "params", "MACs");
       for (auto& l : layers) {
         std::string in = l.in_shapes.empty() ? "" : shape_str(l.in_shapes[0]);
-        std::printf("%-32s %-18s %-20s %-20s %10lld %14lld\n", l.name.c_str(), l.op.c_str(), in.c_str(),
+        std::printf("%-32s %-18s %-20s %-20s %10lld %14lld\n", printable(l.name).c_str(), printable(l.op).c_str(), in.c_str(),
                     fmt_shapes(l.out_shapes).c_str(), static_cast<long long>(l.params), static_cast<long long>(l.macs));
       }
     }
@@ -130,7 +130,7 @@ void run(const Args& a) {
     }
   }
   if (a.json) {
-    std::cout << j.dump(2) << "\n";
+    std::cout << json_text(j, 2) << "\n";
     return;
   }
   std::printf("\ntotal: %lld parameters, %lld MACs, %lld quantizable weight elements\nweight bytes:",

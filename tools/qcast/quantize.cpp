@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
+#include "qcast/nn/dataset.hpp"
 #include "qcast/ptq/gguf_llama.hpp"
 #include "qcast/ptq/model.hpp"
 
@@ -40,12 +43,12 @@ std::string shell_quote(const std::string& s) {
 }
 
 /// Runs `qcast eval OUT --json` (this binary) and returns its JSON object.
-nlohmann::json run_eval(const Args& a) {
+nlohmann::json run_eval(const Args& a, const std::string& model) {
   char exe[4096];
   const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   if (n <= 0) throw Error("cannot locate the qcast binary for --eval");
   exe[n] = '\0';
-  std::string cmd = shell_quote(exe) + " eval " + shell_quote(a.out) + " --data " + shell_quote(a.eval) + " --json --threads " +
+  std::string cmd = shell_quote(exe) + " eval " + shell_quote(model) + " --data " + shell_quote(a.eval) + " --json --threads " +
                     std::to_string(a.threads);
   if (!a.data_root.empty()) cmd += " --data-root " + shell_quote(a.data_root);
   if (!a.tokenizer.empty()) cmd += " --tokenizer " + shell_quote(a.tokenizer);
@@ -71,9 +74,9 @@ void gguf_precheck(const ptq::Model& m, const ptq::QuantizeOptions& o) {
     for (const auto& f : o.mixed_formats) ptq::check_gguf_format(f);
 }
 
-void write_gguf(const Args& a, const ptq::Model& m, const ptq::QuantizeResult& r, std::vector<std::string>& notes) {
+void write_gguf(const Args& a, const ptq::Model& m, const ptq::QuantizeResult& r, const std::string& path, std::vector<std::string>& notes) {
   const nn::Tokenizer tok = nn::Tokenizer::load(ptq::find_llama_tokenizer(m, a.tokenizer), m.llama.cfg.vocab_size);
-  ptq::gguf::write(a.out, ptq::llama_gguf(m, r, a.method, tok, &notes));
+  ptq::gguf::write(path, ptq::llama_gguf(m, r, a.method, tok, &notes));
   for (const auto& n : notes) warn("GGUF: " + n);
 }
 
@@ -83,6 +86,11 @@ void run(const Args& a) {
   if (!gguf && fs::path(a.out).extension() != ".safetensors")
     throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors) or, for LLaMA models, GGUF (.gguf)");
   if (gguf && !a.eval.empty()) throw Error("--eval evaluates a .safetensors output; qcast eval does not read GGUF");
+  // Every output and input is checked before anything is written (a --report in a missing directory or
+  // an --eval dataset that does not exist must not cost an hour of calibration, nor leave --out behind).
+  check_output_path(a.out, "--out");
+  if (!a.report.empty()) check_output_path(a.report, "--report");
+  if (!a.eval.empty()) nn::check_dataset_files(nn::parse_dataset_spec(a.eval, a.data_root));
   ptq::QuantizeOptions o;
   o.method = a.method;
   o.recipe = a.q.get();
@@ -111,9 +119,12 @@ void run(const Args& a) {
     warn(w);
   }
   const ptq::QuantizeResult r = ptq::quantize_model(m, o);
+  // The model is written to a staging file beside --out (evaluated there with --eval) and renamed to --out
+  // only when everything else, the report included, has succeeded: a failed command leaves --out as it was.
+  TempFileGuard stage(a.out + ".tmp." + std::to_string(::getpid()) + ".stage" + fs::path(a.out).extension().string());
   std::vector<std::string> notes;
-  if (gguf) write_gguf(a, m, r, notes);
-  else ptq::write_quantized(a.out, m, r, a.method);
+  if (gguf) write_gguf(a, m, r, stage.path(), notes);
+  else ptq::write_quantized(stage.path(), m, r, a.method);
 
   nlohmann::json j;
   j["model"] = a.model;
@@ -143,7 +154,7 @@ void run(const Args& a) {
               r.layers.size(), static_cast<long long>(r.calib_samples), r.seconds_total, a.out.c_str());
   if (!a.eval.empty()) {
     std::fflush(stdout);
-    j["eval"] = run_eval(a);
+    j["eval"] = run_eval(a, stage.path());
     const auto& e = j["eval"];
     if (e.value("task", "") == "classification")
       std::printf("eval on %s: top-1 accuracy %.4f (%lld samples)\n", a.eval.c_str(), e["accuracy"].get<double>(),
@@ -153,11 +164,11 @@ void run(const Args& a) {
                   static_cast<long long>(e["samples"].get<std::int64_t>()), static_cast<long long>(e["tokens"].get<std::int64_t>()));
   }
   if (!a.report.empty()) {
-    std::ofstream f(a.report);
-    if (!f) throw Error(a.report + ": cannot write the report");
-    f << j.dump(2) << "\n";
-    if (!f) throw Error(a.report + ": write failed");
+    const std::string text = json_text(j, 2) + "\n";
+    write_file_atomic(a.report, [&](int fd) { write_all(fd, text.data(), text.size(), a.report); });
   }
+  if (::rename(stage.path().c_str(), a.out.c_str()) != 0) throw Error("cannot write '" + a.out + "': " + std::strerror(errno));
+  stage.release();
 }
 
 Registrar reg("quantize", [](CLI::App& root) {
@@ -178,9 +189,9 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("--report", a->report, "write a JSON report (recipe, per-layer error, timings, eval)");
   sub->add_option("--eval", a->eval, "evaluate the written model on this dataset (as qcast eval --json)");
   sub->add_option("--eval-limit", a->eval_limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
-  sub->add_option("--rotate-block", a->rotate_block, "rotate: Hadamard block (power of two <= 128)")->capture_default_str();
+  sub->add_option("--rotate-block", a->rotate_block, "rotate: Hadamard block (power of two <= 128)")->check(CLI::IsMember({1, 2, 4, 8, 16, 32, 64, 128}))->capture_default_str();
   sub->add_option("--rank", a->rank, "lowrank: rank of the compensation branch")->check(CLI::Range(1, 4096))->capture_default_str();
-  sub->add_option("--seed", a->seed, "seed (rotation signs, quarot rotation, randomized SVD)")->capture_default_str();
+  add_seed_option(sub, a->seed, "seed (rotation signs, quarot rotation, randomized SVD)")->capture_default_str();
   sub->add_flag("--act-order", a->act_order, "gptq: act-order with static groups");
   sub->add_option("--mixed-formats", a->mixed_formats, "mixed: candidate formats besides the weight format (comma-separated)")->capture_default_str();
   sub->add_flag("--quiet", a->quiet, "no progress bar and no per-layer table");

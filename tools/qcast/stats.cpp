@@ -52,12 +52,12 @@ void run(const StatsArgs& a) {
     }
     total.merge(s);
     if (a.json) rows.push_back(to_json(name, t.shape, s));
-    else std::printf("%-32s %14.6g %10.3f %12.6g %9.4f%% %9.4f%%\n", name.c_str(), s.mse(), s.sqnr_db(), s.max_abs_err,
+    else std::printf("%-32s %14.6g %10.3f %12.6g %9.4f%% %9.4f%%\n", printable(name).c_str(), s.mse(), s.sqnr_db(), s.max_abs_err,
                      100 * s.frac_clipped(), 100 * s.frac_flushed());
   }
   if (a.json) {
-    std::cout << nlohmann::ordered_json{{"format", f.name()}, {"bits_per_element", f.bits_per_element()}, {"tensors", rows},
-                                        {"total", to_json("*", {}, total)}}.dump(1) << "\n";
+    std::cout << json_text(nlohmann::ordered_json{{"format", f.name()}, {"bits_per_element", f.bits_per_element()}, {"tensors", rows},
+                                        {"total", to_json("*", {}, total)}}, 1) << "\n";
   } else if (inputs.size() > 1) {
     std::printf("%-32s %14.6g %10.3f %12.6g %9.4f%% %9.4f%%\n", "(all)", total.mse(), total.sqnr_db(), total.max_abs_err,
                 100 * total.frac_clipped(), 100 * total.frac_flushed());

@@ -73,7 +73,13 @@ std::vector<std::string> study_formats() {
   return v;
 }
 
+// Each of the three synthetic tensors is rows x cols float32 values, allocated up front.
+constexpr std::int64_t kMaxStudyValues = std::int64_t(1) << 26;
+
 void run(const StudyArgs& a) {
+  if (a.rows * a.cols > kMaxStudyValues)  // both are at most 2^20 (CLI check): the product cannot overflow
+    throw Error("--rows " + std::to_string(a.rows) + " x --cols " + std::to_string(a.cols) + " = " + std::to_string(a.rows * a.cols) +
+                " values per synthetic tensor, more than the limit of " + std::to_string(kMaxStudyValues) + " (2^26)");
   std::vector<Dataset> data;
   for (const char* n : {"gaussian", "laplace", "student-t3"}) data.push_back(synthetic(n, a.rows, a.cols, a.seed));
   std::vector<std::string> files;
@@ -110,7 +116,7 @@ void run(const StudyArgs& a) {
   }
   bar.finish();
   if (a.json) {
-    std::cout << nlohmann::ordered_json{{"results", rows}}.dump(1) << "\n";
+    std::cout << json_text(nlohmann::ordered_json{{"results", rows}}, 1) << "\n";
     return;
   }
   std::printf("Format study: SQNR (dB) of quantize-dequantize, higher is better; sorted by bits per element.\n");
@@ -135,7 +141,7 @@ Registrar reg("study", [](CLI::App& app) {
   sub->add_option("--models", args->models, "folder of .safetensors models to include (skipped if absent)")->capture_default_str();
   sub->add_option("--rows", args->rows, "rows of each synthetic tensor")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   sub->add_option("--cols", args->cols, "columns of each synthetic tensor")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  sub->add_option("--seed", args->seed, "seed of the synthetic tensors")->capture_default_str();
+  add_seed_option(sub, args->seed, "seed of the synthetic tensors")->capture_default_str();
   sub->add_flag("--json", args->json, "print JSON");
   add_threads_flag(sub, args->threads);
   sub->callback([args] { run(*args); });

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -112,6 +113,7 @@ class Graph {
 
   int value_id(const std::string& name);          // creates on first use
   int find_value(const std::string& name) const;  // -1 if absent
+  std::unordered_map<std::string, int> value_index;  // name -> id, kept by value_id (loading stays linear in the node count)
   bool is_const(int id) const { return constants.count(id) != 0; }
 
   /// Checks operators, input arities and that every used value is produced before use (throws
@@ -154,6 +156,15 @@ std::vector<LayerInfo> layer_info(const Graph& g, std::int64_t batch = 1);
 /// 2^32; fuzzers lower it.
 void set_max_tensor_elements(std::int64_t n);
 std::int64_t max_tensor_elements();
+
+/// Total bytes constant folding (Graph::finalize) may create for a model whose initializers take
+/// `initializer_bytes`: the environment's QCAST_FOLD_LIMIT_MB (MiB) if set, else 256 MiB plus twice the
+/// initializers. `text` names the limit and how to raise it, for messages.
+struct FoldLimit {
+  std::int64_t bytes = 0;
+  std::string text;
+};
+FoldLimit fold_limit(std::int64_t initializer_bytes);
 
 /// Runs `fn(begin, end)` over [0, n) split into up to `threads` contiguous chunks.
 void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t, std::int64_t)>& fn);

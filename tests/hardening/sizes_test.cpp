@@ -1,0 +1,40 @@
+// Issue 19: sizes that come from the user (flags, file metadata) are checked against limits or against
+// the file's real size before anything is allocated: exit 2 with a message, never "internal error" (3).
+#include <string>
+
+#include "onnx_builder.hpp"
+#include "qcast/error.hpp"
+#include "qcast/io.hpp"
+#include "test_support.hpp"
+
+using qcast::test::run_cli;
+
+#include "packed_edit.hpp"
+
+TEST(HardeningSizes, StudyRefusesHugeSyntheticTensors) {
+  auto r = run_cli("study --rows 1048576 --cols 1048576");
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("limit"), std::string::npos) << r.err;
+}
+
+TEST(HardeningSizes, DecodeChecksShapeAgainstTheCodes) {
+  qcast::test::TempDir d;
+  qcast::test::write_packed_edited(d.file("p.safetensors"), "int4", [](qcast::PackedFile& pf) {
+    pf.quantized[0].second.shape = {std::int64_t(1) << 31, std::int64_t(1) << 31};
+  });
+  auto r = run_cli("decode " + d.file("p.safetensors") + " " + d.file("o.safetensors"));
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("codes hold 128 bytes"), std::string::npos) << r.err;
+  EXPECT_FALSE(qcast::test::exists(d.file("o.safetensors")));
+}
+
+TEST(HardeningSizes, MixedBudgetMustBeFinite) {
+  qcast::test::TempDir d;
+  qcast::test::onnx::save(d.file("m.onnx"), qcast::test::onnx::linear_classifier());
+  for (const char* m : {"mixed@nan", "mixed@inf", "mixed@-3", "mixed@4x"}) {
+    auto r = run_cli("quantize " + d.file("m.onnx") + " --weights int8 --method " + m + " --calib npy:x.npy,y.npy --out " +
+                     d.file("q.safetensors"));
+    EXPECT_EQ(r.rc, 2) << m << ": " << r.err;
+    EXPECT_NE(r.err.find(m), std::string::npos) << r.err;
+  }
+}
