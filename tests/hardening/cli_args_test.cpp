@@ -34,7 +34,7 @@ TEST(HardeningArgs, SeedsMustFitIn64Bits) {
   expect_refused("cast a.npy b.npy -f int8 --seed 99999999999999999999999", "64 bits");
   expect_refused("cast a.npy b.npy -f int8 --seed -1", "-1");
   expect_refused("study --seed 18446744073709551616", "64 bits");
-  expect_refused("quantize m.onnx --weights int8 --calib c --out o.safetensors --seed 1e3", "1e3");
+  expect_refused("quantize m.onnx --weights int8@fp32/ch0 --calib c --out o.safetensors --seed 1e3", "1e3");
   // The largest seed is accepted (it then fails only on the missing input file).
   auto r = run_cli("cast /nonexistent.npy b.npy -f int8 --seed 18446744073709551615");
   EXPECT_EQ(r.rc, 2);
@@ -42,5 +42,5 @@ TEST(HardeningArgs, SeedsMustFitIn64Bits) {
 }
 
 TEST(HardeningArgs, RotateBlockIsAPowerOfTwoUpTo128) {
-  for (const char* b : {"0", "3", "-8", "256"}) expect_refused(std::string("quantize m.onnx --weights int8 --calib c --out o.safetensors --rotate-block ") + b, b);
+  for (const char* b : {"0", "3", "-8", "256"}) expect_refused(std::string("quantize m.onnx --weights int8@fp32/ch0 --calib c --out o.safetensors --rotate-block ") + b, b);
 }

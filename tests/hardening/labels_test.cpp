@@ -65,7 +65,7 @@ TEST(HardeningLabels, MixedCalibrationRefusesLabelsOutsideTheClasses) {
   qcast::test::TempDir d;
   for (std::int64_t bad : {std::int64_t(1000000), std::int64_t(-1)}) {
     write_set(d, {0, bad, 1, 2});
-    auto r = run_cli("quantize " + d.file("model.onnx") + " --weights int8 --method mixed@6 --calib npy:" + d.file("x.npy") + "," +
+    auto r = run_cli("quantize " + d.file("model.onnx") + " --weights int8@fp32/ch0 --method mixed@6 --calib npy:" + d.file("x.npy") + "," +
                      d.file("y.npy") + " --out " + d.file("q.safetensors") + " --quiet");
     EXPECT_EQ(r.rc, 2) << bad << ": " << r.out << r.err;
     EXPECT_NE(r.err.find("label " + std::to_string(bad)), std::string::npos) << r.err;

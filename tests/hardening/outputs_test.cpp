@@ -42,7 +42,7 @@ std::vector<std::string> names_in(const std::string& dir) {
 TEST(HardeningOutputs, QuantizeChecksReportAndEvalBeforeWriting) {
   qcast::test::TempDir d;
   write_calib(d);
-  const std::string base = "quantize " + d.file("m.onnx") + " --weights int8 --calib npy:" + d.file("x.npy") + "," + d.file("y.npy") +
+  const std::string base = "quantize " + d.file("m.onnx") + " --weights int8@fp32/ch0 --calib npy:" + d.file("x.npy") + "," + d.file("y.npy") +
                            " --quiet --out " + d.file("q.safetensors");
   auto r = run_cli(base + " --report /nonexistent/r.json");
   EXPECT_EQ(r.rc, 2) << r.err;

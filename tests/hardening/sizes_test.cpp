@@ -32,7 +32,7 @@ TEST(HardeningSizes, MixedBudgetMustBeFinite) {
   qcast::test::TempDir d;
   qcast::test::onnx::save(d.file("m.onnx"), qcast::test::onnx::linear_classifier());
   for (const char* m : {"mixed@nan", "mixed@inf", "mixed@-3", "mixed@4x"}) {
-    auto r = run_cli("quantize " + d.file("m.onnx") + " --weights int8 --method " + m + " --calib npy:x.npy,y.npy --out " +
+    auto r = run_cli("quantize " + d.file("m.onnx") + " --weights int8@fp32/ch0 --method " + m + " --calib npy:x.npy,y.npy --out " +
                      d.file("q.safetensors"));
     EXPECT_EQ(r.rc, 2) << m << ": " << r.err;
     EXPECT_NE(r.err.find(m), std::string::npos) << r.err;

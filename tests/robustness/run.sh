@@ -35,8 +35,8 @@ check() {
 out="$work/out"
 check labels-eval-big "label 1000000" eval "$in/classifier.onnx" --data "npy:$in/x.npy,$in/y_big.npy"
 check labels-eval-neg "label -1" eval "$in/classifier.onnx" --data "npy:$in/x.npy,$in/y_neg.npy"
-check labels-mixed-big "3 classes" quantize "$in/classifier.onnx" --weights int8 --method mixed@6 --calib "npy:$in/x.npy,$in/y_big.npy" --out "$out/q.safetensors" --quiet
-check labels-mixed-neg "label -1" quantize "$in/classifier.onnx" --weights int8 --method mixed@6 --calib "npy:$in/x.npy,$in/y_neg.npy" --out "$out/q.safetensors" --quiet
+check labels-mixed-big "3 classes" quantize "$in/classifier.onnx" --weights int8@fp32/ch0 --method mixed@6 --calib "npy:$in/x.npy,$in/y_big.npy" --out "$out/q.safetensors" --quiet
+check labels-mixed-neg "label -1" quantize "$in/classifier.onnx" --weights int8@fp32/ch0 --method mixed@6 --calib "npy:$in/x.npy,$in/y_neg.npy" --out "$out/q.safetensors" --quiet
 check idx-gzip-bomb "longer than" eval "$in/image_classifier.onnx" --data "$in/bomb.yaml"
 check resize-before-shape-check "[1, 1200, 1200]" eval "$in/image_classifier.onnx" --data "$in/resize.yaml"
 check onnx-fold-bomb "QCAST_FOLD_LIMIT_MB" inspect "$in/fold_bomb.onnx"
@@ -45,14 +45,14 @@ check bench-min-time-nan "nan" bench --min-time nan --size 16K -f int8
 check temperature-nan "nan" generate m.bin --temperature nan
 check time-limit-nan "nan" cost --arch "$in/x.npy" --time-limit nan
 check seed-65-bits "64 bits" cast "$in/t.npy" "$out/o.npy" -f int8 --seed 18446744073709551616
-check rotate-block-3 "rotate-block" quantize "$in/classifier.onnx" --weights int8 --calib x --out "$out/q.safetensors" --rotate-block 3
+check rotate-block-3 "rotate-block" quantize "$in/classifier.onnx" --weights int8@fp32/ch0 --calib x --out "$out/q.safetensors" --rotate-block 3
 check study-huge "limit" study --rows 1048576 --cols 1048576
 check decode-huge-shape "codes hold" decode "$in/packed_huge_shape.safetensors" "$out/o.safetensors"
 check decode-other-format "take 128" decode "$in/packed_other_format.safetensors" "$out/o.safetensors"
-check mixed-nan "mixed@nan" quantize "$in/classifier.onnx" --weights int8 --method mixed@nan --calib "npy:$in/x.npy,$in/y_neg.npy" --out "$out/q.safetensors"
-check mixed-inf "mixed@inf" quantize "$in/classifier.onnx" --weights int8 --method mixed@inf --calib "npy:$in/x.npy,$in/y_neg.npy" --out "$out/q.safetensors"
-check quantize-report-dir "--report" quantize "$in/classifier.onnx" --weights int8 --calib "npy:$in/x.npy,$in/y_neg.npy" --out "$out/q.safetensors" --report /nonexistent/r.json
-check quantize-eval-missing "missing.npy" quantize "$in/classifier.onnx" --weights int8 --calib "npy:$in/x.npy,$in/y_neg.npy" --out "$out/q.safetensors" --eval "npy:$in/missing.npy,$in/y_neg.npy"
+check mixed-nan "mixed@nan" quantize "$in/classifier.onnx" --weights int8@fp32/ch0 --method mixed@nan --calib "npy:$in/x.npy,$in/y_neg.npy" --out "$out/q.safetensors"
+check mixed-inf "mixed@inf" quantize "$in/classifier.onnx" --weights int8@fp32/ch0 --method mixed@inf --calib "npy:$in/x.npy,$in/y_neg.npy" --out "$out/q.safetensors"
+check quantize-report-dir "--report" quantize "$in/classifier.onnx" --weights int8@fp32/ch0 --calib "npy:$in/x.npy,$in/y_neg.npy" --out "$out/q.safetensors" --report /nonexistent/r.json
+check quantize-eval-missing "missing.npy" quantize "$in/classifier.onnx" --weights int8@fp32/ch0 --calib "npy:$in/x.npy,$in/y_neg.npy" --out "$out/q.safetensors" --eval "npy:$in/missing.npy,$in/y_neg.npy"
 check infer-output-type "unknown file type" infer "$in/classifier.onnx" "$in/x.npy" -o "$out/y.txt"
 check safetensors-huge-dim "too large" stats "$in/huge_dim.safetensors" -f int8
 check utf8-escaped 'Foo\xff\xfe' inspect "$in/utf8_op.onnx"
