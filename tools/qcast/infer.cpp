@@ -23,7 +23,7 @@ struct Args {
 };
 
 void run(const Args& a) {
-  if (!is_onnx(a.model)) throw Error(a.model + ": infer takes an ONNX model (use generate / eval for language models)");
+  model_kind(a.model, "infer", {FileKind::Onnx}, "ONNX models");
   nn::Graph g = nn::load_onnx(a.model);
   warn(nn::apply_recipe(g, a.q.get(), a.threads));
   nn::Value x = nn::Value::from_tensor(read_npy(a.input));
