@@ -236,3 +236,41 @@ TEST(LlamaGguf, CliEvalGenerateInspectTakeGguf) {
     EXPECT_EQ(ji["gguf"]["tensor_types"]["F32"], 1 + 5 * 3 + 1);
   }
 }
+
+TEST(LlamaGguf, RequantizingAGgufKeepsItsBlocks) {
+  // quantize taking a .gguf: for Q8_0 and Q4_0, qcast's RTN re-derives exactly the scales and codes the file
+  // holds (the block maximum decodes to 127 d / 7 d, so amax / 127 or amax / 7 gives d back), so the second
+  // file's tensors are byte for byte the first's. MXFP4 keeps every scale and code but one: qcast's -0 (e2m1
+  // code 8, a small negative weight) reads back as ggml's +0 and is re-encoded as code 0.
+  QCAST_REQUIRE_SHARED("models/stories260K.bin");
+  QCAST_REQUIRE_SHARED("data/tinystories/valid-excerpt.txt");
+  test::TempDir tmp;
+  const std::string calib = " --method rtn --calib text:" + S("data/tinystories/valid-excerpt.txt") + " --calib-samples 1 --calib-tokens 16 --quiet";
+  for (const char* fmt : {"int8@fp16/b32", "int4@fp16/g32", "mxfp4"}) {
+    SCOPED_TRACE(fmt);
+    auto a = run_cli("quantize " + S("models/stories260K.bin") + " --weights " + fmt + calib + " --out " + tmp.file("a.gguf"));
+    ASSERT_EQ(a.rc, 0) << a.err;
+    auto b = run_cli("quantize " + tmp.file("a.gguf") + " --weights " + fmt + calib + " --out " + tmp.file("b.gguf"));
+    ASSERT_EQ(b.rc, 0) << b.err;
+    const gguf::Reader ra = gguf::Reader::open(tmp.file("a.gguf")), rb = gguf::Reader::open(tmp.file("b.gguf"));
+    ASSERT_EQ(ra.tensors().size(), rb.tensors().size());
+    const bool bytes = std::string(fmt) != "mxfp4";
+    for (const auto& ta : ra.tensors()) {
+      const gguf::TensorInfo* tb = rb.tensor(ta.name);
+      ASSERT_NE(tb, nullptr) << ta.name;
+      EXPECT_EQ(ta.type, tb->type) << ta.name;
+      ASSERT_EQ(ta.nbytes, tb->nbytes) << ta.name;
+      std::vector<std::uint8_t> want(ta.data, ta.data + ta.nbytes);
+      if (!bytes && ta.type == gguf::GgmlType::MXFP4)
+        for (std::size_t k = 0; k < want.size(); ++k)
+          if (k % 17 != 0) {  // the 16 code bytes after each block's e8m0 scale: nibble 8 (-0) -> 0
+            if ((want[k] & 0x0F) == 8) want[k] &= 0xF0;
+            if ((want[k] >> 4) == 8) want[k] &= 0x0F;
+          }
+      EXPECT_EQ(0, std::memcmp(want.data(), tb->data, ta.nbytes)) << ta.name;
+      EXPECT_TRUE(same_values(ra.dequantize(ta), rb.dequantize(*tb))) << ta.name;
+    }
+    EXPECT_EQ(*ra.find("tokenizer.ggml.tokens"), *rb.find("tokenizer.ggml.tokens"));
+    EXPECT_EQ(*ra.find("tokenizer.ggml.token_type"), *rb.find("tokenizer.ggml.token_type"));
+  }
+}
