@@ -137,6 +137,7 @@ std::uint64_t checked_bytes(GgmlType type, const std::vector<std::uint64_t>& ne,
   if (ne[0] % tt->block)
     throw Error(who + ": row of " + std::to_string(ne[0]) + " elements is not a multiple of the " + tt->name + " block of " +
                 std::to_string(tt->block));
+  if (n / tt->block > (1ull << 62) / tt->bytes) throw Error(who + " is implausibly large");  // bytes must not wrap
   return n / tt->block * tt->bytes;
 }
 

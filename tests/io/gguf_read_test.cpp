@@ -181,6 +181,8 @@ TEST(GgufRead, HostileHeadersAreErrorsNotAllocations) {
     std::string s = good;
     poke<std::uint64_t>(s, 54, std::uint64_t{1} << 63);
     expect_error(s, "implausibly large");
+    poke<std::uint64_t>(s, 54, std::uint64_t{1} << 62);  // 2^62 F32 elements: 2^64 bytes would wrap to 0
+    expect_error(s, "implausibly large");
     poke<std::uint64_t>(s, 54, 33);
     poke<std::uint32_t>(s, 62, 8);  // Q8_0 with a row of 33
     expect_error(s, "not a multiple");
