@@ -321,6 +321,7 @@ void dequantize_row(GgmlType t, const std::uint8_t* data, float* out, std::int64
     throw Error(std::string("ggml type ") + tt.name +
                 " is not supported by qcast (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, Q8_K, MXFP4)");
   if (n % tt.block) throw Error(std::string("ggml ") + tt.name + ": " + std::to_string(n) + " elements are not whole blocks");
+  if (n == 0) return;  // an empty tensor (a zero dimension): out may be null
   tt.dequantize(data, out, tt.block == 1 ? n : n / tt.block);
 }
 

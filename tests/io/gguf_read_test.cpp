@@ -243,3 +243,18 @@ TEST(GgufRead, HostileHeadersAreErrorsNotAllocations) {
     expect_error(slurp(dir.file("t.gguf")), "appears twice");
   }
 }
+
+TEST(GgufRead, EmptyTensors) {
+  // A zero dimension is legal: no bytes, no values (found by fuzzing: the decoder must not touch null).
+  test::TempDir dir;
+  gg::File f;
+  f.tensors.push_back({"empty", {32, 0}, gg::GgmlType::Q8_0, {}});
+  f.tensors.push_back({"e2", {0}, gg::GgmlType::F32, {}});
+  gg::write(dir.file("e.gguf"), f);
+  const gg::Reader r = gg::Reader::open(dir.file("e.gguf"));
+  ASSERT_EQ(r.tensors().size(), 2u);
+  for (const auto& t : r.tensors()) {
+    EXPECT_EQ(t.nbytes, 0u);
+    EXPECT_TRUE(r.dequantize(t).empty());
+  }
+}
