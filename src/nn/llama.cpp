@@ -1,6 +1,7 @@
 // LLaMA forward pass (llama2.c semantics), checkpoint loaders, tokenizer, perplexity and sampling.
 #include "kernels/blas.hpp"
 #include "qcast/nn/llama.hpp"
+#include "nn/llama_load.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -19,6 +20,7 @@
 #include "qcast/nn/graph.hpp"
 #include "qcast/nn/observer.hpp"
 #include "qcast/quantize.hpp"
+#include "qcast/sniff.hpp"
 
 namespace qcast::nn {
 
@@ -50,7 +52,9 @@ void linear(const Linear& L, const float* x, float* y, std::vector<float>& qbuf)
   blas::sgemv(CblasRowMajor, CblasNoTrans, L.out, L.in, 1.0f, L.w.data(), L.in, in, 1, 0.0f, y, 1);
 }
 
-void check_config(const LlamaConfig& c, const std::string& what) {
+}  // namespace
+
+void detail::check_config(const LlamaConfig& c, const std::string& what) {
   auto bad = [&](const std::string& m) { throw Error(what + ": bad model config: " + m); };
   if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.vocab_size <= 0 || c.seq_len <= 0)
     bad("dimensions must be positive (dim " + std::to_string(c.dim) + ", hidden " + std::to_string(c.hidden_dim) + ", layers " +
@@ -62,6 +66,8 @@ void check_config(const LlamaConfig& c, const std::string& what) {
   if (c.dim > (1 << 16) || c.hidden_dim > (1 << 18) || c.n_layers > 1024 || c.vocab_size > (1 << 22) || c.seq_len > (1 << 20))
     bad("dimensions are implausibly large");
 }
+
+namespace {
 
 Linear make_linear(std::string name, int out, int in) {
   Linear L;
@@ -331,9 +337,7 @@ std::int64_t Llama::num_params() const {
 // ---------------------------------------------------------------------------------------------
 // Loaders
 
-namespace {
-
-void init_layers(Llama& m) {
+void detail::init_layers(Llama& m) {
   const auto& c = m.cfg;
   m.layers.resize(c.n_layers);
   for (int l = 0; l < c.n_layers; ++l) {
@@ -349,6 +353,8 @@ void init_layers(Llama& m) {
   }
   m.cls = make_linear("output", c.vocab_size, c.dim);
 }
+
+namespace {
 
 struct Reader {
   const std::uint8_t* p;
@@ -403,9 +409,9 @@ Llama parse_llama2c(const std::uint8_t* data, std::size_t size, const std::strin
     c.vocab_size = std::abs(vocab);
     off = 28;
   }
-  check_config(m.cfg, what);
+  detail::check_config(m.cfg, what);
   const auto& c = m.cfg;
-  init_layers(m);
+  detail::init_layers(m);
   Reader rd{data + off, size - off, what};
   const std::size_t D = c.dim, Hd = c.hidden_dim, KV = c.kv_dim(), V = c.vocab_size, NL = c.n_layers;
   auto per_layer = [&](auto get, std::size_t n, const std::string& name) {
@@ -483,7 +489,7 @@ Llama load_hf_llama(const std::string& path) {
     throw Error(cfgp.string() + ": " + e.what());
   }
   c.rope_half = true;
-  check_config(c, cfgp.string());
+  detail::check_config(c, cfgp.string());
   std::vector<SafeTensorsFile> files;
   for (const auto& e : fs::directory_iterator(dir))
     if (e.path().extension() == ".safetensors") files.push_back(read_safetensors(e.path().string()));
@@ -498,7 +504,7 @@ Llama load_hf_llama(const std::string& path) {
     throw Error(dir.string() + ": tensor " + name + " is missing");
   };
   auto has = [&](const std::string& name) { for (auto& f : files) if (f.find(name)) return true; return false; };
-  init_layers(m);
+  detail::init_layers(m);
   const std::int64_t D = c.dim, Hd = c.hidden_dim, KV = c.kv_dim(), V = c.vocab_size;
   m.tok_emb = get("model.embed_tokens.weight", {V, D});
   for (int l = 0; l < c.n_layers; ++l) {
@@ -521,23 +527,32 @@ Llama load_hf_llama(const std::string& path) {
 }
 
 bool looks_like_llama(const std::string& path) {
-  if (fs::is_directory(path)) return fs::exists(fs::path(path) / "config.json");
-  const auto ext = fs::path(path).extension().string();
-  return ext == ".bin" || fs::path(path).filename() == "config.json";
+  const FileKind k = sniff_model_file(path);
+  return k == FileKind::Llama2c || k == FileKind::HfDir || k == FileKind::Gguf;
 }
 
 Llama load_llama(const std::string& path) {
-  // Every model command that is not given an .onnx file comes here: a tensor file would otherwise be
-  // read as a llama2.c header and reported as a bad model config.
-  const auto ext = fs::path(path).extension().string();
-  if ((ext == ".npy" || ext == ".safetensors") && !fs::is_directory(path))
-    throw Error(path + ": " + (ext == ".npy" ? "a NumPy .npy array" : "a safetensors tensor file") +
-                ", not a model. Model commands (inspect, eval, generate, quantize, infer) take an ONNX model (.onnx), a llama2.c "
-                "checkpoint (.bin) or a Hugging Face LLaMA directory" +
-                (ext == ".safetensors" ? "; eval also takes the .safetensors output of qcast quantize" : "") +
-                ". Tensor files are for cast, encode, decode and stats.");
-  if (fs::is_directory(path) || fs::path(path).filename() == "config.json") return load_hf_llama(path);
-  return load_llama2c(path);
+  switch (sniff_model_file(path)) {
+    case FileKind::HfDir: return load_hf_llama(path);
+    case FileKind::Gguf: return load_gguf_llama(path);
+    case FileKind::Llama2c: return load_llama2c(path);
+    case FileKind::Missing: throw Error(path + ": no such file or directory");
+    default: break;
+  }
+  refuse_file(path, sniff_model_file(path), "language-model loading", "llama2.c checkpoints, HF LLaMA directories and GGUF files");
+  return {};
+}
+
+Tokenizer load_tokenizer_for(const std::string& model, const std::string& given, int vocab_size) {
+  if (!given.empty()) {
+    if (sniff_model_file(given) == FileKind::Gguf) return Tokenizer::from_gguf(given, vocab_size);
+    return Tokenizer::load(given, vocab_size);
+  }
+  if (sniff_model_file(model) == FileKind::Gguf) return Tokenizer::from_gguf(model, vocab_size);
+  const fs::path dir = fs::is_directory(model) ? fs::path(model) : fs::path(model).parent_path();
+  for (const std::string& name : {"tok" + std::to_string(vocab_size) + ".bin", std::string("tokenizer.bin")})
+    if (fs::exists(dir / name)) return Tokenizer::load((dir / name).string(), vocab_size);
+  throw Error(model + ": no tokenizer: pass --tokenizer FILE (llama2.c tok*.bin, or a GGUF file with tokenizer.ggml.* metadata)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,8 +601,8 @@ int Tokenizer::lookup(const std::string& s) const {
 
 std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) const {
   std::vector<int> tokens;
-  if (bos) tokens.push_back(1);
-  if (!text.empty() && text[0] != '\0') {
+  if (bos) tokens.push_back(bos_id);
+  if (add_space_prefix && !text.empty() && text[0] != '\0') {
     const int dummy = lookup(" ");
     if (dummy >= 0) tokens.push_back(dummy);
   }
@@ -603,9 +618,11 @@ std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) 
     if (id >= 0) tokens.push_back(id);
     else
       for (unsigned char b : buf) {
-        if (static_cast<std::size_t>(b) + 3 >= vocab.size())
+        // llama2.c: byte b is token b + 3; GGUF vocabularies name their byte tokens (<0xHH>, type BYTE).
+        const int bt = byte_ids.empty() ? static_cast<int>(b) + 3 : byte_ids[b];
+        if (bt < 0 || static_cast<std::size_t>(bt) >= vocab.size())
           throw Error("tokenizer has no byte-fallback token for byte " + std::to_string(b) + " (vocabulary of " + std::to_string(vocab.size()) + ")");
-        tokens.push_back(static_cast<int>(b) + 3);
+        tokens.push_back(bt);
       }
     buf.clear();
   }
@@ -621,14 +638,14 @@ std::vector<int> Tokenizer::encode(const std::string& text, bool bos, bool eos) 
     tokens[best_idx] = best_id;
     tokens.erase(tokens.begin() + best_idx + 1);
   }
-  if (eos) tokens.push_back(2);
+  if (eos) tokens.push_back(eos_id);
   return tokens;
 }
 
 std::string Tokenizer::decode(int prev, int token) const {
   if (token < 0 || token >= static_cast<int>(vocab.size())) return "";
   const char* piece = vocab[token].c_str();
-  if (prev == 1 && piece[0] == ' ') ++piece;
+  if (prev == bos_id && piece[0] == ' ') ++piece;
   unsigned int byte;
   if (std::sscanf(piece, "<0x%02X>", &byte) == 1) return std::string(1, static_cast<char>(byte));
   return piece;
@@ -711,7 +728,7 @@ std::string generate(const Llama& m, const Tokenizer& tok, const std::string& pr
       next = m.cfg.vocab_size - 1;
       for (int v = 0; v < m.cfg.vocab_size; ++v) { cdf += probs[v] / sum; if (coin < cdf) { next = v; break; } }
     }
-    if (next == 1) break;  // BOS delimits sequences
+    if (next == tok.bos_id) break;  // BOS delimits sequences
     out += tok.decode(token, next);
     if (out_tokens) out_tokens->push_back(next);
     token = next;

@@ -1,6 +1,7 @@
 // Model-level PTQ: calibration capture through the runtime's observers, sequential layer quantization,
 // packed output. See include/qcast/ptq/model.hpp.
 #include "qcast/ptq/model.hpp"
+#include "qcast/sniff.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -268,14 +269,7 @@ class Calib {
       batches_ = (total_ + o.batch - 1) / o.batch;
     } else {
       if (d.kind != nn::DatasetSpec::Kind::Text) throw Error(m.path + " is a language model; calibration needs a text dataset (text:FILE)");
-      std::string tokp = o.tokenizer;
-      if (tokp.empty()) {
-        fs::path dir = fs::is_directory(m.path) ? fs::path(m.path) : fs::path(m.path).parent_path();
-        for (const std::string& nm : {"tok" + std::to_string(m.llama.cfg.vocab_size) + ".bin", std::string("tokenizer.bin")})
-          if (fs::exists(dir / nm)) { tokp = (dir / nm).string(); break; }
-        if (tokp.empty()) throw Error("language model calibration needs --tokenizer FILE (llama2.c tok*.bin)");
-      }
-      const nn::Tokenizer tok = nn::Tokenizer::load(tokp, m.llama.cfg.vocab_size);
+      const nn::Tokenizer tok = nn::load_tokenizer_for(m.path, o.tokenizer, m.llama.cfg.vocab_size);
       const auto stories = nn::load_stories(d.path_of(d.text));
       const int cap = std::min(m.llama.cfg.seq_len, o.max_tokens > 0 ? o.max_tokens : m.llama.cfg.seq_len);
       for (std::int64_t k = o.offset; k < static_cast<std::int64_t>(stories.size()) && static_cast<std::int64_t>(seqs_.size()) < o.samples; ++k) {
@@ -557,8 +551,10 @@ std::vector<std::string> Model::layer_names() const {
 Model load_model(const std::string& path) {
   Model m;
   m.path = path;
-  if (!fs::exists(path)) throw Error(path + ": no such file or directory");
-  m.is_graph = fs::path(path).extension() == ".onnx";
+  const FileKind k = sniff_model_file(path);
+  if (k != FileKind::Onnx && k != FileKind::Llama2c && k != FileKind::HfDir && k != FileKind::Gguf)
+    refuse_file(path, k, "model loading", "ONNX models, llama2.c checkpoints, HF LLaMA directories and GGUF files");
+  m.is_graph = k == FileKind::Onnx;
   if (m.is_graph) m.graph = nn::load_onnx(path);
   else m.llama = nn::load_llama(path);
   return m;
@@ -928,9 +924,7 @@ void write_quantized(const std::string& path, const Model& m, const QuantizeResu
 }
 
 bool is_quantized_model(const std::string& path) {
-  if (fs::path(path).extension() != ".safetensors" || !fs::is_regular_file(path)) return false;
-  const SafeTensorsFile st = read_safetensors(path);
-  return st.metadata.count("quantize.model") != 0;
+  return sniff_model_file(path) == FileKind::QcastQuantized;
 }
 
 Model load_quantized(const std::string& path, const std::string& model_override, std::string* method, nn::Recipe* recipe) {

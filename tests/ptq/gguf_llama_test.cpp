@@ -125,7 +125,9 @@ TEST(GgufLlama, StoriesTensorsMetadataTokenizerRoundTrip) {
       EXPECT_EQ(x.type, lin.in % 32 == 0 ? c.type : gg::GgmlType::F32) << name;
       const auto back = gg::dequantize(x);
       EXPECT_TRUE(same_values(back, lin.w)) << name << ": GGUF differs from the quantized model";
-      if (std::string(c.method) == "rtn") EXPECT_TRUE(same_values(back, ref.w)) << name << ": GGUF differs from fake_quant";
+      if (std::string(c.method) == "rtn") {
+        EXPECT_TRUE(same_values(back, ref.w)) << name << ": GGUF differs from fake_quant";
+      }
     };
     EXPECT_TRUE(same_values(gg::dequantize(*t.at("token_embd.weight")), L.tok_emb));
     EXPECT_TRUE(same_values(gg::dequantize(*t.at("output_norm.weight")), L.rms_final));

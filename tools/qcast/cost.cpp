@@ -10,6 +10,7 @@
 #include "qcast/file.hpp"
 #include "qcast/hw.hpp"
 #include "qcast/mapper.hpp"
+#include "qcast/sniff.hpp"
 #include "qcast/progress.hpp"
 
 namespace {
@@ -176,6 +177,8 @@ void run_cost(const CostArgs& args) {
     Problem p = Problem::from_yaml_file(args.problem);
     problems.emplace_back(p.name.empty() ? "problem" : p.name, p);
   } else {
+    if (const qcast::FileKind k = qcast::sniff_model_file(args.model); k != qcast::FileKind::LayersJson)
+      qcast::refuse_file(args.model, k, "cost --model", "the layer-shape JSON of `qcast inspect MODEL --json`");
     for (auto& l : read_layers_json(args.model)) {
       if (!layer_has_macs(l)) {
         skipped.push_back(l.name + " (" + l.op + ")");

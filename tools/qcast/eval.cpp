@@ -37,15 +37,6 @@ struct Args {
 
 using Clock = std::chrono::steady_clock;
 
-std::string find_tokenizer(const std::string& model, const std::string& flag, int vocab) {
-  if (!flag.empty()) return flag;
-  namespace fs = std::filesystem;
-  fs::path dir = fs::is_directory(model) ? fs::path(model) : fs::path(model).parent_path();
-  for (const std::string& name : {"tok" + std::to_string(vocab) + ".bin", std::string("tokenizer.bin")})
-    if (fs::exists(dir / name)) return (dir / name).string();
-  throw Error("language model evaluation needs --tokenizer FILE (llama2.c tok*.bin)");
-}
-
 nlohmann::json recipe_json(const nn::Recipe& r) {
   auto f = [](const std::string& s) { return s.empty() ? std::string("fp32") : s; };
   return {{"weights", f(r.weights)}, {"activations", f(r.acts)}, {"act_observer", r.act_observer.empty() ? "dynamic" : r.act_observer},
@@ -140,7 +131,7 @@ void eval_lm(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
     calibrate(a, recipe, pm);
     m = std::move(pm.llama);
   }
-  nn::Tokenizer tok = nn::Tokenizer::load(find_tokenizer(path, a.tokenizer, m.cfg.vocab_size), m.cfg.vocab_size);
+  nn::Tokenizer tok = nn::load_tokenizer_for(path, a.tokenizer, m.cfg.vocab_size);
   nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
   if (d.kind != nn::DatasetSpec::Kind::Text) throw Error(a.model + " is a language model; it needs a text dataset (text:FILE)");
   auto stories = nn::load_stories(d.path_of(d.text));
@@ -165,7 +156,9 @@ void run(Args a) {
   nn::Recipe recipe = a.q.get();
   bool graph = false;
   std::string method;
-  if (ptq::is_quantized_model(a.model)) {
+  const FileKind kind = model_kind(a.model, "eval", {FileKind::Onnx, FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf, FileKind::QcastQuantized},
+                                   "ONNX, llama2.c, HF and GGUF models and qcast quantize outputs");
+  if (kind == FileKind::QcastQuantized) {
     // A `qcast quantize` output: the base model with its packed weights and stored recipe.
     if (!a.q.recipe.empty() || !a.q.weights.empty() || !a.q.acts.empty() || !a.q.kv.empty() || !a.q.act_observer.empty() ||
         !a.calib.spec.empty())
@@ -175,7 +168,7 @@ void run(Args a) {
     ptq::Model probe = ptq::load_quantized(a.model, a.base_model, &method, &recipe);
     graph = probe.is_graph;
   } else {
-    graph = is_onnx(a.model);
+    graph = kind == FileKind::Onnx;
     if (!a.calib.spec.empty() && !recipe.has_static_acts())
       throw Error("--calib calibrates static activation scales; add --act-observer (or a recipe observer) and an activation format");
   }
@@ -207,10 +200,10 @@ void run(Args a) {
 Registrar reg("eval", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
   auto* sub = root.add_subcommand("eval", "evaluate a model (fp32 or fake-quantized): top-1 accuracy or perplexity");
-  sub->add_option("model", a->model, "ONNX classifier, llama2.c .bin, Hugging Face LLaMA directory, or a qcast quantize output (.safetensors)")->required();
+  sub->add_option("model", a->model, "ONNX classifier, llama2.c .bin, Hugging Face LLaMA directory, GGUF (llama), or a qcast quantize output (.safetensors); recognized by content")->required();
   sub->add_option("--data", a->data, "dataset spec (YAML) or mnist:DIR, fashion-mnist[:DIR], text:FILE, npy:INPUTS,LABELS")->required();
   sub->add_option("--data-root", a->data_root, "directory that overrides the spec's root");
-  sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
+  sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models (default: a GGUF model's own, else tok<vocab>.bin beside the model)");
   sub->add_option("--base-model", a->base_model, "quantized models (qcast quantize output): the base model, if moved");
   a->q.add(sub);
   a->q.add_static(sub);

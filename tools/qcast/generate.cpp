@@ -22,18 +22,10 @@ struct Args {
 };
 
 void run(const Args& a) {
-  if (is_onnx(a.model)) throw Error(a.model + ": generate needs a language model (llama2.c .bin or HF LLaMA directory)");
+  model_kind(a.model, "generate", {FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf}, "llama2.c, HF and GGUF language models");
   nn::Llama m = nn::load_llama(a.model);
   warn(m.apply_recipe(a.q.get()));
-  std::string tp = a.tokenizer;
-  if (tp.empty()) {
-    namespace fs = std::filesystem;
-    fs::path dir = fs::is_directory(a.model) ? fs::path(a.model) : fs::path(a.model).parent_path();
-    for (const std::string& name : {"tok" + std::to_string(m.cfg.vocab_size) + ".bin", std::string("tokenizer.bin")})
-      if (fs::exists(dir / name)) { tp = (dir / name).string(); break; }
-    if (tp.empty()) throw Error("generate needs --tokenizer FILE (llama2.c tok*.bin)");
-  }
-  nn::Tokenizer tok = nn::Tokenizer::load(tp, m.cfg.vocab_size);
+  nn::Tokenizer tok = nn::load_tokenizer_for(a.model, a.tokenizer, m.cfg.vocab_size);
   const std::uint64_t seed = a.seed ? a.seed : static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   std::vector<int> toks;
   const auto t0 = std::chrono::steady_clock::now();
@@ -53,8 +45,8 @@ void run(const Args& a) {
 Registrar reg("generate", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
   auto* sub = root.add_subcommand("generate", "generate text with a LLaMA model (fp32 or fake-quantized), llama2.c sampling");
-  sub->add_option("model", a->model, "llama2.c .bin or Hugging Face LLaMA directory")->required();
-  sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin); default: tok<vocab>.bin beside the model");
+  sub->add_option("model", a->model, "llama2.c .bin, Hugging Face LLaMA directory or GGUF (llama); recognized by content")->required();
+  sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin); default: a GGUF model's own, else tok<vocab>.bin beside the model");
   sub->add_option("--prompt", a->prompt, "prompt text (default: empty)");
   sub->add_option("--steps", a->steps, "number of positions (prompt included), at most seq_len")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   sub->add_option("--temperature", a->temperature, "0 = greedy; otherwise multinomial sampling of softmax(logits / T)")->check(finite_range(0, 100))->capture_default_str();

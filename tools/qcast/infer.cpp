@@ -25,7 +25,7 @@ struct Args {
 };
 
 void run(const Args& a) {
-  if (!is_onnx(a.model)) throw Error(a.model + ": infer takes an ONNX model (use generate / eval for language models)");
+  model_kind(a.model, "infer", {FileKind::Onnx}, "ONNX models");
   if (!a.output.empty()) {  // the output's type and place are checked before the model runs
     (void)is_npy_path(a.output);
     check_output_path(a.output, "--output");

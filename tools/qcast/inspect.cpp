@@ -2,12 +2,14 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
 #include "qcast/format.hpp"
+#include "qcast/gguf.hpp"
 #include "qcast/nn/llama.hpp"
 #include "qcast/nn/onnx.hpp"
 
@@ -51,7 +53,9 @@ void run(const Args& a) {
   nlohmann::json j;
   j["model"] = a.model;
   std::vector<std::string> skipped;
-  if (is_onnx(a.model)) {
+  const FileKind kind = model_kind(a.model, "inspect", {FileKind::Onnx, FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf},
+                                   "ONNX, llama2.c, HF and GGUF models");
+  if (kind == FileKind::Onnx) {
     nn::Graph g = nn::load_onnx(a.model);
     auto layers = nn::layer_info(g, a.batch);
     j["kind"] = "onnx";
@@ -118,7 +122,16 @@ void run(const Args& a) {
     j["total_macs"] = macs;  // per token, excluding attention scores
     j["weight_elems"] = welems;
     j["weight_bytes"] = weight_bytes(welems, a.formats, &skipped);
+    std::string stored;
+    if (kind == FileKind::Gguf) {  // how the file stores its tensors (ggml types), besides the float model above
+      const gguf::Reader g = gguf::Reader::open(a.model);
+      std::map<std::string, int> types;
+      for (const auto& t : g.tensors()) ++types[gguf::type_name(t.type)];
+      j["gguf"] = {{"version", g.version()}, {"tensors", g.tensors().size()}, {"tensor_types", types}};
+      for (const auto& [k, v] : types) stored += (stored.empty() ? "" : ", ") + std::to_string(v) + " " + k;
+    }
     if (!a.json) {
+      if (!stored.empty()) std::printf("%s: GGUF v%u, tensors stored as %s\n", a.model.c_str(), j["gguf"]["version"].get<unsigned>(), stored.c_str());
       std::printf("%s: LLaMA, dim %d, hidden %d, %d layers, %d heads (%d KV), vocab %d, seq_len %d, %s classifier, %s RoPE\n\n",
                   a.model.c_str(), c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len,
                   c.shared_classifier ? "shared" : "separate", c.rope_half ? "rotate-half" : "interleaved");
@@ -144,7 +157,7 @@ void run(const Args& a) {
 Registrar reg("inspect", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
   auto* sub = root.add_subcommand("inspect", "show a model's layers, shapes, parameters, MACs and weight bytes per format");
-  sub->add_option("model", a->model, "ONNX file, llama2.c .bin, or Hugging Face LLaMA directory")->required();
+  sub->add_option("model", a->model, "ONNX file, llama2.c .bin, Hugging Face LLaMA directory, or GGUF (llama); recognized by content")->required();
   sub->add_flag("--json", a->json, "print one JSON object (per-layer N C M P Q R S H W stride dilation groups for cost models)");
   sub->add_option("--batch", a->batch, "batch size for shapes and MACs (ONNX)")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   sub->add_option("--formats", a->formats, "comma-separated formats for the weight-bytes summary")->capture_default_str();

@@ -1,13 +1,14 @@
 // Shared flags of the model subcommands (inspect, eval, generate): quantization recipe shorthands.
 #pragma once
 #include <CLI/CLI.hpp>
-#include <filesystem>
+#include <initializer_list>
 #include <iostream>
 #include <string>
 
 #include "qcast/error.hpp"
 #include "qcast/nn/act_quant.hpp"
 #include "qcast/nn/recipe.hpp"
+#include "qcast/sniff.hpp"
 
 namespace qcast::cli {
 
@@ -50,10 +51,16 @@ inline void warn(const std::string& w) {
   if (!w.empty()) std::cerr << "qcast: " << w << "\n";
 }
 
-/// A model file is a language model (llama2.c .bin, HF directory / config.json) or an ONNX graph.
-inline bool is_onnx(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw Error(path + ": no such file or directory");
-  return std::filesystem::path(path).extension() == ".onnx";
+/// What the model file `path` is, by content (qcast/sniff.hpp). A file `command` cannot take (a kind not in
+/// `accepted`) is refused with qcast::Error (exit 2) naming what it is and which command takes it;
+/// `accepted_text` says what `command` takes.
+inline FileKind model_kind(const std::string& path, const std::string& command, std::initializer_list<FileKind> accepted,
+                           const std::string& accepted_text) {
+  const FileKind k = sniff_model_file(path);
+  for (FileKind a : accepted)
+    if (a == k) return k;
+  refuse_file(path, k, command, accepted_text);
+  return k;
 }
 
 }  // namespace qcast::cli

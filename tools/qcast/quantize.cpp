@@ -75,7 +75,7 @@ void gguf_precheck(const ptq::Model& m, const ptq::QuantizeOptions& o) {
 }
 
 void write_gguf(const Args& a, const ptq::Model& m, const ptq::QuantizeResult& r, const std::string& path, std::vector<std::string>& notes) {
-  const nn::Tokenizer tok = nn::Tokenizer::load(ptq::find_llama_tokenizer(m, a.tokenizer), m.llama.cfg.vocab_size);
+  const nn::Tokenizer tok = nn::load_tokenizer_for(m.path, a.tokenizer, m.llama.cfg.vocab_size);
   ptq::gguf::write(path, ptq::llama_gguf(m, r, a.method, tok, &notes));
   for (const auto& n : notes) warn("GGUF: " + n);
 }
@@ -85,7 +85,6 @@ void run(const Args& a) {
   const bool gguf = fs::path(a.out).extension() == ".gguf";
   if (!gguf && fs::path(a.out).extension() != ".safetensors")
     throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors) or, for LLaMA models, GGUF (.gguf)");
-  if (gguf && !a.eval.empty()) throw Error("--eval evaluates a .safetensors output; qcast eval does not read GGUF");
   // Every output and input is checked before anything is written (a --report in a missing directory or
   // an --eval dataset that does not exist must not cost an hour of calibration, nor leave --out behind).
   check_output_path(a.out, "--out");
@@ -112,6 +111,7 @@ void run(const Args& a) {
   std::stringstream ss(a.mixed_formats);
   for (std::string f; std::getline(ss, f, ',');) if (!f.empty()) o.mixed_formats.push_back(f);
 
+  model_kind(a.model, "quantize", {FileKind::Onnx, FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf}, "ONNX, llama2.c, HF and GGUF models");
   ptq::Model m = ptq::load_model(a.model);
   if (gguf) gguf_precheck(m, o);
   {
@@ -174,7 +174,7 @@ void run(const Args& a) {
 Registrar reg("quantize", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
   auto* sub = root.add_subcommand("quantize", "Post-training quantization of a model (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS) to packed safetensors");
-  sub->add_option("model", a->model, "ONNX model, llama2.c .bin, or Hugging Face LLaMA directory")->required();
+  sub->add_option("model", a->model, "ONNX model, llama2.c .bin, Hugging Face LLaMA directory, or GGUF (llama); recognized by content")->required();
   a->q.add(sub);
   a->q.add_static(sub);
   sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS, each optionally +bias (bias correction; bias = rtn+bias); prefix quarot+ (e.g. quarot+gptq) to fold norms and rotate the residual stream of a LLaMA model first")->capture_default_str();

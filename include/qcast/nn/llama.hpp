@@ -76,7 +76,14 @@ Llama load_llama2c(const std::string& path);
 Llama parse_llama2c(const std::uint8_t* data, std::size_t size, const std::string& what);
 /// Loads a Hugging Face LLaMA checkpoint: a directory (or its config.json) with *.safetensors.
 Llama load_hf_llama(const std::string& path);
-/// llama2.c or HF, by file name.
+/// Loads a GGUF model of llama.cpp's "llama" architecture (llama.* hyperparameters; tensors token_embd,
+/// blk.N.attn_{norm,q,k,v,output}, blk.N.ffn_{norm,gate,up,down}, output_norm, output (tied to token_embd
+/// when absent)), every tensor dequantized to float32 (F32, F16, BF16, Q4_0..Q8_0, K-quants, MXFP4).
+/// RoPE pairs adjacent elements (ggml's LLAMA_ROPE_TYPE_NORM): llama.cpp's converters permute the rows of
+/// Hugging Face wq / wk into that order, and qcast writes llama2.c weights unpermuted, so the weights are
+/// used as stored. Throws qcast::Error for other architectures, RoPE scaling, partial rotary, MoE, biases.
+Llama load_gguf_llama(const std::string& path);
+/// llama2.c, HF or GGUF, by content (qcast/sniff.hpp).
 Llama load_llama(const std::string& path);
 bool looks_like_llama(const std::string& path);
 
@@ -87,7 +94,16 @@ class Tokenizer {
   std::vector<float> scores;
   int max_token_length = 0;
 
+  int bos_id = 1, eos_id = 2;
+  bool add_space_prefix = true;  ///< SentencePiece's dummy prefix (llama2.c always adds it)
+  std::vector<int> byte_ids;     ///< token of each byte for byte fallback; empty = llama2.c's byte + 3
+
   static Tokenizer load(const std::string& path, int vocab_size);
+  /// The SentencePiece ("llama") vocabulary of a GGUF file (tokenizer.ggml.tokens / scores / token_type,
+  /// bos / eos ids, add_space_prefix): U+2581 becomes a space as in llama2.c's export; control and unknown
+  /// tokens are never produced by encode(); byte fallback uses the BYTE tokens <0xHH>. Throws qcast::Error
+  /// for other tokenizer models (e.g. "gpt2" BPE) or a vocabulary size other than `vocab_size`.
+  static Tokenizer from_gguf(const std::string& path, int vocab_size);
   static Tokenizer parse(const std::uint8_t* data, std::size_t size, int vocab_size, const std::string& what);
   /// BOS (1) optionally, a dummy-prefix space token for non-empty text, code points (byte fallback
   /// +3), then greedy merges by best score; EOS (2) optionally.
@@ -99,6 +115,10 @@ class Tokenizer {
   std::unordered_map<std::string, int> index_;  // piece (as a C string) -> lowest id
   int lookup(const std::string& s) const;
 };
+
+/// The tokenizer of a language model: `given` (llama2.c tok*.bin or a GGUF file) if not empty, else the
+/// GGUF model's own vocabulary, else tok<vocab>.bin or tokenizer.bin beside the model. Error when none.
+Tokenizer load_tokenizer_for(const std::string& model, const std::string& given, int vocab_size);
 
 /// Perplexity protocol: for each story, tokens = encode(story, BOS, no EOS) truncated to seq_len; the
 /// NLL of tokens 1..n-1 given their prefix (teacher forcing).
