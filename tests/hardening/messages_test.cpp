@@ -43,8 +43,8 @@ TEST(HardeningMessages, TensorFilesGivenToModelCommandsAreNamed) {
       auto r = run_cli(args);
       EXPECT_EQ(r.rc, 2) << args << "\n" << r.err;
       EXPECT_EQ(r.err.find("config"), std::string::npos) << args << "\n" << r.err;
-      EXPECT_NE(r.err.find("not a model"), std::string::npos) << args << "\n" << r.err;
-      EXPECT_NE(r.err.find("cast, encode, decode and stats"), std::string::npos) << args << "\n" << r.err;
+      EXPECT_NE(r.err.find("tensor file"), std::string::npos) << args << "\n" << r.err;
+      EXPECT_NE(r.err.find("use qcast cast / stats / encode"), std::string::npos) << args << "\n" << r.err;
     }
   }
 }

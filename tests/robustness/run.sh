@@ -57,8 +57,8 @@ check infer-output-type "unknown file type" infer "$in/classifier.onnx" "$in/x.n
 check safetensors-huge-dim "too large" stats "$in/huge_dim.safetensors" -f int8
 check utf8-escaped 'Foo\xff\xfe' inspect "$in/utf8_op.onnx"
 check yaml-in-user-terms "recipe-scalar.yaml:3:5" eval "$in/classifier.onnx" --data x --recipe "$in/recipe-scalar.yaml"
-check npy-as-model "not a model" inspect "$in/x.npy"
-check safetensors-as-model "not a model" generate "$in/w.safetensors"
+check npy-as-model "tensor file: use qcast cast" inspect "$in/x.npy"
+check safetensors-as-model "tensor file: use qcast cast" generate "$in/w.safetensors"
 
 # A signal while an output is being written removes its temporary file and ends the process by the signal.
 big="$work/big.npy"
