@@ -66,7 +66,7 @@ const std::vector<NamedFormat>& format_table() {
       {"mxfp8_e5m2_rceil", "e5m2@e8m0/b32/rceil", {}, "", 0, true, "MXFP8 E5M2 with the RCEIL scale"},
       {"mxfp6_e3m2_rceil", "e3m2@e8m0/b32/rceil", {}, "", 0, true, "MXFP6 E3M2 with the RCEIL scale"},
       {"mxfp6_e2m3_rceil", "e2m3@e8m0/b32/rceil", {}, "", 0, true, "MXFP6 E2M3 with the RCEIL scale"},
-      {"mxfp4_rceil", "e2m1@e8m0/b32/rceil", {}, "", 0, true, "MXFP4 with the RCEIL scale (torchao / cuBLAS)"},
+      {"mxfp4_rceil", "e2m1@e8m0/b32/rceil", {}, "MXFP4", 0, true, "MXFP4 with the RCEIL scale (torchao / cuBLAS)"},
       {"nvfp4", "e2m1@ue4m3+fp32/b16/amax", {}, "", 0, true, "NVIDIA NVFP4 (E2M1, UE4M3 scale per 16, fp32 tensor scale)"},
       {"nf4", "nf4@fp32/b64/amax", {}, "", 0, true, "QLoRA NormalFloat4 (codebook, fp32 absmax per 64)"},
       {"q8_0", "int8@fp16/b32", {}, "Q8_0", 0, true,

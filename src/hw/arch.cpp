@@ -1,5 +1,6 @@
 // Architecture: Timeloop v0.4 arch YAML, Accelergy ERT, built-in energy tables, bit widths.
 #include <algorithm>
+#include <filesystem>
 #include <cctype>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -490,12 +491,12 @@ void Architecture::apply_builtin(const std::string& table, double weight_bits, d
 // ---------------------------------------------------------------------------------------------
 
 double bits_per_element(const std::string& format) {
-  // Storage aliases that are not format names of the number-format core; tf32 occupies 32 bits in memory.
-  static const std::map<std::string, double> storage = {
-      {"fp64", 64}, {"float32", 32}, {"tf32", 32}, {"float16", 16}, {"half", 16}, {"fp8", 8}, {"fp4", 4}, {"mxfp6", 6.25}};
+  // Every name is the format table's (its storage bits where a value occupies more than its element:
+  // tf32 in 32); fp64 is a storage width with no qcast element.
   const std::string f = lower(format);
-  if (auto it = storage.find(f); it != storage.end()) return it->second;
+  if (f == "fp64" || f == "float64") return 64;
   try {
+    if (const NamedFormat* row = find_named_format(f); row && row->storage_bits) return row->storage_bits;
     return Format::parse(f).bits_per_element();
   } catch (const Error& e) {
     throw Error("unknown number format '" + format + "': " + e.what());
@@ -503,9 +504,11 @@ double bits_per_element(const std::string& format) {
 }
 
 bool is_float_format(const std::string& format) {
-  std::string f = lower(format);
-  if (f.find("int") != std::string::npos) return false;
-  return true;
+  // Integer elements (int8, mxint8, int4@fp16/g32) use integer multipliers; minifloats and codebooks
+  // (a lookup, then a float multiply) use float ones.
+  const std::string f = lower(format);
+  if (f == "fp64" || f == "float64") return true;
+  return Format::parse(f).elem().kind != Element::Kind::Int;
 }
 
 double Precision::bits(Role r) const {
@@ -515,8 +518,10 @@ double Precision::bits(Role r) const {
 
 Precision Precision::from_recipe(const std::string& spec) {
   Precision p;
-  bool is_file = spec.find('/') != std::string::npos ||
-                 (spec.ends_with(".json") || spec.ends_with(".yaml") || spec.ends_with(".yml"));
+  // A format string (int4@fp16/g32) also holds '/': it is a file only where one exists or the name says so.
+  std::error_code ec;
+  const bool is_file = std::filesystem::is_regular_file(spec, ec) ||
+                       spec.ends_with(".json") || spec.ends_with(".yaml") || spec.ends_with(".yml");
   if (!is_file) {
     bits_per_element(spec);  // validates
     p.weights = p.activations = spec;

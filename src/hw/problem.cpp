@@ -219,8 +219,11 @@ void normalize_layer(LayerShape& l, const std::string& where) {
 }
 }  // namespace
 
-std::vector<LayerShape> read_layers_json(const std::string& path) try {
-  std::string text = detail::read_text(path, "model");
+std::vector<LayerShape> read_layers_json(const std::string& path) {
+  return parse_layers_json(detail::read_text(path, "model"), path);
+}
+
+std::vector<LayerShape> parse_layers_json(const std::string& text, const std::string& path) try {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -238,11 +241,19 @@ std::vector<LayerShape> read_layers_json(const std::string& path) try {
     l.name = e.value("name", "layer" + std::to_string(idx));
     where = path + ": layer '" + l.name + "'";
     if (!e.contains("op") || !e["op"].is_string()) throw Error(where + ": missing \"op\"");
+    // Operator names as the graph spells them (inspect writes ONNX's "Conv", "Gemm", "MatMul").
     l.op = e["op"].get<std::string>();
+    std::transform(l.op.begin(), l.op.end(), l.op.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     auto geti = [&](const char* k, std::int64_t& dst) {
       if (!e.contains(k)) return;
-      if (!e[k].is_number_integer()) throw Error(where + ": \"" + k + "\" must be an integer");
-      dst = e[k].get<std::int64_t>();
+      const nlohmann::json* v = &e[k];
+      // A [height, width] pair (as inspect writes strides and dilations) must be square here: the layer
+      // problem has one stride and one dilation.
+      if (v->is_array() && v->size() == 2 && (*v)[0].is_number_integer() && (*v)[0] == (*v)[1]) v = &(*v)[0];
+      else if (v->is_array())
+        throw Error(where + ": \"" + k + "\" " + v->dump() + " differs between height and width (not supported)");
+      if (!v->is_number_integer()) throw Error(where + ": \"" + k + "\" must be an integer");
+      dst = v->get<std::int64_t>();
       if (dst < (std::string(k) == "pad" ? 0 : 1))
         throw Error(where + ": \"" + k + "\" must be positive, got " + std::to_string(dst));
     };

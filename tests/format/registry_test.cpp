@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "kernels/fast_path.hpp"
+#include "qcast/gguf.hpp"
 #include "qcast/error.hpp"
 #include "qcast/format.hpp"
 #include "qcast/quantize.hpp"
@@ -106,6 +107,22 @@ TEST(FormatTable, FastPathClaimsHoldBothWaysAndEqualTheReference) {
     reference_decode(re, ref_dec.data());
     for (std::size_t i = 0; i < x.size(); ++i) ASSERT_EQ(bits_of(dec[i]), bits_of(ref_dec[i])) << "decoded element " << i;
   }
+}
+
+// The table's ggml column is what the GGUF writer stores each named format as (rows of 32-multiples).
+TEST(FormatTable, GgmlColumnMatchesTheGgufWriter) {
+  int with_ggml = 0;
+  for (const auto& row : format_table()) {
+    SCOPED_TRACE(row.name);
+    const auto t = gguf::ggml_type_for(Format::parse(row.name), {4, 64});
+    if (row.ggml.empty()) {
+      EXPECT_EQ(t, gguf::GgmlType::F32) << "the writer stores it as " << gguf::type_name(t) << " but the table says none";
+    } else {
+      ++with_ggml;
+      EXPECT_EQ(gguf::type_name(t), row.ggml);
+    }
+  }
+  EXPECT_GE(with_ggml, 4);
 }
 
 // Regression (cd3353f): Format was a mutable struct that carried its name and the SIMD plan cache was

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "qcast/hw.hpp"
 #include "test_support.hpp"
 
@@ -187,4 +189,48 @@ TEST(HwModelLayers, Lenet5MatchesOnnx) {
   QCAST_REQUIRE_SHARED("models/lenet5-mnist.onnx");
   check_model(qcast::test::shared_dir() + "/models/lenet5-mnist.onnx",
               std::string(QCAST_SOURCE_DIR) + "/examples/models/lenet5-mnist.layers.json", 32);
+}
+
+// `cost --model` takes the model file itself (here ONNX, names = the graph's node names, as in recipes),
+// and the layer JSON that `inspect --json` writes for it; both give the same layers and the same costs.
+TEST(HwModelLayers, CostTakesTheModelFileAndItsInspectJsonAlike) {
+  QCAST_REQUIRE_SHARED("models/lenet5-mnist.onnx");
+  const std::string onnx = qcast::test::shared_dir() + "/models/lenet5-mnist.onnx";
+  std::vector<LayerShape> mac;
+  for (const auto& l : model_layer_shapes(onnx))
+    if (layer_has_macs(l)) mac.push_back(l);
+  std::vector<LayerShape> hand;
+  for (const auto& l : read_layers_json(std::string(QCAST_SOURCE_DIR) + "/examples/models/lenet5-mnist.layers.json"))
+    if (layer_has_macs(l)) hand.push_back(l);
+  ASSERT_EQ(mac.size(), hand.size());
+  for (std::size_t i = 0; i < mac.size(); ++i) {
+    SCOPED_TRACE(mac[i].name);
+    EXPECT_EQ(mac[i].name.rfind("/", 0), 0u) << "an ONNX node name";
+    EXPECT_EQ(mac[i].op, hand[i].op);
+    EXPECT_EQ(mac[i].C, hand[i].C);
+    EXPECT_EQ(mac[i].M, hand[i].M);
+    EXPECT_EQ(mac[i].R, hand[i].R);
+    EXPECT_EQ(mac[i].P, hand[i].P);
+    EXPECT_EQ(mac[i].Q, hand[i].Q);
+    EXPECT_EQ(mac[i].stride, hand[i].stride);
+  }
+  qcast::test::TempDir d;
+  auto ins = qcast::test::run_cli("inspect " + onnx + " --json");
+  ASSERT_EQ(ins.rc, 0) << ins.err;
+  std::ofstream(d.file("lenet.json")) << ins.out;
+  const std::string common = " --arch " QCAST_SOURCE_DIR "/examples/arch/eyeriss_like.yaml --recipe int4@fp16/g32 --samples 200 --refine 20 --json";
+  auto a = qcast::test::run_cli("cost --model " + onnx + common);
+  auto b = qcast::test::run_cli("cost --model " + d.file("lenet.json") + common);
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(b.rc, 0) << b.err;
+  auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+  for (auto* j : {&ja, &jb})  // the mapper's wall time is the only thing allowed to differ
+    for (auto& l : (*j)["layers"]) l["search"].erase("seconds");
+  EXPECT_EQ(ja["layers"], jb["layers"]);
+  EXPECT_EQ(ja["total"], jb["total"]);
+  EXPECT_EQ(ja["layers"][0]["name"], "/convnet/c1/Conv");
+  // A tensor file is refused naming what it is.
+  auto bad = qcast::test::run_cli("cost --model " + qcast::test::shared_dir() + "/models/lenet5-mnist.safetensors" + common);
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_NE(bad.err.find("safetensors"), std::string::npos) << bad.err;
 }

@@ -177,9 +177,7 @@ void run_cost(const CostArgs& args) {
     Problem p = Problem::from_yaml_file(args.problem);
     problems.emplace_back(p.name.empty() ? "problem" : p.name, p);
   } else {
-    if (const qcast::FileKind k = qcast::sniff_model_file(args.model); k != qcast::FileKind::LayersJson)
-      qcast::refuse_file(args.model, k, "cost --model", "the layer-shape JSON of `qcast inspect MODEL --json`");
-    for (auto& l : read_layers_json(args.model)) {
+    for (auto& l : model_layer_shapes(args.model)) {
       if (!layer_has_macs(l)) {
         skipped.push_back(l.name + " (" + l.op + ")");
         continue;
@@ -281,7 +279,9 @@ qcast::cli::Registrar reg("cost", [](CLI::App& root) {
   sub->add_option("--ert", args->ert, "Accelergy energy reference table (ERT) YAML; default: built-in table")->check(CLI::ExistingFile);
   sub->add_option("--table", args->table, "built-in energy table when no ERT: horowitz|eyeriss")->capture_default_str();
   sub->add_option("--problem", args->problem, "problem YAML (one layer, Timeloop format)")->check(CLI::ExistingFile);
-  sub->add_option("--model", args->model, "layer-shape JSON {\"layers\":[...]} (docs/cost.md)")->check(CLI::ExistingFile);
+  sub->add_option("--model", args->model,
+                  "a model (ONNX, llama2.c, HF directory, GGUF; recognised by content) or the layer JSON of `qcast inspect --json`")
+      ->check(CLI::ExistingPath);
   sub->add_option("--recipe", args->recipe, "number formats: a name (int8, mxfp4, ...) or a JSON/YAML file {weights, activations}");
   sub->add_option("--map", args->map, "mapping YAML (Timeloop format) for --problem")->check(CLI::ExistingFile);
   sub->add_option("--constraints", args->constraints, "Timeloop mapspace-constraints YAML for the search (added to the architecture's own)")
