@@ -138,3 +138,23 @@ TEST(Cli, EverySubcommandHasHelp) {
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << c;
   }
 }
+
+// Every command's --json data carries a schema number (checked on the commands that need no shared files).
+TEST(Cli, EveryJsonOutputCarriesASchema) {
+  test::TempDir d;
+  Tensor t = Tensor::zeros_f32({4, 64});
+  for (int i = 0; i < 256; ++i) t.mutable_f32()[i] = static_cast<float>(i % 13) - 6.0f;
+  write_npy(d.file("x.npy"), t);
+  const std::string arch = QCAST_SOURCE_DIR "/examples/arch/eyeriss_like.yaml";
+  const std::string prob = QCAST_SOURCE_DIR "/examples/problems/conv2d.prob.yaml";
+  for (const std::string args : {"formats --json", "stats " + d.file("x.npy") + " -f mxfp4 --json",
+                                 "bench --size 64K --min-time 0.01 -f mxfp4 --op fake_quant --json",
+                                 "cost --arch " + arch + " --problem " + prob + " --samples 50 --refine 5 --json"}) {
+    SCOPED_TRACE(args);
+    const auto r = test::run_cli(args);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_TRUE(j.contains("schema")) << r.out.substr(0, 200);
+    EXPECT_TRUE(j["schema"].is_number_integer());
+  }
+}

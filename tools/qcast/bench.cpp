@@ -78,7 +78,7 @@ void run(const BenchArgs& a) {
     j["results"] = nlohmann::ordered_json::array();
     for (const auto& r : rows)
       j["results"].push_back({{"format", r.format}, {"op", r.op}, {"threads", a.threads}, {"gbps", r.gbps}, {"ratio_to_memcpy", r.gbps / mc}});
-    std::cout << json_text(j, 2) << "\n";
+    std::cout << json_output(j, 2) << "\n";
     return;
   }
   std::printf("input %.1f MiB fp32, %d thread(s), SIMD target %s; GB/s of fp32 input (best of repeats)\n",

@@ -35,6 +35,14 @@ std::string json_text(const Json& j, int indent) {
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
+/// The --json output of a command: json_text with `"schema": 1` added where the command gives no
+/// version of its own (every command's JSON data carries one, so readers can tell layouts apart).
+template <class Json>
+std::string json_output(Json j, int indent) {
+  if (j.is_object() && !j.contains("schema")) j["schema"] = 1;
+  return json_text(j, indent);
+}
+
 /// `s` with every byte that is not part of valid UTF-8, and every control character but newline and tab,
 /// written as \xNN: for echoing names and messages that come from files or arguments to a terminal.
 std::string printable(const std::string& s);

@@ -183,7 +183,7 @@ void run(Args a) {
   if (graph) eval_classifier(a, recipe, j);
   else eval_lm(a, recipe, j);
   if (a.json) {
-    std::cout << json_text(j, 2) << "\n";
+    std::cout << json_output(j, 2) << "\n";
     return;
   }
   if (j["task"] == "classification")

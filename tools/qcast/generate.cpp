@@ -35,7 +35,7 @@ void run(const Args& a) {
     nlohmann::json j = {{"model", a.model}, {"prompt", a.prompt}, {"text", text}, {"tokens", toks.size()},
                         {"temperature", a.temperature}, {"seconds", secs},
                         {"tokens_per_second", secs > 0 ? static_cast<double>(toks.size()) / secs : 0.0}};
-    std::cout << json_text(j, 2) << "\n";
+    std::cout << json_output(j, 2) << "\n";
   } else {
     std::cout << text << "\n";
     std::cerr << "qcast: " << toks.size() << " tokens, " << (secs > 0 ? static_cast<double>(toks.size()) / secs : 0.0) << " tokens/s\n";

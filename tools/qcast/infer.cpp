@@ -49,7 +49,7 @@ void run(const Args& a) {
     nlohmann::json j = {{"model", a.model}, {"input_shape", x.shape}, {"output_shape", out[0].shape}, {"repeat", a.repeat},
                         {"threads", a.threads}, {"best_seconds", best}, {"mean_seconds", total / a.repeat},
                         {"samples_per_second", n / best}};
-    std::cout << json_text(j, 2) << "\n";
+    std::cout << json_output(j, 2) << "\n";
   } else {
     std::printf("%s: input %s -> output %s; best of %d: %.4f s, %.1f samples/s (%d threads)\n", a.model.c_str(),
                 shape_str(x.shape).c_str(), shape_str(out[0].shape).c_str(), a.repeat, best, n / best, a.threads);

@@ -143,7 +143,7 @@ void run(const Args& a) {
     }
   }
   if (a.json) {
-    std::cout << json_text(j, 2) << "\n";
+    std::cout << json_output(j, 2) << "\n";
     return;
   }
   std::printf("\ntotal: %lld parameters, %lld MACs, %lld quantizable weight elements\nweight bytes:",

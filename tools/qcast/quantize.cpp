@@ -164,7 +164,7 @@ void run(const Args& a) {
                   static_cast<long long>(e["samples"].get<std::int64_t>()), static_cast<long long>(e["tokens"].get<std::int64_t>()));
   }
   if (!a.report.empty()) {
-    const std::string text = json_text(j, 2) + "\n";
+    const std::string text = json_output(j, 2) + "\n";
     write_file_atomic(a.report, [&](int fd) { write_all(fd, text.data(), text.size(), a.report); });
   }
   if (::rename(stage.path().c_str(), a.out.c_str()) != 0) throw Error("cannot write '" + a.out + "': " + std::strerror(errno));

@@ -135,7 +135,7 @@ void run_reuse(const ReuseArgs& a) {
       nlohmann::json j = profile_json(p);
       j["trace"] = syms;
       j["distances"] = dj;
-      std::cout << qcast::cli::json_text(j, 2) << "\n";
+      std::cout << qcast::cli::json_output(j, 2) << "\n";
       return;
     }
     std::cout << "access    ";
@@ -200,7 +200,7 @@ void run_reuse(const ReuseArgs& a) {
     nlohmann::json j;
     j["before"] = analyse(before, elements, nullptr, "");
     if (changed) j["after"] = analyse(after, elements, nullptr, "");
-    std::cout << qcast::cli::json_text(j, 2) << "\n";
+    std::cout << qcast::cli::json_output(j, 2) << "\n";
     return;
   }
   analyse(before, elements, &std::cout, changed ? "before" : "loop nest");

@@ -56,7 +56,7 @@ void run(const StatsArgs& a) {
                      100 * s.frac_clipped(), 100 * s.frac_flushed());
   }
   if (a.json) {
-    std::cout << json_text(nlohmann::ordered_json{{"format", f.name()}, {"bits_per_element", f.bits_per_element()}, {"tensors", rows},
+    std::cout << json_output(nlohmann::ordered_json{{"format", f.name()}, {"bits_per_element", f.bits_per_element()}, {"tensors", rows},
                                         {"total", to_json("*", {}, total)}}, 1) << "\n";
   } else if (inputs.size() > 1) {
     std::printf("%-32s %14.6g %10.3f %12.6g %9.4f%% %9.4f%%\n", "(all)", total.mse(), total.sqnr_db(), total.max_abs_err,

@@ -116,7 +116,7 @@ void run(const StudyArgs& a) {
   }
   bar.finish();
   if (a.json) {
-    std::cout << json_text(nlohmann::ordered_json{{"results", rows}}, 1) << "\n";
+    std::cout << json_output(nlohmann::ordered_json{{"results", rows}}, 1) << "\n";
     return;
   }
   std::printf("Format study: SQNR (dB) of quantize-dequantize, higher is better; sorted by bits per element.\n");
