@@ -16,6 +16,22 @@ std::string shared_dir();
       GTEST_SKIP() << "needs ../shared/" << (sub) << " (shared material absent)";                 \
   } while (0)
 
+// AddressSanitizer builds reserve terabytes of address space for their shadow memory, so a test that
+// runs the CLI under `ulimit -v` cannot run there; the release run checks it.
+#if defined(__SANITIZE_ADDRESS__)
+#define QCAST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QCAST_UNDER_ASAN 1
+#endif
+#endif
+#ifdef QCAST_UNDER_ASAN
+#define QCAST_SKIP_ADDRESS_LIMIT_TEST() \
+  GTEST_SKIP() << "an address-space limit (ulimit -v) cannot hold an ASan binary's shadow memory; the release run checks this"
+#else
+#define QCAST_SKIP_ADDRESS_LIMIT_TEST() (void)0
+#endif
+
 bool exists(const std::string& path);
 
 struct CliResult {

@@ -147,7 +147,7 @@ TEST(Cli, EveryJsonOutputCarriesASchema) {
   write_npy(d.file("x.npy"), t);
   const std::string arch = QCAST_SOURCE_DIR "/examples/arch/eyeriss_like.yaml";
   const std::string prob = QCAST_SOURCE_DIR "/examples/problems/conv2d.prob.yaml";
-  for (const std::string args : {"formats --json", "stats " + d.file("x.npy") + " -f mxfp4 --json",
+  for (const std::string& args : std::vector<std::string>{"formats --json", "stats " + d.file("x.npy") + " -f mxfp4 --json",
                                  "bench --size 64K --min-time 0.01 -f mxfp4 --op fake_quant --json",
                                  "cost --arch " + arch + " --problem " + prob + " --samples 50 --refine 5 --json"}) {
     SCOPED_TRACE(args);

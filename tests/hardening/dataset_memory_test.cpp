@@ -53,6 +53,7 @@ void write_idx_bomb(const std::string& path, const std::string& header, int zero
 }  // namespace
 
 TEST(HardeningDataset, GzipIdxIsReadOnlyAsFarAsItsHeaderSays) {
+  QCAST_SKIP_ADDRESS_LIMIT_TEST();
   qcast::test::TempDir d;
   qcast::test::onnx::save(d.file("m.onnx"), qcast::test::onnx::image_classifier());
   // Header: 1 image of 2x2; then 4.5 GB of zeros (about 4.5 MB compressed).
@@ -66,6 +67,7 @@ TEST(HardeningDataset, GzipIdxIsReadOnlyAsFarAsItsHeaderSays) {
 }
 
 TEST(HardeningDataset, LimitReadsOnlyTheSamplesItNeeds) {
+  QCAST_SKIP_ADDRESS_LIMIT_TEST();
   qcast::test::TempDir d;
   qcast::test::onnx::save(d.file("m.onnx"), qcast::test::onnx::image_classifier());
   // 1140850688 images of 2x2 (4.25 GiB of pixels, all zero) and as many labels (1.06 GiB).
@@ -79,6 +81,7 @@ TEST(HardeningDataset, LimitReadsOnlyTheSamplesItNeeds) {
 }
 
 TEST(HardeningDataset, ResizeRunsAfterTheShapeCheck) {
+  QCAST_SKIP_ADDRESS_LIMIT_TEST();
   qcast::test::TempDir d;
   qcast::test::onnx::save(d.file("m.onnx"), qcast::test::onnx::image_classifier());
   // 1000 images; a declared resize to 1200x1200 would take 5.8 GB before finding that the model wants 2x2.

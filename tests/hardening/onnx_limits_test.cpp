@@ -18,6 +18,7 @@ std::string constant_of_shape_model(std::int64_t rows, std::int64_t cols) {
 }  // namespace
 
 TEST(HardeningOnnx, ConstantFoldingIsCapped) {
+  QCAST_SKIP_ADDRESS_LIMIT_TEST();
   qcast::test::TempDir d;
   o::save(d.file("big.onnx"), constant_of_shape_model(20000, 20000));  // 1.6 GB when folded
   auto r = qcast::test::run_binary("ulimit -v 4000000; exec " QCAST_CLI_PATH, "inspect " + d.file("big.onnx"));

@@ -2,7 +2,8 @@
 // safetensors file (the header was built with nlohmann's ordered_json, whose key lookup is linear, and
 // packed tensors were found by a linear search: 80k tensors took 10 s to cast and 29 s to encode), ONNX
 // loading in the node count (every value name was looked up linearly: 200k nodes took more than 20 s).
-#include <chrono>
+// These are functional checks at sizes where the quadratic code was slow; the timings themselves are
+// measured by bench/scaling.py (speed is a benchmark's job, not a unit test's).
 #include <string>
 
 #include "qcast/error.hpp"
@@ -14,18 +15,20 @@
 
 namespace {
 
-double seconds_of(const std::string& args) {
-  const auto t0 = std::chrono::steady_clock::now();
+void run_ok(const std::string& args) {
   auto r = qcast::test::run_cli(args);
   EXPECT_EQ(r.rc, 0) << args << "\n" << r.err;
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
 
-TEST(HardeningScaling, ManyTensorsCastEncodeAndReadInLinearTime) {
+TEST(HardeningScaling, ManyTensorsCastEncodeAndRead) {
   qcast::test::TempDir d;
-  const int n = 60000;  // quadratically: ~5.6 s to cast, ~16 s to encode
+#ifdef QCAST_UNDER_ASAN
+  const int n = 5000;
+#else
+  const int n = 60000;
+#endif
   std::vector<float> vals(static_cast<std::size_t>(n) * 4);
   for (std::size_t k = 0; k < vals.size(); ++k) vals[k] = static_cast<float>(k % 17) - 8.0f;
   std::vector<qcast::NamedTensor> ts;
@@ -38,17 +41,16 @@ TEST(HardeningScaling, ManyTensorsCastEncodeAndReadInLinearTime) {
     ts.push_back({"layer." + std::to_string(k) + ".weight", t});
   }
   qcast::write_safetensors(d.file("many.safetensors"), ts);
-  // Bounds for a loaded 2-core machine; the quadratic versions took 10 s and 29 s for 80k tensors.
-  EXPECT_LT(seconds_of("cast " + d.file("many.safetensors") + " " + d.file("c.safetensors") + " -f int8"), 4.0);
-  EXPECT_LT(seconds_of("encode " + d.file("many.safetensors") + " " + d.file("e.safetensors") + " -f int8"), 8.0);
+  run_ok("cast " + d.file("many.safetensors") + " " + d.file("c.safetensors") + " -f int8");
+  run_ok("encode " + d.file("many.safetensors") + " " + d.file("e.safetensors") + " -f int8");
   const auto st = qcast::read_safetensors(d.file("c.safetensors"));
   ASSERT_EQ(st.tensors.size(), static_cast<std::size_t>(n));
-  ASSERT_NE(st.find("layer.59999.weight"), nullptr);
-  EXPECT_EQ(st.find("layer.60000.weight"), nullptr);
-  // Reading a packed file finds each tensor's streams by name: through the index, not a linear search.
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto* last = st.find("layer." + std::to_string(n - 1) + ".weight");
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(last->f32()[3], vals[static_cast<std::size_t>(n) * 4 - 1]);  // int8 keeps these small integers
+  EXPECT_EQ(st.find("layer." + std::to_string(n) + ".weight"), nullptr);
+  // Reading a packed file finds each tensor's streams by name.
   EXPECT_EQ(qcast::read_packed(d.file("e.safetensors")).quantized.size(), static_cast<std::size_t>(n));
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
 }
 
 TEST(HardeningScaling, DuplicateNamesAreStillRefused) {
@@ -61,19 +63,19 @@ TEST(HardeningScaling, DuplicateNamesAreStillRefused) {
   EXPECT_FALSE(qcast::test::exists(d.file("dup.safetensors")));
 }
 
-TEST(HardeningScaling, LoadingIsLinearInTheNodeCount) {
+TEST(HardeningScaling, LoadsLongNodeChains) {
   namespace o = qcast::test::onnx;
-  // A chain of 200000 Relu nodes: more than 20 s with the quadratic value lookup, well under a second
-  // with the index (the bound leaves a wide margin for a loaded machine).
+  // A chain of Relu nodes (bench/scaling.py times 200000 of them).
   std::vector<std::string> nodes;
-  const int n = 200000;
+#ifdef QCAST_UNDER_ASAN
+  const int n = 20000;
+#else
+  const int n = 100000;
+#endif
   nodes.reserve(n);
   for (int k = 0; k < n; ++k) nodes.push_back(o::node("Relu", {k ? "v" + std::to_string(k - 1) : "x"}, {"v" + std::to_string(k)}));
   qcast::test::TempDir d;
   o::save(d.file("chain.onnx"), o::model(nodes, {}, {o::value_info("x", {1, 4})}, {o::value_info("v" + std::to_string(n - 1), {1, 4})}));
-  const auto t0 = std::chrono::steady_clock::now();
   const auto g = qcast::nn::load_onnx(d.file("chain.onnx"));
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(g.nodes.size(), static_cast<std::size_t>(n));
-  EXPECT_LT(s, 10.0) << "loading " << n << " nodes took " << s << " s";
 }

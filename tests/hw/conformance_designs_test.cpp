@@ -168,7 +168,6 @@ TEST_P(HwConformanceDesign, SearchHonoursTheDesignConstraints) {
   EXPECT_NE(r.err.find("mapper setting 'timeout' ignored"), std::string::npos) << r.err;
   auto j = nlohmann::json::parse(r.out);
   auto& layer = j["layers"][0];
-  EXPECT_LT(layer["search"]["seconds"].get<double>(), 2.0);
   // Timeloop's own choice obeys the same constraints: every level keeps what it keeps there.
   std::map<std::string, std::set<std::string>> kept_by_timeloop;
   std::ifstream mf(ref / "timeloop-mapper.map.txt");
