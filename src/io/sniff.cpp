@@ -165,10 +165,10 @@ std::string file_kind_name(FileKind k) {
 namespace {
 std::string takers(FileKind k) {
   switch (k) {
-    case FileKind::Onnx: return "use qcast inspect / eval / infer / quantize";
+    case FileKind::Onnx: return "use qcast inspect / eval / infer / quantize / cost --model";
     case FileKind::Llama2c:
     case FileKind::HfDir:
-    case FileKind::Gguf: return "use qcast inspect / eval / generate / quantize";
+    case FileKind::Gguf: return "use qcast inspect / eval / generate / quantize / cost --model";
     case FileKind::Safetensors:
     case FileKind::Npy: return "use qcast cast / stats / encode";
     case FileKind::QcastPacked: return "use qcast decode";

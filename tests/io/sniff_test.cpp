@@ -96,8 +96,8 @@ TEST(Sniff, ModelCommandsRefuseWhatTheyCannotTake) {
            Case{"inspect " + npy, ".npy tensor file", "inspect takes ONNX, llama2.c, HF and GGUF"},
            Case{"inspect " + d.file("nope"), "no such file or directory", ""},
            Case{"quantize " + tok + " --weights mxfp4 --calib text:x --out " + d.file("o.safetensors"), "llama2.c tokenizer", "quantize takes"},
-           Case{"cost --arch " QCAST_SOURCE_DIR "/examples/arch/eyeriss_like.yaml --model " + onnx, "ONNX model",
-                "cost --model takes the layer-shape JSON"},
+           Case{"cost --arch " QCAST_SOURCE_DIR "/examples/arch/eyeriss_like.yaml --model " + npy, ".npy tensor file",
+                "cost --model takes ONNX, llama2.c, HF and GGUF models and the layer JSON"},
        }) {
     SCOPED_TRACE(c.cmd);
     auto r = run_cli(c.cmd);
