@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "qcast/error.hpp"
+#include "format/text.hpp"
 #include "qcast/format.hpp"
 
 namespace qcast {
@@ -57,12 +58,6 @@ int ceil_log2_exact(double r) {  // smallest e with 2^e >= r (r > 0)
   int e;
   double m = std::frexp(r, &e);  // r = m * 2^e, m in [0.5, 1)
   return m == 0.5 ? e - 1 : e;
-}
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
 }
 
 std::string nearest_hint(std::string_view name) {
@@ -187,7 +182,7 @@ std::string round_mode_name(RoundMode m) {
 }
 
 Element Element::parse(std::string_view text) {
-  const std::string name = lower(text);
+  const std::string name = detail::ascii_lower(text);
   const std::string_view n = name;
   if (n == "fp32") return make_float(8, 23, 127, FloatVariant::Ieee, 32, name);
   if (n == "tf32") return make_float(8, 10, 127, FloatVariant::Ieee, 19, name);
@@ -370,7 +365,7 @@ Format Format::make(Element elem, Scaling scaling) {
 }
 
 Format Format::parse(std::string_view text) {
-  const std::string full = lower(text);
+  const std::string full = detail::ascii_lower(text);
   if (full.empty()) throw Error("empty format name");
   if (const NamedFormat* row = find_named_format(full)) {
     Format f = parse_composition(row->composition);

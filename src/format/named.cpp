@@ -3,17 +3,12 @@
 #include <algorithm>
 #include <cctype>
 
+#include "format/text.hpp"
 #include "qcast/format.hpp"
 
 namespace qcast {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
@@ -78,7 +73,7 @@ const std::vector<NamedFormat>& format_table() {
 }
 
 const NamedFormat* find_named_format(std::string_view name) {
-  const std::string n = lower(name);
+  const std::string n = detail::ascii_lower(name);
   for (const auto& r : format_table()) {
     if (r.name == n) return &r;
     for (const auto& a : r.aliases)
@@ -105,7 +100,7 @@ std::vector<std::string> named_formats() {
 }
 
 std::vector<std::string> nearest_format_names(std::string_view name, std::size_t n) {
-  const std::string q = lower(name);
+  const std::string q = detail::ascii_lower(name);
   std::vector<std::pair<std::size_t, std::string>> scored;
   auto consider = [&](const std::string& cand) {
     const std::size_t d = edit_distance(q, cand);

@@ -13,12 +13,9 @@
 
 namespace qcast::hw {
 
-namespace {
+using detail::lower;
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
+namespace {
 
 bool is_compute_class(const std::string& cls) {
   std::string c = lower(cls);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "hw/yaml_util.hpp"
 #include "qcast/error.hpp"
 #include "qcast/hw.hpp"
 #include "qcast/nn/graph.hpp"
@@ -14,11 +15,6 @@
 namespace qcast::hw {
 
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 // One stride / dilation per layer problem: a [h, w] pair must be square.
 std::int64_t square(const std::vector<std::int64_t>& v, const std::string& what, const std::string& layer) {
@@ -40,7 +36,7 @@ std::vector<LayerShape> model_layer_shapes(const std::string& path, std::int64_t
       for (const auto& l : nn::layer_info(g, batch)) {
         LayerShape s;
         s.name = l.name;
-        s.op = lower(l.op);
+        s.op = detail::lower(l.op);
         if (l.is_compute) {
           s.N = l.N, s.C = l.C, s.M = l.M, s.H = l.H, s.W = l.W, s.R = l.R, s.S = l.S, s.P = l.P, s.Q = l.Q;
           s.groups = l.groups;

@@ -64,8 +64,7 @@ std::int64_t Problem::data_space_size(int ds) const {
 }
 
 Role role_of(const DataSpace& ds) {
-  std::string n = ds.name;
-  std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string n = detail::lower(ds.name);
   if (n.find("weight") != std::string::npos || n.find("filter") != std::string::npos ||
       n.find("kernel") != std::string::npos)
     return Role::Weights;
@@ -242,8 +241,7 @@ std::vector<LayerShape> parse_layers_json(const std::string& text, const std::st
     where = path + ": layer '" + l.name + "'";
     if (!e.contains("op") || !e["op"].is_string()) throw Error(where + ": missing \"op\"");
     // Operator names as the graph spells them (inspect writes ONNX's "Conv", "Gemm", "MatMul").
-    l.op = e["op"].get<std::string>();
-    std::transform(l.op.begin(), l.op.end(), l.op.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    l.op = detail::lower(e["op"].get<std::string>());
     auto geti = [&](const char* k, std::int64_t& dst) {
       if (!e.contains(k)) return;
       const nlohmann::json* v = &e[k];

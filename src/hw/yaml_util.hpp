@@ -15,6 +15,12 @@
 
 namespace qcast::hw::detail {
 
+/// ASCII lower case (class names, table names, format names and operator names compare case-insensitively).
+inline std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 inline std::string read_text(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(std::string("cannot open ") + what + " file '" + path + "'");
