@@ -14,9 +14,9 @@ bool fast_fake_quant_stream(const Format&, const FloatSource&, const Shape&, con
 }  // namespace qcast::kern
 
 // The direct-convolution kernel is Highway code too: the loaders' graphs take the im2col + sgemm path.
-#include "nn/conv_direct.hpp"
+#include "qcast/kernels/conv_direct.hpp"
 
-namespace qcast::nn {
+namespace qcast::kern {
 
 bool conv_direct_applies(const ConvDirectShape&) { return false; }
 void conv_direct(const ConvDirectShape&, const float*, const float*, const float*, float*) {}

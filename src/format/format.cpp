@@ -129,7 +129,11 @@ std::string Element::canonical_name() const {
       return s;
     }
     case Kind::Float: {
-      std::string s = "e" + std::to_string(ebits) + "m" + std::to_string(mbits);
+      // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on "e" + std::to_string(...).
+      std::string s = "e";
+      s += std::to_string(ebits);
+      s += 'm';
+      s += std::to_string(mbits);
       const int def_bias = (1 << (ebits - 1)) - 1 + (variant == FloatVariant::Fnuz ? 1 : 0);
       if (bias != def_bias) s += "b" + std::to_string(bias);
       switch (variant) {

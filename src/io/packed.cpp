@@ -3,7 +3,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "kernels/reference.hpp"
+#include "qcast/kernels/reference.hpp"
 #include "qcast/error.hpp"
 
 namespace qcast {

@@ -10,7 +10,7 @@
 
 #include <malloc.h>
 
-#include "kernels/thread_pool.hpp"
+#include "qcast/kernels/thread_pool.hpp"
 #include "qcast/error.hpp"
 #include "qcast/quantize.hpp"
 

@@ -13,9 +13,9 @@
 #include <optional>
 
 #include "kernels/aligned_floats.hpp"
-#include "kernels/reference.hpp"
+#include "qcast/kernels/reference.hpp"
 #include "kernels/simd.hpp"
-#include "kernels/thread_pool.hpp"
+#include "qcast/kernels/thread_pool.hpp"
 
 namespace qcast::kern {
 

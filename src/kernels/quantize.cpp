@@ -12,8 +12,8 @@
 #include "qcast/error.hpp"
 #include "qcast/quantize.hpp"
 #include "kernels/fast_path.hpp"
-#include "kernels/thread_pool.hpp"
-#include "reference.hpp"
+#include "qcast/kernels/thread_pool.hpp"
+#include "qcast/kernels/reference.hpp"
 
 namespace qcast {
 

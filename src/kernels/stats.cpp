@@ -5,7 +5,7 @@
 #include <limits>
 #include <vector>
 
-#include "reference.hpp"
+#include "qcast/kernels/reference.hpp"
 
 namespace qcast {
 

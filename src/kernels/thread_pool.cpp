@@ -1,6 +1,7 @@
-#include "thread_pool.hpp"
+#include "qcast/kernels/thread_pool.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -121,6 +122,19 @@ void parallel_for(std::int64_t n, int threads, const std::function<void(std::int
   Pool::get().run(p, [&](int i) {
     const std::int64_t b = n * i / p, e = n * (i + 1) / p;
     if (b < e) fn(b, e);
+  });
+}
+
+void parallel_items(std::int64_t n, int threads, const std::function<void(std::int64_t)>& fn) {
+  if (n <= 0) return;
+  const int p = static_cast<int>(std::min<std::int64_t>({std::max(1, threads), n, 1024}));
+  if (p <= 1 || t_in_pool_task) {
+    for (std::int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::atomic<std::int64_t> next{0};
+  Pool::get().run(p, [&](int) {
+    for (std::int64_t i; (i = next.fetch_add(1)) < n;) fn(i);
   });
 }
 

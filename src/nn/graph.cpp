@@ -1,5 +1,5 @@
 // Graph IR: validation, constant folding, shape inference, the executor and per-layer statistics.
-#include "kernels/blas.hpp"
+#include "qcast/kernels/blas.hpp"
 #include "qcast/nn/graph.hpp"
 
 #include <malloc.h>
@@ -136,25 +136,6 @@ std::vector<std::string> supported_ops() {
   auto r = detail::op_names();
   std::sort(r.begin(), r.end());
   return r;
-}
-
-void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t, std::int64_t)>& fn) {
-  if (n <= 0) return;
-  const std::int64_t t = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n));
-  if (t == 1) { fn(0, n); return; }
-  std::vector<std::thread> ws;
-  std::exception_ptr err;
-  std::mutex mu;
-  for (std::int64_t k = 0; k < t; ++k) {
-    const std::int64_t b = n * k / t, e = n * (k + 1) / t;
-    auto body = [&, b, e] {
-      try { fn(b, e); } catch (...) { std::lock_guard<std::mutex> l(mu); if (!err) err = std::current_exception(); }
-    };
-    if (k == t - 1) body();
-    else ws.emplace_back(body);
-  }
-  for (auto& w : ws) w.join();
-  if (err) std::rethrow_exception(err);
 }
 
 namespace {

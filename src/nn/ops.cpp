@@ -1,7 +1,7 @@
 // Operator implementations of the graph executor (ONNX semantics, float32 and int64 values).
-#include "kernels/blas.hpp"
+#include "qcast/kernels/blas.hpp"
 #include "nn/ops.hpp"
-#include "nn/conv_direct.hpp"
+#include "qcast/kernels/conv_direct.hpp"
 
 
 #include <algorithm>
@@ -338,12 +338,12 @@ void op_conv(OpCtx& c) {
   float* y = Y.mfp();
   const std::int64_t Mg = M / G, K = Cg * kh * kw, PQ = w.P * w.Q;
   const bool direct = kh == 1 && kw == 1 && w.sh == 1 && w.sw == 1 && w.pt == 0 && w.pl == 0 && w.pb == 0 && w.pr == 0;
-  const ConvDirectShape ds{C, H, W, M, kh, kw, w.P, w.Q};
+  const kern::ConvDirectShape ds{C, H, W, M, kh, kw, w.P, w.Q};
   const bool small = !direct && G == 1 && w.sh == 1 && w.sw == 1 && w.dh == 1 && w.dw == 1 && w.pt == 0 && w.pl == 0 &&
-                     w.pb == 0 && w.pr == 0 && conv_direct_applies(ds);
+                     w.pb == 0 && w.pr == 0 && kern::conv_direct_applies(ds);
   if (small) {
     parallel_for(N, c.threads, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t n = b; n < e; ++n) conv_direct(ds, x + n * C * H * W, wt, bias, y + n * M * w.P * w.Q);
+      for (std::int64_t n = b; n < e; ++n) kern::conv_direct(ds, x + n * C * H * W, wt, bias, y + n * M * w.P * w.Q);
     });
     return;
   }

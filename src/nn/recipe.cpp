@@ -3,9 +3,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
-#include "io/yaml_error.hpp"
+#include "core/yaml_error.hpp"
 #include "qcast/error.hpp"
+#include "qcast/file.hpp"
 #include "qcast/nn/act_quant.hpp"
 
 namespace qcast::nn {
@@ -159,66 +164,193 @@ void parse_act_entry(const YAML::Node& v, const std::string& where, std::string&
 }
 }  // namespace
 
-Recipe load_recipe(const std::string& path) {
+namespace {
+// "FILE:LINE:COLUMN" of a node, as yaml_error writes positions.
+std::string at(const YAML::Node& n, const std::string& where) {
+  const YAML::Mark m = n.Mark();
+  if (m.is_null()) return where;
+  return where + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+std::string scalar(const YAML::Node& v, const std::string& where, const std::string& key) {
+  if (!v.IsScalar()) throw Error(at(v, where) + ": '" + key + "' must be a single value");
+  return v.as<std::string>();
+}
+// Top-level formats are stored normalised: "" = full precision ("fp32" and "none" read as "").
+std::string top_format(const YAML::Node& v, const std::string& where, const std::string& key) {
+  if (v.IsNull()) return "";
+  const std::string f = scalar(v, where, key);
+  return (f == "fp32" || f == "none") ? std::string() : f;
+}
+std::vector<float> floats(const YAML::Node& v, const std::string& where) {
+  if (!v.IsSequence()) throw Error(where + " must be a list of numbers");
+  std::vector<float> r;
+  for (const auto& x : v) r.push_back(x.as<float>());
+  return r;
+}
+StaticRange parse_range(const YAML::Node& v, const std::string& where) {
+  if (!v.IsMap()) throw Error(where + ": a static range is {lo: [...], hi: [...]}");
+  StaticRange sr;
+  for (const auto& kv : v) {
+    const auto k = kv.first.as<std::string>();
+    if (k == "lo") sr.lo = floats(kv.second, where + ": lo");
+    else if (k == "hi") sr.hi = floats(kv.second, where + ": hi");
+    else throw Error(where + ": unknown key '" + k + "' in a static range (lo, hi)");
+  }
+  if (sr.lo.size() != sr.hi.size() || sr.lo.empty()) throw Error(where + ": lo and hi must be lists of equal, non-zero length");
+  for (std::size_t g = 0; g < sr.lo.size(); ++g)
+    if (!std::isfinite(sr.lo[g]) || !std::isfinite(sr.hi[g]) || sr.lo[g] > sr.hi[g])
+      throw Error(where + ": range " + std::to_string(g) + " is not a finite [lo, hi]");
+  return sr;
+}
+LayerOverride parse_override(const std::string& pat, const YAML::Node& body, const std::string& where) {
+  LayerOverride o;
+  o.pattern = pat;
+  if (!body.IsMap()) throw Error(at(body, where) + ": expected a mapping {weights, activations} for the override of '" + pat + "'");
+  const std::string ow = where + " (override '" + pat + "')";
+  std::optional<std::string> observer;
+  for (const auto& f : body) {
+    const auto k = f.first.as<std::string>();
+    if (k == "activations" || k == "acts") {
+      std::string fmt, obs;
+      parse_act_entry(f.second, ow, fmt, obs);
+      o.acts = fmt;
+      if (!obs.empty()) o.act_observer = obs;
+    } else if (k == "act_observer") {
+      observer = f.second.IsNull() ? "" : scalar(f.second, ow, k);
+    } else if (k == "weights") {
+      o.weights = f.second.IsNull() ? "none" : scalar(f.second, ow, k);
+    } else if (k != "pattern") {
+      throw Error(where + ": unknown key '" + k + "' in the override for '" + pat + "' (weights, activations, act_observer)");
+    }
+  }
+  if (observer) o.act_observer = (*observer == "dynamic" || *observer == "none") ? "" : *observer;
+  return o;
+}
+}  // namespace
+
+Recipe parse_recipe(const std::string& text, const std::string& where) {
   YAML::Node y;
   try {
-    y = YAML::LoadFile(path);  // JSON is valid YAML
-  } catch (const YAML::BadFile&) {
-    throw Error(path + ": cannot open recipe");
+    y = YAML::Load(text);  // JSON is valid YAML
   } catch (const YAML::Exception& e) {
-    throw detail::yaml_error(path, e);
+    throw detail::yaml_error(where, e);
   }
   Recipe r;
   try {
-    if (!y.IsMap()) throw Error(path + ": a recipe is a mapping (weights, activations, kv_cache, layers, skip)");
+    if (!y.IsMap()) throw Error(where + ": a recipe is a mapping (weights, activations, kv_cache, layers, skip)");
+    std::optional<std::string> observer;
     for (const auto& kv : y) {
       const auto key = kv.first.as<std::string>();
       const YAML::Node& v = kv.second;
-      if (key == "weights") r.weights = v.IsNull() ? "" : v.as<std::string>();
+      if (key == "weights") r.weights = top_format(v, where, key);
       else if (key == "activations" || key == "acts") {
-        parse_act_entry(v, path, r.acts, r.act_observer);
-        if (r.acts == "none") r.acts.clear();
-      }
-      else if (key == "kv_cache" || key == "kv") r.kv = v.IsNull() ? "" : v.as<std::string>();
-      else if (key == "skip") {
+        std::string obs;
+        parse_act_entry(v, where, r.acts, obs);
+        if (r.acts == "none" || r.acts == "fp32") r.acts.clear();
+        if (!obs.empty()) r.act_observer = obs;
+      } else if (key == "act_observer") {
+        observer = v.IsNull() ? "" : scalar(v, where, key);
+      } else if (key == "kv_cache" || key == "kv") {
+        r.kv = top_format(v, where, key);
+      } else if (key == "skip") {
         if (v.IsScalar()) r.skip.push_back(v.as<std::string>());
-        else for (const auto& s : v) r.skip.push_back(s.as<std::string>());
+        else if (v.IsSequence()) for (const auto& s : v) r.skip.push_back(scalar(s, where, "skip"));
+        else if (!v.IsNull()) throw Error(where + ": 'skip' must be a layer name or a list of them");
       } else if (key == "layers" || key == "overrides") {
-        auto add = [&](const std::string& pat, const YAML::Node& body) {
-          LayerOverride o;
-          o.pattern = pat;
-          if (!body.IsMap()) throw Error(path + ": override for '" + pat + "' must be a mapping");
-          for (const auto& f : body) {
-            const auto k2 = f.first.as<std::string>();
-            if (k2 == "activations" || k2 == "acts") {
-              std::string fmt;
-              parse_act_entry(f.second, path + " (override '" + pat + "')", fmt, o.act_observer);
-              o.acts = fmt;
-              continue;
-            }
-            const std::string val = f.second.IsNull() ? "none" : f.second.as<std::string>();
-            if (k2 == "weights") o.weights = val;
-            else if (k2 == "pattern") {}
-            else throw Error(path + ": unknown key '" + k2 + "' in the override for '" + pat + "'");
-          }
-          r.layers.push_back(o);
-        };
-        if (v.IsMap()) for (const auto& e : v) add(e.first.as<std::string>(), e.second);
+        if (v.IsMap()) for (const auto& e : v) r.layers.push_back(parse_override(e.first.as<std::string>(), e.second, where));
         else if (v.IsSequence()) for (const auto& e : v) {
-          if (!e["pattern"]) throw Error(path + ": each entry of 'layers' needs a 'pattern'");
-          add(e["pattern"].as<std::string>(), e);
+          if (!e.IsMap()) throw Error(at(e, where) + ": expected a mapping {pattern, weights, activations} as an entry of 'layers'");
+          if (!e["pattern"]) throw Error(at(e, where) + ": each entry of 'layers' needs a 'pattern'");
+          r.layers.push_back(parse_override(scalar(e["pattern"], where, "pattern"), e, where));
         }
-        else throw Error(path + ": 'layers' must be a mapping or a list");
+        else if (!v.IsNull()) throw Error(where + ": 'layers' must be a mapping or a list");
+      } else if (key == "act_ranges") {
+        if (!v.IsMap()) throw Error(where + ": 'act_ranges' must map layer names to {lo, hi}");
+        for (const auto& e : v) {
+          const auto name = e.first.as<std::string>();
+          r.act_ranges[name] = parse_range(e.second, where + ": static range of '" + name + "'");
+        }
       } else if (key == "name" || key == "description") {
       } else {
-        throw Error(path + ": unknown recipe key '" + key + "' (weights, activations, kv_cache, layers, skip)");
+        throw Error(where + ": unknown recipe key '" + key + "' (weights, activations, act_observer, kv_cache, layers, skip, act_ranges)");
       }
     }
+    if (observer) r.act_observer = (*observer == "dynamic" || *observer == "none") ? "" : *observer;
   } catch (const YAML::Exception& e) {
-    throw detail::yaml_error(path, e);
+    throw detail::yaml_error(where, e);
   }
-  r.validate(path);
+  r.validate(where);
   return r;
+}
+
+Recipe load_recipe(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open recipe");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse_recipe(ss.str(), path);
+}
+
+std::string recipe_to_json(const Recipe& r, int indent) {
+  auto f = [](const std::string& s) { return s.empty() ? std::string("fp32") : s; };
+  nlohmann::json j = {{"weights", f(r.weights)}, {"activations", f(r.acts)}, {"kv_cache", f(r.kv)}};
+  if (!r.act_observer.empty()) j["act_observer"] = r.act_observer;
+  nlohmann::json layers = nlohmann::json::array();
+  for (auto& o : r.layers) {
+    nlohmann::json e = {{"pattern", o.pattern}};
+    if (o.weights) e["weights"] = *o.weights;
+    if (o.acts) e["activations"] = *o.acts;
+    if (o.acts && !o.act_observer.empty()) e["act_observer"] = o.act_observer;
+    layers.push_back(e);
+  }
+  j["layers"] = layers;
+  j["skip"] = r.skip;
+  // Calibrated static ranges: a float is exact in JSON's doubles, so a reload quantizes bit for bit alike.
+  if (!r.act_ranges.empty()) {
+    nlohmann::json ranges = nlohmann::json::object();
+    for (auto& [name, rg] : r.act_ranges) ranges[name] = {{"lo", rg.lo}, {"hi", rg.hi}};
+    j["act_ranges"] = ranges;
+  }
+  return j.dump(indent);
+}
+
+std::string recipe_to_yaml(const Recipe& r) {
+  // The JSON form's content, written block-style; floats with 9 significant digits (exact for float32).
+  const nlohmann::json j = nlohmann::json::parse(recipe_to_json(r));
+  YAML::Emitter out;
+  out.SetFloatPrecision(9);
+  out.SetDoublePrecision(9);
+  out << YAML::BeginMap;
+  for (const char* k : {"weights", "activations", "act_observer", "kv_cache"})
+    if (j.contains(k)) out << YAML::Key << k << YAML::Value << YAML::DoubleQuoted << j[k].get<std::string>();
+  out << YAML::Key << "layers" << YAML::Value << YAML::BeginSeq;
+  for (const auto& e : j["layers"]) {
+    out << YAML::BeginMap;
+    for (auto it = e.begin(); it != e.end(); ++it) out << YAML::Key << it.key() << YAML::Value << YAML::DoubleQuoted << it->get<std::string>();
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "skip" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const auto& s : r.skip) out << YAML::DoubleQuoted << s;
+  out << YAML::EndSeq;
+  if (!r.act_ranges.empty()) {
+    out << YAML::Key << "act_ranges" << YAML::Value << YAML::BeginMap;
+    for (const auto& [name, rg] : r.act_ranges) {
+      out << YAML::Key << YAML::DoubleQuoted << name << YAML::Value << YAML::Flow << YAML::BeginMap;
+      out << YAML::Key << "lo" << YAML::Value << YAML::Flow << rg.lo;
+      out << YAML::Key << "hi" << YAML::Value << YAML::Flow << rg.hi;
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+void save_recipe(const std::string& path, const Recipe& r) {
+  const bool json = path.ends_with(".json");
+  const std::string text = json ? recipe_to_json(r, 2) + "\n" : recipe_to_yaml(r);
+  write_file_atomic(path, [&](int fd) { write_all(fd, text.data(), text.size(), path); });
 }
 
 }  // namespace qcast::nn

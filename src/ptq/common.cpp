@@ -1,5 +1,5 @@
 
-#include "kernels/blas.hpp"
+#include "qcast/kernels/blas.hpp"
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -59,30 +59,6 @@ QuantizedWeight make_result(const Format& f, std::int64_t rows, std::int64_t col
     for (std::size_t g = 0; g < params.size(); ++g) q.zeros[g] = params[g].zero;
   }
   return q;
-}
-
-void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t, std::int64_t)>& fn) {
-  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n)));
-  if (threads <= 1) {
-    fn(0, n);
-    return;
-  }
-  std::vector<std::thread> pool;
-  std::exception_ptr err;
-  std::mutex mu;
-  for (int t = 0; t < threads; ++t) {
-    const std::int64_t b = n * t / threads, e = n * (t + 1) / threads;
-    pool.emplace_back([&, b, e] {
-      try {
-        fn(b, e);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(mu);
-        if (!err) err = std::current_exception();
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-  if (err) std::rethrow_exception(err);
 }
 
 // Row-major upper U (A = U^T U) is column-major lower L (A = L L^T) of the same memory: uplo 'L'.

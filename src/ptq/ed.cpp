@@ -1,4 +1,4 @@
-#include "kernels/blas.hpp"
+#include "qcast/kernels/blas.hpp"
 #include "qcast/ptq/ed.hpp"
 
 

@@ -5,7 +5,8 @@
 #include <functional>
 #include <vector>
 
-#include "kernels/reference.hpp"
+#include "qcast/kernels/reference.hpp"
+#include "qcast/kernels/thread_pool.hpp"
 #include "qcast/ptq/common.hpp"
 
 namespace qcast::ptq::detail {
@@ -48,8 +49,7 @@ ref::GroupParams params_for_scale(const Format& f, float s, std::int32_t zero, f
 QuantizedWeight make_result(const Format& f, std::int64_t rows, std::int64_t cols, std::vector<float> values,
                             const std::vector<ref::GroupParams>& params, float tensor_scale);
 
-/// Runs fn(begin, end) over [0, n) split into `threads` contiguous ranges (exceptions rethrown).
-void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t, std::int64_t)>& fn);
+using kern::parallel_for;  // qcast's one thread pool
 
 /// Lower-level linear algebra on row-major matrices.
 /// In-place Cholesky of the SPD matrix A [n, n] (row-major): on return the upper triangle holds U

@@ -1,12 +1,12 @@
 // QuaRot-style norm folding and residual-stream rotation of LLaMA models. See include/qcast/ptq/quarot.hpp.
-#include "kernels/blas.hpp"
+#include "qcast/kernels/blas.hpp"
 #include "qcast/ptq/quarot.hpp"
 
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "kernels/reference.hpp"
+#include "qcast/kernels/reference.hpp"
 #include "qcast/error.hpp"
 #include "qcast/ptq/rotate.hpp"
 

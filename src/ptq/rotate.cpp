@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/reference.hpp"
+#include "qcast/kernels/reference.hpp"
 #include "qcast/error.hpp"
 
 namespace qcast::ptq {

@@ -4,7 +4,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/blas.hpp"
+#include "qcast/kernels/blas.hpp"
 
 namespace qcast::test {
 

@@ -1,4 +1,4 @@
-// The CLI's ONNX entry points. The importer (src/io/onnx.cpp, with libprotobuf and libonnx_proto) lives in
+// The CLI's ONNX entry points. The importer (src/nn/onnx_import.cpp, with libprotobuf and libonnx_proto) lives in
 // the module libqcast_onnx.so (tools/qcast_onnx), loaded on the first ONNX file. Defining parse_onnx and
 // load_onnx here keeps the linker from taking onnx.o out of libqcast.a, and with --as-needed libprotobuf and
 // libonnx_proto leave the start-up of every command: ~3.6 ms of ~12 on the 2-core dev VM, a tenth of a

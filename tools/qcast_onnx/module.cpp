@@ -1,5 +1,5 @@
 // The ONNX importer as a module for the qcast CLI (libqcast_onnx.so, loaded on the first ONNX file by
-// tools/qcast/onnx_lazy.cpp): the importer of libqcast (src/io/onnx.cpp) with libprotobuf and
+// tools/qcast/onnx_lazy.cpp): the importer of libqcast (src/nn/onnx_import.cpp) with libprotobuf and
 // libonnx_proto, which every other command then never loads. The module links its own copy of what
 // the importer needs from libqcast.a, hidden (--exclude-libs), so only this entry point is exported.
 #include <cstddef>

@@ -15,25 +15,16 @@
 
 #include "qcast/error.hpp"
 #include "qcast/format.hpp"
+#include "qcast/kernels/thread_pool.hpp"
+#include "qcast/quantize.hpp"
 #include "qcast/nn/act_quant.hpp"
 #include "qcast/tensor.hpp"
 
 namespace qcast::nn {
 
-/// An allocator that leaves elements uninitialised on resize (operators write every output element),
-/// so large activations are not zero-filled first.
-template <class T>
-struct UninitAllocator : std::allocator<T> {
-  using std::allocator<T>::allocator;
-  template <class U>
-  struct rebind { using other = UninitAllocator<U>; };
-  template <class U, class... A>
-  void construct(U* p, A&&... a) {
-    if constexpr (sizeof...(A) == 0) ::new (static_cast<void*>(p)) U;
-    else ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
-  }
-};
-using FloatBuf = std::vector<float, UninitAllocator<float>>;
+/// Float storage that resize() leaves unwritten: operators write every output element, so large
+/// activations are not zero-filled first.
+using FloatBuf = std::vector<float, DefaultInitAllocator<float>>;
 
 /// A runtime value: a float32 or int64 tensor with shared (copy-on-write by convention) storage.
 /// In shape-only mode (shape inference) `has_data()` is false.
@@ -166,7 +157,7 @@ struct FoldLimit {
 };
 FoldLimit fold_limit(std::int64_t initializer_bytes);
 
-/// Runs `fn(begin, end)` over [0, n) split into up to `threads` contiguous chunks.
-void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t, std::int64_t)>& fn);
+/// The operators' parallel loops run on qcast's one thread pool.
+using kern::parallel_for;
 
 }  // namespace qcast::nn

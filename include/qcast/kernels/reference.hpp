@@ -1,11 +1,13 @@
 // Scalar reference of quantization: group layout, scale selection and per-element rounding.
-// SIMD kernels must agree with this bit for bit.
+// SIMD kernels must agree with this bit for bit. Public so the layers above (PTQ, packed files) quantize
+// groups exactly as the kernels do.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <vector>
 
 #include "qcast/format.hpp"
+#include "qcast/format/groups.hpp"
 #include "qcast/quantize.hpp"
 
 namespace qcast {
@@ -24,20 +26,9 @@ inline std::uint32_t counter_rand(std::uint64_t seed, std::uint64_t index) {
   return static_cast<std::uint32_t>(z >> 32);
 }
 
-/// How a tensor splits into scale groups. Groups are numbered in the order of enumerate().
-struct GroupLayout {
-  ScaleKind kind = ScaleKind::None;
-  std::int64_t numel = 0;
-  std::int64_t outer = 1, len = 1, inner = 1;  // Block / Channel: shape viewed as [outer, len, inner] around `axis`
-  int axis = -1;                               // resolved, non-negative (Block/Channel), else -1
-  std::int64_t block = 0, nblocks = 0;         // Block
-  std::int64_t rows = 1, cols = 1, tr = 1, tc = 1, ntr = 1, ntc = 1;  // Tile over the last two axes
-  std::int64_t num_groups = 0;
+/// The scale-group geometry lives in the format layer (qcast/format/groups.hpp).
+using GroupLayout = qcast::GroupLayout;
 
-  static GroupLayout make(const Format& f, const Shape& shape, int axis_option);
-  /// Calls fn(group_id, offsets) for groups [g0, g1), offsets being flat element indices in the group.
-  void enumerate(std::int64_t g0, std::int64_t g1, const std::function<void(std::int64_t, const std::vector<std::int64_t>&)>& fn) const;
-};
 
 /// The quantization parameters of one group.
 struct GroupParams {

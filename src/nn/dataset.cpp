@@ -14,7 +14,7 @@
 #include "qcast/error.hpp"
 #include "qcast/io.hpp"
 #include "qcast/nn/graph.hpp"
-#include "io/yaml_error.hpp"
+#include "core/yaml_error.hpp"
 
 namespace qcast::nn {
 

@@ -1,4 +1,4 @@
-// A small persistent thread pool for the quantization kernels.
+// qcast's one thread pool: every layer's parallel loops run on it (kernels, operators, PTQ, the mapper).
 //
 // Work is always split into contiguous, whole ranges of items (groups or rows) with a static
 // partition, and every item is computed independently, so results never depend on the thread count.
@@ -15,6 +15,12 @@ namespace qcast::kern {
 /// rethrown on the caller (the first one wins). Nested calls run serially on the calling thread.
 void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t, std::int64_t)>& fn,
                   std::int64_t min_items = 1);
+
+/// Runs fn(i) for every i in [0, n) on at most `threads` workers that take the next item from a shared
+/// counter (for items of uneven cost: stories, calibration batches, mapper chunks). Results must not
+/// depend on which worker ran an item. Exceptions are rethrown on the caller (the first one wins).
+/// Nested calls run serially on the calling thread.
+void parallel_items(std::int64_t n, int threads, const std::function<void(std::int64_t)>& fn);
 
 /// Number of hardware threads (at least 1).
 int hardware_threads();
