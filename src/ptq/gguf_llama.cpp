@@ -89,7 +89,7 @@ gg::File llama_gguf(const Model& m, const QuantizeResult& r, const std::string& 
   f.metadata.emplace_back("llama.rope.freq_base", gg::Value::of(c.rope_theta));
   f.metadata.emplace_back("llama.attention.layer_norm_rms_epsilon", gg::Value::of(c.norm_eps));
   f.metadata.emplace_back("qcast.method", gg::Value::of(method));
-  f.metadata.emplace_back("qcast.recipe", gg::Value::of(recipe_to_json(r.recipe)));
+  f.metadata.emplace_back("qcast.recipe", gg::Value::of(nn::recipe_to_json(r.recipe)));
   add_llama2c_tokenizer(f, tok);
 
   auto vec = [&](const std::string& name, const std::vector<float>& v) {

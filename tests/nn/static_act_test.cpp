@@ -266,13 +266,13 @@ TEST(StaticActs, RecipeJsonKeepsObserversAndRangesExactly) {
   r.layers.push_back(o);
   r.act_ranges["/convnet/c1/Conv"] = StaticRange{{-2.4242129f}, {2.4242129f}};
   r.act_ranges["/fc/f6/Gemm"] = StaticRange{{-1.0e-7f, 0.1f}, {3.3333333f, 1.0f / 3}};
-  const nn::Recipe b = ptq::recipe_from_json(ptq::recipe_to_json(r));
+  const nn::Recipe b = nn::parse_recipe(nn::recipe_to_json(r), "test");
   EXPECT_EQ(b.act_observer, r.act_observer);
   ASSERT_EQ(b.layers.size(), 1u);
   EXPECT_EQ(b.layers[0].act_observer, "mse");
   EXPECT_EQ(b.act_ranges, r.act_ranges);  // bit-exact floats
-  EXPECT_THROW(ptq::recipe_from_json(R"({"act_ranges": {"x": {"lo": [1.0], "hi": [0.5]}}})"), Error);
-  EXPECT_THROW(ptq::recipe_from_json(R"({"act_ranges": {"x": {"lo": [-1.0, -2.0], "hi": [1.0]}}})"), Error);
+  EXPECT_THROW(nn::parse_recipe(R"({"act_ranges": {"x": {"lo": [1.0], "hi": [0.5]}}})", "test"), Error);
+  EXPECT_THROW(nn::parse_recipe(R"({"act_ranges": {"x": {"lo": [-1.0, -2.0], "hi": [1.0]}}})", "test"), Error);
 }
 
 TEST(StaticActs, Lenet5CalibrationIsThreadIndependentAndAccurate) {

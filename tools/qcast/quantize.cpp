@@ -21,13 +21,14 @@
 #include "qcast/file.hpp"
 #include "qcast/nn/dataset.hpp"
 #include "qcast/ptq/gguf_llama.hpp"
+#include "qcast/ptq/method.hpp"
 #include "qcast/ptq/model.hpp"
 
 namespace qcast::cli {
 namespace {
 
 struct Args {
-  std::string model, method = "rtn", calib, data_root, tokenizer, out, report, eval, mixed_formats = "int3@fp16/g32,mxfp4,mxfp6_e2m3,mxfp8";
+  std::string model, method = "rtn", calib, data_root, tokenizer, out, report, save_recipe, eval, mixed_formats = "int3@fp16/g32,mxfp4,mxfp6_e2m3,mxfp8";
   RecipeFlags q;
   std::int64_t calib_samples = 256, calib_offset = 0, calib_batch = 64, eval_limit = 0;
   int calib_tokens = 256, rotate_block = 32, rank = 8;
@@ -87,8 +88,10 @@ void run(const Args& a) {
     throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors) or, for LLaMA models, GGUF (.gguf)");
   // Every output and input is checked before anything is written (a --report in a missing directory or
   // an --eval dataset that does not exist must not cost an hour of calibration, nor leave --out behind).
+  (void)ptq::parse_method(a.method);  // a bad --method fails before any file is read
   check_output_path(a.out, "--out");
   if (!a.report.empty()) check_output_path(a.report, "--report");
+  if (!a.save_recipe.empty()) check_output_path(a.save_recipe, "--save-recipe");
   if (!a.eval.empty()) nn::check_dataset_files(nn::parse_dataset_spec(a.eval, a.data_root));
   ptq::QuantizeOptions o;
   o.method = a.method;
@@ -130,7 +133,7 @@ void run(const Args& a) {
   j["model"] = a.model;
   j["method"] = a.method;
   j["out"] = a.out;
-  j["recipe"] = nlohmann::json::parse(ptq::recipe_to_json(r.recipe));
+  j["recipe"] = nlohmann::json::parse(nn::recipe_to_json(r.recipe));
   j["calibration"] = {{"data", a.calib}, {"samples", r.calib_samples}, {"offset", a.calib_offset}, {"rows", r.calib_rows},
                       {"static_activation_layers", r.recipe.act_ranges.size()}};
   nlohmann::json layers = nlohmann::json::array();
@@ -167,6 +170,7 @@ void run(const Args& a) {
     const std::string text = json_output(j, 2) + "\n";
     write_file_atomic(a.report, [&](int fd) { write_all(fd, text.data(), text.size(), a.report); });
   }
+  if (!a.save_recipe.empty()) nn::save_recipe(a.save_recipe, r.recipe);
   if (::rename(stage.path().c_str(), a.out.c_str()) != 0) throw Error("cannot write '" + a.out + "': " + std::strerror(errno));
   stage.release();
 }
@@ -186,6 +190,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("--data-root", a->data_root, "directory that overrides the dataset specs' root");
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
   sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata), or .gguf for LLaMA models (Q8_0 / Q4_0 / MXFP4)")->required();
+  sub->add_option("--save-recipe", a->save_recipe, "also write the recipe that was applied (mixed: the chosen per-layer formats; static activation ranges) as YAML, or JSON for *.json: eval, cost and quantize take it as --recipe");
   sub->add_option("--report", a->report, "write a JSON report (recipe, per-layer error, timings, eval)");
   sub->add_option("--eval", a->eval, "evaluate the written model on this dataset (as qcast eval --json)");
   sub->add_option("--eval-limit", a->eval_limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
@@ -194,7 +199,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   add_seed_option(sub, a->seed, "seed (rotation signs, quarot rotation, randomized SVD)")->capture_default_str();
   sub->add_flag("--act-order", a->act_order, "gptq: act-order with static groups");
   sub->add_option("--mixed-formats", a->mixed_formats, "mixed: candidate formats besides the weight format (comma-separated)")->capture_default_str();
-  sub->add_flag("--quiet", a->quiet, "no progress bar and no per-layer table");
+  sub->add_flag("--quiet,-q", a->quiet, "no progress bar and no per-layer table");
   add_threads_flag(sub, a->threads);
   sub->callback([a] { run(*a); });
 });

@@ -20,6 +20,7 @@
 namespace qcast::nn {
 
 struct LayerOverride {
+  bool operator==(const LayerOverride&) const = default;
   std::string pattern;
   std::optional<std::string> weights, acts;  // set = override ("none" = full precision)
   std::string act_observer;  // with `acts`: "" = dynamic, else static with this observer (an override's
@@ -33,6 +34,7 @@ struct Recipe {
   std::map<std::string, StaticRange> act_ranges;
   std::vector<LayerOverride> layers;
   std::vector<std::string> skip;
+  bool operator==(const Recipe&) const = default;
   bool empty() const;
   /// Effective formats for one layer (empty string = full precision).
   void formats_for(const std::string& layer, std::string& w, std::string& a) const;
@@ -47,8 +49,21 @@ struct Recipe {
   std::vector<std::string> unmatched(const std::vector<std::string>& names) const;
 };
 
-/// Loads a YAML or JSON recipe file. Throws qcast::Error for unknown keys or bad structure.
+/// The one recipe reader: YAML or JSON text (JSON is YAML), as written by hand or by recipe_to_json /
+/// recipe_to_yaml (which qcast quantize stores in its files). Keys: weights, activations (a format or
+/// {format, observer}), act_observer, kv_cache, layers (a mapping of glob -> {weights, activations,
+/// act_observer} or a list with `pattern`), skip, act_ranges ({layer: {lo: [...], hi: [...]}}), name,
+/// description. Throws qcast::Error naming `where` for unknown keys, bad structure or bad formats.
+Recipe parse_recipe(const std::string& text, const std::string& where);
+/// parse_recipe of a file's contents.
 Recipe load_recipe(const std::string& path);
+/// The one recipe writer, JSON (compact for indent < 0): nothing is dropped, floats are exact, and
+/// parse_recipe(recipe_to_json(r)) == r.
+std::string recipe_to_json(const Recipe& r, int indent = -1);
+/// The same content as YAML; parse_recipe(recipe_to_yaml(r)) == r.
+std::string recipe_to_yaml(const Recipe& r);
+/// Writes the recipe to `path` (JSON for *.json, else YAML) through a temp file and a rename.
+void save_recipe(const std::string& path, const Recipe& r);
 /// Shell-style glob: `*` any run, `?` one character, `[abc]` a set.
 bool glob_match(const std::string& pattern, const std::string& name);
 /// Parses a format name; "", "fp32", "none" -> nullopt.
