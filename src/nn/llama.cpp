@@ -1,6 +1,7 @@
 // LLaMA forward pass (llama2.c semantics), checkpoint loaders, tokenizer, perplexity and sampling.
-#include "kernels/blas.hpp"
+#include "qcast/kernels/blas.hpp"
 #include "qcast/nn/llama.hpp"
+#include "qcast/nn/logits.hpp"
 #include "nn/llama_load.hpp"
 
 #include <nlohmann/json.hpp>
@@ -657,41 +658,34 @@ std::string Tokenizer::decode(int prev, int token) const {
 double PerplexityResult::perplexity() const { return std::exp(mean_nll()); }
 
 PerplexityResult perplexity(const Llama& m, const Tokenizer& tok, const std::vector<std::string>& stories, int threads,
-                            const std::function<void()>& on_story) {
+                            const std::function<void(const PerplexityResult&)>& on_story) {
   std::vector<double> nll(stories.size(), 0.0);
+  PerplexityResult so_far;
   std::vector<std::int64_t> cnt(stories.size(), 0);
-  std::atomic<std::size_t> next{0};
   std::mutex mu;
-  auto worker = [&] {
-    while (true) {
-      const std::size_t k = next++;
-      if (k >= stories.size()) break;
+  auto story = [&](std::int64_t item) {
+    {
+      const auto k = static_cast<std::size_t>(item);
       auto toks = tok.encode(stories[k], true, false);
       if (static_cast<int>(toks.size()) > m.cfg.seq_len) toks.resize(m.cfg.seq_len);
       double sum = 0;
       std::vector<int> ctx(toks.begin(), toks.end() - (toks.empty() ? 0 : 1));
       const std::vector<float> all = m.forward_seq(ctx);
       for (std::size_t t = 0; t + 1 < toks.size(); ++t) {
-        const float* lg = all.data() + t * m.cfg.vocab_size;
-        double mx = lg[0];
-        for (int v = 1; v < m.cfg.vocab_size; ++v) mx = std::max(mx, static_cast<double>(lg[v]));
-        double z = 0;
-        for (int v = 0; v < m.cfg.vocab_size; ++v) z += std::exp(static_cast<double>(lg[v]) - mx);
-        sum += -(static_cast<double>(lg[toks[t + 1]]) - mx - std::log(z));
+        sum += nn::nll(all.data() + t * m.cfg.vocab_size, m.cfg.vocab_size, toks[t + 1]);
       }
       nll[k] = sum;
       cnt[k] = toks.empty() ? 0 : static_cast<std::int64_t>(toks.size()) - 1;
-      if (on_story) { std::lock_guard<std::mutex> l(mu); on_story(); }
+      if (on_story) {  // a running figure for progress only: the result below is summed in story order
+        std::lock_guard<std::mutex> l(mu);
+        so_far.nll += nll[k];
+        so_far.tokens += cnt[k];
+        ++so_far.samples;
+        on_story(so_far);
+      }
     }
   };
-  const int t = std::max(1, std::min<int>(threads, static_cast<int>(stories.size())));
-  std::vector<std::thread> ws;
-  std::exception_ptr err;
-  std::mutex emu;
-  for (int k = 0; k < t; ++k)
-    ws.emplace_back([&] { try { worker(); } catch (...) { std::lock_guard<std::mutex> l(emu); if (!err) err = std::current_exception(); } });
-  for (auto& w : ws) w.join();
-  if (err) std::rethrow_exception(err);
+  kern::parallel_items(static_cast<std::int64_t>(stories.size()), threads, story);
   PerplexityResult r;
   for (std::size_t k = 0; k < stories.size(); ++k) { r.nll += nll[k]; r.tokens += cnt[k]; }  // fixed order: thread-count independent
   r.samples = static_cast<std::int64_t>(stories.size());

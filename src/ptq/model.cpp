@@ -1,6 +1,7 @@
 // Model-level PTQ: calibration capture through the runtime's observers, sequential layer quantization,
 // packed output. See include/qcast/ptq/model.hpp.
 #include "qcast/ptq/model.hpp"
+#include "qcast/ptq/method.hpp"
 #include "qcast/sniff.hpp"
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "qcast/error.hpp"
 #include "qcast/io.hpp"
 #include "qcast/nn/dataset.hpp"
+#include "qcast/nn/logits.hpp"
 #include "qcast/nn/observer.hpp"
 #include "qcast/nn/onnx.hpp"
 #include "qcast/packed.hpp"
@@ -46,137 +48,8 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 /// Thrown by observers to end a forward pass once the wanted layer inputs are captured.
 struct StopForward {};
 
-/// A weight layer of a model, viewed as W [rows = out, cols = in].
-struct LayerRef {
-  std::string name;
-  std::int64_t rows = 0, cols = 0;
-  int group = 0;  // layers with the same group share their input
-  // graph
-  std::size_t node = 0;
-  int wid = -1;
-  bool transpose = false;  // stored [in, out]
-  Shape wshape;
-  // llama: index into linears()
-  int lin = -1;
-};
-
-std::vector<nn::Linear*> linears(nn::Llama& m) {
-  std::vector<nn::Linear*> r;
-  for (auto& L : m.layers)
-    for (nn::Linear* p : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2}) r.push_back(p);  // execution order
-  r.push_back(&m.cls);
-  return r;
-}
-
-std::vector<LayerRef> layer_refs(Model& m) {
-  std::vector<LayerRef> r;
-  if (m.is_graph) {
-    const auto names = nn::quantizable_layers(m.graph);
-    int group = -1, last_input = -2;
-    for (std::size_t k = 0; k < m.graph.nodes.size(); ++k) {
-      const nn::Node& n = m.graph.nodes[k];
-      if (std::find(names.begin(), names.end(), n.name) == names.end()) continue;
-      LayerRef L;
-      L.name = n.name;
-      L.node = k;
-      L.wid = n.inputs[1];
-      const nn::Value& w = m.graph.constants.at(L.wid);
-      L.wshape = w.shape;
-      if (n.op == "Conv" && w.shape.size() == 4) {
-        L.rows = w.shape[0];
-        L.cols = w.shape[1] * w.shape[2] * w.shape[3];
-      } else if (n.op == "Gemm" && w.shape.size() == 2) {
-        L.transpose = n.get_i("transB", 0) == 0;
-        L.rows = L.transpose ? w.shape[1] : w.shape[0];
-        L.cols = L.transpose ? w.shape[0] : w.shape[1];
-      } else if (n.op == "MatMul" && w.shape.size() == 2) {
-        L.transpose = true;
-        L.rows = w.shape[1];
-        L.cols = w.shape[0];
-      } else {
-        throw Error(m.path + ": layer '" + n.name + "' (" + n.op + ", weight " + shape_str(w.shape) +
-                    ") is not supported by qcast quantize (Conv, Gemm and 2-D MatMul weights are); skip it in the recipe");
-      }
-      if (n.inputs[0] != last_input) ++group;
-      last_input = n.inputs[0];
-      L.group = group;
-      r.push_back(L);
-    }
-  } else {
-    auto lins = linears(m.llama);
-    int group = -1;
-    for (std::size_t k = 0; k < lins.size(); ++k) {
-      LayerRef L;
-      L.name = lins[k]->name;
-      L.rows = lins[k]->out;
-      L.cols = lins[k]->in;
-      L.lin = static_cast<int>(k);
-      const std::string& nm = L.name;
-      auto ends = [&](const char* s) { return nm.size() >= std::strlen(s) && nm.compare(nm.size() - std::strlen(s), std::string::npos, s) == 0; };
-      const bool joins = ends(".wk") || ends(".wv") || ends(".w3");  // same input as wq / w1
-      if (!joins) ++group;
-      L.group = group;
-      r.push_back(L);
-    }
-  }
-  return r;
-}
-
-/// The fp32 weights of a layer as [rows, cols].
-std::vector<float> get_weights(Model& m, const LayerRef& L) {
-  std::vector<float> W(static_cast<std::size_t>(L.rows * L.cols));
-  if (m.is_graph) {
-    const auto& g = m.graph;
-    const nn::Value& v = g.fp32_weights.count(L.wid) ? g.fp32_weights.at(L.wid) : g.constants.at(L.wid);
-    if (!L.transpose) std::copy(v.fp(), v.fp() + W.size(), W.begin());
-    else
-      for (std::int64_t i = 0; i < L.cols; ++i)
-        for (std::int64_t o = 0; o < L.rows; ++o) W[o * L.cols + i] = v.fp()[i * L.rows + o];
-  } else {
-    const nn::Linear& lin = *linears(m.llama)[L.lin];
-    const auto& src = lin.w_fp32.empty() ? lin.w : lin.w_fp32;
-    W = src;
-  }
-  return W;
-}
-
-void set_weights(Model& m, const LayerRef& L, const std::vector<float>& W) {
-  if (m.is_graph) {
-    nn::Value v = nn::Value::floats(L.wshape);
-    if (!L.transpose) std::copy(W.begin(), W.end(), v.mfp());
-    else
-      for (std::int64_t i = 0; i < L.cols; ++i)
-        for (std::int64_t o = 0; o < L.rows; ++o) v.mfp()[i * L.rows + o] = W[o * L.cols + i];
-    m.graph.constants[L.wid] = v;
-  } else {
-    nn::Linear& lin = *linears(m.llama)[L.lin];
-    if (lin.w_fp32.empty()) lin.w_fp32 = lin.w;
-    lin.w = W;
-  }
-}
-
-/// Graph layers with a constant bias input of `rows` elements (LLaMA linears have none).
-bool has_bias(const Model& m, const LayerRef& L) {
-  if (!m.is_graph) return false;
-  const nn::Node& n = m.graph.nodes[L.node];
-  if (n.inputs.size() < 3 || n.inputs[2] < 0 || !m.graph.is_const(n.inputs[2])) return false;
-  const nn::Value& b = m.graph.constants.at(n.inputs[2]);
-  return !b.is_int && b.numel() == L.rows;
-}
-
-std::vector<float> get_bias(const Model& m, const LayerRef& L) {
-  const nn::Value& b = m.graph.constants.at(m.graph.nodes[L.node].inputs[2]);
-  return std::vector<float>(b.fp(), b.fp() + b.numel());
-}
-
-void set_bias(Model& m, const LayerRef& L, const std::vector<float>& b) {
-  const int id = m.graph.nodes[L.node].inputs[2];
-  nn::Value v = nn::Value::floats(m.graph.constants.at(id).shape);
-  if (static_cast<std::size_t>(v.numel()) != b.size())
-    throw Error("layer '" + L.name + "': bias of " + std::to_string(v.numel()) + " values, got " + std::to_string(b.size()));
-  std::copy(b.begin(), b.end(), v.mfp());
-  m.graph.constants[id] = v;
-}
+using nn::LayerRef;
+using nn::linears;
 
 /// The recipe with every weight format removed (activation / KV formats and skips kept).
 nn::Recipe acts_only(const nn::Recipe& r) {
@@ -292,14 +165,7 @@ class Calib {
     const std::int64_t n = m.is_graph ? batches_ : total_;
     std::vector<std::vector<float>> out(static_cast<std::size_t>(n));
     auto log_softmax = [](std::vector<float>& v, std::int64_t C) {
-      for (std::size_t r = 0; r < v.size() / static_cast<std::size_t>(C); ++r) {
-        float* l = v.data() + r * C;
-        double mx = l[0], z = 0;
-        for (std::int64_t k = 1; k < C; ++k) mx = std::max(mx, static_cast<double>(l[k]));
-        for (std::int64_t k = 0; k < C; ++k) z += std::exp(static_cast<double>(l[k]) - mx);
-        const double lz = mx + std::log(z);
-        for (std::int64_t k = 0; k < C; ++k) l[k] = static_cast<float>(l[k] - lz);
-      }
+      nn::log_softmax_rows(v.data(), static_cast<std::int64_t>(v.size()) / C, C);
     };
     if (m.is_graph) {  // the graph runs batches on `threads` itself
       for (std::int64_t b = 0; b < n; ++b) {
@@ -310,29 +176,11 @@ class Calib {
       }
       return out;
     }
-    std::atomic<std::int64_t> next{0};
-    auto worker = [&] {  // one sequence per worker
-      for (std::int64_t k; (k = next++) < n;) {
-        const auto& t = seqs_[static_cast<std::size_t>(k)];
-        out[k] = m.llama.forward_seq(std::vector<int>(t.begin(), t.end() - 1));
-        log_softmax(out[k], m.llama.cfg.vocab_size);
-      }
-    };
-    std::exception_ptr err;
-    std::mutex mu;
-    auto guarded = [&] {
-      try {
-        worker();
-      } catch (...) {
-        std::lock_guard<std::mutex> l(mu);
-        if (!err) err = std::current_exception();
-      }
-    };
-    std::vector<std::thread> ws;
-    for (int w = 1; w < std::min<std::int64_t>(threads, n); ++w) ws.emplace_back(guarded);
-    guarded();
-    for (auto& w : ws) w.join();
-    if (err) std::rethrow_exception(err);
+    kern::parallel_items(n, threads, [&](std::int64_t k) {  // one sequence per task
+      const auto& t = seqs_[static_cast<std::size_t>(k)];
+      out[k] = m.llama.forward_seq(std::vector<int>(t.begin(), t.end() - 1));
+      log_softmax(out[k], m.llama.cfg.vocab_size);
+    });
     return out;
   }
 
@@ -439,12 +287,6 @@ void capture(const Model& m, const std::vector<LayerRef>& refs, int group, const
   calib.run(m, b, threads, gobs, lobs);
 }
 
-int pow2_block(std::int64_t cols, int want) {
-  int b = 1;
-  while (b * 2 <= want && cols % (b * 2) == 0) b *= 2;
-  return b;
-}
-
 /// mixed@BITS: the allocation and what it was chosen from.
 struct MixedChoice {
   std::vector<std::string> formats;  ///< per layer ref ("" = left in float)
@@ -485,18 +327,18 @@ MixedChoice mixed_allocation(Model& m, const std::vector<LayerRef>& refs, const 
   for (std::size_t k = 0; k < refs.size(); ++k) {
     if (fmt[k].empty()) continue;
     const LayerRef& R = refs[k];
-    const std::vector<float> W = get_weights(m, R);
+    const std::vector<float> W = m.weights(R);
     LayerSensitivity s;
     s.name = R.name;
     s.params = R.rows * R.cols;
     for (const auto& fn : cands[k]) {
       const Format f = Format::parse(fn);
-      set_weights(m, R, rtn(f, W.data(), R.rows, R.cols).values);
+      m.set_weights(R, rtn(f, W.data(), R.rows, R.cols).values);
       s.options.push_back({fn, bits_per_weight(f, R.rows, R.cols), calib.kl(m, opt.threads, ref, classes)});
       js[R.name][fn] = s.options.back().error;
       bar.advance(1);
     }
-    set_weights(m, R, W);
+    m.set_weights(R, W);
     sens.push_back(std::move(s));
     idx.push_back(k);
   }
@@ -541,25 +383,6 @@ void run_calibration(const Model& m, const CalibOptions& o, int threads, const n
   }
 }
 
-std::vector<std::string> Model::layer_names() const {
-  auto& self = const_cast<Model&>(*this);
-  std::vector<std::string> r;
-  for (auto& L : layer_refs(self)) r.push_back(L.name);
-  return r;
-}
-
-Model load_model(const std::string& path) {
-  Model m;
-  m.path = path;
-  const FileKind k = sniff_model_file(path);
-  if (k != FileKind::Onnx && k != FileKind::Llama2c && k != FileKind::HfDir && k != FileKind::Gguf)
-    refuse_file(path, k, "model loading", "ONNX models, llama2.c checkpoints, HF LLaMA directories and GGUF files");
-  m.is_graph = k == FileKind::Onnx;
-  if (m.is_graph) m.graph = nn::load_onnx(path);
-  else m.llama = nn::load_llama(path);
-  return m;
-}
-
 std::vector<float> effective_weights(const QuantizedLayer& L) {
   std::vector<float> W = L.q.values;
   if (L.rotate_block > 0) {
@@ -581,36 +404,14 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   const auto t_all = Clock::now();
   QuantizeResult res;
   res.recipe = opt.recipe;
-  std::string method = opt.method;
-  // quarot+METHOD: rotate the float model first; METHOD then quantizes the rotated weights.
-  const bool use_quarot = method.rfind("quarot+", 0) == 0;
-  if (use_quarot) method = method.substr(7);
-  // "+bias" (or "bias" alone = "rtn+bias"): model-level bias correction after each layer with a bias.
-  bool bias_corr = false;
-  if (method == "bias") method = "rtn+bias";
-  if (method.size() > 5 && method.compare(method.size() - 5, 5, "+bias") == 0) {
-    bias_corr = true;
-    method.resize(method.size() - 5);
-  }
-  double mixed_bits = 0;
-  if (method.rfind("mixed@", 0) == 0) {
-    const std::string b = method.substr(6);
-    std::size_t pos = 0;
-    try {
-      mixed_bits = std::stod(b, &pos);
-    } catch (...) {
-      pos = 0;
-    }
-    // A NaN or infinite budget would reach the allocator's size arithmetic; 32 bits is more than any format.
-    if (b.empty() || pos != b.size() || !std::isfinite(mixed_bits) || mixed_bits <= 0 || mixed_bits > 32)
-      throw Error("method '" + method + "': expected mixed@BITS with a budget in (0, 32] bits per weight, e.g. mixed@4.5");
-    method = "mixed";
-  }
+  // The method string is parsed once (qcast/ptq/method.hpp): quarot+ rotates the float model first and
+  // the per-layer method then quantizes the rotated weights; +bias corrects biases after each layer.
+  const Method pm = parse_method(opt.method);
+  const std::string& method = pm.name();
+  const bool use_quarot = pm.quarot, bias_corr = pm.bias;
+  const double mixed_bits = pm.mixed_bits;
   if (opt.rotate_block < 1 || opt.rotate_block > 128 || (opt.rotate_block & (opt.rotate_block - 1)) != 0)
     throw Error("rotate block " + std::to_string(opt.rotate_block) + " is not a power of two in [1, 128]");
-  static const std::vector<std::string> known = {"rtn", "search", "gptq", "ed", "rotate+gptq", "lowrank", "mixed"};
-  if (std::find(known.begin(), known.end(), method) == known.end())
-    throw Error("unknown method '" + opt.method + "' (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS, each optionally quarot+ and +bias; bias = rtn+bias)");
   set_blas_threads(opt.threads);
   if (use_quarot) {
     if (m.is_graph) throw Error(m.path + ": method " + opt.method + ": quarot+ rotates LLaMA residual streams; it needs a LLaMA model");
@@ -620,13 +421,13 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   }
 
   // The float model: error diffusion's targets and bias correction's reference means.
-  const Model fp = (method == "ed" || bias_corr) ? m : Model{};
+  const Model fp = (pm.needs(kNeedsFloatInputs) || bias_corr) ? m : Model{};
   attach_acts(m, opt.recipe, opt.threads);
   // Static activation scales: calibrated on the float weights so that the weight passes see static
   // quantization, and again on the quantized weights at the end (the stored, final ranges).
   const bool static_acts = opt.recipe.has_static_acts();
   if (static_acts) calibrate_activations(m, opt.calib, opt.threads, opt.progress);
-  const std::vector<LayerRef> refs = layer_refs(m);
+  const std::vector<LayerRef> refs = m.layers();
   {
     std::vector<std::string> names;
     for (auto& L : refs) names.push_back(L.name);
@@ -662,10 +463,10 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
     HessianAccumulator H(cols);
     InputStats stats(cols);
     std::unique_ptr<EdAccumulator> ed;
-    if (method == "ed") ed = std::make_unique<EdAccumulator>(cols);
+    if (pm.needs(kNeedsFloatInputs)) ed = std::make_unique<EdAccumulator>(cols);
     std::unique_ptr<InputStats> fstats;  // the group's input statistics in the float model
     bool biased = false;
-    for (auto k : members) biased = biased || (!fm[k].empty() && has_bias(mm, refs[k]));
+    for (auto k : members) biased = biased || (!fm[k].empty() && mm.has_bias(refs[k]));
     if (bias_corr && biased) fstats = std::make_unique<InputStats>(cols);
     std::vector<float> xf;
     for (std::int64_t b = 0; b < calib.batches(); ++b) {
@@ -687,57 +488,41 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
       const LayerRef& R = refs[k];
       const auto t1 = Clock::now();
       const Format f = Format::parse(fm[k]);
-      const std::vector<float> W = get_weights(mm, R);
+      const std::vector<float> W = mm.weights(R);
       QuantizedLayer Q;
       Q.name = R.name;
       Q.rows = R.rows;
       Q.cols = R.cols;
-      GptqOptions go;
-      go.threads = opt.threads;
-      go.act_order = opt.act_order;
-      go.static_groups = opt.act_order;
-      if (method == "rtn") {
-        Q.q = rtn(f, W.data(), R.rows, R.cols);
-      } else if (method == "search") {
-        SearchOptions so;
-        so.threads = opt.threads;
-        const auto imp = stats.second_moment();
-        Q.q = search(f, W.data(), R.rows, R.cols, imp.data(), so);
-      } else if (method == "gptq" || method == "mixed") {
-        Q.q = gptq(f, W.data(), R.rows, R.cols, H.H().data(), go).q;
-      } else if (method == "rotate+gptq") {
-        const int blk = pow2_block(R.cols, opt.rotate_block);
-        std::vector<float> Wr = W, Hr = H.H();
-        if (blk > 1) {
-          const Rotation rot = Rotation::make(R.cols, blk, true, opt.seed);
-          rot.apply(Wr.data(), R.rows);
-          rot.conjugate(Hr.data());
-          Q.rotate_block = blk;
-          Q.rotate_seed = opt.seed;
-        }
-        Q.q = gptq(f, Wr.data(), R.rows, R.cols, Hr.data(), go).q;
-      } else if (method == "lowrank") {
-        LowRankOptions lo;
-        lo.rank = static_cast<int>(std::min<std::int64_t>(opt.rank, std::min(R.rows, R.cols)));
-        lo.seed = opt.seed;
-        auto lr = lowrank(f, W.data(), R.rows, R.cols, lo);
-        Q.q = lr.q;
-        Q.A = lr.A;
-        Q.B = lr.B;
-        Q.rank = lr.rank;
-      } else if (method == "ed") {
-        Q.q = error_diffusion(f, W.data(), R.rows, R.cols, *ed).q;
-      }
+      LayerJob job;
+      job.format = f;
+      job.W = W.data();
+      job.rows = R.rows;
+      job.cols = R.cols;
+      job.H = &H.H();
+      job.stats = &stats;
+      job.ed = ed.get();
+      job.threads = opt.threads;
+      job.rotate_block = opt.rotate_block;
+      job.seed = opt.seed;
+      job.rank = opt.rank;
+      job.act_order = opt.act_order;
+      LayerQuant lq = pm.info->run(job);
+      Q.q = std::move(lq.q);
+      Q.rotate_block = lq.rotate_block;
+      Q.rotate_seed = lq.rotate_seed;
+      Q.A = std::move(lq.A);
+      Q.B = std::move(lq.B);
+      Q.rank = lq.rank;
       // The weights go into the model through the packed codes, exactly as load_quantized does.
       const Encoded e = Q.q.encode();
       decode(e, Q.q.values.data());
       const std::vector<float> eff = effective_weights(Q);
-      set_weights(mm, R, eff);
-      if (fstats && has_bias(mm, R)) {
+      mm.set_weights(R, eff);
+      if (fstats && mm.has_bias(R)) {
         const auto mf = fstats->mean(), mq = stats.mean();
-        const auto b0 = get_bias(mm, R);
+        const auto b0 = mm.bias(R);
         Q.bias = correct_bias(W.data(), eff.data(), R.rows, R.cols, mf.data(), mq.data(), b0.data());
-        set_bias(mm, R, Q.bias);
+        mm.set_bias(R, Q.bias);
       }
       Q.error = hessian_error(W.data(), eff.data(), R.rows, R.cols, H.H().data());
       const std::vector<float> zero(W.size(), 0.0f);
@@ -810,67 +595,6 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
 // ---------------------------------------------------------------------------------------------
 // Recipe JSON and the packed file.
 
-std::string recipe_to_json(const nn::Recipe& r) {
-  auto f = [](const std::string& s) { return s.empty() ? std::string("fp32") : s; };
-  json j = {{"weights", f(r.weights)}, {"activations", f(r.acts)}, {"kv_cache", f(r.kv)}};
-  if (!r.act_observer.empty()) j["act_observer"] = r.act_observer;
-  json layers = json::array();
-  for (auto& o : r.layers) {
-    json e = {{"pattern", o.pattern}};
-    if (o.weights) e["weights"] = *o.weights;
-    if (o.acts) e["activations"] = *o.acts;
-    if (o.acts && !o.act_observer.empty()) e["act_observer"] = o.act_observer;
-    layers.push_back(e);
-  }
-  j["layers"] = layers;
-  j["skip"] = r.skip;
-  // Calibrated static ranges: floats are exact in JSON's doubles, so a reload quantizes bit for bit alike.
-  if (!r.act_ranges.empty()) {
-    json ranges = json::object();
-    for (auto& [name, rg] : r.act_ranges) {
-      json e = json::object();
-      e["lo"] = rg.lo;
-      e["hi"] = rg.hi;
-      ranges[name] = e;
-    }
-    j["act_ranges"] = ranges;
-  }
-  return j.dump();
-}
-
-nn::Recipe recipe_from_json(const std::string& text) {
-  nn::Recipe r;
-  try {
-    const json j = json::parse(text);
-    auto f = [](const std::string& s) { return (s == "fp32" || s == "none") ? std::string() : s; };
-    r.weights = f(j.value("weights", std::string()));
-    r.acts = f(j.value("activations", std::string()));
-    r.kv = f(j.value("kv_cache", std::string()));
-    for (auto& e : j.value("layers", json::array())) {
-      nn::LayerOverride o;
-      o.pattern = e.at("pattern").get<std::string>();
-      if (e.contains("weights")) o.weights = e["weights"].get<std::string>();
-      if (e.contains("activations")) o.acts = e["activations"].get<std::string>();
-      o.act_observer = e.value("act_observer", std::string());
-      r.layers.push_back(o);
-    }
-    for (auto& s : j.value("skip", json::array())) r.skip.push_back(s.get<std::string>());
-    r.act_observer = j.value("act_observer", std::string());
-    const json ranges = j.value("act_ranges", json::object());  // a named object: items() must not outlive it
-    for (auto it = ranges.begin(); it != ranges.end(); ++it) {
-      StaticRange sr{it->at("lo").get<std::vector<float>>(), it->at("hi").get<std::vector<float>>()};
-      if (sr.lo.size() != sr.hi.size()) throw Error("quantized model metadata: static range of '" + it.key() + "' has unequal lo / hi lengths");
-      for (std::size_t g = 0; g < sr.lo.size(); ++g)
-        if (!std::isfinite(sr.lo[g]) || !std::isfinite(sr.hi[g]) || sr.lo[g] > sr.hi[g])
-          throw Error("quantized model metadata: static range " + std::to_string(g) + " of '" + it.key() + "' is not a finite [lo, hi]");
-      r.act_ranges[it.key()] = std::move(sr);
-    }
-  } catch (const json::exception& e) {
-    throw Error(std::string("bad recipe JSON in quantized model metadata: ") + e.what());
-  }
-  return r;
-}
-
 void write_quantized(const std::string& path, const Model& m, const QuantizeResult& r, const std::string& method) {
   PackedFile pf;
   json layers = json::array();
@@ -918,7 +642,7 @@ void write_quantized(const std::string& path, const Model& m, const QuantizeResu
   }
   pf.metadata["quantize.model"] = fs::absolute(m.path).lexically_normal().string();
   pf.metadata["quantize.method"] = method;
-  pf.metadata["quantize.recipe"] = recipe_to_json(r.recipe);
+  pf.metadata["quantize.recipe"] = nn::recipe_to_json(r.recipe);
   pf.metadata["quantize.layers"] = layers.dump();
   write_packed(path, pf);
 }
@@ -937,7 +661,7 @@ Model load_quantized(const std::string& path, const std::string& model_override,
   std::string base = model_override.empty() ? meta("quantize.model") : model_override;
   if (!fs::exists(base)) throw Error(path + ": its base model " + base + " does not exist (pass --base-model)");
   Model m = load_model(base);
-  const nn::Recipe rec = recipe_from_json(meta("quantize.recipe"));
+  const nn::Recipe rec = nn::parse_recipe(meta("quantize.recipe"), "quantized model metadata (quantize.recipe)");
   if (method) *method = meta("quantize.method");
   if (recipe) *recipe = rec;
   attach_acts(m, rec, 1);
@@ -973,7 +697,7 @@ Model load_quantized(const std::string& path, const std::string& model_override,
       }
   }
   std::map<std::string, LayerRef> refs;
-  for (auto& L : layer_refs(m)) refs[L.name] = L;
+  for (auto& L : m.layers()) refs[L.name] = L;
   json layers;
   try {
     layers = json::parse(meta("quantize.layers"));
@@ -1004,11 +728,11 @@ Model load_quantized(const std::string& path, const std::string& model_override,
       L.A.assign(af.f32(), af.f32() + L.rows * L.rank);
       L.B.assign(bf.f32(), bf.f32() + L.rank * L.cols);
     }
-    set_weights(m, r->second, effective_weights(L));
+    m.set_weights(r->second, effective_weights(L));
     if (auto b = plain.find(L.name + ".bias"); b != plain.end()) {  // bias correction
-      if (!has_bias(m, r->second)) throw Error(path + ": layer '" + L.name + "' has a corrected bias but no bias in " + base);
+      if (!m.has_bias(r->second)) throw Error(path + ": layer '" + L.name + "' has a corrected bias but no bias in " + base);
       const Tensor bf = b->second->to_f32();
-      set_bias(m, r->second, std::vector<float>(bf.f32(), bf.f32() + bf.numel()));
+      m.set_bias(r->second, std::vector<float>(bf.f32(), bf.f32() + bf.numel()));
     }
   }
   return m;

@@ -2,6 +2,7 @@
 // writer (ptq::llama_gguf): an F32 file gives exactly the fp32 model's logits, a Q8_0 / Q4_0 / MXFP4 file
 // exactly the weights and perplexity of qcast's fake-quant of the same recipe, and the embedded vocabulary
 // encodes text exactly as llama2.c's tok512.bin. The CLI (eval / generate / inspect) takes the .gguf.
+#include <utility>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -11,6 +12,7 @@
 #include "qcast/gguf.hpp"
 #include "qcast/nn/dataset.hpp"
 #include "qcast/nn/llama.hpp"
+#include "qcast/nn/model.hpp"
 #include "qcast/ptq/gguf_llama.hpp"
 #include "qcast/ptq/model.hpp"
 #include "test_support.hpp"
@@ -32,14 +34,6 @@ bool same_values(const std::vector<float>& a, const std::vector<float>& b) {
   for (std::size_t i = 0; i < a.size(); ++i)
     if (!(a[i] == b[i]) && std::memcmp(&a[i], &b[i], 4) != 0) return false;
   return true;
-}
-
-std::vector<const nn::Linear*> linears(const nn::Llama& m) {
-  std::vector<const nn::Linear*> r;
-  for (const auto& L : m.layers)
-    for (const nn::Linear* p : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) r.push_back(p);
-  r.push_back(&m.cls);
-  return r;
 }
 
 std::vector<std::string> stories(std::size_t n) {
@@ -104,7 +98,7 @@ TEST(LlamaGguf, QuantizedFilesReadBackToTheFakeQuantModel) {
     nn::Recipe rec;
     rec.weights = fmt;
     fq.apply_recipe(rec);
-    const auto gl = linears(g), fl = linears(fq);
+    const auto gl = nn::linears(std::as_const(g)), fl = nn::linears(std::as_const(fq));
     ASSERT_EQ(gl.size(), fl.size());
     for (std::size_t i = 0; i < gl.size(); ++i) EXPECT_TRUE(same_values(gl[i]->w, fl[i]->w)) << fl[i]->name;
     EXPECT_TRUE(same_bits(g.tok_emb, fq.tok_emb));

@@ -129,8 +129,10 @@ struct PerplexityResult {
   double mean_nll() const { return tokens ? nll / static_cast<double>(tokens) : 0.0; }
   double perplexity() const;
 };
+/// `on_story(so_far)` is called after each story (in completion order: a running figure for progress bars;
+/// the result itself is summed in story order and does not depend on `threads`).
 PerplexityResult perplexity(const Llama& m, const Tokenizer& tok, const std::vector<std::string>& stories, int threads,
-                            const std::function<void()>& on_story = {});
+                            const std::function<void(const PerplexityResult& so_far)>& on_story = {});
 
 /// llama2.c's sampler: greedy when temperature == 0, else multinomial on softmax(logits / T) with its
 /// xorshift RNG seeded by `seed`.

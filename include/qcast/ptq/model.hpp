@@ -15,23 +15,15 @@
 
 #include "qcast/nn/graph.hpp"
 #include "qcast/nn/llama.hpp"
+#include "qcast/nn/model.hpp"
 #include "qcast/nn/recipe.hpp"
 #include "qcast/ptq/common.hpp"
 
 namespace qcast::ptq {
 
-/// A loaded model: an ONNX graph or a LLaMA language model (with its tokenizer for text calibration).
-struct Model {
-  std::string path;  ///< the model file as given
-  bool is_graph = true;
-  nn::Graph graph;
-  nn::Llama llama;
-  /// Names of the weight layers in execution order.
-  std::vector<std::string> layer_names() const;
-};
-
-/// Loads an ONNX file (.onnx) or a LLaMA checkpoint (llama2.c .bin / HF directory).
-Model load_model(const std::string& path);
+/// PTQ works on the model interface of the nn layer (qcast/nn/model.hpp).
+using nn::load_model;
+using nn::Model;
 
 /// Calibration data: a dataset spec (mnist:DIR, text:FILE, ... as for `qcast eval`), samples
 /// [offset, offset + samples) in file order (images, or stories tokenized with BOS and truncated to
@@ -106,8 +98,6 @@ bool is_quantized_model(const std::string& path);
 Model load_quantized(const std::string& path, const std::string& model_override = "", std::string* method = nullptr,
                      nn::Recipe* recipe = nullptr);
 
-/// Recipe as JSON text: {"weights", "activations", "kv_cache", "layers": {glob: {weights, activations}}, "skip"}.
-std::string recipe_to_json(const nn::Recipe& r);
-nn::Recipe recipe_from_json(const std::string& text);
+// The recipe a quantized file stores is written and read by nn::recipe_to_json / nn::parse_recipe.
 
 }  // namespace qcast::ptq

@@ -1,0 +1,136 @@
+#include "qcast/ptq/method.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "qcast/error.hpp"
+#include "qcast/ptq/gptq.hpp"
+#include "qcast/ptq/lowrank.hpp"
+#include "qcast/ptq/rotate.hpp"
+#include "qcast/ptq/rtn.hpp"
+#include "qcast/ptq/search.hpp"
+
+namespace qcast::ptq {
+
+namespace {
+
+GptqOptions gptq_options(const LayerJob& j) {
+  GptqOptions go;
+  go.threads = j.threads;
+  go.act_order = j.act_order;
+  go.static_groups = j.act_order;
+  return go;
+}
+
+// The largest power of two <= want that divides cols (1 = no rotation).
+int pow2_block(std::int64_t cols, int want) {
+  int b = 1;
+  while (b * 2 <= want && cols % (b * 2) == 0) b *= 2;
+  return b;
+}
+
+// Codes + scales alone (no rotation, no low-rank branch).
+LayerQuant plain(QuantizedWeight q) {
+  LayerQuant r;
+  r.q = std::move(q);
+  return r;
+}
+
+LayerQuant run_rtn(const LayerJob& j) { return plain(rtn(j.format, j.W, j.rows, j.cols)); }
+
+LayerQuant run_search(const LayerJob& j) {
+  SearchOptions so;
+  so.threads = j.threads;
+  const auto imp = j.stats->second_moment();
+  return plain(search(j.format, j.W, j.rows, j.cols, imp.data(), so));
+}
+
+LayerQuant run_gptq(const LayerJob& j) { return plain(gptq(j.format, j.W, j.rows, j.cols, j.H->data(), gptq_options(j)).q); }
+
+LayerQuant run_rotate_gptq(const LayerJob& j) {
+  LayerQuant r;
+  const int blk = pow2_block(j.cols, j.rotate_block);
+  std::vector<float> Wr(j.W, j.W + j.rows * j.cols), Hr = *j.H;
+  if (blk > 1) {
+    const Rotation rot = Rotation::make(j.cols, blk, true, j.seed);
+    rot.apply(Wr.data(), j.rows);
+    rot.conjugate(Hr.data());
+    r.rotate_block = blk;
+    r.rotate_seed = j.seed;
+  }
+  r.q = gptq(j.format, Wr.data(), j.rows, j.cols, Hr.data(), gptq_options(j)).q;
+  return r;
+}
+
+LayerQuant run_lowrank(const LayerJob& j) {
+  LowRankOptions lo;
+  lo.rank = static_cast<int>(std::min<std::int64_t>(j.rank, std::min(j.rows, j.cols)));
+  lo.seed = j.seed;
+  auto lr = lowrank(j.format, j.W, j.rows, j.cols, lo);
+  LayerQuant r;
+  r.q = lr.q;
+  r.A = lr.A;
+  r.B = lr.B;
+  r.rank = lr.rank;
+  return r;
+}
+
+LayerQuant run_ed(const LayerJob& j) { return plain(error_diffusion(j.format, j.W, j.rows, j.cols, *j.ed).q); }
+
+}  // namespace
+
+const std::vector<MethodInfo>& methods() {
+  static const std::vector<MethodInfo> table = {
+      {"rtn", kNeedsNothing, "round to nearest with the format's own scale rule", run_rtn},
+      {"search", kNeedsInputStats, "per-group scale search weighted by E[x^2] of the inputs", run_search},
+      {"gptq", kNeedsHessian, "GPTQ: column-wise rounding with Hessian error feedback", run_gptq},
+      {"rotate+gptq", kNeedsHessian, "block Hadamard rotation of the inputs, then GPTQ", run_rotate_gptq},
+      {"lowrank", kNeedsNothing, "RTN plus a low-rank fp32 branch fitted to the error (--rank)", run_lowrank},
+      {"ed", kNeedsFloatInputs, "error diffusion against the float model's inputs", run_ed},
+      {"mixed", kNeedsHessian, "mixed@BITS: per-layer formats under a bits-per-weight budget, then GPTQ", run_gptq},
+  };
+  return table;
+}
+
+std::string method_list() {
+  std::string s;
+  for (const auto& m : methods())
+    if (m.name != "mixed") s += (s.empty() ? "" : ", ") + m.name;
+  return s + ", mixed@BITS, each optionally quarot+ and +bias; bias = rtn+bias";
+}
+
+Method parse_method(const std::string& text) {
+  Method m;
+  m.text = text;
+  std::string base = text;
+  if (base.rfind("quarot+", 0) == 0) {
+    m.quarot = true;
+    base = base.substr(7);
+  }
+  if (base == "bias") base = "rtn+bias";
+  if (base.size() > 5 && base.compare(base.size() - 5, 5, "+bias") == 0) {
+    m.bias = true;
+    base.resize(base.size() - 5);
+  }
+  if (base.rfind("mixed@", 0) == 0) {
+    const std::string b = base.substr(6);
+    std::size_t pos = 0;
+    try {
+      m.mixed_bits = std::stod(b, &pos);
+    } catch (...) {
+      pos = 0;
+    }
+    // A NaN or infinite budget would reach the allocator's size arithmetic; 32 bits is more than any format.
+    if (b.empty() || pos != b.size() || !std::isfinite(m.mixed_bits) || m.mixed_bits <= 0 || m.mixed_bits > 32)
+      throw Error("method '" + base + "': expected mixed@BITS with a budget in (0, 32] bits per weight, e.g. mixed@4.5");
+    base = "mixed";
+  } else if (base == "mixed") {
+    throw Error("method 'mixed' needs a budget: mixed@BITS, e.g. mixed@4.5");
+  }
+  for (const auto& row : methods())
+    if (row.name == base) m.info = &row;
+  if (!m.info) throw Error("unknown method '" + text + "' (" + method_list() + ")");
+  return m;
+}
+
+}  // namespace qcast::ptq
