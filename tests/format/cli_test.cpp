@@ -1,6 +1,7 @@
 // The format commands through the real binary: exit codes, messages, no half-written outputs.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +9,7 @@
 
 #include "qcast/format.hpp"
 #include "qcast/io.hpp"
+#include "qcast/quantize.hpp"
 #include "test_support.hpp"
 
 using namespace qcast;
@@ -111,6 +113,36 @@ TEST(Cli, FormatsJsonListsBitsWithScaleOverhead) {
   EXPECT_EQ(bits.size(), named_formats().size());
 }
 
+TEST(Cli, StatsTakesSeveralFormatsAndViewsConvWeightsAsEvalDoes) {
+  // A conv weight [M, C, kh, kw] = [4, 8, 3, 3]: eval / quantize / study block it along C*kh*kw (the [out, in]
+  // view); stats must rank formats on the same view, and --keep-shape gives the stored-array view (blocks of kw).
+  test::TempDir d;
+  Tensor w = Tensor::zeros_f32({4, 8, 3, 3});
+  for (int i = 0; i < 288; ++i) w.mutable_f32()[i] = std::sin(0.37f * static_cast<float>(i)) * (1.0f + static_cast<float>(i % 9));
+  write_safetensors(d.file("c.safetensors"), {{"conv.weight", w}});
+  auto r = test::run_cli("stats " + d.file("c.safetensors") + " -f mxfp4 -f int4/g32 --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.at("results").size(), 2u);
+  EXPECT_EQ(j["results"][0]["format"], Format::parse("mxfp4").name());
+  EXPECT_EQ(j["results"][1]["format"], Format::parse("int4/g32").name());
+  EXPECT_EQ(j["results"][0]["tensors"][0]["view"], nlohmann::json::array({4, 72}));
+  // The same numbers as the error of fake-quant on the [4, 72] matrix, computed here with the library.
+  for (int k = 0; k < 2; ++k) {
+    const Format f = Format::parse(k == 0 ? "mxfp4" : "int4/g32");
+    std::vector<float> q(288);
+    fake_quant(f, w.f32(), q.data(), Shape{4, 72});
+    double se = 0;
+    for (int i = 0; i < 288; ++i) se += (double(q[i]) - double(w.f32()[i])) * (double(q[i]) - double(w.f32()[i]));
+    EXPECT_NEAR(j["results"][k]["tensors"][0]["mse"].get<double>(), se / 288, 1e-12 * (1 + se)) << f.name();
+  }
+  auto raw = test::run_cli("stats " + d.file("c.safetensors") + " -f mxfp4 --keep-shape --json");
+  ASSERT_EQ(raw.rc, 0) << raw.err;
+  auto jr = nlohmann::json::parse(raw.out);
+  EXPECT_EQ(jr["results"][0]["tensors"][0]["view"], nlohmann::json::array({4, 8, 3, 3}));
+  EXPECT_NE(jr["results"][0]["tensors"][0]["mse"], j["results"][0]["tensors"][0]["mse"]);
+}
+
 TEST(Cli, StatsReportsErrorsAndCastCopiesUnselectedTensors) {
   test::TempDir d;
   Tensor w = Tensor::zeros_f32({2, 32});
@@ -121,9 +153,12 @@ TEST(Cli, StatsReportsErrorsAndCastCopiesUnselectedTensors) {
   auto r = test::run_cli("stats " + d.file("m.safetensors") + " --format mxfp4 --json");
   ASSERT_EQ(r.rc, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
-  ASSERT_EQ(j.at("tensors").size(), 2u);
-  EXPECT_GT(j.at("tensors")[1].at("sqnr_db").get<double>(), 10.0);
-  EXPECT_LT(j.at("tensors")[1].at("sqnr_db").get<double>(), 40.0);
+  EXPECT_EQ(j.at("schema"), 2);
+  ASSERT_EQ(j.at("results").size(), 1u);
+  const auto& t = j.at("results")[0].at("tensors");
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_GT(t[1].at("sqnr_db").get<double>(), 10.0);
+  EXPECT_LT(t[1].at("sqnr_db").get<double>(), 40.0);
   r = test::run_cli("cast " + d.file("m.safetensors") + " " + d.file("o.safetensors") + " --format mxfp4 --tensors '*.weight'");
   ASSERT_EQ(r.rc, 0) << r.err;
   auto o = read_safetensors(d.file("o.safetensors"));

@@ -234,3 +234,37 @@ TEST(HwModelLayers, CostTakesTheModelFileAndItsInspectJsonAlike) {
   EXPECT_EQ(bad.rc, 2);
   EXPECT_NE(bad.err.find("safetensors"), std::string::npos) << bad.err;
 }
+
+// cost --model ranks the layers by energy (shares of the totals) and --layer picks layers by the names that
+// inspect, eval and recipes use; a pattern that matches nothing lists the layers.
+TEST(HwModelLayers, CostRanksLayersAndPicksThemByName) {
+  QCAST_REQUIRE_SHARED("models/lenet5-mnist.onnx");
+  const std::string onnx = qcast::test::shared_dir() + "/models/lenet5-mnist.onnx";
+  const std::string common = " --arch " QCAST_SOURCE_DIR "/examples/arch/eyeriss_like.yaml --recipe int8 --samples 100 --refine 10 --json";
+  auto all = qcast::test::run_cli("cost --model " + onnx + common);
+  ASSERT_EQ(all.rc, 0) << all.err;
+  const auto j = nlohmann::json::parse(all.out);
+  const auto& rank = j["ranking"];
+  ASSERT_EQ(rank.size(), j["layers"].size());
+  double share = 0, energy = 0;
+  for (std::size_t i = 0; i < rank.size(); ++i) {
+    if (i) EXPECT_GE(rank[i - 1]["energy_pj"].get<double>(), rank[i]["energy_pj"].get<double>());
+    share += rank[i]["energy_share"].get<double>();
+    energy += rank[i]["energy_pj"].get<double>();
+  }
+  EXPECT_NEAR(share, 1.0, 1e-9);
+  EXPECT_NEAR(energy, j["total"]["energy_pj"].get<double>(), 1e-6 * energy);
+  auto fc = qcast::test::run_cli("cost --model " + onnx + " --layer '/fc/*'" + common);
+  ASSERT_EQ(fc.rc, 0) << fc.err;
+  const auto jf = nlohmann::json::parse(fc.out);
+  ASSERT_FALSE(jf["layers"].empty());
+  for (const auto& l : jf["layers"]) {
+    EXPECT_EQ(l["name"].get<std::string>().rfind("/fc/", 0), 0u) << l["name"];
+    // The same layer costs the same whether or not the others are mapped too.
+    for (const auto& a : j["layers"])
+      if (a["name"] == l["name"]) EXPECT_EQ(a["energy_pj"], l["energy_pj"]);
+  }
+  auto none = qcast::test::run_cli("cost --model " + onnx + " --layer '/nothing/*'" + common);
+  EXPECT_EQ(none.rc, 2);
+  EXPECT_NE(none.err.find("/convnet/c1/Conv"), std::string::npos) << none.err;
+}

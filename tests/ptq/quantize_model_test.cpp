@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "qcast/io.hpp"
 #include "qcast/nn/dataset.hpp"
 #include "qcast/nn/llama.hpp"
 #include "qcast/nn/onnx.hpp"
@@ -302,4 +303,50 @@ TEST(QuantizeModel, LenetBiasCorrectionMatchesFloatMeanLogits) {
   ptq::Model b = ptq::load_model(S("models/lenet5-mnist.onnx"));
   ptq::quantize_model(b, lenet_opts("bias", "int3@fp16/g32"));
   EXPECT_TRUE(same_bits(lenet_logits(b.graph, 64), lenet_logits(corr.graph, 64)));
+}
+
+// Every command that takes a model takes what `qcast quantize` wrote: infer, inspect and generate (as eval
+// does). The rtn file gives exactly what fake-quant of the base model with the same formats gives.
+TEST(CliQuantize, InferInspectAndGenerateOpenAQuantizeOutput) {
+  QCAST_REQUIRE_SHARED("data/mnist/t10k-images-idx3-ubyte.gz");
+  QCAST_REQUIRE_SHARED("models/stories260K.bin");
+  test::TempDir tmp;
+  const std::string data = kMnist + " --data-root " + S("data/mnist");
+  auto q = run_cli("quantize " + S("models/lenet5-mnist.onnx") + " --weights mxfp4 --method rtn --calib " + data +
+                   " --calib-samples 16 --out " + tmp.file("q.safetensors") + " --quiet");
+  ASSERT_EQ(q.rc, 0) << q.err;
+  // infer: a batch of 3 images through the quantized file and through fake-quant of the ONNX model.
+  Tensor x = Tensor::zeros_f32({3, 1, 32, 32});
+  const nn::ImageSet imgs = nn::load_images(nn::parse_dataset_spec(kMnist, S("data/mnist")), Shape{1, 32, 32}, 3);
+  std::copy(imgs.data.begin(), imgs.data.begin() + 3 * 1024, x.mutable_f32());
+  write_npy(tmp.file("x.npy"), x);
+  auto a = run_cli("infer " + tmp.file("q.safetensors") + " " + tmp.file("x.npy") + " --output " + tmp.file("a.npy"));
+  auto b = run_cli("infer " + S("models/lenet5-mnist.onnx") + " " + tmp.file("x.npy") + " --weights mxfp4 --output " + tmp.file("b.npy"));
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(b.rc, 0) << b.err;
+  const Tensor ya = read_npy(tmp.file("a.npy")), yb = read_npy(tmp.file("b.npy"));
+  ASSERT_EQ(ya.shape, yb.shape);
+  EXPECT_EQ(std::memcmp(ya.data, yb.data, ya.nbytes()), 0);
+  EXPECT_EQ(run_cli("infer " + tmp.file("q.safetensors") + " " + tmp.file("x.npy") + " --weights int8").rc, 2)
+      << "recipe flags do not apply to a quantized file";
+  // inspect: the base model's layers, and what quantize did.
+  auto i = run_cli("inspect " + tmp.file("q.safetensors") + " --json");
+  ASSERT_EQ(i.rc, 0) << i.err;
+  const auto ji = nlohmann::json::parse(i.out);
+  EXPECT_EQ(ji["kind"], "onnx");
+  EXPECT_EQ(ji["quantized"]["method"], "rtn");
+  EXPECT_EQ(ji["quantized"]["recipe"]["weights"], "mxfp4");
+  auto ib = run_cli("inspect " + S("models/lenet5-mnist.onnx") + " --json");
+  ASSERT_EQ(ib.rc, 0) << ib.err;
+  EXPECT_EQ(ji["layers"], nlohmann::json::parse(ib.out)["layers"]);
+  // generate: a quantized stories260K samples the same text as fake-quant of the checkpoint.
+  auto ql = run_cli("quantize " + S("models/stories260K.bin") + " --weights int8/g32 --method rtn --calib text:" +
+                    S("data/tinystories/valid-excerpt.txt") + " --calib-samples 2 --out " + tmp.file("l.safetensors") + " --quiet");
+  ASSERT_EQ(ql.rc, 0) << ql.err;
+  auto g1 = run_cli("generate " + tmp.file("l.safetensors") + " --prompt 'Once upon' --steps 40 --temperature 0.8 --seed 5 --json");
+  auto g2 = run_cli("generate " + S("models/stories260K.bin") + " --weights int8/g32 --prompt 'Once upon' --steps 40 --temperature 0.8 --seed 5 --json");
+  ASSERT_EQ(g1.rc, 0) << g1.err;
+  ASSERT_EQ(g2.rc, 0) << g2.err;
+  EXPECT_EQ(nlohmann::json::parse(g1.out)["text"], nlohmann::json::parse(g2.out)["text"]);
+  EXPECT_EQ(run_cli("generate " + tmp.file("q.safetensors") + " --steps 5").rc, 2) << "a quantized graph model cannot generate";
 }

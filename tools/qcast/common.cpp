@@ -1,8 +1,7 @@
-#include <fnmatch.h>
-
 #include "command.hpp"
 #include "common.hpp"
 #include "qcast/error.hpp"
+#include "qcast/nn/recipe.hpp"
 
 namespace qcast::cli {
 
@@ -18,8 +17,10 @@ QuantOptions QuantFlags::options() const {
   return o;
 }
 
-void add_quant_flags(CLI::App* sub, QuantFlags& q, bool require_format) {
-  auto* f = sub->add_option("--format,-f", q.format, "number format: a name from `qcast formats` or ELEM@SCALE/b32/... (docs/formats.md)");
+void add_quant_flags(CLI::App* sub, QuantFlags& q, bool require_format, std::vector<std::string>* many) {
+  const char* help = "number format: a name from `qcast formats` or ELEM@SCALE/b32/... (docs/formats.md)";
+  auto* f = many ? sub->add_option("--format,-f", *many, std::string(help) + "; repeat for several")
+                 : sub->add_option("--format,-f", q.format, help);
   if (require_format) f->required();
   sub->add_option("--round,-r", q.round, "rounding: even, away, zero, floor, ceil, stochastic")->capture_default_str();
   sub->add_option("--axis", q.axis, "block / channel axis when the format does not name one (default: last)")->capture_default_str();
@@ -29,7 +30,7 @@ void add_quant_flags(CLI::App* sub, QuantFlags& q, bool require_format) {
 }
 
 bool name_matches(const std::string& pattern, const std::string& name) {
-  return pattern.empty() || ::fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
+  return pattern.empty() || nn::glob_match(pattern, name);
 }
 
 }  // namespace qcast::cli

@@ -18,9 +18,11 @@ struct QuantFlags {
   QuantOptions options() const;
 };
 
-void add_quant_flags(CLI::App* sub, QuantFlags& q, bool require_format = true);
+/// Registers --format/-f (bound to q.format, or, with `many`, repeatable into *many), --round, --axis,
+/// --seed, --overflow and --threads.
+void add_quant_flags(CLI::App* sub, QuantFlags& q, bool require_format = true, std::vector<std::string>* many = nullptr);
 
-/// shell-style glob match (fnmatch) of a tensor name; an empty pattern matches everything.
+/// Shell-style glob match of a tensor name (nn::glob_match, as recipes match layers); an empty pattern matches everything.
 bool name_matches(const std::string& pattern, const std::string& name);
 
 }  // namespace qcast::cli

@@ -1,4 +1,5 @@
 // qcast cost: energy, cycles and per-level traffic of layers on an accelerator (Timeloop-compatible).
+#include <algorithm>
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
@@ -10,6 +11,7 @@
 #include "qcast/file.hpp"
 #include "qcast/hw.hpp"
 #include "qcast/mapper.hpp"
+#include "qcast/nn/recipe.hpp"
 #include "qcast/sniff.hpp"
 #include "qcast/progress.hpp"
 
@@ -18,7 +20,7 @@ namespace {
 using namespace qcast::hw;
 
 struct CostArgs {
-  std::string arch, ert, table = "horowitz", problem, model, recipe, map, search, save_map, constraints, mapper;
+  std::string arch, ert, table = "horowitz", problem, model, recipe, map, search, save_map, constraints, mapper, layer;
   bool json = false;
   int threads = 1;
   std::uint64_t seed = 1;
@@ -146,10 +148,40 @@ void print_layer(std::ostream& o, const LayerResult& r, const Architecture& a, c
   for (std::string line; std::getline(nest, line);) o << "     " << line << "\n";
 }
 
+// Layers by energy, largest first (ties: model order): where the joules of a model go.
+std::vector<std::size_t> by_energy(const std::vector<LayerResult>& results) {
+  std::vector<std::size_t> idx(results.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return results[a].ev.energy_pj > results[b].ev.energy_pj; });
+  return idx;
+}
+
+nlohmann::json ranking_json(const std::vector<LayerResult>& results, double energy, std::int64_t cycles) {
+  nlohmann::json r = nlohmann::json::array();
+  for (std::size_t i : by_energy(results)) {
+    const auto& ev = results[i].ev;
+    r.push_back({{"layer", results[i].name}, {"energy_pj", ev.energy_pj}, {"energy_share", energy > 0 ? ev.energy_pj / energy : 0.0},
+                 {"cycles", ev.cycles}, {"cycles_share", cycles > 0 ? static_cast<double>(ev.cycles) / static_cast<double>(cycles) : 0.0}});
+  }
+  return r;
+}
+
+void print_ranking(std::ostream& o, const std::vector<LayerResult>& results, double energy, std::int64_t cycles) {
+  o << "   layers by energy:\n   " << std::left << std::setw(36) << "layer" << std::right << std::setw(16) << "energy pJ" << std::setw(9)
+    << "share" << std::setw(14) << "cycles" << std::setw(9) << "share" << "\n";
+  for (std::size_t i : by_energy(results)) {
+    const auto& ev = results[i].ev;
+    o << "   " << std::left << std::setw(36) << qcast::cli::printable(results[i].name) << std::right << std::setw(16) << fmt(ev.energy_pj)
+      << std::setw(8) << fmt(energy > 0 ? 100 * ev.energy_pj / energy : 0, 1) << "%" << std::setw(14) << ev.cycles << std::setw(8)
+      << fmt(cycles > 0 ? 100.0 * static_cast<double>(ev.cycles) / static_cast<double>(cycles) : 0, 1) << "%\n";
+  }
+}
+
 void run_cost(const CostArgs& args) {
   if (args.problem.empty() == args.model.empty()) throw qcast::Error("give exactly one of --problem and --model");
   if (!args.map.empty() && !args.search.empty()) throw qcast::Error("give at most one of --map and --search");
   if (!args.map.empty() && !args.model.empty()) throw qcast::Error("--map applies to a single --problem, not a --model");
+  if (!args.layer.empty() && args.model.empty()) throw qcast::Error("--layer picks layers of a --model");
   if (!args.save_map.empty() && args.problem.empty())
     throw qcast::Error("--save-map applies to a single --problem (a model's mappings are in its --json output)");
   Architecture arch = Architecture::from_yaml_file(args.arch);
@@ -177,12 +209,20 @@ void run_cost(const CostArgs& args) {
     Problem p = Problem::from_yaml_file(args.problem);
     problems.emplace_back(p.name.empty() ? "problem" : p.name, p);
   } else {
+    std::vector<std::string> names;
     for (auto& l : model_layer_shapes(args.model)) {
+      names.push_back(l.name);
+      if (!args.layer.empty() && !qcast::nn::glob_match(args.layer, l.name)) continue;
       if (!layer_has_macs(l)) {
         skipped.push_back(l.name + " (" + l.op + ")");
         continue;
       }
       problems.emplace_back(l.name, layer_problem(l));
+    }
+    if (problems.empty() && !args.layer.empty()) {
+      std::string list;
+      for (auto& n : names) list += " " + n;
+      throw qcast::Error("--layer '" + args.layer + "' matches no layer with MACs of " + args.model + "; its layers are:" + list);
     }
     if (problems.empty()) throw qcast::Error(args.model + ": no layer with MACs (conv, gemm, matmul)");
   }
@@ -251,6 +291,7 @@ void run_cost(const CostArgs& args) {
     tl.push_back({{"name", arch.arith.name}, {"energy_pj", mac}, {"traffic_bytes", 0}});
     j["total"] = {{"computes", computes}, {"cycles", cycles}, {"energy_pj", energy}, {"levels", tl}};
     j["skipped"] = skipped;
+    j["ranking"] = ranking_json(results, energy, cycles);
     std::cout << qcast::cli::json_text(j, 2) << "\n";
     return;
   }
@@ -265,6 +306,7 @@ void run_cost(const CostArgs& args) {
     std::cout << "   " << std::left << std::setw(16) << arch.levels[i].name << std::right << std::setw(16) << fmt(lvl_e[i])
               << std::setw(18) << fmt(lvl_t[i], 0) << "\n";
   std::cout << "   " << std::left << std::setw(16) << arch.arith.name << std::right << std::setw(16) << fmt(mac) << "\n";
+  if (results.size() > 1) print_ranking(std::cout, results, energy, cycles);
   if (!skipped.empty()) {
     std::cout << "   skipped (no MACs):";
     for (auto& s : skipped) std::cout << " " << s;
@@ -282,6 +324,7 @@ qcast::cli::Registrar reg("cost", [](CLI::App& root) {
   sub->add_option("--model", args->model,
                   "a model (ONNX, llama2.c, HF directory, GGUF; recognised by content) or the layer JSON of `qcast inspect --json`")
       ->check(CLI::ExistingPath);
+  sub->add_option("--layer", args->layer, "with --model: only the layers whose names match this glob (names as inspect / eval / recipes use them)");
   sub->add_option("--recipe", args->recipe, "number formats: a name (int8, mxfp4, ...) or a JSON/YAML file {weights, activations}");
   sub->add_option("--map", args->map, "mapping YAML (Timeloop format) for --problem")->check(CLI::ExistingFile);
   sub->add_option("--constraints", args->constraints, "Timeloop mapspace-constraints YAML for the search (added to the architecture's own)")

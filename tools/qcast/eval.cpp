@@ -15,7 +15,9 @@
 #include "command.hpp"
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
+#include "qcast/nn/classify.hpp"
 #include "qcast/nn/dataset.hpp"
+#include "qcast/nn/logits.hpp"
 #include "qcast/nn/llama.hpp"
 #include "qcast/nn/onnx.hpp"
 #include "qcast/progress.hpp"
@@ -37,15 +39,11 @@ struct Args {
 
 using Clock = std::chrono::steady_clock;
 
-nlohmann::json recipe_json(const nn::Recipe& r) {
-  auto f = [](const std::string& s) { return s.empty() ? std::string("fp32") : s; };
-  return {{"weights", f(r.weights)}, {"activations", f(r.acts)}, {"act_observer", r.act_observer.empty() ? "dynamic" : r.act_observer},
-          {"kv_cache", f(r.kv)}};
-}
-
 /// Calibrates the static activation scales of a freshly loaded model (nothing to do without any).
 void calibrate(const Args& a, const nn::Recipe& recipe, ptq::Model& pm) {
   if (!recipe.has_static_acts()) return;
+  // A recipe that carries calibrated ranges (quantize --save-recipe) needs no calibration data.
+  if (a.calib.spec.empty() && !recipe.act_ranges.empty()) return;
   if (a.calib.spec.empty())
     throw Error("static activations (an activation observer in the recipe or --act-observer) need calibration data: --calib SPEC "
                 "(e.g. mnist:DIR, text:FILE)");
@@ -76,39 +74,23 @@ void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j)
   if (want.empty()) throw Error(a.model + ": the model input has no batch dimension");
   nn::ImageSet s = nn::load_images(d, Shape(want.begin() + 1, want.end()), a.limit > 0 ? a.limit : -1);
   const std::int64_t n = s.size();
-  const std::int64_t per = s.sample_numel();
-  std::int64_t correct = 0;
-  double nll = 0;
   Progress bar("eval", n);
   const auto t0 = Clock::now();
-  for (std::int64_t b = 0; b < n; b += a.batch) {
-    const std::int64_t bs = std::min(a.batch, n - b);
-    Shape xs = s.sample_shape;
-    xs.insert(xs.begin(), bs);
-    nn::Value x = nn::Value::floats(xs);
-    std::copy(s.data.begin() + b * per, s.data.begin() + (b + bs) * per, x.f->begin());
-    auto out = g.run({x}, a.threads);
-    const nn::Value& y = out[0];
-    if (y.shape.size() != 2 || y.shape[0] != bs) throw Error(a.model + ": expected logits [batch, classes], got " + shape_str(y.shape));
-    const std::int64_t C = y.shape[1];
-    for (std::int64_t i = 0; i < bs; ++i) {
-      const float* lg = y.fp() + i * C;
-      const std::int64_t arg = std::max_element(lg, lg + C) - lg;
-      const std::int64_t lab = s.label(b + i, C);
-      if (arg == lab) ++correct;
-      double mx = lg[arg], z = 0;
-      for (std::int64_t k = 0; k < C; ++k) z += std::exp(static_cast<double>(lg[k]) - mx);
-      nll += -(lg[lab] - mx - std::log(z));
-    }
-    bar.advance(bs);
-  }
+  std::int64_t shown = 0;
+  const nn::ClassifyResult r = nn::classify(g, s, a.batch, a.threads, a.model, [&](const nn::ClassifyResult& so_far) {
+    char fig[32];
+    std::snprintf(fig, sizeof fig, "acc %.4f", so_far.accuracy());
+    bar.set_figure(fig);
+    bar.advance(so_far.samples - shown);
+    shown = so_far.samples;
+  });
   bar.finish();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   j["task"] = "classification";
   j["samples"] = n;
-  j["correct"] = correct;
-  j["accuracy"] = n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
-  j["nll"] = n ? nll / static_cast<double>(n) : 0.0;
+  j["correct"] = r.correct;
+  j["accuracy"] = r.accuracy();
+  j["nll"] = r.mean_nll();
   j["seconds"] = secs;
   j["samples_per_second"] = secs > 0 ? static_cast<double>(n) / secs : 0.0;
   j["batch"] = a.batch;
@@ -139,7 +121,12 @@ void eval_lm(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
   if (stories.empty()) throw Error(d.path_of(d.text) + ": no stories (text separated by <|endoftext|>)");
   Progress bar("eval", static_cast<std::int64_t>(stories.size()));
   const auto t0 = Clock::now();
-  auto r = nn::perplexity(m, tok, stories, a.threads, [&] { bar.advance(1); });
+  auto r = nn::perplexity(m, tok, stories, a.threads, [&](const nn::PerplexityResult& so_far) {
+    char fig[32];
+    std::snprintf(fig, sizeof fig, "ppl %.4g", so_far.perplexity());
+    bar.set_figure(fig);
+    bar.advance(1);
+  });
   bar.finish();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   j["task"] = "language-model";
@@ -175,7 +162,7 @@ void run(Args a) {
   nlohmann::json j;
   j["model"] = a.model;
   j["data"] = a.data;
-  j["recipe"] = recipe_json(recipe);
+  j["recipe"] = nlohmann::json::parse(nn::recipe_to_json(recipe));
   if (a.packed) j["quantize_method"] = method;
   if (!a.packed && recipe.has_static_acts())
     j["calibration"] = {{"data", a.calib.spec}, {"samples", a.calib.samples}, {"offset", a.calib.offset}};

@@ -7,13 +7,14 @@
 #include "command.hpp"
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
+#include "qcast/ptq/model.hpp"
 #include "qcast/nn/llama.hpp"
 
 namespace qcast::cli {
 namespace {
 
 struct Args {
-  std::string model, tokenizer, prompt;
+  std::string model, tokenizer, prompt, base_model;
   int steps = 256;
   float temperature = 0.0f;
   std::uint64_t seed = 0;
@@ -22,10 +23,21 @@ struct Args {
 };
 
 void run(const Args& a) {
-  model_kind(a.model, "generate", {FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf}, "llama2.c, HF and GGUF language models");
-  nn::Llama m = nn::load_llama(a.model);
-  warn(m.apply_recipe(a.q.get()));
-  nn::Tokenizer tok = nn::load_tokenizer_for(a.model, a.tokenizer, m.cfg.vocab_size);
+  const FileKind kind = model_kind(a.model, "generate", {FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf, FileKind::QcastQuantized},
+                                   "llama2.c, HF and GGUF language models and qcast quantize outputs of them");
+  nn::Llama m;
+  std::string base = a.model;  // where the tokenizer is looked for
+  if (kind == FileKind::QcastQuantized) {
+    refuse_recipe_flags_for_quantized(a.model, a.q);
+    ptq::Model pm = ptq::load_quantized(a.model, a.base_model);
+    if (pm.is_graph) throw Error(a.model + " is a quantized graph model (" + pm.path + "); generate takes language models");
+    m = std::move(pm.llama);
+    base = pm.path;
+  } else {
+    m = nn::load_llama(a.model);
+    warn(m.apply_recipe(a.q.get()));
+  }
+  nn::Tokenizer tok = nn::load_tokenizer_for(base, a.tokenizer, m.cfg.vocab_size);
   const std::uint64_t seed = a.seed ? a.seed : static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   std::vector<int> toks;
   const auto t0 = std::chrono::steady_clock::now();
@@ -45,7 +57,8 @@ void run(const Args& a) {
 Registrar reg("generate", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
   auto* sub = root.add_subcommand("generate", "generate text with a LLaMA model (fp32 or fake-quantized), llama2.c sampling");
-  sub->add_option("model", a->model, "llama2.c .bin, Hugging Face LLaMA directory or GGUF (llama); recognized by content")->required();
+  sub->add_option("model", a->model, "llama2.c .bin, Hugging Face LLaMA directory, GGUF (llama) or a qcast quantize output of one; recognized by content")->required();
+  sub->add_option("--base-model", a->base_model, "for a qcast quantize output: the base model, if it moved since quantize wrote the file");
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin); default: a GGUF model's own, else tok<vocab>.bin beside the model");
   sub->add_option("--prompt", a->prompt, "prompt text (default: empty)");
   sub->add_option("--steps", a->steps, "number of positions (prompt included), at most seq_len")->check(CLI::Range(1, 1 << 20))->capture_default_str();

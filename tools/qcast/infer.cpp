@@ -8,6 +8,7 @@
 #include "command.hpp"
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
+#include "qcast/ptq/model.hpp"
 #include "qcast/file.hpp"
 #include "qcast/io.hpp"
 #include "qcast/tensor_files.hpp"
@@ -17,7 +18,7 @@ namespace qcast::cli {
 namespace {
 
 struct Args {
-  std::string model, input, output;
+  std::string model, input, output, base_model;
   RecipeFlags q;
   int repeat = 1;
   bool json = false;
@@ -25,13 +26,21 @@ struct Args {
 };
 
 void run(const Args& a) {
-  model_kind(a.model, "infer", {FileKind::Onnx}, "ONNX models");
+  const FileKind kind = model_kind(a.model, "infer", {FileKind::Onnx, FileKind::QcastQuantized}, "ONNX models and qcast quantize outputs of them");
   if (!a.output.empty()) {  // the output's type and place are checked before the model runs
     (void)is_npy_path(a.output);
     check_output_path(a.output, "--output");
   }
-  nn::Graph g = nn::load_onnx(a.model);
-  warn(nn::apply_recipe(g, a.q.get(), a.threads));
+  nn::Graph g;
+  if (kind == FileKind::QcastQuantized) {
+    refuse_recipe_flags_for_quantized(a.model, a.q);
+    ptq::Model pm = ptq::load_quantized(a.model, a.base_model);
+    if (!pm.is_graph) throw Error(a.model + " is a quantized language model (" + pm.path + "); infer takes graph models (use eval or generate)");
+    g = std::move(pm.graph);
+  } else {
+    g = nn::load_onnx(a.model);
+    warn(nn::apply_recipe(g, a.q.get(), a.threads));
+  }
   nn::Value x = nn::Value::from_tensor(read_npy(a.input));
   if (x.shape.empty()) throw Error(a.input + ": expected a batch of inputs");
   std::vector<nn::Value> out;
@@ -59,7 +68,8 @@ void run(const Args& a) {
 Registrar reg("infer", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
   auto* sub = root.add_subcommand("infer", "run an ONNX model on a .npy batch (fp32 or fake-quantized); report throughput");
-  sub->add_option("model", a->model, "ONNX model")->required();
+  sub->add_option("model", a->model, "ONNX model, or a qcast quantize output of one; recognized by content")->required();
+  sub->add_option("--base-model", a->base_model, "for a qcast quantize output: the base model, if it moved since quantize wrote the file");
   sub->add_option("input", a->input, ".npy input batch [N, ...]")->required();
   sub->add_option("-o,--output", a->output, "write the first output as .npy or .safetensors (by extension)");
   a->q.add(sub);

@@ -4,10 +4,12 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "command.hpp"
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
+#include "qcast/ptq/model.hpp"
 #include "qcast/format.hpp"
 #include "qcast/gguf.hpp"
 #include "qcast/nn/llama.hpp"
@@ -17,7 +19,7 @@ namespace qcast::cli {
 namespace {
 
 struct Args {
-  std::string model;
+  std::string model, base_model;
   bool json = false;
   std::int64_t batch = 1;
   std::string formats = "fp32,bf16,mxfp8,mxfp6_e2m3,mxfp4,mxint8,nvfp4";
@@ -53,10 +55,18 @@ void run(const Args& a) {
   nlohmann::json j;
   j["model"] = a.model;
   std::vector<std::string> skipped;
-  const FileKind kind = model_kind(a.model, "inspect", {FileKind::Onnx, FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf},
-                                   "ONNX, llama2.c, HF and GGUF models");
-  if (kind == FileKind::Onnx) {
-    nn::Graph g = nn::load_onnx(a.model);
+  const FileKind kind = model_kind(a.model, "inspect", {FileKind::Onnx, FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf, FileKind::QcastQuantized},
+                                   "ONNX, llama2.c, HF and GGUF models and qcast quantize outputs");
+  std::optional<ptq::Model> packed;  // a qcast quantize output: its base model, with what quantize did
+  if (kind == FileKind::QcastQuantized) {
+    std::string method;
+    nn::Recipe recipe;
+    packed = ptq::load_quantized(a.model, a.base_model, &method, &recipe);
+    j["quantized"] = {{"base_model", packed->path}, {"method", method}, {"recipe", nlohmann::json::parse(nn::recipe_to_json(recipe))}};
+    if (!a.json) std::printf("%s: qcast quantize output (%s) of %s\n", a.model.c_str(), method.c_str(), packed->path.c_str());
+  }
+  if (packed ? packed->is_graph : kind == FileKind::Onnx) {
+    nn::Graph g = packed ? std::move(packed->graph) : nn::load_onnx(a.model);
     auto layers = nn::layer_info(g, a.batch);
     j["kind"] = "onnx";
     j["batch"] = a.batch;
@@ -97,7 +107,7 @@ void run(const Args& a) {
       }
     }
   } else {
-    nn::Llama m = nn::load_llama(a.model);
+    nn::Llama m = packed ? std::move(packed->llama) : nn::load_llama(a.model);
     const auto& c = m.cfg;
     j["kind"] = "llama";
     j["config"] = {{"dim", c.dim}, {"hidden_dim", c.hidden_dim}, {"n_layers", c.n_layers}, {"n_heads", c.n_heads},
@@ -157,7 +167,8 @@ void run(const Args& a) {
 Registrar reg("inspect", [](CLI::App& root) {
   auto a = std::make_shared<Args>();
   auto* sub = root.add_subcommand("inspect", "show a model's layers, shapes, parameters, MACs and weight bytes per format");
-  sub->add_option("model", a->model, "ONNX file, llama2.c .bin, Hugging Face LLaMA directory, or GGUF (llama); recognized by content")->required();
+  sub->add_option("model", a->model, "ONNX file, llama2.c .bin, Hugging Face LLaMA directory, GGUF (llama), or a qcast quantize output; recognized by content")->required();
+  sub->add_option("--base-model", a->base_model, "for a qcast quantize output: the base model, if it moved since quantize wrote the file");
   sub->add_flag("--json", a->json, "print one JSON object (per-layer N C M P Q R S H W stride dilation groups for cost models)");
   sub->add_option("--batch", a->batch, "batch size for shapes and MACs (ONNX)")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   sub->add_option("--formats", a->formats, "comma-separated formats for the weight-bytes summary")->capture_default_str();

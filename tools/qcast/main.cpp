@@ -11,6 +11,7 @@
 #include "command.hpp"
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
+#include "qcast/progress.hpp"
 
 namespace qcast::cli {
 
@@ -125,6 +126,10 @@ int main(int argc, char** argv) {
   auto& reg = qcast::cli::registry();
   std::sort(reg.begin(), reg.end(), [](auto& a, auto& b) { return a.first < b.first; });
   for (auto& [name, setup] : reg) setup(app);
+  // Every command takes --quiet: no progress bars (they are drawn only on a terminal anyway).
+  for (CLI::App* sub : app.get_subcommands({}))
+    if (!sub->get_option_no_throw("--quiet"))
+      sub->add_flag_callback("--quiet,-q", [] { qcast::Progress::set_enabled(false); }, "no progress bars");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

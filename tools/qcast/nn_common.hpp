@@ -47,6 +47,13 @@ struct RecipeFlags {
   }
 };
 
+/// A `qcast quantize` output carries its own recipe and calibrated scales: recipe flags do not apply to it.
+inline void refuse_recipe_flags_for_quantized(const std::string& path, const RecipeFlags& q) {
+  if (!q.recipe.empty() || !q.weights.empty() || !q.acts.empty() || !q.kv.empty() || !q.act_observer.empty())
+    throw Error(path + " is a quantized model with its own recipe (and calibrated scales); --recipe/--weights/--acts/--kv/"
+                "--act-observer do not apply");
+}
+
 inline void warn(const std::string& w) {
   if (!w.empty()) std::cerr << "qcast: " << w << "\n";
 }

@@ -1,4 +1,6 @@
-// qcast stats IN --format F: per-tensor quantization error (MSE, SQNR, max abs error, clipped, flushed).
+// qcast stats IN -f F [-f G ...]: per-tensor quantization error (MSE, SQNR, max abs error, clipped, flushed).
+// Weights of rank > 2 (conv [M, C, kh, kw]) are viewed as [out, in] = [M, C*kh*kw], as eval, quantize and
+// study quantize them, so the formats rank alike in every command; --keep-shape quantizes the array as stored.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -16,7 +18,8 @@ namespace {
 struct StatsArgs {
   std::string in, tensors;
   QuantFlags q;
-  bool json = false;
+  std::vector<std::string> formats;
+  bool json = false, keep_shape = false;
 };
 
 nlohmann::ordered_json to_json(const std::string& name, const Shape& shape, const QuantStats& s) {
@@ -26,8 +29,16 @@ nlohmann::ordered_json to_json(const std::string& name, const Shape& shape, cons
           {"max_abs_err", s.max_abs_err}, {"frac_clipped", s.frac_clipped()}, {"frac_flushed", s.frac_flushed()}};
 }
 
+// The [out, in] view of a weight (rank > 2 only; vectors and matrices stay as they are).
+Shape weight_view(const Shape& s) {
+  if (s.size() <= 2) return s;
+  const std::int64_t out = s[0], n = shape_numel(s);
+  return {out, out ? n / out : 0};
+}
+
 void run(const StatsArgs& a) {
-  const Format f = Format::parse(a.q.format);
+  std::vector<Format> formats;
+  for (const auto& name : a.formats) formats.push_back(Format::parse(name));
   const QuantOptions opt = a.q.options();
   std::vector<std::pair<std::string, Tensor>> inputs;
   if (is_npy_path(a.in)) {
@@ -39,29 +50,41 @@ void run(const StatsArgs& a) {
       if (is_float_tensor(nt.tensor) && name_matches(a.tensors, nt.name)) inputs.emplace_back(nt.name, nt.tensor.to_f32());
     if (inputs.empty()) throw Error("no floating-point tensor of '" + a.in + "' matched '" + a.tensors + "'");
   }
-  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-  QuantStats total;
-  if (!a.json)
-    std::printf("%-32s %14s %10s %12s %10s %10s\n", "tensor", "MSE", "SQNR dB", "max |err|", "clipped", "flushed");
-  for (auto& [name, t] : inputs) {
-    QuantStats s;
-    try {
-      s = quant_stats(f, t.f32(), t.shape, opt);
-    } catch (const Error& e) {
-      throw Error("tensor '" + name + "': " + e.what());
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
+  for (const Format& f : formats) {
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    QuantStats total;
+    if (!a.json) {
+      if (formats.size() > 1) std::printf("%s%s (%.4g bits per element)\n", &f == &formats.front() ? "" : "\n", f.name().c_str(), f.bits_per_element());
+      std::printf("%-32s %14s %10s %12s %10s %10s\n", "tensor", "MSE", "SQNR dB", "max |err|", "clipped", "flushed");
     }
-    total.merge(s);
-    if (a.json) rows.push_back(to_json(name, t.shape, s));
-    else std::printf("%-32s %14.6g %10.3f %12.6g %9.4f%% %9.4f%%\n", printable(name).c_str(), s.mse(), s.sqnr_db(), s.max_abs_err,
-                     100 * s.frac_clipped(), 100 * s.frac_flushed());
+    for (auto& [name, t] : inputs) {
+      const Shape view = a.keep_shape ? t.shape : weight_view(t.shape);
+      QuantStats s;
+      try {
+        s = quant_stats(f, t.f32(), view, opt);
+      } catch (const Error& e) {
+        throw Error("tensor '" + name + "': " + e.what());
+      }
+      total.merge(s);
+      if (a.json) {
+        auto row = to_json(name, t.shape, s);
+        row["view"] = view;
+        rows.push_back(row);
+      } else {
+        std::printf("%-32s %14.6g %10.3f %12.6g %9.4f%% %9.4f%%\n", printable(name).c_str(), s.mse(), s.sqnr_db(), s.max_abs_err,
+                    100 * s.frac_clipped(), 100 * s.frac_flushed());
+      }
+    }
+    if (a.json) {
+      results.push_back({{"format", f.name()}, {"bits_per_element", f.bits_per_element()}, {"tensors", rows}, {"total", to_json("*", {}, total)}});
+    } else if (inputs.size() > 1) {
+      std::printf("%-32s %14.6g %10.3f %12.6g %9.4f%% %9.4f%%\n", "(all)", total.mse(), total.sqnr_db(), total.max_abs_err,
+                  100 * total.frac_clipped(), 100 * total.frac_flushed());
+    }
   }
-  if (a.json) {
-    std::cout << json_output(nlohmann::ordered_json{{"format", f.name()}, {"bits_per_element", f.bits_per_element()}, {"tensors", rows},
-                                        {"total", to_json("*", {}, total)}}, 1) << "\n";
-  } else if (inputs.size() > 1) {
-    std::printf("%-32s %14.6g %10.3f %12.6g %9.4f%% %9.4f%%\n", "(all)", total.mse(), total.sqnr_db(), total.max_abs_err,
-                100 * total.frac_clipped(), 100 * total.frac_flushed());
-  }
+  // schema 2: one entry of `results` per --format (schema 1 had a single format's keys at the top level).
+  if (a.json) std::cout << json_output(nlohmann::ordered_json{{"schema", 2}, {"results", results}}, 1) << "\n";
 }
 
 Registrar reg("stats", [](CLI::App& app) {
@@ -70,7 +93,8 @@ Registrar reg("stats", [](CLI::App& app) {
   sub->add_option("IN", args->in, ".npy or .safetensors")->required();
   sub->add_option("--tensors", args->tensors, "only tensors whose names match this glob");
   sub->add_flag("--json", args->json, "print JSON");
-  add_quant_flags(sub, args->q);
+  sub->add_flag("--keep-shape", args->keep_shape, "quantize arrays of rank > 2 as stored (blocks along the last axis, kw for a conv) instead of as [out, in] weights");
+  add_quant_flags(sub, args->q, true, &args->formats);
   sub->callback([args] { run(*args); });
 });
 
