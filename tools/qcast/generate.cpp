@@ -19,12 +19,13 @@ struct Args {
   std::uint64_t seed = 0;
   RecipeFlags q;
   bool json = false;
+  int threads = 1;
 };
 
 void run(const Args& a) {
   model_kind(a.model, "generate", {FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf}, "llama2.c, HF and GGUF language models");
   nn::Llama m = nn::load_llama(a.model);
-  warn(m.apply_recipe(a.q.get()));
+  warn(m.apply_recipe(a.q.get(), a.threads));  // quantizing the weights is the parallel part
   nn::Tokenizer tok = nn::load_tokenizer_for(a.model, a.tokenizer, m.cfg.vocab_size);
   const std::uint64_t seed = a.seed ? a.seed : static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   std::vector<int> toks;
@@ -53,6 +54,7 @@ Registrar reg("generate", [](CLI::App& root) {
   add_seed_option(sub, a->seed, "random seed for sampling (default: time)");
   a->q.add(sub);
   sub->add_flag("--json", a->json, "print one JSON object");
+  add_threads_flag(sub, a->threads);
   sub->callback([a] { run(*a); });
 });
 
