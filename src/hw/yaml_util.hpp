@@ -79,8 +79,26 @@ inline std::string expand_includes(const std::string& text, const std::string& p
 
 /// Resolves YAML merge keys: `<<` (shallow, YAML 1.1) and Timeloop's `<<<` (deep merge) in maps, as
 /// Timeloop's front end does (yaml-cpp keeps them as ordinary keys).
+/// Whether a merge key ('<<' or '<<<') occurs anywhere in `n`.
+inline bool has_merges(const YAML::Node& n, int depth = 0) {
+  if (depth > 256) throw Error("YAML nested more than 256 deep");
+  if (n.IsSequence()) {
+    for (auto x : n)
+      if (has_merges(x, depth + 1)) return true;
+  } else if (n.IsMap()) {
+    for (auto it : n) {
+      if (it.first.IsScalar() && (it.first.Scalar() == "<<" || it.first.Scalar() == "<<<")) return true;
+      if (has_merges(it.second, depth + 1)) return true;
+    }
+  }
+  return false;
+}
+
 inline YAML::Node resolve_merges(const YAML::Node& n, int depth = 0) {
   if (depth > 256) throw Error("YAML nested more than 256 deep");
+  // A subtree without merge keys is returned as it is, so that its nodes keep their line numbers for
+  // messages (the rebuilt nodes below have none).
+  if (depth == 0 && !has_merges(n)) return n;
   if (n.IsSequence()) {
     YAML::Node out(YAML::NodeType::Sequence);
     out.SetTag(n.Tag());

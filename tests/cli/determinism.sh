@@ -132,8 +132,8 @@ case_ quantize-lenet-gptq-actorder threads quantize "$LENET" --method gptq --act
 case_ quantize-lenet-static threads quantize "$LENET" --method gptq --weights int8@fp32/ch0 --acts int8@fp32/tensor --act-observer minmax --calib "$MNIST" \
   --data-root "$S/data/mnist" --calib-samples 48 --quiet --out @O@/q.safetensors --report @O@/r.json
 sq=(--weights int4@fp16/g32 --tokenizer "$TOK" --calib "$TEXT" --calib-samples 4 --calib-tokens 64 --quiet)
-for m in rtn search gptq ed rotate+gptq lowrank mixed@5 quarot+rtn quarot+gptq; do
-  case_ "quantize-stories-$m" threads quantize "$STORIES" --method "$m" "${sq[@]}" --out @O@/q.safetensors --report @O@/r.json
+for m in rtn search gptq ed rotate+gptq lowrank mixed@5 quarot+rtn quarot+gptq; do  # mixed: two candidates keep it short
+  case_ "quantize-stories-$m" threads quantize "$STORIES" --method "$m" "${sq[@]}" --mixed-formats mxfp4,int8@fp16/g32 --out @O@/q.safetensors --report @O@/r.json
 done
 case_ quantize-stories-gguf threads quantize "$STORIES" --method gptq --weights q4_0 --tokenizer "$TOK" --calib "$TEXT" \
   --calib-samples 4 --calib-tokens 64 --quiet --out @O@/q.gguf

@@ -75,7 +75,7 @@ TEST(HwYamlMessages, MappingFactorOfAListNamesTheKeyAndLine) {
   const Problem p = Problem::from_yaml_text(kProb);
   const Architecture a = Architecture::from_yaml_text(kArch);
   expect_clear(error_of([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    factors: {R: [1, 3]}", p, a, "m.yaml"); }),
-               "m.yaml: mapping entry 0: factors: the factor of 'R' (line 3, column 18) must be a single number");
+               "m.yaml: mapping entry for 'Buffer': factors: the factor of 'R' (line 3, column 18) must be a single number");
 }
 
 TEST(HwYamlMessages, ConstraintFactorOfAMapNamesTheKey) {
