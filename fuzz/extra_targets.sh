@@ -7,3 +7,21 @@ targets[llama2c]="fuzz/llama2c_fuzz.cpp src/nn/llama.cpp src/nn/llama_gguf.cpp s
 targets[gguf]="fuzz/gguf_fuzz.cpp $gguf_io $nn_core"
 extra_libs[gguf]="-lyaml-cpp"
 extra_libs[llama2c]="-lyaml-cpp"
+
+# Inputs beyond the file readers (issue 19): the hardware YAML readers, the reuse loop-nest text, the
+# format-name parser, recipes, dataset specs and the packed-metadata reader.
+fmt_core="src/format/element.cpp src/format/format.cpp src/format/named.cpp src/format/groups.cpp src/kernels/quantize.cpp src/kernels/reference.cpp src/kernels/packing.cpp src/kernels/thread_pool.cpp fuzz/reference_only.cpp"
+targets[hw_yaml]="fuzz/hw_yaml_fuzz.cpp src/hw/arch.cpp src/hw/problem.cpp src/hw/mapping.cpp src/hw/analysis.cpp src/hw/mapper.cpp src/format/element.cpp src/format/format.cpp src/format/named.cpp src/format/groups.cpp"
+extra_libs[hw_yaml]="-lyaml-cpp"
+targets[reuse]="fuzz/reuse_fuzz.cpp src/hw/reuse.cpp"
+targets[format_name]="fuzz/format_name_fuzz.cpp $fmt_core"
+targets[recipe]="fuzz/recipe_fuzz.cpp $nn_core"
+extra_libs[recipe]="-lyaml-cpp"
+# src/*/dataset.cpp: the dataset reader is moving from src/io to src/nn.
+targets[dataset_spec]="fuzz/dataset_spec_fuzz.cpp $(echo src/*/dataset.cpp) src/io/npy.cpp $nn_core"
+extra_libs[dataset_spec]="-lyaml-cpp -lz"
+targets[packed]="fuzz/packed_fuzz.cpp src/io/packed.cpp src/io/safetensors.cpp $fmt_core"
+# Seed folders gathered at run time (files referenced where they live, never copied into fuzz/seeds).
+seed_globs[hw_yaml]="examples/arch/*.yaml examples/problems/*.yaml ../shared/conformance/timeloop/*/*/*.yaml ../shared/conformance/timeloop-designs/*/*.yaml ../shared/conformance/timeloop-designs/_include/*.yaml ../shared/conformance/timeloop-designs/_components/*.yaml"
+seed_globs[recipe]="examples/recipes/*"
+seed_globs[dataset_spec]="examples/data/*.yaml"

@@ -104,7 +104,13 @@ std::vector<std::pair<std::string, std::int64_t>> factor_list(const YAML::Node& 
     for (auto x : n)
       for (auto& w : detail::split_words(detail::as_str(x, where, "factors"))) words.push_back(w);
   } else if (n.IsMap()) {
-    for (auto it : n) words.push_back(it.first.as<std::string>() + "=" + it.second.as<std::string>());
+    for (auto it : n) {
+      const std::string dim = detail::as_str(it.first, where, "factors: a dimension name");
+      if (!it.second.IsScalar())
+        throw Error(where + ": factors: the factor of '" + dim + "'" + detail::at_line(it.second.Mark()) +
+                    " must be a single number (e.g. {" + dim + ": 3}), found a list or a mapping");
+      words.push_back(dim + "=" + it.second.as<std::string>());
+    }
   } else {
     throw Error(where + ": 'factors' must be a string like \"R=1 S=1\" or a list");
   }
@@ -195,7 +201,10 @@ struct ArchBuilder {
         continue;
       }
       if (!n["name"]) throw Error(where + " has no 'name' (tag '" + tag + "')");
-      auto [name, range] = split_name(detail::as_str(n["name"], source, "name"), source);
+      // Plain variables, not a structured binding: lambdas below capture `name` (clang 14, the fuzz build, cannot capture bindings).
+      const auto name_and_range = split_name(detail::as_str(n["name"], source, "name"), source);
+      const std::string& name = name_and_range.first;
+      const std::int64_t range = name_and_range.second;
       where = source + ": node '" + name + "'";
       bool container;
       if (tag == "!Container" || tag == "!Hierarchical")
@@ -341,7 +350,7 @@ Architecture Architecture::from_yaml_text(const std::string& text, const std::st
   a.apply_builtin("horowitz", bits, bits);
   return a;
 } catch (const YAML::Exception& e) {
-  throw Error(source + ": malformed YAML: " + e.what());
+  throw detail::yaml_error(source, e, "architecture");
 }
 
 std::vector<std::string> Architecture::apply_constraints_file(const std::string& path) {
@@ -387,7 +396,7 @@ std::vector<std::string> Architecture::apply_constraints_text(const std::string&
   }
   return notes;
 } catch (const YAML::Exception& e) {
-  throw Error(source + ": malformed YAML: " + e.what());
+  throw detail::yaml_error(source, e, "mapspace constraints");
 }
 
 void Architecture::apply_ert_file(const std::string& path) { apply_ert_text(detail::read_text(path, "ERT"), path); }
@@ -436,7 +445,7 @@ void Architecture::apply_ert_text(const std::string& text, const std::string& so
   arith.energy.compute = c;
   arith.energy.source = "ERT";
 } catch (const YAML::Exception& e) {
-  throw Error(source + ": malformed YAML: " + e.what());
+  throw detail::yaml_error(source, e, "ERT");
 }
 
 double mac_energy_pj(double wbits, double abits, bool floating) {

@@ -65,7 +65,7 @@ MapperSettings read_mapper_yaml_text(const std::string& text, const std::string&
   }
   return s;
 } catch (const YAML::Exception& e) {
-  throw Error(source + ": malformed YAML: " + e.what());
+  throw detail::yaml_error(source, e, "mapper settings");
 }
 
 namespace {

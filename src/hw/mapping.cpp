@@ -92,7 +92,13 @@ Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const
         } else if (fn.IsSequence()) {
           for (auto x : fn) add_words(detail::as_str(x, source, "factors"));
         } else if (fn.IsMap()) {
-          for (auto it : fn) kv.emplace_back(it.first.as<std::string>(), it.second.as<std::string>());
+          for (auto it : fn) {
+            const std::string dim = detail::as_str(it.first, where, "factors: a dimension name");
+            if (!it.second.IsScalar())
+              throw Error(where + ": factors: the factor of '" + dim + "'" + detail::at_line(it.second.Mark()) +
+                          " must be a single number (e.g. {" + dim + ": 3}), found a list or a mapping");
+            kv.emplace_back(dim, it.second.as<std::string>());
+          }
         } else {
           throw Error(where + ": 'factors' must be a string like \"R=3 P=16\" or a map");
         }
@@ -173,7 +179,7 @@ Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const
   if (!why.empty()) throw Error(source + ": " + why);
   return m;
 } catch (const YAML::Exception& e) {
-  throw Error(source + ": malformed YAML: " + e.what());
+  throw detail::yaml_error(source, e, "mapping");
 }
 
 std::string Mapping::check(const Problem& p, const Architecture& a) const {

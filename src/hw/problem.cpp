@@ -180,7 +180,7 @@ Problem Problem::from_yaml_text(const std::string& text, const std::string& sour
   p.check_sizes(source);
   return p;
 } catch (const YAML::Exception& e) {
-  throw Error(source + ": malformed YAML: " + e.what());
+  throw detail::yaml_error(source, e, "problem");
 }
 
 // ---------------------------------------------------------------------------------------------

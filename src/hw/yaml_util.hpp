@@ -79,8 +79,26 @@ inline std::string expand_includes(const std::string& text, const std::string& p
 
 /// Resolves YAML merge keys: `<<` (shallow, YAML 1.1) and Timeloop's `<<<` (deep merge) in maps, as
 /// Timeloop's front end does (yaml-cpp keeps them as ordinary keys).
+/// Whether a merge key ('<<' or '<<<') occurs anywhere in `n`.
+inline bool has_merges(const YAML::Node& n, int depth = 0) {
+  if (depth > 256) throw Error("YAML nested more than 256 deep");
+  if (n.IsSequence()) {
+    for (auto x : n)
+      if (has_merges(x, depth + 1)) return true;
+  } else if (n.IsMap()) {
+    for (auto it : n) {
+      if (it.first.IsScalar() && (it.first.Scalar() == "<<" || it.first.Scalar() == "<<<")) return true;
+      if (has_merges(it.second, depth + 1)) return true;
+    }
+  }
+  return false;
+}
+
 inline YAML::Node resolve_merges(const YAML::Node& n, int depth = 0) {
   if (depth > 256) throw Error("YAML nested more than 256 deep");
+  // A subtree without merge keys is returned as it is, so that its nodes keep their line numbers for
+  // messages (the rebuilt nodes below have none).
+  if (depth == 0 && !has_merges(n)) return n;
   if (n.IsSequence()) {
     YAML::Node out(YAML::NodeType::Sequence);
     out.SetTag(n.Tag());
@@ -132,11 +150,54 @@ inline YAML::Node resolve_merges(const YAML::Node& n, int depth = 0) {
   return out;
 }
 
+/// "SOURCE:LINE:COLUMN" of a yaml-cpp mark (just SOURCE when yaml-cpp has no position).
+inline std::string yaml_where(const std::string& source, const YAML::Mark& m) {
+  if (m.is_null() || m.line < 0) return source;
+  return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+/// " (line L, column C)" of a node, for messages that already name the file and the entry.
+inline std::string at_line(const YAML::Mark& m) {
+  if (m.is_null() || m.line < 0) return "";
+  return " (line " + std::to_string(m.line + 1) + ", column " + std::to_string(m.column + 1) + ")";
+}
+
+/// A yaml-cpp exception in the user's terms: the file, line and column, the key yaml-cpp was looking up
+/// (when it says), and what the file should have there, instead of yaml-cpp's text about its C++ API
+/// ("operator[] call on a scalar", "bad conversion", "invalid node"). `what` names the document
+/// ("architecture", "problem", "mapping", ...).
+inline Error yaml_error(const std::string& source, const YAML::Exception& e, const std::string& what) {
+  const std::string& msg = e.msg;
+  std::string key;
+  for (const char* pre : {"(key: \"", "first invalid key: \""}) {
+    const auto p = msg.find(pre);
+    if (p == std::string::npos) continue;
+    const auto b = p + std::char_traits<char>::length(pre);
+    const auto q = msg.find('"', b);
+    key = msg.substr(b, q == std::string::npos ? std::string::npos : q - b);
+  }
+  std::string text;
+  if (msg.find("operator[] call on a scalar") != std::string::npos)
+    text = "expected a mapping (key: value lines)" + (key.empty() ? std::string() : " holding '" + key + "'") +
+           ", found a single value";
+  else if (msg.find("bad conversion") != std::string::npos)
+    text = "a value of the wrong kind: expected a single number, name or true/false here, found " +
+           std::string("a list, a mapping or text that is not of the expected type");
+  else if (msg.find("invalid node") != std::string::npos)
+    text = "expected " + (key.empty() ? std::string("a value") : "'" + key + "'") +
+           " inside a mapping, found a list or a single value where the mapping should be";
+  else if (msg.find("call on a sequence") != std::string::npos || msg.find("sequence") != std::string::npos)
+    text = "expected a mapping (key: value lines), found a list";
+  else
+    text = msg;  // yaml-cpp's parser messages ("end of map not found", "illegal map value") are about the text
+  return Error(yaml_where(source, e.mark) + ": " + what + ": " + text);
+}
+
 inline YAML::Node load(const std::string& text, const std::string& source) {
   try {
     return resolve_merges(YAML::Load(text));
   } catch (const YAML::Exception& e) {
-    throw Error(source + ": invalid YAML: " + e.what());
+    throw Error(yaml_where(source, e.mark) + ": invalid YAML: " + e.msg);
   }
 }
 

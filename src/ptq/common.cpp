@@ -223,8 +223,13 @@ double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int
 }
 
 int set_blas_threads(int threads) {
+  // OpenBLAS splits a GEMM / SYRK reduction differently for different thread counts, so the Hessians,
+  // rotations and error sums would change in their last bits with --threads (issue 19's determinism
+  // matrix, tests/cli/determinism.sh: lenet5 gptq, quarot+rtn on stories260K). PTQ therefore keeps BLAS
+  // on one thread and parallelises over rows, groups and layers itself; `threads` is that budget.
+  (void)threads;
   const int prev = blas::get_num_threads();
-  blas::set_num_threads(std::max(1, threads));
+  blas::set_num_threads(1);
   return prev;
 }
 

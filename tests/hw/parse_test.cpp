@@ -78,7 +78,7 @@ TEST(HwParse, ValidInputsParse) {
 }
 
 TEST(HwParse, MalformedProblem) {
-  expect_error([] { Problem::from_yaml_text("problem: [1, 2", "p.yaml"); }, "p.yaml: invalid YAML");
+  expect_error([] { Problem::from_yaml_text("problem: [1, 2", "p.yaml"); }, "p.yaml:1:1: invalid YAML: end of sequence flow not found");
   expect_error([] { Problem::from_yaml_text("shape: {}", "p.yaml"); }, "missing top-level 'problem:'");
   expect_error([] { Problem::from_yaml_text(replace(kProb, "instance: { R: 3, P: 16 }", "instance: { R: 3 }")); },
                "no size for dimension 'P'");
@@ -126,7 +126,7 @@ TEST(HwParse, MalformedMapping) {
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    factors: R=x3", p, a); }, "is not an integer");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    type: sideways", p, a); }, "unknown type 'sideways'");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    factors: {R: [1, 3]}", p, a, "m.yaml"); },
-               "m.yaml: malformed YAML");
+               "m.yaml: mapping entry for 'Buffer': factors: the factor of 'R' (line 3, column 18) must be a single number");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: MainMemory\n    type: bypass\n    bypass: [Weights]", p, a); },
                "outermost level MainMemory must keep Weights");
   expect_error([&] { Mapping::from_yaml_text("mapping:\n  - target: Buffer\n    type: spatial\n    factors: P=2", p, a); },

@@ -12,6 +12,7 @@ namespace {
 
 struct DecodeArgs {
   std::string in, out;
+  int threads = 1;
 };
 
 void run(const DecodeArgs& a) {
@@ -21,7 +22,7 @@ void run(const DecodeArgs& a) {
   for (auto& [name, e] : pf.quantized) {
     auto buf = std::make_shared<std::vector<float>>(static_cast<std::size_t>(shape_numel(e.shape)));
     try {
-      decode(e, buf->data());
+      decode(e, buf->data(), a.threads);
     } catch (const Error& ex) {
       throw Error(a.in + ": tensor '" + name + "': " + ex.what());
     }
@@ -47,6 +48,7 @@ Registrar reg("decode", [](CLI::App& app) {
   auto* sub = app.add_subcommand("decode", "decode a packed .safetensors file (from `qcast encode`) back to float32");
   sub->add_option("IN", args->in, "packed .safetensors")->required();
   sub->add_option("OUT", args->out, ".npy (single tensor) or .safetensors")->required();
+  add_threads_flag(sub, args->threads);
   sub->callback([args] { run(*args); });
 });
 

@@ -20,6 +20,7 @@ struct Args {
   std::uint64_t seed = 0;
   RecipeFlags q;
   bool json = false;
+  int threads = 1;
 };
 
 void run(const Args& a) {
@@ -35,7 +36,7 @@ void run(const Args& a) {
     base = pm.path;
   } else {
     m = nn::load_llama(a.model);
-    warn(m.apply_recipe(a.q.get()));
+    warn(m.apply_recipe(a.q.get(), a.threads));  // quantizing the weights is the parallel part
   }
   nn::Tokenizer tok = nn::load_tokenizer_for(base, a.tokenizer, m.cfg.vocab_size);
   const std::uint64_t seed = a.seed ? a.seed : static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
@@ -66,6 +67,7 @@ Registrar reg("generate", [](CLI::App& root) {
   add_seed_option(sub, a->seed, "random seed for sampling (default: time)");
   a->q.add(sub);
   sub->add_flag("--json", a->json, "print one JSON object");
+  add_threads_flag(sub, a->threads);
   sub->callback([a] { run(*a); });
 });
 

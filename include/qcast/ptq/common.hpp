@@ -69,7 +69,9 @@ double output_error(const float* W, const float* Q, std::int64_t rows, std::int6
 /// Proxy output error tr((W - Q) H (W - Q)^T) for a Hessian / second-moment matrix H [cols, cols].
 double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* H);
 
-/// Sets the number of threads of the BLAS / LAPACK calls (OpenBLAS) and returns the previous value.
+/// Puts the BLAS / LAPACK calls (OpenBLAS) on one thread whatever `threads` is, and returns the previous
+/// count: OpenBLAS's reductions depend on its thread count, and PTQ results must not (PTQ parallelises over
+/// rows, groups and layers itself).
 int set_blas_threads(int threads);
 
 }  // namespace qcast::ptq
