@@ -169,11 +169,53 @@ bool is_float_format(const std::string& format);
 /// Operand formats of a layer. Empty = use each level's datawidth (Timeloop's behaviour).
 struct Precision {
   std::string weights, activations, outputs;  ///< format names; outputs defaults to activations
+  /// The MAC's accumulator (fp32, fp16, bf16, int32, int16, ...); empty = default_accumulator().
+  std::string accumulator;
+  /// Format of partial sums in memory (every level but the backing store's final writes); empty = the
+  /// accumulator's.
+  std::string partial_sums;
   bool empty() const { return weights.empty() && activations.empty(); }
+  /// Bits per element of weights, inputs, or the final outputs (outputs, else activations).
   double bits(Role r) const;
-  /// Parses a recipe: a format name ("int8"), or a JSON/YAML file with {weights, activations[, outputs]}.
+  /// The accumulator actually used (accumulator, else default_accumulator(weights, activations)).
+  std::string accumulator_format() const;
+  /// Bits of a partial sum in memory (partial_sums, else the accumulator's).
+  double psum_bits() const;
+  /// Parses a recipe: a format name ("int8"), or a JSON/YAML file with {weights, activations[, outputs,
+  /// accumulator, partial_sums]}.
   static Precision from_recipe(const std::string& name_or_path);
 };
+
+/// Per-MAC arithmetic energy of a pair of number formats, by component, in pJ at 45 nm (a bit-level
+/// model calibrated on Horowitz, ISSCC 2014; docs/cost.md has the derivation and sources).
+struct MacCost {
+  std::string weights, activations, accumulator;
+  int block = 0;               ///< elements per exact block sum (shared-scale blocks); 0 = none
+  bool fixed_point_block = false;  ///< the block sum is an exact fixed-point adder tree
+  double multiply = 0;   ///< element multiplier: significand array + exponent add
+  double align = 0;      ///< shifting the product into the fixed-point block sum or the accumulator
+  double accumulate = 0; ///< block adder tree and/or accumulator adder (float: alignment + normalisation)
+  double scale = 0;      ///< per block, per MAC: normalising the block sum, combining the block scales
+  double lookup = 0;     ///< codebook decode (nf4): a 2^b-entry multiplexer per element
+  double total() const { return multiply + align + accumulate + scale + lookup; }
+};
+/// Bits of an accumulator or partial-sum format: intN / uintN for N in 2..64 (wider than the element
+/// formats allow), else bits_per_element(). Throws qcast::Error for unknown names.
+double accumulator_bits(const std::string& format);
+/// int32 for integer elements without block scales (int8, int4), else fp32.
+std::string default_accumulator(const std::string& weights, const std::string& activations);
+/// The MAC model (docs/cost.md, "Arithmetic energy by format"). Throws qcast::Error for unknown formats
+/// or an accumulator that is not an int or float element.
+MacCost mac_cost(const std::string& weights, const std::string& activations, const std::string& accumulator = "");
+
+/// The model's primitives (pJ, 45 nm), exposed for the tests that check them against Horowitz's table.
+namespace arith {
+double int_mult(double a_bits, double b_bits);     ///< array multiplier: 0.2 pJ at 8 x 8
+double int_add(double bits);                       ///< ripple adder: 0.03 pJ at 8, 0.1 at 32
+double fp_mult(double sig_bits, double exp_bits);  ///< stand-alone (rounded) float multiply: fp16 1.1, fp32 3.7
+double fp_add(double sig_bits, double exp_bits);   ///< float add (align, add, normalise, round): fp16 0.4, fp32 0.9
+double shifter(double width, double stages);       ///< barrel shifter, width x stages 2:1 multiplexers
+}  // namespace arith
 
 /// MAC energy in pJ from the Horowitz 45 nm table for operands of `wbits` x `abits`:
 /// multiply ~ quadratic, add ~ linear in the bits (int: 0.2 pJ mult / 0.03 pJ add at 8 bit;
@@ -224,6 +266,9 @@ struct DataSpaceStats {
   std::int64_t utilized_capacity = 0;  ///< elements of the tile held by one instance
   std::int64_t partition_size = 0;     ///< distinct elements one instance sees over the whole run
   double energy_pj = 0;                ///< all utilized instances
+  /// Bits moved by reads + fills + updates, per instance (at the recipe's widths: partial sums at the
+  /// accumulator's, final outputs at the outputs' format; else the level's datawidth).
+  double traffic_bits = 0;
 };
 
 struct LevelStats {

@@ -212,20 +212,36 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
     for (int s = 0; s < S; ++s) {
       if (!m.levels[i].keep[s]) continue;
       DataSpaceStats& st = ls.ds[s];
-      const double bits = prec.empty() ? static_cast<double>(lv.datawidth) : prec.bits(role_of(p.data_spaces[s]));
+      // With a recipe, outputs move as partial sums (the accumulator's width, or the recipe's
+      // partial_sums) everywhere except the final values written to the backing store (the outputs'
+      // format): those are the first update of each element there.
+      const bool rw = p.data_spaces[s].read_write, top = i == L - 1;
+      const double bits = prec.empty() ? static_cast<double>(lv.datawidth)
+                          : rw && !top ? prec.psum_bits()
+                                       : prec.bits(role_of(p.data_spaces[s]));
+      const double pbits = prec.empty() || !rw ? bits : prec.psum_bits();
+      const std::int64_t final_updates = rw && top ? std::min(st.updates, st.partition_size) : st.updates;
+      const std::int64_t psum_updates = st.updates - final_updates;
       words_used = addc(words_used, st.utilized_capacity);
       bits_used += static_cast<double>(st.utilized_capacity) * bits;
       rd = addc(rd, st.reads);
       wr = addc(wr, addc(st.fills, st.updates));
-      auto vec = [&](std::int64_t n) -> double {
+      st.traffic_bits = static_cast<double>(final_updates) * bits +
+                        static_cast<double>(st.reads + st.fills + psum_updates) * pbits;
+      auto vec = [&](std::int64_t n, double b) -> double {
         if (n <= 0) return 0.0;
         if (prec.empty()) {
           std::int64_t bs = lv.block_size();
           return static_cast<double>((n + bs - 1) / bs);
         }
-        return std::ceil(static_cast<double>(n) * bits / static_cast<double>(lv.width) - 1e-9);
+        return std::ceil(static_cast<double>(n) * b / static_cast<double>(lv.width) - 1e-9);
       };
-      double es = vec(st.reads) * lv.energy.read + vec(st.fills) * lv.energy.write + vec(st.updates) * lv.energy.update;
+      double upd = psum_updates == 0 ? vec(final_updates, bits)
+                   : final_updates == 0 ? vec(psum_updates, pbits)
+                   : std::ceil((static_cast<double>(final_updates) * bits + static_cast<double>(psum_updates) * pbits) /
+                                   static_cast<double>(lv.width) - 1e-9);
+      if (prec.empty()) upd = vec(st.updates, bits);
+      double es = vec(st.reads, pbits) * lv.energy.read + vec(st.fills, pbits) * lv.energy.write + upd * lv.energy.update;
       // Instances of a cluster share each vector access (Timeloop: utilized clusters = min(utilized
       // instances, instances / cluster size), with the used instances spread over all clusters).
       const std::int64_t clusters =
@@ -258,13 +274,20 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
   ev.cycles = cycles;
   double mac_e = a.arith.energy.compute;
   if (!prec.empty()) {
-    const bool fl = is_float_format(prec.weights) || is_float_format(prec.activations);
-    double e = mac_energy_pj(prec.bits(Role::Weights), prec.bits(Role::Inputs), fl);
-    if (a.arith.energy.source == "ERT") {
-      double ref = a.arith.datawidth ? static_cast<double>(a.arith.datawidth) : 8.0;
-      e = a.arith.energy.compute * e / mac_energy_pj(ref, ref, false);
+    // The format-aware MAC model (src/hw/mac.cpp); an ERT's compute energy is taken as an intN x intN
+    // MAC of the arithmetic's datawidth and scaled by the model's ratio. Evaluations of one search
+    // share the precision, so the last result is kept per thread.
+    thread_local std::string last_key;
+    thread_local double last_e = 0, last_ref = 0;
+    const std::string key = prec.weights + "|" + prec.activations + "|" + prec.accumulator_format() + "|" +
+                            std::to_string(a.arith.datawidth);
+    if (key != last_key) {
+      last_e = mac_cost(prec.weights, prec.activations, prec.accumulator_format()).total();
+      const std::string ref = "int" + std::to_string(a.arith.datawidth ? a.arith.datawidth : 8);
+      last_ref = mac_cost(ref, ref).total();
+      last_key = key;
     }
-    mac_e = e;
+    mac_e = a.arith.energy.source == "ERT" ? a.arith.energy.compute * last_e / last_ref : last_e;
   }
   ev.mac_energy_pj = mac_e * static_cast<double>(ev.computes);
   ev.energy_pj = ev.mac_energy_pj;

@@ -522,6 +522,14 @@ double Precision::bits(Role r) const {
   return bits_per_element(f.empty() ? (weights.empty() ? activations : weights) : f);
 }
 
+std::string Precision::accumulator_format() const {
+  if (!accumulator.empty()) return accumulator;
+  if (empty()) return "fp32";
+  return default_accumulator(weights.empty() ? activations : weights, activations.empty() ? weights : activations);
+}
+
+double Precision::psum_bits() const { return accumulator_bits(partial_sums.empty() ? accumulator_format() : partial_sums); }
+
 Precision Precision::from_recipe(const std::string& spec) {
   Precision p;
   // A format string (int4@fp16/g32) also holds '/': it is a file only where one exists or the name says so.
@@ -539,16 +547,20 @@ Precision Precision::from_recipe(const std::string& spec) {
   auto get = [&](const char* k) -> std::string {
     if (!root[k]) return "";
     std::string v = detail::as_str(root[k], spec, k);
-    bits_per_element(v);
+    if (std::string(k) == "accumulator" || std::string(k) == "partial_sums") accumulator_bits(v);
+    else bits_per_element(v);
     return v;
   };
   p.weights = get("weights");
   p.activations = get("activations");
   p.outputs = get("outputs");
+  p.accumulator = get("accumulator");
+  p.partial_sums = get("partial_sums");
   if (p.weights.empty() && p.activations.empty())
     throw Error(spec + ": the recipe names neither 'weights' nor 'activations'");
   if (p.weights.empty()) p.weights = p.activations;
   if (p.activations.empty()) p.activations = p.weights;
+  if (!p.accumulator.empty()) mac_cost(p.weights, p.activations, p.accumulator);  // validates
   return p;
 }
 

@@ -282,10 +282,19 @@ bool mutate(Mapping& m, const Problem& p, const Architecture& a, const std::vect
     (st.spatial ? lt.spatial[d] : lt.temporal[d]) *= q;
     return true;
   }
-  if (kind == 2) {  // swap two loops of one level
-    auto& lm = m.levels[rng() % L];
-    if (D < 2) return false;
-    int x = static_cast<int>(rng() % D), y = static_cast<int>(rng() % D);
+  if (kind == 2) {  // swap two loops of one level (loops with a factor above 1: others change nothing)
+    std::vector<int> levels;
+    for (int i = 0; i < L; ++i) {
+      int n = 0;
+      for (int d = 0; d < D; ++d) n += m.levels[i].temporal[d] > 1;
+      if (n >= 2) levels.push_back(i);
+    }
+    if (levels.empty()) return false;
+    auto& lm = m.levels[levels[rng() % levels.size()]];
+    std::vector<int> pos;
+    for (int k = 0; k < D; ++k)
+      if (lm.temporal[lm.permutation[k]] > 1) pos.push_back(k);
+    int x = pos[rng() % pos.size()], y = pos[rng() % pos.size()];
     if (x == y) return false;
     std::swap(lm.permutation[x], lm.permutation[y]);
     return enforce(m, rules);
@@ -621,10 +630,24 @@ SearchResult search_mapping(const Problem& p, const Architecture& a, const Preci
             timed_out = true;
             break;
           }
+          // A step is one evaluated neighbour: impossible moves (a fixed factor, a full fanout) are
+          // redrawn, or heavily constrained designs would spend most steps on nothing.
           Mapping m = cur.m;
-          if (!mutate(m, p, a, slots, rules, rng, opt.search_bypass)) continue;
+          bool moved = false;
+          for (int tries = 0; tries < 32 && !moved; ++tries) {
+            if (tries) m = cur.m;
+            moved = mutate(m, p, a, slots, rules, rng, opt.search_bypass);
+          }
+          if (!moved) continue;
           Evaluation e = evaluate(p, a, m, prec);
           ++evaluated;
+          if (!e.valid && e.reason.rfind("tiles at ", 0) == 0) {
+            // A move that over-fills a level is repaired (factors moved outward until the tiles fit)
+            // rather than dropped: with one-word registers almost every inward move over-fills one.
+            fit_capacities(m, p, a, rules, rng);
+            e = evaluate(p, a, m, prec);
+            ++evaluated;
+          }
           if (!e.valid) continue;
           ++valid;
           auto k = key(e, kObjectives[o]);

@@ -195,4 +195,12 @@ TEST_P(HwConformanceDesign, SearchHonoursTheDesignConstraints) {
     ++registers;
   }
   EXPECT_GE(registers, 3);
+  // At the default budget, qcast's choice is at least as good as the one Timeloop's mapper published,
+  // on the mapper file's objective (EDP: energy x cycles, Timeloop's from its stats file).
+  Stats want = parse(ref / "timeloop-mapper.stats.txt");
+  ASSERT_GT(want.fj["Total"], 0);
+  const double timeloop_edp = want.fj["Total"] * static_cast<double>(want.computes) / 1000.0 * static_cast<double>(want.cycles);
+  const double qcast_edp = layer["energy_pj"].get<double>() * layer["cycles"].get<double>();
+  EXPECT_LE(qcast_edp, timeloop_edp) << "qcast EDP " << qcast_edp << " pJ x cycles, Timeloop's " << timeloop_edp;
+  std::printf("[ %s ] EDP qcast %.4g, Timeloop %.4g (pJ x cycles)\n", GetParam().c_str(), qcast_edp, timeloop_edp);
 }

@@ -139,3 +139,34 @@ TEST(HwMapper, SavedMappingReproducesTheSearch) {
   EXPECT_EQ(j1["layers"][0]["cycles"], j2["layers"][0]["cycles"]);
   EXPECT_EQ(j1["layers"][0]["levels"], j2["layers"][0]["levels"]);
 }
+
+// The search keeps the best of everything it saw under the requested objective: an EDP search never
+// returns a worse EDP than the delay or the energy search with the same seed and budget (the issue's
+// ResNet-20 layer, seeds 1-3).
+TEST(HwMapper, EdpSearchNeverLosesOnItsObjective) {
+  Architecture a = Architecture::from_yaml_file(src("examples/arch/eyeriss_like.yaml"));
+  auto layers = read_layers_json(src("examples/models/resnet20-cifar10.layers.json"));
+  const LayerShape* l = nullptr;
+  for (auto& x : layers)
+    if (layer_has_macs(x) && x.C == 32 && x.M == 32) l = &x;
+  ASSERT_NE(l, nullptr);
+  Problem p = layer_problem(*l);
+  for (std::uint64_t seed : {1, 2, 3}) {
+    SearchOptions o;
+    o.threads = 2;
+    o.seed = seed;
+    o.samples = 400;
+    o.refine_steps = 100;
+    Evaluation best[3];
+    const Objective objs[3] = {Objective::Energy, Objective::Delay, Objective::EDP};
+    for (int k = 0; k < 3; ++k) {
+      o.objective = objs[k];
+      best[k] = search_mapping(p, a, Precision::from_recipe("int8"), o).eval;
+      ASSERT_TRUE(best[k].valid);
+    }
+    EXPECT_LE(best[2].edp(), best[0].edp()) << "seed " << seed;
+    EXPECT_LE(best[2].edp(), best[1].edp()) << "seed " << seed;
+    EXPECT_LE(best[1].cycles, best[0].cycles) << "seed " << seed;
+    EXPECT_LE(best[0].energy_pj, best[1].energy_pj) << "seed " << seed;
+  }
+}

@@ -20,7 +20,7 @@ namespace {
 using namespace qcast::hw;
 
 struct CostArgs {
-  std::string arch, ert, table = "horowitz", problem, model, recipe, map, search, save_map, constraints, mapper, layer;
+  std::string arch, ert, table = "horowitz", problem, model, recipe, accumulator, map, search, save_map, constraints, mapper, layer;
   bool json = false;
   int threads = 1;
   std::uint64_t seed = 1;
@@ -29,18 +29,19 @@ struct CostArgs {
   int refine = 1000;
 };
 
-double ds_bits(const Precision& prec, const Problem& p, int s, const StorageLevel& lv) {
-  return prec.empty() ? static_cast<double>(lv.datawidth) : prec.bits(role_of(p.data_spaces[s]));
+// Bytes moved at a level: reads + fills + updates of every data space, all utilized instances (at the
+// recipe's widths: partial sums at the accumulator's, final outputs at the outputs' format).
+double traffic_bytes(const Evaluation& ev, const Problem& p, const Architecture&, const Precision&, int i) {
+  double b = 0;
+  for (size_t s = 0; s < p.data_spaces.size(); ++s) b += ev.levels[i].ds[s].traffic_bits;
+  return b / 8.0 * static_cast<double>(ev.levels[i].utilized_instances);
 }
 
-// Bytes moved at a level: reads + fills + updates of every data space, all utilized instances.
-double traffic_bytes(const Evaluation& ev, const Problem& p, const Architecture& a, const Precision& prec, int i) {
-  double b = 0;
-  for (size_t s = 0; s < p.data_spaces.size(); ++s) {
-    const auto& st = ev.levels[i].ds[s];
-    b += static_cast<double>(st.reads + st.fills + st.updates) * ds_bits(prec, p, static_cast<int>(s), a.levels[i]);
-  }
-  return b / 8.0 * static_cast<double>(ev.levels[i].utilized_instances);
+nlohmann::json mac_json(const Precision& prec) {
+  const MacCost c = mac_cost(prec.weights, prec.activations, prec.accumulator_format());
+  return {{"accumulator", c.accumulator}, {"block", c.block}, {"fixed_point_block", c.fixed_point_block},
+          {"multiply_pj", c.multiply}, {"align_pj", c.align}, {"accumulate_pj", c.accumulate},
+          {"scale_pj", c.scale}, {"lookup_pj", c.lookup}, {"total_pj", c.total()}};
 }
 
 std::string shape_of(const Problem& p) {
@@ -187,6 +188,11 @@ void run_cost(const CostArgs& args) {
   Architecture arch = Architecture::from_yaml_file(args.arch);
   Precision prec;
   if (!args.recipe.empty()) prec = Precision::from_recipe(args.recipe);
+  if (!args.accumulator.empty()) {
+    if (prec.empty()) throw qcast::Error("--accumulator needs a --recipe (the MAC model works on number formats)");
+    prec.accumulator = args.accumulator;
+    mac_cost(prec.weights, prec.activations, prec.accumulator);  // validates
+  }
   {
     double wb = prec.empty() ? (arch.arith.datawidth ? arch.arith.datawidth : 8) : prec.bits(Role::Weights);
     double ab = prec.empty() ? wb : prec.bits(Role::Inputs);
@@ -281,7 +287,9 @@ void run_cost(const CostArgs& args) {
     j["architecture"] = args.arch;
     j["recipe"] = prec.empty() ? nlohmann::json(nullptr)
                                : nlohmann::json{{"weights", prec.weights}, {"activations", prec.activations},
-                                                {"weight_bits", prec.bits(Role::Weights)}, {"activation_bits", prec.bits(Role::Inputs)}};
+                                                {"weight_bits", prec.bits(Role::Weights)}, {"activation_bits", prec.bits(Role::Inputs)},
+                                                {"output_bits", prec.bits(Role::Outputs)}, {"partial_sum_bits", prec.psum_bits()},
+                                                {"mac", mac_json(prec)}};
     nlohmann::json layers = nlohmann::json::array();
     for (auto& r : results) layers.push_back(layer_json(r, arch, prec));
     j["layers"] = layers;
@@ -298,7 +306,18 @@ void run_cost(const CostArgs& args) {
   for (auto& r : results) print_layer(std::cout, r, arch, prec);
   std::cout << "== total (" << results.size() << " layer" << (results.size() == 1 ? "" : "s");
   if (!prec.empty()) std::cout << ", weights " << prec.weights << " activations " << prec.activations;
-  std::cout << ")\n   computes " << computes << ", cycles " << cycles << ", energy " << fmt(energy) << " pJ ("
+  std::cout << ")\n";
+  if (!prec.empty()) {
+    const MacCost c = mac_cost(prec.weights, prec.activations, prec.accumulator_format());
+    std::cout << "   MAC model: accumulator " << c.accumulator << ", partial sums " << fmt(prec.psum_bits(), 3)
+              << " bits; pJ per MAC " << fmt(c.total(), 4) << " = multiply " << fmt(c.multiply, 4) << " + align "
+              << fmt(c.align, 4) << " + accumulate " << fmt(c.accumulate, 4) << " + scale " << fmt(c.scale, 4)
+              << " + lookup " << fmt(c.lookup, 4);
+    if (c.block) std::cout << " (block sums of " << c.block << (c.fixed_point_block ? ", fixed point" : "") << ")";
+    if (arch.arith.energy.source == "ERT") std::cout << "; scaled to the ERT's int" << (arch.arith.datawidth ? arch.arith.datawidth : 8) << " MAC";
+    std::cout << "\n";
+  }
+  std::cout << "   computes " << computes << ", cycles " << cycles << ", energy " << fmt(energy) << " pJ ("
             << fmt(energy / 1e6, 4) << " uJ, " << fmt(energy / static_cast<double>(computes), 3) << " pJ/compute)\n";
   std::cout << "   " << std::left << std::setw(16) << "level" << std::right << std::setw(16) << "energy pJ" << std::setw(18)
             << "traffic bytes" << "\n";
@@ -325,7 +344,10 @@ qcast::cli::Registrar reg("cost", [](CLI::App& root) {
                   "a model (ONNX, llama2.c, HF directory, GGUF; recognised by content) or the layer JSON of `qcast inspect --json`")
       ->check(CLI::ExistingPath);
   sub->add_option("--layer", args->layer, "with --model: only the layers whose names match this glob (names as inspect / eval / recipes use them)");
-  sub->add_option("--recipe", args->recipe, "number formats: a name (int8, mxfp4, ...) or a JSON/YAML file {weights, activations}");
+  sub->add_option("--recipe", args->recipe,
+                  "number formats: a name (int8, mxfp4, ...) or a JSON/YAML file {weights, activations, outputs, accumulator, partial_sums}");
+  sub->add_option("--accumulator", args->accumulator,
+                  "the MAC's accumulator (fp32, fp16, bf16, int32, int16, ...; default int32 for plain int formats, else fp32); overrides the recipe's");
   sub->add_option("--map", args->map, "mapping YAML (Timeloop format) for --problem")->check(CLI::ExistingFile);
   sub->add_option("--constraints", args->constraints, "Timeloop mapspace-constraints YAML for the search (added to the architecture's own)")
       ->check(CLI::ExistingFile);
