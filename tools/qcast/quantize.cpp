@@ -22,6 +22,7 @@
 #include "qcast/nn/dataset.hpp"
 #include "qcast/ptq/gguf_llama.hpp"
 #include "qcast/ptq/model.hpp"
+#include "qcast/ptq/qdq.hpp"
 
 namespace qcast::cli {
 namespace {
@@ -83,8 +84,9 @@ void write_gguf(const Args& a, const ptq::Model& m, const ptq::QuantizeResult& r
 void run(const Args& a) {
   namespace fs = std::filesystem;
   const bool gguf = fs::path(a.out).extension() == ".gguf";
-  if (!gguf && fs::path(a.out).extension() != ".safetensors")
-    throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors) or, for LLaMA models, GGUF (.gguf)");
+  const bool onnx = fs::path(a.out).extension() == ".onnx";
+  if (!gguf && !onnx && fs::path(a.out).extension() != ".safetensors")
+    throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors), for LLaMA models GGUF (.gguf), for ONNX models a QDQ ONNX model (.onnx)");
   // Every output and input is checked before anything is written (a --report in a missing directory or
   // an --eval dataset that does not exist must not cost an hour of calibration, nor leave --out behind).
   check_output_path(a.out, "--out");
@@ -114,6 +116,7 @@ void run(const Args& a) {
   model_kind(a.model, "quantize", {FileKind::Onnx, FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf}, "ONNX, llama2.c, HF and GGUF models");
   ptq::Model m = ptq::load_model(a.model);
   if (gguf) gguf_precheck(m, o);
+  if (onnx && !m.is_graph) throw Error(a.model + ": ONNX output (--out *.onnx) is for ONNX models; use .safetensors or .gguf");
   {
     const std::string w = nn::unmatched_warning(o.recipe, m.layer_names());
     warn(w);
@@ -124,7 +127,10 @@ void run(const Args& a) {
   TempFileGuard stage(a.out + ".tmp." + std::to_string(::getpid()) + ".stage" + fs::path(a.out).extension().string());
   std::vector<std::string> notes;
   if (gguf) write_gguf(a, m, r, stage.path(), notes);
-  else ptq::write_quantized(stage.path(), m, r, a.method);
+  else if (onnx) {
+    nn::write_onnx_qdq(a.model, stage.path(), ptq::qdq_weights(m, r, notes), notes);
+    for (const auto& n : notes) warn("ONNX: " + n);
+  } else ptq::write_quantized(stage.path(), m, r, a.method);
 
   nlohmann::json j;
   j["model"] = a.model;
@@ -144,6 +150,7 @@ void run(const Args& a) {
   if (!r.quarot_json.empty()) j["quarot"] = nlohmann::json::parse(r.quarot_json);
   j["threads"] = a.threads;
   if (gguf) j["gguf_f32_layers"] = notes;
+  if (onnx) j["onnx_notes"] = notes;
 
   if (!a.quiet) {
     std::printf("%-36s %-22s %12s %8s\n", "layer", "format", "rel. error", "s");
@@ -185,7 +192,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("--calib-tokens", a->calib_tokens, "language models: tokens per calibration story (truncated)")->check(CLI::Range(2, 1 << 20))->capture_default_str();
   sub->add_option("--data-root", a->data_root, "directory that overrides the dataset specs' root");
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
-  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata), or .gguf for LLaMA models (Q8_0 / Q4_0 / MXFP4)")->required();
+  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata), .gguf for LLaMA models (Q8_0 / Q4_0 / MXFP4), or .onnx for ONNX models (QDQ: integer weights behind DequantizeLinear)")->required();
   sub->add_option("--report", a->report, "write a JSON report (recipe, per-layer error, timings, eval)");
   sub->add_option("--eval", a->eval, "evaluate the written model on this dataset (as qcast eval --json)");
   sub->add_option("--eval-limit", a->eval_limit, "evaluate only the first N samples / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40));
