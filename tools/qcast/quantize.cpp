@@ -97,6 +97,12 @@ void run(const Args& a) {
   o.recipe = a.q.get();
   if (o.recipe.empty() || (o.recipe.weights.empty() && o.recipe.layers.empty()))
     throw Error("qcast quantize needs a weight format: --weights F or a --recipe with weights");
+  if (onnx) {  // refused before any calibration runs (ptq::qdq_weights checks every layer again)
+    bool acts = !o.recipe.acts.empty() && o.recipe.acts != "none" && o.recipe.acts != "fp32";
+    for (const auto& l : o.recipe.layers) acts = acts || (l.acts && !l.acts->empty() && *l.acts != "none" && *l.acts != "fp32");
+    if (acts) throw Error("--out *.onnx writes quantized weights (QDQ); activation quantization cannot be written: drop --acts / the recipe's activations");
+    if (o.method.find("bias") != std::string::npos) throw Error("--out *.onnx: bias correction (+bias) changes biases, which the ONNX output does not write yet; use a method without +bias");
+  }
   o.calib.spec = a.calib;
   o.calib.data_root = a.data_root;
   o.calib.tokenizer = a.tokenizer;
