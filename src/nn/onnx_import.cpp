@@ -34,6 +34,17 @@ Value tensor_value(const onnx::TensorProto& t, const std::string& where) {
   if (n > (std::int64_t(1) << 34)) throw Error(what + " is too large");
   const std::size_t un = static_cast<std::size_t>(n);
   const bool raw = t.has_raw_data();
+  if (t.data_type() == 21 || t.data_type() == 22) {  // UINT4 / INT4 (ONNX 1.16): two codes per byte, low nibble first
+    const std::size_t bytes = raw ? t.raw_data().size() : static_cast<std::size_t>(t.int32_data_size());
+    if (bytes != (un + 1) / 2) throw Error(what + ": stored 4-bit data (" + std::to_string(bytes) + " bytes) does not match shape " + shape_str(s));
+    Value v = Value::ints(s);
+    for (std::size_t k = 0; k < un; ++k) {
+      const unsigned byte = raw ? static_cast<std::uint8_t>(t.raw_data()[k / 2]) : static_cast<unsigned>(t.int32_data(static_cast<int>(k / 2))) & 0xFFu;
+      const int nib = static_cast<int>((byte >> (4 * (k % 2))) & 0xFu);
+      (*v.i)[k] = t.data_type() == 22 && nib >= 8 ? nib - 16 : nib;
+    }
+    return v;
+  }
   // Validate the stored size before allocating anything.
   {
     std::size_t es = 0;
@@ -204,8 +215,11 @@ Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& 
       throw Error(what + ": unsupported operator '" + np.domain() + "." + n.op + "' (node '" + n.name + "')");
     for (const auto& i : np.input()) n.inputs.push_back(i.empty() ? -1 : g.value_id(i));
     while (!n.inputs.empty() && n.inputs.back() < 0) n.inputs.pop_back();
-    for (const auto& o : np.output()) {
-      if (o.empty()) continue;
+    int last_named = -1;  // an omitted output before a named one keeps its place (LSTM's Y in ["", "Y_h"])
+    for (int k = 0; k < np.output_size(); ++k) if (!np.output(k).empty()) last_named = k;
+    for (int k = 0; k <= last_named; ++k) {
+      const std::string& o = np.output(k);
+      if (o.empty()) { n.outputs.push_back(g.value_id("\x01omitted:" + n.name + ":" + std::to_string(k))); continue; }
       if (!produced.insert(o).second) throw Error(what + ": value '" + o + "' is produced twice");
       n.outputs.push_back(g.value_id(o));
     }

@@ -39,4 +39,10 @@ std::vector<std::string> op_names();
 /// Minimum / maximum number of inputs.
 std::pair<int, int> op_arity(const std::string& op);
 
+// Operators implemented outside ops.cpp (ops_rnn.cpp, ops_quant.cpp).
+void op_dequantize_linear(OpCtx& c);
+void op_rnn(OpCtx& c);
+void op_gru(OpCtx& c);
+void op_lstm(OpCtx& c);
+
 }  // namespace qcast::nn::detail

@@ -12,6 +12,7 @@
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
 #include "qcast/nn/onnx.hpp"
+#include "qcast/nn/onnx_qdq.hpp"
 
 namespace qcast::nn {
 
@@ -30,22 +31,24 @@ std::string executable_dir() {
 
 // Beside the executable (the build tree), then where `cmake --install` puts it relative to the executable
 // (an install moved as a whole) and at the configured prefix. Loaded once, never closed.
-ParseFn importer() {
-  static const ParseFn fn = [] {
+void* module_symbol(const char* name) {
+  static void* const handle = [] {
     std::string why;
     const std::string dir = executable_dir();
     for (const std::string& path : {dir + "/" QCAST_ONNX_MODULE_NAME, dir + "/" QCAST_ONNX_MODULE_RELATIVE,
                                     std::string(QCAST_ONNX_MODULE_INSTALLED)}) {
-      void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (!h) {
-        why += std::string("\n  ") + ::dlerror();
-        continue;
-      }
-      if (void* f = ::dlsym(h, "qcast_onnx_parse")) return reinterpret_cast<ParseFn>(f);
-      why += "\n  " + path + ": no qcast_onnx_parse";
+      if (void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) return h;
+      why += std::string("\n  ") + ::dlerror();
     }
     throw Error("cannot load the ONNX importer module (" QCAST_ONNX_MODULE_NAME "):" + why);
   }();
+  void* f = ::dlsym(handle, name);
+  if (!f) throw Error(std::string("the ONNX module (" QCAST_ONNX_MODULE_NAME ") has no ") + name);
+  return f;
+}
+
+ParseFn importer() {
+  static const ParseFn fn = reinterpret_cast<ParseFn>(module_symbol("qcast_onnx_parse"));
   return fn;
 }
 
@@ -55,6 +58,15 @@ Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& 
   Graph g;
   importer()(data, size, &what, &g);
   return g;
+}
+
+void write_onnx_qdq(const std::string& src, const std::string& out, const std::vector<QdqWeight>& weights,
+                    std::vector<std::string>& notes) {
+  using WriteFn = void (*)(const std::string*, const std::string*, const std::vector<QdqWeight>*, std::vector<std::string>*, std::string*);
+  static const WriteFn fn = reinterpret_cast<WriteFn>(module_symbol("qcast_onnx_write_qdq"));
+  std::string error;
+  fn(&src, &out, &weights, &notes, &error);
+  if (!error.empty()) throw Error(error);
 }
 
 Graph load_onnx(const std::string& path) {

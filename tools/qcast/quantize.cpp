@@ -23,6 +23,7 @@
 #include "qcast/ptq/gguf_llama.hpp"
 #include "qcast/ptq/method.hpp"
 #include "qcast/ptq/model.hpp"
+#include "qcast/ptq/qdq.hpp"
 
 namespace qcast::cli {
 namespace {
@@ -84,8 +85,9 @@ void write_gguf(const Args& a, const ptq::Model& m, const ptq::QuantizeResult& r
 void run(const Args& a) {
   namespace fs = std::filesystem;
   const bool gguf = fs::path(a.out).extension() == ".gguf";
-  if (!gguf && fs::path(a.out).extension() != ".safetensors")
-    throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors) or, for LLaMA models, GGUF (.gguf)");
+  const bool onnx = fs::path(a.out).extension() == ".onnx";
+  if (!gguf && !onnx && fs::path(a.out).extension() != ".safetensors")
+    throw Error("--out " + a.out + ": qcast quantize writes packed safetensors (.safetensors), for LLaMA models GGUF (.gguf), for ONNX models a QDQ ONNX model (.onnx)");
   // Every output and input is checked before anything is written (a --report in a missing directory or
   // an --eval dataset that does not exist must not cost an hour of calibration, nor leave --out behind).
   (void)ptq::parse_method(a.method);  // a bad --method fails before any file is read
@@ -98,6 +100,12 @@ void run(const Args& a) {
   o.recipe = a.q.get();
   if (o.recipe.empty() || (o.recipe.weights.empty() && o.recipe.layers.empty()))
     throw Error("qcast quantize needs a weight format: --weights F or a --recipe with weights");
+  if (onnx) {  // refused before any calibration runs (ptq::qdq_weights checks every layer again)
+    bool acts = !o.recipe.acts.empty() && o.recipe.acts != "none" && o.recipe.acts != "fp32";
+    for (const auto& l : o.recipe.layers) acts = acts || (l.acts && !l.acts->empty() && *l.acts != "none" && *l.acts != "fp32");
+    if (acts) throw Error("--out *.onnx writes quantized weights (QDQ); activation quantization cannot be written: drop --acts / the recipe's activations");
+    if (o.method.find("bias") != std::string::npos) throw Error("--out *.onnx: bias correction (+bias) changes biases, which the ONNX output does not write yet; use a method without +bias");
+  }
   o.calib.spec = a.calib;
   o.calib.data_root = a.data_root;
   o.calib.tokenizer = a.tokenizer;
@@ -117,6 +125,7 @@ void run(const Args& a) {
   model_kind(a.model, "quantize", {FileKind::Onnx, FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf}, "ONNX, llama2.c, HF and GGUF models");
   ptq::Model m = ptq::load_model(a.model);
   if (gguf) gguf_precheck(m, o);
+  if (onnx && !m.is_graph) throw Error(a.model + ": ONNX output (--out *.onnx) is for ONNX models; use .safetensors or .gguf");
   {
     const std::string w = nn::unmatched_warning(o.recipe, m.layer_names());
     warn(w);
@@ -127,7 +136,10 @@ void run(const Args& a) {
   TempFileGuard stage(a.out + ".tmp." + std::to_string(::getpid()) + ".stage" + fs::path(a.out).extension().string());
   std::vector<std::string> notes;
   if (gguf) write_gguf(a, m, r, stage.path(), notes);
-  else ptq::write_quantized(stage.path(), m, r, a.method);
+  else if (onnx) {
+    nn::write_onnx_qdq(a.model, stage.path(), ptq::qdq_weights(m, r, notes), notes);
+    for (const auto& n : notes) warn("ONNX: " + n);
+  } else ptq::write_quantized(stage.path(), m, r, a.method);
 
   nlohmann::json j;
   j["model"] = a.model;
@@ -147,6 +159,7 @@ void run(const Args& a) {
   if (!r.quarot_json.empty()) j["quarot"] = nlohmann::json::parse(r.quarot_json);
   j["threads"] = a.threads;
   if (gguf) j["gguf_f32_layers"] = notes;
+  if (onnx) j["onnx_notes"] = notes;
 
   if (!a.quiet) {
     std::printf("%-36s %-22s %12s %8s\n", "layer", "format", "rel. error", "s");
@@ -189,7 +202,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("--calib-tokens", a->calib_tokens, "language models: tokens per calibration story (truncated)")->check(CLI::Range(2, 1 << 20))->capture_default_str();
   sub->add_option("--data-root", a->data_root, "directory that overrides the dataset specs' root");
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
-  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata), or .gguf for LLaMA models (Q8_0 / Q4_0 / MXFP4)")->required();
+  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata), .gguf for LLaMA models (Q8_0 / Q4_0 / MXFP4), or .onnx for ONNX models (QDQ: integer weights behind DequantizeLinear)")->required();
   sub->add_option("--save-recipe", a->save_recipe, "also write the recipe that was applied (mixed: the chosen per-layer formats; static activation ranges) as YAML, or JSON for *.json: eval, cost and quantize take it as --recipe");
   sub->add_option("--report", a->report, "write a JSON report (recipe, per-layer error, timings, eval)");
   sub->add_option("--eval", a->eval, "evaluate the written model on this dataset (as qcast eval --json)");

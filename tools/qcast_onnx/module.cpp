@@ -12,3 +12,16 @@ extern "C" __attribute__((visibility("default"))) void qcast_onnx_parse(const st
                                                                          const std::string* what, qcast::nn::Graph* out) {
   *out = qcast::nn::parse_onnx(data, size, *what);  // qcast::Error propagates to the caller
 }
+
+#include "qcast/nn/onnx_qdq.hpp"
+
+// Quantized ONNX out (qcast quantize --out *.onnx): errors come back as text (empty = success).
+extern "C" __attribute__((visibility("default"))) void qcast_onnx_write_qdq(const std::string* src, const std::string* out,
+                                                                             const std::vector<qcast::nn::QdqWeight>* weights,
+                                                                             std::vector<std::string>* notes, std::string* error) {
+  try {
+    qcast::nn::write_onnx_qdq(*src, *out, *weights, *notes);
+  } catch (const std::exception& e) {
+    *error = e.what();
+  }
+}

@@ -1,0 +1,68 @@
+// Quantization operators of the graph executor: ONNX DequantizeLinear (opset 10-21: per-tensor, per-axis and
+// blocked scales; integer codes are held as int64 values, as every integer tensor), so that QDQ models (those
+// `qcast quantize --out *.onnx` writes among them) run. QuantizeLinear is not implemented: its output type
+// follows the zero point's stored type, which integer values here do not keep.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "nn/ops.hpp"
+
+namespace qcast::nn::detail {
+
+namespace {
+
+// Index of the scale / zero point of element `k` of a tensor of shape `s` under axis / block_size.
+struct QuantIndex {
+  std::int64_t inner = 1, len = 1, block = 0, groups = 1;
+  bool per_tensor = true;
+  QuantIndex(const OpCtx& c, const Shape& s, const Shape& scale_shape) {
+    per_tensor = scale_shape.empty() || (scale_shape.size() == 1 && scale_shape[0] == 1);
+    if (per_tensor) return;
+    const std::int64_t r = static_cast<std::int64_t>(s.size());
+    std::int64_t axis = c.node.get_i("axis", 1);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r) c.fail("axis out of range for " + shape_str(s));
+    block = c.node.get_i("block_size", 0);
+    len = s[static_cast<std::size_t>(axis)];
+    for (std::int64_t d = axis + 1; d < r; ++d) inner *= s[static_cast<std::size_t>(d)];
+    if (block <= 0) {
+      if (scale_shape != Shape{len}) c.fail("scale shape " + shape_str(scale_shape) + " does not match axis " + std::to_string(axis) + " of " + shape_str(s));
+      block = 0;
+    } else {
+      Shape want = s;
+      want[static_cast<std::size_t>(axis)] = (len + block - 1) / block;
+      if (scale_shape != want) c.fail("scale shape " + shape_str(scale_shape) + " does not match blocks of " + std::to_string(block) + " in " + shape_str(s));
+      groups = want[static_cast<std::size_t>(axis)];
+    }
+  }
+  std::int64_t operator()(std::int64_t k) const {
+    if (per_tensor) return 0;
+    const std::int64_t l = (k / inner) % len;
+    if (block == 0) return l;
+    const std::int64_t outer = k / (inner * len), i = k % inner;
+    return (outer * groups + l / block) * inner + i;
+  }
+};
+
+}  // namespace
+
+void op_dequantize_linear(OpCtx& c) {
+  const Value& X = c.x(0);
+  const Value& S = c.x(1);
+  if (!X.is_int) c.fail("float codes are not supported (only integer DequantizeLinear)");
+  if (S.is_int) c.fail("the scale must be a float tensor");
+  const Value* Z = c.present(2) ? c.in[2] : nullptr;
+  if (Z && Z->shape != S.shape) c.fail("zero point shape " + shape_str(Z->shape) + " differs from the scale's " + shape_str(S.shape));
+  Value& Y = c.alloc(0, X.shape);
+  if (c.shape_only) return;
+  const QuantIndex idx(c, X.shape, S.shape);
+  const std::int64_t n = X.numel();
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t g = idx(k);
+    const std::int64_t z = Z ? static_cast<std::int64_t>(Z->at(g)) : 0;
+    Y.mfp()[k] = static_cast<float>(X.ip()[k] - z) * S.fp()[g];
+  }
+}
+
+}  // namespace qcast::nn::detail
