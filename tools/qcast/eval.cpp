@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
 #include "nn_common.hpp"
 #include "qcast/error.hpp"
 #include "qcast/nn/dataset.hpp"
+#include "qcast/nn/evaluate.hpp"
 #include "qcast/nn/llama.hpp"
 #include "qcast/nn/onnx.hpp"
 #include "qcast/progress.hpp"
@@ -68,47 +70,20 @@ void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j)
     g = std::move(pm.graph);
   }
   nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
-  if (d.kind == nn::DatasetSpec::Kind::Text) throw Error(a.model + " is a graph model; text datasets need a language model");
-  std::vector<nn::GraphInput> ins;
-  for (auto& in : g.inputs) if (!g.is_const(in.id)) ins.push_back(in);
-  if (ins.size() != 1) throw Error(a.model + ": eval supports models with one input, this one has " + std::to_string(ins.size()));
-  const Shape want = ins[0].shape;
-  if (want.empty()) throw Error(a.model + ": the model input has no batch dimension");
-  nn::ImageSet s = nn::load_images(d, Shape(want.begin() + 1, want.end()), a.limit > 0 ? a.limit : -1);
-  const std::int64_t n = s.size();
-  const std::int64_t per = s.sample_numel();
-  std::int64_t correct = 0;
-  double nll = 0;
-  Progress bar("eval", n);
+  std::optional<Progress> bar;
   const auto t0 = Clock::now();
-  for (std::int64_t b = 0; b < n; b += a.batch) {
-    const std::int64_t bs = std::min(a.batch, n - b);
-    Shape xs = s.sample_shape;
-    xs.insert(xs.begin(), bs);
-    nn::Value x = nn::Value::floats(xs);
-    std::copy(s.data.begin() + b * per, s.data.begin() + (b + bs) * per, x.f->begin());
-    auto out = g.run({x}, a.threads);
-    const nn::Value& y = out[0];
-    if (y.shape.size() != 2 || y.shape[0] != bs) throw Error(a.model + ": expected logits [batch, classes], got " + shape_str(y.shape));
-    const std::int64_t C = y.shape[1];
-    for (std::int64_t i = 0; i < bs; ++i) {
-      const float* lg = y.fp() + i * C;
-      const std::int64_t arg = std::max_element(lg, lg + C) - lg;
-      const std::int64_t lab = s.label(b + i, C);
-      if (arg == lab) ++correct;
-      double mx = lg[arg], z = 0;
-      for (std::int64_t k = 0; k < C; ++k) z += std::exp(static_cast<double>(lg[k]) - mx);
-      nll += -(lg[lab] - mx - std::log(z));
-    }
-    bar.advance(bs);
-  }
-  bar.finish();
+  const nn::ClassifierEval r = nn::evaluate_classifier(g, d, a.limit, a.batch, a.threads, a.model, [&](std::int64_t k, std::int64_t total) {
+    if (!bar) bar.emplace("eval", total);
+    bar->advance(k);
+  });
+  if (bar) bar->finish();
+  const std::int64_t n = r.samples;
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   j["task"] = "classification";
   j["samples"] = n;
-  j["correct"] = correct;
-  j["accuracy"] = n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
-  j["nll"] = n ? nll / static_cast<double>(n) : 0.0;
+  j["correct"] = r.correct;
+  j["accuracy"] = r.accuracy();
+  j["nll"] = r.nll;
   j["seconds"] = secs;
   j["samples_per_second"] = secs > 0 ? static_cast<double>(n) / secs : 0.0;
   j["batch"] = a.batch;
@@ -132,11 +107,7 @@ void eval_lm(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
     m = std::move(pm.llama);
   }
   nn::Tokenizer tok = nn::load_tokenizer_for(path, a.tokenizer, m.cfg.vocab_size);
-  nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
-  if (d.kind != nn::DatasetSpec::Kind::Text) throw Error(a.model + " is a language model; it needs a text dataset (text:FILE)");
-  auto stories = nn::load_stories(d.path_of(d.text));
-  if (a.limit > 0 && static_cast<std::int64_t>(stories.size()) > a.limit) stories.resize(static_cast<std::size_t>(a.limit));
-  if (stories.empty()) throw Error(d.path_of(d.text) + ": no stories (text separated by <|endoftext|>)");
+  const auto stories = nn::eval_stories(nn::parse_dataset_spec(a.data, a.data_root), a.limit, a.model);
   Progress bar("eval", static_cast<std::int64_t>(stories.size()));
   const auto t0 = Clock::now();
   auto r = nn::perplexity(m, tok, stories, a.threads, [&] { bar.advance(1); });
