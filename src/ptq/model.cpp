@@ -611,7 +611,13 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   static const std::vector<std::string> known = {"rtn", "search", "gptq", "ed", "rotate+gptq", "lowrank", "mixed"};
   if (std::find(known.begin(), known.end(), method) == known.end())
     throw Error("unknown method '" + opt.method + "' (rtn, search, gptq, ed, rotate+gptq, lowrank, mixed@BITS, each optionally quarot+ and +bias; bias = rtn+bias)");
-  set_blas_threads(opt.threads);
+  // OpenBLAS's thread count is process-wide: restored on the way out, or every later forward pass of the
+  // process (the LLaMA forward sets 1 only once) would run its GEMMs split over opt.threads, with
+  // thread-count-dependent sums (qcast sweep evaluates in the same process).
+  struct RestoreBlas {
+    int n;
+    ~RestoreBlas() { set_blas_threads(n); }
+  } restore_blas{set_blas_threads(opt.threads)};
   if (use_quarot) {
     if (m.is_graph) throw Error(m.path + ": method " + opt.method + ": quarot+ rotates LLaMA residual streams; it needs a LLaMA model");
     QuarotOptions qo;

@@ -295,7 +295,12 @@ struct Runner::Impl {
         o.calib.samples = ms.calib.samples;
         o.calib.offset = ms.calib.offset;
         o.calib.max_tokens = ms.calib.tokens;
-        o.threads = threads;
+        // Quantization runs on one thread: its BLAS calls (calibration forward passes, GPTQ's Hessian
+        // updates) give thread-count-dependent sums with OpenBLAS on more than one thread, and in a
+        // long-lived process the LLaMA forward's one-time switch to a single BLAS thread does not cover
+        // them (a one-shot `qcast quantize` happens to get it mid-way). Evaluation and the mapper use
+        // --threads (both are thread-count independent).
+        o.threads = 1;
         o.progress = false;
         const ptq::QuantizeResult q = ptq::quantize_model(m, o);
         applied = q.recipe;

@@ -96,10 +96,10 @@ def main():
         for p in pts:
             for k in ("model", "weights", "acts", "kv", "method", "arch"):
                 check(k in p, f"point has {k}")
-            if p["model"] == "missing":
-                check(p["status"] == "error" and "no-such-model" in p.get("error", ""), f"missing model fails alone: {p}")
-            elif p["weights"] == "notaformat":
+            if p["weights"] == "notaformat":
                 check(p["status"] == "error" and "notaformat" in p.get("error", ""), f"invalid format fails alone: {p}")
+            elif p["model"] == "missing":
+                check(p["status"] == "error" and "no-such-model" in p.get("error", ""), f"missing model fails alone: {p}")
             else:
                 check(p["status"] == "ok", f"point ok: {p}")
                 for k in ("metric", "bits_per_weight", "model_bytes", "energy_pj", "cycles", "edp"):
@@ -113,7 +113,8 @@ def main():
                 check(p["metric"]["delta"] == 0 and p["metric"]["ci95"] == 0, f"fp32 delta 0: {p['metric']}")
                 check(p["bits_per_weight"] == 32, "fp32 32 bits")
             else:
-                check(abs(p["bits_per_weight"] - 8) < 0.1 and p["bits_per_weight"] > 8, f"int8/ch0 bits {p['bits_per_weight']}")
+                # 8 bits + one fp32 scale per output channel (rows of 25 to 512 weights)
+                check(8 < p["bits_per_weight"] < 9.3, f"int8/ch0 bits {p['bits_per_weight']}")
                 check(p["metric"]["ci95"] > 0 or p["metric"]["delta"] == 0, "a nonzero ci95")
             check(abs(p["edp"] - p["energy_pj"] * p["cycles"]) <= 1e-9 * p["edp"], "edp = energy x cycles")
 
@@ -178,8 +179,10 @@ def main():
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
+            if not os.path.exists(c):
+                continue
             try:
-                con = sqlite3.connect(c)
+                con = sqlite3.connect(f"file:{c}?mode=ro", uri=True)  # never creates the file before qcast does
                 n = con.execute("SELECT COUNT(*) FROM points").fetchone()[0]
                 con.close()
             except sqlite3.Error:

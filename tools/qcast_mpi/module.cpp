@@ -2,6 +2,9 @@
 // mpirun / srun (tools/qcast/sweep_mpi.cpp): the qcast executable itself never links libmpi, so no other
 // command pays for loading it, and a build without MPI still builds everything else.
 // A small C interface: init, rank / size, blocking send / receive of byte messages with a tag, abort.
+// The C API only (Open MPI and MPICH otherwise pull in their C++ bindings, which need libmpi_cxx).
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <cstdlib>
