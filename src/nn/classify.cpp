@@ -25,8 +25,12 @@ ClassifyResult classify(const Graph& g, const ImageSet& set, std::int64_t batch,
     for (std::int64_t i = 0; i < bs; ++i) {
       const float* lg = y.fp() + i * C;
       const std::int64_t lab = set.label(b + i, C);
-      if (std::max_element(lg, lg + C) - lg == lab) ++r.correct;
-      r.nll += nll(lg, C, lab);
+      const bool hit = std::max_element(lg, lg + C) - lg == lab;
+      const double l = nll(lg, C, lab);
+      r.correct += hit;
+      r.nll += l;
+      r.hit.push_back(hit);
+      r.sample_nll.push_back(l);
     }
     r.samples += bs;
     if (on_batch) on_batch(r);

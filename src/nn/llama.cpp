@@ -2,6 +2,7 @@
 #include "qcast/kernels/blas.hpp"
 #include "qcast/nn/llama.hpp"
 #include "qcast/nn/logits.hpp"
+#include "qcast/nn/evaluate.hpp"
 #include "nn/llama_load.hpp"
 
 #include <nlohmann/json.hpp>
@@ -659,6 +660,12 @@ double PerplexityResult::perplexity() const { return std::exp(mean_nll()); }
 
 PerplexityResult perplexity(const Llama& m, const Tokenizer& tok, const std::vector<std::string>& stories, int threads,
                             const std::function<void(const PerplexityResult&)>& on_story) {
+  return perplexity(m, tok, stories, threads, nullptr, nullptr, on_story);
+}
+
+PerplexityResult perplexity(const Llama& m, const Tokenizer& tok, const std::vector<std::string>& stories, int threads,
+                            std::vector<double>* story_nll, std::vector<std::int64_t>* story_tokens,
+                            const std::function<void(const PerplexityResult&)>& on_story) {
   std::vector<double> nll(stories.size(), 0.0);
   PerplexityResult so_far;
   std::vector<std::int64_t> cnt(stories.size(), 0);
@@ -689,6 +696,8 @@ PerplexityResult perplexity(const Llama& m, const Tokenizer& tok, const std::vec
   PerplexityResult r;
   for (std::size_t k = 0; k < stories.size(); ++k) { r.nll += nll[k]; r.tokens += cnt[k]; }  // fixed order: thread-count independent
   r.samples = static_cast<std::int64_t>(stories.size());
+  if (story_nll) *story_nll = std::move(nll);
+  if (story_tokens) *story_tokens = std::move(cnt);
   return r;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
@@ -18,6 +19,7 @@
 #include "qcast/nn/classify.hpp"
 #include "qcast/nn/dataset.hpp"
 #include "qcast/nn/logits.hpp"
+#include "qcast/nn/evaluate.hpp"
 #include "qcast/nn/llama.hpp"
 #include "qcast/nn/onnx.hpp"
 #include "qcast/progress.hpp"
@@ -114,11 +116,7 @@ void eval_lm(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
     m = std::move(pm.llama);
   }
   nn::Tokenizer tok = nn::load_tokenizer_for(path, a.tokenizer, m.cfg.vocab_size);
-  nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
-  if (d.kind != nn::DatasetSpec::Kind::Text) throw Error(a.model + " is a language model; it needs a text dataset (text:FILE)");
-  auto stories = nn::load_stories(d.path_of(d.text));
-  if (a.limit > 0 && static_cast<std::int64_t>(stories.size()) > a.limit) stories.resize(static_cast<std::size_t>(a.limit));
-  if (stories.empty()) throw Error(d.path_of(d.text) + ": no stories (text separated by <|endoftext|>)");
+  const auto stories = nn::eval_stories(nn::parse_dataset_spec(a.data, a.data_root), a.limit, a.model);
   Progress bar("eval", static_cast<std::int64_t>(stories.size()));
   const auto t0 = Clock::now();
   auto r = nn::perplexity(m, tok, stories, a.threads, [&](const nn::PerplexityResult& so_far) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "qcast/nn/dataset.hpp"
 #include "qcast/nn/graph.hpp"
@@ -13,6 +14,8 @@ struct ClassifyResult {
   std::int64_t samples = 0;
   std::int64_t correct = 0;
   double nll = 0;  ///< summed over samples (natural log)
+  std::vector<std::uint8_t> hit;   ///< per sample: 1 when the arg-max is the label
+  std::vector<double> sample_nll;  ///< per sample: -log softmax(label)
   double accuracy() const { return samples ? static_cast<double>(correct) / static_cast<double>(samples) : 0.0; }
   double mean_nll() const { return samples ? nll / static_cast<double>(samples) : 0.0; }
 };

@@ -133,6 +133,10 @@ struct PerplexityResult {
 /// the result itself is summed in story order and does not depend on `threads`).
 PerplexityResult perplexity(const Llama& m, const Tokenizer& tok, const std::vector<std::string>& stories, int threads,
                             const std::function<void(const PerplexityResult& so_far)>& on_story = {});
+/// The same, also returning each story's total NLL and predicted tokens in story order (either may be null).
+PerplexityResult perplexity(const Llama& m, const Tokenizer& tok, const std::vector<std::string>& stories, int threads,
+                            std::vector<double>* story_nll, std::vector<std::int64_t>* story_tokens,
+                            const std::function<void(const PerplexityResult& so_far)>& on_story = {});
 
 /// llama2.c's sampler: greedy when temperature == 0, else multinomial on softmax(logits / T) with its
 /// xorshift RNG seeded by `seed`.
