@@ -23,7 +23,7 @@ def need(path):
 
 def without_timings(d):
     if isinstance(d, dict):
-        return {k: without_timings(v) for k, v in d.items() if "time" not in k and not k.endswith("_s") and k != "seconds"}
+        return {k: without_timings(v) for k, v in d.items() if "time" not in k and not k.endswith("_s") and "second" not in k}
     if isinstance(d, list):
         return [without_timings(v) for v in d]
     return d
