@@ -20,6 +20,10 @@ struct PackedFile {
 void write_packed(const std::string& path, const PackedFile& f);
 /// Reads and validates (sizes, formats, group counts); throws qcast::Error naming the tensor at fault.
 PackedFile read_packed(const std::string& path);
+/// Checks that an encoded tensor is consistent: its format parses, its axis suits its shape, its group
+/// count and the sizes of its code / scale / zero-point streams are exactly what encode() writes for them.
+/// Throws qcast::Error naming the first mismatch. read_packed applies it to every tensor.
+void check_encoded(const Encoded& e);
 /// True if the safetensors file carries qcast packed metadata.
 bool is_packed(const SafeTensorsFile& st);
 

@@ -67,6 +67,33 @@ void write_packed(const std::string& path, const PackedFile& f) {
   write_safetensors(path, out, meta);
 }
 
+void check_encoded(const Encoded& e) {
+  const Format fmt = Format::parse(e.format);
+  // Every stream must have exactly the size the format, shape and axis give it (what encode writes):
+  // a longer one means the metadata names another format or shape, and the shape is only trusted once
+  // the stream really holds its codes (nothing is allocated from it before).
+  const auto layout = ref::GroupLayout::make(fmt, e.shape, e.axis);
+  if (layout.num_groups != e.num_groups)
+    throw Error("metadata gives " + std::to_string(e.num_groups) + " scale groups, format " + fmt.name() + " on shape " +
+                shape_str(e.shape) + " has " + std::to_string(layout.num_groups));
+  const auto check_size = [&](const std::string& what, const Bytes& b, std::int64_t count, int bits) {
+    // ceil(count * bits / 8) without overflow: count < 2^63, bits <= 32.
+    const std::uint64_t c = static_cast<std::uint64_t>(count), ub = static_cast<std::uint64_t>(bits);
+    const std::uint64_t want = c / 8 * ub + (c % 8 * ub + 7) / 8;
+    if (static_cast<std::uint64_t>(b.size()) != want)
+      throw Error(what + " hold " + std::to_string(b.size()) + " bytes; " + std::to_string(count) + " " + std::to_string(bits) +
+                  "-bit values of format " + fmt.name() + " (shape " + shape_str(e.shape) + ") take " + std::to_string(want));
+  };
+  check_size("codes", e.codes, layout.numel, fmt.elem().bits);
+  if (fmt.scaling().kind != ScaleKind::None)
+    check_size("scales", e.scales, layout.num_groups, fmt.scaling().scale_elem.bits >= 32 ? 32 : fmt.scaling().scale_elem.bits);
+  else if (!e.scales.empty())
+    throw Error("format " + fmt.name() + " has no scales, got " + std::to_string(e.scales.size()) + " scale bytes");
+  if (fmt.scaling().asym) check_size("zero points", e.zeros, layout.num_groups, fmt.elem().bits);
+  else if (!e.zeros.empty())
+    throw Error("format " + fmt.name() + " has no zero points, got " + std::to_string(e.zeros.size()) + " bytes of them");
+}
+
 PackedFile read_packed(const std::string& path) {
   const SafeTensorsFile st = read_safetensors(path);
   if (!is_packed(st)) throw Error("'" + path + "' is not a qcast packed file (no " + std::string(kLayoutKey) + " metadata)");
@@ -90,36 +117,17 @@ PackedFile read_packed(const std::string& path) {
     } catch (const nlohmann::json::exception& ex) {
       throw Error(where + ": bad packed metadata: " + ex.what());
     }
-    Format fmt;
     try {
-      fmt = Format::parse(e.format);
-      // Every stream must have exactly the size the format, shape and axis give it (what encode writes):
-      // a longer one means the metadata names another format or shape, and the shape is only trusted once
-      // the file really holds its codes (nothing is allocated from it before).
-      const auto layout = ref::GroupLayout::make(fmt, e.shape, e.axis);
-      if (layout.num_groups != e.num_groups)
-        throw Error("metadata gives " + std::to_string(e.num_groups) + " scale groups, format " + fmt.name() + " on shape " +
-                    shape_str(e.shape) + " has " + std::to_string(layout.num_groups));
-      const auto check_size = [&](const std::string& what, const Bytes& b, std::int64_t count, int bits) {
-        // ceil(count * bits / 8) without overflow: count < 2^63, bits <= 32.
-        const std::uint64_t c = static_cast<std::uint64_t>(count), ub = static_cast<std::uint64_t>(bits);
-        const std::uint64_t want = c / 8 * ub + (c % 8 * ub + 7) / 8;
-        if (static_cast<std::uint64_t>(b.size()) != want)
-          throw Error(what + " hold " + std::to_string(b.size()) + " bytes; " + std::to_string(count) + " " + std::to_string(bits) +
-                      "-bit values of format " + fmt.name() + " (shape " + shape_str(e.shape) + ") take " + std::to_string(want));
-      };
+      const Format fmt = Format::parse(e.format);
       e.codes = tensor_bytes(st, name + ".codes", true);
       used[name + ".codes"] = true;
-      check_size("codes", e.codes, layout.numel, fmt.elem().bits);
       if (fmt.scaling().kind != ScaleKind::None) {
         e.scales = tensor_bytes(st, name + ".scales", true);
         used[name + ".scales"] = true;
-        check_size("scales", e.scales, layout.num_groups, fmt.scaling().scale_elem.bits >= 32 ? 32 : fmt.scaling().scale_elem.bits);
       }
       if (fmt.scaling().asym) {
         e.zeros = tensor_bytes(st, name + ".zeros", true);
         used[name + ".zeros"] = true;
-        check_size("zero points", e.zeros, layout.num_groups, fmt.elem().bits);
       }
       if (fmt.scaling().tensor_scale) {
         const Tensor* t = st.find(name + ".tscale");
@@ -127,6 +135,7 @@ PackedFile read_packed(const std::string& path) {
         std::memcpy(&e.tensor_scale, t->data, 4);
         used[name + ".tscale"] = true;
       }
+      check_encoded(e);
     } catch (const Error& ex) {
       throw Error(where + ": " + ex.what());
     }
