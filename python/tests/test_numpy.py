@@ -100,7 +100,7 @@ def test_options_match_cli_axis_round_seed_and_float16():
             _support.run_cli("cast", src, out, "--format", fmt, *flags)
             assert np.array_equal(bits(qcast.cast(X, fmt, **kw)), bits(np.load(out))), (fmt, flags)
             s = qcast.stats(X, fmt, **kw)
-            cli = json.loads(_support.run_cli("stats", src, "--format", fmt, "--json", *flags))["total"]
+            cli = json.loads(_support.run_cli("stats", src, "--format", fmt, "--json", *flags))["results"][0]["total"]
             assert s.count == cli["count"] and np.isclose(s.mse, cli["mse"], rtol=1e-12, atol=0), (fmt, s, cli)
             assert np.isclose(s.frac_clipped, cli["frac_clipped"]) and np.isclose(s.frac_flushed, cli["frac_flushed"])
         # float16 input is widened as the CLI widens a float16 .npy; strided input equals its copy.

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/blas.hpp"
+#include "qcast/kernels/blas.hpp"
 #include "nn/ops.hpp"
 
 namespace qcast::nn::detail {

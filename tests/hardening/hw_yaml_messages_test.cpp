@@ -10,51 +10,13 @@
 #include "qcast/error.hpp"
 #include "qcast/hw.hpp"
 #include "qcast/mapper.hpp"
+#include "hw/hw_fixtures.hpp"
 
 using namespace qcast::hw;
+using namespace qcast::hw::fixtures;
 
 namespace {
 
-const char* kProb = R"(problem:
-  shape:
-    name: Conv1D
-    dimensions: [ R, P ]
-    data_spaces:
-    - name: Weights
-      projection: [ [ [R] ] ]
-    - name: Inputs
-      projection: [ [ [R], [P] ] ]
-    - name: Outputs
-      projection: [ [ [P] ] ]
-      read_write: True
-  instance: { R: 3, P: 16 }
-)";
-
-const char* kArch = R"(architecture:
-  version: 0.4
-  nodes:
-  - !Component
-    name: MainMemory
-    class: DRAM
-    attributes: { width: 64, datawidth: 8 }
-  - !Component
-    name: Buffer
-    class: regfile
-    attributes: { depth: 64, width: 8, datawidth: 8 }
-  - !Component
-    name: MACC
-    class: intmac
-    attributes: { width: 8 }
-)";
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const qcast::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 void expect_clear(const std::string& msg, const std::string& needle) {
   EXPECT_NE(msg.find(needle), std::string::npos) << "message: " << msg << "\nexpected to contain: " << needle;

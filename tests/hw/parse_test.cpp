@@ -6,52 +6,14 @@
 
 #include "qcast/error.hpp"
 #include "qcast/hw.hpp"
+#include "hw/hw_fixtures.hpp"
 #include "test_support.hpp"
 
 using namespace qcast::hw;
+using namespace qcast::hw::fixtures;
 
 namespace {
 
-const char* kProb = R"(problem:
-  shape:
-    name: Conv1D
-    dimensions: [ R, P ]
-    data_spaces:
-    - name: Weights
-      projection: [ [ [R] ] ]
-    - name: Inputs
-      projection: [ [ [R], [P] ] ]
-    - name: Outputs
-      projection: [ [ [P] ] ]
-      read_write: True
-  instance: { R: 3, P: 16 }
-)";
-
-const char* kArch = R"(architecture:
-  version: 0.4
-  nodes:
-  - !Component
-    name: MainMemory
-    class: DRAM
-    attributes: { width: 64, datawidth: 8 }
-  - !Component
-    name: Buffer
-    class: regfile
-    attributes: { depth: 64, width: 8, datawidth: 8 }
-  - !Component
-    name: MACC
-    class: intmac
-    attributes: { width: 8 }
-)";
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const qcast::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 void expect_error(const std::function<void()>& f, const std::string& needle) {
   std::string e = error_of(f);

@@ -1,6 +1,7 @@
 // qcast stats IN -f F [-f G ...]: per-tensor quantization error (MSE, SQNR, max abs error, clipped, flushed).
-// Weights of rank > 2 (conv [M, C, kh, kw]) are viewed as [out, in] = [M, C*kh*kw], as eval, quantize and
-// study quantize them, so the formats rank alike in every command; --keep-shape quantizes the array as stored.
+// Weights of rank > 2 in a safetensors model (conv [M, C, kh, kw]) are viewed as [out, in] = [M, C*kh*kw],
+// as eval, quantize and study quantize them, so the formats rank alike in every command; --keep-shape, an
+// explicit --axis or a .npy array keep the array as stored.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -41,7 +42,11 @@ void run(const StatsArgs& a) {
   for (const auto& name : a.formats) formats.push_back(Format::parse(name));
   const QuantOptions opt = a.q.options();
   std::vector<std::pair<std::string, Tensor>> inputs;
-  if (is_npy_path(a.in)) {
+  // Model weights (a safetensors file) are seen as eval sees them; a plain .npy array, or an explicit
+  // --axis (which names an axis of the stored array), keeps the stored shape.
+  const bool npy = is_npy_path(a.in);
+  const bool weight_view_on = !a.keep_shape && !npy && a.q.axis == -1;
+  if (npy) {
     Tensor t = read_npy(a.in);
     if (t.dtype != DType::F32 && t.dtype != DType::F16) throw Error("'" + a.in + "': expected a float32 or float16 array");
     inputs.emplace_back(a.in, t.to_f32());
@@ -59,7 +64,7 @@ void run(const StatsArgs& a) {
       std::printf("%-32s %14s %10s %12s %10s %10s\n", "tensor", "MSE", "SQNR dB", "max |err|", "clipped", "flushed");
     }
     for (auto& [name, t] : inputs) {
-      const Shape view = a.keep_shape ? t.shape : weight_view(t.shape);
+      const Shape view = weight_view_on ? weight_view(t.shape) : t.shape;
       QuantStats s;
       try {
         s = quant_stats(f, t.f32(), view, opt);
@@ -93,7 +98,7 @@ Registrar reg("stats", [](CLI::App& app) {
   sub->add_option("IN", args->in, ".npy or .safetensors")->required();
   sub->add_option("--tensors", args->tensors, "only tensors whose names match this glob");
   sub->add_flag("--json", args->json, "print JSON");
-  sub->add_flag("--keep-shape", args->keep_shape, "quantize arrays of rank > 2 as stored (blocks along the last axis, kw for a conv) instead of as [out, in] weights");
+  sub->add_flag("--keep-shape", args->keep_shape, "quantize a safetensors model's arrays of rank > 2 as stored (blocks along the last axis, kw for a conv) instead of as [out, in] weights (.npy arrays and an explicit --axis always keep the stored shape)");
   add_quant_flags(sub, args->q, true, &args->formats);
   sub->callback([args] { run(*args); });
 });
