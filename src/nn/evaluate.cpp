@@ -10,7 +10,7 @@
 namespace qcast::nn {
 
 ClassifierEval evaluate_classifier(const Graph& g, const DatasetSpec& d, std::int64_t limit, std::int64_t batch, int threads,
-                                   const std::string& what, const std::function<void(std::int64_t, std::int64_t)>& on_batch) {
+                                   const std::string& what, const std::function<void(const ClassifyResult&, std::int64_t)>& on_batch) {
   if (d.kind == DatasetSpec::Kind::Text) throw Error(what + " is a graph model; text datasets need a language model");
   if (batch < 1) throw Error("batch size must be at least 1");
   std::vector<GraphInput> ins;
@@ -19,10 +19,8 @@ ClassifierEval evaluate_classifier(const Graph& g, const DatasetSpec& d, std::in
   const Shape want = ins[0].shape;
   if (want.empty()) throw Error(what + ": the model input has no batch dimension");
   ImageSet s = load_images(d, Shape(want.begin() + 1, want.end()), limit > 0 ? limit : -1);
-  std::int64_t shown = 0;
   const ClassifyResult c = classify(g, s, batch, threads, what, [&](const ClassifyResult& so_far) {
-    if (on_batch) on_batch(so_far.samples - shown, s.size());
-    shown = so_far.samples;
+    if (on_batch) on_batch(so_far, s.size());
   });
   ClassifierEval r;
   r.samples = c.samples;

@@ -284,8 +284,7 @@ struct Runner::Impl {
       std::vector<std::pair<double, double>> bits;  // (elements, bits per element) per weight layer
       nn::Recipe applied = recipe;
       if (p.method == "none") {
-        if (m.is_graph) (void)nn::apply_recipe(m.graph, recipe, threads);
-        else (void)m.llama.apply_recipe(recipe, threads);
+        (void)m.apply_recipe(recipe, threads);
       } else {
         ptq::QuantizeOptions o;
         o.method = p.method;

@@ -7,6 +7,7 @@
 
 #include "hw/nest_sim.hpp"
 #include "qcast/error.hpp"
+#include "hw/hw_fixtures.hpp"
 #include "qcast/hw.hpp"
 #include "qcast/mapper.hpp"
 #include "test_support.hpp"
@@ -15,21 +16,7 @@ using namespace qcast::hw;
 
 namespace {
 
-const char* kConv1d = R"(
-problem:
-  shape:
-    name: Conv1D
-    dimensions: [ R, P ]
-    data_spaces:
-    - name: Weights
-      projection: [ [ [R] ] ]
-    - name: Inputs
-      projection: [ [ [R], [P] ] ]
-    - name: Outputs
-      projection: [ [ [P] ] ]
-      read_write: True
-  instance: { R: 3, P: 16 }
-)";
+const char* kConv1d = fixtures::kProb;  // the 1-D convolution of tests/hw/hw_fixtures.hpp
 
 const char* kArch2 = R"(
 architecture:

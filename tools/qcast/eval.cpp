@@ -67,32 +67,27 @@ void eval_classifier(const Args& a, const nn::Recipe& recipe, nlohmann::json& j)
     calibrate(a, recipe, pm);
     g = std::move(pm.graph);
   }
-  nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
-  if (d.kind == nn::DatasetSpec::Kind::Text) throw Error(a.model + " is a graph model; text datasets need a language model");
-  std::vector<nn::GraphInput> ins;
-  for (auto& in : g.inputs) if (!g.is_const(in.id)) ins.push_back(in);
-  if (ins.size() != 1) throw Error(a.model + ": eval supports models with one input, this one has " + std::to_string(ins.size()));
-  const Shape want = ins[0].shape;
-  if (want.empty()) throw Error(a.model + ": the model input has no batch dimension");
-  nn::ImageSet s = nn::load_images(d, Shape(want.begin() + 1, want.end()), a.limit > 0 ? a.limit : -1);
-  const std::int64_t n = s.size();
-  Progress bar("eval", n);
+  const nn::DatasetSpec d = nn::parse_dataset_spec(a.data, a.data_root);
+  std::optional<Progress> bar;  // the sample count is known once the dataset is read
   const auto t0 = Clock::now();
   std::int64_t shown = 0;
-  const nn::ClassifyResult r = nn::classify(g, s, a.batch, a.threads, a.model, [&](const nn::ClassifyResult& so_far) {
+  const nn::ClassifierEval r = nn::evaluate_classifier(g, d, a.limit, a.batch, a.threads, a.model,
+                                                       [&](const nn::ClassifyResult& so_far, std::int64_t total) {
+    if (!bar) bar.emplace("eval", total);
     char fig[32];
     std::snprintf(fig, sizeof fig, "acc %.4f", so_far.accuracy());
-    bar.set_figure(fig);
-    bar.advance(so_far.samples - shown);
+    bar->set_figure(fig);
+    bar->advance(so_far.samples - shown);
     shown = so_far.samples;
   });
-  bar.finish();
+  if (bar) bar->finish();
+  const std::int64_t n = r.samples;
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   j["task"] = "classification";
   j["samples"] = n;
   j["correct"] = r.correct;
   j["accuracy"] = r.accuracy();
-  j["nll"] = r.mean_nll();
+  j["nll"] = r.nll;
   j["seconds"] = secs;
   j["samples_per_second"] = secs > 0 ? static_cast<double>(n) / secs : 0.0;
   j["batch"] = a.batch;

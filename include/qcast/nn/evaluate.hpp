@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "qcast/nn/classify.hpp"
 #include "qcast/nn/dataset.hpp"
 #include "qcast/nn/graph.hpp"
 #include "qcast/nn/llama.hpp"
@@ -23,9 +24,9 @@ struct ClassifierEval {
 };
 
 /// Runs a one-input classifier over the first `limit` samples (all when <= 0) of image dataset `d` in
-/// batches of `batch`; `on_batch(k, total)` after each batch of k samples. `what` names the model in errors.
+/// batches of `batch`; `on_batch(so_far, total)` after each batch (progress). `what` names the model in errors.
 ClassifierEval evaluate_classifier(const Graph& g, const DatasetSpec& d, std::int64_t limit, std::int64_t batch, int threads,
-                                   const std::string& what, const std::function<void(std::int64_t, std::int64_t)>& on_batch = {});
+                                   const std::string& what, const std::function<void(const ClassifyResult& so_far, std::int64_t total)>& on_batch = {});
 
 /// The stories of text dataset `d` (the first `limit` when > 0); qcast::Error when it is not text or empty.
 std::vector<std::string> eval_stories(const DatasetSpec& d, std::int64_t limit, const std::string& what);
