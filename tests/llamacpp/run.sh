@@ -10,6 +10,8 @@ what="$1" cli="$2" shared="$3"
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="${QCAST_LLAMACPP_DIR:-$here}"
 skip() { echo "SKIP: $*"; exit 77; }
+[ -d "$shared" ] && shared="$(cd "$shared" && pwd)"       # the checks run from $dir
+case "$cli" in /*) ;; *) cli="$PWD/$cli" ;; esac
 
 command -v node >/dev/null || skip "node (Node.js >= 20) not found"
 [ -f "$shared/models/stories260K.bin" ] || skip "$shared/models/stories260K.bin not found"
