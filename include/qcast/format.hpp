@@ -82,7 +82,9 @@ enum class ScaleKind { None, Tensor, Channel, Block, Tile };
 ///  rceil  = 2^ceil(log2(fl32(amax / max_elem))): ceil of the float32 quotient, as NVIDIA's cuBLAS MX
 ///           recipe and torchao's RCEIL compute it (cvt.rp.satfinite.ue8m0x2.f32); differs from ceil
 ///           where the float division rounds the quotient down onto a power of two
-enum class ScaleRule { Floor, Ceil, MidMax, Amax, Mse, RCeil };
+///  ggml   = llama.cpp's reference quantizers (quantize_row_*_ref) of Q8_0, Q4_0, Q5_0 and, with asym (an
+///           fp16 block minimum instead of an integer zero point), Q4_1, Q5_1: int8 / int4 / int5@fp16/b32 only
+enum class ScaleRule { Floor, Ceil, MidMax, Amax, Mse, RCeil, Ggml };
 const char* scale_rule_name(ScaleRule r);
 
 
@@ -95,7 +97,7 @@ struct Scaling {
   int tile_rows = 0, tile_cols = 0;  // Tile: over the last two axes
   Element scale_elem;   // element the scale is stored in
   ScaleRule rule = ScaleRule::Amax;
-  bool asym = false;    // asymmetric integers with a zero point (stored as the element's unsigned code)
+  bool asym = false;    // asymmetric integers with a zero point (stored as the element's unsigned code; the ggml rule: an fp16 minimum)
   bool tensor_scale = false;  // NVFP4: an extra fp32 per-tensor scale, block scales are relative to it
   bool axis_explicit = false; // axis was named in the format string (so --axis does not override it)
 };

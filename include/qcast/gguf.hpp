@@ -14,6 +14,8 @@
 // qcast format -> ggml type on writing (exact, lossless re-encoding of qcast's codes and scales):
 //   int8 symmetric, fp16 scales, blocks of 32 along in_features  -> Q8_0  (d = scale, qs = code)
 //   int4 symmetric, fp16 scales, blocks of 32 along in_features  -> Q4_0  (d = scale, q = code + 8)
+//   int5 symmetric, fp16 scales, blocks of 32                      -> Q5_0  (d = scale, q = code + 16, bit 4 in qh)
+//   int4 / int5 with the ggml rule's asym (fp16 scale + fp16 min)   -> Q4_1 / Q5_1 (d, m = min, q = code)
 //   mxfp4 (e2m1, e8m0 scales, blocks of 32)                       -> MXFP4 (e = scale code, q = e2m1 code)
 //   anything else (or a row length not divisible by 32)           -> F32 of the fake-quantized values
 #pragma once

@@ -73,7 +73,8 @@ struct RuleName {
   const char* name;
 };
 constexpr RuleName kRules[] = {{ScaleRule::Floor, "floor"}, {ScaleRule::Ceil, "ceil"}, {ScaleRule::RCeil, "rceil"},
-                               {ScaleRule::MidMax, "midmax"}, {ScaleRule::Amax, "amax"}, {ScaleRule::Mse, "mse"}};
+                               {ScaleRule::MidMax, "midmax"}, {ScaleRule::Amax, "amax"}, {ScaleRule::Mse, "mse"},
+                               {ScaleRule::Ggml, "ggml"}};
 
 // The elements with a name of their own, in the order canonical_name() prefers them.
 const std::vector<std::pair<std::string, Element>>& named_elements() {
@@ -311,6 +312,16 @@ void validate(const Element& elem, const Scaling& s, bool rule_given, const std:
     throw Error("tile sides must be positive in '" + full + "'");
   if (s.rule == ScaleRule::RCeil && s.scale_elem.variant != FloatVariant::E8m0)
     throw Error("the rceil scale rule rounds up to a power of two and needs an e8m0 scale in '" + full + "'");
+  if (s.rule == ScaleRule::Ggml) {
+    // llama.cpp's reference quantizers (quantize_row_*_ref) of the 32-blocks with an fp16 scale: Q8_0
+    // (int8), Q4_0 / Q5_0 (int4 / int5), Q4_1 / Q5_1 (int4 / int5 with /asym: an fp16 block minimum).
+    const bool ok = s.kind == ScaleKind::Block && s.block == 32 && !s.tensor_scale && s.scale_elem == Element::parse("fp16") &&
+                    elem.kind == Element::Kind::Int && elem.is_signed && elem.frac_bits == 0 &&
+                    (elem.bits == 4 || elem.bits == 5 || (elem.bits == 8 && !s.asym));
+    if (!ok)
+      throw Error("the ggml scale rule is llama.cpp's quantizer of Q8_0, Q4_0, Q5_0 (int8 / int4 / int5@fp16/b32/ggml) and Q4_1, "
+                  "Q5_1 (int4 / int5@fp16/b32/asym/ggml); '" + full + "' is none of them");
+  }
 }
 
 // An element keeps the spelling it was parsed from (pot4, cb:...) when that spelling still means its value;
@@ -341,7 +352,9 @@ void Format::finish(std::string name) {
   }
   name_ = name.empty() ? expanded() : std::move(name);
   const double eb = elem_.bits;
-  const double per_group = scaling_.scale_elem.bits + (scaling_.asym ? elem_.bits : 0);
+  // A zero point costs an element code per group, except for the ggml rule's fp16 block minimum (Q4_1, Q5_1).
+  const double per_group = scaling_.scale_elem.bits +
+                           (scaling_.asym ? (scaling_.rule == ScaleRule::Ggml ? scaling_.scale_elem.bits : elem_.bits) : 0);
   switch (scaling_.kind) {
     case ScaleKind::Block: bits_per_element_ = eb + per_group / scaling_.block; break;
     case ScaleKind::Tile: bits_per_element_ = eb + per_group / (static_cast<double>(scaling_.tile_rows) * scaling_.tile_cols); break;
@@ -448,7 +461,7 @@ Format Format::parse_composition(const std::string& full) {
       auto r = std::find_if(std::begin(kRules), std::end(kRules), [&](const RuleName& k) { return p == k.name; });
       if (r == std::end(kRules))
         throw Error("unknown format part '" + ps + "' in '" + full +
-                    "' (b<N>, g<N>, ch<A>, t<R>x<C>, tensor, ax<A>, asym, floor, ceil, rceil, midmax, amax, mse)");
+                    "' (b<N>, g<N>, ch<A>, t<R>x<C>, tensor, ax<A>, asym, floor, ceil, rceil, midmax, amax, mse, ggml)");
       sc.rule = r->rule;
       rule_given = true;
     }

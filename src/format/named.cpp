@@ -68,6 +68,16 @@ const std::vector<NamedFormat>& format_table() {
        "int8 with an fp16 scale per 32 (stored as ggml Q8_0; qcast's round-to-nearest-even quantizer)"},
       {"q4_0", "int4@fp16/b32", {}, "Q4_0", 0, true,
        "symmetric int4 with an fp16 scale per 32 (stored as ggml Q4_0; codes -7..7)"},
+      // llama.cpp's own quantizers (quantize_row_*_ref, the ggml scale rule), bit for bit (tests/llamacpp).
+      {"q8_0_ggml", "int8@fp16/b32/ggml", {}, "Q8_0", 0, false, "ggml Q8_0 as llama.cpp quantizes it (d = amax / 127, roundf)"},
+      {"q4_0_ggml", "int4@fp16/b32/ggml", {}, "Q4_0", 0, false,
+       "ggml Q4_0 as llama.cpp quantizes it (d = signed max / -8, codes -8..7)"},
+      {"q4_1", "int4@fp16/b32/asym/ggml", {}, "Q4_1", 0, false,
+       "ggml Q4_1: 4-bit codes, fp16 scale and fp16 minimum per 32 (llama.cpp's quantizer)"},
+      {"q5_0", "int5@fp16/b32/ggml", {}, "Q5_0", 0, false,
+       "ggml Q5_0: 5-bit codes -16..15, fp16 scale per 32 (d = signed max / -16, llama.cpp's quantizer)"},
+      {"q5_1", "int5@fp16/b32/asym/ggml", {}, "Q5_1", 0, false,
+       "ggml Q5_1: 5-bit codes, fp16 scale and fp16 minimum per 32 (llama.cpp's quantizer)"},
   };
   return t;
 }

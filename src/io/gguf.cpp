@@ -389,22 +389,27 @@ File read(const std::string& path) {
 }
 std::string ggml_mapping() {
   return "qcast -> ggml: int8@fp16/b32 (symmetric int8, fp16 scale per 32 inputs) -> Q8_0; int4@fp16/b32 or "
-         "int4@fp16/g32 (symmetric int4, fp16 scale per 32) -> Q4_0; mxfp4 (e2m1@e8m0/b32) -> MXFP4; rows must be a "
-         "multiple of 32; every other format has no ggml type";
+         "int4@fp16/g32 (symmetric int4, fp16 scale per 32) -> Q4_0; int5@fp16/b32 -> Q5_0; q4_1 / q5_1 "
+         "(int4 / int5@fp16/b32/asym/ggml: fp16 scale and minimum per 32) -> Q4_1 / Q5_1; mxfp4 (e2m1@e8m0/b32) -> MXFP4; "
+         "rows must be a multiple of 32; every other format has no ggml type";
 }
 
 GgmlType ggml_type_for(const Format& f, const Shape& shape) {
   const auto& s = f.scaling();
   if (shape.empty() || shape.back() % 32 != 0) return GgmlType::F32;
-  const bool last_axis_blocks = s.kind == ScaleKind::Block && s.block == 32 && !s.asym && !s.tensor_scale &&
+  // An fp16 minimum per block (Q4_1, Q5_1) is the ggml rule's asym; an integer zero point has no ggml type.
+  const bool ggml_min = s.asym && s.rule == ScaleRule::Ggml;
+  const bool last_axis_blocks = s.kind == ScaleKind::Block && s.block == 32 && (!s.asym || ggml_min) && !s.tensor_scale &&
                                 (!s.axis_explicit || s.axis == -1 || s.axis == static_cast<int>(shape.size()) - 1);
   if (!last_axis_blocks) return GgmlType::F32;
   // By storage layout, whatever the scale rule: the block's codes and its one scale are all ggml keeps.
   const Element& e = f.elem();
   const Element& se = s.scale_elem;
   if (e.kind == Element::Kind::Int && e.is_signed && e.frac_bits == 0 && se == Element::parse("fp16")) {
+    if (ggml_min) return e.bits == 4 ? GgmlType::Q4_1 : e.bits == 5 ? GgmlType::Q5_1 : GgmlType::F32;
     if (e.bits == 8) return GgmlType::Q8_0;
     if (e.bits == 4) return GgmlType::Q4_0;
+    if (e.bits == 5) return GgmlType::Q5_0;
   }
   if (e == Element::parse("e2m1") && se == Element::parse("e8m0")) return GgmlType::MXFP4;
   return GgmlType::F32;
@@ -444,6 +449,11 @@ TensorData make_tensor(const std::string& name, const Encoded& e) {
   std::vector<std::uint32_t> codes(static_cast<std::size_t>(n)), sc(static_cast<std::size_t>(e.num_groups));
   unpack_bits(e.codes.data(), e.codes.size(), codes.size(), f.elem().bits, codes.data());
   unpack_bits(e.scales.data(), e.scales.size(), sc.size(), f.scaling().scale_elem.bits, sc.data());
+  std::vector<std::uint32_t> mins;
+  if (t.type == GgmlType::Q4_1 || t.type == GgmlType::Q5_1) {  // the fp16 block minimum (the ggml rule's zero)
+    mins.resize(sc.size());
+    unpack_bits(e.zeros.data(), e.zeros.size(), mins.size(), 16, mins.data());
+  }
   const std::int64_t nblocks = n / 32;  // groups are the 32-blocks in row-major order
   if (e.num_groups != nblocks) throw Error("gguf tensor '" + name + "': " + std::to_string(e.num_groups) + " scale groups, expected " + std::to_string(nblocks));
   const std::uint64_t bytes = traits(t.type).bytes;
@@ -460,6 +470,26 @@ TensorData make_tensor(const std::string& name, const Encoded& e) {
       std::memcpy(out, &d, 2);
       auto q = [&](int i) { return static_cast<std::uint8_t>(((c[i] ^ 8u) & 15u)); };  // two's complement -> code + 8
       for (int j = 0; j < 16; ++j) out[2 + j] = static_cast<std::uint8_t>(q(j) | (q(j + 16) << 4));
+    } else if (t.type == GgmlType::Q4_1 || t.type == GgmlType::Q5_0 || t.type == GgmlType::Q5_1) {
+      // block_q4_1 {d, m, qs[16]}, block_q5_0 {d, qh[4], qs[16]}, block_q5_1 {d, m, qh[4], qs[16]}: element j and
+      // j + 16 share qs[j] (low / high nibble); bit 4 of element j is bit j of qh. Q5_0 stores code + 16.
+      const bool has_min = t.type != GgmlType::Q5_0, five = t.type != GgmlType::Q4_1;
+      const auto d = static_cast<std::uint16_t>(sc[b]);
+      std::memcpy(out, &d, 2);
+      std::size_t at = 2;
+      if (has_min) {
+        const auto m = static_cast<std::uint16_t>(mins[b]);
+        std::memcpy(out + at, &m, 2);
+        at += 2;
+      }
+      auto u = [&](int i) { return t.type == GgmlType::Q5_0 ? ((c[i] ^ 16u) & 31u) : (c[i] & (five ? 31u : 15u)); };
+      if (five) {
+        std::uint32_t qh = 0;
+        for (int i = 0; i < 32; ++i) qh |= ((u(i) >> 4) & 1u) << i;
+        std::memcpy(out + at, &qh, 4);
+        at += 4;
+      }
+      for (int j = 0; j < 16; ++j) out[at + j] = static_cast<std::uint8_t>((u(j) & 15u) | ((u(j + 16) & 15u) << 4));
     } else {  // MXFP4
       out[0] = static_cast<std::uint8_t>(sc[b]);
       for (int j = 0; j < 16; ++j) out[1 + j] = static_cast<std::uint8_t>((c[j] & 15u) | ((c[j + 16] & 15u) << 4));

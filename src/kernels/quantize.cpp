@@ -244,7 +244,7 @@ Encoded reference_encode(const Format& f, const float* in, const Shape& shape, c
   });
   e.codes = pack_bits(codes.data(), codes.size(), f.elem().bits);
   e.scales = pack_bits(scodes.data(), scodes.size(), f.scaling().scale_elem.bits >= 32 ? 32 : f.scaling().scale_elem.bits);
-  if (f.scaling().asym) e.zeros = pack_bits(zeros.data(), zeros.size(), f.elem().bits);
+  if (f.scaling().asym) e.zeros = pack_bits(zeros.data(), zeros.size(), ref::zero_bits(f));
   return e;
 }
 
@@ -276,7 +276,7 @@ void reference_decode(const Encoded& e, float* out) {
   unpack_bits(e.scales.data(), e.scales.size(), scodes.size(), sbits, scodes.data());
   if (f.scaling().asym) {
     zeros.resize(scodes.size());
-    unpack_bits(e.zeros.data(), e.zeros.size(), zeros.size(), f.elem().bits, zeros.data());
+    unpack_bits(e.zeros.data(), e.zeros.size(), zeros.size(), ref::zero_bits(f), zeros.data());
   }
   layout.enumerate(0, layout.num_groups, [&](std::int64_t gid, const std::vector<std::int64_t>& off) {
     ref::GroupParams p;
@@ -284,6 +284,7 @@ void reference_decode(const Encoded& e, float* out) {
     p.nan = std::isnan(s);
     p.scale = f.scaling().tensor_scale ? s * e.tensor_scale : s;
     if (f.scaling().asym) p.zero = static_cast<std::int32_t>(zeros[gid]);
+    ref::finish_stored_params(f, p);
     for (auto o : off) out[o] = ref::dequantize_code(f, p, codes[o]);
   });
 }

@@ -47,7 +47,57 @@ double sse_for(const Format& f, float scale, const float* vals, std::size_t n) {
   return e;
 }
 
+// llama.cpp's reference quantizers of the 32-blocks (ggml-quants.c, quantize_row_{q8_0,q4_0,q5_0,q4_1,q5_1}_ref),
+// step for step in float32: Q8_0 d = amax / 127, codes roundf(x / d); Q4_0 / Q5_0 d = the value of largest
+// magnitude (the first one) / -2^(b-1), codes min(2^b - 1, trunc(x / d + 2^(b-1) + 0.5)) - 2^(b-1); Q4_1 / Q5_1
+// d = (max - min) / (2^b - 1), codes min(2^b - 1, trunc((x - min) / d + 0.5)). "/ d" is "* (1 / d)" in float;
+// d and min are stored in fp16 (round to nearest even) and decoding uses the stored values.
+GroupParams ggml_params(const Format& f, const float* x, std::size_t n) {
+  GroupParams p;
+  p.ggml = true;
+  const Element& h = f.scaling().scale_elem;
+  const int bits = f.elem().bits;
+  float d;
+  if (f.scaling().asym) {
+    float mn = std::numeric_limits<float>::max(), mx = -std::numeric_limits<float>::max();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (x[i] < mn) mn = x[i];
+      if (x[i] > mx) mx = x[i];
+    }
+    d = (mx - mn) / static_cast<float>((1 << bits) - 1);
+    p.lo = mn;
+    p.zero = static_cast<std::int32_t>(h.encode(mn));
+    p.offset = h.decode(static_cast<std::uint32_t>(p.zero));
+  } else if (bits == 8) {
+    float amax = 0.0f;
+    for (std::size_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+    d = amax / 127.0f;
+  } else {
+    float amax = 0.0f, mx = 0.0f;
+    for (std::size_t i = 0; i < n; ++i)
+      if (amax < std::fabs(x[i])) {
+        amax = std::fabs(x[i]);
+        mx = x[i];
+      }
+    d = mx / static_cast<float>(-(1 << (bits - 1)));
+  }
+  p.inv = d != 0.0f ? 1.0f / d : 0.0f;
+  p.scale_code = h.encode(d);
+  p.scale = h.decode(p.scale_code);
+  return p;
+}
+
 }  // namespace
+
+void finish_stored_params(const Format& f, GroupParams& p) {
+  if (f.scaling().rule != ScaleRule::Ggml || p.nan) return;
+  p.ggml = true;
+  p.zero_group = false;
+  p.inv = p.scale != 0.0f ? 1.0f / p.scale : 0.0f;
+  if (f.scaling().asym) p.lo = p.offset = f.scaling().scale_elem.decode(static_cast<std::uint32_t>(p.zero));
+}
+
+int zero_bits(const Format& f) { return f.scaling().rule == ScaleRule::Ggml ? f.scaling().scale_elem.bits : f.elem().bits; }
 
 GroupParams group_params(const Format& f, const float* vals, std::size_t n, float ts, RoundMode mode) {
   GroupParams p;
@@ -66,6 +116,7 @@ GroupParams group_params(const Format& f, const float* vals, std::size_t n, floa
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }
+  if (s.rule == ScaleRule::Ggml) return ggml_params(f, vals, n);
   const Element& el = f.elem();
   double raw;  // the unrounded ideal scale
   if (s.asym) {
@@ -113,6 +164,7 @@ GroupParams group_params(const Format& f, const float* vals, std::size_t n, floa
       scale = pow2_scale(e);
       break;
     }
+    case ScaleRule::Ggml:  // ggml_params, above
     case ScaleRule::Amax:
     case ScaleRule::Mse: {
       if (s.tensor_scale) {
@@ -166,6 +218,23 @@ float quantize_value(const Format& f, const GroupParams& p, float x, RoundMode m
     if (code) *code = 0;
     return kNaN;
   }
+  if (p.ggml) {  // llama.cpp's rounding (ggml_params); the rounding mode and overflow options do not apply
+    const int top = (1 << el.bits) - 1;
+    int q;
+    if (f.scaling().asym) {
+      q = std::min(top, static_cast<int>((x - p.lo) * p.inv + 0.5f));
+      if (code) *code = static_cast<std::uint32_t>(q);
+      return static_cast<float>(q) * p.scale + p.offset;
+    }
+    if (el.bits == 8) {
+      q = static_cast<int>(std::round(x * p.inv));
+    } else {
+      const int half = 1 << (el.bits - 1);
+      q = std::min(top, static_cast<int>(x * p.inv + (static_cast<float>(half) + 0.5f))) - half;
+    }
+    if (code) *code = static_cast<std::uint32_t>(q) & static_cast<std::uint32_t>(top);
+    return static_cast<float>(q) * p.scale;
+  }
   if (p.zero_group) {
     if (code) *code = f.scaling().asym ? static_cast<std::uint32_t>(p.zero) : el.encode(0.0f);
     return std::signbit(x) ? -0.0f : 0.0f;
@@ -194,6 +263,12 @@ float quantize_value(const Format& f, const GroupParams& p, float x, RoundMode m
 float dequantize_code(const Format& f, const GroupParams& p, std::uint32_t code) {
   if (f.scaling().kind == ScaleKind::None) return f.elem().decode(code);
   if (p.nan) return kNaN;
+  if (p.ggml) {
+    if (f.scaling().asym) return static_cast<float>(code) * p.scale + p.offset;
+    const int bits = f.elem().bits;
+    const int q = static_cast<int>(code << (32 - bits)) >> (32 - bits);  // two's complement
+    return static_cast<float>(q) * p.scale;
+  }
   if (f.scaling().asym) return static_cast<float>(static_cast<double>(code) - p.zero) * p.scale;
   return f.elem().decode(code) * p.scale;
 }

@@ -36,6 +36,7 @@ ref::GroupParams params_from_code(const Format& f, std::uint32_t scale_code, std
   p.scale = f.scaling().tensor_scale ? s * ts : s;
   p.zero = zero;
   p.zero_group = !p.nan && !(p.scale > 0);
+  ref::finish_stored_params(f, p);
   return p;
 }
 
@@ -141,7 +142,7 @@ Encoded QuantizedWeight::encode() const {
   e.scales = pack_bits(scale_codes.data(), scale_codes.size(), std::min(32, format.scaling().scale_elem.bits));
   if (format.scaling().asym) {
     std::vector<std::uint32_t> z(zeros.begin(), zeros.end());
-    e.zeros = pack_bits(z.data(), z.size(), format.elem().bits);
+    e.zeros = pack_bits(z.data(), z.size(), ref::zero_bits(format));
   }
   return e;
 }

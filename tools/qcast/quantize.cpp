@@ -202,7 +202,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("--calib-tokens", a->calib_tokens, "language models: tokens per calibration story (truncated)")->check(CLI::Range(2, 1 << 20))->capture_default_str();
   sub->add_option("--data-root", a->data_root, "directory that overrides the dataset specs' root");
   sub->add_option("--tokenizer", a->tokenizer, "llama2.c tokenizer (tok*.bin) for language models");
-  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata), .gguf for LLaMA models (Q8_0 / Q4_0 / MXFP4), or .onnx for ONNX models (QDQ: integer weights behind DequantizeLinear)")->required();
+  sub->add_option("--out", a->out, "output: packed safetensors (codes + scales, recipe in the metadata), .gguf for LLaMA models (Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / MXFP4), or .onnx for ONNX models (QDQ: integer weights behind DequantizeLinear)")->required();
   sub->add_option("--save-recipe", a->save_recipe, "also write the recipe that was applied (mixed: the chosen per-layer formats; static activation ranges) as YAML, or JSON for *.json: eval, cost and quantize take it as --recipe");
   sub->add_option("--report", a->report, "write a JSON report (recipe, per-layer error, timings, eval)");
   sub->add_option("--eval", a->eval, "evaluate the written model on this dataset (as qcast eval --json)");

@@ -40,7 +40,18 @@ struct GroupParams {
   std::int32_t zero = 0;     // asymmetric zero point (in element codes)
   bool nan = false;          // the group held NaN/Inf: every element decodes to NaN
   bool zero_group = false;   // the scale is 0: every element decodes to (signed) zero
+  // The ggml rule (llama.cpp's quantize_row_*_ref): codes are rounded with ggml's fp32 1/d and block
+  // minimum, values decode with the stored fp16 d (`scale`) and fp16 minimum (`offset`, asym only, whose
+  // fp16 code is `zero`).
+  bool ggml = false;
+  float inv = 0.0f, lo = 0.0f, offset = 0.0f;
 };
+
+/// Completes the parameters of a group rebuilt from its stored scale and zero codes (decoding, PTQ
+/// re-encoding): for the ggml rule, its 1/d and fp16 minimum. Other rules need nothing more.
+void finish_stored_params(const Format& f, GroupParams& p);
+/// Bits of one stored zero point: the element's, or 16 for the ggml rule's fp16 block minimum.
+int zero_bits(const Format& f);
 
 /// Second-level fp32 tensor scale for formats with `+fp32` (NVFP4): amax / (max_scale_elem * max_elem).
 float tensor_scale_for(const Format& f, const float* data, std::int64_t n);

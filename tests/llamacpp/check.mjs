@@ -1,0 +1,111 @@
+// llama.cpp itself checks the GGUF files qcast writes: for every ggml type qcast writes, quantize
+// stories260K with `qcast quantize --out X.gguf`, load X.gguf in llama.cpp (node-llama-cpp 3.21.1's prebuilt
+// CPU build), and compare llama.cpp's perplexity on the TinyStories excerpt with `qcast eval X.gguf` on the
+// same stories. Asserts, per file: llama.cpp loads it; the tensors have the ggml type asked for; llama.cpp's
+// tokenizer (from the GGUF) gives as many tokens as qcast's over the stories; llama.cpp's next-token
+// distributions are full softmaxes (every vocabulary entry, summing to 1); and the two perplexities agree
+// within the tolerance of the type: 1 % for the quantized types, whose dot products llama.cpp computes on
+// activations rounded to 8 bits (Q8_0 blocks) while qcast keeps them in fp32; 0.01 % for F32 weights, which
+// llama.cpp multiplies in float (docs/models.md, "Checked by llama.cpp").
+// Usage: node check.mjs QCAST_CLI SHARED_DIR WORK_DIR [STORIES]
+import {execFileSync} from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import {getLlama, LlamaLogLevel, readGgufFileInfo} from "node-llama-cpp";
+
+const [cli, shared, work, stories_s] = process.argv.slice(2);
+const n_stories = Number(stories_s ?? 10);
+const model_bin = path.join(shared, "models/stories260K.bin");
+const tokenizer = path.join(shared, "models/tok512.bin");
+const text = path.join(shared, "data/tinystories/valid-excerpt.txt");
+
+// weights format given to qcast, the ggml type its 2-D weights (rows of 64 inputs) must be stored as, and
+// the largest relative perplexity difference allowed.
+const cases = [
+  {weights: "fp32", type: "F32", tol: 1e-4},
+  {weights: "q8_0", type: "Q8_0", tol: 0.01},
+  {weights: "q4_0", type: "Q4_0", tol: 0.01},
+  {weights: "mxfp4", type: "MXFP4", tol: 0.01},
+  {weights: "q8_0_ggml", type: "Q8_0", tol: 0.01},
+  {weights: "q4_0_ggml", type: "Q4_0", tol: 0.01},
+  {weights: "q4_1", type: "Q4_1", tol: 0.01},
+  {weights: "q5_0", type: "Q5_0", tol: 0.01},
+  {weights: "q5_1", type: "Q5_1", tol: 0.01},
+];
+
+function split_stories(t) {  // as qcast's io::split_stories
+  return t.split("<|endoftext|>").map((s) => s.replace(/^[ \t\r\n\v\f]+|[ \t\r\n\v\f]+$/g, "")).filter((s) => s.length > 0);
+}
+const stories = split_stories(fs.readFileSync(text, "utf8")).slice(0, n_stories);
+
+const llama = await getLlama({gpu: false, build: "never", usePrebuiltBinaries: true, skipDownload: true,
+                              logLevel: LlamaLogLevel.error, progressLogs: false});
+
+async function llama_perplexity(file) {
+  const model = await llama.loadModel({modelPath: file});
+  const n_ctx = model.trainContextSize;
+  const context = await model.createContext({contextSize: n_ctx, batchSize: n_ctx, threads: 2, sequences: 1});
+  const seq = context.getSequence();
+  // temperature 1 and every truncating sampler off: the probabilities are the softmax of llama.cpp's logits.
+  const opts = {generateNext: {probabilities: true, options: {temperature: 1, topK: 0, topP: 1, minP: 0, seed: 1}}};
+  let nll = 0, tokens = 0, dist_min = Infinity, psum_err = 0;
+  const per_story = [];
+  for (const story of stories) {
+    const toks = [model.tokens.bos, ...model.tokenize(story)].slice(0, n_ctx);
+    await seq.clearHistory();
+    const out = await seq.controlledEvaluate(toks.slice(0, -1).map((t) => [t, opts]));
+    for (let i = 0; i + 1 < toks.length; ++i) {
+      const probs = out[i].next.probabilities;
+      let sum = 0;
+      for (const p of probs.values()) sum += p;
+      psum_err = Math.max(psum_err, Math.abs(sum - 1));
+      dist_min = Math.min(dist_min, probs.size);
+      const p = probs.get(toks[i + 1]);
+      if (!(p > 0)) throw new Error(`${file}: llama.cpp gives token ${toks[i + 1]} probability ${p}`);
+      nll -= Math.log(p);
+    }
+    tokens += toks.length - 1;
+    per_story.push(toks.length - 1);
+  }
+  await context.dispose();
+  await model.dispose();
+  return {perplexity: Math.exp(nll / tokens), tokens, per_story, dist_min, psum_err};
+}
+
+function qcast(args) {
+  return execFileSync(cli, args, {encoding: "utf8", stdio: ["ignore", "pipe", "inherit"]});
+}
+
+let failures = 0;
+const fail = (m) => { console.log(`FAIL: ${m}`); ++failures; };
+console.log(`${stories.length} stories of ${text}`);
+console.log("weights   | type   | qcast ppl  | llama.cpp ppl | rel. diff  | tokens");
+for (const c of cases) {
+  const file = path.join(work, `stories260K.${c.weights}.gguf`);
+  qcast(["quantize", model_bin, "--tokenizer", tokenizer, "--weights", c.weights, "--method", "rtn", "--calib", `text:${text}`,
+         "--calib-samples", "1", "--calib-tokens", "16", "--out", file, "--quiet"]);
+  // The ggml types in the file, read by node-llama-cpp's own GGUF parser.
+  const info = await readGgufFileInfo(file, {readTensorInfo: true});
+  const types = new Map();
+  for (const t of info.fullTensorInfo ?? info.tensorInfo) {
+    if (t.name.startsWith("blk.") && t.name.endsWith("attn_q.weight")) types.set(t.ggmlType, (types.get(t.ggmlType) ?? 0) + 1);
+  }
+  const want = {F32: 0, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, MXFP4: 39}[c.type];  // ggml.h enum ggml_type
+  if (!(types.size === 1 && types.has(want))) fail(`${file}: attn_q tensors stored as ggml types ${[...types.keys()]}, expected ${c.type} (${want})`);
+
+  const q = JSON.parse(qcast(["eval", file, "--data", `text:${text}`, "--limit", String(stories.length), "--json"]));
+  const l = await llama_perplexity(file);
+  const rel = l.perplexity / q.perplexity - 1;
+  console.log(`${c.weights.padEnd(9)} | ${c.type.padEnd(6)} | ${q.perplexity.toFixed(6).padStart(10)} | ${l.perplexity.toFixed(6).padStart(13)} | ` +
+              `${(rel * 100).toFixed(4).padStart(8)} % | ${l.tokens}`);
+  if (l.tokens !== q.tokens) fail(`${c.type}: llama.cpp tokenized ${l.tokens} tokens (${l.per_story}), qcast ${q.tokens}`);
+  if (l.dist_min !== 512) fail(`${c.type}: llama.cpp gave a distribution over ${l.dist_min} tokens, not the vocabulary of 512`);
+  if (l.psum_err > 1e-4) fail(`${c.type}: llama.cpp's probabilities sum to 1 +- ${l.psum_err}`);
+  if (!(Math.abs(rel) <= c.tol)) fail(`${c.type}: perplexity ${l.perplexity} (llama.cpp) vs ${q.perplexity} (qcast): ${(rel * 100).toFixed(4)} % > ${c.tol * 100} %`);
+}
+await llama.dispose();
+if (failures) {
+  console.log(`${failures} failure(s)`);
+  process.exit(1);
+}
+console.log("llama.cpp agrees with qcast on every type");

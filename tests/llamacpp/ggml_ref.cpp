@@ -1,0 +1,126 @@
+// qcast's ggml-named formats against llama.cpp's own reference quantizers, bit for bit. The quantize_row_*_ref
+// functions are called in the real ggml library that node-llama-cpp 3.21.1 ships (libggml-base.so, loaded
+// with dlopen: nothing of ggml is compiled into qcast or this program). For every type, inputs of several
+// kinds (Gaussian, uniform, heavy tails, exact rounding ties, all-zero and one-hot blocks, a negative or
+// positive block maximum, tiny and large magnitudes) are quantized by ggml and by qcast
+// (gguf::make_tensor with the named format); the GGUF block bytes must be equal, and qcast's fake-quantized
+// values must equal ggml's bytes decoded (up to the sign of zero).
+// Usage: ggml_ref LIBGGML_BASE.so   (exit 0: all equal, 1: a difference, 2: the library lacks a symbol)
+#include <dlfcn.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qcast/format.hpp"
+#include "qcast/gguf.hpp"
+#include "qcast/quantize.hpp"
+
+namespace gg = qcast::gguf;
+
+namespace {
+
+using QuantizeRow = void (*)(const float*, void*, std::int64_t);
+
+struct Case {
+  const char* format;    // qcast named format
+  const char* symbol;    // ggml's reference quantizer
+  gg::GgmlType type;
+};
+
+std::vector<float> make_inputs(int kind, std::int64_t n, std::mt19937& rng) {
+  std::vector<float> x(static_cast<std::size_t>(n));
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::student_t_distribution<float> t(2.0f);
+  std::uniform_int_distribution<int> small(-40, 40);
+  for (std::int64_t i = 0; i < n; ++i) {
+    float& v = x[static_cast<std::size_t>(i)];
+    switch (kind) {
+      case 0: v = g(rng) * 0.02f; break;                        // weight-like
+      case 1: v = u(rng); break;
+      case 2: v = t(rng); break;                                // heavy tails
+      case 3: v = static_cast<float>(small(rng)) / 8.0f; break; // many exact ties on the code grid
+      case 4: v = (i % 32 == 0) ? g(rng) : 0.0f; break;        // one-hot blocks
+      case 5: v = (i / 32) % 3 == 0 ? 0.0f : g(rng); break;     // all-zero blocks
+      case 6: v = std::fabs(g(rng)) * ((i / 32) % 2 ? 1.0f : -1.0f); break;  // one-signed blocks
+      case 7: v = g(rng) * 1e-6f; break;                        // fp16 subnormal scales
+      case 8: v = g(rng) * 300.0f; break;                       // large
+      default: v = static_cast<float>(i % 32) - 15.5f; break;   // ramps
+    }
+  }
+  return x;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: ggml_ref LIBGGML_BASE.so\n");
+    return 2;
+  }
+  void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    std::fprintf(stderr, "ggml_ref: cannot load %s: %s\n", argv[1], dlerror());
+    return 2;
+  }
+  const Case cases[] = {
+      {"q8_0_ggml", "quantize_row_q8_0_ref", gg::GgmlType::Q8_0},
+      {"q4_0_ggml", "quantize_row_q4_0_ref", gg::GgmlType::Q4_0},
+      {"q4_1", "quantize_row_q4_1_ref", gg::GgmlType::Q4_1},
+      {"q5_0", "quantize_row_q5_0_ref", gg::GgmlType::Q5_0},
+      {"q5_1", "quantize_row_q5_1_ref", gg::GgmlType::Q5_1},
+  };
+  const std::int64_t rows = 64, cols = 256;  // 512 blocks of 32 per input kind
+  int failures = 0;
+  for (const Case& c : cases) {
+    auto fn = reinterpret_cast<QuantizeRow>(dlsym(lib, c.symbol));
+    if (!fn) {
+      std::fprintf(stderr, "ggml_ref: %s has no %s\n", argv[1], c.symbol);
+      return 2;
+    }
+    const qcast::Format f = qcast::Format::parse(c.format);
+    const auto& tr = gg::traits(c.type);
+    std::int64_t blocks = 0, diff_blocks = 0, diff_values = 0;
+    for (int kind = 0; kind < 10; ++kind) {
+      std::mt19937 rng(1234u + static_cast<unsigned>(kind));
+      const std::vector<float> x = make_inputs(kind, rows * cols, rng);
+      std::vector<std::uint8_t> ref(static_cast<std::size_t>(rows * cols / tr.block * tr.bytes));
+      for (std::int64_t r = 0; r < rows; ++r) fn(x.data() + r * cols, ref.data() + r * (cols / tr.block) * tr.bytes, cols);
+      const gg::TensorData t = gg::make_tensor("x", x.data(), {rows, cols}, f);
+      if (t.type != c.type) {
+        std::printf("FAIL %s: qcast stores it as %s, not %s\n", c.format, gg::type_name(t.type).c_str(), tr.name);
+        ++failures;
+        break;
+      }
+      for (std::size_t b = 0; b < ref.size() / tr.bytes; ++b, ++blocks)
+        if (std::memcmp(ref.data() + b * tr.bytes, t.data.data() + b * tr.bytes, tr.bytes) != 0) {
+          if (diff_blocks++ < 3) {
+            std::printf("FAIL %s kind %d block %zu: ggml", c.format, kind, b);
+            for (std::uint32_t i = 0; i < tr.bytes; ++i) std::printf(" %02x", ref[b * tr.bytes + i]);
+            std::printf("\n   qcast                  ");
+            for (std::uint32_t i = 0; i < tr.bytes; ++i) std::printf(" %02x", t.data[b * tr.bytes + i]);
+            std::printf("\n   inputs");
+            for (std::uint32_t i = 0; i < tr.block; ++i) std::printf(" %.9g", x[b * tr.block + i]);
+            std::printf("\n");
+          }
+        }
+      // qcast's fake-quant (the values eval / generate compute with) = ggml's blocks decoded.
+      std::vector<float> fq(x.size()), dq(x.size());
+      qcast::fake_quant(f, x.data(), fq.data(), {rows, cols});
+      gg::dequantize_row(c.type, ref.data(), dq.data(), rows * cols);
+      for (std::size_t i = 0; i < x.size(); ++i)
+        if (std::memcmp(&fq[i], &dq[i], 4) != 0 && !(fq[i] == 0.0f && dq[i] == 0.0f)) {
+          if (diff_values++ < 3) std::printf("FAIL %s kind %d element %zu: fake-quant %.9g, ggml %.9g\n", c.format, kind, i, fq[i], dq[i]);
+        }
+    }
+    std::printf("%-9s %-22s %6lld blocks: %lld differ; %lld fake-quant values differ\n", c.format, c.symbol,
+                static_cast<long long>(blocks), static_cast<long long>(diff_blocks), static_cast<long long>(diff_values));
+    failures += diff_blocks > 0 || diff_values > 0;
+  }
+  dlclose(lib);
+  return failures ? 1 : 0;
+}
