@@ -89,7 +89,7 @@ void check_encoded(const Encoded& e) {
     check_size("scales", e.scales, layout.num_groups, fmt.scaling().scale_elem.bits >= 32 ? 32 : fmt.scaling().scale_elem.bits);
   else if (!e.scales.empty())
     throw Error("format " + fmt.name() + " has no scales, got " + std::to_string(e.scales.size()) + " scale bytes");
-  if (fmt.scaling().asym) check_size("zero points", e.zeros, layout.num_groups, fmt.elem().bits);
+  if (fmt.scaling().asym) check_size("zero points", e.zeros, layout.num_groups, ref::zero_bits(fmt));
   else if (!e.zeros.empty())
     throw Error("format " + fmt.name() + " has no zero points, got " + std::to_string(e.zeros.size()) + " bytes of them");
 }

@@ -98,8 +98,11 @@ void run(const Args& a) {
   ptq::QuantizeOptions o;
   o.method = a.method;
   o.recipe = a.q.get();
-  if (o.recipe.empty() || (o.recipe.weights.empty() && o.recipe.layers.empty()))
-    throw Error("qcast quantize needs a weight format: --weights F or a --recipe with weights");
+  // --weights fp32 with a GGUF output converts the model without quantizing it (F32 tensors): the baseline
+  // that llama.cpp's perplexity of the quantized files is compared with (tests/llamacpp).
+  const bool f32_gguf = gguf && (a.q.weights == "fp32" || a.q.weights == "f32");
+  if (!f32_gguf && (o.recipe.empty() || (o.recipe.weights.empty() && o.recipe.layers.empty())))
+    throw Error("qcast quantize needs a weight format: --weights F or a --recipe with weights (--weights fp32 only converts, to --out *.gguf)");
   if (onnx) {  // refused before any calibration runs (ptq::qdq_weights checks every layer again)
     bool acts = !o.recipe.acts.empty() && o.recipe.acts != "none" && o.recipe.acts != "fp32";
     for (const auto& l : o.recipe.layers) acts = acts || (l.acts && !l.acts->empty() && *l.acts != "none" && *l.acts != "fp32");
