@@ -181,6 +181,21 @@ void scale_min_k4(int j, const std::uint8_t* q, int& sc, int& mn) {
   }
 }
 
+// Sub-blocks j and j + 1 of a Q4_K / Q5_K block (which share a byte of qs): their scales d * sc and
+// minimums dmin * m.
+struct KPair {
+  float d1, m1, d2, m2;
+};
+KPair k_pair(int j, const std::uint8_t* scales, float d, float dmin) {
+  int sc, mn;
+  KPair k;
+  scale_min_k4(j, scales, sc, mn);
+  k.d1 = d * static_cast<float>(sc), k.m1 = dmin * static_cast<float>(mn);
+  scale_min_k4(j + 1, scales, sc, mn);
+  k.d2 = d * static_cast<float>(sc), k.m2 = dmin * static_cast<float>(mn);
+  return k;
+}
+
 // Q4_K {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}: 8 sub-blocks of 32; each 64 elements use 32 bytes of
 // qs, the first 32 the low nibbles (sub-block 2k), the next 32 the high nibbles (2k + 1);
 // value = (d * sc) * q - (dmin * m).
@@ -190,13 +205,9 @@ void deq_q4_k(const std::uint8_t* b, float* y, std::int64_t nb) {
     const std::uint8_t* scales = b + 4;
     const std::uint8_t* q = b + 16;
     for (int j = 0; j < 8; j += 2, q += 32) {
-      int sc, mn;
-      scale_min_k4(j, scales, sc, mn);
-      const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(mn);
-      scale_min_k4(j + 1, scales, sc, mn);
-      const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(mn);
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0x0F) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+      const KPair k = k_pair(j, scales, d, dmin);
+      for (int l = 0; l < 32; ++l) *y++ = k.d1 * static_cast<float>(q[l] & 0x0F) - k.m1;
+      for (int l = 0; l < 32; ++l) *y++ = k.d2 * static_cast<float>(q[l] >> 4) - k.m2;
     }
   }
 }
@@ -210,14 +221,10 @@ void deq_q5_k(const std::uint8_t* b, float* y, std::int64_t nb) {
     const std::uint8_t* qh = b + 16;
     const std::uint8_t* q = b + 48;
     for (int j = 0; j < 8; j += 2, q += 32) {
-      int sc, mn;
-      scale_min_k4(j, scales, sc, mn);
-      const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(mn);
-      scale_min_k4(j + 1, scales, sc, mn);
-      const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(mn);
+      const KPair k = k_pair(j, scales, d, dmin);
       const unsigned u1 = 1u << j, u2 = 2u << j;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((q[l] & 0x0F) + ((qh[l] & u1) ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((q[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
+      for (int l = 0; l < 32; ++l) *y++ = k.d1 * static_cast<float>((q[l] & 0x0F) + ((qh[l] & u1) ? 16 : 0)) - k.m1;
+      for (int l = 0; l < 32; ++l) *y++ = k.d2 * static_cast<float>((q[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - k.m2;
     }
   }
 }

@@ -90,18 +90,44 @@ HWY_INLINE VU RoundBits(VU u, MU neg, int s, VU half, VU low) {
 
 // ---- element quantizers: v (scaled value) -> q (signed element value) and code ----
 
+// NaN and Inf lanes of an elementwise minifloat cast (block formats flag the whole block instead): their
+// codes (the element's NaN / Inf code under the lane's sign code `sc`) and their values (Inf kept by
+// IEEE-like elements, NaN for NaN).
+struct MiniSpecials {
+  VU nan_code, inf_code, all_ones;
+  bool ieee, fn_nan;
+  explicit MiniSpecials(const ElemSpec& e) {
+    const DU du;
+    ieee = e.ieee;
+    fn_nan = e.fn_nan;
+    nan_code = hn::Set(du, e.nan_code);
+    inf_code = hn::Set(du, e.inf_code);
+    all_ones = hn::Set(du, (1u << (e.ebits + e.mbits)) - 1);
+  }
+  HWY_INLINE VU Codes(V v, VU sc, VU c) const {
+    const DU du;
+    const VU nc = fn_nan ? hn::Or(sc, all_ones) : nan_code;
+    if (ieee) c = hn::IfThenElse(hn::RebindMask(du, hn::IsInf(v)), hn::Or(sc, inf_code), c);
+    return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), nc, c);
+  }
+  HWY_INLINE V Values(V v, V out) const {
+    const D d;
+    if (ieee) out = hn::IfThenElse(hn::IsInf(v), v, out);
+    return hn::IfThenElse(hn::IsNaN(v), hn::Set(d, std::numeric_limits<float>::quiet_NaN()), out);
+  }
+};
+
 struct MiniQ {
   V maxv, sub_thr, up, down;
-  VU half, low, bias_sub, sign_code, nan_code, inf_code, all_ones;
+  VU half, low, bias_sub, sign_code;
+  MiniSpecials specials;
   int s;
-  bool has_sub, ieee, fn_nan;
-  explicit MiniQ(const ElemSpec& e) {
+  bool has_sub;
+  explicit MiniQ(const ElemSpec& e) : specials(e) {
     const D d;
     const DU du;
     s = 23 - e.mbits;
     has_sub = e.has_sub_path;
-    ieee = e.ieee;
-    fn_nan = e.fn_nan;
     maxv = hn::Set(d, e.maxv);
     sub_thr = hn::Set(d, has_sub ? pow2f(e.emin) : 0.0f);
     up = hn::Set(d, has_sub ? pow2f(e.mbits - e.emin) : 1.0f);
@@ -110,9 +136,6 @@ struct MiniQ {
     low = hn::Set(du, (1u << s) - 1);
     bias_sub = hn::Set(du, static_cast<std::uint32_t>(127 - e.bias) << e.mbits);
     sign_code = hn::Set(du, 1u << (e.ebits + e.mbits));
-    nan_code = hn::Set(du, e.nan_code);
-    inf_code = hn::Set(du, e.inf_code);
-    all_ones = hn::Set(du, (1u << (e.ebits + e.mbits)) - 1);
   }
   template <RoundMode M, bool kCode, bool kElementwise>
   HWY_INLINE V Apply(V v, VU* code) const {
@@ -137,19 +160,12 @@ struct MiniQ {
         const VU cs = hn::BitCast(du, hn::ConvertTo(DI(), hn::Mul(q, up)));
         c = hn::IfThenElse(hn::RebindMask(du, hn::Lt(q, sub_thr)), cs, c);
       }
-      c = hn::Or(c, hn::IfThenElseZero(negu, sign_code));
-      if constexpr (kElementwise) {
-        const MU nanm = hn::RebindMask(du, hn::IsNaN(v));
-        const VU nc = fn_nan ? hn::Or(hn::IfThenElseZero(negu, sign_code), all_ones) : nan_code;
-        if (ieee) c = hn::IfThenElse(hn::RebindMask(du, hn::IsInf(v)), hn::Or(hn::IfThenElseZero(negu, sign_code), inf_code), c);
-        c = hn::IfThenElse(nanm, nc, c);
-      }
+      const VU sc = hn::IfThenElseZero(negu, sign_code);
+      c = hn::Or(c, sc);
+      if constexpr (kElementwise) c = specials.Codes(v, sc, c);
       *code = c;
     }
-    if constexpr (kElementwise) {
-      if (ieee) out = hn::IfThenElse(hn::IsInf(v), v, out);
-      out = hn::IfThenElse(hn::IsNaN(v), hn::Set(d, std::numeric_limits<float>::quiet_NaN()), out);
-    }
+    if constexpr (kElementwise) out = specials.Values(v, out);
     return out;
   }
 };
@@ -163,9 +179,9 @@ struct MiniQ {
 // path plus its separate subnormal path. Needs C finite: emax + 23 - mbits <= 127 (not bf16 / tf32).
 struct MiniRneQ {
   V maxv;
-  VU expmask, emin_exp, c_shift, code_off, nan_code, inf_code, all_ones;
+  VU expmask, emin_exp, c_shift, code_off;
+  MiniSpecials specials;
   int s, sign_shift;
-  bool ieee, fn_nan;
   static bool Eligible(const ElemSpec& e) {
     if (e.kind != ElemKind::Mini || e.emin < -126) return false;
     std::uint32_t u;
@@ -173,22 +189,17 @@ struct MiniRneQ {
     const int emax = static_cast<int>(u >> 23) - 127;
     return emax + 23 - e.mbits <= 127;
   }
-  explicit MiniRneQ(const ElemSpec& e) {
+  explicit MiniRneQ(const ElemSpec& e) : specials(e) {
     const D d;
     const DU du;
     s = 23 - e.mbits;
     sign_shift = 31 - (e.ebits + e.mbits);
-    ieee = e.ieee;
-    fn_nan = e.fn_nan;
     maxv = hn::Set(d, e.maxv);
     expmask = hn::Set(du, 0x7f800000u);
     emin_exp = hn::Set(du, static_cast<std::uint32_t>(e.emin + 127) << 23);
     c_shift = hn::Set(du, static_cast<std::uint32_t>(s) << 23);
     // (bits(C) >> s) = (E' + 127 + s) << mbits; code = count + that - (emin + 127 + s) << mbits.
     code_off = hn::Set(du, static_cast<std::uint32_t>(e.emin + 127 + s) << e.mbits);
-    nan_code = hn::Set(du, e.nan_code);
-    inf_code = hn::Set(du, e.inf_code);
-    all_ones = hn::Set(du, (1u << (e.ebits + e.mbits)) - 1);
   }
   template <RoundMode M, bool kCode, bool kElementwise>
   HWY_INLINE V Apply(V v, VU* code) const {
@@ -206,18 +217,10 @@ struct MiniRneQ {
       VU k = hn::Add(hn::Sub(hn::BitCast(du, t), cb), hn::Sub(hn::ShiftRightSame(cb, s), code_off));
       const VU sign_code = hn::ShiftRightSame(sign, sign_shift);
       k = hn::Or(k, sign_code);
-      if constexpr (kElementwise) {
-        const MU nanm = hn::RebindMask(du, hn::IsNaN(v));
-        const VU nc = fn_nan ? hn::Or(sign_code, all_ones) : nan_code;
-        if (ieee) k = hn::IfThenElse(hn::RebindMask(du, hn::IsInf(v)), hn::Or(sign_code, inf_code), k);
-        k = hn::IfThenElse(nanm, nc, k);
-      }
+      if constexpr (kElementwise) k = specials.Codes(v, sign_code, k);
       *code = k;
     }
-    if constexpr (kElementwise) {
-      if (ieee) out = hn::IfThenElse(hn::IsInf(v), v, out);
-      out = hn::IfThenElse(hn::IsNaN(v), hn::Set(d, std::numeric_limits<float>::quiet_NaN()), out);
-    }
+    if constexpr (kElementwise) out = specials.Values(v, out);
     return out;
   }
 };
