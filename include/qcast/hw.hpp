@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "qcast/nn/recipe.hpp"
+
 namespace qcast::hw {
 
 // ---------------------------------------------------------------------------------------------
@@ -181,10 +183,17 @@ struct Precision {
   std::string accumulator_format() const;
   /// Bits of a partial sum in memory (partial_sums, else the accumulator's).
   double psum_bits() const;
-  /// Parses a recipe: a format name ("int8"), or a JSON/YAML file with {weights, activations[, outputs,
-  /// accumulator, partial_sums]}.
-  static Precision from_recipe(const std::string& name_or_path);
+  /// The precision of one layer under a recipe: its overrides and skips resolved as eval resolves them
+  /// (a full-precision operand is fp32 here), with the recipe's outputs, accumulator and partial sums.
+  static Precision for_layer(const nn::Recipe& r, const std::string& layer);
+  /// for_layer(cost_recipe(name_or_path), layer).
+  static Precision from_recipe(const std::string& name_or_path, const std::string& layer = "");
 };
+
+/// The recipe qcast cost takes: a format name ("int8", "mxfp4", "int4@fp16/g32") as the format of both
+/// operands (a hardware shorthand: a plain integer is integer arithmetic at that width, its scale
+/// irrelevant), or a recipe file in the one recipe format (nn::load_recipe: eval's and quantize's files).
+nn::Recipe cost_recipe(const std::string& name_or_path);
 
 /// Per-MAC arithmetic energy of a pair of number formats, by component, in pJ at 45 nm (a bit-level
 /// model calibrated on Horowitz, ISSCC 2014; docs/cost.md has the derivation and sources).

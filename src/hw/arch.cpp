@@ -530,38 +530,37 @@ std::string Precision::accumulator_format() const {
 
 double Precision::psum_bits() const { return accumulator_bits(partial_sums.empty() ? accumulator_format() : partial_sums); }
 
-Precision Precision::from_recipe(const std::string& spec) {
-  Precision p;
+nn::Recipe cost_recipe(const std::string& spec) {
   // A format string (int4@fp16/g32) also holds '/': it is a file only where one exists or the name says so.
   std::error_code ec;
   const bool is_file = std::filesystem::is_regular_file(spec, ec) ||
                        spec.ends_with(".json") || spec.ends_with(".yaml") || spec.ends_with(".yml");
-  if (!is_file) {
-    bits_per_element(spec);  // validates
-    p.weights = p.activations = spec;
-    return p;
-  }
-  std::string text = detail::read_text(spec, "recipe");
-  YAML::Node root = detail::load(text, spec);  // YAML is a superset of JSON
-  if (!root.IsMap()) throw Error(spec + ": a recipe is a map {weights: FORMAT, activations: FORMAT}");
-  auto get = [&](const char* k) -> std::string {
-    if (!root[k]) return "";
-    std::string v = detail::as_str(root[k], spec, k);
-    if (std::string(k) == "accumulator" || std::string(k) == "partial_sums") accumulator_bits(v);
-    else bits_per_element(v);
-    return v;
-  };
-  p.weights = get("weights");
-  p.activations = get("activations");
-  p.outputs = get("outputs");
-  p.accumulator = get("accumulator");
-  p.partial_sums = get("partial_sums");
-  if (p.weights.empty() && p.activations.empty())
-    throw Error(spec + ": the recipe names neither 'weights' nor 'activations'");
-  if (p.weights.empty()) p.weights = p.activations;
-  if (p.activations.empty()) p.activations = p.weights;
-  if (!p.accumulator.empty()) mac_cost(p.weights, p.activations, p.accumulator);  // validates
+  if (is_file) return nn::load_recipe(spec);
+  bits_per_element(spec);  // validates (a plain int8 is fine here: the arithmetic is what is costed)
+  nn::Recipe r;
+  r.weights = r.acts = spec;
+  return r;
+}
+
+Precision Precision::for_layer(const nn::Recipe& r, const std::string& layer) {
+  Precision p;
+  r.formats_for(layer, p.weights, p.activations);
+  auto full = [](std::string& f) { if (f.empty() || f == "none") f = "fp32"; };
+  full(p.weights);
+  full(p.activations);
+  p.outputs = r.outputs == "none" ? "fp32" : r.outputs;
+  p.accumulator = r.accumulator;
+  p.partial_sums = r.partial_sums;
+  for (const std::string* f : {&p.weights, &p.activations}) bits_per_element(*f);  // a name the cost model knows
+  if (!p.outputs.empty()) bits_per_element(p.outputs);
+  if (!p.accumulator.empty()) accumulator_bits(p.accumulator);
+  if (!p.partial_sums.empty()) accumulator_bits(p.partial_sums);
+  mac_cost(p.weights, p.activations, p.accumulator);  // validates the pair and the accumulator
   return p;
+}
+
+Precision Precision::from_recipe(const std::string& spec, const std::string& layer) {
+  return for_layer(cost_recipe(spec), layer);
 }
 
 }  // namespace qcast::hw

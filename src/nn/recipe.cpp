@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -98,6 +99,27 @@ bool glob_match(const std::string& p, const std::string& n) {
   return pi == p.size();
 }
 
+void check_accumulator_name(const std::string& given, const std::string& key) {
+  // intN / uintN may be wider than an element format allows (int32 accumulators).
+  std::string name = given;
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string digits;
+  if (name.rfind("uint", 0) == 0) digits = name.substr(4);
+  else if (name.rfind("int", 0) == 0) digits = name.substr(3);
+  if (!digits.empty() && digits.size() <= 2 && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    const int n = std::stoi(digits);
+    if (n >= 2 && n <= 64) return;
+  }
+  Element e;
+  try {
+    e = Format::parse(name).elem();
+  } catch (const Error& err) {
+    throw Error(key + " '" + name + "': " + err.what());
+  }
+  if (e.kind != Element::Kind::Float || e.variant == FloatVariant::E8m0 || Format::parse(name).scaling().kind != ScaleKind::None)
+    throw Error(key + " '" + name + "' is not an accumulator format (int32, int16, fp32, fp16, bf16, ...)");
+}
+
 std::optional<Format> parse_optional_format(const std::string& name) {
   if (name.empty() || name == "fp32" || name == "none") return std::nullopt;
   return Format::parse(name);
@@ -127,6 +149,7 @@ void Recipe::validate(const std::string& where) const {
   check(weights, "weight", true);
   check(acts, "activation", act_observer.empty());  // a static observer supplies a per-tensor scale
   check(kv, "KV-cache", true);
+  check(outputs, "output", false);
   for (auto& l : layers) {
     if (l.weights) check(*l.weights, "weight (override '" + l.pattern + "')", true);
     if (l.acts) check(*l.acts, "activation (override '" + l.pattern + "')", l.act_observer.empty());
@@ -270,9 +293,20 @@ Recipe parse_recipe(const std::string& text, const std::string& where) {
           const auto name = e.first.as<std::string>();
           r.act_ranges[name] = parse_range(e.second, where + ": static range of '" + name + "'");
         }
+      } else if (key == "outputs") {
+        r.outputs = v.IsNull() ? "" : scalar(v, where, key);  // kept as written: fp32 means fp32 here
+      } else if (key == "accumulator" || key == "partial_sums") {
+        const std::string a = v.IsNull() ? "" : scalar(v, where, key);
+        try {
+          if (!a.empty()) check_accumulator_name(a, key);
+        } catch (const Error& e) {
+          throw Error(at(v, where) + ": " + e.what());
+        }
+        (key == "accumulator" ? r.accumulator : r.partial_sums) = a;
       } else if (key == "name" || key == "description") {
       } else {
-        throw Error(where + ": unknown recipe key '" + key + "' (weights, activations, act_observer, kv_cache, layers, skip, act_ranges)");
+        throw Error(where + ": unknown recipe key '" + key +
+                    "' (weights, activations, act_observer, kv_cache, layers, skip, act_ranges, outputs, accumulator, partial_sums)");
       }
     }
     if (observer) r.act_observer = (*observer == "dynamic" || *observer == "none") ? "" : *observer;
@@ -305,6 +339,9 @@ std::string recipe_to_json(const Recipe& r, int indent) {
   }
   j["layers"] = layers;
   j["skip"] = r.skip;
+  if (!r.outputs.empty()) j["outputs"] = r.outputs;
+  if (!r.accumulator.empty()) j["accumulator"] = r.accumulator;
+  if (!r.partial_sums.empty()) j["partial_sums"] = r.partial_sums;
   // Calibrated static ranges: a float is exact in JSON's doubles, so a reload quantizes bit for bit alike.
   if (!r.act_ranges.empty()) {
     nlohmann::json ranges = nlohmann::json::object();
@@ -321,7 +358,7 @@ std::string recipe_to_yaml(const Recipe& r) {
   out.SetFloatPrecision(9);
   out.SetDoublePrecision(9);
   out << YAML::BeginMap;
-  for (const char* k : {"weights", "activations", "act_observer", "kv_cache"})
+  for (const char* k : {"weights", "activations", "act_observer", "kv_cache", "outputs", "accumulator", "partial_sums"})
     if (j.contains(k)) out << YAML::Key << k << YAML::Value << YAML::DoubleQuoted << j[k].get<std::string>();
   out << YAML::Key << "layers" << YAML::Value << YAML::BeginSeq;
   for (const auto& e : j["layers"]) {

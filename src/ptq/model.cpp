@@ -651,18 +651,33 @@ bool is_quantized_model(const std::string& path) {
   return sniff_model_file(path) == FileKind::QcastQuantized;
 }
 
-Model load_quantized(const std::string& path, const std::string& model_override, std::string* method, nn::Recipe* recipe) {
-  const PackedFile pf = read_packed(path);
+namespace {
+QuantizedFileInfo info_from_metadata(const std::map<std::string, std::string>& md, const std::string& path,
+                                     const std::string& model_override) {
   auto meta = [&](const char* k) {
-    auto it = pf.metadata.find(k);
-    if (it == pf.metadata.end()) throw Error(path + ": not a qcast quantize output (no " + k + " metadata)");
+    auto it = md.find(k);
+    if (it == md.end()) throw Error(path + ": not a qcast quantize output (no " + k + " metadata)");
     return it->second;
   };
-  std::string base = model_override.empty() ? meta("quantize.model") : model_override;
-  if (!fs::exists(base)) throw Error(path + ": its base model " + base + " does not exist (pass --base-model)");
-  Model m = load_model(base);
-  const nn::Recipe rec = nn::parse_recipe(meta("quantize.recipe"), "quantized model metadata (quantize.recipe)");
-  if (method) *method = meta("quantize.method");
+  QuantizedFileInfo info;
+  info.base_model = model_override.empty() ? meta("quantize.model") : model_override;
+  if (!fs::exists(info.base_model)) throw Error(path + ": its base model " + info.base_model + " does not exist (pass --base-model)");
+  info.method = meta("quantize.method");
+  info.recipe = nn::parse_recipe(meta("quantize.recipe"), "quantized model metadata (quantize.recipe)");
+  return info;
+}
+}  // namespace
+
+QuantizedFileInfo read_quantized_info(const std::string& path, const std::string& model_override) {
+  return info_from_metadata(read_safetensors(path).metadata, path, model_override);
+}
+
+Model load_quantized(const std::string& path, const std::string& model_override, std::string* method, nn::Recipe* recipe) {
+  const PackedFile pf = read_packed(path);
+  const QuantizedFileInfo info = info_from_metadata(pf.metadata, path, model_override);
+  Model m = load_model(info.base_model);
+  const nn::Recipe& rec = info.recipe;
+  if (method) *method = info.method;
   if (recipe) *recipe = rec;
   attach_acts(m, rec, 1);
   std::map<std::string, const Encoded*> enc;
@@ -700,7 +715,9 @@ Model load_quantized(const std::string& path, const std::string& model_override,
   for (auto& L : m.layers()) refs[L.name] = L;
   json layers;
   try {
-    layers = json::parse(meta("quantize.layers"));
+    auto it = pf.metadata.find("quantize.layers");
+    if (it == pf.metadata.end()) throw Error(path + ": not a qcast quantize output (no quantize.layers metadata)");
+    layers = json::parse(it->second);
   } catch (const json::exception& e) {
     throw Error(path + ": bad quantize.layers metadata: " + e.what());
   }
@@ -714,7 +731,7 @@ Model load_quantized(const std::string& path, const std::string& model_override,
     L.rank = e.value("rank", 0);
     auto r = refs.find(L.name);
     auto c = enc.find(L.name);
-    if (r == refs.end()) throw Error(path + ": layer '" + L.name + "' is not in " + base);
+    if (r == refs.end()) throw Error(path + ": layer '" + L.name + "' is not in " + info.base_model);
     if (c == enc.end()) throw Error(path + ": no packed tensor for layer '" + L.name + "'");
     if (r->second.rows != L.rows || r->second.cols != L.cols)
       throw Error(path + ": layer '" + L.name + "' is " + std::to_string(L.rows) + "x" + std::to_string(L.cols) + ", the model's is " +
@@ -730,7 +747,7 @@ Model load_quantized(const std::string& path, const std::string& model_override,
     }
     m.set_weights(r->second, effective_weights(L));
     if (auto b = plain.find(L.name + ".bias"); b != plain.end()) {  // bias correction
-      if (!m.has_bias(r->second)) throw Error(path + ": layer '" + L.name + "' has a corrected bias but no bias in " + base);
+      if (!m.has_bias(r->second)) throw Error(path + ": layer '" + L.name + "' has a corrected bias but no bias in " + info.base_model);
       const Tensor bf = b->second->to_f32();
       m.set_bias(r->second, std::vector<float>(bf.f32(), bf.f32() + bf.numel()));
     }

@@ -181,16 +181,13 @@ struct Runner::Impl {
     std::vector<std::string> level_order;
     for (const auto& l : layers) {
       if (!hw::layer_has_macs(l)) continue;
-      std::string w, a;
-      recipe.formats_for(l.name, w, a);
-      w = fmt_name(w == "none" ? "" : w);
-      a = fmt_name(a == "none" ? "" : a);
+      // The layer's formats as qcast cost reads the same recipe (overrides, skips, accumulator).
+      const hw::Precision prec = hw::Precision::for_layer(recipe, l.name);
+      const std::string &w = prec.weights, &a = prec.activations;
       const hw::Architecture& arch = arch_of(p.arch, w, a);
       const hw::Problem prob = hw::layer_problem(l);
-      hw::Precision prec;
-      prec.weights = w;
-      prec.activations = a;
-      const std::string key = shape_key(prob) + "|" + w + "|" + a + "|" + std::to_string(p.arch) + "|" + spec.objective;
+      const std::string key = shape_key(prob) + "|" + w + "|" + a + "|" + prec.outputs + "|" + prec.accumulator + "|" +
+                              prec.partial_sums + "|" + std::to_string(p.arch) + "|" + spec.objective;
       Cached c;
       bool found = false;
       {

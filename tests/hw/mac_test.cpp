@@ -131,12 +131,19 @@ TEST(HwMac, PartialSumsAreNotActivations) {
   EXPECT_DOUBLE_EQ(Precision::from_recipe(r).psum_bits(), 16);
   {
     std::ofstream f(r);
-    f << "weights: int8\nactivations: int8\naccumulator: int32\npartial_sums: bf16\n";
+    // The recipe file eval takes (per-channel weights, static activations), with the hardware keys.
+    f << "weights: int8@fp32/ch0\nactivations: {format: int8, observer: minmax}\naccumulator: int32\npartial_sums: bf16\n";
   }
   EXPECT_DOUBLE_EQ(Precision::from_recipe(r).psum_bits(), 16);
+  EXPECT_EQ(Precision::from_recipe(r).activations, "int8");
   {
     std::ofstream f(r);
-    f << "weights: int8\nactivations: int8\naccumulator: nf4\n";
+    f << "weights: int8@fp32/ch0\nactivations: {format: int8, observer: minmax}\naccumulator: nf4\n";
+  }
+  EXPECT_THROW(Precision::from_recipe(r), qcast::Error);
+  {
+    std::ofstream f(r);  // eval refuses scale-less integer weights; so does cost, from the same reader
+    f << "weights: int8\nactivations: int8\n";
   }
   EXPECT_THROW(Precision::from_recipe(r), qcast::Error);
 }

@@ -268,3 +268,72 @@ TEST(HwModelLayers, CostRanksLayersAndPicksThemByName) {
   EXPECT_EQ(none.rc, 2);
   EXPECT_NE(none.err.find("/convnet/c1/Conv"), std::string::npos) << none.err;
 }
+
+// The recipe that eval and quantize take reaches the cost model layer by layer: overrides and skips give
+// each layer its own formats (a skipped layer is costed in fp32), and each layer costs what it costs
+// alone under those formats. A quantize output is costed with the formats its layers got (its own
+// recipe), the same as its base model under that recipe; it refuses a second recipe.
+TEST(HwModelLayers, CostAppliesTheRecipePerLayerAndTakesAQuantizeOutput) {
+  QCAST_REQUIRE_SHARED("models/lenet5-mnist.onnx");
+  const std::string onnx = qcast::test::shared_dir() + "/models/lenet5-mnist.onnx";
+  const std::string common = " --arch " QCAST_SOURCE_DIR "/examples/arch/eyeriss_like.yaml --samples 100 --refine 10 --json";
+  qcast::test::TempDir d;
+  std::ofstream(d.file("mixed.yaml")) << "weights: mxfp4\n"
+                                         "activations: mxfp8\n"
+                                         "layers:\n"
+                                         "  \"/fc/*\": {weights: int8@fp32/ch0, activations: {format: int8, observer: minmax}}\n"
+                                         "skip: [\"/convnet/c1/Conv\"]\n"
+                                         "accumulator: fp32\n";
+  auto mixed = qcast::test::run_cli("cost --model " + onnx + " --recipe " + d.file("mixed.yaml") + common);
+  ASSERT_EQ(mixed.rc, 0) << mixed.err;
+  const auto jm = nlohmann::json::parse(mixed.out);
+  int seen_fc = 0, seen_conv = 0;
+  for (const auto& l : jm["layers"]) {
+    const std::string name = l["name"];
+    SCOPED_TRACE(name);
+    const bool fc = name.rfind("/fc/", 0) == 0, skipped = name == "/convnet/c1/Conv";
+    const std::string w = skipped ? "fp32" : fc ? "int8@fp32/ch0" : "mxfp4";
+    const std::string a = skipped ? "fp32" : fc ? "int8" : "mxfp8";
+    EXPECT_EQ(l["precision"]["weights"], w);
+    EXPECT_EQ(l["precision"]["activations"], a);
+    EXPECT_EQ(l["precision"]["mac"]["accumulator"], "fp32");
+    // One layer of each kind, costed alone with its formats as the whole recipe: the same numbers.
+    if (!(skipped || (fc && seen_fc++ == 0) || (!fc && !skipped && seen_conv++ == 0))) continue;
+    auto alone = qcast::test::run_cli("cost --model " + onnx + " --layer '" + name + "' --weights " + w + " --acts " + a +
+                                      " --accumulator fp32" + common);
+    ASSERT_EQ(alone.rc, 0) << alone.err;
+    const auto ja = nlohmann::json::parse(alone.out);
+    ASSERT_EQ(ja["layers"].size(), 1u);
+    EXPECT_EQ(ja["layers"][0]["energy_pj"], l["energy_pj"]);
+    EXPECT_EQ(ja["layers"][0]["cycles"], l["cycles"]);
+  }
+  EXPECT_EQ(seen_conv, 2);  // lenet: c1 (skipped), c3, c5 convolutions
+  auto text = qcast::test::run_cli("cost --model " + onnx + " --recipe " + d.file("mixed.yaml") +
+                                   " --arch " QCAST_SOURCE_DIR "/examples/arch/eyeriss_like.yaml --samples 100 --refine 10");
+  ASSERT_EQ(text.rc, 0) << text.err;
+  EXPECT_NE(text.out.find("per-layer formats (weights/activations): fp32/fp32 x1 mxfp4/mxfp8 x2 int8@fp32/ch0/int8 x2"), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("   formats: weights fp32, activations fp32, accumulator fp32"), std::string::npos) << text.out;
+
+  // quantize's packed output: costed with its stored recipe, like the base model with that recipe.
+  QCAST_REQUIRE_SHARED("data/mnist");
+  auto q = qcast::test::run_cli("quantize " + onnx + " --method rtn --weights mxfp4 --acts mxfp8 --calib mnist:" +
+                                qcast::test::shared_dir() + "/data/mnist --calib-samples 8 --out " + d.file("q.safetensors"));
+  ASSERT_EQ(q.rc, 0) << q.err;
+  auto cq = qcast::test::run_cli("cost --model " + d.file("q.safetensors") + common);
+  auto cb = qcast::test::run_cli("cost --model " + onnx + " --weights mxfp4 --acts mxfp8" + common);
+  ASSERT_EQ(cq.rc, 0) << cq.err;
+  ASSERT_EQ(cb.rc, 0) << cb.err;
+  auto jq = nlohmann::json::parse(cq.out), jb = nlohmann::json::parse(cb.out);
+  for (auto* j : {&jq, &jb})
+    for (auto& l : (*j)["layers"]) l["search"].erase("seconds");
+  EXPECT_EQ(jq["layers"], jb["layers"]);
+  EXPECT_EQ(jq["total"], jb["total"]);
+  EXPECT_EQ(jq["layers"][1]["precision"]["weights"], "mxfp4");
+  auto twice = qcast::test::run_cli("cost --model " + d.file("q.safetensors") + " --recipe int8" + common);
+  EXPECT_EQ(twice.rc, 2);
+  EXPECT_NE(twice.err.find("its own recipe"), std::string::npos) << twice.err;
+  auto moved = qcast::test::run_cli("cost --model " + d.file("q.safetensors") + " --base-model " + d.file("nope.onnx") + common);
+  EXPECT_EQ(moved.rc, 2);
+  EXPECT_NE(moved.err.find("does not exist (pass --base-model)"), std::string::npos) << moved.err;
+}

@@ -36,6 +36,10 @@ nn::Recipe rich_recipe() {
   // Awkward floats: a subnormal, 1/3, the float max, negative zero, a value that 6 digits would round.
   r.act_ranges["/convnet/c1/Conv"] = StaticRange{{-2.4242129f}, {2.4242129f}};
   r.act_ranges["/fc/f6/Gemm"] = StaticRange{{-1.0e-40f, -0.0f, -3.4028235e38f}, {1.0f / 3, 0.1f, 3.4028235e38f}};
+  // The hardware keys qcast cost reads travel with the recipe.
+  r.outputs = "fp32";
+  r.accumulator = "int24";
+  r.partial_sums = "bf16";
   return r;
 }
 
@@ -46,6 +50,9 @@ void expect_same(const nn::Recipe& a, const nn::Recipe& b, const std::string& ho
   EXPECT_EQ(a.kv, b.kv) << how;
   EXPECT_EQ(a.layers, b.layers) << how;
   EXPECT_EQ(a.skip, b.skip) << how;
+  EXPECT_EQ(a.outputs, b.outputs) << how;
+  EXPECT_EQ(a.accumulator, b.accumulator) << how;
+  EXPECT_EQ(a.partial_sums, b.partial_sums) << how;
   ASSERT_EQ(a.act_ranges.size(), b.act_ranges.size()) << how;
   for (const auto& [name, rg] : a.act_ranges) {
     const auto& other = b.act_ranges.at(name);
@@ -96,6 +103,9 @@ TEST(RecipeIo, RandomRecipesRoundTripBitExactly) {
       r.layers.push_back(o);
     }
     for (int k = static_cast<int>(rng() % 3); k > 0; --k) r.skip.push_back("skip" + std::to_string(rng() % 50));
+    r.outputs = pick({"", "fp32", "bf16", "e4m3"});
+    r.accumulator = pick({"", "int32", "fp32", "fp16", "uint20"});
+    r.partial_sums = pick({"", "int16", "bf16"});
     for (int k = static_cast<int>(rng() % 3); k > 0; --k) {
       StaticRange sr;
       for (int g = 1 + static_cast<int>(rng() % 4); g > 0; --g) {
@@ -153,6 +163,12 @@ TEST(RecipeIo, BadRecipesNameTheSourceAndTheKey) {
   EXPECT_NE(msg("weights: mxfp44\n").find("r.yaml"), std::string::npos);
   EXPECT_NE(msg("- weights\n").find("a recipe is a mapping"), std::string::npos);
   EXPECT_NE(msg("weights: [unclosed\n").find("r.yaml"), std::string::npos);
+  EXPECT_NE(msg("weights: mxfp4\naccumulator: int99\n").find("r.yaml:2:14: accumulator 'int99'"), std::string::npos)
+      << msg("weights: mxfp4\naccumulator: int99\n");
+  EXPECT_NE(msg("accumulator: mxfp4\n").find("not an accumulator format"), std::string::npos);
+  EXPECT_NE(msg("partial_sums: e8m0\n").find("not an accumulator format"), std::string::npos);
+  EXPECT_NE(msg("outputs: fp99\n").find("r.yaml"), std::string::npos);
+  EXPECT_EQ(msg("accumulator: INT32\npartial_sums: fp16\noutputs: fp32\n"), "(no error)");
 }
 
 TEST(RecipeIo, SaveThenLoadBothExtensions) {

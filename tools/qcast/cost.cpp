@@ -4,7 +4,9 @@
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <tuple>
 
 #include "command.hpp"
 #include "qcast/error.hpp"
@@ -12,6 +14,7 @@
 #include "qcast/hw.hpp"
 #include "qcast/mapper.hpp"
 #include "qcast/nn/recipe.hpp"
+#include "qcast/ptq/model.hpp"
 #include "qcast/sniff.hpp"
 #include "qcast/progress.hpp"
 
@@ -20,7 +23,8 @@ namespace {
 using namespace qcast::hw;
 
 struct CostArgs {
-  std::string arch, ert, table = "horowitz", problem, model, recipe, accumulator, map, search, save_map, constraints, mapper, layer;
+  std::string arch, ert, table = "horowitz", problem, model, base_model, recipe, weights, acts, accumulator, map, search, save_map,
+      constraints, mapper, layer;
   bool json = false;
   int threads = 1;
   std::uint64_t seed = 1;
@@ -58,6 +62,7 @@ std::string fmt(double v, int prec = 2) {
 
 struct LayerResult {
   std::string name;
+  Precision prec;  // the layer's formats (empty: each level's datawidth)
   Problem problem;
   Mapping mapping;
   Evaluation ev;
@@ -65,10 +70,14 @@ struct LayerResult {
   bool searched = false;
 };
 
-nlohmann::json layer_json(const LayerResult& r, const Architecture& a, const Precision& prec) {
+nlohmann::json layer_json(const LayerResult& r, const Architecture& a) {
   const Problem& p = r.problem;
+  const Precision& prec = r.prec;
   nlohmann::json j;
   j["name"] = r.name;
+  if (!prec.empty())
+    j["precision"] = {{"weights", prec.weights}, {"activations", prec.activations}, {"weight_bits", prec.bits(Role::Weights)},
+                      {"activation_bits", prec.bits(Role::Inputs)}, {"mac", mac_json(prec)}};
   nlohmann::json shape = nlohmann::json::object();
   for (size_t d = 0; d < p.dims.size(); ++d) shape[p.dims[d]] = p.bounds[d];
   j["shape"] = shape;
@@ -114,11 +123,20 @@ nlohmann::json layer_json(const LayerResult& r, const Architecture& a, const Pre
   return j;
 }
 
-void print_layer(std::ostream& o, const LayerResult& r, const Architecture& a, const Precision& prec) {
+// "weights W, activations A, accumulator X, pJ per MAC Y".
+std::string formats_line(const Precision& prec) {
+  const MacCost c = mac_cost(prec.weights, prec.activations, prec.accumulator_format());
+  return "weights " + prec.weights + ", activations " + prec.activations + ", accumulator " + c.accumulator + ", pJ per MAC " +
+         fmt(c.total(), 4);
+}
+
+void print_layer(std::ostream& o, const LayerResult& r, const Architecture& a) {
   const Problem& p = r.problem;
+  const Precision& prec = r.prec;
   const auto& ev = r.ev;
   const double C = static_cast<double>(ev.computes);
   o << "== " << r.name << "  [" << shape_of(p) << "]\n";
+  if (!prec.empty()) o << "   formats: " << formats_line(prec) << "\n";
   o << "   computes " << ev.computes << ", cycles " << ev.cycles << ", utilization " << fmt(100 * ev.utilization, 1)
     << "%, energy " << fmt(ev.energy_pj) << " pJ (" << fmt(ev.energy_pj / C, 3) << " pJ/compute)";
   if (r.searched)
@@ -185,14 +203,42 @@ void run_cost(const CostArgs& args) {
   if (!args.layer.empty() && args.model.empty()) throw qcast::Error("--layer picks layers of a --model");
   if (!args.save_map.empty() && args.problem.empty())
     throw qcast::Error("--save-map applies to a single --problem (a model's mappings are in its --json output)");
+  if (!args.base_model.empty() && args.model.empty()) throw qcast::Error("--base-model applies to a --model that qcast quantize wrote");
   Architecture arch = Architecture::from_yaml_file(args.arch);
-  Precision prec;
-  if (!args.recipe.empty()) prec = Precision::from_recipe(args.recipe);
-  if (!args.accumulator.empty()) {
-    if (prec.empty()) throw qcast::Error("--accumulator needs a --recipe (the MAC model works on number formats)");
-    prec.accumulator = args.accumulator;
-    mac_cost(prec.weights, prec.activations, prec.accumulator);  // validates
+  // The recipe, read as eval reads it: a quantize output's own (the formats each layer got, mixed
+  // choices included), else --recipe (a format name or a recipe file) with --weights / --acts over its
+  // top level. None at all: each level's datawidth (Timeloop's behaviour).
+  std::optional<qcast::nn::Recipe> recipe;
+  std::string model = args.model;
+  if (!model.empty() && qcast::sniff_model_file(model) == qcast::FileKind::QcastQuantized) {
+    if (!args.recipe.empty() || !args.weights.empty() || !args.acts.empty())
+      throw qcast::Error(model + " is a quantized model with its own recipe; --recipe/--weights/--acts do not apply "
+                         "(cost its base model with them to try other formats)");
+    const qcast::ptq::QuantizedFileInfo info = qcast::ptq::read_quantized_info(model, args.base_model);
+    model = info.base_model;
+    recipe = info.recipe;
+  } else {
+    if (!args.base_model.empty()) throw qcast::Error("--base-model applies to a --model that qcast quantize wrote");
+    if (!args.recipe.empty()) recipe = cost_recipe(args.recipe);
+    for (auto [flag, value, field] : {std::tuple{"--weights", &args.weights, &qcast::nn::Recipe::weights},
+                                      std::tuple{"--acts", &args.acts, &qcast::nn::Recipe::acts}}) {
+      if (value->empty()) continue;
+      try {
+        bits_per_element(*value);
+      } catch (const qcast::Error& e) {
+        throw qcast::Error(std::string(flag) + ": " + e.what());
+      }
+      if (!recipe) recipe.emplace();
+      (*recipe).*field = *value;
+    }
   }
+  if (!args.accumulator.empty()) {
+    if (!recipe) throw qcast::Error("--accumulator needs number formats (--recipe, --weights / --acts): the MAC model works on them");
+    qcast::nn::check_accumulator_name(args.accumulator, "--accumulator");
+    recipe->accumulator = args.accumulator;
+  }
+  auto precision_of = [&](const std::string& layer) { return recipe ? Precision::for_layer(*recipe, layer) : Precision{}; };
+  const Precision prec = precision_of("");  // the recipe's top level
   {
     double wb = prec.empty() ? (arch.arith.datawidth ? arch.arith.datawidth : 8) : prec.bits(Role::Weights);
     double ab = prec.empty() ? wb : prec.bits(Role::Inputs);
@@ -216,7 +262,7 @@ void run_cost(const CostArgs& args) {
     problems.emplace_back(p.name.empty() ? "problem" : p.name, p);
   } else {
     std::vector<std::string> names;
-    for (auto& l : model_layer_shapes(args.model)) {
+    for (auto& l : model_layer_shapes(model)) {
       names.push_back(l.name);
       if (!args.layer.empty() && !qcast::nn::glob_match(args.layer, l.name)) continue;
       if (!layer_has_macs(l)) {
@@ -245,13 +291,14 @@ void run_cost(const CostArgs& args) {
   for (auto& [name, p] : problems) {
     LayerResult r;
     r.name = name;
+    r.prec = precision_of(name);
     r.problem = p;
     if (!args.map.empty()) {
       r.mapping = Mapping::from_yaml_file(args.map, p, arch);
-      r.ev = evaluate(p, arch, r.mapping, prec);
+      r.ev = evaluate(p, arch, r.mapping, r.prec);
       if (!r.ev.valid) throw qcast::Error(args.map + ": invalid mapping: " + r.ev.reason);
     } else {
-      r.search = search_mapping(p, arch, prec, so);
+      r.search = search_mapping(p, arch, r.prec, so);
       r.mapping = r.search.mapping;
       r.ev = r.search.eval;
       r.searched = true;
@@ -278,7 +325,7 @@ void run_cost(const CostArgs& args) {
     mac += r.ev.mac_energy_pj;
     for (int i = 0; i < L; ++i) {
       lvl_e[i] += r.ev.levels[i].energy_pj;
-      lvl_t[i] += traffic_bytes(r.ev, r.problem, arch, prec, i);
+      lvl_t[i] += traffic_bytes(r.ev, r.problem, arch, r.prec, i);
     }
   }
   if (args.json) {
@@ -291,7 +338,7 @@ void run_cost(const CostArgs& args) {
                                                 {"output_bits", prec.bits(Role::Outputs)}, {"partial_sum_bits", prec.psum_bits()},
                                                 {"mac", mac_json(prec)}};
     nlohmann::json layers = nlohmann::json::array();
-    for (auto& r : results) layers.push_back(layer_json(r, arch, prec));
+    for (auto& r : results) layers.push_back(layer_json(r, arch));
     j["layers"] = layers;
     nlohmann::json tl = nlohmann::json::array();
     for (int i = L - 1; i >= 0; --i)
@@ -303,13 +350,27 @@ void run_cost(const CostArgs& args) {
     std::cout << qcast::cli::json_text(j, 2) << "\n";
     return;
   }
-  for (auto& r : results) print_layer(std::cout, r, arch, prec);
+  for (auto& r : results) print_layer(std::cout, r, arch);
+  // One line of formats where every layer has the same; else how many layers have each.
+  std::vector<std::pair<std::string, int>> mixes;
+  for (auto& r : results) {
+    const std::string k = r.prec.weights + "/" + r.prec.activations;
+    auto it = std::find_if(mixes.begin(), mixes.end(), [&](auto& m) { return m.first == k; });
+    if (it == mixes.end()) mixes.emplace_back(k, 1);
+    else ++it->second;
+  }
+  const bool uniform = mixes.size() == 1;
   std::cout << "== total (" << results.size() << " layer" << (results.size() == 1 ? "" : "s");
-  if (!prec.empty()) std::cout << ", weights " << prec.weights << " activations " << prec.activations;
+  if (!prec.empty() && uniform) std::cout << ", weights " << results[0].prec.weights << " activations " << results[0].prec.activations;
+  if (!prec.empty() && !uniform) {
+    std::cout << ", per-layer formats (weights/activations):";
+    for (auto& [k, n] : mixes) std::cout << " " << k << " x" << n;
+  }
   std::cout << ")\n";
-  if (!prec.empty()) {
-    const MacCost c = mac_cost(prec.weights, prec.activations, prec.accumulator_format());
-    std::cout << "   MAC model: accumulator " << c.accumulator << ", partial sums " << fmt(prec.psum_bits(), 3)
+  if (!prec.empty() && uniform) {
+    const Precision& lp = results[0].prec;
+    const MacCost c = mac_cost(lp.weights, lp.activations, lp.accumulator_format());
+    std::cout << "   MAC model: accumulator " << c.accumulator << ", partial sums " << fmt(lp.psum_bits(), 3)
               << " bits; pJ per MAC " << fmt(c.total(), 4) << " = multiply " << fmt(c.multiply, 4) << " + align "
               << fmt(c.align, 4) << " + accumulate " << fmt(c.accumulate, 4) << " + scale " << fmt(c.scale, 4)
               << " + lookup " << fmt(c.lookup, 4);
@@ -341,11 +402,16 @@ qcast::cli::Registrar reg("cost", [](CLI::App& root) {
   sub->add_option("--table", args->table, "built-in energy table when no ERT: horowitz|eyeriss")->capture_default_str();
   sub->add_option("--problem", args->problem, "problem YAML (one layer, Timeloop format)")->check(CLI::ExistingFile);
   sub->add_option("--model", args->model,
-                  "a model (ONNX, llama2.c, HF directory, GGUF; recognised by content) or the layer JSON of `qcast inspect --json`")
+                  "a model (ONNX, llama2.c, HF directory, GGUF, a qcast quantize output; recognised by content) or the layer JSON of "
+                  "`qcast inspect --json`")
       ->check(CLI::ExistingPath);
   sub->add_option("--layer", args->layer, "with --model: only the layers whose names match this glob (names as inspect / eval / recipes use them)");
+  sub->add_option("--base-model", args->base_model, "for a qcast quantize output: the base model, if it moved since quantize wrote the file");
   sub->add_option("--recipe", args->recipe,
-                  "number formats: a name (int8, mxfp4, ...) or a JSON/YAML file {weights, activations, outputs, accumulator, partial_sums}");
+                  "number formats: a name for both operands (int8, mxfp4, int4@fp16/g32, ...) or the recipe file eval and quantize take "
+                  "(per-layer overrides and skips apply per layer; plus outputs, accumulator, partial_sums); a quantize output has its own");
+  sub->add_option("--weights", args->weights, "weight format of every layer (over the recipe's top level, as in eval)");
+  sub->add_option("--acts", args->acts, "activation format of every layer (over the recipe's top level, as in eval)");
   sub->add_option("--accumulator", args->accumulator,
                   "the MAC's accumulator (fp32, fp16, bf16, int32, int16, ...; default int32 for plain int formats, else fp32); overrides the recipe's");
   sub->add_option("--map", args->map, "mapping YAML (Timeloop format) for --problem")->check(CLI::ExistingFile);

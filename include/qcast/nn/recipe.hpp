@@ -8,6 +8,8 @@
 //   layers:                   # overrides, first matching glob wins (matched against layer names)
 //     "/fc/*": {weights: mxfp8, activations: none}
 //   skip: ["/convnet/c1/Conv"]  # layers left in full precision
+//   accumulator: fp32         # the arithmetic qcast cost assumes (outputs, accumulator, partial_sums);
+//                             # eval and quantize carry these keys along and leave them alone
 #pragma once
 #include <map>
 #include <optional>
@@ -34,6 +36,10 @@ struct Recipe {
   std::map<std::string, StaticRange> act_ranges;
   std::vector<LayerOverride> layers;
   std::vector<std::string> skip;
+  /// The hardware's arithmetic, for qcast cost (empty = its defaults): the format of a layer's final
+  /// outputs in memory (default: the activations'), the MAC's accumulator (int32, fp32, fp16, ...) and the
+  /// format of partial sums in memory (default: the accumulator's).
+  std::string outputs, accumulator, partial_sums;
   bool operator==(const Recipe&) const = default;
   bool empty() const;
   /// Effective formats for one layer (empty string = full precision).
@@ -53,7 +59,7 @@ struct Recipe {
 /// recipe_to_yaml (which qcast quantize stores in its files). Keys: weights, activations (a format or
 /// {format, observer}), act_observer, kv_cache, layers (a mapping of glob -> {weights, activations,
 /// act_observer} or a list with `pattern`), skip, act_ranges ({layer: {lo: [...], hi: [...]}}), name,
-/// description. Throws qcast::Error naming `where` for unknown keys, bad structure or bad formats.
+/// description, and for the cost model outputs, accumulator, partial_sums. Throws qcast::Error naming `where` for unknown keys, bad structure or bad formats.
 Recipe parse_recipe(const std::string& text, const std::string& where);
 /// parse_recipe of a file's contents.
 Recipe load_recipe(const std::string& path);
@@ -66,6 +72,9 @@ std::string recipe_to_yaml(const Recipe& r);
 void save_recipe(const std::string& path, const Recipe& r);
 /// Shell-style glob: `*` any run, `?` one character, `[abc]` a set.
 bool glob_match(const std::string& pattern, const std::string& name);
+/// Checks an accumulator or partial-sum format: intN / uintN (N in 2..64) or a float element (fp32, fp16,
+/// bf16, ...). Throws qcast::Error naming the key.
+void check_accumulator_name(const std::string& name, const std::string& key);
 /// Parses a format name; "", "fp32", "none" -> nullopt.
 std::optional<Format> parse_optional_format(const std::string& name);
 /// Throws if an integer or codebook format has no scale (its codes would be used as raw values), naming

@@ -93,6 +93,16 @@ void write_quantized(const std::string& path, const Model& m, const QuantizeResu
 /// True if `path` is a safetensors file written by write_quantized.
 bool is_quantized_model(const std::string& path);
 
+/// What a write_quantized file says of itself (its metadata; no tensor is decoded).
+struct QuantizedFileInfo {
+  std::string base_model;  ///< the absolute path of the model it was quantized from
+  std::string method;      ///< the PTQ method string
+  nn::Recipe recipe;       ///< the recipe applied (mixed: the chosen per-layer formats; static ranges)
+};
+/// Reads that metadata. `model_override` replaces the stored base model path (--base-model). Throws
+/// qcast::Error for a file quantize did not write or a base model that does not exist.
+QuantizedFileInfo read_quantized_info(const std::string& path, const std::string& model_override = "");
+
 /// Loads the base model named in the file's metadata (or `model_override`), puts the decoded effective
 /// weights in place and attaches the recipe's activation / KV formats.
 Model load_quantized(const std::string& path, const std::string& model_override = "", std::string* method = nullptr,
