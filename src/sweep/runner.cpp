@@ -259,9 +259,16 @@ struct Runner::Impl {
           " --calib-samples " + std::to_string(ms.calib.samples) + " --calib-offset " + std::to_string(ms.calib.offset) +
           " --calib-tokens " + std::to_string(ms.calib.tokens) + tok + " --out q.safetensors && qcast eval q.safetensors --data " +
           quote(ms.data) + lim + tok;
+    // cost takes quantize's output with its recipe, or the model with eval's weight / activation flags (the
+    // KV cache is not costed: the layer problems are the linear layers).
+    std::string cost_model = " --model q.safetensors";
+    if (p.method == "none") {
+      cost_model = " --model " + quote(ms.model);
+      if (!f.weights.empty()) cost_model += " --weights " + quote(f.weights);
+      if (!f.acts.empty()) cost_model += " --acts " + quote(f.acts);
+    }
     c += " && qcast cost --arch " + quote(as.arch) + (as.ert.empty() ? " --table " + as.table : " --ert " + quote(as.ert)) +
-         (as.constraints.empty() ? "" : " --constraints " + quote(as.constraints)) + " --model " + quote(ms.model) +
-         (f.weights.empty() && f.acts.empty() ? "" : " --recipe " + quote(fmt_name(f.weights))) + " --search " + spec.objective +
+         (as.constraints.empty() ? "" : " --constraints " + quote(as.constraints)) + cost_model + " --search " + spec.objective +
          " --samples " + std::to_string(spec.mapper.samples) + " --refine " + std::to_string(spec.mapper.refine) + " --seed " +
          std::to_string(spec.mapper.seed);
     return c;

@@ -13,6 +13,7 @@ Usage: test_sweep.py QCAST_BINARY SHARED_DIR  (exit 77 = skipped: shared models 
   * refusals (exit 2): an unknown key, a --resume with another spec, an existing --db without --resume.
 """
 import json
+import shlex
 import os
 import signal
 import sqlite3
@@ -159,6 +160,22 @@ def main():
             check(abs(c["total"]["energy_pj"] - p["energy_pj"]) <= 1e-9 * p["energy_pj"] and c["total"]["cycles"] == p["cycles"],
                   f"{p['model']} {p['weights']}: sweep {p['energy_pj']} pJ {p['cycles']} cycles vs cost {c['total']['energy_pj']} pJ "
                   f"{c['total']['cycles']} cycles")
+
+        # Each point's stored command reproduces it: run one quantized point's command (quantize, eval, cost)
+        # in a scratch folder; its cost (the last command, asked for JSON) is the point's energy and cycles.
+        con = sqlite3.connect(a)
+        cmd, energy, cycles = con.execute("SELECT command, energy_pj, cycles FROM points WHERE model = 'lenet5' AND "
+                                          "method = 'rtn' AND status = 'ok' AND weights != 'fp32' LIMIT 1").fetchone()
+        con.close()
+        work = os.path.join(tmp, "reproduce")
+        os.makedirs(work)
+        cmd = cmd.replace("qcast ", shlex.quote(qcast) + " ")
+        check(cmd.count(" && ") == 2 and " --model q.safetensors " in cmd, f"quantize, eval, cost of q.safetensors: {cmd}")
+        first, last = cmd.rsplit(" && ", 1)
+        c = json.loads(subprocess.run(["bash", "-c", "(" + first + ") >/dev/null && " + last + " --json"], cwd=work, check=True,
+                                      capture_output=True, text=True).stdout)
+        check(abs(c["total"]["energy_pj"] - energy) <= 1e-9 * energy and c["total"]["cycles"] == cycles,
+              f"the stored command's cost {c['total']['energy_pj']} pJ {c['total']['cycles']} cycles vs {energy} pJ {cycles}: {cmd}")
 
         ra = rows(a)
         check(len(ra[0]) == 15, "15 rows in the store")
