@@ -20,6 +20,9 @@ struct PackedFile {
 void write_packed(const std::string& path, const PackedFile& f);
 /// Reads and validates (sizes, formats, group counts); throws qcast::Error naming the tensor at fault.
 PackedFile read_packed(const std::string& path);
+/// The file's tensors as float32 values: the quantized ones decoded (in file order), then the plain ones
+/// as stored. Errors name `where` and the tensor.
+std::vector<NamedTensor> decode_packed(const PackedFile& f, int threads, const std::string& where);
 /// Checks that an encoded tensor is consistent: its format parses, its axis suits its shape, its group
 /// count and the sizes of its code / scale / zero-point streams are exactly what encode() writes for them.
 /// Throws qcast::Error naming the first mismatch. read_packed applies it to every tensor.

@@ -146,4 +146,24 @@ PackedFile read_packed(const std::string& path) {
   return f;
 }
 
+std::vector<NamedTensor> decode_packed(const PackedFile& f, int threads, const std::string& where) {
+  std::vector<NamedTensor> out;
+  for (const auto& [name, e] : f.quantized) {
+    auto buf = std::make_shared<std::vector<float>>(static_cast<std::size_t>(shape_numel(e.shape)));
+    try {
+      decode(e, buf->data(), threads);
+    } catch (const Error& ex) {
+      throw Error(where + ": tensor '" + name + "': " + ex.what());
+    }
+    Tensor t;
+    t.dtype = DType::F32;
+    t.shape = e.shape;
+    t.data = buf->data();
+    t.owner = buf;
+    out.push_back({name, t});
+  }
+  for (const auto& p : f.plain) out.push_back(p);
+  return out;
+}
+
 }  // namespace qcast

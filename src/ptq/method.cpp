@@ -87,7 +87,7 @@ const std::vector<MethodInfo>& methods() {
       {"rotate+gptq", kNeedsHessian, "block Hadamard rotation of the inputs, then GPTQ", run_rotate_gptq},
       {"lowrank", kNeedsNothing, "RTN plus a low-rank fp32 branch fitted to the error (--rank)", run_lowrank},
       {"ed", kNeedsFloatInputs, "error diffusion against the float model's inputs", run_ed},
-      {"mixed", kNeedsHessian, "mixed@BITS: per-layer formats under a bits-per-weight budget, then GPTQ", run_gptq},
+      {"mixed", kNeedsHessian, "mixed@BITS / mixed@energy=X / mixed@cycles=X: per-layer formats under a bits-per-weight, energy or latency budget, then GPTQ", run_gptq},
   };
   return table;
 }
@@ -96,7 +96,7 @@ std::string method_list() {
   std::string s;
   for (const auto& m : methods())
     if (m.name != "mixed") s += (s.empty() ? "" : ", ") + m.name;
-  return s + ", mixed@BITS, each optionally quarot+ and +bias; bias = rtn+bias";
+  return s + ", mixed@BITS, mixed@energy=X, mixed@cycles=X, each optionally quarot+ and +bias; bias = rtn+bias";
 }
 
 Method parse_method(const std::string& text) {
@@ -112,7 +112,38 @@ Method parse_method(const std::string& text) {
     m.bias = true;
     base.resize(base.size() - 5);
   }
-  if (base.rfind("mixed@", 0) == 0) {
+  if (base.rfind("mixed@energy=", 0) == 0 || base.rfind("mixed@cycles=", 0) == 0) {
+    // mixed@energy=X: X a fraction of the fp32 model's energy (0.4, 40%) or an energy with its unit (pJ,
+    // nJ, uJ, mJ, J); mixed@cycles=X: a fraction, or a cycle count with the unit "cycles".
+    const bool energy = base[6] == 'e';
+    m.budget = energy ? Method::Budget::Energy : Method::Budget::Cycles;
+    const std::string b = base.substr(13);  // both prefixes are 13 characters long
+    std::size_t pos = 0;
+    double v = 0;
+    try {
+      v = std::stod(b, &pos);
+    } catch (...) {
+      pos = 0;
+    }
+    const std::string unit = pos ? b.substr(pos) : "";
+    double scale = 0;
+    if (unit.empty()) m.mixed_fraction = true, scale = 1;
+    else if (unit == "%") m.mixed_fraction = true, scale = 0.01;
+    else if (energy && (unit == "pJ" || unit == "pj")) scale = 1;
+    else if (energy && (unit == "nJ" || unit == "nj")) scale = 1e3;
+    else if (energy && (unit == "uJ" || unit == "uj")) scale = 1e6;
+    else if (energy && (unit == "mJ" || unit == "mj")) scale = 1e9;
+    else if (energy && (unit == "J" || unit == "j")) scale = 1e12;
+    else if (!energy && unit == "cycles") scale = 1;
+    m.mixed_budget = v * scale;
+    if (pos == 0 || scale == 0 || !std::isfinite(m.mixed_budget) || m.mixed_budget <= 0 || (m.mixed_fraction && m.mixed_budget > 1))
+      throw Error("method '" + base + "': expected " +
+                  (energy ? std::string("mixed@energy=X with X a fraction of the fp32 model's energy in (0, 1] (0.4 or 40%) or an "
+                                        "energy (12.5uJ; units pJ, nJ, uJ, mJ, J)")
+                          : std::string("mixed@cycles=X with X a fraction of the fp32 model's cycles in (0, 1] (0.5 or 50%) or a "
+                                        "cycle count (120000cycles)")));
+    base = "mixed";
+  } else if (base.rfind("mixed@", 0) == 0) {
     const std::string b = base.substr(6);
     std::size_t pos = 0;
     try {
@@ -122,10 +153,11 @@ Method parse_method(const std::string& text) {
     }
     // A NaN or infinite budget would reach the allocator's size arithmetic; 32 bits is more than any format.
     if (b.empty() || pos != b.size() || !std::isfinite(m.mixed_bits) || m.mixed_bits <= 0 || m.mixed_bits > 32)
-      throw Error("method '" + base + "': expected mixed@BITS with a budget in (0, 32] bits per weight, e.g. mixed@4.5");
+      throw Error("method '" + base + "': expected mixed@BITS with a budget in (0, 32] bits per weight, e.g. mixed@4.5 "
+                  "(or mixed@energy=X / mixed@cycles=X on an --arch)");
     base = "mixed";
   } else if (base == "mixed") {
-    throw Error("method 'mixed' needs a budget: mixed@BITS, e.g. mixed@4.5");
+    throw Error("method 'mixed' needs a budget: mixed@BITS (e.g. mixed@4.5), mixed@energy=X or mixed@cycles=X");
   }
   for (const auto& row : methods())
     if (row.name == base) m.info = &row;

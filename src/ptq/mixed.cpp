@@ -33,6 +33,7 @@ Allocation finish(const std::vector<LayerSensitivity>& layers, const std::vector
     const auto& o = layers[i].options[choice[i]];
     a.recipe.emplace_back(layers[i].name, o.format);
     bits += o.bits * static_cast<double>(layers[i].params);
+    a.cost += o.cost;
     a.predicted_error += o.error;
   }
   a.avg_bits = bits / P;
@@ -43,31 +44,39 @@ std::size_t cheapest(const LayerSensitivity& l) {
   std::size_t best = 0;
   for (std::size_t k = 1; k < l.options.size(); ++k) {
     const auto &o = l.options[k], &b = l.options[best];
-    if (o.bits < b.bits || (o.bits == b.bits && o.error < b.error)) best = k;
+    if (o.cost < b.cost || (o.cost == b.cost && o.error < b.error)) best = k;
   }
   return best;
 }
 
-void check_feasible(const std::vector<LayerSensitivity>& layers, double budget, double P) {
-  double bits = 0;
-  for (const auto& l : layers) bits += l.options[cheapest(l)].bits * static_cast<double>(l.params);
-  if (bits > budget * P * (1 + 1e-12))
-    throw Error("mixed precision: budget " + std::to_string(budget) + " bits/weight is below the cheapest choice (" +
-                std::to_string(bits / P) + ")");
+void check_feasible(const std::vector<LayerSensitivity>& layers, double budget, const CostUnit& unit) {
+  double c = 0;
+  for (const auto& l : layers) c += l.options[cheapest(l)].cost;
+  if (c > budget * (1 + 1e-12))
+    throw Error("mixed precision: budget " + unit(budget) + " is below the cheapest choice (" + unit(c) + ")");
 }
 
-}  // namespace
+// Each option's cost: its storage, bits x params (the bit budget).
+std::vector<LayerSensitivity> with_bit_costs(std::vector<LayerSensitivity> layers) {
+  for (auto& l : layers)
+    for (auto& o : l.options) o.cost = o.bits * static_cast<double>(l.params);
+  return layers;
+}
 
-Allocation allocate_greedy(const std::vector<LayerSensitivity>& layers, double budget) {
+CostUnit bits_unit(double P) {
+  return [P](double total) { return std::to_string(total / P) + " bits/weight"; };
+}
+
+Allocation greedy(const std::vector<LayerSensitivity>& layers, double budget, const CostUnit& unit) {
   const double P = total_params(layers);
-  check_feasible(layers, budget, P);
+  check_feasible(layers, budget, unit);
   std::vector<std::size_t> ch(layers.size());
   double used = 0;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     ch[i] = cheapest(layers[i]);
-    used += layers[i].options[ch[i]].bits * static_cast<double>(layers[i].params);
+    used += layers[i].options[ch[i]].cost;
   }
-  const double cap = budget * P * (1 + 1e-12);
+  const double cap = budget * (1 + 1e-12);
   while (true) {
     double best_ratio = 0;
     std::size_t bl = 0, bk = 0;
@@ -76,10 +85,10 @@ Allocation allocate_greedy(const std::vector<LayerSensitivity>& layers, double b
       const auto& cur = layers[i].options[ch[i]];
       for (std::size_t k = 0; k < layers[i].options.size(); ++k) {
         const auto& o = layers[i].options[k];
-        const double dbits = (o.bits - cur.bits) * static_cast<double>(layers[i].params);
+        const double dcost = o.cost - cur.cost;
         const double gain = cur.error - o.error;
-        if (gain <= 0 || used + dbits > cap) continue;
-        const double ratio = dbits <= 0 ? std::numeric_limits<double>::infinity() : gain / dbits;
+        if (gain <= 0 || used + dcost > cap) continue;
+        const double ratio = dcost <= 0 ? std::numeric_limits<double>::infinity() : gain / dcost;
         if (!found || ratio > best_ratio) {
           found = true;
           best_ratio = ratio;
@@ -89,24 +98,25 @@ Allocation allocate_greedy(const std::vector<LayerSensitivity>& layers, double b
       }
     }
     if (!found) break;
-    used += (layers[bl].options[bk].bits - layers[bl].options[ch[bl]].bits) * static_cast<double>(layers[bl].params);
+    used += layers[bl].options[bk].cost - layers[bl].options[ch[bl]].cost;
     ch[bl] = bk;
   }
   return finish(layers, ch, P, "greedy");
 }
 
-Allocation allocate_dp(const std::vector<LayerSensitivity>& layers, double budget, int resolution) {
+Allocation knapsack(const std::vector<LayerSensitivity>& layers, double budget, int resolution, const CostUnit& unit) {
   const double P = total_params(layers);
-  check_feasible(layers, budget, P);
-  const double cap = budget * P;
+  check_feasible(layers, budget, unit);
+  const double cap = budget;
   const std::size_t L = layers.size();
-  // Integer costs: a layer's storage in bits is an integer; divide by the gcd of all costs. If that DP
-  // would be too large, costs are rounded up to units of cap / resolution (every solution stays feasible).
+  // Integer costs: a layer's storage in bits is an integer (energies in pJ are rounded to 1 pJ); divide by
+  // the gcd of all costs. If that DP would be too large, costs are rounded up to units of cap / resolution
+  // (every solution stays feasible).
   std::vector<std::vector<long long>> cost(L);
   long long g = 0;
   for (std::size_t i = 0; i < L; ++i)
     for (const auto& o : layers[i].options) {
-      const long long c = std::llround(o.bits * static_cast<double>(layers[i].params));
+      const long long c = std::llround(o.cost);
       cost[i].push_back(c);
       g = std::gcd(g, c);
     }
@@ -115,11 +125,11 @@ Allocation allocate_dp(const std::vector<LayerSensitivity>& layers, double budge
     for (auto& cs : cost)
       for (auto& c : cs) c /= g;
   } else {
-    const double unit = cap / std::max(1, resolution);
+    const double step = cap / std::max(1, resolution);
     C = std::max(1, resolution);
     for (std::size_t i = 0; i < L; ++i)
       for (std::size_t k = 0; k < cost[i].size(); ++k)
-        cost[i][k] = static_cast<long long>(std::ceil(layers[i].options[k].bits * static_cast<double>(layers[i].params) / unit - 1e-9));
+        cost[i][k] = static_cast<long long>(std::ceil(layers[i].options[k].cost / step - 1e-9));
   }
   const double inf = std::numeric_limits<double>::infinity();
   const std::size_t W = static_cast<std::size_t>(C) + 1;
@@ -145,7 +155,7 @@ Allocation allocate_dp(const std::vector<LayerSensitivity>& layers, double budge
   long long bc = -1;
   for (std::size_t c = 0; c < W; ++c)
     if (prev[c] < inf && (bc < 0 || prev[c] < prev[static_cast<std::size_t>(bc)])) bc = static_cast<long long>(c);
-  if (bc < 0) return allocate_greedy(layers, budget);  // rounding made every choice infeasible
+  if (bc < 0) return greedy(layers, budget, unit);  // rounding made every choice infeasible
   std::vector<std::size_t> ch(L);
   for (std::size_t i = L; i-- > 0;) {
     const int k = pick[i][static_cast<std::size_t>(bc)];
@@ -155,9 +165,26 @@ Allocation allocate_dp(const std::vector<LayerSensitivity>& layers, double budge
   return finish(layers, ch, P, "dp");
 }
 
+}  // namespace
+
+Allocation allocate_greedy(const std::vector<LayerSensitivity>& layers, double budget) {
+  const double P = total_params(layers);
+  return greedy(with_bit_costs(layers), budget * P, bits_unit(P));
+}
+
+Allocation allocate_dp(const std::vector<LayerSensitivity>& layers, double budget, int resolution) {
+  const double P = total_params(layers);
+  return knapsack(with_bit_costs(layers), budget * P, resolution, bits_unit(P));
+}
+
 Allocation allocate(const std::vector<LayerSensitivity>& layers, double budget, int resolution) {
-  Allocation g = allocate_greedy(layers, budget);
-  Allocation d = allocate_dp(layers, budget, resolution);
+  const double P = total_params(layers);
+  return allocate_cost(with_bit_costs(layers), budget * P, bits_unit(P), resolution);
+}
+
+Allocation allocate_cost(const std::vector<LayerSensitivity>& layers, double budget, const CostUnit& unit, int resolution) {
+  Allocation g = greedy(layers, budget, unit);
+  Allocation d = knapsack(layers, budget, resolution, unit);
   return d.predicted_error < g.predicted_error ? d : g;
 }
 
@@ -165,6 +192,7 @@ std::string Allocation::to_json(double budget) const {
   nlohmann::ordered_json j;
   j["budget_bits"] = budget;
   j["avg_bits"] = avg_bits;
+  j["cost"] = cost;
   j["predicted_error"] = predicted_error;
   j["solver"] = solver;
   nlohmann::ordered_json l = nlohmann::ordered_json::object();
@@ -184,6 +212,7 @@ LayerSensitivity layer_sensitivity(const std::string& name, const float* W, std:
     FormatOption o;
     o.format = fn;
     o.bits = bits_per_weight(f, rows, cols);
+    o.cost = o.bits * static_cast<double>(s.params);
     if (H) {
       o.error = hessian_error(W, q.values.data(), rows, cols, H);
     } else {

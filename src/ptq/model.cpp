@@ -295,6 +295,87 @@ struct MixedChoice {
   double seconds = 0;
 };
 
+MixedChoice mixed_allocation(Model& m, const std::vector<LayerRef>& refs, const std::vector<std::string>& fmt,
+                             const QuantizeOptions& opt, const Calib& calib, const Method& pm);
+
+/// mixed@energy= / mixed@cycles=: the same sensitivities, each option priced by the cost model on the
+/// accelerator (the layer's energy or cycles with its activations as the recipe gives them); layers the
+/// allocation does not choose for (skipped, or not quantizable) keep their recipe price, which the budget
+/// pays first.
+MixedChoice hardware_allocation(Model& m, const std::vector<LayerRef>& refs, const std::vector<std::string>& fmt,
+                                const QuantizeOptions& opt, const Method& pm, std::vector<LayerSensitivity> sens,
+                                const std::vector<std::size_t>& idx, double base_loss, const nlohmann::ordered_json& js,
+                                Clock::time_point t0) {
+  const bool cycles = pm.budget == Method::Budget::Cycles;
+  LayerCoster coster(m.path, opt.hardware, cycles, opt.threads);
+  std::int64_t n = 1;
+  for (const auto& s : sens) n += static_cast<std::int64_t>(s.options.size());
+  Progress bar(cycles ? "mixed: cycles" : "mixed: energy", n, opt.progress);
+  const double fp32 = coster.fp32_total();
+  bar.advance(1);
+  std::map<std::string, bool> chosen_here;
+  for (auto& s : sens) {
+    if (!coster.has(s.name)) throw Error("mixed: layer '" + s.name + "' is not among the cost model's layers of " + m.path);
+    chosen_here[s.name] = true;
+    for (auto& o : s.options) {
+      o.cost = coster.price(s.name, opt.recipe, o.format);
+      bar.advance(1);
+    }
+  }
+  bar.finish();
+  // The rest of the model (layers with MACs that are not being allocated) at the recipe's formats.
+  double fixed = 0;
+  for (const auto& name : coster.layers())
+    if (!chosen_here.count(name)) fixed += coster.price(name, opt.recipe);
+  const double budget = pm.mixed_fraction ? pm.mixed_budget * fp32 : pm.mixed_budget;
+  const std::string unit = coster.unit();
+  auto describe = [&](double total) {
+    char b[96];
+    std::snprintf(b, sizeof b, "%.6g %s (%.4g of the fp32 model)", total + fixed, unit.c_str(), (total + fixed) / fp32);
+    return std::string(b);
+  };
+  if (budget <= fixed)
+    throw Error("mixed: budget " + describe(budget - fixed) + " does not even pay for the layers it does not allocate (" +
+                describe(0) + ")");
+  const Allocation a = allocate_cost(sens, budget - fixed, describe);
+  double ucost = 0, uerr = 0;
+  for (const auto& s : sens) {
+    ucost += s.options[0].cost;
+    uerr += s.options[0].error;
+  }
+  MixedChoice mc;
+  mc.uniform_fits = ucost <= (budget - fixed) * (1 + 1e-12);
+  mc.formats = fmt;
+  const bool take_uniform = mc.uniform_fits && uerr <= a.predicted_error;
+  if (!take_uniform)
+    for (std::size_t i = 0; i < a.recipe.size(); ++i) mc.formats[idx[i]] = a.recipe[i].second;
+  const char* key = cycles ? "cycles" : "energy_pj";
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(a.to_json(0));
+  j.erase("budget_bits");
+  j.erase("cost");
+  j["budget"] = {{"kind", cycles ? "cycles" : "energy"}, {key, budget}, {"fraction_of_fp32", budget / fp32},
+                 {"arch", opt.hardware.arch}, {"table", opt.hardware.table},
+                 {"mapper", {{"samples", opt.hardware.samples}, {"refine", opt.hardware.refine}, {"seed", opt.hardware.seed}}}};
+  j[std::string("fp32_") + key] = fp32;
+  j[std::string("predicted_") + key] = (take_uniform ? ucost : a.cost) + fixed;
+  j[std::string("uniform_") + key] = ucost + fixed;
+  j["uniform_predicted_error"] = uerr;
+  if (take_uniform) {
+    j["predicted_error"] = uerr;
+    j["solver"] = "uniform";
+    for (const auto& s : sens) j["layers"][s.name] = s.options[0].format;
+  }
+  nlohmann::ordered_json prices = nlohmann::ordered_json::object();
+  for (const auto& s : sens)
+    for (const auto& o : s.options) prices[s.name][o.format] = o.cost;
+  j[std::string("layer_") + key] = prices;
+  j["calib_loss_fp32"] = base_loss;
+  j["sensitivity"] = js;
+  mc.json = j.dump();
+  mc.seconds = since(t0);
+  return mc;
+}
+
 /// Sensitivity of each layer to each candidate format, measured at the model's output: the mean
 /// KL(p_float || p) over the calibration tokens / images when only that layer is RTN-quantized in that
 /// format, the rest of the model as it is (float weights, the recipe's activation formats). Unlike a
@@ -304,7 +385,8 @@ struct MixedChoice {
 /// (single-layer NLL changes are of the order of their sampling noise, and the solver exploits the
 /// negative ones). Then the least-predicted-loss allocation under the budget (mixed.hpp).
 MixedChoice mixed_allocation(Model& m, const std::vector<LayerRef>& refs, const std::vector<std::string>& fmt,
-                             const QuantizeOptions& opt, const Calib& calib, double budget) {
+                             const QuantizeOptions& opt, const Calib& calib, const Method& pm) {
+  const double budget = pm.mixed_bits;
   const auto t0 = Clock::now();
   MixedChoice mc;
   std::vector<std::vector<std::string>> cands(refs.size());
@@ -343,6 +425,7 @@ MixedChoice mixed_allocation(Model& m, const std::vector<LayerRef>& refs, const 
     idx.push_back(k);
   }
   bar.finish();
+  if (pm.budget != Method::Budget::Bits) return hardware_allocation(m, refs, fmt, opt, pm, std::move(sens), idx, base, js, t0);
   const Allocation a = allocate(sens, budget);
   double ubits = 0, P = 0, uerr = 0;
   for (const auto& s : sens) {
@@ -409,7 +492,6 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   const Method pm = parse_method(opt.method);
   const std::string& method = pm.name();
   const bool use_quarot = pm.quarot, bias_corr = pm.bias;
-  const double mixed_bits = pm.mixed_bits;
   if (opt.rotate_block < 1 || opt.rotate_block > 128 || (opt.rotate_block & (opt.rotate_block - 1)) != 0)
     throw Error("rotate block " + std::to_string(opt.rotate_block) + " is not a power of two in [1, 128]");
   set_blas_threads(opt.threads);
@@ -537,7 +619,7 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
 
   if (method == "mixed") {
     const Model orig = m;  // for the uniform alternative
-    const MixedChoice mc = mixed_allocation(m, refs, fmt, opt, calib, mixed_bits);
+    const MixedChoice mc = mixed_allocation(m, refs, fmt, opt, calib, pm);
     quantize_layers(m, mc.formats, res);
     nlohmann::ordered_json j = nlohmann::ordered_json::parse(mc.json);
     const double loss_alloc = calib.loss(m, opt.threads);

@@ -143,6 +143,30 @@ TEST(Cli, StatsTakesSeveralFormatsAndViewsConvWeightsAsEvalDoes) {
   EXPECT_NE(jr["results"][0]["tensors"][0]["mse"], j["results"][0]["tensors"][0]["mse"]);
 }
 
+// What encode writes, stats reads: a packed file is seen as its decoded values (the same numbers as stats
+// of `qcast decode`'s output); it used to say that no floating-point tensor matched.
+TEST(Cli, StatsReadsAPackedFileAsItsDecodedValues) {
+  test::TempDir d;
+  Tensor w = Tensor::zeros_f32({16, 64});
+  for (int i = 0; i < 1024; ++i) w.mutable_f32()[i] = std::cos(0.11f * static_cast<float>(i)) * (1.0f + static_cast<float>(i % 7));
+  Tensor b = Tensor::zeros_f32({16});
+  for (int i = 0; i < 16; ++i) b.mutable_f32()[i] = 0.25f * static_cast<float>(i);
+  write_safetensors(d.file("m.safetensors"), {{"fc.weight", w}, {"fc.bias", b}});
+  auto e = test::run_cli("encode " + d.file("m.safetensors") + " " + d.file("p.safetensors") + " -f mxfp8 --tensors fc.weight");
+  ASSERT_EQ(e.rc, 0) << e.err;
+  auto dec = test::run_cli("decode " + d.file("p.safetensors") + " " + d.file("dec.safetensors"));
+  ASSERT_EQ(dec.rc, 0) << dec.err;
+  auto sp = test::run_cli("stats " + d.file("p.safetensors") + " -f mxfp4 -f int4/g32 --json");
+  auto sd = test::run_cli("stats " + d.file("dec.safetensors") + " -f mxfp4 -f int4/g32 --json");
+  ASSERT_EQ(sp.rc, 0) << sp.err;
+  ASSERT_EQ(sd.rc, 0) << sd.err;
+  auto jp = nlohmann::json::parse(sp.out), jd = nlohmann::json::parse(sd.out);
+  EXPECT_EQ(jp["results"], jd["results"]);
+  ASSERT_EQ(jp["results"][0]["tensors"].size(), 2u);  // the decoded weight and the plain bias
+  EXPECT_EQ(jp["results"][0]["tensors"][0]["tensor"], "fc.weight");
+  EXPECT_GT(jp["results"][0]["tensors"][0]["mse"].get<double>(), 0.0);
+}
+
 TEST(Cli, StatsReportsErrorsAndCastCopiesUnselectedTensors) {
   test::TempDir d;
   Tensor w = Tensor::zeros_f32({2, 32});

@@ -57,4 +57,27 @@ TEST(PtqMethod, BadStringsNameTheMethods) {
   EXPECT_NE(msg("gtpq").find("rtn, search, gptq, rotate+gptq, lowrank, ed, mixed@BITS"), std::string::npos) << msg("gtpq");
   EXPECT_NE(msg("mixed").find("mixed@BITS"), std::string::npos);
   EXPECT_NE(msg("mixed@40").find("(0, 32]"), std::string::npos);
+  for (const char* bad : {"mixed@energy=", "mixed@energy=0", "mixed@energy=1.5", "mixed@energy=120%", "mixed@energy=3kJ",
+                          "mixed@energy=12cycles", "mixed@cycles=12uJ", "mixed@cycles=-3cycles", "mixed@energy=nan", "mixed@power=0.5"})
+    EXPECT_NE(msg(bad), "(accepted)") << bad;
+  EXPECT_NE(msg("mixed@energy=2").find("fraction of the fp32 model's energy"), std::string::npos) << msg("mixed@energy=2");
+}
+
+// Hardware budgets: a fraction of the fp32 model (bare or %) or an absolute energy / cycle count.
+TEST(PtqMethod, HardwareBudgetsTakeFractionsAndUnits) {
+  const ptq::Method e = ptq::parse_method("mixed@energy=0.4");
+  EXPECT_EQ(e.name(), "mixed");
+  EXPECT_EQ(e.budget, ptq::Method::Budget::Energy);
+  EXPECT_TRUE(e.mixed_fraction);
+  EXPECT_DOUBLE_EQ(e.mixed_budget, 0.4);
+  EXPECT_DOUBLE_EQ(ptq::parse_method("mixed@energy=40%").mixed_budget, 0.4);
+  const ptq::Method u = ptq::parse_method("mixed@energy=12.5uJ+bias");
+  EXPECT_FALSE(u.mixed_fraction);
+  EXPECT_TRUE(u.bias);
+  EXPECT_DOUBLE_EQ(u.mixed_budget, 12.5e6);  // pJ
+  EXPECT_DOUBLE_EQ(ptq::parse_method("mixed@energy=3nJ").mixed_budget, 3e3);
+  const ptq::Method c = ptq::parse_method("mixed@cycles=150000cycles");
+  EXPECT_EQ(c.budget, ptq::Method::Budget::Cycles);
+  EXPECT_DOUBLE_EQ(c.mixed_budget, 150000);
+  EXPECT_EQ(ptq::parse_method("mixed@4.5").budget, ptq::Method::Budget::Bits);
 }

@@ -40,6 +40,36 @@ TEST(PtqMixed, MeetsBudgetAtLeastPredictedError) {
   EXPECT_THROW(allocate(L, 3.0), Error);
 }
 
+// A budget in another unit (energy): the allocator minimises the error under the options' own costs, which
+// need not follow their bits (here a large layer is cheap in energy and a small one dear).
+TEST(PtqMixed, CostBudgetsFollowTheOptionsCosts) {
+  std::vector<LayerSensitivity> L = {
+      {"big", 4000, {{"int4/g32", 5.0, 8.0, 100.0}, {"int8/g32", 9.0, 1.0, 120.0}}},
+      {"small", 1000, {{"int4/g32", 5.0, 6.0, 300.0}, {"int8/g32", 9.0, 0.5, 500.0}}},
+  };
+  auto unit = [](double pj) { return std::to_string(pj) + " pJ"; };
+  for (double budget : {400.0, 420.0, 600.0, 620.0}) {
+    const Allocation a = allocate_cost(L, budget, unit);
+    EXPECT_LE(a.cost, budget + 1e-9);
+    double best = 1e30;
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j)
+        if (L[0].options[i].cost + L[1].options[j].cost <= budget) best = std::min(best, L[0].options[i].error + L[1].options[j].error);
+    EXPECT_NEAR(a.predicted_error, best, 1e-12) << budget;
+  }
+  // 420 pJ buys the big layer's 8 bits (+20 pJ), not the small one's (+200 pJ): by bits it would be the reverse.
+  EXPECT_EQ(allocate_cost(L, 420, unit).recipe[0].second, "int8/g32");
+  EXPECT_EQ(allocate_cost(L, 420, unit).recipe[1].second, "int4/g32");
+  EXPECT_EQ(allocate(L, 5.8).recipe[0].second, "int4/g32");
+  EXPECT_EQ(allocate(L, 5.8).recipe[1].second, "int8/g32");
+  try {
+    allocate_cost(L, 399, unit);
+    ADD_FAILURE() << "a budget below the cheapest choice must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("below the cheapest choice (400.000000 pJ)"), std::string::npos) << e.what();
+  }
+}
+
 TEST(PtqMixed, SensitivityFromLayers) {
   const std::int64_t n = 64;
   auto W = test::randn(n * n, 1, 0.05f);

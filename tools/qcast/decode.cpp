@@ -17,29 +17,13 @@ struct DecodeArgs {
 
 void run(const DecodeArgs& a) {
   const PackedFile pf = read_packed(a.in);
-  std::vector<std::shared_ptr<std::vector<float>>> bufs;
-  std::vector<NamedTensor> out;
-  for (auto& [name, e] : pf.quantized) {
-    auto buf = std::make_shared<std::vector<float>>(static_cast<std::size_t>(shape_numel(e.shape)));
-    try {
-      decode(e, buf->data(), a.threads);
-    } catch (const Error& ex) {
-      throw Error(a.in + ": tensor '" + name + "': " + ex.what());
-    }
-    Tensor t;
-    t.dtype = DType::F32;
-    t.shape = e.shape;
-    t.data = buf->data();
-    t.owner = buf;
-    out.push_back({name, t});
-  }
+  std::vector<NamedTensor> out = decode_packed(pf, a.threads, a.in);
   if (is_npy_path(a.out)) {
-    if (out.size() != 1 || !pf.plain.empty())
-      throw Error("'" + a.in + "' holds " + std::to_string(out.size() + pf.plain.size()) + " tensors; decode to .safetensors instead of .npy");
+    if (out.size() != 1)
+      throw Error("'" + a.in + "' holds " + std::to_string(out.size()) + " tensors; decode to .safetensors instead of .npy");
     write_npy(a.out, out[0].tensor);
     return;
   }
-  for (auto& p : pf.plain) out.push_back(p);
   write_safetensors(a.out, out, pf.metadata);
 }
 

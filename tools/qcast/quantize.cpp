@@ -20,6 +20,7 @@
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
 #include "qcast/nn/dataset.hpp"
+#include "qcast/hw.hpp"
 #include "qcast/ptq/gguf_llama.hpp"
 #include "qcast/ptq/method.hpp"
 #include "qcast/ptq/model.hpp"
@@ -30,6 +31,7 @@ namespace {
 
 struct Args {
   std::string model, method = "rtn", calib, data_root, tokenizer, out, report, save_recipe, eval, mixed_formats = "int3@fp16/g32,mxfp4,mxfp6_e2m3,mxfp8";
+  ptq::HardwareTarget hardware;  // mixed@energy= / mixed@cycles=
   RecipeFlags q;
   std::int64_t calib_samples = 256, calib_offset = 0, calib_batch = 64, eval_limit = 0;
   int calib_tokens = 256, rotate_block = 32, rank = 8;
@@ -124,6 +126,15 @@ void run(const Args& a) {
   o.progress = !a.quiet;
   std::stringstream ss(a.mixed_formats);
   for (std::string f; std::getline(ss, f, ',');) if (!f.empty()) o.mixed_formats.push_back(f);
+  o.hardware = a.hardware;
+  {
+    const ptq::Method pm = ptq::parse_method(a.method);
+    const bool hw_budget = pm.name() == "mixed" && pm.budget != ptq::Method::Budget::Bits;
+    if (hw_budget && a.hardware.arch.empty())
+      throw Error("--method " + a.method + " prices the layers on an accelerator: give --arch A.yaml (as qcast cost takes it)");
+    if (!hw_budget && !a.hardware.arch.empty()) throw Error("--arch applies to --method mixed@energy=X / mixed@cycles=X");
+    if (hw_budget) (void)hw::Architecture::from_yaml_file(a.hardware.arch);  // a bad file fails before calibration
+  }
 
   model_kind(a.model, "quantize", {FileKind::Onnx, FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf}, "ONNX, llama2.c, HF and GGUF models");
   ptq::Model m = ptq::load_model(a.model);
@@ -171,6 +182,15 @@ void run(const Args& a) {
   }
   std::printf("%s: %s, %zu layers quantized (%lld calibration samples), %.2f s -> %s\n", a.model.c_str(), a.method.c_str(),
               r.layers.size(), static_cast<long long>(r.calib_samples), r.seconds_total, a.out.c_str());
+  if (j.contains("mixed") && j["mixed"].contains("budget")) {
+    const auto& mx = j["mixed"];
+    const bool cyc = mx["budget"]["kind"] == "cycles";
+    const char* key = cyc ? "cycles" : "energy_pj";
+    const double fp32 = mx[std::string("fp32_") + key].get<double>(), pred = mx[std::string("predicted_") + key].get<double>();
+    std::printf("mixed: predicted %s %.6g %s (%.4f of fp32) under a budget of %.6g (uniform recipe: %.6g) on %s\n", cyc ? "latency" : "energy",
+                pred, cyc ? "cycles" : "pJ", pred / fp32, mx["budget"][key].get<double>(),
+                mx[std::string("uniform_") + key].get<double>(), a.hardware.arch.c_str());
+  }
   if (!a.eval.empty()) {
     std::fflush(stdout);
     j["eval"] = run_eval(a, stage.path());
@@ -197,7 +217,7 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_option("model", a->model, "ONNX model, llama2.c .bin, Hugging Face LLaMA directory, or GGUF (llama); recognized by content")->required();
   a->q.add(sub);
   a->q.add_static(sub);
-  sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS, each optionally +bias (bias correction; bias = rtn+bias); prefix quarot+ (e.g. quarot+gptq) to fold norms and rotate the residual stream of a LLaMA model first")->capture_default_str();
+  sub->add_option("--method", a->method, "rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS | mixed@energy=X | mixed@cycles=X (X: a fraction of the fp32 model, e.g. 0.4, or 12uJ / 150000cycles; needs --arch), each optionally +bias (bias correction; bias = rtn+bias); prefix quarot+ (e.g. quarot+gptq) to fold norms and rotate the residual stream of a LLaMA model first")->capture_default_str();
   sub->add_option("--calib", a->calib, "calibration data: dataset spec as for eval (mnist:DIR, text:FILE, YAML)")->required();
   sub->add_option("--calib-samples", a->calib_samples, "calibration images / stories")->check(CLI::Range(std::int64_t(1), std::int64_t(1) << 40))->capture_default_str();
   sub->add_option("--calib-offset", a->calib_offset, "skip the first N samples of the calibration data")->check(CLI::NonNegativeNumber)->capture_default_str();
@@ -215,6 +235,13 @@ Registrar reg("quantize", [](CLI::App& root) {
   add_seed_option(sub, a->seed, "seed (rotation signs, quarot rotation, randomized SVD)")->capture_default_str();
   sub->add_flag("--act-order", a->act_order, "gptq: act-order with static groups");
   sub->add_option("--mixed-formats", a->mixed_formats, "mixed: candidate formats besides the weight format (comma-separated)")->capture_default_str();
+  sub->add_option("--arch", a->hardware.arch, "mixed@energy=X / mixed@cycles=X: the accelerator (architecture YAML, as qcast cost --arch)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--table", a->hardware.table, "with --arch: the built-in energy table (horowitz|eyeriss, as qcast cost)")->capture_default_str();
+  sub->add_option("--cost-samples", a->hardware.samples, "with --arch: mapper random samples per layer (qcast cost --samples)")
+      ->capture_default_str()->check(CLI::Range(1, 100000000));
+  sub->add_option("--cost-refine", a->hardware.refine, "with --arch: mapper local-search moves per start (qcast cost --refine)")
+      ->capture_default_str()->check(CLI::Range(0, 100000000));
   sub->add_flag("--quiet,-q", a->quiet, "no progress bar and no per-layer table");
   add_threads_flag(sub, a->threads);
   sub->callback([a] { run(*a); });

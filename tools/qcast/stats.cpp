@@ -11,6 +11,7 @@
 #include "common.hpp"
 #include "qcast/error.hpp"
 #include "qcast/stats.hpp"
+#include "qcast/packed.hpp"
 #include "qcast/tensor_files.hpp"
 
 namespace qcast::cli {
@@ -51,7 +52,10 @@ void run(const StatsArgs& a) {
     if (t.dtype != DType::F32 && t.dtype != DType::F16) throw Error("'" + a.in + "': expected a float32 or float16 array");
     inputs.emplace_back(a.in, t.to_f32());
   } else {
-    for (auto& nt : read_safetensors(a.in).tensors)
+    // A packed file (qcast encode or quantize output) is seen as its decoded values.
+    const SafeTensorsFile st = read_safetensors(a.in);
+    const std::vector<NamedTensor> tensors = is_packed(st) ? decode_packed(read_packed(a.in), a.q.threads, a.in) : st.tensors;
+    for (auto& nt : tensors)
       if (is_float_tensor(nt.tensor) && name_matches(a.tensors, nt.name)) inputs.emplace_back(nt.name, nt.tensor.to_f32());
     if (inputs.empty()) throw Error("no floating-point tensor of '" + a.in + "' matched '" + a.tensors + "'");
   }

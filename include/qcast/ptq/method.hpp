@@ -61,7 +61,14 @@ struct Method {
   const MethodInfo* info = nullptr;  ///< the per-layer method
   bool quarot = false;        ///< quarot+: fold norms and rotate a LLaMA residual stream first
   bool bias = false;          ///< +bias: model-level bias correction
+  /// mixed: what the budget counts. mixed@BITS: bits per weight; mixed@energy=X / mixed@cycles=X: the
+  /// predicted energy or latency of the quantized layers on an accelerator (QuantizeOptions::arch).
+  enum class Budget { Bits, Energy, Cycles };
+  Budget budget = Budget::Bits;
   double mixed_bits = 0;      ///< mixed@BITS: the budget in bits per weight
+  /// mixed@energy= / @cycles=: the budget in pJ or cycles, or (mixed_fraction) a fraction of the fp32 model's.
+  double mixed_budget = 0;
+  bool mixed_fraction = false;
   const std::string& name() const { return info->name; }
   bool needs(MethodNeeds n) const { return (info->needs & n) != 0; }
 };

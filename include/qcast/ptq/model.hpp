@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "qcast/ptq/layer_cost.hpp"
 #include "qcast/nn/graph.hpp"
 #include "qcast/nn/llama.hpp"
 #include "qcast/nn/model.hpp"
@@ -35,7 +36,7 @@ struct CalibOptions {
 };
 
 struct QuantizeOptions {
-  /// rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS, each optionally prefixed with
+  /// rtn | search | gptq | ed | rotate+gptq | lowrank | mixed@BITS | mixed@energy=X | mixed@cycles=X, each optionally prefixed with
   /// `quarot+` (LLaMA only: norm folding + residual rotation first, include/qcast/ptq/quarot.hpp) and
   /// followed by "+bias" (model-level bias correction, bias.hpp); "bias" = rtn+bias
   std::string method = "rtn";
@@ -47,6 +48,7 @@ struct QuantizeOptions {
   int rank = 8;                ///< lowrank
   bool act_order = false;      ///< gptq
   std::vector<std::string> mixed_formats;  ///< mixed: candidates besides the recipe's format
+  HardwareTarget hardware;     ///< mixed@energy= / mixed@cycles=: the accelerator the budget is priced on
   bool progress = true;
 };
 
