@@ -8,6 +8,8 @@ LayerCoster::LayerCoster(const std::string& model_path, const HardwareTarget& t,
   if (t.arch.empty()) throw Error("a hardware budget (mixed@energy= / mixed@cycles=) needs the accelerator: --arch A.yaml");
   arch_ = hw::Architecture::from_yaml_file(t.arch);
   arch_.apply_builtin(t.table, 8, 8);  // with formats, the MAC energy is the format-aware model's (as in qcast cost)
+  if (!t.ert.empty()) arch_.apply_ert_file(t.ert);
+  if (!t.constraints.empty()) (void)arch_.apply_constraints_file(t.constraints);
   so_.objective = cycles ? hw::Objective::Delay : hw::Objective::Energy;
   so_.seed = t.seed;
   so_.samples = t.samples;

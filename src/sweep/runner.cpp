@@ -12,6 +12,7 @@
 #include "qcast/hw.hpp"
 #include "qcast/nn/evaluate.hpp"
 #include "qcast/ptq/common.hpp"
+#include "qcast/ptq/method.hpp"
 #include "qcast/ptq/model.hpp"
 #include "qcast/sweep/sweep.hpp"
 
@@ -242,6 +243,18 @@ struct Runner::Impl {
     r.edp = r.energy_pj * static_cast<double>(r.cycles);
   }
 
+  // quantize's flags for a hardware budget (mixed@energy= / mixed@cycles=): the point's accelerator and mapper.
+  std::string hardware_flags(const Point& p) const {
+    const ptq::Method pm = ptq::parse_method(p.method);
+    if (pm.name() != "mixed" || pm.budget == ptq::Method::Budget::Bits) return "";
+    const ArchSpec& as = spec.archs[static_cast<std::size_t>(p.arch)];
+    std::string f = " --arch " + quote(as.arch) + " --table " + as.table + " --cost-samples " + std::to_string(spec.mapper.samples) +
+                    " --cost-refine " + std::to_string(spec.mapper.refine);
+    if (!as.ert.empty()) f += " --ert " + quote(as.ert);
+    if (!as.constraints.empty()) f += " --constraints " + quote(as.constraints);
+    return f;
+  }
+
   std::string command(const Point& p) const {
     const ModelSpec& ms = spec.models[static_cast<std::size_t>(p.model)];
     const FormatSpec& f = spec.formats[static_cast<std::size_t>(p.format)];
@@ -255,7 +268,7 @@ struct Runner::Impl {
     std::string c;
     if (p.method == "none") c = "qcast eval " + quote(ms.model) + " --data " + quote(ms.data) + fl + lim + tok;
     else
-      c = "qcast quantize " + quote(ms.model) + fl + " --method " + quote(p.method) + " --calib " + quote(ms.calib.data) +
+      c = "qcast quantize " + quote(ms.model) + fl + " --method " + quote(p.method) + hardware_flags(p) + " --calib " + quote(ms.calib.data) +
           " --calib-samples " + std::to_string(ms.calib.samples) + " --calib-offset " + std::to_string(ms.calib.offset) +
           " --calib-tokens " + std::to_string(ms.calib.tokens) + tok + " --out q.safetensors && qcast eval q.safetensors --data " +
           quote(ms.data) + lim + tok;
@@ -305,6 +318,9 @@ struct Runner::Impl {
         // --threads (both are thread-count independent).
         o.threads = 1;
         o.progress = false;
+        // mixed@energy= / mixed@cycles= price the layers on this point's accelerator, as the sweep costs it.
+        const ArchSpec& as = spec.archs[static_cast<std::size_t>(p.arch)];
+        o.hardware = {as.arch, as.table, as.ert, as.constraints, spec.mapper.samples, spec.mapper.refine, spec.mapper.seed};
         const ptq::QuantizeResult q = ptq::quantize_model(m, o);
         applied = q.recipe;
         for (const auto& L : q.layers) r.layer_errors.emplace_back(L.name, L.rel_error);

@@ -132,7 +132,8 @@ void run(const Args& a) {
     const bool hw_budget = pm.name() == "mixed" && pm.budget != ptq::Method::Budget::Bits;
     if (hw_budget && a.hardware.arch.empty())
       throw Error("--method " + a.method + " prices the layers on an accelerator: give --arch A.yaml (as qcast cost takes it)");
-    if (!hw_budget && !a.hardware.arch.empty()) throw Error("--arch applies to --method mixed@energy=X / mixed@cycles=X");
+    if (!hw_budget && (!a.hardware.arch.empty() || !a.hardware.ert.empty() || !a.hardware.constraints.empty()))
+      throw Error("--arch / --ert / --constraints apply to --method mixed@energy=X / mixed@cycles=X");
     if (hw_budget) (void)hw::Architecture::from_yaml_file(a.hardware.arch);  // a bad file fails before calibration
   }
 
@@ -236,6 +237,9 @@ Registrar reg("quantize", [](CLI::App& root) {
   sub->add_flag("--act-order", a->act_order, "gptq: act-order with static groups");
   sub->add_option("--mixed-formats", a->mixed_formats, "mixed: candidate formats besides the weight format (comma-separated)")->capture_default_str();
   sub->add_option("--arch", a->hardware.arch, "mixed@energy=X / mixed@cycles=X: the accelerator (architecture YAML, as qcast cost --arch)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--ert", a->hardware.ert, "with --arch: Accelergy energy reference table (as qcast cost --ert)")->check(CLI::ExistingFile);
+  sub->add_option("--constraints", a->hardware.constraints, "with --arch: Timeloop mapspace constraints for the mapper (as qcast cost)")
       ->check(CLI::ExistingFile);
   sub->add_option("--table", a->hardware.table, "with --arch: the built-in energy table (horowitz|eyeriss, as qcast cost)")->capture_default_str();
   sub->add_option("--cost-samples", a->hardware.samples, "with --arch: mapper random samples per layer (qcast cost --samples)")

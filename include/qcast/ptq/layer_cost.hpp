@@ -18,6 +18,7 @@ namespace qcast::ptq {
 struct HardwareTarget {
   std::string arch;                ///< architecture YAML (as qcast cost --arch); empty = none given
   std::string table = "horowitz";  ///< built-in energy table (qcast cost --table)
+  std::string ert, constraints;    ///< optional Accelergy ERT and mapspace constraints (qcast cost --ert / --constraints)
   std::int64_t samples = 8000;
   int refine = 1000;
   std::uint64_t seed = 1;
