@@ -239,6 +239,27 @@ def main():
             f.write(spec_text(shared).replace("name: lenet5,", "name: lenet5, limt: 3,"))
         p = run(qcast, [other], check=False)
         check(p.returncode == 2 and "unknown key 'limt'" in p.stderr, f"unknown model key: {p.returncode} {p.stderr}")
+
+        # An energy budget in the sweep is priced on the point's accelerator with the sweep's mapper: the
+        # mixed point costs at most 30 % of the fp32 point, and uniform mxfp8 would not have fit.
+        m_ = os.path.join(shared, "models")
+        energy_spec = os.path.join(tmp, "energy.yaml")
+        with open(energy_spec, "w") as f:
+            f.write(f"""models:
+  - {{model: {m_}/lenet5-mnist.onnx, data: "mnist:{d}/mnist", limit: 100, name: lenet5, calib: {{samples: 16}}}}
+formats: [{{}}, {{weights: mxfp8}}]
+methods: [rtn, "mixed@energy=0.3"]
+archs: [{{arch: {ROOT}/examples/arch/eyeriss_like.yaml, name: eyeriss}}]
+objective: energy
+mapper: {{samples: 300, refine: 30, seed: 3}}
+""")
+        pe = {(p["weights"], p["method"]): p for p in json.loads(run(qcast, [energy_spec, "--json", "--quiet"]).stdout)["points"]}
+        fp32, rtn8, mixed = pe[("fp32", "none")], pe[("mxfp8", "rtn")], pe[("mxfp8", "mixed@energy=0.3")]
+        check(mixed["status"] == "ok", f"mixed@energy point: {mixed}")
+        if mixed["status"] == "ok":
+            check(mixed["energy_pj"] <= 0.3 * fp32["energy_pj"] * (1 + 1e-12) < rtn8["energy_pj"],
+                  f"energy budget: mixed {mixed['energy_pj']} <= 0.3 x fp32 {fp32['energy_pj']} < uniform mxfp8 {rtn8['energy_pj']}")
+            check("--arch " in mixed["command"] and "--cost-samples 300" in mixed["command"], f"reproducible: {mixed['command']}")
     if fails:
         print(f"{len(fails)} failures")
         return 1

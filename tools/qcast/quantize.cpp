@@ -29,8 +29,15 @@
 namespace qcast::cli {
 namespace {
 
+// ptq's default candidates, comma-separated (one list for quantize, the sweep and the API).
+std::string default_mixed_formats() {
+  std::string s;
+  for (const auto& f : ptq::QuantizeOptions{}.mixed_formats) s += (s.empty() ? "" : ",") + f;
+  return s;
+}
+
 struct Args {
-  std::string model, method = "rtn", calib, data_root, tokenizer, out, report, save_recipe, eval, mixed_formats = "int3@fp16/g32,mxfp4,mxfp6_e2m3,mxfp8";
+  std::string model, method = "rtn", calib, data_root, tokenizer, out, report, save_recipe, eval, mixed_formats = default_mixed_formats();
   ptq::HardwareTarget hardware;  // mixed@energy= / mixed@cycles=
   RecipeFlags q;
   std::int64_t calib_samples = 256, calib_offset = 0, calib_batch = 64, eval_limit = 0;
@@ -124,6 +131,7 @@ void run(const Args& a) {
   o.seed = a.seed;
   o.act_order = a.act_order;
   o.progress = !a.quiet;
+  o.mixed_formats.clear();
   std::stringstream ss(a.mixed_formats);
   for (std::string f; std::getline(ss, f, ',');) if (!f.empty()) o.mixed_formats.push_back(f);
   o.hardware = a.hardware;

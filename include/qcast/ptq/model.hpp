@@ -47,7 +47,8 @@ struct QuantizeOptions {
   std::uint64_t seed = 0;      ///< rotate signs, lowrank SVD
   int rank = 8;                ///< lowrank
   bool act_order = false;      ///< gptq
-  std::vector<std::string> mixed_formats;  ///< mixed: candidates besides the recipe's format
+  /// mixed: candidates besides the recipe's format (qcast quantize --mixed-formats and the sweep use this default)
+  std::vector<std::string> mixed_formats = {"int3@fp16/g32", "mxfp4", "mxfp6_e2m3", "mxfp8"};
   HardwareTarget hardware;     ///< mixed@energy= / mixed@cycles=: the accelerator the budget is priced on
   bool progress = true;
 };
