@@ -90,6 +90,9 @@ HWY_INLINE VU RoundBits(VU u, MU neg, int s, VU half, VU low) {
 
 // ---- element quantizers: v (scaled value) -> q (signed element value) and code ----
 
+// The sign bit of each lane of float bits vu.
+HWY_INLINE VU SignBits(VU vu) { return hn::And(vu, hn::Set(DU(), 0x80000000u)); }
+
 // NaN and Inf lanes of an elementwise minifloat cast (block formats flag the whole block instead): their
 // codes (the element's NaN / Inf code under the lane's sign code `sc`) and their values (Inf kept by
 // IEEE-like elements, NaN for NaN).
@@ -114,6 +117,19 @@ struct MiniSpecials {
     const D d;
     if (ieee) out = hn::IfThenElse(hn::IsInf(v), v, out);
     return hn::IfThenElse(hn::IsNaN(v), hn::Set(d, std::numeric_limits<float>::quiet_NaN()), out);
+  }
+  // The end of both quantizers: the code (magnitude code c under the sign code sc; the special lanes of an
+  // elementwise cast) and the value.
+  template <bool kElementwise>
+  HWY_INLINE void StoreCode(V v, VU sc, VU c, VU* code) const {
+    c = hn::Or(c, sc);
+    if constexpr (kElementwise) c = Codes(v, sc, c);
+    *code = c;
+  }
+  template <bool kElementwise>
+  HWY_INLINE V Out(V v, V out) const {
+    if constexpr (kElementwise) out = Values(v, out);
+    return out;
   }
 };
 
@@ -141,8 +157,7 @@ struct MiniQ {
   HWY_INLINE V Apply(V v, VU* code) const {
     const D d;
     const DU du;
-    const VU vu = hn::BitCast(du, v);
-    const VU sign = hn::And(vu, hn::Set(du, 0x80000000u));
+    const VU vu = hn::BitCast(du, v), sign = SignBits(vu);
     const VU u = hn::Xor(vu, sign);
     const MU negu = hn::Ne(sign, hn::Zero(du));
     V q = hn::BitCast(d, RoundBits<M>(u, negu, s, half, low));
@@ -160,13 +175,9 @@ struct MiniQ {
         const VU cs = hn::BitCast(du, hn::ConvertTo(DI(), hn::Mul(q, up)));
         c = hn::IfThenElse(hn::RebindMask(du, hn::Lt(q, sub_thr)), cs, c);
       }
-      const VU sc = hn::IfThenElseZero(negu, sign_code);
-      c = hn::Or(c, sc);
-      if constexpr (kElementwise) c = specials.Codes(v, sc, c);
-      *code = c;
+      specials.StoreCode<kElementwise>(v, hn::IfThenElseZero(negu, sign_code), c, code);
     }
-    if constexpr (kElementwise) out = specials.Values(v, out);
-    return out;
+    return specials.Out<kElementwise>(v, out);
   }
 };
 
@@ -206,8 +217,7 @@ struct MiniRneQ {
     static_assert(M == RoundMode::Even, "MiniRneQ rounds to nearest even only");
     const D d;
     const DU du;
-    const VU vu = hn::BitCast(du, v);
-    const VU sign = hn::And(vu, hn::Set(du, 0x80000000u));
+    const VU vu = hn::BitCast(du, v), sign = SignBits(vu);
     const V a = hn::Min(hn::BitCast(d, hn::Xor(vu, sign)), maxv);  // a NaN lane is replaced below
     const VU cb = hn::Add(hn::Max(hn::And(hn::BitCast(du, a), expmask), emin_exp), c_shift);
     const V c = hn::BitCast(d, cb);
@@ -215,13 +225,9 @@ struct MiniRneQ {
     V out = hn::BitCast(d, hn::Or(hn::BitCast(du, hn::Sub(t, c)), sign));
     if constexpr (kCode) {
       VU k = hn::Add(hn::Sub(hn::BitCast(du, t), cb), hn::Sub(hn::ShiftRightSame(cb, s), code_off));
-      const VU sign_code = hn::ShiftRightSame(sign, sign_shift);
-      k = hn::Or(k, sign_code);
-      if constexpr (kElementwise) k = specials.Codes(v, sign_code, k);
-      *code = k;
+      specials.StoreCode<kElementwise>(v, hn::ShiftRightSame(sign, sign_shift), k, code);
     }
-    if constexpr (kElementwise) out = specials.Values(v, out);
-    return out;
+    return specials.Out<kElementwise>(v, out);
   }
 };
 
@@ -240,8 +246,7 @@ struct IntQ {
   HWY_INLINE V Apply(V v, VU* code) const {
     const D d;
     const DU du;
-    const VU vu = hn::BitCast(du, v);
-    const VU sign = hn::And(vu, hn::Set(du, 0x80000000u));
+    const VU vu = hn::BitCast(du, v), sign = SignBits(vu);
     const V a = hn::BitCast(d, hn::Xor(vu, sign));
     const hn::Mask<D> neg = hn::RebindMask(d, hn::Ne(sign, hn::Zero(du)));
     const V r = hn::Min(RoundMag<M>(hn::Mul(a, up), neg), hn::IfThenElse(neg, maxneg, maxc));
@@ -960,6 +965,15 @@ bool TryFixed(const Job& j, const Q& q, std::int64_t g0, std::int64_t g1) {
   }
 }
 
+// One quantizer over groups g0..g1: the fixed-block fast path where the layout has one, else the general
+// loop (elementwise or scaled).
+template <RoundMode M, bool kFake, bool kEnc, class Q>
+void RunQuantizer(const Job& j, const Q& q, bool elementwise, std::int64_t g0, std::int64_t g1) {
+  if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
+  if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
+  else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);
+}
+
 template <RoundMode M, bool kFake, bool kEnc>
 void QuantMode(const Job& j, std::int64_t g0, std::int64_t g1) {
   const ElemSpec& el = *j.el;
@@ -973,26 +987,16 @@ void QuantMode(const Job& j, std::int64_t g0, std::int64_t g1) {
     case ElemKind::Mini: {
       if constexpr (M == RoundMode::Even) {
         if (MiniRneQ::Eligible(el)) {
-          const MiniRneQ q(el);
-          if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
-          if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
-          else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);
+          RunQuantizer<M, kFake, kEnc>(j, MiniRneQ(el), elementwise, g0, g1);
           break;
         }
       }
-      const MiniQ q(el);
-      if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
-      if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
-      else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);
+      RunQuantizer<M, kFake, kEnc>(j, MiniQ(el), elementwise, g0, g1);
       break;
     }
-    case ElemKind::Int: {
-      const IntQ q(el);
-      if (!elementwise && TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
-      if (elementwise) QuantLoop<M, true, false, kFake, kEnc>(j, q, g0, g1);
-      else QuantLoop<M, false, false, kFake, kEnc>(j, q, g0, g1);
+    case ElemKind::Int:
+      RunQuantizer<M, kFake, kEnc>(j, IntQ(el), elementwise, g0, g1);
       break;
-    }
     case ElemKind::Codebook: {
       const CodebookQ q(el);
       if (TryFixed<M, kFake, kEnc>(j, q, g0, g1)) return;
