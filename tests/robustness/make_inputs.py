@@ -77,3 +77,8 @@ def packed(name, fmt, shape, ncodes):
     st(name, {"__metadata__": meta, "w.codes": {"dtype": "U8", "shape": [ncodes], "data_offsets": [0, ncodes]}}, bytes(ncodes))
 packed("packed_huge_shape.safetensors", "int4", [1 << 31, 1 << 31], 128)
 packed("packed_other_format.safetensors", "int4", [4, 64], 256)  # int8's 256 code bytes labelled int4
+# 1 GiB of float32 zeros, sparse on disk: stats copies it to float32 memory, more than --max-memory 256M allows.
+h = json.dumps({"w": {"dtype": "F32", "shape": [16384, 16384], "data_offsets": [0, 1 << 30]}}).encode()
+with open(path("big.safetensors"), "wb") as f:
+    f.write(struct.pack("<Q", len(h)) + h)
+    f.truncate(8 + len(h) + (1 << 30))

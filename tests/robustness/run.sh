@@ -58,6 +58,13 @@ check safetensors-huge-dim "too large" stats "$in/huge_dim.safetensors" -f int8
 check utf8-escaped 'Foo\xff\xfe' inspect "$in/utf8_op.onnx"
 check yaml-in-user-terms "recipe-scalar.yaml:3:5" eval "$in/classifier.onnx" --data x --recipe "$in/recipe-scalar.yaml"
 check npy-as-model "tensor file: use qcast cast" inspect "$in/x.npy"
+# --max-memory (the bound on what no specific cap covers): flag after or before the command, or the environment.
+check max-memory-flag "the --max-memory limit of 256 MiB" stats "$in/big.safetensors" -f int8/g32 --max-memory 256M
+check max-memory-first "the --max-memory limit of 256 MiB" --max-memory 256M stats "$in/big.safetensors" -f int8/g32
+export QCAST_MAX_MEMORY=200M
+check max-memory-env "the --max-memory limit of 200 MiB" stats "$in/big.safetensors" -f int8/g32 --json
+unset QCAST_MAX_MEMORY
+check max-memory-bad-size "expected a size such as 512M" --max-memory 12Q formats
 check safetensors-as-model "tensor file: use qcast cast" generate "$in/w.safetensors"
 
 # A signal while an output is being written removes its temporary file and ends the process by the signal.

@@ -5,8 +5,12 @@
 #include <cstdlib>
 #include <sstream>
 #include <cstdint>
+#include <cstdio>
 #include <iostream>
 #include <thread>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "command.hpp"
 #include "qcast/error.hpp"
@@ -118,11 +122,93 @@ namespace hwy::platform {
 std::uint64_t TimerResolution() { return 1; }
 }  // namespace hwy::platform
 
+namespace {
+
+// --max-memory: the one bound on everything a command allocates that no specific cap covers. It is the
+// process's data limit (RLIMIT_DATA: heap and private anonymous mappings; memory-mapped input files do not
+// count), so an allocation beyond it fails with std::bad_alloc, which ends the command with exit 2 and a
+// message naming the limit. The sanitizers reserve terabytes of shadow memory as such mappings, so sanitizer
+// builds do not set it.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitizerBuild = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitizerBuild = true;
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
+
+std::uint64_t physical_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) : 0;
+}
+
+std::string bytes_text(std::uint64_t b) {
+  char buf[64];
+  if (b >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(b) / (1ull << 30));
+  else std::snprintf(buf, sizeof buf, "%.0f MiB", static_cast<double>(b) / (1ull << 20));
+  return buf;
+}
+
+// "512M", "8G", "1.5G", "0" (no limit), plain bytes; binary units.
+std::uint64_t parse_memory_size(const std::string& text) {
+  std::size_t pos = 0;
+  double v = -1;
+  try {
+    v = std::stod(text, &pos);
+  } catch (...) {
+    pos = 0;
+  }
+  std::string unit = text.substr(pos);
+  double mult = 1;
+  if (unit == "K" || unit == "k" || unit == "KiB") mult = 1024.0;
+  else if (unit == "M" || unit == "m" || unit == "MiB") mult = 1024.0 * 1024;
+  else if (unit == "G" || unit == "g" || unit == "GiB") mult = 1024.0 * 1024 * 1024;
+  else if (unit == "T" || unit == "t" || unit == "TiB") mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (!unit.empty()) pos = 0;
+  if (pos == 0 || !std::isfinite(v) || v < 0 || v * mult > 1.8e19)
+    throw qcast::Error("--max-memory '" + text + "': expected a size such as 512M, 8G or 0 (no limit)");
+  return static_cast<std::uint64_t>(v * mult);
+}
+
+struct MemoryLimit {
+  std::string given;         // --max-memory / QCAST_MAX_MEMORY as written ("" = default)
+  std::uint64_t bytes = 0;   // the limit in force (0 = none)
+  bool by_default = true;
+  void apply() {
+    by_default = given.empty();
+    bytes = by_default ? physical_memory() / 5 * 4 : parse_memory_size(given);
+    if (bytes == 0 || kSanitizerBuild) {
+      bytes = 0;
+      return;
+    }
+    rlimit r{};
+    if (getrlimit(RLIMIT_DATA, &r) != 0) return;
+    rlim_t want = static_cast<rlim_t>(bytes);
+    if (r.rlim_max != RLIM_INFINITY && want > r.rlim_max) want = r.rlim_max;  // a lower hard limit wins
+    if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < want) return;             // so does a lower soft one (ulimit -d)
+    r.rlim_cur = want;
+    if (setrlimit(RLIMIT_DATA, &r) == 0) bytes = static_cast<std::uint64_t>(want);
+  }
+  std::string describe() const {
+    if (bytes == 0) return "out of memory";
+    return "out of memory: the command needed more than the --max-memory limit of " + bytes_text(bytes) +
+           (by_default ? " (the default, 80 % of RAM)" : "") +
+           "; raise it with --max-memory SIZE or QCAST_MAX_MEMORY (0 = no limit), or give the command less to do";
+  }
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
   qcast::install_temp_file_signal_handlers();  // an interrupted command leaves no temporary file behind
   CLI::App app{"qcast: hardware-aware quantization of neural networks (formats, models, PTQ, hardware cost)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("qcast ") + QCAST_VERSION_STRING);
+  app.fallthrough();  // the commands inherit it: --max-memory may follow the command name
   auto& reg = qcast::cli::registry();
   std::sort(reg.begin(), reg.end(), [](auto& a, auto& b) { return a.first < b.first; });
   for (auto& [name, setup] : reg) setup(app);
@@ -130,6 +216,12 @@ int main(int argc, char** argv) {
   for (CLI::App* sub : app.get_subcommands({}))
     if (!sub->get_option_no_throw("--quiet"))
       sub->add_flag_callback("--quiet,-q", [] { qcast::Progress::set_enabled(false); }, "no progress bars");
+  MemoryLimit memory;
+  app.add_option("--max-memory", memory.given,
+                 "the most memory a command may allocate (K, M, G, T; 0 = no limit; default 80 % of RAM); beyond it the "
+                 "command stops with exit 2")
+      ->envname("QCAST_MAX_MEMORY");
+  app.parse_complete_callback([&memory] { memory.apply(); });  // before the command runs
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -147,8 +239,8 @@ int main(int argc, char** argv) {
     std::cerr << "qcast: error: " << qcast::cli::printable(e.what()) << "\n";
     return 2;
   } catch (const std::bad_alloc&) {
-    std::cerr << "qcast: error: out of memory\n";
-    return 3;
+    std::cerr << "qcast: error: " << memory.describe() << "\n";
+    return 2;  // the input asked for more than the limit: bad input, not an internal error
   } catch (const std::exception& e) {
     std::cerr << "qcast: internal error: " << qcast::cli::printable(e.what()) << "\n";
     return 3;
