@@ -124,8 +124,10 @@ class QuantLinear(torch.nn.Linear):
 
 
 class QuantConv2d(torch.nn.Conv2d):
-    """nn.Conv2d whose weight (blocks along the input channels, axis 1) and input (blocks along the
-    channels of NCHW, axis 1) are fake-quantized in the forward pass."""
+    """nn.Conv2d whose weight and input (blocks along the channels of NCHW, axis 1) are fake-quantized in
+    the forward pass. The weight [out, in/groups, kh, kw] is quantized in the [out, in/groups * kh * kw]
+    view, blocks along its rows, as qcast eval / quantize / stats quantize a convolution's weight: a model
+    trained here is evaluated by qcast with the same weight values."""
 
     def __init__(self, *args: Any, weight_format: Optional[FormatLike] = None,
                  act_format: Optional[FormatLike] = None, round: str = "even", ste: str = "identity",
@@ -151,7 +153,8 @@ class QuantConv2d(torch.nn.Conv2d):
             x = fake_quant(x, self.act_format, axis=1, round=self.round, ste=self.ste)
         w = self.weight
         if self.weight_format is not None:
-            w = fake_quant(w, self.weight_format, axis=1, round=self.round, ste=self.ste)
+            w2 = fake_quant(w.reshape(w.shape[0], -1), self.weight_format, axis=1, round=self.round, ste=self.ste)
+            w = w2.reshape(w.shape)
         return self._conv_forward(x, w, self.bias)
 
     def extra_repr(self) -> str:

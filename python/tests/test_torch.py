@@ -136,8 +136,16 @@ def test_modules_and_recipe():
     conv = torch.nn.Conv2d(32, 4, 3, padding=1)
     qc = qt.QuantConv2d.from_float(conv, "mxfp4", "mxfp8")
     xi = torch.randn(2, 32, 6, 6)
-    ref = torch.nn.functional.conv2d(expected(xi, "mxfp8", axis=1), expected(conv.weight, "mxfp4", axis=1), conv.bias, padding=1)
+    # The weight in qcast's [out, in * kh * kw] view (as eval quantizes a Conv), the input along its channels.
+    wq = expected(conv.weight.reshape(4, -1), "mxfp4", axis=1).reshape(conv.weight.shape)
+    ref = torch.nn.functional.conv2d(expected(xi, "mxfp8", axis=1), wq, conv.bias, padding=1)
     assert torch.allclose(qc(xi), ref, rtol=0, atol=1e-5)
+    # ... which is not the per-position blocking along the input channels alone (int4/g32: an fp32 scale
+    # per block, so the two blockings give different values; mxfp4's power-of-two scales can coincide).
+    qi = qt.QuantConv2d.from_float(conv, "int4/g32", None)
+    wi = expected(conv.weight.reshape(4, -1), "int4/g32", axis=1).reshape(conv.weight.shape)
+    assert torch.allclose(qi(xi), torch.nn.functional.conv2d(xi, wi, conv.bias, padding=1), rtol=0, atol=1e-5)
+    assert not torch.equal(wi, expected(conv.weight, "int4/g32", axis=1))
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 26 * 26, 10),
                                 torch.nn.Linear(10, 10))
     done = qt.quantize_modules(model, {"weights": "mxfp4", "activations": "mxfp8", "layers": {"3": {"weights": "int8@fp32/ch0"}},
@@ -152,6 +160,35 @@ def test_modules_and_recipe():
         want = json.load(f)
     got = qt.quantize_modules(m2, recipe)
     assert got == {"0": (qcast.Format(want["weights"]).name, qcast.Format(want["activations"]).name)}, got
+
+
+def test_quantized_modules_equal_qcast_infer_of_the_exported_model():
+    """A model whose Conv2d / Linear layers are swapped by quantize_modules computes what `qcast infer
+    --weights F` computes on the same model exported to ONNX: torch and the CLI quantize every weight in
+    the same view (a model trained with qcast.torch is evaluated by qcast with the weights it was trained
+    with)."""
+    import copy
+    import subprocess
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 6, 3), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(6 * 6 * 6, 5)).eval()
+    x = torch.randn(4, 3, 8, 8)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path, x_path = os.path.join(tmp, "m.onnx"), os.path.join(tmp, "x.npy")
+        torch.onnx.export(model, x, onnx_path, opset_version=13, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+        np.save(x_path, x.numpy())
+        for fmt in ("mxfp4", "int4/g32", "int8@fp32/ch0"):
+            q = copy.deepcopy(model)
+            qt.quantize_modules(q, {"weights": fmt})
+            with torch.no_grad():
+                y_torch = q(x).numpy()
+            y_path = os.path.join(tmp, "y.npy")
+            subprocess.run([_support.cli(), "infer", onnx_path, x_path, "--weights", fmt, "--output", y_path, "--quiet"],
+                           check=True, capture_output=True)
+            y_cli = np.load(y_path)
+            err = float(np.max(np.abs(y_cli - y_torch)))
+            assert err <= 1e-5 * max(1.0, float(np.max(np.abs(y_cli)))), f"{fmt}: qcast infer vs torch max |diff| {err}"
 
 
 def test_bad_input():
