@@ -4,6 +4,8 @@
 A small CNN is trained in fp32 with PyTorch for --epochs, then for each weight format, with equal training:
   - PTQ: `qcast quantize --method rtn|gptq` of the fp32 model trained --qat-epochs more (same schedule,
     fp32), exported to ONNX, evaluated by qcast;
+  - QAT (LSQ): the same with one learned scale per output channel on the format's element
+    (qcast.torch's lsq=True), exported with the weights it computes with and evaluated by qcast;
   - QAT: the --epochs fp32 model fine-tuned for --qat-epochs with its Conv2d / Linear layers swapped by `qcast.torch.quantize_modules`
     (straight-through fake-quant of the weights in the forward pass), exported, and evaluated by
     `qcast eval --weights F` (the same fake-quant, so qcast sees the weights the training saw; the script
@@ -97,6 +99,21 @@ def export(model, path):
                       dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
 
 
+def export_quantized(model, path):
+    """Exports the weights the quantized model computes with (LSQ: its learned scales times the element's
+    codes), so qcast evaluates exactly those values without a --weights format."""
+    plain = SmallCNN()
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, (qt.QuantLinear, qt.QuantConv2d)):
+                target = plain.get_submodule(name)
+                target.weight.copy_(m.quantized_weight())
+                target.bias.copy_(m.bias)
+    plain.eval()
+    torch.onnx.export(plain, torch.zeros(1, 1, 28, 28), path, opset_version=13, input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qcast", default=os.path.join(os.path.dirname(HERE), "build", "qcast"))
@@ -110,6 +127,7 @@ def main():
     ap.add_argument("--methods", default="rtn,gptq")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-lsq", dest="lsq", action="store_false", help="skip the QAT run with learned scales (LSQ)")
     ap.add_argument("--small", action="store_true", help="CI size: 3000 training images, 1 + 1 epochs, 1000 test images, int4")
     a = ap.parse_args()
     if a.small:
@@ -181,15 +199,29 @@ def main():
         # PyTorch's own forward (a few flipped near-ties at most, from summation order).
         if abs(r["qat"] - r["qat_torch"]) > 0.002:
             failures.append(f"{fmt}: qcast eval {r['qat']} vs PyTorch {r['qat_torch']} of the QAT model")
+        if a.lsq:
+            # QAT with learned step sizes (LSQ): one scale per output channel on the format's element.
+            lsq = copy.deepcopy(fp32)
+            qt.quantize_modules(lsq, {"weights": fmt}, lsq=True)
+            log(f"QAT+LSQ {fmt} ({a.qat_epochs} epochs)")
+            train(lsq, xtr, ytr, a.qat_epochs, 2e-4, a.seed + 1, log)
+            r["qat_lsq_torch"] = accuracy(lsq, xte, yte)
+            lsq_onnx = os.path.join(a.out, "qat_lsq.onnx")
+            export_quantized(lsq, lsq_onnx)
+            r["qat_lsq"] = qcast_eval(lsq_onnx)
+            if abs(r["qat_lsq"] - r["qat_lsq_torch"]) > 0.002:
+                failures.append(f"{fmt}: qcast eval {r['qat_lsq']} vs PyTorch {r['qat_lsq_torch']} of the LSQ model")
         res["formats"][fmt] = r
         log(f"{fmt}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.items()))
     json.dump(res, open(os.path.join(a.out, "results.json"), "w"), indent=2)
     methods = a.methods.split(",")
-    print(f"\n| weights | " + " | ".join(f"PTQ {m}" for m in methods) + " | QAT |")
-    print("|---|" + "---|" * (len(methods) + 1))
-    print(f"| fp32 ({a.epochs} + {a.qat_epochs} epochs) | {res['fp32']['qcast']:.4f} |" + " |" * len(methods))
+    cols = len(methods) + 1 + (1 if a.lsq else 0)
+    print(f"\n| weights | " + " | ".join(f"PTQ {m}" for m in methods) + " | QAT (STE) |" + (" QAT (LSQ) |" if a.lsq else ""))
+    print("|---|" + "---|" * cols)
+    print(f"| fp32 ({a.epochs} + {a.qat_epochs} epochs) | {res['fp32']['qcast']:.4f} |" + " |" * (cols - 1))
     for fmt, r in res["formats"].items():
-        print(f"| {fmt} | " + " | ".join(f"{r[m]:.4f}" for m in methods) + f" | {r['qat']:.4f} |")
+        print(f"| {fmt} | " + " | ".join(f"{r[m]:.4f}" for m in methods) + f" | {r['qat']:.4f} |" +
+              (f" {r['qat_lsq']:.4f} |" if a.lsq else ""))
     for f in failures:
         print("FAIL:", f)
     return 1 if failures else 0

@@ -90,15 +90,98 @@ def fake_quant(x: torch.Tensor, fmt: FormatLike, axis: int = -1, round: str = "e
     return FakeQuant.apply(x, fmt, axis, round, ste, seed, threads)
 
 
-class QuantLinear(torch.nn.Linear):
+def _element_range(element: str) -> Tuple[float, float]:
+    """The most negative and the largest value of a scale-free element (int4: -8, 7; ternary: -1, 1)."""
+    ends = _qcast.cast(np.array([-3.0e38, 3.0e38], dtype=np.float32), element, axis=-1, round="even", seed=0, threads=None)
+    return float(ends[0]), float(ends[1])
+
+
+def _sum_to(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sums a broadcast gradient back to `shape` (the dimensions that were broadcast)."""
+    while g.dim() > len(shape):
+        g = g.sum(0)
+    for d, n in enumerate(shape):
+        if n == 1 and g.shape[d] != 1:
+            g = g.sum(d, keepdim=True)
+    return g
+
+
+class LsqQuant(torch.autograd.Function):
+    """Learned Step Size Quantization (Esser et al., ICLR 2020): y = s * q(x / s), q the rounding of a
+    scale-free qcast element (int4, int2, ternary, binary, e2m1, ...) to its values, s a learned scale of
+    any shape that broadcasts to x (e.g. one per output channel). Backward, the paper's eq. 3 and 5, with
+    v = x / s and the element's range [-Qn, Qp]:
+      dy/dx = 1 where -Qn <= v <= Qp, else 0;
+      dy/ds = q(v) - v inside, q(v) (the end value) outside, times `grad_scale` (the paper's
+      g = 1 / sqrt(N * Qp), N the elements sharing one scale), summed over the elements that share it."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, s: torch.Tensor, element: str, grad_scale: float) -> torch.Tensor:  # type: ignore[override]
+        v = (x / s).detach()
+        q = torch.from_numpy(_qcast.cast(_to_numpy_f32(v), element, axis=-1, round="even", seed=0, threads=None)).to(v.dtype)
+        lo, hi = _element_range(element)
+        inside = (v >= lo) & (v <= hi)
+        ctx.save_for_backward(q, v, inside)
+        ctx.s_shape, ctx.grad_scale = s.shape, grad_scale
+        return q * s
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):  # type: ignore[override]
+        q, v, inside = ctx.saved_tensors
+        gx = grad * inside.to(grad.dtype)
+        gs = _sum_to(grad * torch.where(inside, q - v, q) * ctx.grad_scale, ctx.s_shape)
+        return gx, gs, None, None
+
+
+def lsq_quant(x: torch.Tensor, s: torch.Tensor, element: FormatLike, grad_scale: float = 1.0) -> torch.Tensor:
+    """LSQ fake-quantization of x with learned scale s (LsqQuant); `element` a scale-free format."""
+    name = element.name if isinstance(element, Format) else str(element)
+    if Format(name).scaling != "none":
+        raise Error(f"lsq_quant: '{name}' has its own scale; give the element alone (e.g. int4, ternary, e2m1)")
+    return LsqQuant.apply(x, s, name, grad_scale)
+
+
+class _WeightQuant:
+    """The weight side shared by QuantLinear and QuantConv2d: fake-quant in qcast's [out, in] view (rows =
+    output channels, blocks along the inputs), either with the format's own scales (STE) or, with
+    lsq=True, with the format's element and one learned scale per output channel (LSQ, initialised as
+    the paper does: 2 mean|w| / sqrt(Qp) per channel)."""
+
+    def _init_weight_quant(self, lsq: bool) -> None:
+        self.lsq = lsq
+        self.weight_scale = None
+        if lsq and self.weight_format is not None:
+            self.lsq_element = Format(self.weight_format).element
+            lo, hi = _element_range(self.lsq_element)
+            self.lsq_qp = hi
+            w2 = self.weight.detach().reshape(self.weight.shape[0], -1)
+            init = 2.0 * w2.abs().mean(1, keepdim=True) / (hi ** 0.5)
+            self.weight_scale = torch.nn.Parameter(init.clamp_min(1e-8))
+
+    def quantized_weight(self) -> torch.Tensor:
+        """The weight the forward pass computes with (same shape as `weight`)."""
+        w = self.weight
+        if self.weight_format is None:
+            return w
+        w2 = w.reshape(w.shape[0], -1)
+        if self.weight_scale is not None:
+            q = lsq_quant(w2, self.weight_scale, self.lsq_element, 1.0 / (w2.shape[1] * self.lsq_qp) ** 0.5)
+        else:
+            q = fake_quant(w2, self.weight_format, axis=1, round=self.round, ste=self.ste)
+        return q.reshape(w.shape)
+
+
+class QuantLinear(torch.nn.Linear, _WeightQuant):
     """nn.Linear whose weight (blocks along in_features) and input (blocks along the last axis) are
-    fake-quantized in the forward pass; None leaves that operand in full precision."""
+    fake-quantized in the forward pass; None leaves that operand in full precision. lsq=True learns one
+    weight scale per output feature (LSQ) on the weight format's element instead of its own scales."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  weight_format: Optional[FormatLike] = None, act_format: Optional[FormatLike] = None,
-                 round: str = "even", ste: str = "identity", **kw: Any) -> None:
+                 round: str = "even", ste: str = "identity", lsq: bool = False, **kw: Any) -> None:
         super().__init__(in_features, out_features, bias=bias, **kw)
         self.weight_format, self.act_format, self.round, self.ste = weight_format, act_format, round, ste
+        self._init_weight_quant(lsq)
 
     @classmethod
     def from_float(cls, m: torch.nn.Linear, weight_format: Optional[FormatLike],
@@ -109,31 +192,31 @@ class QuantLinear(torch.nn.Linear):
             q.weight.copy_(m.weight)
             if m.bias is not None:
                 q.bias.copy_(m.bias)
+        q._init_weight_quant(q.lsq)  # LSQ scales from the copied weights
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.act_format is not None:
             x = fake_quant(x, self.act_format, axis=-1, round=self.round, ste=self.ste)
-        w = self.weight
-        if self.weight_format is not None:
-            w = fake_quant(w, self.weight_format, axis=1, round=self.round, ste=self.ste)
-        return torch.nn.functional.linear(x, w, self.bias)
+        return torch.nn.functional.linear(x, self.quantized_weight(), self.bias)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", weight_format={self.weight_format}, act_format={self.act_format}"
+        return super().extra_repr() + f", weight_format={self.weight_format}, act_format={self.act_format}, lsq={self.lsq}"
 
 
-class QuantConv2d(torch.nn.Conv2d):
+class QuantConv2d(torch.nn.Conv2d, _WeightQuant):
     """nn.Conv2d whose weight and input (blocks along the channels of NCHW, axis 1) are fake-quantized in
     the forward pass. The weight [out, in/groups, kh, kw] is quantized in the [out, in/groups * kh * kw]
     view, blocks along its rows, as qcast eval / quantize / stats quantize a convolution's weight: a model
-    trained here is evaluated by qcast with the same weight values."""
+    trained here is evaluated by qcast with the same weight values. lsq=True: one learned scale per output
+    channel (LSQ) on the weight format's element."""
 
     def __init__(self, *args: Any, weight_format: Optional[FormatLike] = None,
                  act_format: Optional[FormatLike] = None, round: str = "even", ste: str = "identity",
-                 **kw: Any) -> None:
+                 lsq: bool = False, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.weight_format, self.act_format, self.round, self.ste = weight_format, act_format, round, ste
+        self._init_weight_quant(lsq)
 
     @classmethod
     def from_float(cls, m: torch.nn.Conv2d, weight_format: Optional[FormatLike],
@@ -146,19 +229,16 @@ class QuantConv2d(torch.nn.Conv2d):
             q.weight.copy_(m.weight)
             if m.bias is not None:
                 q.bias.copy_(m.bias)
+        q._init_weight_quant(q.lsq)  # LSQ scales from the copied weights
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.act_format is not None:
             x = fake_quant(x, self.act_format, axis=1, round=self.round, ste=self.ste)
-        w = self.weight
-        if self.weight_format is not None:
-            w2 = fake_quant(w.reshape(w.shape[0], -1), self.weight_format, axis=1, round=self.round, ste=self.ste)
-            w = w2.reshape(w.shape)
-        return self._conv_forward(x, w, self.bias)
+        return self._conv_forward(x, self.quantized_weight(), self.bias)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", weight_format={self.weight_format}, act_format={self.act_format}"
+        return super().extra_repr() + f", weight_format={self.weight_format}, act_format={self.act_format}, lsq={self.lsq}"
 
 
 def _load_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]]) -> "_qcast.Recipe":
@@ -172,12 +252,13 @@ def _load_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]]) -> "_qcast.
 
 
 def quantize_modules(model: torch.nn.Module, recipe: Union[str, os.PathLike, Mapping[str, Any]],
-                     round: str = "even", ste: str = "identity") -> Dict[str, Tuple[Optional[str], Optional[str]]]:
+                     round: str = "even", ste: str = "identity", lsq: bool = False) -> Dict[str, Tuple[Optional[str], Optional[str]]]:
     """Replaces the model's nn.Linear / nn.Conv2d layers (in place) by QuantLinear / QuantConv2d with the
     formats a qcast recipe gives them (a YAML / JSON file as `qcast eval --recipe` takes, or the same as a
     dict). Layer globs in `layers:` and `skip:` match the module names of model.named_modules()
     ("features.0", "fc"). Returns {module name: (weight format, activation format)} of the swapped layers
-    (None = full precision). Static activation observers are not supported here (qcast.Error)."""
+    (None = full precision). Static activation observers are not supported here (qcast.Error). lsq=True:
+    learned per-output-channel weight scales (LSQ) on each weight format's element."""
     r = _load_recipe(recipe)
     done: Dict[str, Tuple[Optional[str], Optional[str]]] = {}
     for name, module in list(model.named_modules()):
@@ -191,7 +272,7 @@ def quantize_modules(model: torch.nn.Module, recipe: Union[str, os.PathLike, Map
         if wf is None and af is None:
             continue
         cls = QuantLinear if isinstance(module, torch.nn.Linear) else QuantConv2d
-        q = cls.from_float(module, wf, af, round=round, ste=ste)
+        q = cls.from_float(module, wf, af, round=round, ste=ste, lsq=lsq)
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, q)
@@ -199,4 +280,4 @@ def quantize_modules(model: torch.nn.Module, recipe: Union[str, os.PathLike, Map
     return done
 
 
-__all__ = ["FakeQuant", "QuantConv2d", "QuantLinear", "clip_mask", "fake_quant", "quantize_modules"]
+__all__ = ["FakeQuant", "LsqQuant", "QuantConv2d", "QuantLinear", "clip_mask", "fake_quant", "lsq_quant", "quantize_modules"]
