@@ -60,6 +60,43 @@ class SmallCNN(torch.nn.Module):
         return self.classifier(self.features(x))
 
 
+class Block(torch.nn.Module):
+    """A ResNet basic block: two 3x3 conv + BN, the input added back (a 1x1 conv when the shape changes)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(cout)
+        self.conv2 = torch.nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(cout)
+        self.skip = None
+        if stride != 1 or cin != cout:
+            self.skip = torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 1, stride=stride, bias=False), torch.nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (x if self.skip is None else self.skip(x)))
+
+
+class SmallResNet(torch.nn.Module):
+    """A small ResNet with skip connections for 28x28 images: a 3x3 stem and three basic blocks
+    (16, 32 and 64 channels, the last two at stride 2), global average pooling, one fc layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3, padding=1, bias=False), torch.nn.BatchNorm2d(16), torch.nn.ReLU())
+        self.blocks = torch.nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2))
+        self.head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+
+MODELS = {"cnn": SmallCNN, "resnet": SmallResNet}
+MODEL = SmallCNN  # --model
+
+
 def batches(x, y, batch, rng):
     order = rng.permutation(len(x))
     for i in range(0, len(x), batch):
@@ -92,7 +129,7 @@ def accuracy(model, x, y):
 
 
 def export(model, path):
-    plain = SmallCNN()
+    plain = MODEL()
     plain.load_state_dict(model.state_dict())  # QuantConv2d / QuantLinear keep Conv2d / Linear parameters
     plain.eval()
     torch.onnx.export(plain, torch.zeros(1, 1, 28, 28), path, opset_version=13, input_names=["x"], output_names=["logits"],
@@ -102,13 +139,12 @@ def export(model, path):
 def export_quantized(model, path):
     """Exports the weights the quantized model computes with (LSQ: its learned scales times the element's
     codes), so qcast evaluates exactly those values without a --weights format."""
-    plain = SmallCNN()
+    plain = MODEL()
+    plain.load_state_dict(model.state_dict(), strict=False)  # biases, batch norms; not the LSQ scales
     with torch.no_grad():
         for name, m in model.named_modules():
             if isinstance(m, (qt.QuantLinear, qt.QuantConv2d)):
-                target = plain.get_submodule(name)
-                target.weight.copy_(m.quantized_weight())
-                target.bias.copy_(m.bias)
+                plain.get_submodule(name).weight.copy_(m.quantized_weight())
     plain.eval()
     torch.onnx.export(plain, torch.zeros(1, 1, 28, 28), path, opset_version=13, input_names=["x"], output_names=["logits"],
                       dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
@@ -129,7 +165,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-lsq", dest="lsq", action="store_false", help="skip the QAT run with learned scales (LSQ)")
     ap.add_argument("--small", action="store_true", help="CI size: 3000 training images, 1 + 1 epochs, 1000 test images, int4")
+    ap.add_argument("--model", choices=sorted(MODELS), default="cnn", help="cnn: the small CNN; resnet: the small ResNet with skips")
     a = ap.parse_args()
+    global MODEL
+    MODEL = MODELS[a.model]
     if a.small:
         a.train_limit, a.epochs, a.qat_epochs, a.test_limit, a.formats, a.methods = 3000, 1, 1, 1000, "int4@fp32/ch0", "rtn"
     for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
@@ -162,7 +201,7 @@ def main():
 
     log(f"fp32 training ({len(xtr)} images, {a.epochs} epochs)")
     torch.manual_seed(a.seed)
-    fp32 = SmallCNN()
+    fp32 = MODEL()
     train(fp32, xtr, ytr, a.epochs, 1e-3, a.seed, log)
     # Equal training budgets: PTQ quantizes the fp32 model trained for the QAT epochs too (the same
     # fine-tuning schedule in fp32); QAT fine-tunes the fp32 model of `--epochs` with fake-quant.
