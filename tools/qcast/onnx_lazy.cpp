@@ -4,10 +4,10 @@
 // libonnx_proto leave the start-up of every command: ~3.6 ms of ~12 on the 2-core dev VM, a tenth of a
 // 64 MiB `qcast cast`. Same declarations (qcast/nn/onnx.hpp), same errors.
 #include <dlfcn.h>
-#include <unistd.h>
 
-#include <climits>
 #include <string>
+
+#include "module_loader.hpp"
 
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
@@ -20,31 +20,12 @@ namespace {
 
 using ParseFn = void (*)(const std::uint8_t*, std::size_t, const std::string*, Graph*);
 
-std::string executable_dir() {
-  char buf[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return ".";
-  const std::string p(buf, static_cast<std::size_t>(n));
-  const auto slash = p.rfind('/');
-  return slash == std::string::npos ? "." : p.substr(0, slash);
-}
-
 // Beside the executable (the build tree), then where `cmake --install` puts it relative to the executable
 // (an install moved as a whole) and at the configured prefix. Loaded once, never closed.
 void* module_symbol(const char* name) {
-  static void* const handle = [] {
-    std::string why;
-    const std::string dir = executable_dir();
-    for (const std::string& path : {dir + "/" QCAST_ONNX_MODULE_NAME, dir + "/" QCAST_ONNX_MODULE_RELATIVE,
-                                    std::string(QCAST_ONNX_MODULE_INSTALLED)}) {
-      if (void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) return h;
-      why += std::string("\n  ") + ::dlerror();
-    }
-    throw Error("cannot load the ONNX importer module (" QCAST_ONNX_MODULE_NAME "):" + why);
-  }();
-  void* f = ::dlsym(handle, name);
-  if (!f) throw Error(std::string("the ONNX module (" QCAST_ONNX_MODULE_NAME ") has no ") + name);
-  return f;
+  static void* const handle = cli::open_cli_module(QCAST_ONNX_MODULE_NAME, QCAST_ONNX_MODULE_RELATIVE, QCAST_ONNX_MODULE_INSTALLED,
+                                                   RTLD_NOW | RTLD_LOCAL, "the ONNX importer module");
+  return cli::module_symbol(handle, name, "the ONNX module (" QCAST_ONNX_MODULE_NAME ")");
 }
 
 ParseFn importer() {

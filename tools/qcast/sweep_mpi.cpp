@@ -2,10 +2,10 @@
 #include "sweep_mpi.hpp"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
-#include <climits>
 #include <cstdlib>
+
+#include "module_loader.hpp"
 
 #include "qcast/error.hpp"
 
@@ -18,14 +18,6 @@ bool launched_by_mpi() {
   return false;
 }
 
-[[maybe_unused]] std::string executable_dir() {
-  char buf[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return ".";
-  const std::string p(buf, static_cast<std::size_t>(n));
-  const auto slash = p.rfind('/');
-  return slash == std::string::npos ? "." : p.substr(0, slash);
-}
 }  // namespace
 
 struct MpiTransport::Api {
@@ -45,21 +37,10 @@ std::unique_ptr<MpiTransport> MpiTransport::open_if_launched() {
 #else
   auto t = std::unique_ptr<MpiTransport>(new MpiTransport());
   t->api_ = std::make_unique<Api>();
-  std::string why;
-  void* h = nullptr;
-  const std::string dir = executable_dir();
-  for (const std::string& path : {dir + "/" QCAST_MPI_MODULE_NAME, dir + "/" QCAST_MPI_MODULE_RELATIVE, std::string(QCAST_MPI_MODULE_INSTALLED)}) {
-    // RTLD_GLOBAL: Open MPI loads its own components (dlopen) that expect libmpi's symbols to be global.
-    h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
-    if (h) break;
-    why += std::string("\n  ") + ::dlerror();
-  }
-  if (!h) throw Error("cannot load the MPI module (" QCAST_MPI_MODULE_NAME "):" + why);
-  auto sym = [&](const char* name) {
-    void* f = ::dlsym(h, name);
-    if (!f) throw Error(std::string("MPI module: no ") + name);
-    return f;
-  };
+  // RTLD_GLOBAL: Open MPI loads its own components (dlopen) that expect libmpi's symbols to be global.
+  void* h = open_cli_module(QCAST_MPI_MODULE_NAME, QCAST_MPI_MODULE_RELATIVE, QCAST_MPI_MODULE_INSTALLED, RTLD_NOW | RTLD_GLOBAL,
+                            "the MPI module");
+  auto sym = [&](const char* name) { return module_symbol(h, name, "the MPI module"); };
   Api& a = *t->api_;
   a.init = reinterpret_cast<int (*)(int*, int*)>(sym("qcast_mpi_init"));
   a.send = reinterpret_cast<int (*)(int, int, const char*, long)>(sym("qcast_mpi_send"));
