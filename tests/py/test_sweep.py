@@ -22,8 +22,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TIMES = ("quant_s", "eval_s", "cost_s", "total_s")
+from _sweep_support import ROOT, rows
 
 
 def spec_text(shared):
@@ -46,17 +45,6 @@ archs:
 objective: energy
 mapper: {{samples: 300, refine: 50, seed: 3}}
 """
-
-
-def rows(db):
-    con = sqlite3.connect(db)
-    cols = [r[1] for r in con.execute("PRAGMA table_info(points)")]
-    keep = [c for c in cols if c not in TIMES]
-    pts = con.execute(f"SELECT {', '.join(keep)} FROM points ORDER BY id").fetchall()
-    lay = con.execute("SELECT * FROM layers ORDER BY point, layer").fetchall()
-    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-    con.close()
-    return pts, lay, meta
 
 
 def run(qcast, args, check=True):

@@ -7,23 +7,11 @@ MPI module, or the shared models absent)
 """
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TIMES = ("quant_s", "eval_s", "cost_s", "total_s")
-
-
-def rows(db):
-    con = sqlite3.connect(db)
-    cols = [r[1] for r in con.execute("PRAGMA table_info(points)")]
-    keep = [c for c in cols if c not in TIMES]
-    pts = con.execute(f"SELECT {', '.join(keep)} FROM points ORDER BY id").fetchall()
-    lay = con.execute("SELECT * FROM layers ORDER BY point, layer").fetchall()
-    con.close()
-    return pts, lay
+from _sweep_support import lenet_spec, rows
 
 
 def main():
@@ -39,13 +27,7 @@ def main():
     if not os.path.exists(m):
         print("skip: shared models absent")
         return 77
-    spec_text = f"""models:
-  - {{model: {m}, data: "mnist:{shared}/data/mnist", limit: 200, name: lenet5, calib: {{samples: 16}}}}
-formats: [{{}}, {{weights: int8@fp32/ch0}}, {{weights: mxfp4, acts: mxfp8}}, {{weights: bogus}}]
-methods: [rtn, gptq]
-archs: [{{arch: {ROOT}/examples/arch/eyeriss_like.yaml, name: eyeriss}}]
-mapper: {{samples: 200, refine: 20}}
-"""
+    spec_text = lenet_spec(shared, "[{}, {weights: int8@fp32/ch0}, {weights: mxfp4, acts: mxfp8}, {weights: bogus}]", "[rtn, gptq]")
     with tempfile.TemporaryDirectory() as tmp:
         spec = os.path.join(tmp, "spec.yaml")
         with open(spec, "w") as f:
@@ -63,7 +45,7 @@ mapper: {{samples: 200, refine: 20}}
             print(p.stdout, p.stderr)
             print("FAIL: mpirun -n 3 qcast sweep failed")
             return 1
-        a, b = rows(one), rows(three)
+        a, b = rows(one)[:2], rows(three)[:2]
         fails = 0
         if len(a[0]) != 7:
             print(f"FAIL: 7 points expected, got {len(a[0])}")

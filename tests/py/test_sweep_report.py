@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _sweep_support import ROOT, lenet_spec
 
 
 def main():
@@ -35,13 +35,7 @@ def main():
     if r.returncode != 0:
         print("FAIL: tools/report/fetch.sh")
         return 1
-    spec_text = f"""models:
-  - {{model: {m}, data: "mnist:{shared}/data/mnist", limit: 200, name: lenet5, calib: {{samples: 16}}}}
-formats: [{{}}, {{weights: int8@fp32/ch0}}, {{weights: mxfp4}}, {{weights: int4@fp16/g32}}]
-methods: [rtn]
-archs: [{{arch: {ROOT}/examples/arch/eyeriss_like.yaml, name: eyeriss}}]
-mapper: {{samples: 200, refine: 20}}
-"""
+    spec_text = lenet_spec(shared, "[{}, {weights: int8@fp32/ch0}, {weights: mxfp4}, {weights: int4@fp16/g32}]", "[rtn]")
     with tempfile.TemporaryDirectory() as tmp:
         spec = os.path.join(tmp, "spec.yaml")
         with open(spec, "w") as f:
