@@ -43,6 +43,9 @@ struct Problem {
 
   /// Number of multiply-accumulates (the product of the bounds).
   std::int64_t computes() const;
+  /// What an evaluation depends on (dimensions, bounds, every data space's projection), as text: equal
+  /// keys, equal problems up to the name. Mapper caches key on it (the sweep's, mixed@energy's).
+  std::string key() const;
   /// Index of dimension `name`, or -1.
   int dim_index(const std::string& name) const;
   /// Index of the data space called `name`, or -1.
@@ -183,6 +186,8 @@ struct Precision {
   std::string accumulator_format() const;
   /// Bits of a partial sum in memory (partial_sums, else the accumulator's).
   double psum_bits() const;
+  /// The formats as text (weights, activations, outputs, accumulator, partial sums), for cache keys.
+  std::string key() const;
   /// The precision of one layer under a recipe: its overrides and skips resolved as eval resolves them
   /// (a full-precision operand is fp32 here), with the recipe's outputs, accumulator and partial sums.
   static Precision for_layer(const nn::Recipe& r, const std::string& layer);

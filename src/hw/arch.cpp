@@ -528,6 +528,10 @@ std::string Precision::accumulator_format() const {
   return default_accumulator(weights.empty() ? activations : weights, activations.empty() ? weights : activations);
 }
 
+std::string Precision::key() const {
+  return weights + "|" + activations + "|" + outputs + "|" + accumulator + "|" + partial_sums;
+}
+
 double Precision::psum_bits() const { return accumulator_bits(partial_sums.empty() ? accumulator_format() : partial_sums); }
 
 nn::Recipe cost_recipe(const std::string& spec) {

@@ -28,6 +28,20 @@ void Problem::check_sizes(const std::string& source) const {
   }
 }
 
+std::string Problem::key() const {
+  std::string s;
+  for (std::size_t d = 0; d < dims.size(); ++d) s += (d ? " " : "") + dims[d] + "=" + std::to_string(bounds[d]);
+  for (const auto& ds : data_spaces) {
+    s += " |" + ds.name + ":";
+    for (const auto& ax : ds.projection) {
+      s += "[";
+      for (const auto& t : ax) s += std::to_string(t.dim) + "*" + std::to_string(t.coef) + ",";
+      s += "]";
+    }
+  }
+  return s;
+}
+
 std::int64_t Problem::computes() const {
   std::int64_t n = 1;
   for (auto b : bounds) n *= b;

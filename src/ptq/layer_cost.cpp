@@ -25,10 +25,7 @@ LayerCoster::LayerCoster(const std::string& model_path, const HardwareTarget& t,
 double LayerCoster::price(const std::string& layer, const hw::Precision& p) {
   const hw::LayerShape& l = shapes_.at(layer);
   const hw::Problem prob = hw::layer_problem(l);
-  std::string key;
-  for (std::size_t d = 0; d < prob.dims.size(); ++d) key += prob.dims[d] + std::to_string(prob.bounds[d]) + " ";
-  key += "|" + std::to_string(l.stride) + "|" + std::to_string(l.dilation) + "|" + p.weights + "|" + p.activations + "|" + p.outputs +
-         "|" + p.accumulator + "|" + p.partial_sums;
+  const std::string key = prob.key() + "|" + p.key();
   if (auto it = cache_.find(key); it != cache_.end()) return it->second;
   const hw::SearchResult r = hw::search_mapping(prob, arch_, p, so_);
   if (!r.eval.valid) throw Error("layer '" + layer + "': no valid mapping on the architecture (" + r.eval.reason + ")");

@@ -38,20 +38,6 @@ std::string quote(const std::string& s) {
   return r + "'";
 }
 
-std::string shape_key(const hw::Problem& p) {
-  std::string s;
-  for (std::size_t d = 0; d < p.dims.size(); ++d) s += (d ? " " : "") + p.dims[d] + "=" + std::to_string(p.bounds[d]);
-  for (const auto& ds : p.data_spaces) {
-    s += " |" + ds.name + ":";
-    for (const auto& ax : ds.projection) {
-      s += "[";
-      for (const auto& t : ax) s += std::to_string(t.dim) + "*" + std::to_string(t.coef) + ",";
-      s += "]";
-    }
-  }
-  return s;
-}
-
 }  // namespace
 
 struct Runner::Impl {
@@ -187,8 +173,7 @@ struct Runner::Impl {
       const std::string &w = prec.weights, &a = prec.activations;
       const hw::Architecture& arch = arch_of(p.arch, w, a);
       const hw::Problem prob = hw::layer_problem(l);
-      const std::string key = shape_key(prob) + "|" + w + "|" + a + "|" + prec.outputs + "|" + prec.accumulator + "|" +
-                              prec.partial_sums + "|" + std::to_string(p.arch) + "|" + spec.objective;
+      const std::string key = prob.key() + "|" + prec.key() + "|" + std::to_string(p.arch) + "|" + spec.objective;
       Cached c;
       bool found = false;
       {

@@ -248,7 +248,7 @@ TEST(HwModelLayers, CostRanksLayersAndPicksThemByName) {
   ASSERT_EQ(rank.size(), j["layers"].size());
   double share = 0, energy = 0;
   for (std::size_t i = 0; i < rank.size(); ++i) {
-    if (i) EXPECT_GE(rank[i - 1]["energy_pj"].get<double>(), rank[i]["energy_pj"].get<double>());
+    if (i) { EXPECT_GE(rank[i - 1]["energy_pj"].get<double>(), rank[i]["energy_pj"].get<double>()); }
     share += rank[i]["energy_share"].get<double>();
     energy += rank[i]["energy_pj"].get<double>();
   }
@@ -262,7 +262,7 @@ TEST(HwModelLayers, CostRanksLayersAndPicksThemByName) {
     EXPECT_EQ(l["name"].get<std::string>().rfind("/fc/", 0), 0u) << l["name"];
     // The same layer costs the same whether or not the others are mapped too.
     for (const auto& a : j["layers"])
-      if (a["name"] == l["name"]) EXPECT_EQ(a["energy_pj"], l["energy_pj"]);
+      if (a["name"] == l["name"]) { EXPECT_EQ(a["energy_pj"], l["energy_pj"]); }
   }
   auto none = qcast::test::run_cli("cost --model " + onnx + " --layer '/nothing/*'" + common);
   EXPECT_EQ(none.rc, 2);
