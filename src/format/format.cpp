@@ -299,7 +299,7 @@ namespace {
 
 // The checks a composition must pass, whether it was parsed or built from parts.
 void validate(const Element& elem, const Scaling& s, bool rule_given, const std::string& full) {
-  if (s.kind == ScaleKind::None && (s.asym || rule_given))
+  if (s.kind == ScaleKind::None && (s.asym || rule_given || s.axis_explicit))
     throw Error("'" + full + "' has scaling options but no scale (add @fp32 or a /b, /ch, /t part)");
   if (s.asym && elem.kind != Element::Kind::Int)
     throw Error("asymmetric (zero point) scaling needs an integer element in '" + full + "'");
@@ -307,6 +307,11 @@ void validate(const Element& elem, const Scaling& s, bool rule_given, const std:
   if (s.kind == ScaleKind::None) return;
   if (s.scale_elem.kind != Element::Kind::Float)
     throw Error("scale element must be a float (fp32, fp16, bf16, e8m0, ue4m3) in '" + full + "'");
+  // A tensor or tile scale has no axis to pick: '/ax<A>' there would be dropped from the name, and the
+  // format would not re-parse from its own name.
+  if (s.axis_explicit && (s.kind == ScaleKind::Tensor || s.kind == ScaleKind::Tile))
+    throw Error("'/ax<A>' picks the axis of a block scale (/b<N>, /g<N>); '" + full + "' has a " +
+                (s.kind == ScaleKind::Tensor ? "per-tensor" : "tile") + " scale");
   if (s.kind == ScaleKind::Block && s.block <= 0) throw Error("block size must be positive in '" + full + "'");
   if (s.kind == ScaleKind::Tile && (s.tile_rows <= 0 || s.tile_cols <= 0))
     throw Error("tile sides must be positive in '" + full + "'");
@@ -370,10 +375,24 @@ void Format::finish(std::string name) {
   hash_ = std::hash<std::string>{}(key);
 }
 
+// A scaling built field by field may carry fields its kind ignores (a block size on a channel scale, an
+// implicit axis on a tile): reset them, so that the format equals the one parsed back from its name.
+static void drop_unused_fields(Scaling& s) {
+  if (s.kind != ScaleKind::Block) s.block = 0;
+  if (s.kind != ScaleKind::Tile) s.tile_rows = s.tile_cols = 0;
+  if (s.kind == ScaleKind::Channel && !s.axis_explicit) {
+    s.axis = 0;  // what the group layout uses for a channel scale without an axis
+    s.axis_explicit = true;
+  }
+  if (s.kind == ScaleKind::Block && !s.axis_explicit) s.axis = -1;
+  if ((s.kind == ScaleKind::Tensor || s.kind == ScaleKind::Tile || s.kind == ScaleKind::None) && !s.axis_explicit) s.axis = -1;
+}
+
 Format Format::make(Element elem, Scaling scaling) {
   Format f;
   f.elem_ = std::move(elem);
   f.scaling_ = std::move(scaling);
+  drop_unused_fields(f.scaling_);
   if (f.elem_.kind == Element::Kind::Codebook && f.elem_.values.size() < 2)
     throw Error("a codebook element needs at least two values");
   validate(f.elem_, f.scaling_, false, f.elem_.canonical_name());
@@ -430,6 +449,13 @@ Format Format::parse_composition(const std::string& full) {
     sc.scale_elem = Element::parse("fp32");
   }
   bool rule_given = false;
+  std::string granularity;  // the part that set the scale's granularity: a second one is an error
+  const auto one_granularity = [&](const std::string& part) {
+    if (!granularity.empty())
+      throw Error("'" + full + "' names two scale granularities ('" + granularity + "' and '" + part +
+                  "'); give one of b<N> / g<N>, ch<A>, t<R>x<C>, tensor");
+    granularity = part;
+  };
   for (std::size_t i = 1; i < parts.size(); ++i) {
     std::string_view p = parts[i];
     int v = 0;
@@ -437,9 +463,11 @@ Format Format::parse_composition(const std::string& full) {
     if (p.empty()) throw Error("empty part in '" + full + "'");
     if ((p[0] == 'b' || p[0] == 'g') && parse_int(p.substr(1), v)) {
       if (v <= 0) throw Error("block size must be positive in '" + full + "'");
+      one_granularity(ps);
       sc.kind = ScaleKind::Block;
       sc.block = v;
     } else if (starts_with(p, "ch")) {
+      one_granularity(ps);
       sc.kind = ScaleKind::Channel;
       sc.axis = 0;
       sc.axis_explicit = true;
@@ -449,8 +477,10 @@ Format Format::parse_composition(const std::string& full) {
       if (!parse_int(p.substr(1, x - 1), sc.tile_rows) || !parse_int(p.substr(x + 1), sc.tile_cols) ||
           sc.tile_rows <= 0 || sc.tile_cols <= 0)
         throw Error("bad tile '" + ps + "' in '" + full + "' (expected t<rows>x<cols>)");
+      one_granularity(ps);
       sc.kind = ScaleKind::Tile;
     } else if (p == "tensor") {
+      one_granularity(ps);
       sc.kind = ScaleKind::Tensor;
     } else if (starts_with(p, "ax")) {
       if (!parse_int(p.substr(2), sc.axis)) throw Error("bad axis '" + ps + "' in '" + full + "'");
@@ -467,6 +497,7 @@ Format Format::parse_composition(const std::string& full) {
     }
   }
   if (!rule_given) sc.rule = sc.scale_elem.variant == FloatVariant::E8m0 ? ScaleRule::Floor : ScaleRule::Amax;
+  drop_unused_fields(sc);
   validate(elem, sc, rule_given, full);
   Format f;
   f.elem_ = std::move(elem);

@@ -65,5 +65,12 @@ TEST(Format, BadNamesGiveErrorsNamingThePart) {
   EXPECT_NE(msg("cb:1").find("two"), std::string::npos);
   EXPECT_NE(msg("cb:1,x").find("x"), std::string::npos);
   EXPECT_NE(msg("").find("empty"), std::string::npos);
+  // An axis means something for block (and channel) scales only; elsewhere it would vanish from the name.
+  EXPECT_NE(msg("int3@fp16/ax1").find("per-tensor"), std::string::npos);  // found by the format_name fuzzer
+  EXPECT_NE(msg("int4@fp16/t8x8/ax0").find("tile"), std::string::npos);
+  EXPECT_NE(msg("int4/ax1").find("no scale"), std::string::npos);
+  EXPECT_EQ(Format::parse("int4@fp16/ch0/ax1").canonical(), Format::parse("int4@fp16/ch1").canonical());
+  EXPECT_NE(msg("e8m3b1@e5m13/b1/ch5").find("two scale granularities"), std::string::npos);  // the fuzzer, too
+  EXPECT_NE(msg("int4@fp16/g32/tensor").find("'g32' and 'tensor'"), std::string::npos);
   EXPECT_THROW(parse_round_mode("sideways"), Error);
 }

@@ -187,6 +187,20 @@ TEST(FormatValue, FormatsBuiltFromPartsAreNamedAndRoundTrip) {
   none.block = 99;
   EXPECT_TRUE(Format::make(Element::parse("e4m3"), none) == Format::parse("e4m3"));
   EXPECT_EQ(Format::make(Element::parse("e4m3"), none).hash(), Format::parse("e4m3").hash());
+  // So do scaled ones: a block size left on a channel scale, an axis left on a tile, a channel scale with no
+  // axis named; each equals (and hashes as) the format parsed back from its own name.
+  Scaling channel = s;
+  channel.kind = ScaleKind::Channel;  // block = 32 stays behind
+  Scaling tile = s;
+  tile.kind = ScaleKind::Tile;
+  tile.tile_rows = tile.tile_cols = 8;
+  tile.axis = 1;
+  for (const Scaling& leftover : {channel, tile}) {
+    const Format g = Format::make(e, leftover);
+    SCOPED_TRACE(g.name());
+    EXPECT_TRUE(Format::parse(g.name()) == g);
+    EXPECT_EQ(Format::parse(g.name()).hash(), g.hash());
+  }
 }
 
 TEST(FormatValue, WithScalingKeepsTheElement) {
