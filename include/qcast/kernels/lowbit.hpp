@@ -1,0 +1,60 @@
+// Low-bit matrix-vector products on packed weights: the kernels that make a quantized LLaMA faster than
+// its fp32 self, instead of dequantizing every weight to fp32 before an sgemv.
+//
+// Weights stay in ggml's 32-element blocks (ggml-common.h, as a GGUF stores them):
+//   Q8_0: fp16 d, then 32 int8 codes                                   (34 bytes, value = d * q)
+//   Q4_0: fp16 d, then 16 bytes; element j in the low nibble of byte j,
+//         element j + 16 in the high nibble; value = d * (nibble - 8)  (18 bytes)
+// Activations are quantized per 32 as llama.cpp's quantize_row_q8_0_ref does (qcast's `q8_0_ggml` format:
+// d = amax / 127, codes roundf(x / d), d kept in fp16), so every block's dot product is an exact integer:
+//   y[r] = sum over blocks b, in order, of float(sum_j w_q[j] * x_q[j]) * d_w * d_x
+// which is the summation of ggml's generic ggml_vec_dot_q8_0_q8_0 / ggml_vec_dot_q4_0_q8_0 (the scalar
+// reference below). The SIMD kernels (Highway, chosen at run time) keep each block's integer sum in vector
+// lanes and round per lane, as llama.cpp's own AVX2 kernels do: within a few float roundings of the
+// reference (the tests bound it), and bit-identical for any thread count (rows are split into ranges;
+// each row is computed alone, in the same order).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qcast::kern {
+
+enum class LowbitType : std::uint8_t { Q8_0, Q4_0 };
+inline constexpr int kLowbitBlock = 32;
+
+/// Bytes of one 32-element block of `t` (34 or 18).
+std::size_t lowbit_block_bytes(LowbitType t);
+/// "Q8_0" / "Q4_0".
+const char* lowbit_name(LowbitType t);
+
+/// A row-major [rows, cols] weight matrix in blocks (cols a multiple of 32): row r's blocks are
+/// blocks[r * cols / 32 ...], each lowbit_block_bytes(type) long.
+struct LowbitMatrix {
+  LowbitType type = LowbitType::Q8_0;
+  std::int64_t rows = 0, cols = 0;
+  std::vector<std::uint8_t> blocks;
+  std::vector<float> d;  ///< every block's fp16 scale as float (finish() fills it; the kernels read it)
+  /// Checks the shape against the bytes and fills `d`. Throws qcast::Error when cols is not a positive
+  /// multiple of 32 or the byte count does not match.
+  void finish();
+};
+
+/// Activations quantized per block of 32 (rows of `cols` values, one after the other).
+struct Q8Activations {
+  std::int64_t rows = 0, cols = 0;
+  std::vector<std::int8_t> q;  ///< rows * cols codes
+  std::vector<float> d;        ///< rows * cols / 32 scales (fp16 values, held as float)
+};
+
+/// Quantizes `rows` rows of `cols` floats (cols a multiple of 32) as llama.cpp's quantize_row_q8_0_ref.
+void quantize_q8_0(const float* x, std::int64_t rows, std::int64_t cols, Q8Activations& out);
+
+/// y[t * w.rows + r] = the dot product of weight row r with activation row t (x.rows rows), split over up
+/// to `threads` threads by weight rows (the result does not depend on `threads`).
+void lowbit_gemm(const LowbitMatrix& w, const Q8Activations& x, float* y, int threads = 1);
+/// The scalar definition (one row, one block at a time).
+void lowbit_gemm_reference(const LowbitMatrix& w, const Q8Activations& x, float* y);
+
+}  // namespace qcast::kern

@@ -1,0 +1,165 @@
+// The low-bit products on packed ggml blocks: activation quantization equal to qcast's q8_0_ggml format
+// (llama.cpp's quantize_row_q8_0_ref), the scalar reference against a double-precision product of the
+// blocks as ggml dequantizes them, and the SIMD kernels within a few roundings of the reference on every
+// target this machine supports, bit-identical across thread counts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/simd.hpp"
+#include "qcast/error.hpp"
+#include "qcast/format.hpp"
+#include "qcast/gguf.hpp"
+#include "qcast/half.hpp"
+#include "qcast/kernels/lowbit.hpp"
+#include "qcast/quantize.hpp"
+
+namespace qcast {
+namespace {
+
+using kern::LowbitMatrix;
+using kern::LowbitType;
+using kern::Q8Activations;
+
+std::vector<float> random_values(std::size_t n, unsigned seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+// Random blocks as a GGUF would hold them: fp16 scales of several magnitudes, every code.
+LowbitMatrix random_matrix(LowbitType type, std::int64_t rows, std::int64_t cols, unsigned seed) {
+  std::mt19937 rng(seed);
+  LowbitMatrix w;
+  w.type = type;
+  w.rows = rows;
+  w.cols = cols;
+  const std::size_t bytes = kern::lowbit_block_bytes(type);
+  w.blocks.resize(static_cast<std::size_t>(rows * cols / 32) * bytes);
+  for (std::size_t b = 0; b < w.blocks.size() / bytes; ++b) {
+    std::uint8_t* p = w.blocks.data() + b * bytes;
+    const float d = std::ldexp(1.0f + static_cast<float>(rng() % 1000) / 1000.0f, static_cast<int>(rng() % 12) - 14) *
+                    ((rng() & 1) ? -1.0f : 1.0f);
+    const std::uint16_t h = f32_to_f16(d);
+    std::memcpy(p, &h, 2);
+    for (std::size_t j = 2; j < bytes; ++j) p[j] = static_cast<std::uint8_t>(rng());
+  }
+  w.finish();
+  return w;
+}
+
+TEST(Lowbit, ActivationsQuantizeAsTheQ8_0GgmlFormat) {
+  // Normal values, a zero block, a block with one huge value, tiny values near fp16's subnormal scale.
+  std::vector<float> x = random_values(32 * 40, 1);
+  for (int j = 0; j < 32; ++j) x[32 + j] = 0.0f;
+  x[64 + 5] = 3.0e4f;
+  for (int j = 0; j < 32; ++j) x[96 + j] *= 1e-6f;
+  Q8Activations q;
+  kern::quantize_q8_0(x.data(), 4, 320, q);
+  ASSERT_EQ(q.q.size(), x.size());
+  ASSERT_EQ(q.d.size(), x.size() / 32);
+  std::vector<float> want(x.size());
+  fake_quant(Format::parse("q8_0_ggml"), x.data(), want.data(), {4, 320});
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const float got = static_cast<float>(q.q[i]) * q.d[i / 32];
+    EXPECT_EQ(f32_bits(got), f32_bits(want[i])) << i << ": " << got << " vs " << want[i];
+  }
+  EXPECT_THROW(kern::quantize_q8_0(x.data(), 1, 48, q), Error);
+}
+
+TEST(Lowbit, ReferenceIsTheProductOfTheDequantizedBlocks) {
+  for (LowbitType type : {LowbitType::Q8_0, LowbitType::Q4_0}) {
+    SCOPED_TRACE(kern::lowbit_name(type));
+    const std::int64_t rows = 7, cols = 256, T = 3;
+    const LowbitMatrix w = random_matrix(type, rows, cols, 2);
+    const std::vector<float> xv = random_values(static_cast<std::size_t>(T * cols), 3);
+    Q8Activations x;
+    kern::quantize_q8_0(xv.data(), T, cols, x);
+    std::vector<float> y(static_cast<std::size_t>(T * rows));
+    kern::lowbit_gemm_reference(w, x, y.data());
+    // ggml's own dequantizer of the type (qcast::gguf, checked against llama.cpp) gives the weights.
+    std::vector<float> wf(static_cast<std::size_t>(rows * cols));
+    gguf::dequantize_row(type == LowbitType::Q8_0 ? gguf::GgmlType::Q8_0 : gguf::GgmlType::Q4_0, w.blocks.data(), wf.data(),
+                         rows * cols);
+    for (std::int64_t t = 0; t < T; ++t)
+      for (std::int64_t r = 0; r < rows; ++r) {
+        double exact = 0.0, mag = 0.0;
+        for (std::int64_t j = 0; j < cols; ++j) {
+          const double xj = static_cast<double>(x.q[static_cast<std::size_t>(t * cols + j)]) * x.d[static_cast<std::size_t>((t * cols + j) / 32)];
+          exact += static_cast<double>(wf[static_cast<std::size_t>(r * cols + j)]) * xj;
+          mag += std::fabs(static_cast<double>(wf[static_cast<std::size_t>(r * cols + j)]) * xj);
+        }
+        EXPECT_NEAR(y[static_cast<std::size_t>(t * rows + r)], exact, 1e-6 * mag + 1e-30) << t << "," << r;
+      }
+  }
+}
+
+// Sum over the row's blocks of |float(isum) * d_w * d_x|: the scale of the rounding errors.
+std::vector<double> magnitudes(const LowbitMatrix& w, const Q8Activations& x) {
+  std::vector<float> wf(static_cast<std::size_t>(w.rows * w.cols));
+  gguf::dequantize_row(w.type == LowbitType::Q8_0 ? gguf::GgmlType::Q8_0 : gguf::GgmlType::Q4_0, w.blocks.data(), wf.data(),
+                       w.rows * w.cols);
+  std::vector<double> mag(static_cast<std::size_t>(x.rows * w.rows));
+  for (std::int64_t t = 0; t < x.rows; ++t)
+    for (std::int64_t r = 0; r < w.rows; ++r)
+      for (std::int64_t j = 0; j < w.cols; ++j)
+        mag[static_cast<std::size_t>(t * w.rows + r)] += std::fabs(static_cast<double>(wf[static_cast<std::size_t>(r * w.cols + j)]) *
+                                                                   x.q[static_cast<std::size_t>(t * w.cols + j)] *
+                                                                   x.d[static_cast<std::size_t>((t * w.cols + j) / 32)]);
+  return mag;
+}
+
+TEST(Lowbit, SimdIsTheReferenceUpToRoundingOnEveryTargetAndThreadIndependent) {
+  struct Guard {
+    ~Guard() { kern::force_target(0); }
+  } guard;
+  for (LowbitType type : {LowbitType::Q8_0, LowbitType::Q4_0}) {
+    // 4-row tiles and a ragged tail (rows % 4 == 3), one and several activation rows.
+    const std::int64_t rows = 67, cols = 32 * 13;
+    const LowbitMatrix w = random_matrix(type, rows, cols, 4);
+    for (std::int64_t T : {1, 5}) {
+      const std::vector<float> xv = random_values(static_cast<std::size_t>(T * cols), 5, 3.0f);
+      Q8Activations x;
+      kern::quantize_q8_0(xv.data(), T, cols, x);
+      std::vector<float> want(static_cast<std::size_t>(T * rows));
+      kern::lowbit_gemm_reference(w, x, want.data());
+      const std::vector<double> mag = magnitudes(w, x);
+      for (std::int64_t target : kern::available_targets()) {
+        kern::force_target(target);
+        std::vector<float> first;
+        for (int threads : {1, 2, 3}) {
+          SCOPED_TRACE(std::string(kern::lowbit_name(type)) + " T=" + std::to_string(T) + " " + kern::target_name(target) +
+                       " threads=" + std::to_string(threads));
+          std::vector<float> y(want.size(), -1.0f);
+          kern::lowbit_gemm(w, x, y.data(), threads);
+          // Each of the 13 block terms and the sums of up to 16 lanes round once or twice: 64 float epsilons
+          // of the row's magnitude bound the difference with room.
+          for (std::size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], want[i], 64 * 6e-8 * mag[i]) << i;
+          if (first.empty()) first = y;
+          for (std::size_t i = 0; i < y.size(); ++i) ASSERT_EQ(f32_bits(y[i]), f32_bits(first[i])) << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(Lowbit, MismatchedShapesAreErrors) {
+  LowbitMatrix w = random_matrix(LowbitType::Q4_0, 4, 64, 6);
+  Q8Activations x;
+  const std::vector<float> xv = random_values(96, 7);
+  kern::quantize_q8_0(xv.data(), 1, 96, x);
+  std::vector<float> y(8);
+  EXPECT_THROW(kern::lowbit_gemm(w, x, y.data()), Error);  // 96 activation columns, 64 weight columns
+  w.blocks.pop_back();
+  EXPECT_THROW(w.finish(), Error);  // a byte short
+  kern::quantize_q8_0(xv.data(), 1, 64, x);
+  EXPECT_THROW(kern::lowbit_gemm(w, x, y.data()), Error);
+}
+
+}  // namespace
+}  // namespace qcast
