@@ -18,6 +18,7 @@
 
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
+#include "qcast/gguf.hpp"
 #include "qcast/io.hpp"
 #include "qcast/nn/graph.hpp"
 #include "qcast/nn/observer.hpp"
@@ -44,13 +45,24 @@ void rmsnorm(float* o, const float* x, const float* w, int n, float eps) {
   for (int j = 0; j < n; ++j) o[j] = w[j] * (ss * x[j]);
 }
 
-void linear(const Linear& L, const float* x, float* y, std::vector<float>& qbuf) {
+// The low-bit path (Llama::use_lowbit_kernels): the input rows in 8-bit blocks, the product on the packed
+// weight. False when the layer has no packed weight or the model runs fp32.
+bool lowbit_product(const Linear& L, const float* in, int T, float* y, int threads) {
+  if (threads <= 0 || !L.packed) return false;
+  thread_local kern::Q8Activations xq;  // scratch, reused across calls on this thread
+  kern::quantize_q8_0(in, T, L.in, xq);
+  kern::lowbit_gemm(*L.packed, xq, y, threads);
+  return true;
+}
+
+void linear(const Linear& L, const float* x, float* y, std::vector<float>& qbuf, int lowbit_threads) {
   const float* in = x;
   if (L.act) {
     qbuf.resize(static_cast<std::size_t>(L.in));
     L.act->apply(x, qbuf.data(), {1, L.in}, 1, 1, L.name);
     in = qbuf.data();
   }
+  if (lowbit_product(L, in, 1, y, lowbit_threads)) return;
   blas::sgemv(CblasRowMajor, CblasNoTrans, L.out, L.in, 1.0f, L.w.data(), L.in, in, 1, 0.0f, y, 1);
 }
 
@@ -107,9 +119,9 @@ const float* Llama::forward(State& s, int token, int pos) const {
     const std::size_t loff = static_cast<std::size_t>(l) * c.seq_len * kv_dim;
     float* kc = s.key_cache.data() + loff + static_cast<std::size_t>(pos) * kv_dim;
     float* vc = s.value_cache.data() + loff + static_cast<std::size_t>(pos) * kv_dim;
-    linear(L.wq, s.xb.data(), s.q.data(), s.qbuf);
-    linear(L.wk, s.xb.data(), kc, s.qbuf);
-    linear(L.wv, s.xb.data(), vc, s.qbuf);
+    linear(L.wq, s.xb.data(), s.q.data(), s.qbuf, lowbit_threads);
+    linear(L.wk, s.xb.data(), kc, s.qbuf, lowbit_threads);
+    linear(L.wv, s.xb.data(), vc, s.qbuf, lowbit_threads);
     // RoPE.
     for (int i = 0; i < dim; i += 2) {
       const int hd = i % hs;
@@ -160,27 +172,27 @@ const float* Llama::forward(State& s, int token, int pos) const {
         for (int i = 0; i < hs; ++i) xb[i] += att[t] * v[i];
       }
     }
-    linear(L.wo, s.xb.data(), s.xb2.data(), s.qbuf);
+    linear(L.wo, s.xb.data(), s.xb2.data(), s.qbuf, lowbit_threads);
     for (int i = 0; i < dim; ++i) s.x[i] += s.xb2[i];
     rmsnorm(s.xb.data(), s.x.data(), L.rms_ffn.data(), dim, c.norm_eps);
-    linear(L.w1, s.xb.data(), s.hb.data(), s.qbuf);
-    linear(L.w3, s.xb.data(), s.hb2.data(), s.qbuf);
+    linear(L.w1, s.xb.data(), s.hb.data(), s.qbuf, lowbit_threads);
+    linear(L.w3, s.xb.data(), s.hb2.data(), s.qbuf, lowbit_threads);
     for (int i = 0; i < c.hidden_dim; ++i) {
       float v = s.hb[i];
       v *= 1.0f / (1.0f + std::exp(-v));
       s.hb[i] = v * s.hb2[i];
     }
-    linear(L.w2, s.hb.data(), s.xb.data(), s.qbuf);
+    linear(L.w2, s.hb.data(), s.xb.data(), s.qbuf, lowbit_threads);
     for (int i = 0; i < dim; ++i) s.x[i] += s.xb[i];
   }
   rmsnorm(s.x.data(), s.x.data(), rms_final.data(), dim, c.norm_eps);
-  linear(cls, s.x.data(), s.logits.data(), s.qbuf);
+  linear(cls, s.x.data(), s.logits.data(), s.qbuf, lowbit_threads);
   return s.logits.data();
 }
 
 namespace {
 // Y[T, out] = X[T, in] * W^T, with the input rows fake-quantized when the layer has an activation format.
-void linear_rows(const Linear& L, const float* x, int T, float* y, std::vector<float>& qbuf,
+void linear_rows(const Linear& L, const float* x, int T, float* y, std::vector<float>& qbuf, int lowbit_threads,
                  const LinearObserver* obs = nullptr) {
   const float* in = x;
   if (L.act) {
@@ -189,6 +201,7 @@ void linear_rows(const Linear& L, const float* x, int T, float* y, std::vector<f
     in = qbuf.data();
   }
   if (obs) (*obs)(L, in, T);
+  if (lowbit_product(L, in, T, y, lowbit_threads)) return;
   blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L.out, L.in, 1.0f, in, L.in, L.w.data(), L.in, 0.0f, y, L.out);
 }
 }  // namespace
@@ -233,9 +246,9 @@ std::vector<float> forward_seq_impl(const Llama& m, const std::vector<int>& toke
   for (int l = 0; l < c.n_layers; ++l) {
     const LlamaLayer& L = m.layers[l];
     for (int t = 0; t < T; ++t) rmsnorm(&xb[t * dim], &x[t * dim], L.rms_att.data(), dim, c.norm_eps);
-    linear_rows(L.wq, xb.data(), T, q.data(), qbuf, obs);
-    linear_rows(L.wk, xb.data(), T, k.data(), qbuf, obs);
-    linear_rows(L.wv, xb.data(), T, v.data(), qbuf, obs);
+    linear_rows(L.wq, xb.data(), T, q.data(), qbuf, m.lowbit_threads, obs);
+    linear_rows(L.wk, xb.data(), T, k.data(), qbuf, m.lowbit_threads, obs);
+    linear_rows(L.wv, xb.data(), T, v.data(), qbuf, m.lowbit_threads, obs);
     for (int t = 0; t < T; ++t)
       for (int p = 0; p < dim / 2; ++p) {
         const float fcr = cosv[t * (dim / 2) + p], fci = sinv[t * (dim / 2) + p];
@@ -267,22 +280,22 @@ std::vector<float> forward_seq_impl(const Llama& m, const std::vector<int>& toke
       }
       blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, att.data(), T, &v[kh * hs], kv_dim, 0.0f, &xb[h * hs], dim);
     }
-    linear_rows(L.wo, xb.data(), T, xb2.data(), qbuf, obs);
+    linear_rows(L.wo, xb.data(), T, xb2.data(), qbuf, m.lowbit_threads, obs);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] += xb2[i];
     for (int t = 0; t < T; ++t) rmsnorm(&xb[t * dim], &x[t * dim], L.rms_ffn.data(), dim, c.norm_eps);
-    linear_rows(L.w1, xb.data(), T, hb.data(), qbuf, obs);
-    linear_rows(L.w3, xb.data(), T, hb2.data(), qbuf, obs);
+    linear_rows(L.w1, xb.data(), T, hb.data(), qbuf, m.lowbit_threads, obs);
+    linear_rows(L.w3, xb.data(), T, hb2.data(), qbuf, m.lowbit_threads, obs);
     for (std::size_t i = 0; i < hb.size(); ++i) {
       float a = hb[i];
       a *= 1.0f / (1.0f + std::exp(-a));
       hb[i] = a * hb2[i];
     }
-    linear_rows(L.w2, hb.data(), T, xb.data(), qbuf, obs);
+    linear_rows(L.w2, hb.data(), T, xb.data(), qbuf, m.lowbit_threads, obs);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] += xb[i];
   }
   for (int t = 0; t < T; ++t) rmsnorm(&x[t * dim], &x[t * dim], m.rms_final.data(), dim, c.norm_eps);
   std::vector<float> logits(Ts * c.vocab_size);
-  linear_rows(m.cls, x.data(), T, logits.data(), qbuf, obs);
+  linear_rows(m.cls, x.data(), T, logits.data(), qbuf, m.lowbit_threads, obs);
   return logits;
 }
 }  // namespace
@@ -312,6 +325,10 @@ std::string Llama::apply_recipe(const Recipe& r, int threads) {
       if (auto it = r.act_ranges.find(L.name); it != r.act_ranges.end() && L.act->is_static()) L.act->range = it->second;
     }
     auto w = parse_optional_format(wf);
+    // Packed blocks describe the weight they were made from: a GGUF's blocks stay valid while the weight
+    // stays as loaded; blocks of a format go with it.
+    if (w || L.w_format) L.packed.reset();
+    L.w_format = w;
     if (!w) { L.w = L.w_fp32; return; }
     L.w.resize(L.w_fp32.size());
     QuantOptions o;
@@ -324,6 +341,60 @@ std::string Llama::apply_recipe(const Recipe& r, int threads) {
   apply(cls);
   kv = parse_optional_format(r.kv);
   return unmatched_warning(r, layer_names());
+}
+
+namespace {
+
+// Blocks that decode to exactly L.w, or null: the layer's own (a GGUF's), else the blocks of its weight
+// format when that is a Q8_0 / Q4_0 layout (qcast's int8 / int4@fp16/b32 and the ggml rules).
+std::shared_ptr<const kern::LowbitMatrix> exact_blocks(const Linear& L) {
+  const Shape shape = {L.out, L.in};
+  auto decodes_to_w = [&](const kern::LowbitMatrix& p) {
+    std::vector<float> back(L.w.size());
+    gguf::dequantize_row(p.type == kern::LowbitType::Q8_0 ? gguf::GgmlType::Q8_0 : gguf::GgmlType::Q4_0, p.blocks.data(),
+                         back.data(), static_cast<std::int64_t>(back.size()));
+    // Equal values (a fake-quant -0 is a code's +0; a product cannot tell them apart).
+    if (back.size() != L.w.size()) return false;
+    for (std::size_t i = 0; i < back.size(); ++i)
+      if (!(back[i] == L.w[i])) return false;
+    return true;
+  };
+  // A weight changed after packing (GPTQ, a later recipe) must not run on stale blocks.
+  if (L.packed) return decodes_to_w(*L.packed) ? L.packed : nullptr;
+  if (!L.w_format || L.in % kern::kLowbitBlock != 0 || L.w_fp32.size() != L.w.size()) return nullptr;
+  const gguf::GgmlType t = gguf::ggml_type_for(*L.w_format, shape);
+  if (t != gguf::GgmlType::Q8_0 && t != gguf::GgmlType::Q4_0) return nullptr;
+  QuantOptions o;
+  o.axis = 1;
+  gguf::TensorData td;
+  try {
+    td = gguf::make_tensor(L.name, encode(*L.w_format, L.w_fp32.data(), shape, o));
+  } catch (const Error&) {
+    return nullptr;  // no ggml layout for these codes after all: the layer stays fp32
+  }
+  if (td.type != t) return nullptr;
+  auto p = std::make_shared<kern::LowbitMatrix>();
+  p->type = t == gguf::GgmlType::Q8_0 ? kern::LowbitType::Q8_0 : kern::LowbitType::Q4_0;
+  p->rows = L.out;
+  p->cols = L.in;
+  p->blocks = std::move(td.data);
+  p->finish();
+  return decodes_to_w(*p) ? p : nullptr;
+}
+
+}  // namespace
+
+int Llama::use_lowbit_kernels(int threads) {
+  int n = 0;
+  auto pack = [&](Linear& L) {
+    L.packed = exact_blocks(L);
+    n += L.packed != nullptr;
+  };
+  for (auto& L : layers)
+    for (Linear* p : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) pack(*p);
+  pack(cls);
+  lowbit_threads = std::max(1, threads);
+  return n;
 }
 
 std::int64_t Llama::num_params() const {

@@ -73,23 +73,40 @@ Llama load_gguf_llama(const std::string& path) {
       throw Error(path + ": GGUF tensor '" + name + "' has shape " + shape_str(t->shape()) + " (row-major), expected " + shape_str(want));
     return g.dequantize(*t);
   };
+  // A linear layer stored in Q8_0 / Q4_0 keeps its blocks too, for the low-bit kernels
+  // (Llama::use_lowbit_kernels): a copy of the quantized bytes, a fraction of the float32 weight.
+  auto linear = [&](Linear& L, const std::string& name, const Shape& want) {
+    L.w = get(name, want);
+    const gguf::TensorInfo* t = g.tensor(name);
+    if (t->type != gguf::GgmlType::Q8_0 && t->type != gguf::GgmlType::Q4_0) return;
+    auto p = std::make_shared<kern::LowbitMatrix>();
+    p->type = t->type == gguf::GgmlType::Q8_0 ? kern::LowbitType::Q8_0 : kern::LowbitType::Q4_0;
+    p->rows = want[0];
+    p->cols = want[1];
+    p->blocks.assign(t->data, t->data + t->nbytes);
+    p->finish();
+    L.packed = std::move(p);
+  };
   m.tok_emb = get("token_embd.weight", {V, D});
   for (int l = 0; l < c.n_layers; ++l) {
     LlamaLayer& L = m.layers[static_cast<std::size_t>(l)];
     const std::string p = "blk." + std::to_string(l) + ".";
     L.rms_att = get(p + "attn_norm.weight", {D});
-    L.wq.w = get(p + "attn_q.weight", {D, D});
-    L.wk.w = get(p + "attn_k.weight", {KV, D});
-    L.wv.w = get(p + "attn_v.weight", {KV, D});
-    L.wo.w = get(p + "attn_output.weight", {D, D});
+    linear(L.wq, p + "attn_q.weight", {D, D});
+    linear(L.wk, p + "attn_k.weight", {KV, D});
+    linear(L.wv, p + "attn_v.weight", {KV, D});
+    linear(L.wo, p + "attn_output.weight", {D, D});
     L.rms_ffn = get(p + "ffn_norm.weight", {D});
-    L.w1.w = get(p + "ffn_gate.weight", {H, D});
-    L.w2.w = get(p + "ffn_down.weight", {D, H});
-    L.w3.w = get(p + "ffn_up.weight", {H, D});
+    linear(L.w1, p + "ffn_gate.weight", {H, D});
+    linear(L.w2, p + "ffn_down.weight", {D, H});
+    linear(L.w3, p + "ffn_up.weight", {H, D});
   }
   m.rms_final = get("output_norm.weight", {D});
   c.shared_classifier = g.tensor("output.weight") == nullptr;
-  m.cls.w = c.shared_classifier ? m.tok_emb : get("output.weight", {V, D});
+  if (c.shared_classifier)
+    m.cls.w = m.tok_emb;
+  else
+    linear(m.cls, "output.weight", {V, D});
   return m;
 }
 

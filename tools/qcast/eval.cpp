@@ -37,6 +37,7 @@ struct Args {
   std::int64_t limit = 0, batch = 256;
   bool json = false;
   int threads = 1;
+  std::string kernel = "fp32";
 };
 
 using Clock = std::chrono::steady_clock;
@@ -110,6 +111,9 @@ void eval_lm(const Args& a, const nn::Recipe& recipe, nlohmann::json& j) {
     calibrate(a, recipe, pm);
     m = std::move(pm.llama);
   }
+  // Stories run in parallel on `threads`; each product runs on the story's thread.
+  j["kernel"] = a.kernel;
+  j["lowbit_layers"] = use_kernel(m, a.kernel, 1, a.json);
   nn::Tokenizer tok = nn::load_tokenizer_for(path, a.tokenizer, m.cfg.vocab_size);
   const auto stories = nn::eval_stories(nn::parse_dataset_spec(a.data, a.data_root), a.limit, a.model);
   Progress bar("eval", static_cast<std::int64_t>(stories.size()));
@@ -160,6 +164,7 @@ void run(Args a) {
   if (!a.packed && recipe.has_static_acts())
     j["calibration"] = {{"data", a.calib.spec}, {"samples", a.calib.samples}, {"offset", a.calib.offset}};
   j["threads"] = a.threads;
+  if (graph && a.kernel != "fp32") throw Error("--kernel " + a.kernel + " applies to language models; " + a.model + " is a graph model");
   if (graph) eval_classifier(a, recipe, j);
   else eval_lm(a, recipe, j);
   if (a.json) {
@@ -196,6 +201,7 @@ Registrar reg("eval", [](CLI::App& root) {
   sub->add_option("--batch", a->batch, "batch size (classifiers)")->check(CLI::Range(1, 1 << 16))->capture_default_str();
   sub->add_flag("--json", a->json, "print one JSON object");
   add_threads_flag(sub, a->threads);
+  add_kernel_option(sub, a->kernel);
   sub->callback([a] { run(*a); });
 });
 

@@ -21,6 +21,7 @@ struct Args {
   RecipeFlags q;
   bool json = false;
   int threads = 1;
+  std::string kernel = "fp32";
 };
 
 void run(const Args& a) {
@@ -38,6 +39,7 @@ void run(const Args& a) {
     m = nn::load_llama(a.model);
     warn(m.apply_recipe(a.q.get(), a.threads));  // quantizing the weights is the parallel part
   }
+  const int lowbit_layers = use_kernel(m, a.kernel, a.threads, a.json);
   nn::Tokenizer tok = nn::load_tokenizer_for(base, a.tokenizer, m.cfg.vocab_size);
   const std::uint64_t seed = a.seed ? a.seed : static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   std::vector<int> toks;
@@ -47,7 +49,8 @@ void run(const Args& a) {
   if (a.json) {
     nlohmann::json j = {{"model", a.model}, {"prompt", a.prompt}, {"text", text}, {"tokens", toks.size()},
                         {"temperature", a.temperature}, {"seconds", secs},
-                        {"tokens_per_second", secs > 0 ? static_cast<double>(toks.size()) / secs : 0.0}};
+                        {"tokens_per_second", secs > 0 ? static_cast<double>(toks.size()) / secs : 0.0},
+                        {"kernel", a.kernel}, {"lowbit_layers", lowbit_layers}, {"threads", a.threads}};
     std::cout << json_output(j, 2) << "\n";
   } else {
     std::cout << text << "\n";
@@ -68,6 +71,7 @@ Registrar reg("generate", [](CLI::App& root) {
   a->q.add(sub);
   sub->add_flag("--json", a->json, "print one JSON object");
   add_threads_flag(sub, a->threads);
+  add_kernel_option(sub, a->kernel);
   sub->callback([a] { run(*a); });
 });
 

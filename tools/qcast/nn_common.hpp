@@ -7,6 +7,7 @@
 
 #include "qcast/error.hpp"
 #include "qcast/nn/act_quant.hpp"
+#include "qcast/nn/llama.hpp"
 #include "qcast/nn/recipe.hpp"
 #include "qcast/sniff.hpp"
 
@@ -56,6 +57,28 @@ inline void refuse_recipe_flags_for_quantized(const std::string& path, const Rec
 
 inline void warn(const std::string& w) {
   if (!w.empty()) std::cerr << "qcast: " << w << "\n";
+}
+
+/// --kernel fp32|lowbit of the language-model commands (eval, generate).
+inline void add_kernel_option(CLI::App* sub, std::string& kernel) {
+  sub->add_option("--kernel", kernel,
+                  "language models: fp32 (every weight as float32, the fake-quant emulation) or lowbit (layers whose weights are "
+                  "Q8_0 / Q4_0 blocks, from a GGUF or --weights int8|int4@fp16/b32, run on packed-weight kernels with "
+                  "8-bit activations as llama.cpp does; the other layers stay fp32)")
+      ->check(CLI::IsMember({"fp32", "lowbit"}))
+      ->capture_default_str();
+}
+
+/// Switches `m` to the low-bit kernels when asked; returns how many linear layers run on them (0 for fp32).
+inline int use_kernel(nn::Llama& m, const std::string& kernel, int threads, bool quiet) {
+  if (kernel != "lowbit") return 0;
+  const int n = m.use_lowbit_kernels(threads);
+  const std::size_t total = m.layer_names().size();
+  if (!quiet)
+    std::cerr << "qcast: " << n << " of " << total << " linear layers run on the low-bit kernels"
+              << (n == 0 ? " (no Q8_0 / Q4_0 weights: give a GGUF of those types or --weights int8@fp16/b32 | int4@fp16/b32)" : "")
+              << "\n";
+  return n;
 }
 
 /// What the model file `path` is, by content (qcast/sniff.hpp). A file `command` cannot take (a kind not in

@@ -5,12 +5,14 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "qcast/format.hpp"
+#include "qcast/kernels/lowbit.hpp"
 #include "qcast/nn/act_quant.hpp"
 #include "qcast/nn/recipe.hpp"
 
@@ -34,6 +36,10 @@ struct Linear {
   std::vector<float> w;        // current (possibly fake-quantized) weight
   std::vector<float> w_fp32;   // original
   std::optional<ActQuant> act; // input fake-quant (dynamic or static; blocks / channels along `in`)
+  std::optional<Format> w_format;  // the format `w` was fake-quantized to by apply_recipe (none: as loaded)
+  /// `w` in ggml blocks (Q8_0 / Q4_0) that decode to exactly `w`, for the low-bit kernels: kept from a GGUF
+  /// file's tensor or made by Llama::use_lowbit_kernels. Shared, so copies of a model share the bytes.
+  std::shared_ptr<const kern::LowbitMatrix> packed;
 };
 
 struct LlamaLayer {
@@ -68,6 +74,14 @@ class Llama {
   /// (unmatched patterns) or "".
   std::string apply_recipe(const Recipe& r, int threads = 1);
   std::int64_t num_params() const;
+
+  /// Runs the linear layers whose weights are (or pack exactly into) Q8_0 / Q4_0 blocks on the low-bit
+  /// kernels (qcast/kernels/lowbit.hpp): their inputs are quantized to 8 bits per 32 as llama.cpp does, so
+  /// results differ from the fp32 path by that activation rounding. `threads` splits each product's rows
+  /// (results do not depend on it). Returns the number of layers that run low-bit; the rest stay fp32.
+  int use_lowbit_kernels(int threads = 1);
+  /// Threads of the low-bit products; 0 = the fp32 path everywhere (the default).
+  int lowbit_threads = 0;
 };
 
 /// Loads a llama2.c checkpoint (legacy header: negative vocab size = separate classifier; or v1 header
