@@ -6,7 +6,8 @@
 // distributions are full softmaxes (every vocabulary entry, summing to 1); and the two perplexities agree
 // within the tolerance of the type: 1 % for the quantized types, whose dot products llama.cpp computes on
 // activations rounded to 8 bits (Q8_0 blocks) while qcast keeps them in fp32; 0.01 % for F32 weights, which
-// llama.cpp multiplies in float (docs/models.md, "Checked by llama.cpp").
+// llama.cpp multiplies in float (docs/models.md, "Checked by llama.cpp"). For Q8_0 / Q4_0 files, qcast's
+// low-bit kernels (eval --kernel lowbit, llama.cpp's own arithmetic) must agree within 0.2 %.
 // Usage: node check.mjs QCAST_CLI SHARED_DIR WORK_DIR [STORIES]
 import {execFileSync} from "node:child_process";
 import fs from "node:fs";
@@ -23,11 +24,11 @@ const text = path.join(shared, "data/tinystories/valid-excerpt.txt");
 // the largest relative perplexity difference allowed.
 const cases = [
   {weights: "fp32", type: "F32", tol: 1e-4},
-  {weights: "q8_0", type: "Q8_0", tol: 0.01},
-  {weights: "q4_0", type: "Q4_0", tol: 0.01},
+  {weights: "q8_0", type: "Q8_0", tol: 0.01, lowbit_tol: 0.002},
+  {weights: "q4_0", type: "Q4_0", tol: 0.01, lowbit_tol: 0.002},
   {weights: "mxfp4", type: "MXFP4", tol: 0.01},
-  {weights: "q8_0_ggml", type: "Q8_0", tol: 0.01},
-  {weights: "q4_0_ggml", type: "Q4_0", tol: 0.01},
+  {weights: "q8_0_ggml", type: "Q8_0", tol: 0.01, lowbit_tol: 0.002},
+  {weights: "q4_0_ggml", type: "Q4_0", tol: 0.01, lowbit_tol: 0.002},
   {weights: "q4_1", type: "Q4_1", tol: 0.01},
   {weights: "q5_0", type: "Q5_0", tol: 0.01},
   {weights: "q5_1", type: "Q5_1", tol: 0.01},
@@ -102,6 +103,18 @@ for (const c of cases) {
   if (l.dist_min !== 512) fail(`${c.type}: llama.cpp gave a distribution over ${l.dist_min} tokens, not the vocabulary of 512`);
   if (l.psum_err > 1e-4) fail(`${c.type}: llama.cpp's probabilities sum to 1 +- ${l.psum_err}`);
   if (!(Math.abs(rel) <= c.tol)) fail(`${c.type}: perplexity ${l.perplexity} (llama.cpp) vs ${q.perplexity} (qcast): ${(rel * 100).toFixed(4)} % > ${c.tol * 100} %`);
+  if (c.type === "Q8_0" || c.type === "Q4_0") {
+    // qcast's low-bit kernels (packed weights, activations in Q8_0 blocks as llama.cpp computes them) against
+    // llama.cpp: measured 0.02-0.09 % on 10 stories (the fp32 path: 0.003-0.10 %). The activation rounding is
+    // not what is left: an f16 KV cache (llama.cpp's default; qcast --kv fp16) does not close it either.
+    // Allowed: 0.2 %, a fifth of the fp32 path's allowance.
+    const k = JSON.parse(qcast(["eval", file, "--data", `text:${text}`, "--limit", String(stories.length), "--json", "--kernel", "lowbit"]));
+    const rel_k = l.perplexity / k.perplexity - 1;
+    console.log(`${"".padEnd(9)} | lowbit | ${k.perplexity.toFixed(6).padStart(10)} | ${"".padStart(13)} | ${(rel_k * 100).toFixed(4).padStart(8)} % |`);
+    if (!(k.lowbit_layers > 0)) fail(`${c.type}: qcast eval --kernel lowbit ran no layer on the low-bit kernels`);
+    if (!(Math.abs(rel_k) <= c.lowbit_tol))
+      fail(`${c.type}: perplexity ${l.perplexity} (llama.cpp) vs ${k.perplexity} (qcast --kernel lowbit): ${(rel_k * 100).toFixed(4)} % > ${c.lowbit_tol * 100} %`);
+  }
 }
 await llama.dispose();
 if (failures) {
