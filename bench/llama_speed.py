@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Generation speed of a LLaMA-shaped model with random weights: qcast fp32, qcast on Q8_0 / Q4_0 GGUF files
-with the fp32 path (dequantized weights) and with the low-bit kernels (--kernel lowbit), side by side.
+"""Speed of a LLaMA-shaped model with random weights: qcast fp32, qcast on Q8_0 / Q4_0 GGUF files with the fp32
+path (dequantized weights) and with the low-bit kernels (--kernel lowbit), and llama.cpp (node-llama-cpp 3.21.1,
+bench/llamacpp_speed.mjs) on the same GGUF files and thread counts, side by side: generation and prompt processing.
 
 Usage: /usr/bin/python3 bench/llama_speed.py [--qcast build/qcast] [--shared ../shared] [--work /tmp/qcast-llama-speed]
        [--dim 1024] [--hidden 2816] [--layers 12] [--heads 16] [--steps 128] [--threads 1,2] [--rounds 3]
@@ -50,6 +51,19 @@ def generate(qcast, model, tokenizer, steps, threads, kernel):
     return j["tokens_per_second"], j["lowbit_layers"]
 
 
+def eval_speed(qcast, model, tokenizer, data, stories, threads, kernel):
+    out = subprocess.run([qcast, "eval", model, "--tokenizer", tokenizer, "--data", "text:" + data, "--limit", str(stories), "--json",
+                          "--threads", str(threads), "--kernel", kernel], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["tokens_per_second"]
+
+
+def llamacpp_speed(script, model, threads, n_prompt, n_gen):
+    out = subprocess.run(["node", script, model, str(threads), str(n_prompt), str(n_gen), "1"], capture_output=True, text=True,
+                         check=True)
+    j = json.loads(out.stdout.strip().splitlines()[-1])
+    return j["pp_tokens_per_second"], j["tg_tokens_per_second"]
+
+
 def rng(v):
     return f"{min(v):.1f}-{max(v):.1f}" if max(v) >= 10 else f"{min(v):.2f}-{max(v):.2f}"
 
@@ -67,6 +81,9 @@ def main():
     ap.add_argument("--steps", type=int, default=128)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--stories", type=int, default=16, help="stories of the prompt-processing run (qcast eval --limit)")
+    ap.add_argument("--prompt", type=int, default=128, help="llama.cpp prompt batch (tokens)")
+    ap.add_argument("--no-llamacpp", action="store_true")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     tok = os.path.join(a.shared, "models", "tok512.bin")
@@ -83,7 +100,12 @@ def main():
         files[name] = path
     configs = [("fp32", "fp32"), ("Q8_0", "fp32"), ("Q8_0", "lowbit"), ("Q4_0", "fp32"), ("Q4_0", "lowbit")]
     threads = [int(t) for t in a.threads.split(",")]
-    speed = {}
+    data = os.path.join(a.shared, "data", "tinystories", "valid-excerpt.txt")
+    script = os.path.join(here, "llamacpp_speed.mjs")
+    have_llamacpp = os.path.isdir(os.path.join(here, "..", "tests", "llamacpp", "node_modules", "node-llama-cpp")) and not a.no_llamacpp
+    if not have_llamacpp:
+        print("llama.cpp columns left out: node-llama-cpp is not installed (bash tests/llamacpp/run.sh installs it)", file=sys.stderr)
+    speed, pp = {}, {}
     for r in range(a.rounds):
         for t in threads:
             for f, k in configs:
@@ -91,17 +113,29 @@ def main():
                 speed.setdefault((f, k, t), []).append(tps)
                 if k == "lowbit" and n == 0:
                     sys.exit(f"{files[f]}: no layer ran on the low-bit kernels")
+                pp.setdefault((f, k, t), []).append(eval_speed(a.qcast, files[f], tok, data, a.stories, t, k))
+            if have_llamacpp:
+                for f in ["Q8_0", "Q4_0"]:
+                    p, g = llamacpp_speed(script, files[f], t, a.prompt, a.steps)
+                    speed.setdefault((f, "llama.cpp", t), []).append(g)
+                    pp.setdefault((f, "llama.cpp", t), []).append(p)
         print(f"round {r + 1} of {a.rounds} done", file=sys.stderr)
     params = a.layers * (4 * a.dim * a.dim + 3 * a.dim * a.hidden) + 512 * a.dim
-    print(f"random LLaMA dim {a.dim}, hidden {a.hidden}, {a.layers} layers, {params / 1e6:.0f}M parameters; "
-          f"generate --steps {a.steps}; tokens/s, min-max over {a.rounds} alternating rounds")
-    print("| weights | kernel | threads | tokens/s | vs fp32 |")
-    print("|---|---|---|---|---|")
+    print(f"random LLaMA dim {a.dim}, hidden {a.hidden}, {a.layers} layers, {params / 1e6:.0f}M parameters; tokens/s, min-max over "
+          f"{a.rounds} alternating rounds. Generation: qcast generate --steps {a.steps} / llama.cpp {a.steps} greedy tokens after BOS. "
+          f"Prompt: qcast eval of {a.stories} TinyStories stories (stories in parallel on the threads) / llama.cpp one batch of "
+          f"{a.prompt} tokens.")
+    print("| weights | kernel | threads | generation | vs qcast fp32 | vs llama.cpp | prompt | vs llama.cpp |")
+    print("|---|---|---|---|---|---|---|---|")
     for t in threads:
-        for f, k in configs:
+        for f, k in configs + ([("Q8_0", "llama.cpp"), ("Q4_0", "llama.cpp")] if have_llamacpp else []):
             v = speed[(f, k, t)]
             ratio = [x / y for x, y in zip(v, speed[("fp32", "fp32", t)])]
-            print(f"| {f} | {k} | {t} | {rng(v)} | {rng(ratio)}x |")
+            vs_l = vs_lp = "-"
+            if have_llamacpp and f != "fp32" and k != "llama.cpp":
+                vs_l = rng([x / y for x, y in zip(v, speed[(f, "llama.cpp", t)])]) + "x"
+                vs_lp = rng([x / y for x, y in zip(pp[(f, k, t)], pp[(f, "llama.cpp", t)])]) + "x"
+            print(f"| {f} | {k} | {t} | {rng(v)} | {rng(ratio)}x | {vs_l} | {rng(pp[(f, k, t)])} | {vs_lp} |")
 
 
 if __name__ == "__main__":

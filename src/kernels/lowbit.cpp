@@ -41,6 +41,7 @@ void quantize_q8_0(const float* x, std::int64_t rows, std::int64_t cols, Q8Activ
   const std::int64_t nb = rows * (cols / kLowbitBlock);
   out.q.resize(static_cast<std::size_t>(rows * cols));
   out.d.resize(static_cast<std::size_t>(nb));
+  out.sum.resize(static_cast<std::size_t>(nb));
   for (std::int64_t b = 0; b < nb; ++b) {
     const float* v = x + b * kLowbitBlock;
     float amax = 0.0f;
@@ -50,7 +51,12 @@ void quantize_q8_0(const float* x, std::int64_t rows, std::int64_t cols, Q8Activ
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     out.d[static_cast<std::size_t>(b)] = f16_to_f32(f32_to_f16(d));
     std::int8_t* q = out.q.data() + b * kLowbitBlock;
-    for (int j = 0; j < kLowbitBlock; ++j) q[j] = static_cast<std::int8_t>(std::round(v[j] * id));
+    std::int32_t sum = 0;
+    for (int j = 0; j < kLowbitBlock; ++j) {
+      q[j] = static_cast<std::int8_t>(std::round(v[j] * id));
+      sum += q[j];
+    }
+    out.sum[static_cast<std::size_t>(b)] = sum;
   }
 }
 

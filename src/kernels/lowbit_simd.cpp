@@ -1,11 +1,18 @@
-// Highway kernels of the low-bit products (qcast/kernels/lowbit.hpp): each block's products in 16-bit lanes,
-// summed pairwise into 32-bit lanes (pmaddwd-style: exact), converted to float and multiplied by the block's
-// scale into float lanes that are summed once per row at the end. That order differs from the scalar
-// reference (one rounded term per block), within the bound the tests state; it depends on the target's
-// lane count but never on the thread count. Four weight rows share each activation block's loads.
+// Highway kernels of the low-bit products (qcast/kernels/lowbit.hpp). Each block's products are summed
+// exactly into 32-bit lanes, converted to float and multiplied by the block's scale into float lanes that
+// are summed once per row at the end: an order that differs from the scalar reference (one rounded term per
+// block) within the bound the tests state, depends on the target's lane count, and never on the thread
+// count or on how many activation rows come at once. x86 AVX2 / AVX-512 use vpmaddubsw tiles (TileX86);
+// other targets widen to 16-bit lanes (DotRows).
 #include "kernels/simd_targets.hpp"  // before any Highway header
 
 #include <cstring>
+#include <type_traits>
+
+#include "hwy/base.h"
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
 
 #include "kernels/lowbit_simd.hpp"
 #include "qcast/half.hpp"
@@ -95,6 +102,92 @@ HWY_INLINE void DotRows(const LowbitMatrix& w, const Q8Activations& x, std::int6
   for (int i = 0; i < R; ++i) y[t * w.rows + r + i] = hn::GetLane(hn::SumOfLanes(df, acc[i]));
 }
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+// AVX2 and AVX-512 targets: llama.cpp's way, 32 products a block in one u8 x i8 multiply (vpmaddubsw) and
+// one pairwise add (vpmaddwd). Q4_0's nibbles go in unsigned (0..15) and the offset of 8 comes back as
+// -8 * the activation block's code sum in lane 0; Q8_0 moves the weight's sign onto the activation (whose
+// codes stay within +-127, so the sign flip cannot overflow). A tile of R weight rows x C activation rows
+// unpacks each weight block once for C tokens (prompt processing) and loads each activation block once for
+// R rows. Every (row, token) pair goes through the same operations in the same order whatever the tile, so
+// the result depends neither on the tiling nor on the thread count.
+template <LowbitType kType, int R, int C>
+HWY_INLINE void TileX86(const LowbitMatrix& w, const Q8Activations& x, std::int64_t r, std::int64_t t, float* y) {
+  constexpr std::size_t kBytes = kType == LowbitType::Q8_0 ? 34 : 18;
+  const std::int64_t nb = w.cols / kLowbitBlock;
+  const std::uint8_t* row[R];
+  const float* dw[R];
+  for (int i = 0; i < R; ++i) {
+    row[i] = w.blocks.data() + static_cast<std::size_t>(r + i) * static_cast<std::size_t>(nb) * kBytes;
+    dw[i] = w.d.data() + (r + i) * nb;
+  }
+  const std::int8_t* xq[C];
+  const float* xd[C];
+  const std::int32_t* xs[C];
+  for (int c = 0; c < C; ++c) {
+    xq[c] = x.q.data() + (t + c) * w.cols;
+    xd[c] = x.d.data() + (t + c) * nb;
+    xs[c] = x.sum.data() + (t + c) * nb;
+  }
+  const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(0x0f);
+  __m256 acc[R][C];
+  for (int i = 0; i < R; ++i)
+    for (int c = 0; c < C; ++c) acc[i][c] = _mm256_setzero_ps();
+  constexpr std::int64_t kPrefetchEvery = kType == LowbitType::Q8_0 ? 1 : 3;
+  for (std::int64_t b = 0; b < nb; ++b) {
+    if ((b & kPrefetchEvery) == 0)
+      for (int i = 0; i < R; ++i) hwy::Prefetch(row[i] + kPrefetchBytes);
+    __m256i xv[C], offset[C];
+    for (int c = 0; c < C; ++c) {
+      xv[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[c] + b * kLowbitBlock));
+      if constexpr (kType == LowbitType::Q4_0) offset[c] = _mm256_setr_epi32(-8 * xs[c][b], 0, 0, 0, 0, 0, 0, 0);
+    }
+    for (int i = 0; i < R; ++i) {
+      __m256i wv;
+      if constexpr (kType == LowbitType::Q4_0) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[i] + 2));
+        wv = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), low4);
+      } else {
+        wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[i] + 2));
+      }
+      const __m256i wabs = kType == LowbitType::Q8_0 ? _mm256_abs_epi8(wv) : wv;
+      for (int c = 0; c < C; ++c) {
+        __m256i p;
+        if constexpr (kType == LowbitType::Q4_0)
+          p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv[c]), ones), offset[c]);
+        else
+          p = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[c], wv)), ones);
+        acc[i][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[i][b] * xd[c][b]), acc[i][c]);
+      }
+      row[i] += kBytes;
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int c = 0; c < C; ++c) {
+      const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[i][c]), _mm256_extractf128_ps(acc[i][c], 1));
+      const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+      y[(t + c) * w.rows + r + i] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+    }
+}
+
+template <LowbitType kType>
+void Rows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t r0, std::int64_t r1) {
+  const std::int64_t T = x.rows;
+  std::int64_t r = r0;
+  if (T == 1) {  // generation: four rows share each activation block
+    for (; r + 4 <= r1; r += 4) TileX86<kType, 4, 1>(w, x, r, 0, y);
+    for (; r < r1; ++r) TileX86<kType, 1, 1>(w, x, r, 0, y);
+    return;
+  }
+  auto tokens = [&](auto rows_tag, std::int64_t rr) {  // prompt processing: 4 tokens share each weight block
+    constexpr int kR = decltype(rows_tag)::value;
+    std::int64_t t = 0;
+    for (; t + 4 <= T; t += 4) TileX86<kType, kR, 4>(w, x, rr, t, y);
+    for (; t < T; ++t) TileX86<kType, kR, 1>(w, x, rr, t, y);
+  };
+  for (; r + 2 <= r1; r += 2) tokens(std::integral_constant<int, 2>(), r);
+  for (; r < r1; ++r) tokens(std::integral_constant<int, 1>(), r);
+}
+#else
 template <LowbitType kType>
 void Rows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t r0, std::int64_t r1) {
   constexpr int kTile = 4;
@@ -104,6 +197,7 @@ void Rows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t 
   for (; r < r1; ++r)
     for (std::int64_t t = 0; t < x.rows; ++t) DotRows<kType, 1>(w, x, r, t, y);
 }
+#endif
 
 void LowbitRows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t r0, std::int64_t r1) {
   if (w.type == LowbitType::Q8_0)

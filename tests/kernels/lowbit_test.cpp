@@ -114,7 +114,7 @@ std::vector<double> magnitudes(const LowbitMatrix& w, const Q8Activations& x) {
   return mag;
 }
 
-TEST(Lowbit, SimdIsTheReferenceUpToRoundingOnEveryTargetAndThreadIndependent) {
+TEST(Lowbit, SimdIsTheReferenceUpToRoundingOnEveryTargetAndIndependentOfThreadsAndBatch) {
   struct Guard {
     ~Guard() { kern::force_target(0); }
   } guard;
@@ -142,6 +142,15 @@ TEST(Lowbit, SimdIsTheReferenceUpToRoundingOnEveryTargetAndThreadIndependent) {
           for (std::size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], want[i], 64 * 6e-8 * mag[i]) << i;
           if (first.empty()) first = y;
           for (std::size_t i = 0; i < y.size(); ++i) ASSERT_EQ(f32_bits(y[i]), f32_bits(first[i])) << i;
+        }
+        // One activation row at a time (generation) gives each token what the batch (prompt) gave it.
+        for (std::int64_t t = 0; t < T; ++t) {
+          Q8Activations one;
+          kern::quantize_q8_0(xv.data() + t * cols, 1, cols, one);
+          std::vector<float> y1(static_cast<std::size_t>(rows));
+          kern::lowbit_gemm(w, one, y1.data(), 1);
+          for (std::int64_t r = 0; r < rows; ++r)
+            ASSERT_EQ(f32_bits(y1[static_cast<std::size_t>(r)]), f32_bits(first[static_cast<std::size_t>(t * rows + r)])) << t << "," << r;
         }
       }
     }

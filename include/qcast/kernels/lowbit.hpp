@@ -46,6 +46,7 @@ struct Q8Activations {
   std::int64_t rows = 0, cols = 0;
   std::vector<std::int8_t> q;  ///< rows * cols codes
   std::vector<float> d;        ///< rows * cols / 32 scales (fp16 values, held as float)
+  std::vector<std::int32_t> sum;  ///< each block's sum of codes (Q4_0's offset of 8 folds into it)
 };
 
 /// Quantizes `rows` rows of `cols` floats (cols a multiple of 32) as llama.cpp's quantize_row_q8_0_ref.
