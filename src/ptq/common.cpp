@@ -2,12 +2,14 @@
 #include "qcast/kernels/blas.hpp"
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
 
 #include "groups.hpp"
 #include "qcast/error.hpp"
+#include "qcast/quantize.hpp"
 
 
 namespace qcast::ptq {
@@ -116,6 +118,14 @@ void svd(std::vector<double>& A, std::int64_t m, std::int64_t n, std::vector<dou
 
 Encoded QuantizedWeight::encode() const {
   using namespace detail;
+  if (packed) {
+    std::vector<float> back(values.size());
+    decode(*packed, back.data());
+    // Equal values: the codes of a fake-quant -0 decode to +0, as the reference's encoding below does.
+    bool same = back.size() == values.size();
+    for (std::size_t i = 0; same && i < back.size(); ++i) same = back[i] == values[i];
+    if (same) return *packed;
+  }
   const Shape shape{rows, cols};
   const auto wg = WeightGroups::make(format, rows, cols);
   Encoded e;
@@ -187,6 +197,31 @@ void HessianAccumulator::add(const float* X, std::int64_t tokens) {
   for (std::int64_t i = 0; i < dim_; ++i)
     for (std::int64_t j = 0; j < i; ++j) H_[i * dim_ + j] = H_[j * dim_ + i];
   n_ += tokens;
+  kept_ = kept_ && n_ <= dim_ / 4;
+  if (kept_)
+    X_.insert(X_.end(), X, X + tokens * dim_);
+  else
+    std::vector<float>().swap(X_);
+}
+
+double HessianAccumulator::error(const float* W, const float* Q, std::int64_t rows, int threads) const {
+  if (!kept_ || n_ == 0) return hessian_error(W, Q, rows, dim_, H_.data(), threads);
+  constexpr std::int64_t kChunk = 64;
+  const std::int64_t nchunks = (rows + kChunk - 1) / kChunk, cols = dim_;
+  std::vector<double> part(static_cast<std::size_t>(nchunks));
+  kern::parallel_items(nchunks, threads, [&](std::int64_t c) {
+    const std::int64_t r0 = c * kChunk, nr = std::min(kChunk, rows - r0);
+    std::vector<float> D(static_cast<std::size_t>(nr * cols)), DX(static_cast<std::size_t>(nr * n_));
+    for (std::size_t i = 0; i < D.size(); ++i) D[i] = W[r0 * cols + static_cast<std::int64_t>(i)] - (Q ? Q[r0 * cols + static_cast<std::int64_t>(i)] : 0.0f);
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nr), static_cast<int>(n_), static_cast<int>(cols), 1.0f,
+                D.data(), static_cast<int>(cols), X_.data(), static_cast<int>(cols), 0.0f, DX.data(), static_cast<int>(n_));
+    double e = 0;
+    for (float v : DX) e += static_cast<double>(v) * v;
+    part[static_cast<std::size_t>(c)] = e;
+  });
+  double e = 0;
+  for (double p : part) e += p;
+  return e * 2.0 / static_cast<double>(n_);
 }
 
 double bits_per_weight(const Format& f, std::int64_t rows, std::int64_t cols) {
@@ -212,14 +247,24 @@ double output_error(const float* W, const float* Q, std::int64_t rows, std::int6
   return e;
 }
 
-double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* H) {
-  std::vector<float> D(static_cast<std::size_t>(rows * cols)), DH(static_cast<std::size_t>(rows * cols));
-  for (std::size_t i = 0; i < D.size(); ++i) D[i] = W[i] - Q[i];
-  blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols),
-              static_cast<int>(cols), 1.0f, D.data(), static_cast<int>(cols), H, static_cast<int>(cols), 0.0f,
-              DH.data(), static_cast<int>(cols));
+double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* H, int threads) {
+  // Fixed chunks of 64 rows, one single-threaded sgemm each, their sums added in chunk order: the same bits
+  // for any thread count, and only a chunk's D and D H in memory at a time.
+  constexpr std::int64_t kChunk = 64;
+  const std::int64_t nchunks = (rows + kChunk - 1) / kChunk;
+  std::vector<double> part(static_cast<std::size_t>(nchunks));
+  kern::parallel_items(nchunks, threads, [&](std::int64_t c) {
+    const std::int64_t r0 = c * kChunk, nr = std::min(kChunk, rows - r0);
+    std::vector<float> D(static_cast<std::size_t>(nr * cols)), DH(static_cast<std::size_t>(nr * cols));
+    for (std::size_t i = 0; i < D.size(); ++i) D[i] = W[r0 * cols + static_cast<std::int64_t>(i)] - (Q ? Q[r0 * cols + static_cast<std::int64_t>(i)] : 0.0f);
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nr), static_cast<int>(cols), static_cast<int>(cols), 1.0f,
+                D.data(), static_cast<int>(cols), H, static_cast<int>(cols), 0.0f, DH.data(), static_cast<int>(cols));
+    double e = 0;
+    for (std::size_t i = 0; i < D.size(); ++i) e += static_cast<double>(D[i]) * DH[i];
+    part[static_cast<std::size_t>(c)] = e;
+  });
   double e = 0;
-  for (std::size_t i = 0; i < D.size(); ++i) e += static_cast<double>(D[i]) * DH[i];
+  for (double p : part) e += p;
   return e;
 }
 

@@ -36,7 +36,7 @@ LayerQuant plain(QuantizedWeight q) {
   return r;
 }
 
-LayerQuant run_rtn(const LayerJob& j) { return plain(rtn(j.format, j.W, j.rows, j.cols)); }
+LayerQuant run_rtn(const LayerJob& j) { return plain(rtn(j.format, j.W, j.rows, j.cols, j.threads)); }
 
 LayerQuant run_search(const LayerJob& j) {
   SearchOptions so;

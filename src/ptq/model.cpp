@@ -606,9 +606,8 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
         Q.bias = correct_bias(W.data(), eff.data(), R.rows, R.cols, mf.data(), mq.data(), b0.data());
         mm.set_bias(R, Q.bias);
       }
-      Q.error = hessian_error(W.data(), eff.data(), R.rows, R.cols, H.H().data());
-      const std::vector<float> zero(W.size(), 0.0f);
-      const double ref = hessian_error(W.data(), zero.data(), R.rows, R.cols, H.H().data());
+      Q.error = H.error(W.data(), eff.data(), R.rows, opt.threads);
+      const double ref = H.error(W.data(), nullptr, R.rows, opt.threads);
       Q.rel_error = ref > 0 ? Q.error / ref : 0.0;
       Q.seconds = since(t1);
       rr.seconds_quant += Q.seconds;

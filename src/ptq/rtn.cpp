@@ -1,6 +1,10 @@
 #include "qcast/ptq/rtn.hpp"
 
+#include <algorithm>
+#include <memory>
+
 #include "groups.hpp"
+#include "qcast/quantize.hpp"
 
 namespace qcast::ptq {
 
@@ -26,6 +30,27 @@ QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int
       out[off[k]] = ref::quantize_value(f, params[g], buf[k], round, rnd(off[k]), Overflow::Saturate, nullptr);
   });
   return make_result(f, rows, cols, std::move(out), params, ts);
+}
+
+QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int64_t cols, int threads) {
+  if (f.scaling().asym) return rtn(f, W, rows, cols);  // zero points: the reference keeps them signed
+  const std::int64_t n = rows * cols;
+  QuantOptions o;
+  o.threads = threads;  // axis -1: the last (input) axis, as WeightGroups
+  auto e = std::make_shared<Encoded>(encode(f, W, Shape{rows, cols}, o));
+  QuantizedWeight q;
+  q.format = f;
+  q.rows = rows;
+  q.cols = cols;
+  q.values.resize(static_cast<std::size_t>(n));
+  fake_quant(f, W, q.values.data(), Shape{rows, cols}, o);  // the reference's values, -0 included (a code has no -0)
+  q.tensor_scale = e->tensor_scale;
+  if (e->num_groups > 0 && f.scaling().kind != ScaleKind::None) {
+    q.scale_codes.resize(static_cast<std::size_t>(e->num_groups));
+    unpack_bits(e->scales.data(), e->scales.size(), q.scale_codes.size(), std::min(32, f.scaling().scale_elem.bits), q.scale_codes.data());
+  }
+  q.packed = std::move(e);
+  return q;
 }
 
 }  // namespace qcast::ptq

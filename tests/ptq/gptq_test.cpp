@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "ptq_support.hpp"
 #include "qcast/ptq/gptq.hpp"
@@ -68,6 +69,57 @@ TEST(PtqRtn, EqualsFakeQuant) {
     for (std::size_t i = 0; i < fq.size(); ++i) ASSERT_EQ(fq[i], q.values[i]) << name;
     expect_decodes_to_values(q);
   }
+}
+
+TEST(PtqRtn, ThreadedFastPathEqualsTheReference) {
+  // The threaded overload (encode's SIMD kernels) against the scalar reference: values, scale codes, tensor
+  // scale and packed bytes, bit for bit, at 1 and 3 threads; its kept codes are what encode() returns.
+  const auto& L = layer();
+  for (const char* name : {"int4/g32", "mxfp4", "nvfp4", "int4/g32/asym", "int8/ch0", "nf4@fp16/g64", "e4m3", "int4@fp16/b32",
+                           "q4_0_ggml", "mxfp6_e2m3", "int8@fp32/tensor"}) {
+    SCOPED_TRACE(name);
+    const Format f = Format::parse(name);
+    const auto want = rtn(f, L.W.data(), kDim, kDim);
+    const Encoded we = want.encode();
+    for (int threads : {1, 3}) {
+      const auto got = rtn(f, L.W.data(), kDim, kDim, threads);
+      ASSERT_EQ(got.values.size(), want.values.size());
+      EXPECT_EQ(std::memcmp(got.values.data(), want.values.data(), want.values.size() * sizeof(float)), 0);
+      EXPECT_EQ(got.scale_codes, want.scale_codes);
+      EXPECT_EQ(got.zeros, want.zeros);
+      EXPECT_EQ(std::memcmp(&got.tensor_scale, &want.tensor_scale, sizeof(float)), 0);
+      const Encoded ge = got.encode();
+      EXPECT_EQ(ge.codes, we.codes);
+      EXPECT_EQ(ge.scales, we.scales);
+      EXPECT_EQ(ge.zeros, we.zeros);
+      expect_decodes_to_values(got);
+    }
+  }
+  // Kept codes that no longer decode to the values (a caller changed them) are not returned.
+  auto q = rtn(Format::parse("int4/g32"), L.W.data(), kDim, kDim, 2);
+  ASSERT_NE(q.packed, nullptr);
+  q.values[5] = 0.0f;
+  expect_decodes_to_values(q);
+}
+
+TEST(PtqHessian, ErrorIsThreadIndependentAndZeroMeansNoWeight) {
+  const auto& L = layer();
+  const auto q = rtn(Format::parse("int4/g32"), L.W.data(), kDim, kDim);
+  const double e1 = hessian_error(L.W.data(), q.values.data(), kDim, kDim, L.acc.H().data(), 1);
+  EXPECT_EQ(e1, hessian_error(L.W.data(), q.values.data(), kDim, kDim, L.acc.H().data(), 3));
+  const std::vector<float> zero(L.W.size(), 0.0f);
+  EXPECT_EQ(hessian_error(L.W.data(), zero.data(), kDim, kDim, L.acc.H().data(), 2),
+            hessian_error(L.W.data(), nullptr, kDim, kDim, L.acc.H().data(), 1));
+  EXPECT_GT(e1, 0.0);
+  // With few inputs the error comes from the inputs themselves: the same value as from H, to float rounding.
+  HessianAccumulator few(kDim);
+  few.add(L.X.data(), kDim / 8);
+  const double from_x = few.error(L.W.data(), q.values.data(), kDim, 1);
+  const double from_h = hessian_error(L.W.data(), q.values.data(), kDim, kDim, few.H().data(), 1);
+  EXPECT_NEAR(from_x, from_h, 1e-4 * from_h);
+  EXPECT_EQ(from_x, few.error(L.W.data(), q.values.data(), kDim, 3));
+  few.add(L.X.data(), kDim / 2);  // past dim / 4 inputs: H again
+  EXPECT_EQ(few.error(L.W.data(), q.values.data(), kDim, 2), hessian_error(L.W.data(), q.values.data(), kDim, kDim, few.H().data(), 1));
 }
 
 TEST(PtqGptq, BeatsRtnOnOutputError) {

@@ -9,6 +9,7 @@
 //    format's scale element: QuantizedWeight::encode() gives packed codes + scale codes that
 //    qcast::decode turns back into exactly QuantizedWeight::values.
 #pragma once
+#include <memory>
 #include <cstdint>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct QuantizedWeight {
   std::vector<std::uint32_t> scale_codes;  ///< one per scale group (GroupLayout order), codes of the scale element
   std::vector<std::int32_t> zeros;         ///< zero points per group (asymmetric ints only), else empty
   float tensor_scale = 1.0f;               ///< second-level fp32 scale (formats with `+fp32`, e.g. NVFP4)
+  /// The packed codes when the quantizer produced them already (rtn's fast path): encode() returns them
+  /// after checking that they still decode to `values`.
+  std::shared_ptr<const Encoded> packed;
 
   /// Packed codes + scales in the layout of qcast::encode; qcast::decode(encode()) == values bit for bit.
   Encoded encode() const;
@@ -54,10 +58,17 @@ class HessianAccumulator {
   std::int64_t samples() const { return n_; }
   /// The full symmetric H [dim, dim] row-major.
   const std::vector<float>& H() const { return H_; }
+  /// tr((W - Q) H (W - Q)^T) for W, Q [rows, dim] (Q null: zero). While few inputs have been added (at most
+  /// dim / 4 rows) it is computed from those inputs, 2/N sum_t |(W - Q) x_t|^2, at rows x dim x N instead of
+  /// rows x dim^2 (RTN on a small calibration set spent most of its time here); else from H. Row chunks on up
+  /// to `threads` threads: the same bits for any count.
+  double error(const float* W, const float* Q, std::int64_t rows, int threads = 1) const;
 
  private:
   std::int64_t dim_ = 0, n_ = 0;
   std::vector<float> H_;
+  std::vector<float> X_;  // the inputs added so far, while there are at most dim / 4 of them
+  bool kept_ = true;
 };
 
 /// Weight bits per element including scale / zero-point / tensor-scale storage for a [rows, cols] matrix.
@@ -66,8 +77,9 @@ double bits_per_weight(const Format& f, std::int64_t rows, std::int64_t cols);
 /// Output error ||(W - Q) X^T||_F^2 over X [tokens, cols].
 double output_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* X,
                     std::int64_t tokens);
-/// Proxy output error tr((W - Q) H (W - Q)^T) for a Hessian / second-moment matrix H [cols, cols].
-double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* H);
+/// Proxy output error tr((W - Q) H (W - Q)^T) for a Hessian / second-moment matrix H [cols, cols]; Q null
+/// means zero (the error of no weight at all). Row chunks on up to `threads` threads, the same bits for any count.
+double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* H, int threads = 1);
 
 /// Puts the BLAS / LAPACK calls (OpenBLAS) on one thread whatever `threads` is, and returns the previous
 /// count: OpenBLAS's reductions depend on its thread count, and PTQ results must not (PTQ parallelises over
