@@ -39,6 +39,16 @@ using DF = hn::Repartition<float, D16>;
 
 constexpr std::size_t kPrefetchBytes = 512;
 
+// The first block and scale of weight rows r .. r + R - 1.
+template <int R>
+HWY_INLINE void FirstBlocks(const LowbitMatrix& w, std::int64_t r, std::size_t bytes, const std::uint8_t** row, const float** dw) {
+  const std::int64_t nb = w.cols / kLowbitBlock;
+  for (int i = 0; i < R; ++i) {
+    row[i] = w.blocks.data() + static_cast<std::size_t>(r + i) * static_cast<std::size_t>(nb) * bytes;
+    dw[i] = w.d.data() + (r + i) * nb;
+  }
+}
+
 HWY_INLINE V16 Widen(const std::int8_t* p) { return hn::PromoteTo(D16(), hn::LoadU(DI8(), p)); }
 
 // One 32-block of R weight rows (w[i] at that block) against one activation block: each row's products
@@ -80,10 +90,7 @@ HWY_INLINE void DotRows(const LowbitMatrix& w, const Q8Activations& x, std::int6
   const std::int64_t nb = w.cols / kLowbitBlock;
   const std::uint8_t* row[R];
   const float* dw[R];
-  for (int i = 0; i < R; ++i) {
-    row[i] = w.blocks.data() + static_cast<std::size_t>(r + i) * static_cast<std::size_t>(nb) * kBytes;
-    dw[i] = w.d.data() + (r + i) * nb;
-  }
+  FirstBlocks<R>(w, r, kBytes, row, dw);
   const std::int8_t* xq = x.q.data() + t * w.cols;
   const float* xd = x.d.data() + t * nb;
   hn::Vec<DF> acc[R];
@@ -116,10 +123,7 @@ HWY_INLINE void TileX86(const LowbitMatrix& w, const Q8Activations& x, std::int6
   const std::int64_t nb = w.cols / kLowbitBlock;
   const std::uint8_t* row[R];
   const float* dw[R];
-  for (int i = 0; i < R; ++i) {
-    row[i] = w.blocks.data() + static_cast<std::size_t>(r + i) * static_cast<std::size_t>(nb) * kBytes;
-    dw[i] = w.d.data() + (r + i) * nb;
-  }
+  FirstBlocks<R>(w, r, kBytes, row, dw);
   const std::int8_t* xq[C];
   const float* xd[C];
   const std::int32_t* xs[C];

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -204,23 +205,40 @@ void HessianAccumulator::add(const float* X, std::int64_t tokens) {
     std::vector<float>().swap(X_);
 }
 
-double HessianAccumulator::error(const float* W, const float* Q, std::int64_t rows, int threads) const {
-  if (!kept_ || n_ == 0) return hessian_error(W, Q, rows, dim_, H_.data(), threads);
+namespace {
+
+// sum over fixed 64-row chunks of W - Q (Q null: zero) of term(D, rows of the chunk), the chunks on up to
+// `threads` threads and their sums added in chunk order: the same bits for any thread count, and only one
+// chunk's difference in memory per thread.
+double chunked_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, int threads,
+                     const std::function<double(const std::vector<float>&, std::int64_t)>& term) {
   constexpr std::int64_t kChunk = 64;
-  const std::int64_t nchunks = (rows + kChunk - 1) / kChunk, cols = dim_;
+  const std::int64_t nchunks = (rows + kChunk - 1) / kChunk;
   std::vector<double> part(static_cast<std::size_t>(nchunks));
   kern::parallel_items(nchunks, threads, [&](std::int64_t c) {
     const std::int64_t r0 = c * kChunk, nr = std::min(kChunk, rows - r0);
-    std::vector<float> D(static_cast<std::size_t>(nr * cols)), DX(static_cast<std::size_t>(nr * n_));
+    std::vector<float> D(static_cast<std::size_t>(nr * cols));
     for (std::size_t i = 0; i < D.size(); ++i) D[i] = W[r0 * cols + static_cast<std::int64_t>(i)] - (Q ? Q[r0 * cols + static_cast<std::int64_t>(i)] : 0.0f);
-    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nr), static_cast<int>(n_), static_cast<int>(cols), 1.0f,
-                D.data(), static_cast<int>(cols), X_.data(), static_cast<int>(cols), 0.0f, DX.data(), static_cast<int>(n_));
-    double e = 0;
-    for (float v : DX) e += static_cast<double>(v) * v;
-    part[static_cast<std::size_t>(c)] = e;
+    part[static_cast<std::size_t>(c)] = term(D, nr);
   });
   double e = 0;
   for (double p : part) e += p;
+  return e;
+}
+
+}  // namespace
+
+double HessianAccumulator::error(const float* W, const float* Q, std::int64_t rows, int threads) const {
+  if (!kept_ || n_ == 0) return hessian_error(W, Q, rows, dim_, H_.data(), threads);
+  const std::int64_t cols = dim_;
+  const double e = chunked_error(W, Q, rows, cols, threads, [&](const std::vector<float>& D, std::int64_t nr) {
+    std::vector<float> DX(static_cast<std::size_t>(nr * n_));
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nr), static_cast<int>(n_), static_cast<int>(cols), 1.0f,
+                D.data(), static_cast<int>(cols), X_.data(), static_cast<int>(cols), 0.0f, DX.data(), static_cast<int>(n_));
+    double s = 0;
+    for (float v : DX) s += static_cast<double>(v) * v;
+    return s;
+  });
   return e * 2.0 / static_cast<double>(n_);
 }
 
@@ -248,24 +266,14 @@ double output_error(const float* W, const float* Q, std::int64_t rows, std::int6
 }
 
 double hessian_error(const float* W, const float* Q, std::int64_t rows, std::int64_t cols, const float* H, int threads) {
-  // Fixed chunks of 64 rows, one single-threaded sgemm each, their sums added in chunk order: the same bits
-  // for any thread count, and only a chunk's D and D H in memory at a time.
-  constexpr std::int64_t kChunk = 64;
-  const std::int64_t nchunks = (rows + kChunk - 1) / kChunk;
-  std::vector<double> part(static_cast<std::size_t>(nchunks));
-  kern::parallel_items(nchunks, threads, [&](std::int64_t c) {
-    const std::int64_t r0 = c * kChunk, nr = std::min(kChunk, rows - r0);
-    std::vector<float> D(static_cast<std::size_t>(nr * cols)), DH(static_cast<std::size_t>(nr * cols));
-    for (std::size_t i = 0; i < D.size(); ++i) D[i] = W[r0 * cols + static_cast<std::int64_t>(i)] - (Q ? Q[r0 * cols + static_cast<std::int64_t>(i)] : 0.0f);
+  return chunked_error(W, Q, rows, cols, threads, [&](const std::vector<float>& D, std::int64_t nr) {
+    std::vector<float> DH(D.size());
     blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nr), static_cast<int>(cols), static_cast<int>(cols), 1.0f,
                 D.data(), static_cast<int>(cols), H, static_cast<int>(cols), 0.0f, DH.data(), static_cast<int>(cols));
-    double e = 0;
-    for (std::size_t i = 0; i < D.size(); ++i) e += static_cast<double>(D[i]) * DH[i];
-    part[static_cast<std::size_t>(c)] = e;
+    double s = 0;
+    for (std::size_t i = 0; i < D.size(); ++i) s += static_cast<double>(D[i]) * DH[i];
+    return s;
   });
-  double e = 0;
-  for (double p : part) e += p;
-  return e;
 }
 
 int set_blas_threads(int threads) {
