@@ -86,7 +86,7 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max
   const std::uint64_t nh = header.size();
   if (8 + header.size() + body.size() > max_size) return LLVMFuzzerMutate(data, size, max_size);
   std::memcpy(data, &nh, 8);
-  std::memcpy(data + 8, header.data(), header.size());
+  if (!header.empty()) std::memcpy(data + 8, header.data(), header.size());  // memcpy from an empty vector's null: UB
   if (!body.empty()) std::memcpy(data + 8 + header.size(), body.data(), body.size());
   return 8 + header.size() + body.size();
 }

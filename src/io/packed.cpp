@@ -111,9 +111,17 @@ PackedFile read_packed(const std::string& path) {
     try {
       auto j = nlohmann::json::parse(v);
       e.format = j.at("format").get<std::string>();
-      e.shape = j.at("shape").get<Shape>();
-      e.axis = j.at("axis").get<int>();
-      e.num_groups = j.at("groups").get<std::int64_t>();
+      // Integers only: a JSON float (1e25) converted to an integer is undefined behaviour, not an error.
+      const auto integer = [&](const nlohmann::json& x, const char* what) {
+        if (!x.is_number_integer()) throw Error(where + ": bad packed metadata: " + what + " must be an integer, got " + x.dump());
+        return x;
+      };
+      const auto& shape = j.at("shape");
+      if (!shape.is_array()) throw Error(where + ": bad packed metadata: shape must be an array, got " + shape.dump());
+      for (const auto& d : shape) integer(d, "every shape dimension");
+      e.shape = shape.get<Shape>();
+      e.axis = integer(j.at("axis"), "axis").get<int>();
+      e.num_groups = integer(j.at("groups"), "groups").get<std::int64_t>();
     } catch (const nlohmann::json::exception& ex) {
       throw Error(where + ": bad packed metadata: " + ex.what());
     }
