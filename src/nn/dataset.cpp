@@ -339,7 +339,11 @@ DatasetSpec parse_dataset_spec(const std::string& spec, const std::string& data_
             if (kv.second.IsScalar() && kv.second.as<std::string>() == "model") d.pre.resize_to_model = true;
             else {
               auto v = floats_of(kv.second, spec + ": preprocess resize");
-              if (v.size() != 2 || v[0] < 1 || v[1] < 1) throw Error(spec + ": resize must be [H, W] or 'model'");
+              if (v.size() != 2) throw Error(spec + ": resize must be [H, W] or 'model'");
+              // Checked before the conversion to integers: a float beyond int64 (or NaN) converted is undefined.
+              for (float side : v)
+                if (!(side >= 1 && side <= 65536) || side != std::floor(side))
+                  throw Error(spec + ": resize sides must be whole numbers from 1 to 65536, got " + std::to_string(side));
               d.pre.resize_h = static_cast<std::int64_t>(v[0]);
               d.pre.resize_w = static_cast<std::int64_t>(v[1]);
             }

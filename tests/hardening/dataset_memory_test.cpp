@@ -96,6 +96,21 @@ TEST(HardeningDataset, ResizeRunsAfterTheShapeCheck) {
   EXPECT_NE(r.err.find("[1, 2, 2]"), std::string::npos) << r.err;
 }
 
+TEST(HardeningDataset, ResizeSidesAreWholeNumbersInRange) {
+  // Found by the dataset_spec fuzzer: a side of 3.9e20 was converted to an integer (undefined behaviour).
+  qcast::test::TempDir d;
+  qcast::test::onnx::save(d.file("m.onnx"), qcast::test::onnx::image_classifier());
+  { std::ofstream(d.file("img"), std::ios::binary) << idx_header({1, 2, 2}) + std::string(4, '\1'); }
+  { std::ofstream(d.file("lab"), std::ios::binary) << idx_header({1}) + std::string(1, '\0'); }
+  for (const char* sides : {"[3.9e20, 2]", "[2, .nan]", "[2.5, 2]", "[0, 2]", "[70000, 2]"}) {
+    SCOPED_TRACE(sides);
+    { std::ofstream(d.file("s.yaml")) << "format: idx\nimages: img\nlabels: lab\npreprocess: {resize: " << sides << "}\n"; }
+    auto r = qcast::test::run_cli("eval " + d.file("m.onnx") + " --data " + d.file("s.yaml"));
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find("resize sides must be whole numbers from 1 to 65536"), std::string::npos) << r.err;
+  }
+}
+
 TEST(HardeningDataset, MnistShorthandReadsRawIdx) {
   qcast::test::TempDir d;
   qcast::test::onnx::save(d.file("m.onnx"), qcast::test::onnx::image_classifier());
