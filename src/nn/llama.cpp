@@ -343,6 +343,18 @@ std::string Llama::apply_recipe(const Recipe& r, int threads) {
   return unmatched_warning(r, layer_names());
 }
 
+std::shared_ptr<const kern::LowbitMatrix> detail::lowbit_blocks(gguf::GgmlType type, std::int64_t rows, std::int64_t cols,
+                                                                std::vector<std::uint8_t> bytes) {
+  if (type != gguf::GgmlType::Q8_0 && type != gguf::GgmlType::Q4_0) return nullptr;
+  auto p = std::make_shared<kern::LowbitMatrix>();
+  p->type = type == gguf::GgmlType::Q8_0 ? kern::LowbitType::Q8_0 : kern::LowbitType::Q4_0;
+  p->rows = rows;
+  p->cols = cols;
+  p->blocks = std::move(bytes);
+  p->finish();
+  return p;
+}
+
 namespace {
 
 // Blocks that decode to exactly L.w, or null: the layer's own (a GGUF's), else the blocks of its weight
@@ -373,12 +385,7 @@ std::shared_ptr<const kern::LowbitMatrix> exact_blocks(const Linear& L) {
     return nullptr;  // no ggml layout for these codes after all: the layer stays fp32
   }
   if (td.type != t) return nullptr;
-  auto p = std::make_shared<kern::LowbitMatrix>();
-  p->type = t == gguf::GgmlType::Q8_0 ? kern::LowbitType::Q8_0 : kern::LowbitType::Q4_0;
-  p->rows = L.out;
-  p->cols = L.in;
-  p->blocks = std::move(td.data);
-  p->finish();
+  const auto p = detail::lowbit_blocks(td.type, L.out, L.in, std::move(td.data));
   return decodes_to_w(*p) ? p : nullptr;
 }
 

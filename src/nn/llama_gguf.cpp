@@ -78,14 +78,8 @@ Llama load_gguf_llama(const std::string& path) {
   auto linear = [&](Linear& L, const std::string& name, const Shape& want) {
     L.w = get(name, want);
     const gguf::TensorInfo* t = g.tensor(name);
-    if (t->type != gguf::GgmlType::Q8_0 && t->type != gguf::GgmlType::Q4_0) return;
-    auto p = std::make_shared<kern::LowbitMatrix>();
-    p->type = t->type == gguf::GgmlType::Q8_0 ? kern::LowbitType::Q8_0 : kern::LowbitType::Q4_0;
-    p->rows = want[0];
-    p->cols = want[1];
-    p->blocks.assign(t->data, t->data + t->nbytes);
-    p->finish();
-    L.packed = std::move(p);
+    if (t->type == gguf::GgmlType::Q8_0 || t->type == gguf::GgmlType::Q4_0)
+      L.packed = detail::lowbit_blocks(t->type, want[0], want[1], std::vector<std::uint8_t>(t->data, t->data + t->nbytes));
   };
   m.tok_emb = get("token_embd.weight", {V, D});
   for (int l = 0; l < c.n_layers; ++l) {
