@@ -319,13 +319,17 @@ void validate(const Element& elem, const Scaling& s, bool rule_given, const std:
     throw Error("the rceil scale rule rounds up to a power of two and needs an e8m0 scale in '" + full + "'");
   if (s.rule == ScaleRule::Ggml) {
     // llama.cpp's reference quantizers (quantize_row_*_ref) of the 32-blocks with an fp16 scale: Q8_0
-    // (int8), Q4_0 / Q5_0 (int4 / int5), Q4_1 / Q5_1 (int4 / int5 with /asym: an fp16 block minimum).
-    const bool ok = s.kind == ScaleKind::Block && s.block == 32 && !s.tensor_scale && s.scale_elem == Element::parse("fp16") &&
-                    elem.kind == Element::Kind::Int && elem.is_signed && elem.frac_bits == 0 &&
-                    (elem.bits == 4 || elem.bits == 5 || (elem.bits == 8 && !s.asym));
-    if (!ok)
-      throw Error("the ggml scale rule is llama.cpp's quantizer of Q8_0, Q4_0, Q5_0 (int8 / int4 / int5@fp16/b32/ggml) and Q4_1, "
-                  "Q5_1 (int4 / int5@fp16/b32/asym/ggml); '" + full + "' is none of them");
+    // (int8), Q4_0 / Q5_0 (int4 / int5), Q4_1 / Q5_1 (int4 / int5 with /asym: an fp16 block minimum); and of
+    // the k-quants' 256-blocks: Q3_K / Q6_K (int3 / int6), Q2_K / Q4_K / Q5_K (int2 / int4 / int5 with /asym:
+    // fp16 d and dmin over sub-block scales and minimums).
+    const bool base = s.kind == ScaleKind::Block && !s.tensor_scale && s.scale_elem == Element::parse("fp16") &&
+                      elem.kind == Element::Kind::Int && elem.is_signed && elem.frac_bits == 0;
+    const bool b32 = s.block == 32 && (elem.bits == 4 || elem.bits == 5 || (elem.bits == 8 && !s.asym));
+    const bool b256 = s.block == 256 && !s.axis_explicit && (s.asym ? (elem.bits == 2 || elem.bits == 4 || elem.bits == 5) : (elem.bits == 3 || elem.bits == 6));
+    if (!base || !(b32 || b256))
+      throw Error("the ggml scale rule is llama.cpp's quantizer of Q8_0, Q4_0, Q5_0 (int8 / int4 / int5@fp16/b32/ggml), Q4_1, "
+                  "Q5_1 (int4 / int5@fp16/b32/asym/ggml) and the k-quants Q3_K, Q6_K (int3 / int6@fp16/b256/ggml), Q2_K, Q4_K, "
+                  "Q5_K (int2 / int4 / int5@fp16/b256/asym/ggml), along rows; '" + full + "' is none of them");
   }
 }
 
@@ -360,8 +364,13 @@ void Format::finish(std::string name) {
   // A zero point costs an element code per group, except for the ggml rule's fp16 block minimum (Q4_1, Q5_1).
   const double per_group = scaling_.scale_elem.bits +
                            (scaling_.asym ? (scaling_.rule == ScaleRule::Ggml ? scaling_.scale_elem.bits : elem_.bits) : 0);
+  // A k-quant's sub-block scales (and minimums) add to its d (and dmin): ggml's block bytes over 256.
+  const bool kquant = scaling_.rule == ScaleRule::Ggml && scaling_.kind == ScaleKind::Block && scaling_.block == 256;
+  static constexpr int kKQuantBlockBytes[7] = {0, 0, 84, 110, 144, 176, 210};  // Q2_K .. Q6_K by bits
   switch (scaling_.kind) {
-    case ScaleKind::Block: bits_per_element_ = eb + per_group / scaling_.block; break;
+    case ScaleKind::Block:
+      bits_per_element_ = kquant ? kKQuantBlockBytes[elem_.bits] * 8.0 / 256 : eb + per_group / scaling_.block;
+      break;
     case ScaleKind::Tile: bits_per_element_ = eb + per_group / (static_cast<double>(scaling_.tile_rows) * scaling_.tile_cols); break;
     default: bits_per_element_ = eb; break;
   }

@@ -1,5 +1,6 @@
 // GGUF reader and writer (see include/qcast/gguf.hpp); the type table and dequantizers are in gguf_types.cpp.
 #include "qcast/gguf.hpp"
+#include "qcast/kernels/kquants.hpp"
 
 #include <cmath>
 #include <cstring>
@@ -391,10 +392,23 @@ std::string ggml_mapping() {
   return "qcast -> ggml: int8@fp16/b32 (symmetric int8, fp16 scale per 32 inputs) -> Q8_0; int4@fp16/b32 or "
          "int4@fp16/g32 (symmetric int4, fp16 scale per 32) -> Q4_0; int5@fp16/b32 -> Q5_0; q4_1 / q5_1 "
          "(int4 / int5@fp16/b32/asym/ggml: fp16 scale and minimum per 32) -> Q4_1 / Q5_1; mxfp4 (e2m1@e8m0/b32) -> MXFP4; "
-         "rows must be a multiple of 32; every other format has no ggml type";
+         "q2_k .. q6_k (the ggml rule over 256-blocks) -> Q2_K .. Q6_K, rows that are not whole 256-blocks as llama.cpp "
+         "stores them (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0); rows must be a multiple of 32; every other format has no ggml type";
 }
 
 GgmlType ggml_type_for(const Format& f, const Shape& shape) {
+  if (const auto k = kern::kquant_of(f)) {
+    if (shape.empty()) return GgmlType::F32;
+    const Format row = kern::kquant_row_format(f, shape.back());
+    if (!(row == f)) return ggml_type_for(row, shape);
+    switch (*k) {
+      case kern::KQuant::Q2_K: return GgmlType::Q2_K;
+      case kern::KQuant::Q3_K: return GgmlType::Q3_K;
+      case kern::KQuant::Q4_K: return GgmlType::Q4_K;
+      case kern::KQuant::Q5_K: return GgmlType::Q5_K;
+      case kern::KQuant::Q6_K: return GgmlType::Q6_K;
+    }
+  }
   const auto& s = f.scaling();
   if (shape.empty() || shape.back() % 32 != 0) return GgmlType::F32;
   // An fp16 minimum per block (Q4_1, Q5_1) is the ggml rule's asym; an integer zero point has no ggml type.
@@ -442,6 +456,14 @@ TensorData make_tensor(const std::string& name, const Encoded& e) {
   t.name = name;
   for (auto it = shape.rbegin(); it != shape.rend(); ++it) t.ne.push_back(static_cast<std::uint64_t>(*it));
   t.type = ggml_type_for(f, shape);
+  if (kern::kquant_of(f) && t.type != GgmlType::F32) {  // the levels and headers are the blocks, reassembled
+    try {
+      t.data = kern::kquant_blocks(e);
+    } catch (const Error& err) {
+      throw Error("gguf tensor '" + name + "': " + err.what());
+    }
+    return t;
+  }
   if (t.type == GgmlType::F32 || (e.axis >= 0 && e.axis != static_cast<int>(shape.size()) - 1))
     throw Error("gguf tensor '" + name + "': format " + f.name() + " of shape " + shape_str(shape) +
                 " has no ggml block type (" + ggml_mapping() + ")");

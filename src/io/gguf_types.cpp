@@ -1,5 +1,5 @@
 // The ggml type table and dequantization of ggml's block types, written from the block layouts in
-// ggml-common.h and the reference decoders dequantize_row_* in ggml-quants.c. The float expressions keep
+// ggml-common.h and the reference decoders dequantize_row_* in ggml-quants.c (the k-quants: kernels/kquants.cpp). The float expressions keep
 // ggml's order of operations (e.g. Q4_K: (d * sc) * q - dmin * m), so every value is bit-identical to
 // ggml's reference decoder. Fixed-size blocks are read with memcpy (no alignment assumed).
 #include <cstring>
@@ -7,6 +7,7 @@
 #include "qcast/error.hpp"
 #include "qcast/gguf.hpp"
 #include "qcast/half.hpp"
+#include "qcast/kernels/kquants.hpp"
 
 namespace qcast::gguf {
 
@@ -116,144 +117,10 @@ void deq_mxfp4(const std::uint8_t* b, float* y, std::int64_t nb) {
   }
 }
 
-// Q2_K {u8 scales[16] (low nibble scale, high nibble min of each 16 elements); u8 qs[64]; f16 d; f16 dmin}.
-// Each 128-element half uses 32 bytes of qs: element 32*j + l (+16) of the half is bits 2j..2j+1 of
-// qs[l] (qs[l + 16]); value = (d * scale) * q - (dmin * min).
-void deq_q2_k(const std::uint8_t* b, float* y, std::int64_t nb) {
-  for (std::int64_t i = 0; i < nb; ++i, b += 84) {
-    const std::uint8_t* sc = b;
-    const std::uint8_t* q = b + 16;
-    const float d = half_at(b + 80), dmin = half_at(b + 82);
-    int is = 0;
-    for (int n = 0; n < kQK; n += 128, q += 32) {
-      for (int shift = 0; shift < 8; shift += 2) {
-        for (int half = 0; half < 2; ++half) {
-          const std::uint8_t s = sc[is++];
-          const float dl = d * static_cast<float>(s & 0x0F), ml = dmin * static_cast<float>(s >> 4);
-          for (int l = 0; l < 16; ++l) *y++ = dl * static_cast<float>((q[l + 16 * half] >> shift) & 3) - ml;
-        }
-      }
-    }
-  }
-}
-
-// Q3_K {u8 hmask[32]; u8 qs[64]; u8 scales[12] (sixteen 6-bit scales); f16 d}. Low two bits as in Q2_K;
-// the high bit of element 32*j + l (+16) of half h is bit (4h + j) of hmask[l] (hmask[l + 16]), and a
-// clear bit subtracts 4. Scale s of 16 elements: low 4 bits from scales[s % 8] (low nibble for s < 8, high
-// nibble after), high 2 bits from scales[8 + s % 4] >> 2 * (s / 4); value = (d * (scale - 32)) * q.
-void deq_q3_k(const std::uint8_t* b, float* y, std::int64_t nb) {
-  for (std::int64_t i = 0; i < nb; ++i, b += 110) {
-    const std::uint8_t* hm = b;
-    const std::uint8_t* q = b + 32;
-    const std::uint8_t* sc = b + 96;
-    const float d = half_at(b + 108);
-    int scales[16];
-    for (int s = 0; s < 16; ++s) {
-      const int lo = s < 8 ? (sc[s] & 0x0F) : (sc[s - 8] >> 4);
-      const int hi = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
-      scales[s] = (lo | (hi << 4)) - 32;
-    }
-    int is = 0;
-    std::uint8_t m = 1;
-    for (int n = 0; n < kQK; n += 128, q += 32) {
-      for (int shift = 0; shift < 8; shift += 2, m = static_cast<std::uint8_t>(m << 1)) {
-        for (int half = 0; half < 2; ++half) {
-          const float dl = d * static_cast<float>(scales[is++]);
-          for (int l = 0; l < 16; ++l) {
-            const int k = l + 16 * half;
-            const int v = ((q[k] >> shift) & 3) - ((hm[k] & m) ? 0 : 4);
-            *y++ = dl * static_cast<float>(v);
-          }
-        }
-      }
-    }
-  }
-}
-
-// The 6-bit scale and min of sub-block j (0..7) of Q4_K / Q5_K, packed into 12 bytes (ggml's get_scale_min_k4).
-void scale_min_k4(int j, const std::uint8_t* q, int& sc, int& mn) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    mn = q[j + 4] & 63;
-  } else {
-    sc = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
-    mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
-// Sub-blocks j and j + 1 of a Q4_K / Q5_K block (which share a byte of qs): their scales d * sc and
-// minimums dmin * m.
-struct KPair {
-  float d1, m1, d2, m2;
-};
-KPair k_pair(int j, const std::uint8_t* scales, float d, float dmin) {
-  int sc, mn;
-  KPair k;
-  scale_min_k4(j, scales, sc, mn);
-  k.d1 = d * static_cast<float>(sc), k.m1 = dmin * static_cast<float>(mn);
-  scale_min_k4(j + 1, scales, sc, mn);
-  k.d2 = d * static_cast<float>(sc), k.m2 = dmin * static_cast<float>(mn);
-  return k;
-}
-
-// Q4_K {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}: 8 sub-blocks of 32; each 64 elements use 32 bytes of
-// qs, the first 32 the low nibbles (sub-block 2k), the next 32 the high nibbles (2k + 1);
-// value = (d * sc) * q - (dmin * m).
-void deq_q4_k(const std::uint8_t* b, float* y, std::int64_t nb) {
-  for (std::int64_t i = 0; i < nb; ++i, b += 144) {
-    const float d = half_at(b), dmin = half_at(b + 2);
-    const std::uint8_t* scales = b + 4;
-    const std::uint8_t* q = b + 16;
-    for (int j = 0; j < 8; j += 2, q += 32) {
-      const KPair k = k_pair(j, scales, d, dmin);
-      for (int l = 0; l < 32; ++l) *y++ = k.d1 * static_cast<float>(q[l] & 0x0F) - k.m1;
-      for (int l = 0; l < 32; ++l) *y++ = k.d2 * static_cast<float>(q[l] >> 4) - k.m2;
-    }
-  }
-}
-
-// Q5_K {f16 d; f16 dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}: Q4_K plus a fifth bit (16) for element l
-// of sub-block s taken from bit s of qh[l].
-void deq_q5_k(const std::uint8_t* b, float* y, std::int64_t nb) {
-  for (std::int64_t i = 0; i < nb; ++i, b += 176) {
-    const float d = half_at(b), dmin = half_at(b + 2);
-    const std::uint8_t* scales = b + 4;
-    const std::uint8_t* qh = b + 16;
-    const std::uint8_t* q = b + 48;
-    for (int j = 0; j < 8; j += 2, q += 32) {
-      const KPair k = k_pair(j, scales, d, dmin);
-      const unsigned u1 = 1u << j, u2 = 2u << j;
-      for (int l = 0; l < 32; ++l) *y++ = k.d1 * static_cast<float>((q[l] & 0x0F) + ((qh[l] & u1) ? 16 : 0)) - k.m1;
-      for (int l = 0; l < 32; ++l) *y++ = k.d2 * static_cast<float>((q[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - k.m2;
-    }
-  }
-}
-
-// Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}: per 128-element half (64 bytes of ql, 32 of qh,
-// 8 scales), element l + 32k (k = 0..3) takes its low 4 bits from ql[l] / ql[l + 32] (low nibble for
-// k = 0, 1, high for k = 2, 3), its high 2 bits from bits 2k of qh[l]; value = (d * scale) * (q - 32),
-// scale index l / 16 + 2k.
-void deq_q6_k(const std::uint8_t* b, float* y, std::int64_t nb) {
-  for (std::int64_t i = 0; i < nb; ++i, b += 210) {
-    const std::uint8_t* ql = b;
-    const std::uint8_t* qh = b + 128;
-    const std::uint8_t* scb = b + 192;
-    const float d = half_at(b + 208);
-    for (int n = 0; n < kQK; n += 128, ql += 64, qh += 32, scb += 8, y += 128) {
-      for (int l = 0; l < 32; ++l) {
-        const int is = l / 16;
-        const int q1 = ((ql[l] & 0x0F) | (((qh[l] >> 0) & 3) << 4)) - 32;
-        const int q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
-        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-        auto s = [&](int k) { return static_cast<float>(static_cast<std::int8_t>(scb[is + k])); };
-        y[l] = d * s(0) * static_cast<float>(q1);
-        y[l + 32] = d * s(2) * static_cast<float>(q2);
-        y[l + 64] = d * s(4) * static_cast<float>(q3);
-        y[l + 96] = d * s(6) * static_cast<float>(q4);
-      }
-    }
-  }
+// The k-quants decode in the kernels layer (kernels/kquants.cpp), beside their quantizers.
+template <kern::KQuant T>
+void deq_k(const std::uint8_t* b, float* y, std::int64_t nb) {
+  kern::kquant_dequantize(T, b, y, nb * kQK);
 }
 
 // Q8_K {f32 d; i8 qs[256]; i16 bsums[16]}: q * d (bsums are a dot-product helper, not needed to decode).
@@ -275,11 +142,11 @@ const TypeTraits kTypes[] = {
     {GgmlType::Q5_1, "Q5_1", 32, 24, deq_q5_1},
     {GgmlType::Q8_0, "Q8_0", 32, 34, deq_q8_0},
     {GgmlType::Q8_1, "Q8_1", 32, 36, nullptr},
-    {GgmlType::Q2_K, "Q2_K", kQK, 84, deq_q2_k},
-    {GgmlType::Q3_K, "Q3_K", kQK, 110, deq_q3_k},
-    {GgmlType::Q4_K, "Q4_K", kQK, 144, deq_q4_k},
-    {GgmlType::Q5_K, "Q5_K", kQK, 176, deq_q5_k},
-    {GgmlType::Q6_K, "Q6_K", kQK, 210, deq_q6_k},
+    {GgmlType::Q2_K, "Q2_K", kQK, 84, deq_k<kern::KQuant::Q2_K>},
+    {GgmlType::Q3_K, "Q3_K", kQK, 110, deq_k<kern::KQuant::Q3_K>},
+    {GgmlType::Q4_K, "Q4_K", kQK, 144, deq_k<kern::KQuant::Q4_K>},
+    {GgmlType::Q5_K, "Q5_K", kQK, 176, deq_k<kern::KQuant::Q5_K>},
+    {GgmlType::Q6_K, "Q6_K", kQK, 210, deq_k<kern::KQuant::Q6_K>},
     {GgmlType::Q8_K, "Q8_K", kQK, 292, deq_q8_k},
     {GgmlType::IQ2_XXS, "IQ2_XXS", kQK, 66, nullptr},
     {GgmlType::IQ2_XS, "IQ2_XS", kQK, 74, nullptr},

@@ -168,7 +168,8 @@ TEST(Quantize, ResultsDoNotDependOnThreadCountIncludingStochastic) {
 }
 
 TEST(Quantize, EncodeThenDecodeEqualsFakeQuantForEveryNamedFormat) {
-  auto x = gaussian_data(4 * 96, 13, true);
+  // Rows of 768: whole blocks of 8 .. 48 and whole 256-blocks for the k-quants.
+  auto x = gaussian_data(4 * 768, 13, true);
   x[7] = 0.0f;
   x[8] = -0.0f;
   x[9] = 1e-30f;
@@ -181,8 +182,8 @@ TEST(Quantize, EncodeThenDecodeEqualsFakeQuantForEveryNamedFormat) {
     const Format f = Format::parse(n);
     if (f.elem().is_unsigned() && f.scaling().kind == ScaleKind::None) continue;  // cannot hold negative data by design
     std::vector<float> q(x.size()), d(x.size());
-    fake_quant(f, x.data(), q.data(), {4, 96});
-    const Encoded e = encode(f, x.data(), {4, 96});
+    fake_quant(f, x.data(), q.data(), {4, 768});
+    const Encoded e = encode(f, x.data(), {4, 768});
     EXPECT_EQ(e.codes.size(), (x.size() * f.elem().bits + 7) / 8);
     decode(e, d.data());
     ASSERT_TRUE(bit_equal(q, d));

@@ -24,10 +24,12 @@ namespace gg = qcast::gguf;
 namespace {
 
 using QuantizeRow = void (*)(const float*, void*, std::int64_t);
+using DequantizeRow = void (*)(const void*, float*, std::int64_t);
 
 struct Case {
   const char* format;    // qcast named format
   const char* symbol;    // ggml's reference quantizer
+  const char* decoder;   // ggml's decoder
   gg::GgmlType type;
 };
 
@@ -49,7 +51,9 @@ std::vector<float> make_inputs(int kind, std::int64_t n, std::mt19937& rng) {
       case 6: v = std::fabs(g(rng)) * ((i / 32) % 2 ? 1.0f : -1.0f); break;  // one-signed blocks
       case 7: v = g(rng) * 1e-6f; break;                        // fp16 subnormal scales
       case 8: v = g(rng) * 300.0f; break;                       // large
-      default: v = static_cast<float>(i % 32) - 15.5f; break;   // ramps
+      case 9: v = static_cast<float>(i % 32) - 15.5f; break;    // ramps
+      case 10: v = (i / 256) % 2 ? g(rng) : 0.0f; break;        // all-zero 256-blocks (k-quants)
+      default: v = g(rng) * ((i / 256) % 2 ? 1e-17f : 1e-3f); break;  // 256-blocks below ggml's GROUP_MAX_EPS
     }
   }
   return x;
@@ -68,24 +72,30 @@ int main(int argc, char** argv) {
     return 2;
   }
   const Case cases[] = {
-      {"q8_0_ggml", "quantize_row_q8_0_ref", gg::GgmlType::Q8_0},
-      {"q4_0_ggml", "quantize_row_q4_0_ref", gg::GgmlType::Q4_0},
-      {"q4_1", "quantize_row_q4_1_ref", gg::GgmlType::Q4_1},
-      {"q5_0", "quantize_row_q5_0_ref", gg::GgmlType::Q5_0},
-      {"q5_1", "quantize_row_q5_1_ref", gg::GgmlType::Q5_1},
+      {"q8_0_ggml", "quantize_row_q8_0_ref", "dequantize_row_q8_0", gg::GgmlType::Q8_0},
+      {"q4_0_ggml", "quantize_row_q4_0_ref", "dequantize_row_q4_0", gg::GgmlType::Q4_0},
+      {"q4_1", "quantize_row_q4_1_ref", "dequantize_row_q4_1", gg::GgmlType::Q4_1},
+      {"q5_0", "quantize_row_q5_0_ref", "dequantize_row_q5_0", gg::GgmlType::Q5_0},
+      {"q5_1", "quantize_row_q5_1_ref", "dequantize_row_q5_1", gg::GgmlType::Q5_1},
+      {"q2_k", "quantize_row_q2_K_ref", "dequantize_row_q2_K", gg::GgmlType::Q2_K},
+      {"q3_k", "quantize_row_q3_K_ref", "dequantize_row_q3_K", gg::GgmlType::Q3_K},
+      {"q4_k", "quantize_row_q4_K_ref", "dequantize_row_q4_K", gg::GgmlType::Q4_K},
+      {"q5_k", "quantize_row_q5_K_ref", "dequantize_row_q5_K", gg::GgmlType::Q5_K},
+      {"q6_k", "quantize_row_q6_K_ref", "dequantize_row_q6_K", gg::GgmlType::Q6_K},
   };
-  const std::int64_t rows = 64, cols = 256;  // 512 blocks of 32 per input kind
+  const std::int64_t rows = 256, cols = 256;  // 2048 blocks of 32 (256 of 256) per input kind
   int failures = 0;
   for (const Case& c : cases) {
     auto fn = reinterpret_cast<QuantizeRow>(dlsym(lib, c.symbol));
-    if (!fn) {
-      std::fprintf(stderr, "ggml_ref: %s has no %s\n", argv[1], c.symbol);
+    auto deq = reinterpret_cast<DequantizeRow>(dlsym(lib, c.decoder));
+    if (!fn || !deq) {
+      std::fprintf(stderr, "ggml_ref: %s has no %s or %s\n", argv[1], c.symbol, c.decoder);
       return 2;
     }
     const qcast::Format f = qcast::Format::parse(c.format);
     const auto& tr = gg::traits(c.type);
-    std::int64_t blocks = 0, diff_blocks = 0, diff_values = 0;
-    for (int kind = 0; kind < 10; ++kind) {
+    std::int64_t blocks = 0, diff_blocks = 0, diff_values = 0, diff_decoded = 0;
+    for (int kind = 0; kind < 12; ++kind) {
       std::mt19937 rng(1234u + static_cast<unsigned>(kind));
       const std::vector<float> x = make_inputs(kind, rows * cols, rng);
       std::vector<std::uint8_t> ref(static_cast<std::size_t>(rows * cols / tr.block * tr.bytes));
@@ -108,18 +118,24 @@ int main(int argc, char** argv) {
             std::printf("\n");
           }
         }
-      // qcast's fake-quant (the values eval / generate compute with) = ggml's blocks decoded.
-      std::vector<float> fq(x.size()), dq(x.size());
+      // qcast's fake-quant (the values eval / generate compute with) = ggml's blocks decoded; qcast's decoder
+      // of those blocks = ggml's decoder.
+      std::vector<float> fq(x.size()), dq(x.size()), gdq(x.size());
       qcast::fake_quant(f, x.data(), fq.data(), {rows, cols});
       gg::dequantize_row(c.type, ref.data(), dq.data(), rows * cols);
+      deq(ref.data(), gdq.data(), rows * cols);
+      for (std::size_t i = 0; i < x.size(); ++i)
+        if (std::memcmp(&dq[i], &gdq[i], 4) != 0 && diff_decoded++ < 3)
+          std::printf("FAIL %s kind %d element %zu: qcast decodes ggml's block as %.9g, ggml as %.9g\n", c.format, kind, i, dq[i], gdq[i]);
       for (std::size_t i = 0; i < x.size(); ++i)
         if (std::memcmp(&fq[i], &dq[i], 4) != 0 && !(fq[i] == 0.0f && dq[i] == 0.0f)) {
           if (diff_values++ < 3) std::printf("FAIL %s kind %d element %zu: fake-quant %.9g, ggml %.9g\n", c.format, kind, i, fq[i], dq[i]);
         }
     }
-    std::printf("%-9s %-22s %6lld blocks: %lld differ; %lld fake-quant values differ\n", c.format, c.symbol,
-                static_cast<long long>(blocks), static_cast<long long>(diff_blocks), static_cast<long long>(diff_values));
-    failures += diff_blocks > 0 || diff_values > 0;
+    std::printf("%-9s %-22s %6lld blocks: %lld differ; %lld fake-quant values differ; %lld decoded values differ\n", c.format,
+                c.symbol, static_cast<long long>(blocks), static_cast<long long>(diff_blocks), static_cast<long long>(diff_values),
+                static_cast<long long>(diff_decoded));
+    failures += diff_blocks > 0 || diff_values > 0 || diff_decoded > 0;
   }
   dlclose(lib);
   return failures ? 1 : 0;

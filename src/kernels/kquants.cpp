@@ -1,0 +1,710 @@
+// llama.cpp's k-quant reference quantizers and decoders (see qcast/kernels/kquants.hpp). Every float
+// expression keeps ggml's operand order and types (an int level times a float is a float product; sums run
+// in element order), and this file is compiled with -ffp-contract=off: one fused multiply-add would change
+// a search's winner and with it the block's bytes.
+#include "qcast/kernels/kquants.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "qcast/error.hpp"
+#include "qcast/half.hpp"
+#include "qcast/kernels/thread_pool.hpp"
+#include "qcast/quantize.hpp"
+
+namespace qcast::kern {
+
+namespace {
+
+constexpr float kGroupMaxEps = 1e-15f;  // ggml's GROUP_MAX_EPS: a group below it is all zero
+
+const KQuantLayout kLayouts[] = {
+    {"Q2_K", 2, 84, 16, 64, 16, 0, true},    // {u8 scales[16]; u8 qs[64]; f16 d; f16 dmin}
+    {"Q3_K", 3, 110, 0, 96, 16, 4, false},   // {u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d}
+    {"Q4_K", 4, 144, 16, 128, 32, 0, true},  // {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}
+    {"Q5_K", 5, 176, 16, 160, 32, 0, true},  // {f16 d; f16 dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}
+    {"Q6_K", 6, 210, 0, 192, 16, 32, false}, // {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}
+};
+
+// ggml's nearest_int: round to nearest, ties to even, through the float adder (exact for |v| < 2^22).
+inline int nearest_int(float v) {
+  const float t = v + 12582912.0f;
+  std::int32_t i;
+  std::memcpy(&i, &t, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+inline float half_at(const std::uint8_t* p) {
+  std::uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+inline void put_half(std::uint8_t* p, float v) {
+  const std::uint16_t h = f32_to_f16(v);
+  std::memcpy(p, &h, 2);
+}
+
+// A scale and minimum for n values with levels 0..nmax: the weighted least-squares fit over a sweep of
+// candidate inverse scales (ggml's make_qkx2_quants). Returns the scale; *neg_min = -minimum (>= 0).
+float fit_scale_min(int n, int nmax, const float* x, const float* w, std::uint8_t* L, float* neg_min, float rmin, float rdelta,
+                    int nstep, bool use_mad) {
+  std::uint8_t Laux[32];
+  float mn = x[0], mx = x[0];
+  float sum_w = w[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < mn) mn = x[i];
+    if (x[i] > mx) mx = x[i];
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (mn > 0) mn = 0;
+  if (mx == mn) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    *neg_min = -mn;
+    return 0.0f;
+  }
+  float iscale = static_cast<float>(nmax) / (mx - mn);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = nearest_int(iscale * (x[i] - mn));
+    L[i] = static_cast<std::uint8_t>(std::max(0, std::min(nmax, l)));
+    float diff = scale * static_cast<float>(L[i]) + mn - x[i];
+    diff = use_mad ? std::fabs(diff) : diff * diff;
+    best_error += w[i] * diff;
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (mx - mn);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::max(0, std::min(nmax, nearest_int(iscale * (x[i] - mn))));
+      Laux[i] = static_cast<std::uint8_t>(l);
+      const float fl = static_cast<float>(l);
+      sum_l += w[i] * fl;
+      sum_l2 += w[i] * fl * fl;
+      sum_xl += w[i] * fl * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float cur_error = 0;
+      for (int i = 0; i < n; ++i) {
+        float diff = this_scale * static_cast<float>(Laux[i]) + this_min - x[i];
+        diff = use_mad ? std::fabs(diff) : diff * diff;
+        cur_error += w[i] * diff;
+      }
+      if (cur_error < best_error) {
+        std::memcpy(L, Laux, static_cast<std::size_t>(n));
+        best_error = cur_error;
+        scale = this_scale;
+        mn = this_min;
+      }
+    }
+  }
+  *neg_min = -mn;
+  return scale;
+}
+
+// A symmetric scale for n values with signed levels -nmax..nmax-1 (stored + nmax), weighted by x^2: ggml's
+// make_qx_quants with rmse_type 1 and no importance weights (Q6_K), a sweep of 18 candidate scales.
+float fit_scale_sym_sweep(int n, int nmax, const float* x, std::int8_t* L) {
+  float mx = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      mx = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.0f;
+  }
+  const float fn = static_cast<float>(nmax);
+  auto level = [&](float iscale, float v) { return std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * v))); };
+  float iscale = static_cast<float>(-nmax) / mx;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = level(iscale, x[i]);
+    L[i] = static_cast<std::int8_t>(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * static_cast<float>(l);
+    suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+  }
+  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(fn + 0.1f * static_cast<float>(is)) / mx;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = level(iscale, x[i]);
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * static_cast<float>(l);
+      suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) L[i] = static_cast<std::int8_t>(nmax + level(iscale, x[i]));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// A symmetric scale for n values with levels -nmax..nmax-1, refined one level at a time (ggml's
+// make_q3_quants with do_rmse, Q3_K): up to 5 passes that move single levels while the fit improves.
+float fit_scale_sym_refine(int n, int nmax, const float* x, std::int8_t* L) {
+  float mx = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      mx = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.0f;
+  }
+  const float iscale = static_cast<float>(-nmax) / mx;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+    L[i] = static_cast<std::int8_t>(l);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * static_cast<float>(l);
+    suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+  }
+  for (int itry = 0; itry < 5; ++itry) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * static_cast<float>(L[i]);
+      if (slx > 0) {
+        float sl2 = suml2 - w * static_cast<float>(L[i]) * static_cast<float>(L[i]);
+        const int new_l = std::max(-nmax, std::min(nmax - 1, nearest_int(x[i] * sl2 / slx)));
+        if (new_l != L[i]) {
+          slx += w * x[i] * static_cast<float>(new_l);
+          sl2 += w * static_cast<float>(new_l) * static_cast<float>(new_l);
+          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = static_cast<std::int8_t>(new_l);
+            sumlx = slx;
+            suml2 = sl2;
+            ++n_changed;
+          }
+        }
+      }
+    }
+    if (!n_changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = static_cast<std::int8_t>(L[i] + nmax);
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+// The 6-bit scale and minimum of sub-block j of Q4_K / Q5_K from their 12 packed bytes (get_scale_min_k4).
+inline void scale_min_k4(int j, const std::uint8_t* q, int& sc, int& mn) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    mn = q[j + 4] & 63;
+  } else {
+    sc = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
+    mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// The signed 6-bit scale of sub-block j of Q3_K (stored + 32, low 4 bits in bytes 0..7, high 2 in 8..11).
+inline int scale_q3k(int j, const std::uint8_t* s) {
+  int sc = j < 8 ? (s[j] & 0x0F) : (s[j - 8] >> 4);
+  sc |= ((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
+  return sc - 32;
+}
+
+// Q2_K and Q4_K / Q5_K share a shape: per sub-block a (scale, min) fit, then both quantized against
+// their maxima into `sbits`-bit integers under fp16 d / dmin, then every level recomputed from the rounded
+// scales. Only the packing of the sub-block integers differs (4 + 4 bits per byte, or get_scale_min_k4).
+void quantize_q2k(const float* x, std::uint8_t* y) {
+  std::uint8_t L[kKBlock];
+  float mins[16], scales[16], w[16];
+  std::uint8_t* sc = y;  // scales[16]
+  std::uint8_t* qs = y + 16;
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 16; ++j) {
+    for (int l = 0; l < 16; ++l) w[l] = std::fabs(x[16 * j + l]);
+    scales[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  const float q4scale = 15.f;
+  if (max_scale > 0) {
+    const float iscale = q4scale / max_scale;
+    for (int j = 0; j < 16; ++j) sc[j] = static_cast<std::uint8_t>(nearest_int(iscale * scales[j]));
+    put_half(y + 80, max_scale / q4scale);
+  } else {
+    for (int j = 0; j < 16; ++j) sc[j] = 0;
+    put_half(y + 80, 0.f);
+  }
+  if (max_min > 0) {
+    const float iscale = q4scale / max_min;
+    for (int j = 0; j < 16; ++j) sc[j] = static_cast<std::uint8_t>(sc[j] | (nearest_int(iscale * mins[j]) << 4));
+    put_half(y + 82, max_min / q4scale);
+  } else {
+    put_half(y + 82, 0.f);
+  }
+  const float d_all = half_at(y + 80), dmin_all = half_at(y + 82);
+  for (int j = 0; j < 16; ++j) {
+    const float d = d_all * static_cast<float>(sc[j] & 0xF);
+    if (d == 0) continue;
+    const float dm = dmin_all * static_cast<float>(sc[j] >> 4);
+    for (int i = 0; i < 16; ++i)
+      L[16 * j + i] = static_cast<std::uint8_t>(std::max(0, std::min(3, nearest_int((x[16 * j + i] + dm) / d))));
+  }
+  for (int j = 0; j < kKBlock; j += 128)
+    for (int l = 0; l < 32; ++l)
+      qs[j / 4 + l] = static_cast<std::uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
+void quantize_q3k(const float* x, std::uint8_t* y) {
+  std::int8_t L[kKBlock];
+  float scales[16];
+  std::uint8_t* hmask = y;
+  std::uint8_t* qs = y + 32;
+  std::uint8_t* sc = y + 96;  // scales[12]
+  float max_scale = 0, amax = 0;
+  for (int j = 0; j < 16; ++j) {
+    scales[j] = fit_scale_sym_refine(16, 4, x + 16 * j, L + 16 * j);
+    const float a = std::fabs(scales[j]);
+    if (a > amax) {
+      amax = a;
+      max_scale = scales[j];
+    }
+  }
+  std::memset(sc, 0, 12);
+  if (max_scale != 0) {
+    const float iscale = -32.f / max_scale;
+    for (int j = 0; j < 16; ++j) {
+      // ggml stores nearest_int's result in an int8 before clamping (|value| <= 32 here, so no wrap).
+      int l = static_cast<std::int8_t>(nearest_int(iscale * scales[j]));
+      l = std::max(-32, std::min(31, l)) + 32;
+      if (j < 8)
+        sc[j] = static_cast<std::uint8_t>(l & 0xF);
+      else
+        sc[j - 8] = static_cast<std::uint8_t>(sc[j - 8] | ((l & 0xF) << 4));
+      l >>= 4;
+      sc[j % 4 + 8] = static_cast<std::uint8_t>(sc[j % 4 + 8] | (l << (2 * (j / 4))));
+    }
+    put_half(y + 108, 1 / iscale);
+  } else {
+    put_half(y + 108, 0.f);
+  }
+  const float d_all = half_at(y + 108);
+  for (int j = 0; j < 16; ++j) {
+    const float d = d_all * static_cast<float>(scale_q3k(j, sc));
+    if (d == 0) continue;
+    for (int i = 0; i < 16; ++i)
+      L[16 * j + i] = static_cast<std::int8_t>(std::max(-4, std::min(3, nearest_int(x[16 * j + i] / d))) + 4);
+  }
+  std::uint8_t levels[kKBlock];
+  for (int j = 0; j < kKBlock; ++j) levels[j] = static_cast<std::uint8_t>(L[j]);
+  kquant_pack_levels(KQuant::Q3_K, levels, y);
+  (void)hmask;
+  (void)qs;
+}
+
+// Q4_K (nmax 15) and Q5_K (nmax 31): sub-blocks of 32 weighted by rms + |x|.
+void quantize_q45k(const float* x, std::uint8_t* y, KQuant t) {
+  const int nmax = t == KQuant::Q4_K ? 15 : 31;
+  const float rmin = t == KQuant::Q4_K ? -1.f : -0.5f;
+  const int nstep = t == KQuant::Q4_K ? 20 : 15;
+  std::uint8_t L[kKBlock];
+  float mins[8], scales[8], w[32];
+  std::uint8_t* sc = y + 4;  // scales[12]
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(x[32 * j + l]);
+    scales[j] = fit_scale_min(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  for (int j = 0; j < 8; ++j) {
+    // ggml keeps nearest_int's result in a uint8 (a negative fit wraps, then clamps to 63).
+    const int ls = std::min<int>(63, static_cast<std::uint8_t>(nearest_int(inv_scale * scales[j])));
+    const int lm = std::min<int>(63, static_cast<std::uint8_t>(nearest_int(inv_min * mins[j])));
+    if (j < 4) {
+      sc[j] = static_cast<std::uint8_t>(ls);
+      sc[j + 4] = static_cast<std::uint8_t>(lm);
+    } else {
+      sc[j + 4] = static_cast<std::uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+      sc[j - 4] = static_cast<std::uint8_t>(sc[j - 4] | ((ls >> 4) << 6));
+      sc[j] = static_cast<std::uint8_t>(sc[j] | ((lm >> 4) << 6));
+    }
+  }
+  put_half(y, max_scale / 63.f);
+  put_half(y + 2, max_min / 63.f);
+  const float d_all = half_at(y), dmin_all = half_at(y + 2);
+  for (int j = 0; j < 8; ++j) {
+    int s, m;
+    scale_min_k4(j, sc, s, m);
+    const float d = d_all * static_cast<float>(s);
+    if (d == 0) continue;
+    const float dm = dmin_all * static_cast<float>(m);
+    for (int i = 0; i < 32; ++i)
+      L[32 * j + i] = static_cast<std::uint8_t>(std::max(0, std::min(nmax, nearest_int((x[32 * j + i] + dm) / d))));
+  }
+  kquant_pack_levels(t, L, y);
+}
+
+void quantize_q6k(const float* x, std::uint8_t* y) {
+  std::int8_t L[kKBlock];
+  float scales[16];
+  float max_scale = 0, max_abs_scale = 0;
+  for (int ib = 0; ib < 16; ++ib) {
+    scales[ib] = fit_scale_sym_sweep(16, 32, x + 16 * ib, L + 16 * ib);
+    const float a = std::fabs(scales[ib]);
+    if (a > max_abs_scale) {
+      max_abs_scale = a;
+      max_scale = scales[ib];
+    }
+  }
+  if (max_abs_scale < kGroupMaxEps) {
+    std::memset(y, 0, 210);
+    return;
+  }
+  std::int8_t* sc = reinterpret_cast<std::int8_t*>(y + 192);
+  const float iscale = -128.f / max_scale;
+  put_half(y + 208, 1 / iscale);
+  for (int ib = 0; ib < 16; ++ib) sc[ib] = static_cast<std::int8_t>(std::min(127, nearest_int(iscale * scales[ib])));
+  const float d_all = half_at(y + 208);
+  for (int j = 0; j < 16; ++j) {
+    const float d = d_all * static_cast<float>(sc[j]);
+    if (d == 0) continue;
+    for (int i = 0; i < 16; ++i)
+      L[16 * j + i] = static_cast<std::int8_t>(std::max(-32, std::min(31, nearest_int(x[16 * j + i] / d))) + 32);
+  }
+  std::uint8_t levels[kKBlock];
+  for (int j = 0; j < kKBlock; ++j) levels[j] = static_cast<std::uint8_t>(L[j]);
+  kquant_pack_levels(KQuant::Q6_K, levels, y);
+}
+
+// Sub-block s's scale and minimum as ggml's decoder computes them (value = dl * (L - offset) - ml).
+struct SubScale {
+  float dl, ml;
+};
+void sub_scales(KQuant t, const std::uint8_t* b, SubScale* out) {
+  switch (t) {
+    case KQuant::Q2_K: {
+      const float d = half_at(b + 80), mn = half_at(b + 82);
+      for (int s = 0; s < 16; ++s) out[s] = {d * static_cast<float>(b[s] & 0xF), mn * static_cast<float>(b[s] >> 4)};
+      break;
+    }
+    case KQuant::Q3_K: {
+      const float d = half_at(b + 108);
+      for (int s = 0; s < 16; ++s) out[s] = {d * static_cast<float>(scale_q3k(s, b + 96)), 0.0f};
+      break;
+    }
+    case KQuant::Q4_K:
+    case KQuant::Q5_K: {
+      const float d = half_at(b), mn = half_at(b + 2);
+      for (int s = 0; s < 8; ++s) {
+        int sc, m;
+        scale_min_k4(s, b + 4, sc, m);
+        out[s] = {d * static_cast<float>(sc), mn * static_cast<float>(m)};
+      }
+      break;
+    }
+    case KQuant::Q6_K: {
+      const float d = half_at(b + 208);
+      for (int s = 0; s < 16; ++s) out[s] = {d * static_cast<float>(static_cast<std::int8_t>(b[192 + s])), 0.0f};
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+const KQuantLayout& kquant_layout(KQuant t) { return kLayouts[static_cast<int>(t)]; }
+
+std::optional<KQuant> kquant_of(const Format& f) {
+  const Scaling& s = f.scaling();
+  if (s.rule != ScaleRule::Ggml || s.kind != ScaleKind::Block || s.block != kKBlock) return std::nullopt;
+  switch (f.elem().bits) {  // Format's validation admits exactly these five
+    case 2: return KQuant::Q2_K;
+    case 3: return KQuant::Q3_K;
+    case 4: return KQuant::Q4_K;
+    case 5: return KQuant::Q5_K;
+    case 6: return KQuant::Q6_K;
+    default: return std::nullopt;
+  }
+}
+
+Format kquant_row_format(const Format& f, std::int64_t row_len) {
+  const auto t = kquant_of(f);
+  if (!t) return f;
+  if (row_len > 0 && row_len % kKBlock == 0) return f;
+  const char* fallback = nullptr;
+  switch (*t) {
+    case KQuant::Q4_K: fallback = "q5_0"; break;
+    case KQuant::Q5_K: fallback = "q5_1"; break;
+    case KQuant::Q6_K: fallback = "q8_0_ggml"; break;
+    default:
+      throw Error("format " + f.name() + ": rows of " + std::to_string(row_len) +
+                  " values are not a whole number of 256-blocks; llama.cpp stores such rows of " + kquant_layout(*t).name +
+                  " as IQ4_NL, which qcast does not write (use q4_k .. q6_k, or a 32-block format)");
+  }
+  if (row_len % 32 != 0) return Format::parse("fp16");
+  return Format::parse(fallback);
+}
+
+void kquant_levels(KQuant t, const std::uint8_t* b, std::uint8_t* L) {
+  switch (t) {
+    case KQuant::Q2_K:
+    case KQuant::Q3_K: {
+      const std::uint8_t* qs = b + (t == KQuant::Q2_K ? 16 : 32);
+      for (int j = 0; j < kKBlock; j += 128)
+        for (int s = 0; s < 4; ++s)
+          for (int l = 0; l < 32; ++l) L[j + 32 * s + l] = static_cast<std::uint8_t>((qs[j / 4 + l] >> (2 * s)) & 3);
+      if (t == KQuant::Q3_K)  // the high bit of element j is bit j / 32 of hmask[j % 32]
+        for (int j = 0; j < kKBlock; ++j) L[j] = static_cast<std::uint8_t>(L[j] | (((b[j % 32] >> (j / 32)) & 1) << 2));
+      break;
+    }
+    case KQuant::Q4_K:
+    case KQuant::Q5_K: {
+      const std::uint8_t* qh = b + 16;
+      const std::uint8_t* q = b + (t == KQuant::Q4_K ? 16 : 48);
+      for (int j = 0, pair = 0; j < kKBlock; j += 64, q += 32, ++pair)
+        for (int l = 0; l < 32; ++l) {
+          L[j + l] = q[l] & 0x0F;
+          L[j + l + 32] = q[l] >> 4;
+          if (t == KQuant::Q5_K) {
+            L[j + l] = static_cast<std::uint8_t>(L[j + l] | (((qh[l] >> (2 * pair)) & 1) << 4));
+            L[j + l + 32] = static_cast<std::uint8_t>(L[j + l + 32] | (((qh[l] >> (2 * pair + 1)) & 1) << 4));
+          }
+        }
+      break;
+    }
+    case KQuant::Q6_K: {
+      const std::uint8_t* ql = b;
+      const std::uint8_t* qh = b + 128;
+      for (int j = 0; j < kKBlock; j += 128, ql += 64, qh += 32)
+        for (int l = 0; l < 32; ++l) {
+          L[j + l] = static_cast<std::uint8_t>((ql[l] & 0x0F) | (((qh[l] >> 0) & 3) << 4));
+          L[j + l + 32] = static_cast<std::uint8_t>((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4));
+          L[j + l + 64] = static_cast<std::uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+          L[j + l + 96] = static_cast<std::uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+        }
+      break;
+    }
+  }
+}
+
+void kquant_pack_levels(KQuant t, const std::uint8_t* L, std::uint8_t* b) {
+  switch (t) {
+    case KQuant::Q2_K:
+    case KQuant::Q3_K: {
+      std::uint8_t* qs = b + (t == KQuant::Q2_K ? 16 : 32);
+      for (int j = 0; j < kKBlock; j += 128)
+        for (int l = 0; l < 32; ++l)
+          qs[j / 4 + l] = static_cast<std::uint8_t>((L[j + l] & 3) | ((L[j + l + 32] & 3) << 2) | ((L[j + l + 64] & 3) << 4) |
+                                                    ((L[j + l + 96] & 3) << 6));
+      if (t == KQuant::Q3_K) {
+        std::memset(b, 0, 32);
+        for (int j = 0; j < kKBlock; ++j)
+          if (L[j] > 3) b[j % 32] = static_cast<std::uint8_t>(b[j % 32] | (1u << (j / 32)));
+      }
+      break;
+    }
+    case KQuant::Q4_K:
+    case KQuant::Q5_K: {
+      std::uint8_t* qh = b + 16;
+      std::uint8_t* q = b + (t == KQuant::Q4_K ? 16 : 48);
+      if (t == KQuant::Q5_K) std::memset(qh, 0, 32);
+      for (int j = 0, pair = 0; j < kKBlock; j += 64, q += 32, ++pair)
+        for (int l = 0; l < 32; ++l) {
+          q[l] = static_cast<std::uint8_t>((L[j + l] & 0x0F) | ((L[j + l + 32] & 0x0F) << 4));
+          if (t == KQuant::Q5_K) {
+            if (L[j + l] > 15) qh[l] = static_cast<std::uint8_t>(qh[l] | (1u << (2 * pair)));
+            if (L[j + l + 32] > 15) qh[l] = static_cast<std::uint8_t>(qh[l] | (2u << (2 * pair)));
+          }
+        }
+      break;
+    }
+    case KQuant::Q6_K: {
+      std::uint8_t* ql = b;
+      std::uint8_t* qh = b + 128;
+      for (int j = 0; j < kKBlock; j += 128, ql += 64, qh += 32)
+        for (int l = 0; l < 32; ++l) {
+          ql[l] = static_cast<std::uint8_t>((L[j + l] & 0xF) | ((L[j + l + 64] & 0xF) << 4));
+          ql[l + 32] = static_cast<std::uint8_t>((L[j + l + 32] & 0xF) | ((L[j + l + 96] & 0xF) << 4));
+          qh[l] = static_cast<std::uint8_t>((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
+                                            ((L[j + l + 96] >> 4) << 6));
+        }
+      break;
+    }
+  }
+}
+
+void kquant_quantize(KQuant t, const float* x, std::uint8_t* blocks, std::int64_t n) {
+  if (n % kKBlock != 0) throw Error(std::string(kquant_layout(t).name) + ": " + std::to_string(n) + " values are not whole 256-blocks");
+  const int bytes = kquant_layout(t).bytes;
+  for (std::int64_t b = 0; b < n / kKBlock; ++b) {
+    const float* xb = x + b * kKBlock;
+    for (int i = 0; i < kKBlock; ++i)
+      if (!std::isfinite(xb[i]))
+        throw Error(std::string(kquant_layout(t).name) + ": value " + std::to_string(b * kKBlock + i) +
+                    " is not finite; llama.cpp's quantizers cannot store NaN or infinity");
+    std::uint8_t* y = blocks + b * bytes;
+    switch (t) {
+      case KQuant::Q2_K: quantize_q2k(xb, y); break;
+      case KQuant::Q3_K: quantize_q3k(xb, y); break;
+      case KQuant::Q4_K:
+      case KQuant::Q5_K: quantize_q45k(xb, y, t); break;
+      case KQuant::Q6_K: quantize_q6k(xb, y); break;
+    }
+  }
+}
+
+void kquant_dequantize(KQuant t, const std::uint8_t* blocks, float* y, std::int64_t n) {
+  if (n % kKBlock != 0) throw Error(std::string(kquant_layout(t).name) + ": " + std::to_string(n) + " values are not whole 256-blocks");
+  const KQuantLayout& lay = kquant_layout(t);
+  std::uint8_t L[kKBlock];
+  SubScale s[16];
+  for (std::int64_t b = 0; b < n / kKBlock; ++b, y += kKBlock) {
+    const std::uint8_t* blk = blocks + b * lay.bytes;
+    kquant_levels(t, blk, L);
+    sub_scales(t, blk, s);
+    for (int i = 0; i < kKBlock; ++i) {
+      const SubScale& ss = s[i / lay.sub_block];
+      const float q = static_cast<float>(static_cast<int>(L[i]) - lay.level_offset);
+      y[i] = lay.with_min ? ss.dl * q - ss.ml : ss.dl * q;
+    }
+  }
+}
+
+namespace {
+
+// The k-quant of `f` on `shape`, or nullopt where the rows fall back to another format.
+std::optional<KQuant> whole_blocks(const Format& f, const Shape& shape) {
+  const auto t = kquant_of(f);
+  if (!t) throw Error("format " + f.name() + " is not a k-quant");
+  if (shape.empty()) throw Error("format " + f.name() + " quantizes rows: a scalar has none");
+  if (!(kquant_row_format(f, shape.back()) == f)) return std::nullopt;
+  return t;
+}
+
+}  // namespace
+
+Encoded kquant_encode(const Format& f, const float* in, const Shape& shape, int threads) {
+  QuantOptions opt;
+  opt.threads = threads;
+  const auto t = whole_blocks(f, shape);
+  if (!t) return encode(kquant_row_format(f, shape.back()), in, shape, opt);
+  const KQuantLayout& lay = kquant_layout(*t);
+  const std::int64_t n = shape_numel(shape), nb = n / kKBlock;
+  Encoded e;
+  e.format = f.name();
+  e.shape = shape;
+  e.axis = static_cast<int>(shape.size()) - 1;
+  e.num_groups = nb;
+  std::vector<std::uint32_t> levels(static_cast<std::size_t>(n));
+  e.scales.resize(static_cast<std::size_t>(nb * lay.header_bytes()));
+  parallel_for(nb, threads, [&](std::int64_t b0, std::int64_t b1) {
+    std::vector<std::uint8_t> blk(static_cast<std::size_t>(lay.bytes));
+    std::uint8_t L[kKBlock];
+    for (std::int64_t b = b0; b < b1; ++b) {
+      kquant_quantize(*t, in + b * kKBlock, blk.data(), kKBlock);
+      kquant_levels(*t, blk.data(), L);
+      for (int i = 0; i < kKBlock; ++i) levels[static_cast<std::size_t>(b * kKBlock + i)] = L[i];
+      std::uint8_t* h = e.scales.data() + b * lay.header_bytes();
+      std::memcpy(h, blk.data(), static_cast<std::size_t>(lay.quant_at));
+      std::memcpy(h + lay.quant_at, blk.data() + lay.quant_at + lay.quant_bytes,
+                  static_cast<std::size_t>(lay.bytes - lay.quant_at - lay.quant_bytes));
+    }
+  });
+  e.codes = pack_bits(levels.data(), levels.size(), lay.bits);
+  return e;
+}
+
+std::vector<std::uint8_t> kquant_blocks(const Encoded& e) {
+  const Format f = Format::parse(e.format);
+  const auto t = whole_blocks(f, e.shape);
+  if (!t) throw Error("encoded " + f.name() + " tensor of shape " + shape_str(e.shape) + " is not whole 256-blocks along its rows");
+  const KQuantLayout& lay = kquant_layout(*t);
+  const std::int64_t n = shape_numel(e.shape), nb = n / kKBlock;
+  if (e.num_groups != nb || e.scales.size() != static_cast<std::size_t>(nb * lay.header_bytes()) ||
+      e.codes.size() != static_cast<std::size_t>((n * lay.bits + 7) / 8))
+    throw Error("encoded " + f.name() + " tensor of shape " + shape_str(e.shape) + ": " + std::to_string(e.num_groups) + " blocks, " +
+                std::to_string(e.scales.size()) + " header bytes and " + std::to_string(e.codes.size()) + " code bytes; it needs " +
+                std::to_string(nb) + ", " + std::to_string(nb * lay.header_bytes()) + " and " + std::to_string((n * lay.bits + 7) / 8));
+  std::vector<std::uint32_t> levels(static_cast<std::size_t>(n));
+  unpack_bits(e.codes.data(), e.codes.size(), levels.size(), lay.bits, levels.data());
+  std::vector<std::uint8_t> blocks(static_cast<std::size_t>(nb * lay.bytes));
+  std::uint8_t L[kKBlock];
+  for (std::int64_t b = 0; b < nb; ++b) {
+    std::uint8_t* blk = blocks.data() + b * lay.bytes;
+    const std::uint8_t* h = e.scales.data() + b * lay.header_bytes();
+    std::memcpy(blk, h, static_cast<std::size_t>(lay.quant_at));
+    std::memcpy(blk + lay.quant_at + lay.quant_bytes, h + lay.quant_at, static_cast<std::size_t>(lay.bytes - lay.quant_at - lay.quant_bytes));
+    for (int i = 0; i < kKBlock; ++i) L[i] = static_cast<std::uint8_t>(levels[static_cast<std::size_t>(b * kKBlock + i)]);
+    kquant_pack_levels(*t, L, blk);
+  }
+  return blocks;
+}
+
+void kquant_decode(const Format& f, const Encoded& e, float* out, int threads) {
+  const auto t = whole_blocks(f, e.shape);
+  if (!t) throw Error("encoded " + f.name() + " tensor of shape " + shape_str(e.shape) + " is not whole 256-blocks along its rows");
+  const std::vector<std::uint8_t> blocks = kquant_blocks(e);
+  const KQuantLayout& lay = kquant_layout(*t);
+  parallel_for(e.num_groups, threads, [&](std::int64_t b0, std::int64_t b1) {
+    kquant_dequantize(*t, blocks.data() + b0 * lay.bytes, out + b0 * kKBlock, (b1 - b0) * kKBlock);
+  });
+}
+
+void kquant_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, int threads) {
+  const auto t = kquant_of(f);
+  if (!t) throw Error("kquant_fake_quant: " + f.name() + " is not a k-quant");
+  if (shape.empty()) throw Error("format " + f.name() + " quantizes rows: a scalar has none");
+  const std::int64_t n = shape_numel(shape);
+  if (n == 0) return;
+  const std::int64_t row_len = shape.back(), rows = n / row_len;
+  const Format row_format = kquant_row_format(f, row_len);
+  if (!(row_format == f)) {
+    QuantOptions opt;
+    opt.threads = threads;
+    fake_quant(row_format, in, out, shape, opt);
+    return;
+  }
+  const KQuantLayout& lay = kquant_layout(*t);
+  const std::int64_t nb = row_len / kKBlock;
+  parallel_for(rows, threads, [&](std::int64_t r0, std::int64_t r1) {
+    std::vector<std::uint8_t> blk(static_cast<std::size_t>(lay.bytes));
+    for (std::int64_t r = r0; r < r1; ++r)
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const std::int64_t at = r * row_len + b * kKBlock;
+        bool finite = true;
+        for (int i = 0; i < kKBlock && finite; ++i) finite = std::isfinite(in[at + i]);
+        if (!finite) {  // qcast's rule for any scaled format: a non-finite value makes its block NaN
+          std::fill(out + at, out + at + kKBlock, std::numeric_limits<float>::quiet_NaN());
+          continue;
+        }
+        kquant_quantize(*t, in + at, blk.data(), kKBlock);
+        kquant_dequantize(*t, blk.data(), out + at, kKBlock);
+      }
+  });
+}
+
+}  // namespace qcast::kern
