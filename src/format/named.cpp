@@ -30,8 +30,8 @@ const std::vector<NamedFormat>& format_table() {
   static const std::vector<NamedFormat> t = {
       {"fp32", "fp32", {"float32", "f32"}, "F32", 0, false, "IEEE binary32"},
       {"tf32", "tf32", {"tensorfloat32"}, "", 32, false, "NVIDIA TensorFloat-32 (1+8+10 bits, stored in 32)"},
-      {"bf16", "bf16", {"bfloat16"}, "", 0, true, "bfloat16"},
-      {"fp16", "fp16", {"float16", "half", "f16"}, "", 0, true, "IEEE binary16"},
+      {"bf16", "bf16", {"bfloat16"}, "BF16", 0, true, "bfloat16"},
+      {"fp16", "fp16", {"float16", "half", "f16"}, "F16", 0, true, "IEEE binary16"},
       {"e5m2", "e5m2", {"float8_e5m2", "fp8_e5m2"}, "", 0, true, "OCP FP8 E5M2 (IEEE-style inf / NaN)"},
       {"e4m3", "e4m3", {"float8_e4m3fn", "fp8", "fp8_e4m3"}, "", 0, true, "OCP FP8 E4M3 (no inf, NaN = S.1111.111)"},
       {"e4m3ieee", "e4m3ieee", {"float8_e4m3"}, "", 0, true, "IEEE-style FP8 E4M3 (inf and NaN in the top binade)"},

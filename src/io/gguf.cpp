@@ -393,7 +393,8 @@ std::string ggml_mapping() {
          "int4@fp16/g32 (symmetric int4, fp16 scale per 32) -> Q4_0; int5@fp16/b32 -> Q5_0; q4_1 / q5_1 "
          "(int4 / int5@fp16/b32/asym/ggml: fp16 scale and minimum per 32) -> Q4_1 / Q5_1; mxfp4 (e2m1@e8m0/b32) -> MXFP4; "
          "q2_k .. q6_k (the ggml rule over 256-blocks) -> Q2_K .. Q6_K, rows that are not whole 256-blocks as llama.cpp "
-         "stores them (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0); rows must be a multiple of 32; every other format has no ggml type";
+         "stores them (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, F16 where 32 does not divide a row); fp16 / bf16 -> F16 / BF16; "
+         "rows of the 32-block types must be a multiple of 32; every other format has no ggml type";
 }
 
 GgmlType ggml_type_for(const Format& f, const Shape& shape) {
@@ -410,6 +411,10 @@ GgmlType ggml_type_for(const Format& f, const Shape& shape) {
     }
   }
   const auto& s = f.scaling();
+  // Unscaled half precision is a ggml type of its own, for any row length (llama.cpp's own fallback for rows
+  // that fit no block).
+  if (s.kind == ScaleKind::None && f.elem() == Element::parse("fp16")) return GgmlType::F16;
+  if (s.kind == ScaleKind::None && f.elem() == Element::parse("bf16")) return GgmlType::BF16;
   if (shape.empty() || shape.back() % 32 != 0) return GgmlType::F32;
   // An fp16 minimum per block (Q4_1, Q5_1) is the ggml rule's asym; an integer zero point has no ggml type.
   const bool ggml_min = s.asym && s.rule == ScaleRule::Ggml;
@@ -456,6 +461,13 @@ TensorData make_tensor(const std::string& name, const Encoded& e) {
   t.name = name;
   for (auto it = shape.rbegin(); it != shape.rend(); ++it) t.ne.push_back(static_cast<std::uint64_t>(*it));
   t.type = ggml_type_for(f, shape);
+  if (t.type == GgmlType::F16 || t.type == GgmlType::BF16) {  // 16-bit codes, packed LSB first: little-endian halves
+    const std::size_t bytes = static_cast<std::size_t>(shape_numel(shape)) * 2;
+    if (e.codes.size() != bytes)
+      throw Error("gguf tensor '" + name + "': " + std::to_string(e.codes.size()) + " code bytes, expected " + std::to_string(bytes));
+    t.data.assign(e.codes.begin(), e.codes.end());
+    return t;
+  }
   if (kern::kquant_of(f) && t.type != GgmlType::F32) {  // the levels and headers are the blocks, reassembled
     try {
       t.data = kern::kquant_blocks(e);

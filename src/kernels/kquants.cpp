@@ -674,6 +674,19 @@ void kquant_decode(const Format& f, const Encoded& e, float* out, int threads) {
   });
 }
 
+void kquant_ranges(KQuant t, const std::uint8_t* block, float* lo, float* hi) {
+  const KQuantLayout& lay = kquant_layout(t);
+  SubScale s[16];
+  sub_scales(t, block, s);
+  const float q0 = static_cast<float>(-lay.level_offset), q1 = static_cast<float>((1 << lay.bits) - 1 - lay.level_offset);
+  for (int i = 0; i < kKBlock; ++i) {
+    const SubScale& ss = s[i / lay.sub_block];
+    float a = lay.with_min ? ss.dl * q0 - ss.ml : ss.dl * q0, b = lay.with_min ? ss.dl * q1 - ss.ml : ss.dl * q1;
+    lo[i] = std::min(a, b);  // a negative sub-block scale (Q3_K, Q6_K) turns the range around
+    hi[i] = std::max(a, b);
+  }
+}
+
 void kquant_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, int threads) {
   const auto t = kquant_of(f);
   if (!t) throw Error("kquant_fake_quant: " + f.name() + " is not a k-quant");

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "qcast/kernels/kquants.hpp"
 #include "qcast/kernels/reference.hpp"
 
 namespace qcast {
@@ -24,6 +25,9 @@ void QuantStats::merge(const QuantStats& o) {
 }
 
 QuantStats quant_stats(const Format& f, const float* x, const Shape& shape, const QuantOptions& opt) {
+  // A k-quant on rows that are not whole 256-blocks is its fallback format (as stored and fake-quantized).
+  if (kern::kquant_of(f) && !shape.empty() && !(kern::kquant_row_format(f, shape.back()) == f))
+    return quant_stats(kern::kquant_row_format(f, shape.back()), x, shape, opt);
   const std::int64_t n = shape_numel(shape);
   std::vector<float> q(static_cast<std::size_t>(n));
   fake_quant(f, x, q.data(), shape, opt);
@@ -31,7 +35,19 @@ QuantStats quant_stats(const Format& f, const float* x, const Shape& shape, cons
   std::vector<float> lo_lim(static_cast<std::size_t>(n), -std::numeric_limits<float>::infinity());
   std::vector<float> hi_lim(static_cast<std::size_t>(n), std::numeric_limits<float>::infinity());
   const double emax = f.elem().max_value();
-  if (f.scaling().kind == ScaleKind::None) {
+  if (const auto t = kern::kquant_of(f)) {
+    // A k-quant's range is its sub-block's: lowest to highest level under that sub-block's scale and minimum.
+    const std::int64_t nb = n / kern::kKBlock;
+    const int bytes = kern::kquant_layout(*t).bytes;
+    std::vector<std::uint8_t> blk(static_cast<std::size_t>(bytes));
+    for (std::int64_t b = 0; b < nb; ++b) {
+      bool finite = true;
+      for (int i = 0; i < kern::kKBlock && finite; ++i) finite = std::isfinite(x[b * kern::kKBlock + i]);
+      if (!finite) continue;  // a NaN block: not counted below
+      kern::kquant_quantize(*t, x + b * kern::kKBlock, blk.data(), kern::kKBlock);
+      kern::kquant_ranges(*t, blk.data(), lo_lim.data() + b * kern::kKBlock, hi_lim.data() + b * kern::kKBlock);
+    }
+  } else if (f.scaling().kind == ScaleKind::None) {
     std::fill(hi_lim.begin(), hi_lim.end(), static_cast<float>(emax));
     std::fill(lo_lim.begin(), lo_lim.end(), f.elem().is_unsigned() ? 0.0f : static_cast<float>(-emax));
   } else {
@@ -43,7 +59,15 @@ QuantStats quant_stats(const Format& f, const float* x, const Shape& shape, cons
       for (std::size_t k = 0; k < off.size(); ++k) buf[k] = x[off[k]];
       const auto p = ref::group_params(f, buf.data(), buf.size(), ts, opt.round);
       float lo, hi;
-      if (f.scaling().asym) {
+      if (f.scaling().rule == ScaleRule::Ggml) {
+        // llama.cpp's blocks: codes 0..2^b-1 above an fp16 minimum (Q4_1, Q5_1), or -2^(b-1)..2^(b-1)-1 times a
+        // scale that is negative when the block's largest magnitude is positive (Q4_0, Q5_0: d = max / -8).
+        const double top = std::ldexp(1.0, f.elem().bits) - 1, half = std::ldexp(1.0, f.elem().bits - 1);
+        const double a = f.scaling().asym ? p.offset : -half * p.scale;
+        const double b = f.scaling().asym ? p.offset + top * p.scale : (half - 1) * p.scale;
+        lo = static_cast<float>(std::min(a, b));
+        hi = static_cast<float>(std::max(a, b));
+      } else if (f.scaling().asym) {
         const double qmax = std::ldexp(1.0, f.elem().bits) - 1;
         lo = static_cast<float>(-p.zero * static_cast<double>(p.scale));
         hi = static_cast<float>((qmax - p.zero) * p.scale);

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "qcast/error.hpp"
+#include "qcast/kernels/kquants.hpp"
 
 namespace qcast::ptq {
 
@@ -27,7 +28,7 @@ bool is_byte_piece(const std::string& s) {
 void check_gguf_format(const std::string& fmt) {
   if (fmt.empty() || fmt == "none" || fmt == "fp32") return;
   const Format f = Format::parse(fmt);
-  if (gg::ggml_type_for(f, {32, 32}) == gg::GgmlType::F32)
+  if (gg::ggml_type_for(f, {32, 256}) == gg::GgmlType::F32)  // rows that fit every block type
     throw Error("weight format " + fmt + " has no ggml type for GGUF output (" + gg::ggml_mapping() +
                 "); write .safetensors instead");
 }
@@ -115,7 +116,11 @@ gg::File llama_gguf(const Model& m, const QuantizeResult& r, const std::string& 
                          ql.q.format.name() + " values");
       return;
     }
-    f.tensors.push_back(gg::make_tensor(name, ql.q.encode()));
+    gg::TensorData t = gg::make_tensor(name, ql.q.encode());
+    if (notes && kern::kquant_of(ql.q.format) && gg::type_name(t.type) != kern::kquant_layout(*kern::kquant_of(ql.q.format)).name)
+      notes->push_back(name + " (" + lin.name + ", " + std::to_string(lin.in) + " inputs, not whole 256-blocks): " + gg::type_name(t.type) +
+                       ", llama.cpp's fallback for " + ql.q.format.name());
+    f.tensors.push_back(std::move(t));
   };
 
   f.tensors.push_back(gg::f32_tensor("token_embd.weight", L.tok_emb.data(), {c.vocab_size, c.dim}));

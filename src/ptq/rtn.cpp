@@ -4,6 +4,8 @@
 #include <memory>
 
 #include "groups.hpp"
+#include "qcast/error.hpp"
+#include "qcast/kernels/kquants.hpp"
 #include "qcast/quantize.hpp"
 
 namespace qcast::ptq {
@@ -11,6 +13,10 @@ namespace qcast::ptq {
 QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int64_t cols, RoundMode round,
                     std::uint64_t seed) {
   using namespace detail;
+  if (kern::kquant_of(f)) {  // llama.cpp's quantizer rounds to nearest, nothing else
+    if (round != RoundMode::Even) throw Error("format " + f.name() + " (a k-quant) rounds to nearest even only");
+    return rtn(f, W, rows, cols, 1);
+  }
   const auto wg = WeightGroups::make(f, rows, cols);
   const std::int64_t n = rows * cols;
   std::vector<float> out(static_cast<std::size_t>(n));
@@ -33,7 +39,8 @@ QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int
 }
 
 QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int64_t cols, int threads) {
-  if (f.scaling().asym) return rtn(f, W, rows, cols);  // zero points: the reference keeps them signed
+  const bool kquant = kern::kquant_of(f).has_value();  // its scales are block headers, not scale codes
+  if (f.scaling().asym && !kquant) return rtn(f, W, rows, cols);  // zero points: the reference keeps them signed
   const std::int64_t n = rows * cols;
   QuantOptions o;
   o.threads = threads;  // axis -1: the last (input) axis, as WeightGroups
@@ -45,7 +52,7 @@ QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int
   q.values.resize(static_cast<std::size_t>(n));
   fake_quant(f, W, q.values.data(), Shape{rows, cols}, o);  // the reference's values, -0 included (a code has no -0)
   q.tensor_scale = e->tensor_scale;
-  if (e->num_groups > 0 && f.scaling().kind != ScaleKind::None) {
+  if (e->num_groups > 0 && f.scaling().kind != ScaleKind::None && !kquant) {
     q.scale_codes.resize(static_cast<std::size_t>(e->num_groups));
     unpack_bits(e->scales.data(), e->scales.size(), q.scale_codes.size(), std::min(32, f.scaling().scale_elem.bits), q.scale_codes.data());
   }

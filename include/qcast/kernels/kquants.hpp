@@ -53,6 +53,10 @@ void kquant_quantize(KQuant t, const float* x, std::uint8_t* blocks, std::int64_
 /// dequantize_row_q*_K, bit for bit: n / 256 blocks into `n` values.
 void kquant_dequantize(KQuant t, const std::uint8_t* blocks, float* y, std::int64_t n);
 
+/// Each element's representable range in its block: the values of the lowest and highest level under its
+/// sub-block's scale and minimum (for `stats`' clipped count).
+void kquant_ranges(KQuant t, const std::uint8_t* block, float* lo, float* hi);
+
 /// A block's 256 levels (0 .. 2^bits - 1), and the inverse (writes only the quant bytes).
 void kquant_levels(KQuant t, const std::uint8_t* block, std::uint8_t* levels);
 void kquant_pack_levels(KQuant t, const std::uint8_t* levels, std::uint8_t* block);
