@@ -326,10 +326,16 @@ void validate(const Element& elem, const Scaling& s, bool rule_given, const std:
                       elem.kind == Element::Kind::Int && elem.is_signed && elem.frac_bits == 0;
     const bool b32 = s.block == 32 && (elem.bits == 4 || elem.bits == 5 || (elem.bits == 8 && !s.asym));
     const bool b256 = s.block == 256 && !s.axis_explicit && (s.asym ? (elem.bits == 2 || elem.bits == 4 || elem.bits == 5) : (elem.bits == 3 || elem.bits == 6));
+    // IQ4_NL: ggml's 16-value non-linear codebook (kvalues_iq4nl) under an fp16 scale per 32.
+    static const std::vector<float> kIq4nl = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    const bool iq4nl = s.kind == ScaleKind::Block && s.block == 32 && !s.tensor_scale && !s.asym && s.scale_elem == Element::parse("fp16") &&
+                       elem.kind == Element::Kind::Codebook && elem.values == kIq4nl;
+    if (iq4nl) return;
     if (!base || !(b32 || b256))
       throw Error("the ggml scale rule is llama.cpp's quantizer of Q8_0, Q4_0, Q5_0 (int8 / int4 / int5@fp16/b32/ggml), Q4_1, "
                   "Q5_1 (int4 / int5@fp16/b32/asym/ggml) and the k-quants Q3_K, Q6_K (int3 / int6@fp16/b256/ggml), Q2_K, Q4_K, "
-                  "Q5_K (int2 / int4 / int5@fp16/b256/asym/ggml), along rows; '" + full + "' is none of them");
+                  "Q5_K (int2 / int4 / int5@fp16/b256/asym/ggml) along rows, and IQ4_NL (iq4_nl: ggml's codebook@fp16/b32/ggml); '" +
+                  full + "' is none of them");
   }
 }
 

@@ -79,17 +79,20 @@ const std::vector<NamedFormat>& format_table() {
       {"q5_1", "int5@fp16/b32/asym/ggml", {}, "Q5_1", 0, false,
        "ggml Q5_1: 5-bit codes, fp16 scale and fp16 minimum per 32 (llama.cpp's quantizer)"},
       // llama.cpp's k-quants (quantize_row_q*_K_ref) over 256-blocks of a row; rows that are not whole
-      // 256-blocks are stored as llama.cpp stores them (kern::kquant_row_format).
+      // 256-blocks are stored as llama.cpp stores them (kern::ggml_quant_row_format).
       {"q2_k", "int2@fp16/b256/asym/ggml", {}, "Q2_K", 0, false,
-       "ggml Q2_K: 2-bit codes; 16 sub-blocks of 16 with 4-bit scales and minimums under fp16 d and dmin (2.625 bits)"},
+       "ggml Q2_K: 2-bit codes; 16 sub-blocks of 16 with 4-bit scales and minimums under fp16 d and dmin (2.625 bits); "
+       "ragged rows: IQ4_NL"},
       {"q3_k", "int3@fp16/b256/ggml", {}, "Q3_K", 0, false,
-       "ggml Q3_K: 3-bit codes -4..3; 16 sub-blocks of 16 with 6-bit scales under an fp16 d (3.4375 bits)"},
+       "ggml Q3_K: 3-bit codes -4..3; 16 sub-blocks of 16 with 6-bit scales under an fp16 d (3.4375 bits); ragged rows: IQ4_NL"},
       {"q4_k", "int4@fp16/b256/asym/ggml", {}, "Q4_K", 0, false,
        "ggml Q4_K: 4-bit codes; 8 sub-blocks of 32 with 6-bit scales and minimums under fp16 d and dmin (4.5 bits); "
        "rows that are not whole 256-blocks: Q5_0, as llama.cpp"},
       {"q5_k", "int5@fp16/b256/asym/ggml", {}, "Q5_K", 0, false,
        "ggml Q5_K: 5-bit codes; 8 sub-blocks of 32 with 6-bit scales and minimums under fp16 d and dmin (5.5 bits); "
        "ragged rows: Q5_1"},
+      {"iq4_nl", "cb:-127,-104,-83,-65,-49,-35,-22,-10,1,13,25,38,53,69,89,113@fp16/b32/ggml", {}, "IQ4_NL", 0, false,
+       "ggml IQ4_NL: a 16-value non-linear codebook under an fp16 scale per 32, found by llama.cpp's 15-step search (4.5 bits)"},
       {"q6_k", "int6@fp16/b256/ggml", {}, "Q6_K", 0, false,
        "ggml Q6_K: 6-bit codes -32..31; 16 sub-blocks of 16 with int8 scales under an fp16 d (6.5625 bits); ragged rows: Q8_0"},
   };

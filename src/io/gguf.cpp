@@ -1,6 +1,6 @@
 // GGUF reader and writer (see include/qcast/gguf.hpp); the type table and dequantizers are in gguf_types.cpp.
 #include "qcast/gguf.hpp"
-#include "qcast/kernels/kquants.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
 
 #include <cmath>
 #include <cstring>
@@ -392,22 +392,24 @@ std::string ggml_mapping() {
   return "qcast -> ggml: int8@fp16/b32 (symmetric int8, fp16 scale per 32 inputs) -> Q8_0; int4@fp16/b32 or "
          "int4@fp16/g32 (symmetric int4, fp16 scale per 32) -> Q4_0; int5@fp16/b32 -> Q5_0; q4_1 / q5_1 "
          "(int4 / int5@fp16/b32/asym/ggml: fp16 scale and minimum per 32) -> Q4_1 / Q5_1; mxfp4 (e2m1@e8m0/b32) -> MXFP4; "
-         "q2_k .. q6_k (the ggml rule over 256-blocks) -> Q2_K .. Q6_K, rows that are not whole 256-blocks as llama.cpp "
-         "stores them (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, F16 where 32 does not divide a row); fp16 / bf16 -> F16 / BF16; "
+         "q2_k .. q6_k (the ggml rule over 256-blocks) -> Q2_K .. Q6_K, iq4_nl -> IQ4_NL, rows that are not whole blocks as "
+         "llama.cpp stores them (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K / Q3_K -> IQ4_NL, F16 where 32 does not divide a row); "
+         "fp16 / bf16 -> F16 / BF16; "
          "rows of the 32-block types must be a multiple of 32; every other format has no ggml type";
 }
 
 GgmlType ggml_type_for(const Format& f, const Shape& shape) {
-  if (const auto k = kern::kquant_of(f)) {
+  if (const auto k = kern::ggml_quant_of(f)) {
     if (shape.empty()) return GgmlType::F32;
-    const Format row = kern::kquant_row_format(f, shape.back());
+    const Format row = kern::ggml_quant_row_format(f, shape.back());
     if (!(row == f)) return ggml_type_for(row, shape);
     switch (*k) {
-      case kern::KQuant::Q2_K: return GgmlType::Q2_K;
-      case kern::KQuant::Q3_K: return GgmlType::Q3_K;
-      case kern::KQuant::Q4_K: return GgmlType::Q4_K;
-      case kern::KQuant::Q5_K: return GgmlType::Q5_K;
-      case kern::KQuant::Q6_K: return GgmlType::Q6_K;
+      case kern::GgmlQuant::Q2_K: return GgmlType::Q2_K;
+      case kern::GgmlQuant::Q3_K: return GgmlType::Q3_K;
+      case kern::GgmlQuant::Q4_K: return GgmlType::Q4_K;
+      case kern::GgmlQuant::Q5_K: return GgmlType::Q5_K;
+      case kern::GgmlQuant::Q6_K: return GgmlType::Q6_K;
+      case kern::GgmlQuant::IQ4_NL: return GgmlType::IQ4_NL;
     }
   }
   const auto& s = f.scaling();
@@ -468,9 +470,9 @@ TensorData make_tensor(const std::string& name, const Encoded& e) {
     t.data.assign(e.codes.begin(), e.codes.end());
     return t;
   }
-  if (kern::kquant_of(f) && t.type != GgmlType::F32) {  // the levels and headers are the blocks, reassembled
+  if (kern::ggml_quant_of(f) && t.type != GgmlType::F32) {  // the levels and headers are the blocks, reassembled
     try {
-      t.data = kern::kquant_blocks(e);
+      t.data = kern::ggml_quant_blocks(e);
     } catch (const Error& err) {
       throw Error("gguf tensor '" + name + "': " + err.what());
     }

@@ -1,5 +1,5 @@
 // The ggml type table and dequantization of ggml's block types, written from the block layouts in
-// ggml-common.h and the reference decoders dequantize_row_* in ggml-quants.c (the k-quants: kernels/kquants.cpp). The float expressions keep
+// ggml-common.h and the reference decoders dequantize_row_* in ggml-quants.c (the k-quants: kernels/ggml_quants.cpp). The float expressions keep
 // ggml's order of operations (e.g. Q4_K: (d * sc) * q - dmin * m), so every value is bit-identical to
 // ggml's reference decoder. Fixed-size blocks are read with memcpy (no alignment assumed).
 #include <cstring>
@@ -7,7 +7,7 @@
 #include "qcast/error.hpp"
 #include "qcast/gguf.hpp"
 #include "qcast/half.hpp"
-#include "qcast/kernels/kquants.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
 
 namespace qcast::gguf {
 
@@ -117,10 +117,10 @@ void deq_mxfp4(const std::uint8_t* b, float* y, std::int64_t nb) {
   }
 }
 
-// The k-quants decode in the kernels layer (kernels/kquants.cpp), beside their quantizers.
-template <kern::KQuant T>
+// The k-quants and IQ4_NL decode in the kernels layer (kernels/ggml_quants.cpp), beside their quantizers.
+template <kern::GgmlQuant T, int Block = kQK>
 void deq_k(const std::uint8_t* b, float* y, std::int64_t nb) {
-  kern::kquant_dequantize(T, b, y, nb * kQK);
+  kern::ggml_quant_dequantize(T, b, y, nb * Block);
 }
 
 // Q8_K {f32 d; i8 qs[256]; i16 bsums[16]}: q * d (bsums are a dot-product helper, not needed to decode).
@@ -142,17 +142,17 @@ const TypeTraits kTypes[] = {
     {GgmlType::Q5_1, "Q5_1", 32, 24, deq_q5_1},
     {GgmlType::Q8_0, "Q8_0", 32, 34, deq_q8_0},
     {GgmlType::Q8_1, "Q8_1", 32, 36, nullptr},
-    {GgmlType::Q2_K, "Q2_K", kQK, 84, deq_k<kern::KQuant::Q2_K>},
-    {GgmlType::Q3_K, "Q3_K", kQK, 110, deq_k<kern::KQuant::Q3_K>},
-    {GgmlType::Q4_K, "Q4_K", kQK, 144, deq_k<kern::KQuant::Q4_K>},
-    {GgmlType::Q5_K, "Q5_K", kQK, 176, deq_k<kern::KQuant::Q5_K>},
-    {GgmlType::Q6_K, "Q6_K", kQK, 210, deq_k<kern::KQuant::Q6_K>},
+    {GgmlType::Q2_K, "Q2_K", kQK, 84, deq_k<kern::GgmlQuant::Q2_K>},
+    {GgmlType::Q3_K, "Q3_K", kQK, 110, deq_k<kern::GgmlQuant::Q3_K>},
+    {GgmlType::Q4_K, "Q4_K", kQK, 144, deq_k<kern::GgmlQuant::Q4_K>},
+    {GgmlType::Q5_K, "Q5_K", kQK, 176, deq_k<kern::GgmlQuant::Q5_K>},
+    {GgmlType::Q6_K, "Q6_K", kQK, 210, deq_k<kern::GgmlQuant::Q6_K>},
     {GgmlType::Q8_K, "Q8_K", kQK, 292, deq_q8_k},
     {GgmlType::IQ2_XXS, "IQ2_XXS", kQK, 66, nullptr},
     {GgmlType::IQ2_XS, "IQ2_XS", kQK, 74, nullptr},
     {GgmlType::IQ3_XXS, "IQ3_XXS", kQK, 98, nullptr},
     {GgmlType::IQ1_S, "IQ1_S", kQK, 50, nullptr},
-    {GgmlType::IQ4_NL, "IQ4_NL", 32, 18, nullptr},
+    {GgmlType::IQ4_NL, "IQ4_NL", 32, 18, deq_k<kern::GgmlQuant::IQ4_NL, 32>},
     {GgmlType::IQ3_S, "IQ3_S", kQK, 110, nullptr},
     {GgmlType::IQ2_S, "IQ2_S", kQK, 82, nullptr},
     {GgmlType::IQ4_XS, "IQ4_XS", kQK, 136, nullptr},
@@ -193,7 +193,7 @@ void dequantize_row(GgmlType t, const std::uint8_t* data, float* out, std::int64
   const TypeTraits& tt = traits(t);
   if (!tt.dequantize)
     throw Error(std::string("ggml type ") + tt.name +
-                " is not supported by qcast (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, Q8_K, MXFP4)");
+                " is not supported by qcast (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, Q8_K, IQ4_NL, MXFP4)");
   if (n % tt.block) throw Error(std::string("ggml ") + tt.name + ": " + std::to_string(n) + " elements are not whole blocks");
   if (n == 0) return;  // an empty tensor (a zero dimension): out may be null
   tt.dequantize(data, out, tt.block == 1 ? n : n / tt.block);

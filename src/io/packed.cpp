@@ -3,6 +3,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "qcast/kernels/ggml_quants.hpp"
 #include "qcast/kernels/reference.hpp"
 #include "qcast/error.hpp"
 
@@ -85,6 +86,15 @@ void check_encoded(const Encoded& e) {
                   "-bit values of format " + fmt.name() + " (shape " + shape_str(e.shape) + ") take " + std::to_string(want));
   };
   check_size("codes", e.codes, layout.numel, fmt.elem().bits);
+  if (const auto k = kern::ggml_quant_of(fmt)) {  // levels + each 256-block's header bytes (docs/packed-layout.md)
+    if (e.shape.empty() || !(kern::ggml_quant_row_format(fmt, e.shape.back()) == fmt))
+      throw Error("format " + fmt.name() + " on shape " + shape_str(e.shape) + ": rows are not whole 256-blocks (such rows are stored in "
+                  "their fallback format)");
+    if (e.axis != static_cast<int>(e.shape.size()) - 1) throw Error("format " + fmt.name() + " runs along the last axis, metadata gives axis " + std::to_string(e.axis));
+    check_size("scales", e.scales, layout.num_groups * kern::ggml_quant_layout(*k).header_bytes(), 8);
+    if (!e.zeros.empty()) throw Error("format " + fmt.name() + " keeps its minimums in the block headers, got " + std::to_string(e.zeros.size()) + " zero-point bytes");
+    return;
+  }
   if (fmt.scaling().kind != ScaleKind::None)
     check_size("scales", e.scales, layout.num_groups, fmt.scaling().scale_elem.bits >= 32 ? 32 : fmt.scaling().scale_elem.bits);
   else if (!e.scales.empty())

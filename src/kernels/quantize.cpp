@@ -12,7 +12,7 @@
 #include "qcast/error.hpp"
 #include "qcast/quantize.hpp"
 #include "kernels/fast_path.hpp"
-#include "qcast/kernels/kquants.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
 #include "qcast/kernels/thread_pool.hpp"
 #include "qcast/kernels/reference.hpp"
 
@@ -81,10 +81,10 @@ void fake_quant_groups(const Format& f, const ref::GroupLayout& layout, const fl
   });
 }
 
-// The k-quants (q2_k .. q6_k) run along rows, as ggml stores them, in kernels/kquants.cpp: true when `f` is
+// The k-quants (q2_k .. q6_k) run along rows, as ggml stores them, in kernels/ggml_quants.cpp: true when `f` is
 // one (after checking that the axis is the last).
-bool is_kquant(const Format& f, const Shape& shape, int axis) {
-  if (!kern::kquant_of(f)) return false;
+bool is_searched_ggml_quant(const Format& f, const Shape& shape, int axis) {
+  if (!kern::ggml_quant_of(f)) return false;
   const int nd = static_cast<int>(shape.size());
   if (nd == 0 || (axis != -1 && axis != nd - 1))
     throw Error("format " + f.name() + " quantizes along rows (the last axis), as llama.cpp stores it; axis " + std::to_string(axis) +
@@ -95,7 +95,7 @@ bool is_kquant(const Format& f, const Shape& shape, int axis) {
 }  // namespace
 
 void fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
-  if (is_kquant(f, shape, opt.axis)) return kern::kquant_fake_quant(f, in, out, shape, opt.threads);
+  if (is_searched_ggml_quant(f, shape, opt.axis)) return kern::ggml_quant_fake_quant(f, in, out, shape, opt.threads);
   if (kern::fast_fake_quant(f, in, out, shape, opt)) return;
   if (transposed_fast_fake_quant(f, in, out, shape, opt)) return;
   reference_fake_quant(f, in, out, shape, opt);
@@ -113,7 +113,7 @@ void fake_quant_streamed(const Format& f, const FloatSource& source, const Shape
 }
 
 void reference_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, const QuantOptions& opt) {
-  if (is_kquant(f, shape, opt.axis)) return kern::kquant_fake_quant(f, in, out, shape, opt.threads);
+  if (is_searched_ggml_quant(f, shape, opt.axis)) return kern::ggml_quant_fake_quant(f, in, out, shape, opt.threads);
   const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
   const std::int64_t n = layout.numel;
   if (f.scaling().kind == ScaleKind::None) {
@@ -213,14 +213,14 @@ void unpack_bits(const std::uint8_t* bytes, std::size_t nbytes, std::size_t n, i
 }
 
 Encoded encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt) {
-  if (is_kquant(f, shape, opt.axis)) return kern::kquant_encode(f, in, shape, opt.threads);
+  if (is_searched_ggml_quant(f, shape, opt.axis)) return kern::ggml_quant_encode(f, in, shape, opt.threads);
   Encoded e;
   if (kern::fast_encode(f, in, shape, opt, e)) return e;
   return reference_encode(f, in, shape, opt);
 }
 
 Encoded reference_encode(const Format& f, const float* in, const Shape& shape, const QuantOptions& opt) {
-  if (is_kquant(f, shape, opt.axis)) return kern::kquant_encode(f, in, shape, opt.threads);
+  if (is_searched_ggml_quant(f, shape, opt.axis)) return kern::ggml_quant_encode(f, in, shape, opt.threads);
   const auto layout = ref::GroupLayout::make(f, shape, opt.axis);
   const std::int64_t n = layout.numel;
   Encoded e;
@@ -268,14 +268,14 @@ void decode(const Encoded& e, float* out) { decode(e, out, 1); }
 
 void decode(const Encoded& e, float* out, int threads) {
   const Format f = Format::parse(e.format);
-  if (is_kquant(f, e.shape, e.axis)) return kern::kquant_decode(f, e, out, threads);
+  if (is_searched_ggml_quant(f, e.shape, e.axis)) return kern::ggml_quant_decode(f, e, out, threads);
   if (kern::fast_decode(f, e, out, threads)) return;
   reference_decode(e, out);
 }
 
 void reference_decode(const Encoded& e, float* out) {
   const Format f = Format::parse(e.format);
-  if (is_kquant(f, e.shape, e.axis)) return kern::kquant_decode(f, e, out, 1);
+  if (is_searched_ggml_quant(f, e.shape, e.axis)) return kern::ggml_quant_decode(f, e, out, 1);
   const auto layout = ref::GroupLayout::make(f, e.shape, e.axis);
   const std::int64_t n = layout.numel;
   if (layout.num_groups != e.num_groups)

@@ -5,7 +5,7 @@
 #include <limits>
 #include <vector>
 
-#include "qcast/kernels/kquants.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
 #include "qcast/kernels/reference.hpp"
 
 namespace qcast {
@@ -26,8 +26,8 @@ void QuantStats::merge(const QuantStats& o) {
 
 QuantStats quant_stats(const Format& f, const float* x, const Shape& shape, const QuantOptions& opt) {
   // A k-quant on rows that are not whole 256-blocks is its fallback format (as stored and fake-quantized).
-  if (kern::kquant_of(f) && !shape.empty() && !(kern::kquant_row_format(f, shape.back()) == f))
-    return quant_stats(kern::kquant_row_format(f, shape.back()), x, shape, opt);
+  if (kern::ggml_quant_of(f) && !shape.empty() && !(kern::ggml_quant_row_format(f, shape.back()) == f))
+    return quant_stats(kern::ggml_quant_row_format(f, shape.back()), x, shape, opt);
   const std::int64_t n = shape_numel(shape);
   std::vector<float> q(static_cast<std::size_t>(n));
   fake_quant(f, x, q.data(), shape, opt);
@@ -35,17 +35,18 @@ QuantStats quant_stats(const Format& f, const float* x, const Shape& shape, cons
   std::vector<float> lo_lim(static_cast<std::size_t>(n), -std::numeric_limits<float>::infinity());
   std::vector<float> hi_lim(static_cast<std::size_t>(n), std::numeric_limits<float>::infinity());
   const double emax = f.elem().max_value();
-  if (const auto t = kern::kquant_of(f)) {
-    // A k-quant's range is its sub-block's: lowest to highest level under that sub-block's scale and minimum.
-    const std::int64_t nb = n / kern::kKBlock;
-    const int bytes = kern::kquant_layout(*t).bytes;
-    std::vector<std::uint8_t> blk(static_cast<std::size_t>(bytes));
+  if (const auto t = kern::ggml_quant_of(f)) {
+    // llama.cpp's searched types: each value's range is its sub-block's, lowest to highest level.
+    const auto& lay = kern::ggml_quant_layout(*t);
+    const std::int64_t nb = n / lay.block;
+    std::vector<std::uint8_t> blk(static_cast<std::size_t>(lay.bytes));
     for (std::int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + b * lay.block;
       bool finite = true;
-      for (int i = 0; i < kern::kKBlock && finite; ++i) finite = std::isfinite(x[b * kern::kKBlock + i]);
+      for (int i = 0; i < lay.block && finite; ++i) finite = std::isfinite(xb[i]);
       if (!finite) continue;  // a NaN block: not counted below
-      kern::kquant_quantize(*t, x + b * kern::kKBlock, blk.data(), kern::kKBlock);
-      kern::kquant_ranges(*t, blk.data(), lo_lim.data() + b * kern::kKBlock, hi_lim.data() + b * kern::kKBlock);
+      kern::ggml_quant_quantize(*t, xb, blk.data(), lay.block);
+      kern::ggml_quant_ranges(*t, blk.data(), lo_lim.data() + b * lay.block, hi_lim.data() + b * lay.block);
     }
   } else if (f.scaling().kind == ScaleKind::None) {
     std::fill(hi_lim.begin(), hi_lim.end(), static_cast<float>(emax));

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "groups.hpp"
-#include "qcast/kernels/kquants.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
 #include "qcast/error.hpp"
 #include "qcast/quantize.hpp"
 
@@ -21,7 +21,7 @@ namespace detail {
 WeightGroups WeightGroups::make(const Format& f, std::int64_t rows, std::int64_t cols) {
   // A k-quant's 256-block has sub-block scales and minimums, not one scale: only its own quantizer (rtn,
   // llama.cpp's quantize_row_q*_K_ref) chooses them.
-  if (kern::kquant_of(f))
+  if (kern::ggml_quant_of(f))
     throw Error("format " + f.name() + " is llama.cpp's k-quant, quantized by its own reference quantizer: use --method rtn "
                 "(the methods that choose scales or codes per group do not apply to its sub-block scales)");
   WeightGroups g;
@@ -125,7 +125,7 @@ void svd(std::vector<double>& A, std::int64_t m, std::int64_t n, std::vector<dou
 
 Encoded QuantizedWeight::encode() const {
   using namespace detail;
-  if (kern::kquant_of(format) && !packed)
+  if (kern::ggml_quant_of(format) && !packed)
     throw Error("format " + format.name() + ": these values were not made by the k-quant's quantizer (rtn) and have no ggml blocks");
   if (packed) {
     std::vector<float> back(values.size());

@@ -6,7 +6,7 @@
 #include <map>
 
 #include "qcast/error.hpp"
-#include "qcast/kernels/kquants.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
 
 namespace qcast::ptq {
 
@@ -117,7 +117,7 @@ gg::File llama_gguf(const Model& m, const QuantizeResult& r, const std::string& 
       return;
     }
     gg::TensorData t = gg::make_tensor(name, ql.q.encode());
-    if (notes && kern::kquant_of(ql.q.format) && gg::type_name(t.type) != kern::kquant_layout(*kern::kquant_of(ql.q.format)).name)
+    if (notes && kern::ggml_quant_of(ql.q.format) && gg::type_name(t.type) != kern::ggml_quant_layout(*kern::ggml_quant_of(ql.q.format)).name)
       notes->push_back(name + " (" + lin.name + ", " + std::to_string(lin.in) + " inputs, not whole 256-blocks): " + gg::type_name(t.type) +
                        ", llama.cpp's fallback for " + ql.q.format.name());
     f.tensors.push_back(std::move(t));

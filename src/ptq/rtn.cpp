@@ -5,7 +5,7 @@
 
 #include "groups.hpp"
 #include "qcast/error.hpp"
-#include "qcast/kernels/kquants.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
 #include "qcast/quantize.hpp"
 
 namespace qcast::ptq {
@@ -13,7 +13,7 @@ namespace qcast::ptq {
 QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int64_t cols, RoundMode round,
                     std::uint64_t seed) {
   using namespace detail;
-  if (kern::kquant_of(f)) {  // llama.cpp's quantizer rounds to nearest, nothing else
+  if (kern::ggml_quant_of(f)) {  // llama.cpp's quantizer rounds to nearest, nothing else
     if (round != RoundMode::Even) throw Error("format " + f.name() + " (a k-quant) rounds to nearest even only");
     return rtn(f, W, rows, cols, 1);
   }
@@ -39,7 +39,7 @@ QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int
 }
 
 QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int64_t cols, int threads) {
-  const bool kquant = kern::kquant_of(f).has_value();  // its scales are block headers, not scale codes
+  const bool kquant = kern::ggml_quant_of(f).has_value();  // its scales are block headers, not scale codes
   if (f.scaling().asym && !kquant) return rtn(f, W, rows, cols);  // zero points: the reference keeps them signed
   const std::int64_t n = rows * cols;
   QuantOptions o;

@@ -21,7 +21,7 @@ const tokenizer = path.join(shared, "models/tok512.bin");
 const text = path.join(shared, "data/tinystories/valid-excerpt.txt");
 
 // A second model whose rows are whole 256-blocks, so that the k-quants are stored as themselves (stories260K's
-// rows of 64 and 172 take llama.cpp's fallback types): a llama2.c checkpoint with random weights (dim 256,
+// rows of 64 and 172 take llama.cpp's fallback types: Q5_0 / Q5_1 / Q8_0 / IQ4_NL, and F16 for rows of 172): a llama2.c checkpoint with random weights (dim 256,
 // hidden 512, 2 layers, 8 heads, vocabulary 512 for tok512), written here from a fixed seed. Its weights are
 // drawn wide enough (sd 0.08) that the next-token distributions are far from uniform, so that quantization
 // error moves the perplexity.
@@ -63,6 +63,8 @@ const cases = [
   // k-quants on rows of 64 / 172: llama.cpp's fallback types (Q5_0 / Q8_0, and F16 for ffn_down).
   {weights: "q4_k", type: "Q5_0", tol: 0.01},
   {weights: "q6_k", type: "Q8_0", tol: 0.01},
+  {weights: "q3_k", type: "IQ4_NL", tol: 0.01},
+  {weights: "iq4_nl", type: "IQ4_NL", tol: 0.01},
   // k-quants stored as themselves.
   {weights: "fp32", model: random_bin, type: "F32", tol: 1e-4},
   {weights: "q2_k", model: random_bin, type: "Q2_K", tol: 0.01},
@@ -129,7 +131,7 @@ for (const c of cases) {
   for (const t of info.fullTensorInfo ?? info.tensorInfo) {
     if (t.name.startsWith("blk.") && t.name.endsWith("attn_q.weight")) types.set(t.ggmlType, (types.get(t.ggmlType) ?? 0) + 1);
   }
-  const want = {F32: 0, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q2_K: 10, Q3_K: 11, Q4_K: 12, Q5_K: 13, Q6_K: 14,
+  const want = {F32: 0, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q2_K: 10, Q3_K: 11, Q4_K: 12, Q5_K: 13, Q6_K: 14, IQ4_NL: 20,
                 MXFP4: 39}[c.type];  // ggml.h enum ggml_type
   if (!(types.size === 1 && types.has(want))) fail(`${file}: attn_q tensors stored as ggml types ${[...types.keys()]}, expected ${c.type} (${want})`);
 

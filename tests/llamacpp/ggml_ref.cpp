@@ -25,12 +25,15 @@ namespace {
 
 using QuantizeRow = void (*)(const float*, void*, std::int64_t);
 using DequantizeRow = void (*)(const void*, float*, std::int64_t);
+// ggml_quantize_chunk's per-type quantizer (what llama-quantize calls), for types whose _ref is not it.
+using QuantizeChunk = std::size_t (*)(const float*, void*, std::int64_t, std::int64_t, const float*);
 
 struct Case {
   const char* format;    // qcast named format
   const char* symbol;    // ggml's reference quantizer
   const char* decoder;   // ggml's decoder
   gg::GgmlType type;
+  bool chunk = false;    // `symbol` is a QuantizeChunk (rows, row length, no importance matrix)
 };
 
 std::vector<float> make_inputs(int kind, std::int64_t n, std::mt19937& rng) {
@@ -82,13 +85,16 @@ int main(int argc, char** argv) {
       {"q4_k", "quantize_row_q4_K_ref", "dequantize_row_q4_K", gg::GgmlType::Q4_K},
       {"q5_k", "quantize_row_q5_K_ref", "dequantize_row_q5_K", gg::GgmlType::Q5_K},
       {"q6_k", "quantize_row_q6_K_ref", "dequantize_row_q6_K", gg::GgmlType::Q6_K},
+      // llama-quantize writes IQ4_NL with quantize_iq4_nl (a 15-step scale search); quantize_row_iq4_nl_ref
+      // is a cheaper variant that llama.cpp uses only inside its CPU matrix products.
+      {"iq4_nl", "quantize_iq4_nl", "dequantize_row_iq4_nl", gg::GgmlType::IQ4_NL, true},
   };
   const std::int64_t rows = 256, cols = 256;  // 2048 blocks of 32 (256 of 256) per input kind
   int failures = 0;
   for (const Case& c : cases) {
-    auto fn = reinterpret_cast<QuantizeRow>(dlsym(lib, c.symbol));
+    void* sym = dlsym(lib, c.symbol);
     auto deq = reinterpret_cast<DequantizeRow>(dlsym(lib, c.decoder));
-    if (!fn || !deq) {
+    if (!sym || !deq) {
       std::fprintf(stderr, "ggml_ref: %s has no %s or %s\n", argv[1], c.symbol, c.decoder);
       return 2;
     }
@@ -99,7 +105,11 @@ int main(int argc, char** argv) {
       std::mt19937 rng(1234u + static_cast<unsigned>(kind));
       const std::vector<float> x = make_inputs(kind, rows * cols, rng);
       std::vector<std::uint8_t> ref(static_cast<std::size_t>(rows * cols / tr.block * tr.bytes));
-      for (std::int64_t r = 0; r < rows; ++r) fn(x.data() + r * cols, ref.data() + r * (cols / tr.block) * tr.bytes, cols);
+      if (c.chunk)
+        reinterpret_cast<QuantizeChunk>(sym)(x.data(), ref.data(), rows, cols, nullptr);
+      else
+        for (std::int64_t r = 0; r < rows; ++r)
+          reinterpret_cast<QuantizeRow>(sym)(x.data() + r * cols, ref.data() + r * (cols / tr.block) * tr.bytes, cols);
       const gg::TensorData t = gg::make_tensor("x", x.data(), {rows, cols}, f);
       if (t.type != c.type) {
         std::printf("FAIL %s: qcast stores it as %s, not %s\n", c.format, gg::type_name(t.type).c_str(), tr.name);

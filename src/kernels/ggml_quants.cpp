@@ -1,8 +1,8 @@
-// llama.cpp's k-quant reference quantizers and decoders (see qcast/kernels/kquants.hpp). Every float
+// llama.cpp's k-quant reference quantizers and decoders (see qcast/kernels/ggml_quants.hpp). Every float
 // expression keeps ggml's operand order and types (an int level times a float is a float product; sums run
 // in element order), and this file is compiled with -ffp-contract=off: one fused multiply-add would change
 // a search's winner and with it the block's bytes.
-#include "qcast/kernels/kquants.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -21,13 +21,26 @@ namespace {
 
 constexpr float kGroupMaxEps = 1e-15f;  // ggml's GROUP_MAX_EPS: a group below it is all zero
 
-const KQuantLayout kLayouts[] = {
-    {"Q2_K", 2, 84, 16, 64, 16, 0, true},    // {u8 scales[16]; u8 qs[64]; f16 d; f16 dmin}
-    {"Q3_K", 3, 110, 0, 96, 16, 4, false},   // {u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d}
-    {"Q4_K", 4, 144, 16, 128, 32, 0, true},  // {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}
-    {"Q5_K", 5, 176, 16, 160, 32, 0, true},  // {f16 d; f16 dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}
-    {"Q6_K", 6, 210, 0, 192, 16, 32, false}, // {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}
+const GgmlQuantLayout kLayouts[] = {
+    {"Q2_K", 256, 2, 84, 16, 64, 16, 0, true},    // {u8 scales[16]; u8 qs[64]; f16 d; f16 dmin}
+    {"Q3_K", 256, 3, 110, 0, 96, 16, 4, false},   // {u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d}
+    {"Q4_K", 256, 4, 144, 16, 128, 32, 0, true},  // {f16 d; f16 dmin; u8 scales[12]; u8 qs[128]}
+    {"Q5_K", 256, 5, 176, 16, 160, 32, 0, true},  // {f16 d; f16 dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}
+    {"Q6_K", 256, 6, 210, 0, 192, 16, 32, false}, // {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}
+    {"IQ4_NL", 32, 4, 18, 2, 16, 32, 0, false},   // {f16 d; u8 qs[16]}: codebook indices
 };
+
+// ggml's best_index_int8: the index of the codebook value nearest x (val sorted, n a power of two); x takes
+// level i once it reaches the midpoint of val[i-1] and val[i] (compared doubled, exactly).
+inline int best_index_int8(int n, const std::int8_t* val, float x) {
+  const float x2 = x + x;
+  int idx = 0;
+  for (int step = n >> 1; step > 0; step >>= 1) {
+    const int j = idx + step;
+    idx = (x2 >= static_cast<float>(val[j - 1] + val[j])) ? j : idx;
+  }
+  return idx;
+}
 
 // ggml's nearest_int: round to nearest, ties to even, through the float adder (exact for |v| < 2^22).
 inline int nearest_int(float v) {
@@ -233,7 +246,7 @@ inline int scale_q3k(int j, const std::uint8_t* s) {
 // their maxima into `sbits`-bit integers under fp16 d / dmin, then every level recomputed from the rounded
 // scales. Only the packing of the sub-block integers differs (4 + 4 bits per byte, or get_scale_min_k4).
 void quantize_q2k(const float* x, std::uint8_t* y) {
-  std::uint8_t L[kKBlock];
+  std::uint8_t L[kSuperBlock];
   float mins[16], scales[16], w[16];
   std::uint8_t* sc = y;  // scales[16]
   std::uint8_t* qs = y + 16;
@@ -268,13 +281,13 @@ void quantize_q2k(const float* x, std::uint8_t* y) {
     for (int i = 0; i < 16; ++i)
       L[16 * j + i] = static_cast<std::uint8_t>(std::max(0, std::min(3, nearest_int((x[16 * j + i] + dm) / d))));
   }
-  for (int j = 0; j < kKBlock; j += 128)
+  for (int j = 0; j < kSuperBlock; j += 128)
     for (int l = 0; l < 32; ++l)
       qs[j / 4 + l] = static_cast<std::uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
 void quantize_q3k(const float* x, std::uint8_t* y) {
-  std::int8_t L[kKBlock];
+  std::int8_t L[kSuperBlock];
   float scales[16];
   std::uint8_t* hmask = y;
   std::uint8_t* qs = y + 32;
@@ -313,19 +326,19 @@ void quantize_q3k(const float* x, std::uint8_t* y) {
     for (int i = 0; i < 16; ++i)
       L[16 * j + i] = static_cast<std::int8_t>(std::max(-4, std::min(3, nearest_int(x[16 * j + i] / d))) + 4);
   }
-  std::uint8_t levels[kKBlock];
-  for (int j = 0; j < kKBlock; ++j) levels[j] = static_cast<std::uint8_t>(L[j]);
-  kquant_pack_levels(KQuant::Q3_K, levels, y);
+  std::uint8_t levels[kSuperBlock];
+  for (int j = 0; j < kSuperBlock; ++j) levels[j] = static_cast<std::uint8_t>(L[j]);
+  ggml_quant_pack_levels(GgmlQuant::Q3_K, levels, y);
   (void)hmask;
   (void)qs;
 }
 
 // Q4_K (nmax 15) and Q5_K (nmax 31): sub-blocks of 32 weighted by rms + |x|.
-void quantize_q45k(const float* x, std::uint8_t* y, KQuant t) {
-  const int nmax = t == KQuant::Q4_K ? 15 : 31;
-  const float rmin = t == KQuant::Q4_K ? -1.f : -0.5f;
-  const int nstep = t == KQuant::Q4_K ? 20 : 15;
-  std::uint8_t L[kKBlock];
+void quantize_q45k(const float* x, std::uint8_t* y, GgmlQuant t) {
+  const int nmax = t == GgmlQuant::Q4_K ? 15 : 31;
+  const float rmin = t == GgmlQuant::Q4_K ? -1.f : -0.5f;
+  const int nstep = t == GgmlQuant::Q4_K ? 20 : 15;
+  std::uint8_t L[kSuperBlock];
   float mins[8], scales[8], w[32];
   std::uint8_t* sc = y + 4;  // scales[12]
   float max_scale = 0, max_min = 0;
@@ -365,11 +378,11 @@ void quantize_q45k(const float* x, std::uint8_t* y, KQuant t) {
     for (int i = 0; i < 32; ++i)
       L[32 * j + i] = static_cast<std::uint8_t>(std::max(0, std::min(nmax, nearest_int((x[32 * j + i] + dm) / d))));
   }
-  kquant_pack_levels(t, L, y);
+  ggml_quant_pack_levels(t, L, y);
 }
 
 void quantize_q6k(const float* x, std::uint8_t* y) {
-  std::int8_t L[kKBlock];
+  std::int8_t L[kSuperBlock];
   float scales[16];
   float max_scale = 0, max_abs_scale = 0;
   for (int ib = 0; ib < 16; ++ib) {
@@ -395,29 +408,79 @@ void quantize_q6k(const float* x, std::uint8_t* y) {
     for (int i = 0; i < 16; ++i)
       L[16 * j + i] = static_cast<std::int8_t>(std::max(-32, std::min(31, nearest_int(x[16 * j + i] / d))) + 32);
   }
-  std::uint8_t levels[kKBlock];
-  for (int j = 0; j < kKBlock; ++j) levels[j] = static_cast<std::uint8_t>(L[j]);
-  kquant_pack_levels(KQuant::Q6_K, levels, y);
+  std::uint8_t levels[kSuperBlock];
+  for (int j = 0; j < kSuperBlock; ++j) levels[j] = static_cast<std::uint8_t>(L[j]);
+  ggml_quant_pack_levels(GgmlQuant::Q6_K, levels, y);
+}
+
+// IQ4_NL as llama-quantize writes it (quantize_iq4_nl without importance weights: ntry 7): weights x^2, a
+// first scale from the largest magnitude, its least-squares refit, then 15 trial inverse scales around
+// -127 / max; the levels are re-picked with the final (unrounded) scale.
+void quantize_iq4nl(const float* x, std::uint8_t* y) {
+  constexpr int ntry = 7;
+  const std::int8_t* values = kIq4nlValues;
+  float w[32];
+  std::uint8_t L[32];
+  for (int j = 0; j < 32; ++j) w[j] = x[j] * x[j];
+  float amax = 0, mx = 0;
+  for (int j = 0; j < 32; ++j) {
+    const float ax = std::fabs(x[j]);
+    if (ax > amax) {
+      amax = ax;
+      mx = x[j];
+    }
+  }
+  float scale = 0;
+  if (amax >= kGroupMaxEps) {
+    float d = -mx / static_cast<float>(values[0]);
+    float id = 1 / d;
+    float sumqx = 0, sumq2 = 0;
+    for (int j = 0; j < 32; ++j) {
+      const float q = static_cast<float>(values[best_index_int8(16, values, id * x[j])]);
+      sumqx += w[j] * q * x[j];
+      sumq2 += w[j] * q * q;
+    }
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int itry = -ntry; itry <= ntry; ++itry) {
+      id = static_cast<float>(itry + values[0]) / mx;
+      sumqx = sumq2 = 0;
+      for (int j = 0; j < 32; ++j) {
+        const float q = static_cast<float>(values[best_index_int8(16, values, id * x[j])]);
+        sumqx += w[j] * q * x[j];
+        sumq2 += w[j] * q * q;
+      }
+      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+        d = sumqx / sumq2;
+        best = d * sumqx;
+      }
+    }
+    scale = d;
+  }
+  put_half(y, scale);
+  const float id = scale != 0 ? 1 / scale : 0;
+  for (int j = 0; j < 32; ++j) L[j] = static_cast<std::uint8_t>(best_index_int8(16, values, id * x[j]));
+  ggml_quant_pack_levels(GgmlQuant::IQ4_NL, L, y);
 }
 
 // Sub-block s's scale and minimum as ggml's decoder computes them (value = dl * (L - offset) - ml).
 struct SubScale {
   float dl, ml;
 };
-void sub_scales(KQuant t, const std::uint8_t* b, SubScale* out) {
+void sub_scales(GgmlQuant t, const std::uint8_t* b, SubScale* out) {
   switch (t) {
-    case KQuant::Q2_K: {
+    case GgmlQuant::Q2_K: {
       const float d = half_at(b + 80), mn = half_at(b + 82);
       for (int s = 0; s < 16; ++s) out[s] = {d * static_cast<float>(b[s] & 0xF), mn * static_cast<float>(b[s] >> 4)};
       break;
     }
-    case KQuant::Q3_K: {
+    case GgmlQuant::Q3_K: {
       const float d = half_at(b + 108);
       for (int s = 0; s < 16; ++s) out[s] = {d * static_cast<float>(scale_q3k(s, b + 96)), 0.0f};
       break;
     }
-    case KQuant::Q4_K:
-    case KQuant::Q5_K: {
+    case GgmlQuant::Q4_K:
+    case GgmlQuant::Q5_K: {
       const float d = half_at(b), mn = half_at(b + 2);
       for (int s = 0; s < 8; ++s) {
         int sc, m;
@@ -426,80 +489,96 @@ void sub_scales(KQuant t, const std::uint8_t* b, SubScale* out) {
       }
       break;
     }
-    case KQuant::Q6_K: {
+    case GgmlQuant::Q6_K: {
       const float d = half_at(b + 208);
       for (int s = 0; s < 16; ++s) out[s] = {d * static_cast<float>(static_cast<std::int8_t>(b[192 + s])), 0.0f};
       break;
     }
+    case GgmlQuant::IQ4_NL: out[0] = {half_at(b), 0.0f}; break;
   }
+}
+
+// Level L's value in a sub-block (ggml's order of operations).
+inline float level_value(GgmlQuant t, const GgmlQuantLayout& lay, const SubScale& ss, int L) {
+  if (t == GgmlQuant::IQ4_NL) return ss.dl * static_cast<float>(kIq4nlValues[L]);
+  const float q = static_cast<float>(L - lay.level_offset);
+  return lay.with_min ? ss.dl * q - ss.ml : ss.dl * q;
 }
 
 }  // namespace
 
-const KQuantLayout& kquant_layout(KQuant t) { return kLayouts[static_cast<int>(t)]; }
+const std::int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-std::optional<KQuant> kquant_of(const Format& f) {
+const GgmlQuantLayout& ggml_quant_layout(GgmlQuant t) { return kLayouts[static_cast<int>(t)]; }
+
+std::optional<GgmlQuant> ggml_quant_of(const Format& f) {
   const Scaling& s = f.scaling();
-  if (s.rule != ScaleRule::Ggml || s.kind != ScaleKind::Block || s.block != kKBlock) return std::nullopt;
+  if (s.rule != ScaleRule::Ggml || s.kind != ScaleKind::Block) return std::nullopt;
+  if (f.elem().kind == Element::Kind::Codebook) return s.block == 32 ? std::optional(GgmlQuant::IQ4_NL) : std::nullopt;
+  if (s.block != kSuperBlock) return std::nullopt;
   switch (f.elem().bits) {  // Format's validation admits exactly these five
-    case 2: return KQuant::Q2_K;
-    case 3: return KQuant::Q3_K;
-    case 4: return KQuant::Q4_K;
-    case 5: return KQuant::Q5_K;
-    case 6: return KQuant::Q6_K;
+    case 2: return GgmlQuant::Q2_K;
+    case 3: return GgmlQuant::Q3_K;
+    case 4: return GgmlQuant::Q4_K;
+    case 5: return GgmlQuant::Q5_K;
+    case 6: return GgmlQuant::Q6_K;
     default: return std::nullopt;
   }
 }
 
-Format kquant_row_format(const Format& f, std::int64_t row_len) {
-  const auto t = kquant_of(f);
+Format ggml_quant_row_format(const Format& f, std::int64_t row_len) {
+  const auto t = ggml_quant_of(f);
   if (!t) return f;
-  if (row_len > 0 && row_len % kKBlock == 0) return f;
-  const char* fallback = nullptr;
-  switch (*t) {
-    case KQuant::Q4_K: fallback = "q5_0"; break;
-    case KQuant::Q5_K: fallback = "q5_1"; break;
-    case KQuant::Q6_K: fallback = "q8_0_ggml"; break;
-    default:
-      throw Error("format " + f.name() + ": rows of " + std::to_string(row_len) +
-                  " values are not a whole number of 256-blocks; llama.cpp stores such rows of " + kquant_layout(*t).name +
-                  " as IQ4_NL, which qcast does not write (use q4_k .. q6_k, or a 32-block format)");
-  }
+  if (row_len > 0 && row_len % ggml_quant_layout(*t).block == 0) return f;
   if (row_len % 32 != 0) return Format::parse("fp16");
-  return Format::parse(fallback);
+  switch (*t) {
+    case GgmlQuant::Q4_K: return Format::parse("q5_0");
+    case GgmlQuant::Q5_K: return Format::parse("q5_1");
+    case GgmlQuant::Q6_K: return Format::parse("q8_0_ggml");
+    case GgmlQuant::Q2_K:
+    case GgmlQuant::Q3_K: return Format::parse("iq4_nl");
+    case GgmlQuant::IQ4_NL: break;  // rows of whole 32-blocks returned above
+  }
+  return Format::parse("fp16");
 }
 
-void kquant_levels(KQuant t, const std::uint8_t* b, std::uint8_t* L) {
+void ggml_quant_levels(GgmlQuant t, const std::uint8_t* b, std::uint8_t* L) {
   switch (t) {
-    case KQuant::Q2_K:
-    case KQuant::Q3_K: {
-      const std::uint8_t* qs = b + (t == KQuant::Q2_K ? 16 : 32);
-      for (int j = 0; j < kKBlock; j += 128)
+    case GgmlQuant::Q2_K:
+    case GgmlQuant::Q3_K: {
+      const std::uint8_t* qs = b + (t == GgmlQuant::Q2_K ? 16 : 32);
+      for (int j = 0; j < kSuperBlock; j += 128)
         for (int s = 0; s < 4; ++s)
           for (int l = 0; l < 32; ++l) L[j + 32 * s + l] = static_cast<std::uint8_t>((qs[j / 4 + l] >> (2 * s)) & 3);
-      if (t == KQuant::Q3_K)  // the high bit of element j is bit j / 32 of hmask[j % 32]
-        for (int j = 0; j < kKBlock; ++j) L[j] = static_cast<std::uint8_t>(L[j] | (((b[j % 32] >> (j / 32)) & 1) << 2));
+      if (t == GgmlQuant::Q3_K)  // the high bit of element j is bit j / 32 of hmask[j % 32]
+        for (int j = 0; j < kSuperBlock; ++j) L[j] = static_cast<std::uint8_t>(L[j] | (((b[j % 32] >> (j / 32)) & 1) << 2));
       break;
     }
-    case KQuant::Q4_K:
-    case KQuant::Q5_K: {
+    case GgmlQuant::Q4_K:
+    case GgmlQuant::Q5_K: {
       const std::uint8_t* qh = b + 16;
-      const std::uint8_t* q = b + (t == KQuant::Q4_K ? 16 : 48);
-      for (int j = 0, pair = 0; j < kKBlock; j += 64, q += 32, ++pair)
+      const std::uint8_t* q = b + (t == GgmlQuant::Q4_K ? 16 : 48);
+      for (int j = 0, pair = 0; j < kSuperBlock; j += 64, q += 32, ++pair)
         for (int l = 0; l < 32; ++l) {
           L[j + l] = q[l] & 0x0F;
           L[j + l + 32] = q[l] >> 4;
-          if (t == KQuant::Q5_K) {
+          if (t == GgmlQuant::Q5_K) {
             L[j + l] = static_cast<std::uint8_t>(L[j + l] | (((qh[l] >> (2 * pair)) & 1) << 4));
             L[j + l + 32] = static_cast<std::uint8_t>(L[j + l + 32] | (((qh[l] >> (2 * pair + 1)) & 1) << 4));
           }
         }
       break;
     }
-    case KQuant::Q6_K: {
+    case GgmlQuant::IQ4_NL:
+      for (int j = 0; j < 16; ++j) {
+        L[j] = b[2 + j] & 0x0F;
+        L[j + 16] = b[2 + j] >> 4;
+      }
+      break;
+    case GgmlQuant::Q6_K: {
       const std::uint8_t* ql = b;
       const std::uint8_t* qh = b + 128;
-      for (int j = 0; j < kKBlock; j += 128, ql += 64, qh += 32)
+      for (int j = 0; j < kSuperBlock; j += 128, ql += 64, qh += 32)
         for (int l = 0; l < 32; ++l) {
           L[j + l] = static_cast<std::uint8_t>((ql[l] & 0x0F) | (((qh[l] >> 0) & 3) << 4));
           L[j + l + 32] = static_cast<std::uint8_t>((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4));
@@ -511,41 +590,44 @@ void kquant_levels(KQuant t, const std::uint8_t* b, std::uint8_t* L) {
   }
 }
 
-void kquant_pack_levels(KQuant t, const std::uint8_t* L, std::uint8_t* b) {
+void ggml_quant_pack_levels(GgmlQuant t, const std::uint8_t* L, std::uint8_t* b) {
   switch (t) {
-    case KQuant::Q2_K:
-    case KQuant::Q3_K: {
-      std::uint8_t* qs = b + (t == KQuant::Q2_K ? 16 : 32);
-      for (int j = 0; j < kKBlock; j += 128)
+    case GgmlQuant::Q2_K:
+    case GgmlQuant::Q3_K: {
+      std::uint8_t* qs = b + (t == GgmlQuant::Q2_K ? 16 : 32);
+      for (int j = 0; j < kSuperBlock; j += 128)
         for (int l = 0; l < 32; ++l)
           qs[j / 4 + l] = static_cast<std::uint8_t>((L[j + l] & 3) | ((L[j + l + 32] & 3) << 2) | ((L[j + l + 64] & 3) << 4) |
                                                     ((L[j + l + 96] & 3) << 6));
-      if (t == KQuant::Q3_K) {
+      if (t == GgmlQuant::Q3_K) {
         std::memset(b, 0, 32);
-        for (int j = 0; j < kKBlock; ++j)
+        for (int j = 0; j < kSuperBlock; ++j)
           if (L[j] > 3) b[j % 32] = static_cast<std::uint8_t>(b[j % 32] | (1u << (j / 32)));
       }
       break;
     }
-    case KQuant::Q4_K:
-    case KQuant::Q5_K: {
+    case GgmlQuant::Q4_K:
+    case GgmlQuant::Q5_K: {
       std::uint8_t* qh = b + 16;
-      std::uint8_t* q = b + (t == KQuant::Q4_K ? 16 : 48);
-      if (t == KQuant::Q5_K) std::memset(qh, 0, 32);
-      for (int j = 0, pair = 0; j < kKBlock; j += 64, q += 32, ++pair)
+      std::uint8_t* q = b + (t == GgmlQuant::Q4_K ? 16 : 48);
+      if (t == GgmlQuant::Q5_K) std::memset(qh, 0, 32);
+      for (int j = 0, pair = 0; j < kSuperBlock; j += 64, q += 32, ++pair)
         for (int l = 0; l < 32; ++l) {
           q[l] = static_cast<std::uint8_t>((L[j + l] & 0x0F) | ((L[j + l + 32] & 0x0F) << 4));
-          if (t == KQuant::Q5_K) {
+          if (t == GgmlQuant::Q5_K) {
             if (L[j + l] > 15) qh[l] = static_cast<std::uint8_t>(qh[l] | (1u << (2 * pair)));
             if (L[j + l + 32] > 15) qh[l] = static_cast<std::uint8_t>(qh[l] | (2u << (2 * pair)));
           }
         }
       break;
     }
-    case KQuant::Q6_K: {
+    case GgmlQuant::IQ4_NL:
+      for (int j = 0; j < 16; ++j) b[2 + j] = static_cast<std::uint8_t>((L[j] & 0x0F) | ((L[j + 16] & 0x0F) << 4));
+      break;
+    case GgmlQuant::Q6_K: {
       std::uint8_t* ql = b;
       std::uint8_t* qh = b + 128;
-      for (int j = 0; j < kKBlock; j += 128, ql += 64, qh += 32)
+      for (int j = 0; j < kSuperBlock; j += 128, ql += 64, qh += 32)
         for (int l = 0; l < 32; ++l) {
           ql[l] = static_cast<std::uint8_t>((L[j + l] & 0xF) | ((L[j + l + 64] & 0xF) << 4));
           ql[l + 32] = static_cast<std::uint8_t>((L[j + l + 32] & 0xF) | ((L[j + l + 96] & 0xF) << 4));
@@ -557,63 +639,62 @@ void kquant_pack_levels(KQuant t, const std::uint8_t* L, std::uint8_t* b) {
   }
 }
 
-void kquant_quantize(KQuant t, const float* x, std::uint8_t* blocks, std::int64_t n) {
-  if (n % kKBlock != 0) throw Error(std::string(kquant_layout(t).name) + ": " + std::to_string(n) + " values are not whole 256-blocks");
-  const int bytes = kquant_layout(t).bytes;
-  for (std::int64_t b = 0; b < n / kKBlock; ++b) {
-    const float* xb = x + b * kKBlock;
-    for (int i = 0; i < kKBlock; ++i)
+void ggml_quant_quantize(GgmlQuant t, const float* x, std::uint8_t* blocks, std::int64_t n) {
+  const GgmlQuantLayout& lay = ggml_quant_layout(t);
+  if (n % lay.block != 0)
+    throw Error(std::string(lay.name) + ": " + std::to_string(n) + " values are not whole blocks of " + std::to_string(lay.block));
+  for (std::int64_t b = 0; b < n / lay.block; ++b) {
+    const float* xb = x + b * lay.block;
+    for (int i = 0; i < lay.block; ++i)
       if (!std::isfinite(xb[i]))
-        throw Error(std::string(kquant_layout(t).name) + ": value " + std::to_string(b * kKBlock + i) +
+        throw Error(std::string(lay.name) + ": value " + std::to_string(b * lay.block + i) +
                     " is not finite; llama.cpp's quantizers cannot store NaN or infinity");
-    std::uint8_t* y = blocks + b * bytes;
+    std::uint8_t* y = blocks + b * lay.bytes;
     switch (t) {
-      case KQuant::Q2_K: quantize_q2k(xb, y); break;
-      case KQuant::Q3_K: quantize_q3k(xb, y); break;
-      case KQuant::Q4_K:
-      case KQuant::Q5_K: quantize_q45k(xb, y, t); break;
-      case KQuant::Q6_K: quantize_q6k(xb, y); break;
+      case GgmlQuant::Q2_K: quantize_q2k(xb, y); break;
+      case GgmlQuant::Q3_K: quantize_q3k(xb, y); break;
+      case GgmlQuant::Q4_K:
+      case GgmlQuant::Q5_K: quantize_q45k(xb, y, t); break;
+      case GgmlQuant::Q6_K: quantize_q6k(xb, y); break;
+      case GgmlQuant::IQ4_NL: quantize_iq4nl(xb, y); break;
     }
   }
 }
 
-void kquant_dequantize(KQuant t, const std::uint8_t* blocks, float* y, std::int64_t n) {
-  if (n % kKBlock != 0) throw Error(std::string(kquant_layout(t).name) + ": " + std::to_string(n) + " values are not whole 256-blocks");
-  const KQuantLayout& lay = kquant_layout(t);
-  std::uint8_t L[kKBlock];
+void ggml_quant_dequantize(GgmlQuant t, const std::uint8_t* blocks, float* y, std::int64_t n) {
+  const GgmlQuantLayout& lay = ggml_quant_layout(t);
+  if (n % lay.block != 0)
+    throw Error(std::string(lay.name) + ": " + std::to_string(n) + " values are not whole blocks of " + std::to_string(lay.block));
+  std::uint8_t L[kSuperBlock];
   SubScale s[16];
-  for (std::int64_t b = 0; b < n / kKBlock; ++b, y += kKBlock) {
+  for (std::int64_t b = 0; b < n / lay.block; ++b, y += lay.block) {
     const std::uint8_t* blk = blocks + b * lay.bytes;
-    kquant_levels(t, blk, L);
+    ggml_quant_levels(t, blk, L);
     sub_scales(t, blk, s);
-    for (int i = 0; i < kKBlock; ++i) {
-      const SubScale& ss = s[i / lay.sub_block];
-      const float q = static_cast<float>(static_cast<int>(L[i]) - lay.level_offset);
-      y[i] = lay.with_min ? ss.dl * q - ss.ml : ss.dl * q;
-    }
+    for (int i = 0; i < lay.block; ++i) y[i] = level_value(t, lay, s[i / lay.sub_block], L[i]);
   }
 }
 
 namespace {
 
-// The k-quant of `f` on `shape`, or nullopt where the rows fall back to another format.
-std::optional<KQuant> whole_blocks(const Format& f, const Shape& shape) {
-  const auto t = kquant_of(f);
-  if (!t) throw Error("format " + f.name() + " is not a k-quant");
+// The type of `f` on `shape`, or nullopt where the rows fall back to another format.
+std::optional<GgmlQuant> whole_blocks(const Format& f, const Shape& shape) {
+  const auto t = ggml_quant_of(f);
+  if (!t) throw Error("format " + f.name() + " is not one of llama.cpp's searched block types");
   if (shape.empty()) throw Error("format " + f.name() + " quantizes rows: a scalar has none");
-  if (!(kquant_row_format(f, shape.back()) == f)) return std::nullopt;
+  if (!(ggml_quant_row_format(f, shape.back()) == f)) return std::nullopt;
   return t;
 }
 
 }  // namespace
 
-Encoded kquant_encode(const Format& f, const float* in, const Shape& shape, int threads) {
+Encoded ggml_quant_encode(const Format& f, const float* in, const Shape& shape, int threads) {
   QuantOptions opt;
   opt.threads = threads;
   const auto t = whole_blocks(f, shape);
-  if (!t) return encode(kquant_row_format(f, shape.back()), in, shape, opt);
-  const KQuantLayout& lay = kquant_layout(*t);
-  const std::int64_t n = shape_numel(shape), nb = n / kKBlock;
+  if (!t) return encode(ggml_quant_row_format(f, shape.back()), in, shape, opt);
+  const GgmlQuantLayout& lay = ggml_quant_layout(*t);
+  const std::int64_t n = shape_numel(shape), nb = n / lay.block;
   Encoded e;
   e.format = f.name();
   e.shape = shape;
@@ -621,29 +702,29 @@ Encoded kquant_encode(const Format& f, const float* in, const Shape& shape, int 
   e.num_groups = nb;
   std::vector<std::uint32_t> levels(static_cast<std::size_t>(n));
   e.scales.resize(static_cast<std::size_t>(nb * lay.header_bytes()));
+  const std::size_t tail = static_cast<std::size_t>(lay.bytes - lay.quant_at - lay.quant_bytes);
   parallel_for(nb, threads, [&](std::int64_t b0, std::int64_t b1) {
     std::vector<std::uint8_t> blk(static_cast<std::size_t>(lay.bytes));
-    std::uint8_t L[kKBlock];
+    std::uint8_t L[kSuperBlock];
     for (std::int64_t b = b0; b < b1; ++b) {
-      kquant_quantize(*t, in + b * kKBlock, blk.data(), kKBlock);
-      kquant_levels(*t, blk.data(), L);
-      for (int i = 0; i < kKBlock; ++i) levels[static_cast<std::size_t>(b * kKBlock + i)] = L[i];
+      ggml_quant_quantize(*t, in + b * lay.block, blk.data(), lay.block);
+      ggml_quant_levels(*t, blk.data(), L);
+      for (int i = 0; i < lay.block; ++i) levels[static_cast<std::size_t>(b * lay.block + i)] = L[i];
       std::uint8_t* h = e.scales.data() + b * lay.header_bytes();
       std::memcpy(h, blk.data(), static_cast<std::size_t>(lay.quant_at));
-      std::memcpy(h + lay.quant_at, blk.data() + lay.quant_at + lay.quant_bytes,
-                  static_cast<std::size_t>(lay.bytes - lay.quant_at - lay.quant_bytes));
+      std::memcpy(h + lay.quant_at, blk.data() + lay.quant_at + lay.quant_bytes, tail);
     }
   });
   e.codes = pack_bits(levels.data(), levels.size(), lay.bits);
   return e;
 }
 
-std::vector<std::uint8_t> kquant_blocks(const Encoded& e) {
+std::vector<std::uint8_t> ggml_quant_blocks(const Encoded& e) {
   const Format f = Format::parse(e.format);
   const auto t = whole_blocks(f, e.shape);
-  if (!t) throw Error("encoded " + f.name() + " tensor of shape " + shape_str(e.shape) + " is not whole 256-blocks along its rows");
-  const KQuantLayout& lay = kquant_layout(*t);
-  const std::int64_t n = shape_numel(e.shape), nb = n / kKBlock;
+  if (!t) throw Error("encoded " + f.name() + " tensor of shape " + shape_str(e.shape) + " is not whole blocks along its rows");
+  const GgmlQuantLayout& lay = ggml_quant_layout(*t);
+  const std::int64_t n = shape_numel(e.shape), nb = n / lay.block;
   if (e.num_groups != nb || e.scales.size() != static_cast<std::size_t>(nb * lay.header_bytes()) ||
       e.codes.size() != static_cast<std::size_t>((n * lay.bits + 7) / 8))
     throw Error("encoded " + f.name() + " tensor of shape " + shape_str(e.shape) + ": " + std::to_string(e.num_groups) + " blocks, " +
@@ -652,70 +733,70 @@ std::vector<std::uint8_t> kquant_blocks(const Encoded& e) {
   std::vector<std::uint32_t> levels(static_cast<std::size_t>(n));
   unpack_bits(e.codes.data(), e.codes.size(), levels.size(), lay.bits, levels.data());
   std::vector<std::uint8_t> blocks(static_cast<std::size_t>(nb * lay.bytes));
-  std::uint8_t L[kKBlock];
+  const std::size_t tail = static_cast<std::size_t>(lay.bytes - lay.quant_at - lay.quant_bytes);
+  std::uint8_t L[kSuperBlock];
   for (std::int64_t b = 0; b < nb; ++b) {
     std::uint8_t* blk = blocks.data() + b * lay.bytes;
     const std::uint8_t* h = e.scales.data() + b * lay.header_bytes();
     std::memcpy(blk, h, static_cast<std::size_t>(lay.quant_at));
-    std::memcpy(blk + lay.quant_at + lay.quant_bytes, h + lay.quant_at, static_cast<std::size_t>(lay.bytes - lay.quant_at - lay.quant_bytes));
-    for (int i = 0; i < kKBlock; ++i) L[i] = static_cast<std::uint8_t>(levels[static_cast<std::size_t>(b * kKBlock + i)]);
-    kquant_pack_levels(*t, L, blk);
+    std::memcpy(blk + lay.quant_at + lay.quant_bytes, h + lay.quant_at, tail);
+    for (int i = 0; i < lay.block; ++i) L[i] = static_cast<std::uint8_t>(levels[static_cast<std::size_t>(b * lay.block + i)]);
+    ggml_quant_pack_levels(*t, L, blk);
   }
   return blocks;
 }
 
-void kquant_decode(const Format& f, const Encoded& e, float* out, int threads) {
+void ggml_quant_decode(const Format& f, const Encoded& e, float* out, int threads) {
   const auto t = whole_blocks(f, e.shape);
-  if (!t) throw Error("encoded " + f.name() + " tensor of shape " + shape_str(e.shape) + " is not whole 256-blocks along its rows");
-  const std::vector<std::uint8_t> blocks = kquant_blocks(e);
-  const KQuantLayout& lay = kquant_layout(*t);
+  if (!t) throw Error("encoded " + f.name() + " tensor of shape " + shape_str(e.shape) + " is not whole blocks along its rows");
+  const std::vector<std::uint8_t> blocks = ggml_quant_blocks(e);
+  const GgmlQuantLayout& lay = ggml_quant_layout(*t);
   parallel_for(e.num_groups, threads, [&](std::int64_t b0, std::int64_t b1) {
-    kquant_dequantize(*t, blocks.data() + b0 * lay.bytes, out + b0 * kKBlock, (b1 - b0) * kKBlock);
+    ggml_quant_dequantize(*t, blocks.data() + b0 * lay.bytes, out + b0 * lay.block, (b1 - b0) * lay.block);
   });
 }
 
-void kquant_ranges(KQuant t, const std::uint8_t* block, float* lo, float* hi) {
-  const KQuantLayout& lay = kquant_layout(t);
+void ggml_quant_ranges(GgmlQuant t, const std::uint8_t* block, float* lo, float* hi) {
+  const GgmlQuantLayout& lay = ggml_quant_layout(t);
   SubScale s[16];
   sub_scales(t, block, s);
-  const float q0 = static_cast<float>(-lay.level_offset), q1 = static_cast<float>((1 << lay.bits) - 1 - lay.level_offset);
-  for (int i = 0; i < kKBlock; ++i) {
+  for (int i = 0; i < lay.block; ++i) {
     const SubScale& ss = s[i / lay.sub_block];
-    float a = lay.with_min ? ss.dl * q0 - ss.ml : ss.dl * q0, b = lay.with_min ? ss.dl * q1 - ss.ml : ss.dl * q1;
-    lo[i] = std::min(a, b);  // a negative sub-block scale (Q3_K, Q6_K) turns the range around
+    const float a = level_value(t, lay, ss, 0), b = level_value(t, lay, ss, (1 << lay.bits) - 1);
+    lo[i] = std::min(a, b);  // a negative scale (Q3_K, Q6_K, IQ4_NL) turns the range around
     hi[i] = std::max(a, b);
   }
 }
 
-void kquant_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, int threads) {
-  const auto t = kquant_of(f);
-  if (!t) throw Error("kquant_fake_quant: " + f.name() + " is not a k-quant");
+void ggml_quant_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, int threads) {
+  const auto t = ggml_quant_of(f);
+  if (!t) throw Error("format " + f.name() + " is not one of llama.cpp's searched block types");
   if (shape.empty()) throw Error("format " + f.name() + " quantizes rows: a scalar has none");
   const std::int64_t n = shape_numel(shape);
   if (n == 0) return;
   const std::int64_t row_len = shape.back(), rows = n / row_len;
-  const Format row_format = kquant_row_format(f, row_len);
+  const Format row_format = ggml_quant_row_format(f, row_len);
   if (!(row_format == f)) {
     QuantOptions opt;
     opt.threads = threads;
     fake_quant(row_format, in, out, shape, opt);
     return;
   }
-  const KQuantLayout& lay = kquant_layout(*t);
-  const std::int64_t nb = row_len / kKBlock;
+  const GgmlQuantLayout& lay = ggml_quant_layout(*t);
+  const std::int64_t nb = row_len / lay.block;
   parallel_for(rows, threads, [&](std::int64_t r0, std::int64_t r1) {
     std::vector<std::uint8_t> blk(static_cast<std::size_t>(lay.bytes));
     for (std::int64_t r = r0; r < r1; ++r)
       for (std::int64_t b = 0; b < nb; ++b) {
-        const std::int64_t at = r * row_len + b * kKBlock;
+        const std::int64_t at = r * row_len + b * lay.block;
         bool finite = true;
-        for (int i = 0; i < kKBlock && finite; ++i) finite = std::isfinite(in[at + i]);
+        for (int i = 0; i < lay.block && finite; ++i) finite = std::isfinite(in[at + i]);
         if (!finite) {  // qcast's rule for any scaled format: a non-finite value makes its block NaN
-          std::fill(out + at, out + at + kKBlock, std::numeric_limits<float>::quiet_NaN());
+          std::fill(out + at, out + at + lay.block, std::numeric_limits<float>::quiet_NaN());
           continue;
         }
-        kquant_quantize(*t, in + at, blk.data(), kKBlock);
-        kquant_dequantize(*t, blk.data(), out + at, kKBlock);
+        ggml_quant_quantize(*t, in + at, blk.data(), lay.block);
+        ggml_quant_dequantize(*t, blk.data(), out + at, lay.block);
       }
   });
 }
