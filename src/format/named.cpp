@@ -91,6 +91,8 @@ const std::vector<NamedFormat>& format_table() {
       {"q5_k", "int5@fp16/b256/asym/ggml", {}, "Q5_K", 0, false,
        "ggml Q5_K: 5-bit codes; 8 sub-blocks of 32 with 6-bit scales and minimums under fp16 d and dmin (5.5 bits); "
        "ragged rows: Q5_1"},
+      {"mxfp4_ggml", "e2m1@e8m0/b32/ggml", {}, "MXFP4", 0, false,
+       "MXFP4 as llama.cpp quantizes it: OCP's floor scale, ties toward zero and never -0 (OCP mxfp4 rounds ties to even)"},
       {"iq4_nl", "cb:-127,-104,-83,-65,-49,-35,-22,-10,1,13,25,38,53,69,89,113@fp16/b32/ggml", {}, "IQ4_NL", 0, false,
        "ggml IQ4_NL: a 16-value non-linear codebook under an fp16 scale per 32, found by llama.cpp's 15-step search (4.5 bits)"},
       {"q6_k", "int6@fp16/b256/ggml", {}, "Q6_K", 0, false,

@@ -410,6 +410,7 @@ GgmlType ggml_type_for(const Format& f, const Shape& shape) {
       case kern::GgmlQuant::Q5_K: return GgmlType::Q5_K;
       case kern::GgmlQuant::Q6_K: return GgmlType::Q6_K;
       case kern::GgmlQuant::IQ4_NL: return GgmlType::IQ4_NL;
+      case kern::GgmlQuant::MXFP4: return GgmlType::MXFP4;
     }
   }
   const auto& s = f.scaling();
@@ -527,8 +528,11 @@ TensorData make_tensor(const std::string& name, const Encoded& e) {
       }
       for (int j = 0; j < 16; ++j) out[at + j] = static_cast<std::uint8_t>((u(j) & 15u) | ((u(j + 16) & 15u) << 4));
     } else {  // MXFP4
+      // ggml decodes code 8 (-0) as +0, and its quantizer never writes it: -0 is stored as code 0, so a file
+      // re-quantized from its own decoded values is the same bytes.
+      auto code = [&](int i) { return (c[i] & 15u) == 8u ? 0u : (c[i] & 15u); };
       out[0] = static_cast<std::uint8_t>(sc[b]);
-      for (int j = 0; j < 16; ++j) out[1 + j] = static_cast<std::uint8_t>((c[j] & 15u) | ((c[j + 16] & 15u) << 4));
+      for (int j = 0; j < 16; ++j) out[1 + j] = static_cast<std::uint8_t>(code(j) | (code(j + 16) << 4));
     }
   }
   return t;

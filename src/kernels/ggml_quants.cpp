@@ -28,7 +28,19 @@ const GgmlQuantLayout kLayouts[] = {
     {"Q5_K", 256, 5, 176, 16, 160, 32, 0, true},  // {f16 d; f16 dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}
     {"Q6_K", 256, 6, 210, 0, 192, 16, 32, false}, // {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}
     {"IQ4_NL", 32, 4, 18, 2, 16, 32, 0, false},   // {f16 d; u8 qs[16]}: codebook indices
+    {"MXFP4", 32, 4, 17, 1, 16, 32, 0, false},    // {u8 e (E8M0); u8 qs[16]}: e2m1 codes
 };
+
+// ggml's kvalues_mxfp4: the e2m1 values doubled (so they are integers), by code; the scale is halved to match.
+const std::int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// GGML_E8M0_TO_FP32_HALF: 2^(e - 128), subnormal for e < 2.
+inline float e8m0_half(std::uint8_t e) {
+  const std::uint32_t bits = e < 2 ? 0x00200000u << e : static_cast<std::uint32_t>(e - 1) << 23;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
 
 // ggml's best_index_int8: the index of the codebook value nearest x (val sorted, n a power of two); x takes
 // level i once it reaches the midpoint of val[i-1] and val[i] (compared doubled, exactly).
@@ -463,6 +475,32 @@ void quantize_iq4nl(const float* x, std::uint8_t* y) {
   ggml_quant_pack_levels(GgmlQuant::IQ4_NL, L, y);
 }
 
+// MXFP4 as quantize_row_mxfp4_ref: e = floor(log2f(amax)) - 2 + 127 (log2f of the C library, as ggml calls
+// it), then per value the first code of least |value(code) * d - x|.
+void quantize_mxfp4(const float* x, std::uint8_t* y) {
+  float amax = 0;
+  for (int j = 0; j < 32; ++j)
+    if (amax < std::fabs(x[j])) amax = std::fabs(x[j]);
+  // ggml converts the float to uint8_t; through int, as x86 does, so tiny blocks wrap the same way.
+  const std::uint8_t e = amax > 0.0f ? static_cast<std::uint8_t>(static_cast<int>(std::floor(log2f(amax)) - 2 + 127)) : 0;
+  const float d = e8m0_half(e);
+  std::uint8_t L[32];
+  for (int j = 0; j < 32; ++j) {
+    int best = 0;
+    float best_err = std::fabs(static_cast<float>(kMxfp4Values[0]) * d - x[j]);
+    for (int i = 1; i < 16; ++i) {
+      const float err = std::fabs(static_cast<float>(kMxfp4Values[i]) * d - x[j]);
+      if (err < best_err) {
+        best = i;
+        best_err = err;
+      }
+    }
+    L[j] = static_cast<std::uint8_t>(best);
+  }
+  y[0] = e;
+  ggml_quant_pack_levels(GgmlQuant::MXFP4, L, y);
+}
+
 // Sub-block s's scale and minimum as ggml's decoder computes them (value = dl * (L - offset) - ml).
 struct SubScale {
   float dl, ml;
@@ -495,12 +533,14 @@ void sub_scales(GgmlQuant t, const std::uint8_t* b, SubScale* out) {
       break;
     }
     case GgmlQuant::IQ4_NL: out[0] = {half_at(b), 0.0f}; break;
+    case GgmlQuant::MXFP4: out[0] = {e8m0_half(b[0]), 0.0f}; break;
   }
 }
 
 // Level L's value in a sub-block (ggml's order of operations).
 inline float level_value(GgmlQuant t, const GgmlQuantLayout& lay, const SubScale& ss, int L) {
   if (t == GgmlQuant::IQ4_NL) return ss.dl * static_cast<float>(kIq4nlValues[L]);
+  if (t == GgmlQuant::MXFP4) return static_cast<float>(kMxfp4Values[L]) * ss.dl;
   const float q = static_cast<float>(L - lay.level_offset);
   return lay.with_min ? ss.dl * q - ss.ml : ss.dl * q;
 }
@@ -515,6 +555,7 @@ std::optional<GgmlQuant> ggml_quant_of(const Format& f) {
   const Scaling& s = f.scaling();
   if (s.rule != ScaleRule::Ggml || s.kind != ScaleKind::Block) return std::nullopt;
   if (f.elem().kind == Element::Kind::Codebook) return s.block == 32 ? std::optional(GgmlQuant::IQ4_NL) : std::nullopt;
+  if (f.elem().kind == Element::Kind::Float) return s.block == 32 ? std::optional(GgmlQuant::MXFP4) : std::nullopt;
   if (s.block != kSuperBlock) return std::nullopt;
   switch (f.elem().bits) {  // Format's validation admits exactly these five
     case 2: return GgmlQuant::Q2_K;
@@ -537,7 +578,8 @@ Format ggml_quant_row_format(const Format& f, std::int64_t row_len) {
     case GgmlQuant::Q6_K: return Format::parse("q8_0_ggml");
     case GgmlQuant::Q2_K:
     case GgmlQuant::Q3_K: return Format::parse("iq4_nl");
-    case GgmlQuant::IQ4_NL: break;  // rows of whole 32-blocks returned above
+    case GgmlQuant::IQ4_NL:
+    case GgmlQuant::MXFP4: break;  // rows of whole 32-blocks returned above
   }
   return Format::parse("fp16");
 }
@@ -570,11 +612,14 @@ void ggml_quant_levels(GgmlQuant t, const std::uint8_t* b, std::uint8_t* L) {
       break;
     }
     case GgmlQuant::IQ4_NL:
+    case GgmlQuant::MXFP4: {
+      const std::uint8_t* qs = b + ggml_quant_layout(t).quant_at;
       for (int j = 0; j < 16; ++j) {
-        L[j] = b[2 + j] & 0x0F;
-        L[j + 16] = b[2 + j] >> 4;
+        L[j] = qs[j] & 0x0F;
+        L[j + 16] = qs[j] >> 4;
       }
       break;
+    }
     case GgmlQuant::Q6_K: {
       const std::uint8_t* ql = b;
       const std::uint8_t* qh = b + 128;
@@ -622,8 +667,11 @@ void ggml_quant_pack_levels(GgmlQuant t, const std::uint8_t* L, std::uint8_t* b)
       break;
     }
     case GgmlQuant::IQ4_NL:
-      for (int j = 0; j < 16; ++j) b[2 + j] = static_cast<std::uint8_t>((L[j] & 0x0F) | ((L[j + 16] & 0x0F) << 4));
+    case GgmlQuant::MXFP4: {
+      std::uint8_t* qs = b + ggml_quant_layout(t).quant_at;
+      for (int j = 0; j < 16; ++j) qs[j] = static_cast<std::uint8_t>((L[j] & 0x0F) | ((L[j + 16] & 0x0F) << 4));
       break;
+    }
     case GgmlQuant::Q6_K: {
       std::uint8_t* ql = b;
       std::uint8_t* qh = b + 128;
@@ -657,6 +705,7 @@ void ggml_quant_quantize(GgmlQuant t, const float* x, std::uint8_t* blocks, std:
       case GgmlQuant::Q5_K: quantize_q45k(xb, y, t); break;
       case GgmlQuant::Q6_K: quantize_q6k(xb, y); break;
       case GgmlQuant::IQ4_NL: quantize_iq4nl(xb, y); break;
+      case GgmlQuant::MXFP4: quantize_mxfp4(xb, y); break;
     }
   }
 }
@@ -719,6 +768,32 @@ Encoded ggml_quant_encode(const Format& f, const float* in, const Shape& shape, 
   return e;
 }
 
+Encoded ggml_quant_encoded(const Format& f, const Shape& shape, const std::uint8_t* blocks) {
+  const auto t = whole_blocks(f, shape);
+  if (!t) throw Error("format " + f.name() + " on shape " + shape_str(shape) + ": rows are not whole blocks");
+  const GgmlQuantLayout& lay = ggml_quant_layout(*t);
+  const std::int64_t n = shape_numel(shape), nb = n / lay.block;
+  Encoded e;
+  e.format = f.name();
+  e.shape = shape;
+  e.axis = static_cast<int>(shape.size()) - 1;
+  e.num_groups = nb;
+  std::vector<std::uint32_t> levels(static_cast<std::size_t>(n));
+  e.scales.resize(static_cast<std::size_t>(nb * lay.header_bytes()));
+  const std::size_t tail = static_cast<std::size_t>(lay.bytes - lay.quant_at - lay.quant_bytes);
+  std::uint8_t L[kSuperBlock];
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::uint8_t* blk = blocks + b * lay.bytes;
+    ggml_quant_levels(*t, blk, L);
+    for (int i = 0; i < lay.block; ++i) levels[static_cast<std::size_t>(b * lay.block + i)] = L[i];
+    std::uint8_t* h = e.scales.data() + b * lay.header_bytes();
+    std::memcpy(h, blk, static_cast<std::size_t>(lay.quant_at));
+    std::memcpy(h + lay.quant_at, blk + lay.quant_at + lay.quant_bytes, tail);
+  }
+  e.codes = pack_bits(levels.data(), levels.size(), lay.bits);
+  return e;
+}
+
 std::vector<std::uint8_t> ggml_quant_blocks(const Encoded& e) {
   const Format f = Format::parse(e.format);
   const auto t = whole_blocks(f, e.shape);
@@ -760,11 +835,16 @@ void ggml_quant_ranges(GgmlQuant t, const std::uint8_t* block, float* lo, float*
   const GgmlQuantLayout& lay = ggml_quant_layout(t);
   SubScale s[16];
   sub_scales(t, block, s);
-  for (int i = 0; i < lay.block; ++i) {
-    const SubScale& ss = s[i / lay.sub_block];
-    const float a = level_value(t, lay, ss, 0), b = level_value(t, lay, ss, (1 << lay.bits) - 1);
-    lo[i] = std::min(a, b);  // a negative scale (Q3_K, Q6_K, IQ4_NL) turns the range around
-    hi[i] = std::max(a, b);
+  // Over every level: the scale may be negative (Q3_K, Q6_K, IQ4_NL), MXFP4's codes are sign-magnitude.
+  for (int sb = 0; sb < lay.block / lay.sub_block; ++sb) {
+    float l = level_value(t, lay, s[sb], 0), h = l;
+    for (int q = 1; q < (1 << lay.bits); ++q) {
+      const float v = level_value(t, lay, s[sb], q);
+      l = std::min(l, v);
+      h = std::max(h, v);
+    }
+    std::fill(lo + sb * lay.sub_block, lo + (sb + 1) * lay.sub_block, l);
+    std::fill(hi + sb * lay.sub_block, hi + (sb + 1) * lay.sub_block, h);
   }
 }
 

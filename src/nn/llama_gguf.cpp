@@ -80,6 +80,12 @@ Llama load_gguf_llama(const std::string& path) {
     const gguf::TensorInfo* t = g.tensor(name);
     if (t->type == gguf::GgmlType::Q8_0 || t->type == gguf::GgmlType::Q4_0)
       L.packed = detail::lowbit_blocks(t->type, want[0], want[1], std::vector<std::uint8_t>(t->data, t->data + t->nbytes));
+    if (t->type != gguf::GgmlType::F32 && t->type != gguf::GgmlType::F16 && t->type != gguf::GgmlType::BF16) {
+      auto s = std::make_shared<StoredBlocks>();
+      s->ggml_type = static_cast<std::uint32_t>(t->type);
+      s->bytes.assign(t->data, t->data + t->nbytes);
+      L.stored = std::move(s);
+    }
   };
   m.tok_emb = get("token_embd.weight", {V, D});
   for (int l = 0; l < c.n_layers; ++l) {

@@ -97,6 +97,11 @@ std::vector<float> Model::weights(const LayerRef& L) const {
   return W;
 }
 
+const StoredBlocks* Model::stored_blocks(const LayerRef& L) const {
+  if (is_graph) return nullptr;
+  return linears(llama)[L.lin]->stored.get();
+}
+
 void Model::set_weights(const LayerRef& L, const std::vector<float>& W) {
   Model& m = *this;
   if (m.is_graph) {

@@ -36,7 +36,11 @@ LayerQuant plain(QuantizedWeight q) {
   return r;
 }
 
-LayerQuant run_rtn(const LayerJob& j) { return plain(rtn(j.format, j.W, j.rows, j.cols, j.threads)); }
+LayerQuant run_rtn(const LayerJob& j) {
+  if (j.stored)
+    if (auto kept = rtn_keeping_blocks(j.format, j.W, j.rows, j.cols, j.stored->ggml_type, j.stored->bytes)) return plain(std::move(*kept));
+  return plain(rtn(j.format, j.W, j.rows, j.cols, j.threads));
+}
 
 LayerQuant run_search(const LayerJob& j) {
   SearchOptions so;

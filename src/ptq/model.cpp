@@ -588,6 +588,7 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
       job.seed = opt.seed;
       job.rank = opt.rank;
       job.act_order = opt.act_order;
+      job.stored = mm.stored_blocks(R);
       LayerQuant lq = pm.info->run(job);
       Q.q = std::move(lq.q);
       Q.rotate_block = lq.rotate_block;

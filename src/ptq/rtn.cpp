@@ -1,10 +1,12 @@
 #include "qcast/ptq/rtn.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "groups.hpp"
 #include "qcast/error.hpp"
+#include "qcast/gguf.hpp"
 #include "qcast/kernels/ggml_quants.hpp"
 #include "qcast/quantize.hpp"
 
@@ -56,6 +58,27 @@ QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int
     q.scale_codes.resize(static_cast<std::size_t>(e->num_groups));
     unpack_bits(e->scales.data(), e->scales.size(), q.scale_codes.size(), std::min(32, f.scaling().scale_elem.bits), q.scale_codes.data());
   }
+  q.packed = std::move(e);
+  return q;
+}
+
+std::optional<QuantizedWeight> rtn_keeping_blocks(const Format& f, const float* W, std::int64_t rows, std::int64_t cols,
+                                                  std::uint32_t ggml_type, const std::vector<std::uint8_t>& blocks) {
+  if (!kern::ggml_quant_of(f) || rows <= 0 || cols <= 0) return std::nullopt;
+  const Shape shape{rows, cols};
+  const Format row = kern::ggml_quant_row_format(f, cols);  // Q2_K's rows of 64 are IQ4_NL, searched too
+  const auto t = kern::ggml_quant_of(row);
+  if (!t || static_cast<std::uint32_t>(gguf::ggml_type_for(row, shape)) != ggml_type) return std::nullopt;
+  const auto& lay = kern::ggml_quant_layout(*t);
+  if (blocks.size() != static_cast<std::size_t>(rows * cols / lay.block * lay.bytes)) return std::nullopt;
+  auto e = std::make_shared<Encoded>(kern::ggml_quant_encoded(row, shape, blocks.data()));
+  QuantizedWeight q;
+  q.format = f;
+  q.rows = rows;
+  q.cols = cols;
+  q.values.resize(static_cast<std::size_t>(rows * cols));
+  decode(*e, q.values.data());
+  if (std::memcmp(q.values.data(), W, q.values.size() * sizeof(float)) != 0) return std::nullopt;  // the weights moved on
   q.packed = std::move(e);
   return q;
 }

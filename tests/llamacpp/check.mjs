@@ -65,6 +65,7 @@ const cases = [
   {weights: "q6_k", type: "Q8_0", tol: 0.01},
   {weights: "q3_k", type: "IQ4_NL", tol: 0.01},
   {weights: "iq4_nl", type: "IQ4_NL", tol: 0.01},
+  {weights: "mxfp4_ggml", type: "MXFP4", tol: 0.01},
   // k-quants stored as themselves.
   {weights: "fp32", model: random_bin, type: "F32", tol: 1e-4},
   {weights: "q2_k", model: random_bin, type: "Q2_K", tol: 0.01},

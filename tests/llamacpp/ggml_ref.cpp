@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
       {"q4_1", "quantize_row_q4_1_ref", "dequantize_row_q4_1", gg::GgmlType::Q4_1},
       {"q5_0", "quantize_row_q5_0_ref", "dequantize_row_q5_0", gg::GgmlType::Q5_0},
       {"q5_1", "quantize_row_q5_1_ref", "dequantize_row_q5_1", gg::GgmlType::Q5_1},
+      {"mxfp4_ggml", "quantize_row_mxfp4_ref", "dequantize_row_mxfp4", gg::GgmlType::MXFP4},
       {"q2_k", "quantize_row_q2_K_ref", "dequantize_row_q2_K", gg::GgmlType::Q2_K},
       {"q3_k", "quantize_row_q3_K_ref", "dequantize_row_q3_K", gg::GgmlType::Q3_K},
       {"q4_k", "quantize_row_q4_K_ref", "dequantize_row_q4_K", gg::GgmlType::Q4_K},
@@ -142,7 +143,7 @@ int main(int argc, char** argv) {
           if (diff_values++ < 3) std::printf("FAIL %s kind %d element %zu: fake-quant %.9g, ggml %.9g\n", c.format, kind, i, fq[i], dq[i]);
         }
     }
-    std::printf("%-9s %-22s %6lld blocks: %lld differ; %lld fake-quant values differ; %lld decoded values differ\n", c.format,
+    std::printf("%-10s %-22s %6lld blocks: %lld differ; %lld fake-quant values differ; %lld decoded values differ\n", c.format,
                 c.symbol, static_cast<long long>(blocks), static_cast<long long>(diff_blocks), static_cast<long long>(diff_values),
                 static_cast<long long>(diff_decoded));
     failures += diff_blocks > 0 || diff_values > 0 || diff_decoded > 0;

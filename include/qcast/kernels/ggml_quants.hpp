@@ -7,6 +7,9 @@
 //      q5_k = int5@fp16/b256/asym/ggml   q6_k = int6@fp16/b256/ggml
 //  - IQ4_NL: 32-blocks of a 16-value non-linear codebook under an fp16 scale found by a 15-step search:
 //      iq4_nl = cb:-127,-104,-83,-65,-49,-35,-22,-10,1,13,25,38,53,69,89,113@fp16/b32/ggml
+//  - MXFP4 as llama.cpp writes it (mxfp4_ggml = e2m1@e8m0/b32/ggml): OCP's floor scale, but each value takes
+//    the first of ggml's 16 codes with the least error, so ties round toward zero (OCP: to even) and -0 is
+//    never written. Not a search, but not qcast's rounding either.
 // The quantizers are llama.cpp's (quantize_row_q*_K_ref, and quantize_iq4_nl as llama-quantize runs it, in
 // ggml-quants.c), rewritten from their algorithms with the same float operations in the same order, so the
 // block bytes are equal bit for bit (tests/llamacpp/ggml_ref.cpp calls the real ggml library to check).
@@ -26,7 +29,7 @@
 
 namespace qcast::kern {
 
-enum class GgmlQuant : std::uint8_t { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL };
+enum class GgmlQuant : std::uint8_t { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4 };
 inline constexpr int kSuperBlock = 256;  // QK_K, the k-quants' block; the largest block of these types
 
 struct GgmlQuantLayout {
@@ -75,6 +78,9 @@ void ggml_quant_pack_levels(GgmlQuant t, const std::uint8_t* levels, std::uint8_
 /// (ggml_quant_row_format), which the Encoded's `format` then names.
 Encoded ggml_quant_encode(const Format& f, const float* in, const Shape& shape, int threads);
 void ggml_quant_decode(const Format& f, const Encoded& e, float* out, int threads);
+/// The Encoded tensor of `shape` whose blocks (whole blocks of `f` along every row) are `blocks`: the inverse
+/// of ggml_quant_blocks. Throws when the shape's rows are not whole blocks of `f`.
+Encoded ggml_quant_encoded(const Format& f, const Shape& shape, const std::uint8_t* blocks);
 /// The ggml blocks of an Encoded k-quant tensor (its rows one after the other), as a GGUF stores them.
 std::vector<std::uint8_t> ggml_quant_blocks(const Encoded& e);
 

@@ -30,6 +30,12 @@ struct LlamaConfig {
 };
 
 /// One linear layer: weight [out, in] row-major, plus its quantization.
+/// A weight's blocks as a GGUF file stored them (ggml type id and bytes, rows one after the other).
+struct StoredBlocks {
+  std::uint32_t ggml_type = 0;
+  std::vector<std::uint8_t> bytes;
+};
+
 struct Linear {
   std::string name;
   int out = 0, in = 0;
@@ -40,6 +46,9 @@ struct Linear {
   /// `w` in ggml blocks (Q8_0 / Q4_0) that decode to exactly `w`, for the low-bit kernels: kept from a GGUF
   /// file's tensor or made by Llama::use_lowbit_kernels. Shared, so copies of a model share the bytes.
   std::shared_ptr<const kern::LowbitMatrix> packed;
+  /// The blocks of `w_fp32` as the GGUF file it was read from stored them (quantized types only), so that
+  /// quantizing it again to its own type can keep them (ptq's rtn checks they still decode to the weights).
+  std::shared_ptr<const StoredBlocks> stored;
 };
 
 struct LlamaLayer {

@@ -42,6 +42,8 @@ struct Model {
   std::vector<std::string> layer_names() const;
   /// The full-precision weights of a layer as [rows, cols] (the original ones once set_weights replaced them).
   std::vector<float> weights(const LayerRef& L) const;
+  /// The blocks those weights were read from (a GGUF's quantized tensor), or null.
+  const StoredBlocks* stored_blocks(const LayerRef& L) const;
   /// Replaces the weights the layer computes with ([rows, cols]); the full-precision ones are kept.
   void set_weights(const LayerRef& L, const std::vector<float>& W);
   /// Graph layers with a constant bias of `rows` values (LLaMA linears have none).

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "qcast/format.hpp"
+#include "qcast/nn/llama.hpp"
 #include "qcast/ptq/common.hpp"
 #include "qcast/ptq/ed.hpp"
 
@@ -34,6 +35,8 @@ struct LayerJob {
   std::uint64_t seed = 0;    ///< rotations, low-rank SVD
   int rank = 8;              ///< lowrank
   bool act_order = false;    ///< gptq
+  /// The blocks W was read from (a GGUF's quantized tensor), or null: rtn to that same type keeps them.
+  const nn::StoredBlocks* stored = nullptr;
 };
 
 /// What a layer method returns: codes + scales and what turns them into the layer's weights.
