@@ -139,9 +139,9 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, std::uint8_
   return scale;
 }
 
-// A symmetric scale for n values with signed levels -nmax..nmax-1 (stored + nmax), weighted by x^2: ggml's
-// make_qx_quants with rmse_type 1 and no importance weights (Q6_K), a sweep of 18 candidate scales.
-float fit_scale_sym_sweep(int n, int nmax, const float* x, std::int8_t* L) {
+// A symmetric scale for n values with signed levels -nmax..nmax-1 (stored + nmax), weighted by `qw` or, without
+// it, by x^2: ggml's make_qx_quants with rmse_type 1 (Q6_K, Q3_K's importance path), a sweep of 18 scales.
+float fit_scale_sym_sweep(int n, int nmax, const float* x, std::int8_t* L, const float* qw = nullptr) {
   float mx = 0, amax = 0;
   for (int i = 0; i < n; ++i) {
     const float ax = std::fabs(x[i]);
@@ -161,7 +161,7 @@ float fit_scale_sym_sweep(int n, int nmax, const float* x, std::int8_t* L) {
   for (int i = 0; i < n; ++i) {
     const int l = level(iscale, x[i]);
     L[i] = static_cast<std::int8_t>(l + nmax);
-    const float w = x[i] * x[i];
+    const float w = qw ? qw[i] : x[i] * x[i];
     sumlx += w * x[i] * static_cast<float>(l);
     suml2 += w * static_cast<float>(l) * static_cast<float>(l);
   }
@@ -173,7 +173,7 @@ float fit_scale_sym_sweep(int n, int nmax, const float* x, std::int8_t* L) {
     sumlx = suml2 = 0;
     for (int i = 0; i < n; ++i) {
       const int l = level(iscale, x[i]);
-      const float w = x[i] * x[i];
+      const float w = qw ? qw[i] : x[i] * x[i];
       sumlx += w * x[i] * static_cast<float>(l);
       suml2 += w * static_cast<float>(l) * static_cast<float>(l);
     }
@@ -236,6 +236,137 @@ float fit_scale_sym_refine(int n, int nmax, const float* x, std::int8_t* L) {
   return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
+// ggml's make_qkx3_quants: fit_scale_min's weighted sweep as the importance-matrix quantizers run it (levels
+// clamped before rounding, a degenerate range when max <= min).
+float fit_scale_min_weighted(int n, int nmax, const float* x, const float* w, std::uint8_t* L, float* neg_min, float rmin,
+                             float rdelta, int nstep) {
+  std::uint8_t Laux[32];
+  float mn = x[0], mx = x[0];
+  float sum_w = w[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < mn) mn = x[i];
+    if (x[i] > mx) mx = x[i];
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (mn > 0) mn = 0;
+  if (mx <= mn) {
+    std::memset(L, 0, static_cast<std::size_t>(n));
+    *neg_min = -mn;
+    return 0.f;
+  }
+  float iscale = static_cast<float>(nmax) / (mx - mn);
+  float scale = 1 / iscale;
+  float best = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = nearest_int(iscale * (x[i] - mn));
+    L[i] = static_cast<std::uint8_t>(std::max(0, std::min(nmax, l)));
+    const float diff = scale * static_cast<float>(L[i]) + mn - x[i];
+    best += w[i] * (diff * diff);
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (mx - mn);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      // the best fit so far can put mn at or near mx: v may be inf, NaN or beyond nearest_int's range
+      const float v = iscale * (x[i] - mn);
+      const int l = v > 0 ? nearest_int(std::min(v, static_cast<float>(nmax))) : 0;
+      Laux[i] = static_cast<std::uint8_t>(l);
+      const float fl = static_cast<float>(l);
+      sum_l += w[i] * fl;
+      sum_l2 += w[i] * fl * fl;
+      sum_xl += w[i] * fl * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float err = 0;
+      for (int i = 0; i < n; ++i) {
+        const float diff = this_scale * static_cast<float>(Laux[i]) + this_min - x[i];
+        err += w[i] * (diff * diff);
+      }
+      if (err < best) {
+        std::memcpy(L, Laux, static_cast<std::size_t>(n));
+        best = err;
+        scale = this_scale;
+        mn = this_min;
+      }
+    }
+  }
+  *neg_min = -mn;
+  return scale;
+}
+
+// ggml's make_qp_quants: a positive scale for n non-negative values (a block's sub-block scales or minimums)
+// with levels 0..nmax under weights qw: 8 trial scales around nmax / max, then single-level refinement.
+float fit_scale_positive(int n, int nmax, const float* x, std::uint8_t* L, const float* qw) {
+  float mx = 0;
+  for (int i = 0; i < n; ++i) mx = mx > x[i] ? mx : x[i];
+  if (mx < kGroupMaxEps) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  float iscale = static_cast<float>(nmax) / mx;
+  for (int i = 0; i < n; ++i) L[i] = static_cast<std::uint8_t>(nearest_int(iscale * x[i]));
+  const float scale = 1 / iscale;
+  float best_mse = 0;
+  for (int i = 0; i < n; ++i) {
+    const float diff = x[i] - scale * static_cast<float>(L[i]);
+    best_mse += qw[i] * diff * diff;
+  }
+  for (int is = -4; is <= 4; ++is) {
+    if (is == 0) continue;
+    const float iscale_is = (0.1f * static_cast<float>(is) + static_cast<float>(nmax)) / mx;
+    const float scale_is = 1 / iscale_is;
+    float mse = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::min(nmax, nearest_int(iscale_is * x[i]));
+      const float diff = x[i] - scale_is * static_cast<float>(l);
+      mse += qw[i] * diff * diff;
+    }
+    if (mse < best_mse) {
+      best_mse = mse;
+      iscale = iscale_is;
+    }
+  }
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::min(nmax, nearest_int(iscale * x[i]));
+    L[i] = static_cast<std::uint8_t>(l);
+    sumlx += qw[i] * x[i] * static_cast<float>(l);
+    suml2 += qw[i] * static_cast<float>(l) * static_cast<float>(l);
+  }
+  for (int itry = 0; itry < 5; ++itry) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = qw[i];
+      float slx = sumlx - w * x[i] * static_cast<float>(L[i]);
+      float sl2 = suml2 - w * static_cast<float>(L[i]) * static_cast<float>(L[i]);
+      if (slx > 0 && sl2 > 0) {
+        const int new_l = std::min(nmax, nearest_int(x[i] * sl2 / slx));
+        if (new_l != L[i]) {
+          slx += w * x[i] * static_cast<float>(new_l);
+          sl2 += w * static_cast<float>(new_l) * static_cast<float>(new_l);
+          if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = static_cast<std::uint8_t>(new_l);
+            sumlx = slx;
+            suml2 = sl2;
+            ++n_changed;
+          }
+        }
+      }
+    }
+    if (!n_changed) break;
+  }
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
 // The 6-bit scale and minimum of sub-block j of Q4_K / Q5_K from their 12 packed bytes (get_scale_min_k4).
 inline void scale_min_k4(int j, const std::uint8_t* q, int& sc, int& mn) {
   if (j < 4) {
@@ -257,7 +388,37 @@ inline int scale_q3k(int j, const std::uint8_t* s) {
 // Q2_K and Q4_K / Q5_K share a shape: per sub-block a (scale, min) fit, then both quantized against
 // their maxima into `sbits`-bit integers under fp16 d / dmin, then every level recomputed from the rounded
 // scales. Only the packing of the sub-block integers differs (4 + 4 bits per byte, or get_scale_min_k4).
-void quantize_q2k(const float* x, std::uint8_t* y) {
+// With an importance vector qw (quantize_row_q2_K_impl): each sub-block's fit weighted by
+// qw * sqrt(sigma2 + x^2), and the sixteen scales and minimums themselves fitted (fit_scale_positive) under the
+// sub-blocks' total weights instead of scaled to their maximum.
+void quantize_q2k_weighted(const float* x, std::uint8_t* y, const float* qw) {
+  std::uint8_t L[kSuperBlock], Ls[16], Lm[16];
+  float mins[16], scales[16], w[16], sw[16];
+  float sumx2 = 0;
+  for (int j = 0; j < kSuperBlock; ++j) sumx2 += x[j] * x[j];
+  const float sigma2 = sumx2 / kSuperBlock;
+  for (int j = 0; j < 16; ++j) {
+    for (int l = 0; l < 16; ++l) w[l] = qw[16 * j + l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
+    sw[j] = 0;
+    for (int l = 0; l < 16; ++l) sw[j] += w[l];
+    scales[j] = fit_scale_min_weighted(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.9f, 0.05f, 36);
+  }
+  put_half(y + 80, fit_scale_positive(16, 15, scales, Ls, sw));
+  put_half(y + 82, fit_scale_positive(16, 15, mins, Lm, sw));
+  const float dm = half_at(y + 80), mm = half_at(y + 82);
+  for (int j = 0; j < 16; ++j) y[j] = static_cast<std::uint8_t>(Ls[j] | (Lm[j] << 4));
+  for (int j = 0; j < 16; ++j) {
+    const float d = dm * static_cast<float>(y[j] & 0xF);
+    if (d == 0) continue;
+    const float m = mm * static_cast<float>(y[j] >> 4);
+    for (int i = 0; i < 16; ++i)
+      L[16 * j + i] = static_cast<std::uint8_t>(std::max(0, std::min(3, nearest_int((x[16 * j + i] + m) / d))));
+  }
+  ggml_quant_pack_levels(GgmlQuant::Q2_K, L, y);
+}
+
+void quantize_q2k(const float* x, std::uint8_t* y, const float* qw) {
+  if (qw) return quantize_q2k_weighted(x, y, qw);
   std::uint8_t L[kSuperBlock];
   float mins[16], scales[16], w[16];
   std::uint8_t* sc = y;  // scales[16]
@@ -298,12 +459,39 @@ void quantize_q2k(const float* x, std::uint8_t* y) {
       qs[j / 4 + l] = static_cast<std::uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
-void quantize_q3k(const float* x, std::uint8_t* y) {
+void quantize_q3k(const float* x, std::uint8_t* y, const float* qw) {
   std::int8_t L[kSuperBlock];
   float scales[16];
   std::uint8_t* hmask = y;
   std::uint8_t* qs = y + 32;
   std::uint8_t* sc = y + 96;  // scales[12]
+  if (qw) {
+    // quantize_row_q3_K_impl: sub-blocks fitted with weights qw * sqrt(sigma2 + x^2), then their sixteen scales
+    // fitted as 6-bit signed integers under the sub-blocks' total weights.
+    float sumx2 = 0, w[16], sw[16];
+    for (int j = 0; j < kSuperBlock; ++j) sumx2 += x[j] * x[j];
+    const float sigma2 = 2 * sumx2 / kSuperBlock;
+    for (int j = 0; j < 16; ++j) {
+      for (int l = 0; l < 16; ++l) w[l] = qw[16 * j + l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
+      float sumw = 0;
+      for (int l = 0; l < 16; ++l) sumw += w[l];
+      sw[j] = sumw;
+      scales[j] = fit_scale_sym_sweep(16, 4, x + 16 * j, L + 16 * j, w);
+    }
+    std::memset(sc, 0, 12);
+    std::int8_t Ls[16];
+    const float d_block = fit_scale_sym_sweep(16, 32, scales, Ls, sw);
+    for (int j = 0; j < 16; ++j) {
+      int l = Ls[j];
+      if (j < 8)
+        sc[j] = static_cast<std::uint8_t>(l & 0xF);
+      else
+        sc[j - 8] = static_cast<std::uint8_t>(sc[j - 8] | ((l & 0xF) << 4));
+      l >>= 4;
+      sc[j % 4 + 8] = static_cast<std::uint8_t>(sc[j % 4 + 8] | (l << (2 * (j / 4))));
+    }
+    put_half(y + 108, d_block);
+  } else {
   float max_scale = 0, amax = 0;
   for (int j = 0; j < 16; ++j) {
     scales[j] = fit_scale_sym_refine(16, 4, x + 16 * j, L + 16 * j);
@@ -331,6 +519,7 @@ void quantize_q3k(const float* x, std::uint8_t* y) {
   } else {
     put_half(y + 108, 0.f);
   }
+  }
   const float d_all = half_at(y + 108);
   for (int j = 0; j < 16; ++j) {
     const float d = d_all * static_cast<float>(scale_q3k(j, sc));
@@ -346,13 +535,45 @@ void quantize_q3k(const float* x, std::uint8_t* y) {
 }
 
 // Q4_K (nmax 15) and Q5_K (nmax 31): sub-blocks of 32 weighted by rms + |x|.
-void quantize_q45k(const float* x, std::uint8_t* y, GgmlQuant t) {
+// The packed 6-bit sub-block scale and minimum of Q4_K / Q5_K (get_scale_min_k4's inverse).
+void put_scale_min_k4(std::uint8_t* sc, int j, int ls, int lm) {
+  if (j < 4) {
+    sc[j] = static_cast<std::uint8_t>(ls);
+    sc[j + 4] = static_cast<std::uint8_t>(lm);
+  } else {
+    sc[j + 4] = static_cast<std::uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+    sc[j - 4] = static_cast<std::uint8_t>(sc[j - 4] | ((ls >> 4) << 6));
+    sc[j] = static_cast<std::uint8_t>(sc[j] | ((lm >> 4) << 6));
+  }
+}
+
+void quantize_q45k(const float* x, std::uint8_t* y, GgmlQuant t, const float* qw) {
   const int nmax = t == GgmlQuant::Q4_K ? 15 : 31;
   const float rmin = t == GgmlQuant::Q4_K ? -1.f : -0.5f;
   const int nstep = t == GgmlQuant::Q4_K ? 20 : 15;
   std::uint8_t L[kSuperBlock];
   float mins[8], scales[8], w[32];
   std::uint8_t* sc = y + 4;  // scales[12]
+  if (qw) {
+    // quantize_row_q4_K_impl / q5_K_impl: weighted sub-block fits, then the eight scales and minimums fitted
+    // as 6-bit integers under the sub-blocks' total weights.
+    float sum_x2 = 0, sw[8];
+    for (int l = 0; l < kSuperBlock; ++l) sum_x2 += x[l] * x[l];
+    const float sigma2 = 2 * sum_x2 / kSuperBlock;
+    for (int j = 0; j < 8; ++j) {
+      for (int l = 0; l < 32; ++l) w[l] = qw[32 * j + l] * std::sqrt(sigma2 + x[32 * j + l] * x[32 * j + l]);
+      float sumw = 0;
+      for (int l = 0; l < 32; ++l) sumw += w[l];
+      sw[j] = sumw;
+      scales[j] = fit_scale_min_weighted(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], -0.9f, 0.05f, 36);
+    }
+    std::uint8_t Ls[8], Lm[8];
+    const float d_block = fit_scale_positive(8, 63, scales, Ls, sw);
+    const float m_block = fit_scale_positive(8, 63, mins, Lm, sw);
+    for (int j = 0; j < 8; ++j) put_scale_min_k4(sc, j, std::min<int>(63, Ls[j]), std::min<int>(63, Lm[j]));
+    put_half(y, d_block);
+    put_half(y + 2, m_block);
+  } else {
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < 8; ++j) {
     float sum_x2 = 0;
@@ -369,17 +590,11 @@ void quantize_q45k(const float* x, std::uint8_t* y, GgmlQuant t) {
     // ggml keeps nearest_int's result in a uint8 (a negative fit wraps, then clamps to 63).
     const int ls = std::min<int>(63, static_cast<std::uint8_t>(nearest_int(inv_scale * scales[j])));
     const int lm = std::min<int>(63, static_cast<std::uint8_t>(nearest_int(inv_min * mins[j])));
-    if (j < 4) {
-      sc[j] = static_cast<std::uint8_t>(ls);
-      sc[j + 4] = static_cast<std::uint8_t>(lm);
-    } else {
-      sc[j + 4] = static_cast<std::uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
-      sc[j - 4] = static_cast<std::uint8_t>(sc[j - 4] | ((ls >> 4) << 6));
-      sc[j] = static_cast<std::uint8_t>(sc[j] | ((lm >> 4) << 6));
-    }
+    put_scale_min_k4(sc, j, ls, lm);
   }
   put_half(y, max_scale / 63.f);
   put_half(y + 2, max_min / 63.f);
+  }
   const float d_all = half_at(y), dmin_all = half_at(y + 2);
   for (int j = 0; j < 8; ++j) {
     int s, m;
@@ -393,12 +608,13 @@ void quantize_q45k(const float* x, std::uint8_t* y, GgmlQuant t) {
   ggml_quant_pack_levels(t, L, y);
 }
 
-void quantize_q6k(const float* x, std::uint8_t* y) {
+// With an importance vector (quantize_row_q6_K_impl), the sub-block fits are weighted by qw itself.
+void quantize_q6k(const float* x, std::uint8_t* y, const float* qw) {
   std::int8_t L[kSuperBlock];
   float scales[16];
   float max_scale = 0, max_abs_scale = 0;
   for (int ib = 0; ib < 16; ++ib) {
-    scales[ib] = fit_scale_sym_sweep(16, 32, x + 16 * ib, L + 16 * ib);
+    scales[ib] = fit_scale_sym_sweep(16, 32, x + 16 * ib, L + 16 * ib, qw ? qw + 16 * ib : nullptr);
     const float a = std::fabs(scales[ib]);
     if (a > max_abs_scale) {
       max_abs_scale = a;
@@ -428,12 +644,19 @@ void quantize_q6k(const float* x, std::uint8_t* y) {
 // IQ4_NL as llama-quantize writes it (quantize_iq4_nl without importance weights: ntry 7): weights x^2, a
 // first scale from the largest magnitude, its least-squares refit, then 15 trial inverse scales around
 // -127 / max; the levels are re-picked with the final (unrounded) scale.
-void quantize_iq4nl(const float* x, std::uint8_t* y) {
+void quantize_iq4nl(const float* x, std::uint8_t* y, const float* qw) {
   constexpr int ntry = 7;
   const std::int8_t* values = kIq4nlValues;
   float w[32];
   std::uint8_t L[32];
-  for (int j = 0; j < 32; ++j) w[j] = x[j] * x[j];
+  if (qw) {  // importance: qw * sqrt(sigma2 + x^2), sigma2 twice the block's mean square
+    float sigma2 = 0;
+    for (int j = 0; j < 32; ++j) sigma2 += x[j] * x[j];
+    sigma2 *= 2.f / 32;
+    for (int j = 0; j < 32; ++j) w[j] = qw[j] * std::sqrt(sigma2 + x[j] * x[j]);
+  } else {
+    for (int j = 0; j < 32; ++j) w[j] = x[j] * x[j];
+  }
   float amax = 0, mx = 0;
   for (int j = 0; j < 32; ++j) {
     const float ax = std::fabs(x[j]);
@@ -687,7 +910,7 @@ void ggml_quant_pack_levels(GgmlQuant t, const std::uint8_t* L, std::uint8_t* b)
   }
 }
 
-void ggml_quant_quantize(GgmlQuant t, const float* x, std::uint8_t* blocks, std::int64_t n) {
+void ggml_quant_quantize(GgmlQuant t, const float* x, std::uint8_t* blocks, std::int64_t n, const float* importance) {
   const GgmlQuantLayout& lay = ggml_quant_layout(t);
   if (n % lay.block != 0)
     throw Error(std::string(lay.name) + ": " + std::to_string(n) + " values are not whole blocks of " + std::to_string(lay.block));
@@ -698,14 +921,15 @@ void ggml_quant_quantize(GgmlQuant t, const float* x, std::uint8_t* blocks, std:
         throw Error(std::string(lay.name) + ": value " + std::to_string(b * lay.block + i) +
                     " is not finite; llama.cpp's quantizers cannot store NaN or infinity");
     std::uint8_t* y = blocks + b * lay.bytes;
+    const float* qw = importance ? importance + b * lay.block : nullptr;
     switch (t) {
-      case GgmlQuant::Q2_K: quantize_q2k(xb, y); break;
-      case GgmlQuant::Q3_K: quantize_q3k(xb, y); break;
+      case GgmlQuant::Q2_K: quantize_q2k(xb, y, qw); break;
+      case GgmlQuant::Q3_K: quantize_q3k(xb, y, qw); break;
       case GgmlQuant::Q4_K:
-      case GgmlQuant::Q5_K: quantize_q45k(xb, y, t); break;
-      case GgmlQuant::Q6_K: quantize_q6k(xb, y); break;
-      case GgmlQuant::IQ4_NL: quantize_iq4nl(xb, y); break;
-      case GgmlQuant::MXFP4: quantize_mxfp4(xb, y); break;
+      case GgmlQuant::Q5_K: quantize_q45k(xb, y, t, qw); break;
+      case GgmlQuant::Q6_K: quantize_q6k(xb, y, qw); break;
+      case GgmlQuant::IQ4_NL: quantize_iq4nl(xb, y, qw); break;
+      case GgmlQuant::MXFP4: quantize_mxfp4(xb, y); break;  // llama.cpp's MXFP4 has no importance path
     }
   }
 }
@@ -727,6 +951,19 @@ void ggml_quant_dequantize(GgmlQuant t, const std::uint8_t* blocks, float* y, st
 namespace {
 
 // The type of `f` on `shape`, or nullopt where the rows fall back to another format.
+// Which of llama.cpp's 32-block types with an importance path (Q4_0, Q4_1, Q5_0, Q5_1) a format is: their
+// quantizers without importance are closed-form (kernels/reference.cpp), with it they search.
+struct LegacyType {
+  int bits;
+  bool with_min;
+};
+std::optional<LegacyType> legacy_weighted_type(const Format& f) {
+  const Scaling& s = f.scaling();
+  if (s.rule != ScaleRule::Ggml || s.kind != ScaleKind::Block || s.block != 32 || f.elem().kind != Element::Kind::Int) return std::nullopt;
+  if (f.elem().bits != 4 && f.elem().bits != 5) return std::nullopt;
+  return LegacyType{f.elem().bits, s.asym};
+}
+
 std::optional<GgmlQuant> whole_blocks(const Format& f, const Shape& shape) {
   const auto t = ggml_quant_of(f);
   if (!t) throw Error("format " + f.name() + " is not one of llama.cpp's searched block types");
@@ -737,13 +974,72 @@ std::optional<GgmlQuant> whole_blocks(const Format& f, const Shape& shape) {
 
 }  // namespace
 
-Encoded ggml_quant_encode(const Format& f, const float* in, const Shape& shape, int threads) {
+Encoded ggml_legacy_encode_weighted(const Format& f, const float* in, const Shape& shape, int threads, const float* importance) {
+  const auto lt = legacy_weighted_type(f);
+  if (!lt) throw Error("format " + f.name() + " is not llama.cpp's Q4_0, Q4_1, Q5_0 or Q5_1");
+  if (shape.empty() || shape.back() <= 0 || shape.back() % 32 != 0)
+    throw Error("format " + f.name() + " with importance weights needs rows of whole 32-blocks, not shape " + shape_str(shape));
+  const std::int64_t n = shape_numel(shape), cols = shape.back(), rows = n / cols, nb = n / 32;
+  const int nmax = 1 << (lt->bits - 1);  // symmetric: levels -nmax..nmax-1 (stored + nmax); with a minimum: 0..2*nmax-1
+  Encoded e;
+  e.format = f.name();
+  e.shape = shape;
+  e.axis = static_cast<int>(shape.size()) - 1;
+  e.num_groups = nb;
+  std::vector<std::uint32_t> codes(static_cast<std::size_t>(n)), d_codes(static_cast<std::size_t>(nb)), m_codes;
+  if (lt->with_min) m_codes.resize(static_cast<std::size_t>(nb));
+  parallel_for(rows, threads, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      // quantize_row_q4_0_impl .. q5_1_impl: sigma2 is the whole row's mean square.
+      const float* x = in + r * cols;
+      float sum_x2 = 0;
+      for (std::int64_t j = 0; j < cols; ++j) sum_x2 += x[j] * x[j];
+      const float sigma2 = sum_x2 / static_cast<float>(cols);
+      for (std::int64_t ib = 0; ib < cols / 32; ++ib) {
+        const float* xb = x + 32 * ib;
+        const float* qw = importance + 32 * ib;
+        float w[32];
+        for (int j = 0; j < 32; ++j) w[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+        const std::int64_t g = r * (cols / 32) + ib;
+        std::uint32_t* c = codes.data() + g * 32;
+        if (lt->with_min) {
+          std::uint8_t L[32];
+          float neg_min;
+          const float d = fit_scale_min_weighted(32, 2 * nmax - 1, xb, w, L, &neg_min, -0.9f, 0.05f, 36);
+          d_codes[static_cast<std::size_t>(g)] = f32_to_f16(d);
+          m_codes[static_cast<std::size_t>(g)] = f32_to_f16(-neg_min);
+          for (int j = 0; j < 32; ++j) c[j] = L[j];
+        } else {
+          std::int8_t L[32];
+          const float d = fit_scale_sym_sweep(32, nmax, xb, L, w);
+          d_codes[static_cast<std::size_t>(g)] = f32_to_f16(d);
+          // the int element's two's-complement code of L - nmax
+          for (int j = 0; j < 32; ++j) c[j] = static_cast<std::uint32_t>(L[j] - nmax) & ((1u << lt->bits) - 1);
+        }
+      }
+    }
+  });
+  e.codes = pack_bits(codes.data(), codes.size(), lt->bits);
+  e.scales = pack_bits(d_codes.data(), d_codes.size(), 16);
+  if (lt->with_min) e.zeros = pack_bits(m_codes.data(), m_codes.size(), 16);
+  return e;
+}
+
+bool ggml_legacy_has_importance(const Format& f) { return legacy_weighted_type(f).has_value(); }
+
+Encoded ggml_quant_encode(const Format& f, const float* in, const Shape& shape, int threads, const float* importance) {
   QuantOptions opt;
   opt.threads = threads;
   const auto t = whole_blocks(f, shape);
-  if (!t) return encode(ggml_quant_row_format(f, shape.back()), in, shape, opt);
+  if (!t) {
+    const Format row = ggml_quant_row_format(f, shape.back());
+    if (!importance) return encode(row, in, shape, opt);
+    if (ggml_quant_of(row)) return ggml_quant_encode(row, in, shape, threads, importance);
+    if (legacy_weighted_type(row)) return ggml_legacy_encode_weighted(row, in, shape, threads, importance);
+    return encode(row, in, shape, opt);  // Q8_0 and F16: llama.cpp has no importance path for them
+  }
   const GgmlQuantLayout& lay = ggml_quant_layout(*t);
-  const std::int64_t n = shape_numel(shape), nb = n / lay.block;
+  const std::int64_t n = shape_numel(shape), nb = n / lay.block, per_row = shape.back() / lay.block;
   Encoded e;
   e.format = f.name();
   e.shape = shape;
@@ -756,7 +1052,7 @@ Encoded ggml_quant_encode(const Format& f, const float* in, const Shape& shape, 
     std::vector<std::uint8_t> blk(static_cast<std::size_t>(lay.bytes));
     std::uint8_t L[kSuperBlock];
     for (std::int64_t b = b0; b < b1; ++b) {
-      ggml_quant_quantize(*t, in + b * lay.block, blk.data(), lay.block);
+      ggml_quant_quantize(*t, in + b * lay.block, blk.data(), lay.block, importance ? importance + b % per_row * lay.block : nullptr);
       ggml_quant_levels(*t, blk.data(), L);
       for (int i = 0; i < lay.block; ++i) levels[static_cast<std::size_t>(b * lay.block + i)] = L[i];
       std::uint8_t* h = e.scales.data() + b * lay.header_bytes();
@@ -848,7 +1144,7 @@ void ggml_quant_ranges(GgmlQuant t, const std::uint8_t* block, float* lo, float*
   }
 }
 
-void ggml_quant_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, int threads) {
+void ggml_quant_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, int threads, const float* importance) {
   const auto t = ggml_quant_of(f);
   if (!t) throw Error("format " + f.name() + " is not one of llama.cpp's searched block types");
   if (shape.empty()) throw Error("format " + f.name() + " quantizes rows: a scalar has none");
@@ -857,6 +1153,14 @@ void ggml_quant_fake_quant(const Format& f, const float* in, float* out, const S
   const std::int64_t row_len = shape.back(), rows = n / row_len;
   const Format row_format = ggml_quant_row_format(f, row_len);
   if (!(row_format == f)) {
+    if (importance) {
+      if (ggml_quant_of(row_format)) return ggml_quant_fake_quant(row_format, in, out, shape, threads, importance);
+      if (legacy_weighted_type(row_format)) {
+        const Encoded e = ggml_legacy_encode_weighted(row_format, in, shape, threads, importance);
+        decode(e, out, threads);
+        return;
+      }
+    }
     QuantOptions opt;
     opt.threads = threads;
     fake_quant(row_format, in, out, shape, opt);
@@ -875,7 +1179,7 @@ void ggml_quant_fake_quant(const Format& f, const float* in, float* out, const S
           std::fill(out + at, out + at + lay.block, std::numeric_limits<float>::quiet_NaN());
           continue;
         }
-        ggml_quant_quantize(*t, in + at, blk.data(), lay.block);
+        ggml_quant_quantize(*t, in + at, blk.data(), lay.block, importance ? importance + b * lay.block : nullptr);
         ggml_quant_dequantize(*t, blk.data(), out + at, lay.block);
       }
   });

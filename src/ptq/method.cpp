@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "qcast/error.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
+#include "qcast/quantize.hpp"
 #include "qcast/ptq/gptq.hpp"
 #include "qcast/ptq/lowrank.hpp"
 #include "qcast/ptq/rotate.hpp"
@@ -81,6 +84,32 @@ LayerQuant run_lowrank(const LayerJob& j) {
 
 LayerQuant run_ed(const LayerJob& j) { return plain(error_diffusion(j.format, j.W, j.rows, j.cols, *j.ed).q); }
 
+// llama.cpp's importance-matrix quantization (llama-imatrix + llama-quantize --imatrix): the per-column mean of
+// x^2 over the calibration inputs weights its quantizers' least-squares fits, bit for bit as ggml's
+// quantize_<type>(..., imatrix) (tests/llamacpp/ggml_ref.cpp).
+LayerQuant run_imatrix(const LayerJob& j) {
+  const bool searched = kern::ggml_quant_of(j.format).has_value(), legacy = kern::ggml_legacy_has_importance(j.format);
+  // llama.cpp quantizes Q8_0 without its importance matrix: imatrix is rtn there; and rows that are not whole
+  // 32-blocks, which no ggml block type holds (written as F32 of their values), take the format's own rtn.
+  if (j.format == Format::parse("q8_0_ggml") || (legacy && j.cols % 32 != 0)) return plain(rtn(j.format, j.W, j.rows, j.cols, j.threads));
+  if (!searched && !legacy)
+    throw Error("--method imatrix is llama.cpp's importance-weighted quantizer, for q2_k .. q6_k, iq4_nl, q4_0_ggml, q4_1, q5_0, q5_1 "
+                "(and q8_0_ggml, mxfp4_ggml, which it quantizes without weights); format " + j.format.name() +
+                " is none of them (its calibration-weighted counterpart is --method search)");
+  const std::vector<float> importance = j.stats->second_moment();
+  const Shape shape{j.rows, j.cols};
+  auto e = std::make_shared<Encoded>(searched ? kern::ggml_quant_encode(j.format, j.W, shape, j.threads, importance.data())
+                                              : kern::ggml_legacy_encode_weighted(j.format, j.W, shape, j.threads, importance.data()));
+  QuantizedWeight q;
+  q.format = j.format;
+  q.rows = j.rows;
+  q.cols = j.cols;
+  q.values.resize(static_cast<std::size_t>(j.rows * j.cols));
+  decode(*e, q.values.data(), j.threads);
+  q.packed = std::move(e);
+  return plain(std::move(q));
+}
+
 }  // namespace
 
 const std::vector<MethodInfo>& methods() {
@@ -91,6 +120,8 @@ const std::vector<MethodInfo>& methods() {
       {"rotate+gptq", kNeedsHessian, "block Hadamard rotation of the inputs, then GPTQ", run_rotate_gptq},
       {"lowrank", kNeedsNothing, "RTN plus a low-rank fp32 branch fitted to the error (--rank)", run_lowrank},
       {"ed", kNeedsFloatInputs, "error diffusion against the float model's inputs", run_ed},
+      {"imatrix", kNeedsInputStats, "llama.cpp's importance-matrix quantizers (k-quants, iq4_nl, Q4_0 .. Q5_1) weighted by E[x^2] of the inputs",
+       run_imatrix},
       {"mixed", kNeedsHessian, "mixed@BITS / mixed@energy=X / mixed@cycles=X: per-layer formats under a bits-per-weight, energy or latency budget, then GPTQ", run_gptq},
   };
   return table;

@@ -17,6 +17,7 @@
 
 #include "qcast/format.hpp"
 #include "qcast/gguf.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
 #include "qcast/quantize.hpp"
 
 namespace gg = qcast::gguf;
@@ -147,6 +148,81 @@ int main(int argc, char** argv) {
                 c.symbol, static_cast<long long>(blocks), static_cast<long long>(diff_blocks), static_cast<long long>(diff_values),
                 static_cast<long long>(diff_decoded));
     failures += diff_blocks > 0 || diff_values > 0 || diff_decoded > 0;
+  }
+  // Importance-weighted quantization (llama-quantize --imatrix): ggml_quantize_chunk's quantize_<type> with an
+  // importance vector, one weight per column, the same for every row.
+  struct Weighted {
+    const char* format;
+    const char* symbol;
+  };
+  const Weighted weighted[] = {{"q2_k", "quantize_q2_K"}, {"q3_k", "quantize_q3_K"}, {"q4_k", "quantize_q4_K"},
+                               {"q5_k", "quantize_q5_K"}, {"q6_k", "quantize_q6_K"}, {"iq4_nl", "quantize_iq4_nl"}};
+  for (const Weighted& c : weighted) {
+    auto fn = reinterpret_cast<QuantizeChunk>(dlsym(lib, c.symbol));
+    if (!fn) {
+      std::fprintf(stderr, "ggml_ref: %s has no %s\n", argv[1], c.symbol);
+      return 2;
+    }
+    const qcast::Format f = qcast::Format::parse(c.format);
+    const auto t = *qcast::kern::ggml_quant_of(f);
+    const auto& lay = qcast::kern::ggml_quant_layout(t);
+    std::int64_t blocks = 0, diff_blocks = 0, weighed = 0;
+    for (int kind = 0; kind < 12; ++kind) {
+      std::mt19937 rng(777u + static_cast<unsigned>(kind));
+      const std::vector<float> x = make_inputs(kind, rows * cols, rng);
+      // Column importances spread over four decades, as an imatrix's mean squares of activations are.
+      std::vector<float> imp(static_cast<std::size_t>(cols));
+      std::uniform_real_distribution<float> e(-2.0f, 2.0f);
+      for (float& v : imp) v = std::pow(10.0f, e(rng));
+      const std::size_t row_bytes = static_cast<std::size_t>(cols / lay.block * lay.bytes);
+      std::vector<std::uint8_t> ref(static_cast<std::size_t>(rows) * row_bytes), mine(ref.size());
+      fn(x.data(), ref.data(), rows, cols, imp.data());
+      for (std::int64_t r = 0; r < rows; ++r)
+        qcast::kern::ggml_quant_quantize(t, x.data() + r * cols, mine.data() + r * row_bytes, cols, imp.data());
+      std::vector<std::uint8_t> plain(ref.size());  // without importance: must differ somewhere, or the test proves nothing
+      qcast::kern::ggml_quant_quantize(t, x.data(), plain.data(), rows * cols);
+      for (std::size_t b = 0; b < ref.size() / lay.bytes; ++b, ++blocks) {
+        if (std::memcmp(ref.data() + b * lay.bytes, mine.data() + b * lay.bytes, lay.bytes) != 0 && diff_blocks++ < 3)
+          std::printf("FAIL %s (importance) kind %d block %zu differs\n", c.format, kind, b);
+        weighed += std::memcmp(plain.data() + b * lay.bytes, mine.data() + b * lay.bytes, lay.bytes) != 0;
+      }
+    }
+    std::printf("%-10s %-22s %6lld blocks: %lld differ (importance-weighted; %lld differ from the unweighted blocks)\n", c.format,
+                c.symbol, static_cast<long long>(blocks), static_cast<long long>(diff_blocks), static_cast<long long>(weighed));
+    failures += diff_blocks > 0 || weighed == 0;
+  }
+  // The 32-block types' importance paths (quantize_row_q4_0_impl .. q5_1_impl), through qcast's packed layout and
+  // its GGUF writer.
+  const Case legacy[] = {{"q4_0_ggml", "quantize_q4_0", "", gg::GgmlType::Q4_0}, {"q4_1", "quantize_q4_1", "", gg::GgmlType::Q4_1},
+                         {"q5_0", "quantize_q5_0", "", gg::GgmlType::Q5_0}, {"q5_1", "quantize_q5_1", "", gg::GgmlType::Q5_1}};
+  for (const Case& c : legacy) {
+    auto fn = reinterpret_cast<QuantizeChunk>(dlsym(lib, c.symbol));
+    if (!fn) {
+      std::fprintf(stderr, "ggml_ref: %s has no %s\n", argv[1], c.symbol);
+      return 2;
+    }
+    const qcast::Format f = qcast::Format::parse(c.format);
+    const auto& tr = gg::traits(c.type);
+    std::int64_t blocks = 0, diff_blocks = 0, weighed = 0;
+    for (int kind = 0; kind < 12; ++kind) {
+      std::mt19937 rng(555u + static_cast<unsigned>(kind));
+      const std::vector<float> x = make_inputs(kind, rows * cols, rng);
+      std::vector<float> imp(static_cast<std::size_t>(cols));
+      std::uniform_real_distribution<float> e(-2.0f, 2.0f);
+      for (float& v : imp) v = std::pow(10.0f, e(rng));
+      std::vector<std::uint8_t> ref(static_cast<std::size_t>(rows * cols / 32 * tr.bytes));
+      fn(x.data(), ref.data(), rows, cols, imp.data());
+      const gg::TensorData t = gg::make_tensor("x", qcast::kern::ggml_legacy_encode_weighted(f, x.data(), {rows, cols}, 2, imp.data()));
+      const gg::TensorData plain = gg::make_tensor("x", x.data(), {rows, cols}, f);
+      for (std::size_t b = 0; b < ref.size() / tr.bytes; ++b, ++blocks) {
+        if (std::memcmp(ref.data() + b * tr.bytes, t.data.data() + b * tr.bytes, tr.bytes) != 0 && diff_blocks++ < 3)
+          std::printf("FAIL %s (importance) kind %d block %zu differs\n", c.format, kind, b);
+        weighed += std::memcmp(plain.data.data() + b * tr.bytes, t.data.data() + b * tr.bytes, tr.bytes) != 0;
+      }
+    }
+    std::printf("%-10s %-22s %6lld blocks: %lld differ (importance-weighted; %lld differ from the unweighted blocks)\n", c.format,
+                c.symbol, static_cast<long long>(blocks), static_cast<long long>(diff_blocks), static_cast<long long>(weighed));
+    failures += diff_blocks > 0 || weighed == 0;
   }
   dlclose(lib);
   return failures ? 1 : 0;

@@ -25,7 +25,7 @@ TEST(PtqMethod, EveryRowParsesByNameWithItsModifiers) {
     EXPECT_TRUE(q.quarot);
     EXPECT_TRUE(q.bias);
   }
-  EXPECT_EQ(names, (std::set<std::string>{"rtn", "search", "gptq", "rotate+gptq", "lowrank", "ed", "mixed"}));
+  EXPECT_EQ(names, (std::set<std::string>{"rtn", "search", "gptq", "rotate+gptq", "lowrank", "ed", "imatrix", "mixed"}));
 }
 
 TEST(PtqMethod, ModifiersBudgetsAndWhatEachNeeds) {
@@ -36,6 +36,7 @@ TEST(PtqMethod, ModifiersBudgetsAndWhatEachNeeds) {
   EXPECT_TRUE(ptq::parse_method("gptq").needs(ptq::kNeedsHessian));
   EXPECT_TRUE(ptq::parse_method("rotate+gptq").needs(ptq::kNeedsHessian));
   EXPECT_TRUE(ptq::parse_method("search").needs(ptq::kNeedsInputStats));
+  EXPECT_TRUE(ptq::parse_method("imatrix").needs(ptq::kNeedsInputStats));
   EXPECT_TRUE(ptq::parse_method("ed").needs(ptq::kNeedsFloatInputs));
   EXPECT_FALSE(ptq::parse_method("rtn").needs(ptq::kNeedsHessian));
   EXPECT_FALSE(ptq::parse_method("ed").needs(ptq::kNeedsHessian));
@@ -54,7 +55,7 @@ TEST(PtqMethod, BadStringsNameTheMethods) {
     const std::string m = msg(bad);
     EXPECT_NE(m, "(accepted)") << bad;
   }
-  EXPECT_NE(msg("gtpq").find("rtn, search, gptq, rotate+gptq, lowrank, ed, mixed@BITS"), std::string::npos) << msg("gtpq");
+  EXPECT_NE(msg("gtpq").find("rtn, search, gptq, rotate+gptq, lowrank, ed, imatrix, mixed@BITS"), std::string::npos) << msg("gtpq");
   EXPECT_NE(msg("mixed").find("mixed@BITS"), std::string::npos);
   EXPECT_NE(msg("mixed@40").find("(0, 32]"), std::string::npos);
   for (const char* bad : {"mixed@energy=", "mixed@energy=0", "mixed@energy=1.5", "mixed@energy=120%", "mixed@energy=3kJ",

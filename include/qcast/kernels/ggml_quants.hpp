@@ -60,7 +60,10 @@ Format ggml_quant_row_format(const Format& f, std::int64_t row_len);
 
 /// llama.cpp's quantizer: `n` values (whole blocks) into n / block blocks. Throws qcast::Error on a NaN or
 /// infinity (ggml's quantizers have no meaning for them; llama.cpp refuses such rows).
-void ggml_quant_quantize(GgmlQuant t, const float* x, std::uint8_t* blocks, std::int64_t n);
+/// With `importance` (n non-negative weights, one per value: an importance matrix's column means of x^2),
+/// llama.cpp's importance-weighted quantizer (quantize_q*_K / quantize_iq4_nl with an imatrix); MXFP4 has none
+/// and ignores it.
+void ggml_quant_quantize(GgmlQuant t, const float* x, std::uint8_t* blocks, std::int64_t n, const float* importance = nullptr);
 /// ggml's dequantize_row_*, bit for bit: n / block blocks into `n` values.
 void ggml_quant_dequantize(GgmlQuant t, const std::uint8_t* blocks, float* y, std::int64_t n);
 
@@ -76,8 +79,16 @@ void ggml_quant_pack_levels(GgmlQuant t, const std::uint8_t* levels, std::uint8_
 /// with the element's bits, `scales` each block's header bytes (ggml_quant_layout().header_bytes() per block),
 /// num_groups the number of blocks. Rows that are not whole blocks are encoded in their fallback format
 /// (ggml_quant_row_format), which the Encoded's `format` then names.
-Encoded ggml_quant_encode(const Format& f, const float* in, const Shape& shape, int threads);
+/// `importance`: one weight per column (shape.back() values), or null.
+Encoded ggml_quant_encode(const Format& f, const float* in, const Shape& shape, int threads, const float* importance = nullptr);
 void ggml_quant_decode(const Format& f, const Encoded& e, float* out, int threads);
+/// llama.cpp's importance-weighted quantizers of the 32-block types Q4_0, Q4_1, Q5_0, Q5_1 (q4_0_ggml, q4_1,
+/// q5_0, q5_1; quantize_row_q4_0_impl .. q5_1_impl): a weighted search where the unweighted quantizers are
+/// closed-form. `importance`: one weight per column. Rows must be whole 32-blocks.
+Encoded ggml_legacy_encode_weighted(const Format& f, const float* in, const Shape& shape, int threads, const float* importance);
+/// Whether `f` is one of those four.
+bool ggml_legacy_has_importance(const Format& f);
+
 /// The Encoded tensor of `shape` whose blocks (whole blocks of `f` along every row) are `blocks`: the inverse
 /// of ggml_quant_blocks. Throws when the shape's rows are not whole blocks of `f`.
 Encoded ggml_quant_encoded(const Format& f, const Shape& shape, const std::uint8_t* blocks);
@@ -87,6 +98,7 @@ std::vector<std::uint8_t> ggml_quant_blocks(const Encoded& e);
 /// fake-quant of a row-major tensor in format `f`: each row (the last axis) quantized and decoded as
 /// llama.cpp would store it (ggml_quant_row_format). A block holding a NaN or infinity becomes NaN.
 /// Rows are split over `threads` threads; the result does not depend on it.
-void ggml_quant_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, int threads);
+void ggml_quant_fake_quant(const Format& f, const float* in, float* out, const Shape& shape, int threads,
+                           const float* importance = nullptr);
 
 }  // namespace qcast::kern
