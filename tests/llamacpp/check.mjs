@@ -1,5 +1,5 @@
 // llama.cpp itself checks the GGUF files qcast writes: for every ggml type qcast writes, quantize
-// stories260K with `qcast quantize --out X.gguf`, load X.gguf in llama.cpp (node-llama-cpp 3.21.1's prebuilt
+// stories260K (and, for the k-quants, a 256-wide random model written here) with `qcast quantize --out X.gguf`, load X.gguf in llama.cpp (node-llama-cpp 3.21.1's prebuilt
 // CPU build), and compare llama.cpp's perplexity on the TinyStories excerpt with `qcast eval X.gguf` on the
 // same stories. Asserts, per file: llama.cpp loads it; the tensors have the ggml type asked for; llama.cpp's
 // tokenizer (from the GGUF) gives as many tokens as qcast's over the stories; llama.cpp's next-token
