@@ -51,7 +51,7 @@ enum class GgmlType : std::uint32_t {
 };
 
 /// One row of the type table: ggml's name, elements per block, bytes per block, and the dequantizer
-/// (null for the types qcast does not decode: IQ*, TQ*, Q8_1, NVFP4, Q1_0, the integer types and F64).
+/// (null for the types qcast does not decode: IQ* but IQ4_NL, TQ*, Q8_1, Q1_0, the integer types and F64).
 struct TypeTraits {
   GgmlType type;
   const char* name;

@@ -64,7 +64,7 @@ def test_every_named_format_cast_encode_decode_matches_cli():
             # encode -> decode == cast, and the packed file the CLI writes holds the same codes and scales.
             e = qcast.encode(x2, name)
             # Rows of 72 are not whole blocks of the k-quants or IQ4_NL: llama.cpp stores such rows as F16.
-            stored = "fp16" if name in ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "mxfp4_ggml") else name
+            stored = "fp16" if name in ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "mxfp4_ggml", "nvfp4_ggml") else name
             assert e.shape == x2.shape and e.format == qcast.Format(stored).name, (name, e.format)
             # Values equal (integer codes have no -0: decode gives +0 where cast keeps the sign of a zero).
             assert np.array_equal(qcast.decode(e), y, equal_nan=True), f"{name}: decode(encode(x)) != cast(x)"

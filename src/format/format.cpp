@@ -335,11 +335,15 @@ void validate(const Element& elem, const Scaling& s, bool rule_given, const std:
     const bool mxfp4 = s.kind == ScaleKind::Block && s.block == 32 && !s.tensor_scale && !s.asym && s.scale_elem == Element::parse("e8m0") &&
                        elem == Element::parse("e2m1");
     if (mxfp4) return;
+    // NVFP4 as upstream ggml defines it: a UE4M3 scale per 16, no fp32 tensor scale.
+    const bool nvfp4 = s.kind == ScaleKind::Block && s.block == 16 && !s.tensor_scale && !s.asym && s.scale_elem == Element::parse("ue4m3") &&
+                       elem == Element::parse("e2m1");
+    if (nvfp4) return;
     if (!base || !(b32 || b256))
       throw Error("the ggml scale rule is llama.cpp's quantizer of Q8_0, Q4_0, Q5_0 (int8 / int4 / int5@fp16/b32/ggml), Q4_1, "
                   "Q5_1 (int4 / int5@fp16/b32/asym/ggml) and the k-quants Q3_K, Q6_K (int3 / int6@fp16/b256/ggml), Q2_K, Q4_K, "
-                  "Q5_K (int2 / int4 / int5@fp16/b256/asym/ggml) along rows, IQ4_NL (iq4_nl: ggml's codebook@fp16/b32/ggml) and MXFP4 "
-                  "(e2m1@e8m0/b32/ggml); '" +
+                  "Q5_K (int2 / int4 / int5@fp16/b256/asym/ggml) along rows, IQ4_NL (iq4_nl: ggml's codebook@fp16/b32/ggml), MXFP4 "
+                  "(e2m1@e8m0/b32/ggml) and NVFP4 (e2m1@ue4m3/b16/ggml); '" +
                   full + "' is none of them");
   }
 }

@@ -93,6 +93,8 @@ const std::vector<NamedFormat>& format_table() {
        "ragged rows: Q5_1"},
       {"mxfp4_ggml", "e2m1@e8m0/b32/ggml", {}, "MXFP4", 0, false,
        "MXFP4 as llama.cpp quantizes it: OCP's floor scale, ties toward zero and never -0 (OCP mxfp4 rounds ties to even)"},
+      {"nvfp4_ggml", "e2m1@ue4m3/b16/ggml", {}, "NVFP4", 0, false,
+       "NVFP4 as upstream ggml stores it: UE4M3 scale per 16 (ggml's rounding), no fp32 tensor scale; rows of whole 64-blocks"},
       {"iq4_nl", "cb:-127,-104,-83,-65,-49,-35,-22,-10,1,13,25,38,53,69,89,113@fp16/b32/ggml", {}, "IQ4_NL", 0, false,
        "ggml IQ4_NL: a 16-value non-linear codebook under an fp16 scale per 32, found by llama.cpp's 15-step search (4.5 bits)"},
       {"q6_k", "int6@fp16/b256/ggml", {}, "Q6_K", 0, false,

@@ -411,6 +411,7 @@ GgmlType ggml_type_for(const Format& f, const Shape& shape) {
       case kern::GgmlQuant::Q6_K: return GgmlType::Q6_K;
       case kern::GgmlQuant::IQ4_NL: return GgmlType::IQ4_NL;
       case kern::GgmlQuant::MXFP4: return GgmlType::MXFP4;
+      case kern::GgmlQuant::NVFP4: return GgmlType::NVFP4;
     }
   }
   const auto& s = f.scaling();

@@ -166,7 +166,7 @@ const TypeTraits kTypes[] = {
     {GgmlType::TQ1_0, "TQ1_0", kQK, 54, nullptr},
     {GgmlType::TQ2_0, "TQ2_0", kQK, 66, nullptr},
     {GgmlType::MXFP4, "MXFP4", 32, 17, deq_mxfp4},
-    {GgmlType::NVFP4, "NVFP4", 64, 36, nullptr},
+    {GgmlType::NVFP4, "NVFP4", 64, 36, deq_k<kern::GgmlQuant::NVFP4, 64>},
     {GgmlType::Q1_0, "Q1_0", 128, 18, nullptr},
 };
 
@@ -193,7 +193,7 @@ void dequantize_row(GgmlType t, const std::uint8_t* data, float* out, std::int64
   const TypeTraits& tt = traits(t);
   if (!tt.dequantize)
     throw Error(std::string("ggml type ") + tt.name +
-                " is not supported by qcast (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, Q8_K, IQ4_NL, MXFP4)");
+                " is not supported by qcast (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, Q8_K, IQ4_NL, MXFP4, NVFP4)");
   if (n % tt.block) throw Error(std::string("ggml ") + tt.name + ": " + std::to_string(n) + " elements are not whole blocks");
   if (n == 0) return;  // an empty tensor (a zero dimension): out may be null
   tt.dequantize(data, out, tt.block == 1 ? n : n / tt.block);

@@ -29,6 +29,7 @@ const GgmlQuantLayout kLayouts[] = {
     {"Q6_K", 256, 6, 210, 0, 192, 16, 32, false}, // {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}
     {"IQ4_NL", 32, 4, 18, 2, 16, 32, 0, false},   // {f16 d; u8 qs[16]}: codebook indices
     {"MXFP4", 32, 4, 17, 1, 16, 32, 0, false},    // {u8 e (E8M0); u8 qs[16]}: e2m1 codes
+    {"NVFP4", 64, 4, 36, 4, 32, 16, 0, false},    // {u8 d[4] (UE4M3 per 16); u8 qs[32]}: e2m1 codes
 };
 
 // ggml's kvalues_mxfp4: the e2m1 values doubled (so they are integers), by code; the scale is halved to match.
@@ -698,6 +699,66 @@ void quantize_iq4nl(const float* x, std::uint8_t* y, const float* qw) {
   ggml_quant_pack_levels(GgmlQuant::IQ4_NL, L, y);
 }
 
+// ggml's UE4M3 (unsigned E4M3, bias 7; 0x7F and 0 decode to 0) halved, to match the doubled e2m1 values.
+inline float ue4m3_half(std::uint8_t x) {
+  if (x == 0 || x == 0x7F) return 0.0f;
+  const int exp = (x >> 3) & 0xF, man = x & 0x7;
+  const float raw = exp == 0 ? std::ldexp(static_cast<float>(man), -9) : std::ldexp(1.0f + static_cast<float>(man) / 8.0f, exp - 7);
+  return raw * 0.5f;
+}
+
+// ggml_fp32_to_ue4m3: clamped to 448, the fourth mantissa bit rounds half up (not to even), subnormals
+// round half up from x * 2^9.
+inline std::uint8_t ue4m3_of(float x) {
+  if (!(x > 0.0f)) return 0;
+  if (x > 448.0f) x = 448.0f;
+  std::uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  const int fp32_exp = static_cast<int>((bits >> 23) & 0xFF) - 127;
+  const int fp32_man = static_cast<int>((bits >> 20) & 0x7);
+  int exp = fp32_exp + 7;
+  if (exp <= 0) {
+    const int man = std::min(7, static_cast<int>(x * 512.0f + 0.5f));
+    return man < 1 ? 0 : static_cast<std::uint8_t>(man);
+  }
+  if (exp >= 15) return 0x7E;
+  int man = fp32_man + static_cast<int>((bits >> 19) & 1);
+  if (man > 7) {
+    man = 0;
+    if (++exp >= 15) return 0x7E;
+  }
+  return static_cast<std::uint8_t>((exp << 3) | man);
+}
+
+// ggml's best_index_mxfp4: the first code of least |value(code) * d - x| (ties toward the lower code).
+inline std::uint8_t best_index_mxfp4(float x, float d) {
+  int best = 0;
+  float best_err = std::fabs(static_cast<float>(kMxfp4Values[0]) * d - x);
+  for (int i = 1; i < 16; ++i) {
+    const float err = std::fabs(static_cast<float>(kMxfp4Values[i]) * d - x);
+    if (err < best_err) {
+      best = i;
+      best_err = err;
+    }
+  }
+  return static_cast<std::uint8_t>(best);
+}
+
+// NVFP4 as quantize_row_nvfp4_ref: per 16 values, ue = UE4M3(amax / 6), then the nearest codes under it.
+void quantize_nvfp4(const float* x, std::uint8_t* y) {
+  std::uint8_t L[64];
+  for (int s = 0; s < 4; ++s) {
+    const float* xb = x + 16 * s;
+    float amax = 0;
+    for (int j = 0; j < 16; ++j)
+      if (amax < std::fabs(xb[j])) amax = std::fabs(xb[j]);
+    y[s] = ue4m3_of(amax / 6.0f);
+    const float d = ue4m3_half(y[s]);
+    for (int j = 0; j < 16; ++j) L[16 * s + j] = best_index_mxfp4(xb[j], d);
+  }
+  ggml_quant_pack_levels(GgmlQuant::NVFP4, L, y);
+}
+
 // MXFP4 as quantize_row_mxfp4_ref: e = floor(log2f(amax)) - 2 + 127 (log2f of the C library, as ggml calls
 // it), then per value the first code of least |value(code) * d - x|.
 void quantize_mxfp4(const float* x, std::uint8_t* y) {
@@ -708,18 +769,7 @@ void quantize_mxfp4(const float* x, std::uint8_t* y) {
   const std::uint8_t e = amax > 0.0f ? static_cast<std::uint8_t>(static_cast<int>(std::floor(log2f(amax)) - 2 + 127)) : 0;
   const float d = e8m0_half(e);
   std::uint8_t L[32];
-  for (int j = 0; j < 32; ++j) {
-    int best = 0;
-    float best_err = std::fabs(static_cast<float>(kMxfp4Values[0]) * d - x[j]);
-    for (int i = 1; i < 16; ++i) {
-      const float err = std::fabs(static_cast<float>(kMxfp4Values[i]) * d - x[j]);
-      if (err < best_err) {
-        best = i;
-        best_err = err;
-      }
-    }
-    L[j] = static_cast<std::uint8_t>(best);
-  }
+  for (int j = 0; j < 32; ++j) L[j] = best_index_mxfp4(x[j], d);
   y[0] = e;
   ggml_quant_pack_levels(GgmlQuant::MXFP4, L, y);
 }
@@ -757,13 +807,16 @@ void sub_scales(GgmlQuant t, const std::uint8_t* b, SubScale* out) {
     }
     case GgmlQuant::IQ4_NL: out[0] = {half_at(b), 0.0f}; break;
     case GgmlQuant::MXFP4: out[0] = {e8m0_half(b[0]), 0.0f}; break;
+    case GgmlQuant::NVFP4:
+      for (int s = 0; s < 4; ++s) out[s] = {ue4m3_half(b[s]), 0.0f};
+      break;
   }
 }
 
 // Level L's value in a sub-block (ggml's order of operations).
 inline float level_value(GgmlQuant t, const GgmlQuantLayout& lay, const SubScale& ss, int L) {
   if (t == GgmlQuant::IQ4_NL) return ss.dl * static_cast<float>(kIq4nlValues[L]);
-  if (t == GgmlQuant::MXFP4) return static_cast<float>(kMxfp4Values[L]) * ss.dl;
+  if (t == GgmlQuant::MXFP4 || t == GgmlQuant::NVFP4) return static_cast<float>(kMxfp4Values[L]) * ss.dl;
   const float q = static_cast<float>(L - lay.level_offset);
   return lay.with_min ? ss.dl * q - ss.ml : ss.dl * q;
 }
@@ -778,7 +831,11 @@ std::optional<GgmlQuant> ggml_quant_of(const Format& f) {
   const Scaling& s = f.scaling();
   if (s.rule != ScaleRule::Ggml || s.kind != ScaleKind::Block) return std::nullopt;
   if (f.elem().kind == Element::Kind::Codebook) return s.block == 32 ? std::optional(GgmlQuant::IQ4_NL) : std::nullopt;
-  if (f.elem().kind == Element::Kind::Float) return s.block == 32 ? std::optional(GgmlQuant::MXFP4) : std::nullopt;
+  if (f.elem().kind == Element::Kind::Float) {
+    if (s.block == 32 && s.scale_elem.variant == FloatVariant::E8m0) return GgmlQuant::MXFP4;
+    if (s.block == 16 && s.scale_elem.variant != FloatVariant::E8m0) return GgmlQuant::NVFP4;  // ue4m3 (Format checks it)
+    return std::nullopt;
+  }
   if (s.block != kSuperBlock) return std::nullopt;
   switch (f.elem().bits) {  // Format's validation admits exactly these five
     case 2: return GgmlQuant::Q2_K;
@@ -794,7 +851,7 @@ Format ggml_quant_row_format(const Format& f, std::int64_t row_len) {
   const auto t = ggml_quant_of(f);
   if (!t) return f;
   if (row_len > 0 && row_len % ggml_quant_layout(*t).block == 0) return f;
-  if (row_len % 32 != 0) return Format::parse("fp16");
+  if (row_len % 32 != 0 || *t == GgmlQuant::NVFP4) return Format::parse("fp16");
   switch (*t) {
     case GgmlQuant::Q4_K: return Format::parse("q5_0");
     case GgmlQuant::Q5_K: return Format::parse("q5_1");
@@ -802,7 +859,8 @@ Format ggml_quant_row_format(const Format& f, std::int64_t row_len) {
     case GgmlQuant::Q2_K:
     case GgmlQuant::Q3_K: return Format::parse("iq4_nl");
     case GgmlQuant::IQ4_NL:
-    case GgmlQuant::MXFP4: break;  // rows of whole 32-blocks returned above
+    case GgmlQuant::MXFP4:
+    case GgmlQuant::NVFP4: break;  // rows of whole blocks returned above
   }
   return Format::parse("fp16");
 }
@@ -843,6 +901,13 @@ void ggml_quant_levels(GgmlQuant t, const std::uint8_t* b, std::uint8_t* L) {
       }
       break;
     }
+    case GgmlQuant::NVFP4:  // per 16: byte j of the sub-block's 8 holds values j (low nibble) and j + 8
+      for (int s = 0; s < 4; ++s)
+        for (int j = 0; j < 8; ++j) {
+          L[16 * s + j] = b[4 + 8 * s + j] & 0x0F;
+          L[16 * s + j + 8] = b[4 + 8 * s + j] >> 4;
+        }
+      break;
     case GgmlQuant::Q6_K: {
       const std::uint8_t* ql = b;
       const std::uint8_t* qh = b + 128;
@@ -895,6 +960,11 @@ void ggml_quant_pack_levels(GgmlQuant t, const std::uint8_t* L, std::uint8_t* b)
       for (int j = 0; j < 16; ++j) qs[j] = static_cast<std::uint8_t>((L[j] & 0x0F) | ((L[j + 16] & 0x0F) << 4));
       break;
     }
+    case GgmlQuant::NVFP4:
+      for (int s = 0; s < 4; ++s)
+        for (int j = 0; j < 8; ++j)
+          b[4 + 8 * s + j] = static_cast<std::uint8_t>((L[16 * s + j] & 0x0F) | ((L[16 * s + j + 8] & 0x0F) << 4));
+      break;
     case GgmlQuant::Q6_K: {
       std::uint8_t* ql = b;
       std::uint8_t* qh = b + 128;
@@ -929,7 +999,8 @@ void ggml_quant_quantize(GgmlQuant t, const float* x, std::uint8_t* blocks, std:
       case GgmlQuant::Q5_K: quantize_q45k(xb, y, t, qw); break;
       case GgmlQuant::Q6_K: quantize_q6k(xb, y, qw); break;
       case GgmlQuant::IQ4_NL: quantize_iq4nl(xb, y, qw); break;
-      case GgmlQuant::MXFP4: quantize_mxfp4(xb, y); break;  // llama.cpp's MXFP4 has no importance path
+      case GgmlQuant::MXFP4: quantize_mxfp4(xb, y); break;  // llama.cpp's MXFP4 and NVFP4 have no importance path
+      case GgmlQuant::NVFP4: quantize_nvfp4(xb, y); break;
     }
   }
 }

@@ -68,7 +68,7 @@ EOF
 fail=0
 calib=(--calib "text:$S/data/tinystories/valid-excerpt.txt" --calib-samples 1 --calib-tokens 16 --quiet)
 for model in "$S/models/stories260K.bin" "$work/random256.bin"; do
-  for w in q8_0 q4_0 q8_0_ggml q4_0_ggml q4_1 q5_0 q5_1 mxfp4 q2_k q3_k q4_k q5_k q6_k iq4_nl mxfp4_ggml fp16; do
+  for w in q8_0 q4_0 q8_0_ggml q4_0_ggml q4_1 q5_0 q5_1 mxfp4 q2_k q3_k q4_k q5_k q6_k iq4_nl mxfp4_ggml nvfp4_ggml fp16; do
     a="$work/a.$w.gguf" b="$work/b.$w.gguf"
     "$Q" quantize "$model" --tokenizer "$S/models/tok512.bin" --weights "$w" --method rtn "${calib[@]}" --out "$a" 2>/dev/null ||
       { echo "FAIL: $(basename "$model") $w: quantize"; fail=1; continue; }

@@ -35,7 +35,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 const char* const kNames[] = {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k"};
-const char* const kAll[] = {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "mxfp4_ggml"};
+const char* const kAll[] = {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "mxfp4_ggml", "nvfp4_ggml"};
 
 TEST(KQuantFormat, NamesCompositionsAndBits) {
   const double bits[] = {2.625, 3.4375, 4.5, 5.5, 6.5625};
@@ -241,7 +241,7 @@ TEST(GgmlQuant, StatsCountClippingAgainstEachBlocksRange) {
   };
   for (const Case& c : {Case{"q4_0_ggml", 0.06}, Case{"q5_0", 0.06}, Case{"q4_1", 0.06}, Case{"q8_0_ggml", 0.06}, Case{"q2_k", 0.2},
                         Case{"q3_k", 0.12}, Case{"q4_k", 0.12}, Case{"q5_k", 0.12}, Case{"q6_k", 0.12}, Case{"iq4_nl", 0.12},
-                        Case{"mxfp4_ggml", 0.06}}) {
+                        Case{"mxfp4_ggml", 0.06}, Case{"nvfp4_ggml", 0.06}}) {
     SCOPED_TRACE(c.name);
     const QuantStats st = quant_stats(Format::parse(c.name), x.data(), {8, 512});
     EXPECT_EQ(st.count, 8 * 512);

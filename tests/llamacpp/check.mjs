@@ -66,6 +66,7 @@ const cases = [
   {weights: "q3_k", type: "IQ4_NL", tol: 0.01},
   {weights: "iq4_nl", type: "IQ4_NL", tol: 0.01},
   {weights: "mxfp4_ggml", type: "MXFP4", tol: 0.01},
+  {weights: "nvfp4_ggml", type: "NVFP4", tol: 0.01},
   // k-quants stored as themselves.
   {weights: "fp32", model: random_bin, type: "F32", tol: 1e-4},
   {weights: "q2_k", model: random_bin, type: "Q2_K", tol: 0.01},
@@ -132,7 +133,7 @@ for (const c of cases) {
   for (const t of info.fullTensorInfo ?? info.tensorInfo) {
     if (t.name.startsWith("blk.") && t.name.endsWith("attn_q.weight")) types.set(t.ggmlType, (types.get(t.ggmlType) ?? 0) + 1);
   }
-  const want = {F32: 0, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q2_K: 10, Q3_K: 11, Q4_K: 12, Q5_K: 13, Q6_K: 14, IQ4_NL: 20,
+  const want = {F32: 0, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q2_K: 10, Q3_K: 11, Q4_K: 12, Q5_K: 13, Q6_K: 14, IQ4_NL: 20, NVFP4: 40,
                 MXFP4: 39}[c.type];  // ggml.h enum ggml_type
   if (!(types.size === 1 && types.has(want))) fail(`${file}: attn_q tensors stored as ggml types ${[...types.keys()]}, expected ${c.type} (${want})`);
 

@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
       {"q5_0", "quantize_row_q5_0_ref", "dequantize_row_q5_0", gg::GgmlType::Q5_0},
       {"q5_1", "quantize_row_q5_1_ref", "dequantize_row_q5_1", gg::GgmlType::Q5_1},
       {"mxfp4_ggml", "quantize_row_mxfp4_ref", "dequantize_row_mxfp4", gg::GgmlType::MXFP4},
+      {"nvfp4_ggml", "quantize_row_nvfp4_ref", "dequantize_row_nvfp4", gg::GgmlType::NVFP4},
       {"q2_k", "quantize_row_q2_K_ref", "dequantize_row_q2_K", gg::GgmlType::Q2_K},
       {"q3_k", "quantize_row_q3_K_ref", "dequantize_row_q3_K", gg::GgmlType::Q3_K},
       {"q4_k", "quantize_row_q4_K_ref", "dequantize_row_q4_K", gg::GgmlType::Q4_K},

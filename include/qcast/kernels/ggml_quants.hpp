@@ -10,6 +10,9 @@
 //  - MXFP4 as llama.cpp writes it (mxfp4_ggml = e2m1@e8m0/b32/ggml): OCP's floor scale, but each value takes
 //    the first of ggml's 16 codes with the least error, so ties round toward zero (OCP: to even) and -0 is
 //    never written. Not a search, but not qcast's rounding either.
+//  - NVFP4 as upstream ggml defines it (nvfp4_ggml = e2m1@ue4m3/b16/ggml): a UE4M3 scale per 16 (amax / 6,
+//    rounded half up by ggml's own converter) and no fp32 tensor scale, stored in blocks of 64 (four scales).
+//    qcast's `nvfp4` (NVIDIA's, with the tensor scale) has no ggml type.
 // The quantizers are llama.cpp's (quantize_row_q*_K_ref, and quantize_iq4_nl as llama-quantize runs it, in
 // ggml-quants.c), rewritten from their algorithms with the same float operations in the same order, so the
 // block bytes are equal bit for bit (tests/llamacpp/ggml_ref.cpp calls the real ggml library to check).
@@ -29,7 +32,7 @@
 
 namespace qcast::kern {
 
-enum class GgmlQuant : std::uint8_t { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4 };
+enum class GgmlQuant : std::uint8_t { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4, NVFP4 };
 inline constexpr int kSuperBlock = 256;  // QK_K, the k-quants' block; the largest block of these types
 
 struct GgmlQuantLayout {
