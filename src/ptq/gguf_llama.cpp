@@ -118,8 +118,9 @@ gg::File llama_gguf(const Model& m, const QuantizeResult& r, const std::string& 
     }
     gg::TensorData t = gg::make_tensor(name, ql.q.encode());
     if (notes && kern::ggml_quant_of(ql.q.format) && gg::type_name(t.type) != kern::ggml_quant_layout(*kern::ggml_quant_of(ql.q.format)).name)
-      notes->push_back(name + " (" + lin.name + ", " + std::to_string(lin.in) + " inputs, not whole 256-blocks): " + gg::type_name(t.type) +
-                       ", llama.cpp's fallback for " + ql.q.format.name());
+      notes->push_back(name + " (" + lin.name + ", " + std::to_string(lin.in) + " inputs, not whole blocks of " +
+                       std::to_string(kern::ggml_quant_layout(*kern::ggml_quant_of(ql.q.format)).block) + "): " + gg::type_name(t.type) +
+                       " (formats.md: the fallback of " + ql.q.format.name() + ")");
     f.tensors.push_back(std::move(t));
   };
 
