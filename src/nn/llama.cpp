@@ -318,7 +318,6 @@ std::string Llama::apply_recipe(const Recipe& r, int threads) {
   auto apply = [&](Linear& L) {
     std::string wf, af, obs;
     r.formats_for(L.name, wf, af, obs);
-    if (L.w_fp32.empty()) L.w_fp32 = L.w;
     L.act.reset();
     if (auto f = parse_optional_format(af)) {
       L.act = make_act_quant(*f, obs, L.name);
@@ -328,8 +327,15 @@ std::string Llama::apply_recipe(const Recipe& r, int threads) {
     // Packed blocks describe the weight they were made from: a GGUF's blocks stay valid while the weight
     // stays as loaded; blocks of a format go with it.
     if (w || L.w_format) L.packed.reset();
+    if (!w) {
+      // Back to the weights as loaded where a format had replaced them; else nothing to copy (a recipe of
+      // activation formats only, as quantize applies before it quantizes, copied every weight twice).
+      if (L.w_format) L.w = L.w_fp32;
+      L.w_format.reset();
+      return;
+    }
     L.w_format = w;
-    if (!w) { L.w = L.w_fp32; return; }
+    if (L.w_fp32.empty()) L.w_fp32 = L.w;
     L.w.resize(L.w_fp32.size());
     QuantOptions o;
     o.axis = 1;

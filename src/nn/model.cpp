@@ -102,7 +102,7 @@ const StoredBlocks* Model::stored_blocks(const LayerRef& L) const {
   return linears(llama)[L.lin]->stored.get();
 }
 
-void Model::set_weights(const LayerRef& L, const std::vector<float>& W) {
+void Model::set_weights(const LayerRef& L, std::vector<float> W) {
   Model& m = *this;
   if (m.is_graph) {
     Value v = Value::floats(L.wshape);
@@ -113,8 +113,8 @@ void Model::set_weights(const LayerRef& L, const std::vector<float>& W) {
     m.graph.constants[L.wid] = v;
   } else {
     Linear& lin = *linears(m.llama)[L.lin];
-    if (lin.w_fp32.empty()) lin.w_fp32 = lin.w;
-    lin.w = W;
+    if (lin.w_fp32.empty()) lin.w_fp32 = std::move(lin.w);
+    lin.w = std::move(W);
   }
 }
 

@@ -166,6 +166,27 @@ Encoded QuantizedWeight::encode() const {
   return e;
 }
 
+std::shared_ptr<const Encoded> QuantizedWeight::settle(int threads) {
+  std::vector<float> back(values.size());
+  std::shared_ptr<const Encoded> e = packed;
+  if (e) {
+    decode(*e, back.data(), threads);
+    // Equal values (the codes of a fake-quant -0 decode to +0), as encode() checks.
+    for (std::size_t i = 0; i < back.size(); ++i)
+      if (!(back[i] == values[i])) {
+        e.reset();
+        break;
+      }
+  }
+  if (!e) {
+    e = std::make_shared<const Encoded>(encode());
+    decode(*e, back.data(), threads);
+  }
+  values.swap(back);
+  packed = e;
+  return e;
+}
+
 float QuantizedWeight::group_scale(std::int64_t g) const {
   return detail::params_from_code(format, scale_codes[g], 0, tensor_scale).scale;
 }
@@ -192,25 +213,54 @@ std::vector<float> InputStats::second_moment() const {
   return m;
 }
 
-HessianAccumulator::HessianAccumulator(std::int64_t dim) : dim_(dim), H_(static_cast<std::size_t>(dim * dim), 0.0f) {
+HessianAccumulator::HessianAccumulator(std::int64_t dim) : dim_(dim) {
   if (dim <= 0) throw Error("Hessian dimension must be positive, got " + std::to_string(dim));
 }
 
-void HessianAccumulator::add(const float* X, std::int64_t tokens) {
-  if (tokens <= 0) return;
+void HessianAccumulator::fold(const float* X, std::int64_t tokens, std::int64_t n_before) const {
+  if (H_.empty()) H_.assign(static_cast<std::size_t>(dim_ * dim_), 0.0f);
   // H <- H * n / (n + t) + 2 / (n + t) * X^T X  (upper triangle by syrk, then mirrored)
-  const float keep = static_cast<float>(static_cast<double>(n_) / static_cast<double>(n_ + tokens));
-  const float alpha = static_cast<float>(2.0 / static_cast<double>(n_ + tokens));
+  const float keep = static_cast<float>(static_cast<double>(n_before) / static_cast<double>(n_before + tokens));
+  const float alpha = static_cast<float>(2.0 / static_cast<double>(n_before + tokens));
   const int d = static_cast<int>(dim_);
   blas::ssyrk(CblasRowMajor, CblasUpper, CblasTrans, d, static_cast<int>(tokens), alpha, X, d, keep, H_.data(), d);
   for (std::int64_t i = 0; i < dim_; ++i)
     for (std::int64_t j = 0; j < i; ++j) H_[i * dim_ + j] = H_[j * dim_ + i];
-  n_ += tokens;
-  kept_ = kept_ && n_ <= dim_ / 4;
-  if (kept_)
+}
+
+const std::vector<float>& HessianAccumulator::H() const {
+  // Replay the kept batches not yet in H_, in order (the same calls add() would have made).
+  if (kept_ && (H_.empty() || folded_ < n_)) {
+    if (H_.empty()) folded_ = 0;
+    std::int64_t at = 0, n = 0;
+    for (std::int64_t t : batches_) {
+      if (n >= folded_) fold(X_.data() + at * dim_, t, n);
+      at += t;
+      n += t;
+    }
+    folded_ = n_;
+  }
+  if (H_.empty()) H_.assign(static_cast<std::size_t>(dim_ * dim_), 0.0f);  // no input yet
+  return H_;
+}
+
+void HessianAccumulator::add(const float* X, std::int64_t tokens) {
+  if (tokens <= 0) return;
+  if (kept_ && n_ + tokens <= dim_ / 4) {
     X_.insert(X_.end(), X, X + tokens * dim_);
-  else
+    batches_.push_back(tokens);
+    n_ += tokens;
+    return;
+  }
+  if (kept_) {
+    H();  // the kept inputs into H first
+    kept_ = false;
     std::vector<float>().swap(X_);
+    batches_.clear();
+  }
+  fold(X, tokens, n_);
+  n_ += tokens;
+  folded_ = n_;
 }
 
 namespace {
@@ -237,7 +287,7 @@ double chunked_error(const float* W, const float* Q, std::int64_t rows, std::int
 }  // namespace
 
 double HessianAccumulator::error(const float* W, const float* Q, std::int64_t rows, int threads) const {
-  if (!kept_ || n_ == 0) return hessian_error(W, Q, rows, dim_, H_.data(), threads);
+  if (!kept_ || n_ == 0) return hessian_error(W, Q, rows, dim_, H().data(), threads);
   const std::int64_t cols = dim_;
   const double e = chunked_error(W, Q, rows, cols, threads, [&](const std::vector<float>& D, std::int64_t nr) {
     std::vector<float> DX(static_cast<std::size_t>(nr * n_));

@@ -580,7 +580,7 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
       job.W = W.data();
       job.rows = R.rows;
       job.cols = R.cols;
-      job.H = &H.H();
+      if (pm.needs(kNeedsHessian)) job.H = &H.H();  // built on first use (HessianAccumulator::H)
       job.stats = &stats;
       job.ed = ed.get();
       job.threads = opt.threads;
@@ -597,10 +597,8 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
       Q.B = std::move(lq.B);
       Q.rank = lq.rank;
       // The weights go into the model through the packed codes, exactly as load_quantized does.
-      const Encoded e = Q.q.encode();
-      decode(e, Q.q.values.data());
-      const std::vector<float> eff = effective_weights(Q);
-      mm.set_weights(R, eff);
+      Q.q.settle(opt.threads);
+      std::vector<float> eff = effective_weights(Q);
       if (fstats && mm.has_bias(R)) {
         const auto mf = fstats->mean(), mq = stats.mean();
         const auto b0 = mm.bias(R);
@@ -610,6 +608,7 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
       Q.error = H.error(W.data(), eff.data(), R.rows, opt.threads);
       const double ref = H.error(W.data(), nullptr, R.rows, opt.threads);
       Q.rel_error = ref > 0 ? Q.error / ref : 0.0;
+      mm.set_weights(R, std::move(eff));
       Q.seconds = since(t1);
       rr.seconds_quant += Q.seconds;
       rr.layers.push_back(std::move(Q));

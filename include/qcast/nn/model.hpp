@@ -45,7 +45,7 @@ struct Model {
   /// The blocks those weights were read from (a GGUF's quantized tensor), or null.
   const StoredBlocks* stored_blocks(const LayerRef& L) const;
   /// Replaces the weights the layer computes with ([rows, cols]); the full-precision ones are kept.
-  void set_weights(const LayerRef& L, const std::vector<float>& W);
+  void set_weights(const LayerRef& L, std::vector<float> W);
   /// Graph layers with a constant bias of `rows` values (LLaMA linears have none).
   bool has_bias(const LayerRef& L) const;
   std::vector<float> bias(const LayerRef& L) const;

@@ -32,6 +32,9 @@ struct QuantizedWeight {
 
   /// Packed codes + scales in the layout of qcast::encode; qcast::decode(encode()) == values bit for bit.
   Encoded encode() const;
+  /// Sets `packed` to the codes (encode()'s) and `values` to exactly what they decode to (a -0 becomes +0, as a
+  /// file read back gives it), with one decode; returns the codes.
+  std::shared_ptr<const Encoded> settle(int threads = 1);
   /// Effective scale of group g (scale element value times the tensor scale).
   float group_scale(std::int64_t g) const;
 };
@@ -56,8 +59,10 @@ class HessianAccumulator {
   void add(const float* X, std::int64_t tokens);
   std::int64_t dim() const { return dim_; }
   std::int64_t samples() const { return n_; }
-  /// The full symmetric H [dim, dim] row-major.
-  const std::vector<float>& H() const { return H_; }
+  /// The full symmetric H [dim, dim] row-major. Built on first use: while the inputs are kept (see error) H is
+  /// not needed, and rtn on a large model spent 7 % of its time zero-filling dim^2 matrices it never read. The
+  /// kept batches are replayed in order, so H has the same bits as if each add() had updated it.
+  const std::vector<float>& H() const;
   /// tr((W - Q) H (W - Q)^T) for W, Q [rows, dim] (Q null: zero). While few inputs have been added (at most
   /// dim / 4 rows) it is computed from those inputs, 2/N sum_t |(W - Q) x_t|^2, at rows x dim x N instead of
   /// rows x dim^2 (RTN on a small calibration set spent most of its time here); else from H. Row chunks on up
@@ -65,9 +70,12 @@ class HessianAccumulator {
   double error(const float* W, const float* Q, std::int64_t rows, int threads = 1) const;
 
  private:
+  void fold(const float* X, std::int64_t tokens, std::int64_t n_before) const;  // H <- H n/(n+t) + 2/(n+t) X^T X
   std::int64_t dim_ = 0, n_ = 0;
-  std::vector<float> H_;
-  std::vector<float> X_;  // the inputs added so far, while there are at most dim / 4 of them
+  mutable std::vector<float> H_;                 // empty until needed
+  mutable std::int64_t folded_ = 0;              // inputs already in H_
+  std::vector<float> X_;                         // the inputs added so far, while there are at most dim / 4 of them
+  std::vector<std::int64_t> batches_;            // their batch sizes, in order
   bool kept_ = true;
 };
 
