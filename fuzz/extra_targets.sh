@@ -1,5 +1,5 @@
 # Sourced by scripts/fuzz: the model loaders (ONNX importer, llama2.c checkpoint + tokenizer, GGUF reader).
-nn_core="src/nn/graph.cpp src/nn/logits.cpp src/nn/ops.cpp src/nn/ops_rnn.cpp src/nn/ops_quant.cpp src/nn/recipe.cpp src/nn/act_quant.cpp src/format/element.cpp src/format/format.cpp src/format/named.cpp src/format/groups.cpp src/kernels/quantize.cpp src/kernels/reference.cpp src/kernels/thread_pool.cpp src/kernels/blas.cpp fuzz/reference_only.cpp"
+nn_core="src/nn/graph.cpp src/nn/logits.cpp src/nn/ops.cpp src/nn/ops_rnn.cpp src/nn/ops_quant.cpp src/nn/recipe.cpp src/nn/act_quant.cpp src/format/element.cpp src/format/format.cpp src/format/named.cpp src/format/groups.cpp src/kernels/quantize.cpp src/kernels/ggml_quants.cpp src/kernels/reference.cpp src/kernels/thread_pool.cpp src/kernels/blas.cpp fuzz/reference_only.cpp"
 targets[onnx]="fuzz/onnx_fuzz.cpp src/nn/onnx_import.cpp $nn_core"
 extra_libs[onnx]="-lonnx_proto -lprotobuf -lyaml-cpp"
 gguf_io="src/io/gguf.cpp src/io/gguf_types.cpp src/io/sniff.cpp"
@@ -11,7 +11,7 @@ extra_libs[llama2c]="-lyaml-cpp"
 
 # Inputs beyond the file readers (issue 19): the hardware YAML readers, the reuse loop-nest text, the
 # format-name parser, recipes, dataset specs and the packed-metadata reader.
-fmt_core="src/format/element.cpp src/format/format.cpp src/format/named.cpp src/format/groups.cpp src/kernels/quantize.cpp src/kernels/reference.cpp src/kernels/packing.cpp src/kernels/thread_pool.cpp fuzz/reference_only.cpp"
+fmt_core="src/format/element.cpp src/format/format.cpp src/format/named.cpp src/format/groups.cpp src/kernels/quantize.cpp src/kernels/ggml_quants.cpp src/kernels/reference.cpp src/kernels/packing.cpp src/kernels/thread_pool.cpp fuzz/reference_only.cpp"
 targets[hw_yaml]="fuzz/hw_yaml_fuzz.cpp src/hw/arch.cpp src/hw/problem.cpp src/hw/mapping.cpp src/hw/analysis.cpp src/hw/mapper.cpp src/hw/mac.cpp $nn_core"  # arch.cpp reads recipes (nn)
 extra_libs[hw_yaml]="-lyaml-cpp"
 targets[reuse]="fuzz/reuse_fuzz.cpp src/hw/reuse.cpp"

@@ -73,10 +73,6 @@ void check_encoded(const Encoded& e) {
   // Every stream must have exactly the size the format, shape and axis give it (what encode writes):
   // a longer one means the metadata names another format or shape, and the shape is only trusted once
   // the stream really holds its codes (nothing is allocated from it before).
-  const auto layout = ref::GroupLayout::make(fmt, e.shape, e.axis);
-  if (layout.num_groups != e.num_groups)
-    throw Error("metadata gives " + std::to_string(e.num_groups) + " scale groups, format " + fmt.name() + " on shape " +
-                shape_str(e.shape) + " has " + std::to_string(layout.num_groups));
   const auto check_size = [&](const std::string& what, const Bytes& b, std::int64_t count, int bits) {
     // ceil(count * bits / 8) without overflow: count < 2^63, bits <= 32.
     const std::uint64_t c = static_cast<std::uint64_t>(count), ub = static_cast<std::uint64_t>(bits);
@@ -85,16 +81,31 @@ void check_encoded(const Encoded& e) {
       throw Error(what + " hold " + std::to_string(b.size()) + " bytes; " + std::to_string(count) + " " + std::to_string(bits) +
                   "-bit values of format " + fmt.name() + " (shape " + shape_str(e.shape) + ") take " + std::to_string(want));
   };
-  check_size("codes", e.codes, layout.numel, fmt.elem().bits);
-  if (const auto k = kern::ggml_quant_of(fmt)) {  // levels + each 256-block's header bytes (docs/packed-layout.md)
+  const auto layout = ref::GroupLayout::make(fmt, e.shape, e.axis);  // checks the shape and axis
+  if (const auto k = kern::ggml_quant_of(fmt)) {
+    // llama.cpp's searched types: levels + each ggml block's header bytes (docs/packed-layout.md), one group per
+    // ggml block (NVFP4's block of 64 holds four scales).
+    const auto& lay = kern::ggml_quant_layout(*k);
     if (e.shape.empty() || !(kern::ggml_quant_row_format(fmt, e.shape.back()) == fmt))
-      throw Error("format " + fmt.name() + " on shape " + shape_str(e.shape) + ": rows are not whole 256-blocks (such rows are stored in "
-                  "their fallback format)");
-    if (e.axis != static_cast<int>(e.shape.size()) - 1) throw Error("format " + fmt.name() + " runs along the last axis, metadata gives axis " + std::to_string(e.axis));
-    check_size("scales", e.scales, layout.num_groups * kern::ggml_quant_layout(*k).header_bytes(), 8);
-    if (!e.zeros.empty()) throw Error("format " + fmt.name() + " keeps its minimums in the block headers, got " + std::to_string(e.zeros.size()) + " zero-point bytes");
+      throw Error("format " + fmt.name() + " on shape " + shape_str(e.shape) + ": rows are not whole blocks of " + std::to_string(lay.block) +
+                  " (such rows are stored in their fallback format)");
+    if (e.axis != static_cast<int>(e.shape.size()) - 1)
+      throw Error("format " + fmt.name() + " runs along the last axis, metadata gives axis " + std::to_string(e.axis));
+    const std::int64_t numel = layout.numel;
+    if (e.num_groups != numel / lay.block)
+      throw Error("metadata gives " + std::to_string(e.num_groups) + " blocks, format " + fmt.name() + " on shape " + shape_str(e.shape) +
+                  " has " + std::to_string(numel / lay.block));
+    check_size("codes", e.codes, numel, lay.bits);
+    check_size("scales", e.scales, e.num_groups * lay.header_bytes(), 8);
+    if (!e.zeros.empty())
+      throw Error("format " + fmt.name() + " keeps its scales and minimums in the block headers, got " + std::to_string(e.zeros.size()) +
+                  " zero-point bytes");
     return;
   }
+  if (layout.num_groups != e.num_groups)
+    throw Error("metadata gives " + std::to_string(e.num_groups) + " scale groups, format " + fmt.name() + " on shape " +
+                shape_str(e.shape) + " has " + std::to_string(layout.num_groups));
+  check_size("codes", e.codes, layout.numel, fmt.elem().bits);
   if (fmt.scaling().kind != ScaleKind::None)
     check_size("scales", e.scales, layout.num_groups, fmt.scaling().scale_elem.bits >= 32 ? 32 : fmt.scaling().scale_elem.bits);
   else if (!e.scales.empty())
@@ -143,7 +154,7 @@ PackedFile read_packed(const std::string& path) {
         e.scales = tensor_bytes(st, name + ".scales", true);
         used[name + ".scales"] = true;
       }
-      if (fmt.scaling().asym) {
+      if (fmt.scaling().asym && !kern::ggml_quant_of(fmt)) {  // the k-quants keep their minimums in the block headers
         e.zeros = tensor_bytes(st, name + ".zeros", true);
         used[name + ".zeros"] = true;
       }

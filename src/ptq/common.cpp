@@ -167,6 +167,11 @@ Encoded QuantizedWeight::encode() const {
 }
 
 std::shared_ptr<const Encoded> QuantizedWeight::settle(int threads) {
+  if (packed && packed_exact) {  // only the sign of zero can differ: codes have no -0
+    for (float& v : values)
+      if (v == 0.0f) v = 0.0f;
+    return packed;
+  }
   std::vector<float> back(values.size());
   std::shared_ptr<const Encoded> e = packed;
   if (e) {

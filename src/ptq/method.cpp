@@ -107,6 +107,7 @@ LayerQuant run_imatrix(const LayerJob& j) {
   q.values.resize(static_cast<std::size_t>(j.rows * j.cols));
   decode(*e, q.values.data(), j.threads);
   q.packed = std::move(e);
+  q.packed_exact = true;
   return plain(std::move(q));
 }
 

@@ -59,6 +59,7 @@ QuantizedWeight rtn(const Format& f, const float* W, std::int64_t rows, std::int
     unpack_bits(e->scales.data(), e->scales.size(), q.scale_codes.size(), std::min(32, f.scaling().scale_elem.bits), q.scale_codes.data());
   }
   q.packed = std::move(e);
+  q.packed_exact = true;  // fake_quant and encode of one format
   return q;
 }
 
@@ -80,6 +81,7 @@ std::optional<QuantizedWeight> rtn_keeping_blocks(const Format& f, const float* 
   decode(*e, q.values.data());
   if (std::memcmp(q.values.data(), W, q.values.size() * sizeof(float)) != 0) return std::nullopt;  // the weights moved on
   q.packed = std::move(e);
+  q.packed_exact = true;
   return q;
 }
 

@@ -5,6 +5,8 @@
 // thread-count independence and the accuracy order of the five types.
 #include <gtest/gtest.h>
 
+#include "test_support.hpp"
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -14,6 +16,8 @@
 #include "qcast/format.hpp"
 #include "qcast/gguf.hpp"
 #include "qcast/kernels/ggml_quants.hpp"
+#include "qcast/io.hpp"
+#include "qcast/packed.hpp"
 #include "qcast/quantize.hpp"
 #include "qcast/stats.hpp"
 
@@ -246,6 +250,34 @@ TEST(GgmlQuant, StatsCountClippingAgainstEachBlocksRange) {
     const QuantStats st = quant_stats(Format::parse(c.name), x.data(), {8, 512});
     EXPECT_EQ(st.count, 8 * 512);
     EXPECT_LT(static_cast<double>(st.clipped) / st.count, c.most);
+  }
+}
+
+// The packed files of these types (levels + block headers) round-trip through `qcast encode` / `decode`, and a
+// packed file whose block count or header bytes do not fit its format is refused.
+TEST(GgmlQuant, PackedFilesRoundTripThroughTheCli) {
+  test::TempDir d;
+  const std::vector<float> x = gaussian(4 * 512, 41, 0.1f);
+  Tensor t = Tensor::zeros_f32({4, 512});
+  std::memcpy(t.mutable_f32(), x.data(), x.size() * 4);
+  write_npy(d.file("x.npy"), t);
+  for (const char* name : kAll) {
+    SCOPED_TRACE(name);
+    auto r = test::run_cli(std::string("encode ") + d.file("x.npy") + " " + d.file("e.safetensors") + " --format " + name);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    r = test::run_cli("decode " + d.file("e.safetensors") + " " + d.file("y.npy"));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const Tensor y = read_npy(d.file("y.npy"));
+    std::vector<float> want(x.size());
+    fake_quant(Format::parse(name), x.data(), want.data(), {4, 512});
+    ASSERT_EQ(y.numel(), static_cast<std::int64_t>(want.size()));
+    for (std::size_t i = 0; i < want.size(); ++i) ASSERT_EQ(y.f32()[i], want[i]) << i;
+    Encoded e = encode(Format::parse(name), x.data(), {4, 512});
+    e.num_groups += 1;
+    EXPECT_THROW(check_encoded(e), Error);
+    e.num_groups -= 1;
+    e.scales.pop_back();
+    EXPECT_THROW(check_encoded(e), Error);
   }
 }
 

@@ -29,6 +29,9 @@ struct QuantizedWeight {
   /// The packed codes when the quantizer produced them already (rtn's fast path): encode() returns them
   /// after checking that they still decode to `values`.
   std::shared_ptr<const Encoded> packed;
+  /// `values` were made by the same quantizer as `packed` (fake_quant and encode of one format, or decoded from
+  /// it): they equal decode(*packed) up to the sign of zero, so settle() need not decode to check.
+  bool packed_exact = false;
 
   /// Packed codes + scales in the layout of qcast::encode; qcast::decode(encode()) == values bit for bit.
   Encoded encode() const;
