@@ -1,4 +1,5 @@
-// llama.cpp's k-quant reference quantizers and decoders (see qcast/kernels/ggml_quants.hpp). Every float
+// llama.cpp's quantizers that search (k-quants, IQ4_NL) or round their own way (MXFP4, NVFP4), with and without
+// importance weights, and their decoders (see qcast/kernels/ggml_quants.hpp). Every float
 // expression keeps ggml's operand order and types (an int level times a float is a float product; sums run
 // in element order), and this file is compiled with -ffp-contract=off: one fused multiply-add would change
 // a search's winner and with it the block's bytes.
@@ -460,40 +461,25 @@ void quantize_q2k(const float* x, std::uint8_t* y, const float* qw) {
       qs[j / 4 + l] = static_cast<std::uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
-void quantize_q3k(const float* x, std::uint8_t* y, const float* qw) {
-  std::int8_t L[kSuperBlock];
-  float scales[16];
-  std::uint8_t* hmask = y;
-  std::uint8_t* qs = y + 32;
-  std::uint8_t* sc = y + 96;  // scales[12]
-  if (qw) {
-    // quantize_row_q3_K_impl: sub-blocks fitted with weights qw * sqrt(sigma2 + x^2), then their sixteen scales
-    // fitted as 6-bit signed integers under the sub-blocks' total weights.
-    float sumx2 = 0, w[16], sw[16];
-    for (int j = 0; j < kSuperBlock; ++j) sumx2 += x[j] * x[j];
-    const float sigma2 = 2 * sumx2 / kSuperBlock;
-    for (int j = 0; j < 16; ++j) {
-      for (int l = 0; l < 16; ++l) w[l] = qw[16 * j + l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
-      float sumw = 0;
-      for (int l = 0; l < 16; ++l) sumw += w[l];
-      sw[j] = sumw;
-      scales[j] = fit_scale_sym_sweep(16, 4, x + 16 * j, L + 16 * j, w);
-    }
-    std::memset(sc, 0, 12);
-    std::int8_t Ls[16];
-    const float d_block = fit_scale_sym_sweep(16, 32, scales, Ls, sw);
-    for (int j = 0; j < 16; ++j) {
-      int l = Ls[j];
-      if (j < 8)
-        sc[j] = static_cast<std::uint8_t>(l & 0xF);
-      else
-        sc[j - 8] = static_cast<std::uint8_t>(sc[j - 8] | ((l & 0xF) << 4));
-      l >>= 4;
-      sc[j % 4 + 8] = static_cast<std::uint8_t>(sc[j % 4 + 8] | (l << (2 * (j / 4))));
-    }
-    put_half(y + 108, d_block);
-  } else {
-  float max_scale = 0, amax = 0;
+// Q3_K's sixteen 6-bit scale codes (0..63, the signed scale + 32): low 4 bits in bytes 0..7 (two per byte),
+// high 2 bits in bytes 8..11.
+void put_scales_q3k(std::uint8_t* sc, const int* codes) {
+  std::memset(sc, 0, 12);
+  for (int j = 0; j < 16; ++j) {
+    int l = codes[j];
+    if (j < 8)
+      sc[j] = static_cast<std::uint8_t>(l & 0xF);
+    else
+      sc[j - 8] = static_cast<std::uint8_t>(sc[j - 8] | ((l & 0xF) << 4));
+    l >>= 4;
+    sc[j % 4 + 8] = static_cast<std::uint8_t>(sc[j % 4 + 8] | (l << (2 * (j / 4))));
+  }
+}
+
+// Q3_K's scales as quantize_row_q3_K_ref picks them: each sub-block refined alone (levels into L), the block
+// scale from the largest sub-block scale. Returns d.
+float q3k_scales_ref(const float* x, std::int8_t* L, std::uint8_t* sc) {
+  float scales[16], max_scale = 0, amax = 0;
   for (int j = 0; j < 16; ++j) {
     scales[j] = fit_scale_sym_refine(16, 4, x + 16 * j, L + 16 * j);
     const float a = std::fabs(scales[j]);
@@ -502,25 +488,47 @@ void quantize_q3k(const float* x, std::uint8_t* y, const float* qw) {
       max_scale = scales[j];
     }
   }
-  std::memset(sc, 0, 12);
-  if (max_scale != 0) {
-    const float iscale = -32.f / max_scale;
-    for (int j = 0; j < 16; ++j) {
-      // ggml stores nearest_int's result in an int8 before clamping (|value| <= 32 here, so no wrap).
-      int l = static_cast<std::int8_t>(nearest_int(iscale * scales[j]));
-      l = std::max(-32, std::min(31, l)) + 32;
-      if (j < 8)
-        sc[j] = static_cast<std::uint8_t>(l & 0xF);
-      else
-        sc[j - 8] = static_cast<std::uint8_t>(sc[j - 8] | ((l & 0xF) << 4));
-      l >>= 4;
-      sc[j % 4 + 8] = static_cast<std::uint8_t>(sc[j % 4 + 8] | (l << (2 * (j / 4))));
-    }
-    put_half(y + 108, 1 / iscale);
-  } else {
-    put_half(y + 108, 0.f);
+  int codes[16] = {};
+  if (max_scale == 0) {
+    put_scales_q3k(sc, codes);
+    return 0.f;
   }
+  const float iscale = -32.f / max_scale;
+  for (int j = 0; j < 16; ++j) {
+    // ggml stores nearest_int's result in an int8 before clamping (|value| <= 32 here, so no wrap).
+    const int l = static_cast<std::int8_t>(nearest_int(iscale * scales[j]));
+    codes[j] = std::max(-32, std::min(31, l)) + 32;
   }
+  put_scales_q3k(sc, codes);
+  return 1 / iscale;
+}
+
+// quantize_row_q3_K_impl: sub-blocks fitted with weights qw * sqrt(sigma2 + x^2), then their sixteen scales
+// fitted as 6-bit signed integers under the sub-blocks' total weights. Returns d.
+float q3k_scales_weighted(const float* x, std::int8_t* L, std::uint8_t* sc, const float* qw) {
+  float sumx2 = 0, w[16], sw[16], scales[16];
+  for (int j = 0; j < kSuperBlock; ++j) sumx2 += x[j] * x[j];
+  const float sigma2 = 2 * sumx2 / kSuperBlock;
+  for (int j = 0; j < 16; ++j) {
+    for (int l = 0; l < 16; ++l) w[l] = qw[16 * j + l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
+    float sumw = 0;
+    for (int l = 0; l < 16; ++l) sumw += w[l];
+    sw[j] = sumw;
+    scales[j] = fit_scale_sym_sweep(16, 4, x + 16 * j, L + 16 * j, w);
+  }
+  std::int8_t Ls[16];
+  const float d_block = fit_scale_sym_sweep(16, 32, scales, Ls, sw);
+  int codes[16];
+  for (int j = 0; j < 16; ++j) codes[j] = Ls[j];
+  put_scales_q3k(sc, codes);
+  return d_block;
+}
+
+void quantize_q3k(const float* x, std::uint8_t* y, const float* qw) {
+  std::int8_t L[kSuperBlock];
+  std::uint8_t* sc = y + 96;  // scales[12]
+  put_half(y + 108, qw ? q3k_scales_weighted(x, L, sc, qw) : q3k_scales_ref(x, L, sc));
+  // Every level again from the stored (fp16, 6-bit) scales; a sub-block whose scale is 0 keeps its fit's levels.
   const float d_all = half_at(y + 108);
   for (int j = 0; j < 16; ++j) {
     const float d = d_all * static_cast<float>(scale_q3k(j, sc));
@@ -531,11 +539,8 @@ void quantize_q3k(const float* x, std::uint8_t* y, const float* qw) {
   std::uint8_t levels[kSuperBlock];
   for (int j = 0; j < kSuperBlock; ++j) levels[j] = static_cast<std::uint8_t>(L[j]);
   ggml_quant_pack_levels(GgmlQuant::Q3_K, levels, y);
-  (void)hmask;
-  (void)qs;
 }
 
-// Q4_K (nmax 15) and Q5_K (nmax 31): sub-blocks of 32 weighted by rms + |x|.
 // The packed 6-bit sub-block scale and minimum of Q4_K / Q5_K (get_scale_min_k4's inverse).
 void put_scale_min_k4(std::uint8_t* sc, int j, int ls, int lm) {
   if (j < 4) {
@@ -548,34 +553,10 @@ void put_scale_min_k4(std::uint8_t* sc, int j, int ls, int lm) {
   }
 }
 
-void quantize_q45k(const float* x, std::uint8_t* y, GgmlQuant t, const float* qw) {
-  const int nmax = t == GgmlQuant::Q4_K ? 15 : 31;
-  const float rmin = t == GgmlQuant::Q4_K ? -1.f : -0.5f;
-  const int nstep = t == GgmlQuant::Q4_K ? 20 : 15;
-  std::uint8_t L[kSuperBlock];
-  float mins[8], scales[8], w[32];
-  std::uint8_t* sc = y + 4;  // scales[12]
-  if (qw) {
-    // quantize_row_q4_K_impl / q5_K_impl: weighted sub-block fits, then the eight scales and minimums fitted
-    // as 6-bit integers under the sub-blocks' total weights.
-    float sum_x2 = 0, sw[8];
-    for (int l = 0; l < kSuperBlock; ++l) sum_x2 += x[l] * x[l];
-    const float sigma2 = 2 * sum_x2 / kSuperBlock;
-    for (int j = 0; j < 8; ++j) {
-      for (int l = 0; l < 32; ++l) w[l] = qw[32 * j + l] * std::sqrt(sigma2 + x[32 * j + l] * x[32 * j + l]);
-      float sumw = 0;
-      for (int l = 0; l < 32; ++l) sumw += w[l];
-      sw[j] = sumw;
-      scales[j] = fit_scale_min_weighted(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], -0.9f, 0.05f, 36);
-    }
-    std::uint8_t Ls[8], Lm[8];
-    const float d_block = fit_scale_positive(8, 63, scales, Ls, sw);
-    const float m_block = fit_scale_positive(8, 63, mins, Lm, sw);
-    for (int j = 0; j < 8; ++j) put_scale_min_k4(sc, j, std::min<int>(63, Ls[j]), std::min<int>(63, Lm[j]));
-    put_half(y, d_block);
-    put_half(y + 2, m_block);
-  } else {
-  float max_scale = 0, max_min = 0;
+// Q4_K / Q5_K's scales and minimums as quantize_row_q4_K_ref / q5_K_ref pick them: each sub-block fitted
+// alone (weights rms + |x|), the 6-bit codes scaled to the largest scale and minimum. Writes d, dmin.
+void q45k_scales_ref(const float* x, std::uint8_t* L, std::uint8_t* y, int nmax, float rmin, int nstep) {
+  float mins[8], scales[8], w[32], max_scale = 0, max_min = 0;
   for (int j = 0; j < 8; ++j) {
     float sum_x2 = 0;
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
@@ -591,11 +572,43 @@ void quantize_q45k(const float* x, std::uint8_t* y, GgmlQuant t, const float* qw
     // ggml keeps nearest_int's result in a uint8 (a negative fit wraps, then clamps to 63).
     const int ls = std::min<int>(63, static_cast<std::uint8_t>(nearest_int(inv_scale * scales[j])));
     const int lm = std::min<int>(63, static_cast<std::uint8_t>(nearest_int(inv_min * mins[j])));
-    put_scale_min_k4(sc, j, ls, lm);
+    put_scale_min_k4(y + 4, j, ls, lm);
   }
   put_half(y, max_scale / 63.f);
   put_half(y + 2, max_min / 63.f);
+}
+
+// quantize_row_q4_K_impl / q5_K_impl: weighted sub-block fits, then the eight scales and minimums fitted as
+// 6-bit integers under the sub-blocks' total weights. Writes d, dmin.
+void q45k_scales_weighted(const float* x, std::uint8_t* L, std::uint8_t* y, int nmax, const float* qw) {
+  float mins[8], scales[8], w[32], sw[8], sum_x2 = 0;
+  for (int l = 0; l < kSuperBlock; ++l) sum_x2 += x[l] * x[l];
+  const float sigma2 = 2 * sum_x2 / kSuperBlock;
+  for (int j = 0; j < 8; ++j) {
+    for (int l = 0; l < 32; ++l) w[l] = qw[32 * j + l] * std::sqrt(sigma2 + x[32 * j + l] * x[32 * j + l]);
+    float sumw = 0;
+    for (int l = 0; l < 32; ++l) sumw += w[l];
+    sw[j] = sumw;
+    scales[j] = fit_scale_min_weighted(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], -0.9f, 0.05f, 36);
   }
+  std::uint8_t Ls[8], Lm[8];
+  const float d_block = fit_scale_positive(8, 63, scales, Ls, sw);
+  const float m_block = fit_scale_positive(8, 63, mins, Lm, sw);
+  for (int j = 0; j < 8; ++j) put_scale_min_k4(y + 4, j, std::min<int>(63, Ls[j]), std::min<int>(63, Lm[j]));
+  put_half(y, d_block);
+  put_half(y + 2, m_block);
+}
+
+// Q4_K (levels 0..15) and Q5_K (0..31): sub-blocks of 32.
+void quantize_q45k(const float* x, std::uint8_t* y, GgmlQuant t, const float* qw) {
+  const int nmax = t == GgmlQuant::Q4_K ? 15 : 31;
+  std::uint8_t L[kSuperBlock];
+  const std::uint8_t* sc = y + 4;  // scales[12]
+  if (qw)
+    q45k_scales_weighted(x, L, y, nmax, qw);
+  else
+    q45k_scales_ref(x, L, y, nmax, t == GgmlQuant::Q4_K ? -1.f : -0.5f, t == GgmlQuant::Q4_K ? 20 : 15);
+  // Every level again from the stored (fp16, 6-bit) scales and minimums.
   const float d_all = half_at(y), dmin_all = half_at(y + 2);
   for (int j = 0; j < 8; ++j) {
     int s, m;
