@@ -1211,6 +1211,16 @@ void ggml_quant_decode(const Format& f, const Encoded& e, float* out, int thread
   });
 }
 
+void ggml_quant_sub_scales(GgmlQuant t, const std::uint8_t* block, float* dl, float* ml) {
+  SubScale s[16];
+  sub_scales(t, block, s);
+  const GgmlQuantLayout& lay = ggml_quant_layout(t);
+  for (int i = 0; i < lay.block / lay.sub_block; ++i) {
+    dl[i] = s[i].dl;
+    ml[i] = s[i].ml;
+  }
+}
+
 void ggml_quant_ranges(GgmlQuant t, const std::uint8_t* block, float* lo, float* hi) {
   const GgmlQuantLayout& lay = ggml_quant_layout(t);
   SubScale s[16];

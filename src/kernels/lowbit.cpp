@@ -9,12 +9,13 @@
 #include "kernels/lowbit_simd.hpp"
 #include "qcast/error.hpp"
 #include "qcast/half.hpp"
+#include "qcast/kernels/ggml_quants.hpp"
 #include "qcast/kernels/thread_pool.hpp"
 
 namespace qcast::kern {
 
-std::size_t lowbit_block_bytes(LowbitType t) { return t == LowbitType::Q8_0 ? 34 : 18; }
-const char* lowbit_name(LowbitType t) { return t == LowbitType::Q8_0 ? "Q8_0" : "Q4_0"; }
+std::size_t lowbit_block_bytes(LowbitType t) { return t == LowbitType::Q8_0 ? 34 : t == LowbitType::Q4_0 ? 18 : 16; }
+const char* lowbit_name(LowbitType t) { return t == LowbitType::Q8_0 ? "Q8_0" : t == LowbitType::Q4_0 ? "Q4_0" : "Q4_MIN"; }
 
 void LowbitMatrix::finish() {
   if (rows <= 0 || cols <= 0 || cols % kLowbitBlock != 0)
@@ -25,6 +26,12 @@ void LowbitMatrix::finish() {
     throw Error(std::string(lowbit_name(type)) + " matrix [" + std::to_string(rows) + ", " + std::to_string(cols) + "]: " +
                 std::to_string(blocks.size()) + " bytes of blocks, expected " + std::to_string(want));
   const std::size_t bytes = lowbit_block_bytes(type);
+  if (type == LowbitType::Q4_MIN) {
+    if (d.size() != blocks.size() / bytes || c.size() != d.size())
+      throw Error("Q4_MIN matrix [" + std::to_string(rows) + ", " + std::to_string(cols) + "]: " + std::to_string(d.size()) + " scales and " +
+                  std::to_string(c.size()) + " constants for " + std::to_string(blocks.size() / bytes) + " blocks");
+    return;
+  }
   d.resize(blocks.size() / bytes);
   for (std::size_t b = 0; b < d.size(); ++b) {
     std::uint16_t h;
@@ -60,21 +67,105 @@ void quantize_q8_0(const float* x, std::int64_t rows, std::int64_t cols, Q8Activ
   }
 }
 
+LowbitMatrix lowbit_q4_min(bool q4_k, std::int64_t rows, std::int64_t cols, const std::uint8_t* src, std::size_t nbytes) {
+  const int super = q4_k ? kSuperBlock : kLowbitBlock, sbytes = q4_k ? 144 : 20;
+  if (rows <= 0 || cols <= 0 || cols % super != 0 || nbytes != static_cast<std::size_t>(rows * (cols / super) * sbytes))
+    throw Error(std::string(q4_k ? "Q4_K" : "Q4_1") + " matrix [" + std::to_string(rows) + ", " + std::to_string(cols) + "]: " +
+                std::to_string(nbytes) + " bytes do not hold it");
+  LowbitMatrix w;
+  w.type = LowbitType::Q4_MIN;
+  w.rows = rows;
+  w.cols = cols;
+  const std::int64_t nb = rows * cols / kLowbitBlock;
+  w.blocks.resize(static_cast<std::size_t>(nb) * 16);
+  w.d.resize(static_cast<std::size_t>(nb));
+  w.c.resize(static_cast<std::size_t>(nb));
+  std::uint8_t L[kSuperBlock];
+  float dl[16], ml[16];
+  for (std::int64_t s = 0; s < rows * cols / super; ++s) {
+    const std::uint8_t* blk = src + s * sbytes;
+    const std::int64_t b0 = s * (super / kLowbitBlock);  // its first 32-block
+    if (q4_k) {
+      ggml_quant_levels(GgmlQuant::Q4_K, blk, L);
+      ggml_quant_sub_scales(GgmlQuant::Q4_K, blk, dl, ml);
+    } else {  // block_q4_1 {f16 d; f16 m; u8 qs[16]}: value = q * d + m, i.e. d * q - (-m)
+      for (int j = 0; j < 16; ++j) {
+        L[j] = blk[4 + j] & 0x0F;
+        L[j + 16] = blk[4 + j] >> 4;
+      }
+      std::uint16_t h;
+      std::memcpy(&h, blk, 2);
+      dl[0] = f16_to_f32(h);
+      std::memcpy(&h, blk + 2, 2);
+      ml[0] = -f16_to_f32(h);
+    }
+    for (int k = 0; k < super / kLowbitBlock; ++k) {
+      std::uint8_t* q = w.blocks.data() + (b0 + k) * 16;
+      for (int j = 0; j < 16; ++j) q[j] = static_cast<std::uint8_t>(L[32 * k + j] | (L[32 * k + j + 16] << 4));
+      w.d[static_cast<std::size_t>(b0 + k)] = dl[k];
+      w.c[static_cast<std::size_t>(b0 + k)] = ml[k];
+    }
+  }
+  w.finish();
+  return w;
+}
+
+void lowbit_decode(const LowbitMatrix& w, float* out) {
+  const std::int64_t nb = w.rows * (w.cols / kLowbitBlock);
+  const std::size_t bytes = lowbit_block_bytes(w.type);
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::uint8_t* p = w.blocks.data() + b * bytes;
+    float* y = out + b * kLowbitBlock;
+    const float d = w.d[static_cast<std::size_t>(b)];
+    if (w.type == LowbitType::Q8_0) {
+      for (int j = 0; j < kLowbitBlock; ++j) y[j] = static_cast<float>(static_cast<std::int8_t>(p[2 + j])) * d;
+    } else if (w.type == LowbitType::Q4_0) {
+      for (int j = 0; j < 16; ++j) {
+        y[j] = static_cast<float>((p[2 + j] & 0x0F) - 8) * d;
+        y[j + 16] = static_cast<float>((p[2 + j] >> 4) - 8) * d;
+      }
+    } else {  // ggml's order: (d * sc) * q - dmin * m
+      const float c = w.c[static_cast<std::size_t>(b)];
+      for (int j = 0; j < 16; ++j) {
+        y[j] = d * static_cast<float>(p[j] & 0x0F) - c;
+        y[j + 16] = d * static_cast<float>(p[j] >> 4) - c;
+      }
+    }
+  }
+}
+
 namespace {
 
-float dot_row_reference(LowbitType type, const std::uint8_t* w, const std::int8_t* xq, const float* xd, std::int64_t nb) {
+float dot_row_reference(const LowbitMatrix& w, std::int64_t r, const std::int8_t* xq, const float* xd) {
+  const LowbitType type = w.type;
+  const std::int64_t nb = w.cols / kLowbitBlock;
   const std::size_t bytes = lowbit_block_bytes(type);
+  const std::uint8_t* wp = w.blocks.data() + static_cast<std::size_t>(r * nb) * bytes;
+  if (type == LowbitType::Q4_MIN) {
+    // sum over blocks of d_w d_x (sum q_w q_x) - c_w d_x (sum q_x), left to right.
+    float sum = 0.0f;
+    for (std::int64_t b = 0; b < nb; ++b, wp += bytes, xq += kLowbitBlock) {
+      std::int32_t isum = 0, xsum = 0;
+      for (int j = 0; j < kLowbitBlock / 2; ++j) {
+        isum += (wp[j] & 0x0f) * xq[j] + (wp[j] >> 4) * xq[j + kLowbitBlock / 2];
+        xsum += xq[j] + xq[j + kLowbitBlock / 2];
+      }
+      const float dw = w.d[static_cast<std::size_t>(r * nb + b)], cw = w.c[static_cast<std::size_t>(r * nb + b)];
+      sum += static_cast<float>(isum) * dw * xd[b] - cw * xd[b] * static_cast<float>(xsum);
+    }
+    return sum;
+  }
   float sum = 0.0f;
-  for (std::int64_t b = 0; b < nb; ++b, w += bytes, xq += kLowbitBlock) {
+  for (std::int64_t b = 0; b < nb; ++b, wp += bytes, xq += kLowbitBlock) {
     std::uint16_t h;
-    std::memcpy(&h, w, 2);
+    std::memcpy(&h, wp, 2);
     const float dw = f16_to_f32(h);
     std::int32_t isum = 0;
     if (type == LowbitType::Q8_0) {
-      for (int j = 0; j < kLowbitBlock; ++j) isum += static_cast<std::int8_t>(w[2 + j]) * xq[j];
+      for (int j = 0; j < kLowbitBlock; ++j) isum += static_cast<std::int8_t>(wp[2 + j]) * xq[j];
     } else {
       for (int j = 0; j < kLowbitBlock / 2; ++j)
-        isum += ((w[2 + j] & 0x0f) - 8) * xq[j] + ((w[2 + j] >> 4) - 8) * xq[j + kLowbitBlock / 2];
+        isum += ((wp[2 + j] & 0x0f) - 8) * xq[j] + ((wp[2 + j] >> 4) - 8) * xq[j + kLowbitBlock / 2];
     }
     // ggml_vec_dot_*_q8_0 (generic): sumf += sumi * d_x * d_y, left to right.
     const float t = static_cast<float>(isum) * dw;
@@ -86,7 +177,8 @@ float dot_row_reference(LowbitType type, const std::uint8_t* w, const std::int8_
 void check_shapes(const LowbitMatrix& w, const Q8Activations& x) {
   if (w.rows <= 0 || w.cols <= 0 || w.cols % kLowbitBlock != 0 ||
       w.blocks.size() != static_cast<std::size_t>(w.rows * (w.cols / kLowbitBlock)) * lowbit_block_bytes(w.type) ||
-      w.d.size() != static_cast<std::size_t>(w.rows * (w.cols / kLowbitBlock)))
+      w.d.size() != static_cast<std::size_t>(w.rows * (w.cols / kLowbitBlock)) ||
+      (w.type == LowbitType::Q4_MIN && w.c.size() != w.d.size()))
     throw Error(std::string(lowbit_name(w.type)) + " matrix [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) +
                 "]: blocks or scales do not match the shape (LowbitMatrix::finish checks them)");
   if (x.cols != w.cols)
@@ -99,10 +191,8 @@ void check_shapes(const LowbitMatrix& w, const Q8Activations& x) {
 void lowbit_gemm_reference(const LowbitMatrix& w, const Q8Activations& x, float* y) {
   check_shapes(w, x);
   const std::int64_t nb = w.cols / kLowbitBlock;
-  const std::size_t row_bytes = static_cast<std::size_t>(nb) * lowbit_block_bytes(w.type);
   for (std::int64_t t = 0; t < x.rows; ++t)
-    for (std::int64_t r = 0; r < w.rows; ++r)
-      y[t * w.rows + r] = dot_row_reference(w.type, w.blocks.data() + r * row_bytes, x.q.data() + t * w.cols, x.d.data() + t * nb, nb);
+    for (std::int64_t r = 0; r < w.rows; ++r) y[t * w.rows + r] = dot_row_reference(w, r, x.q.data() + t * w.cols, x.d.data() + t * nb);
 }
 
 void lowbit_gemm(const LowbitMatrix& w, const Q8Activations& x, float* y, int threads) {

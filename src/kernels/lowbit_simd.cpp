@@ -3,7 +3,8 @@
 // are summed once per row at the end: an order that differs from the scalar reference (one rounded term per
 // block) within the bound the tests state, depends on the target's lane count, and never on the thread
 // count or on how many activation rows come at once. x86 AVX2 / AVX-512 use vpmaddubsw tiles (TileX86);
-// other targets widen to 16-bit lanes (DotRows).
+// other targets widen to 16-bit lanes (DotRows). Q4_MIN's constant term, c_w * d_x * (sum of the activation
+// block's codes), is summed in a scalar float per row and subtracted at the end.
 #include "kernels/simd_targets.hpp"  // before any Highway header
 
 #include <cstring>
@@ -26,6 +27,11 @@
 HWY_BEFORE_NAMESPACE();
 namespace qcast::kern::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+
+template <LowbitType kType>
+constexpr std::size_t kBlockBytes = kType == LowbitType::Q8_0 ? 34 : kType == LowbitType::Q4_0 ? 18 : 16;
+template <LowbitType kType>
+constexpr std::size_t kCodesAt = kType == LowbitType::Q4_MIN ? 0 : 2;  // Q4_MIN's scale is not in the block
 
 // At most 16 lanes of int16: one block's half (Q4_0) or a whole half-block step fits any target.
 using D16 = hn::CappedTag<std::int16_t, 16>;
@@ -69,11 +75,11 @@ HWY_INLINE void BlockDots(const std::uint8_t* const* w, const std::int8_t* xq, c
         s0[i] = hn::ReorderWidenMulAccumulate(d32, Widen(reinterpret_cast<const std::int8_t*>(w[i] + 2) + k), x, s0[i], s1[i]);
     }
   } else {
-    const V16 mask = hn::Set(d16, 0x0f), eight = hn::Set(d16, 8);
+    const V16 mask = hn::Set(d16, 0x0f), eight = hn::Set(d16, kType == LowbitType::Q4_0 ? 8 : 0);
     for (std::size_t k = 0; k < kLowbitBlock / 2; k += N) {
       const V16 xlo = Widen(xq + k), xhi = Widen(xq + kLowbitBlock / 2 + k);
       for (int i = 0; i < R; ++i) {
-        const V16 b = hn::BitCast(d16, hn::PromoteTo(DU16(), hn::LoadU(DU8(), w[i] + 2 + k)));
+        const V16 b = hn::BitCast(d16, hn::PromoteTo(DU16(), hn::LoadU(DU8(), w[i] + kCodesAt<kType> + k)));
         s0[i] = hn::ReorderWidenMulAccumulate(d32, hn::Sub(hn::And(b, mask), eight), xlo, s0[i], s1[i]);
         s0[i] = hn::ReorderWidenMulAccumulate(d32, hn::Sub(hn::ShiftRight<4>(b), eight), xhi, s0[i], s1[i]);
       }
@@ -85,7 +91,7 @@ HWY_INLINE void BlockDots(const std::uint8_t* const* w, const std::int8_t* xq, c
 // Rows [r, r + R) against activation row t.
 template <LowbitType kType, int R>
 HWY_INLINE void DotRows(const LowbitMatrix& w, const Q8Activations& x, std::int64_t r, std::int64_t t, float* y) {
-  constexpr std::size_t kBytes = kType == LowbitType::Q8_0 ? 34 : 18;
+  constexpr std::size_t kBytes = kBlockBytes<kType>;
   const DF df;
   const std::int64_t nb = w.cols / kLowbitBlock;
   const std::uint8_t* row[R];
@@ -93,9 +99,10 @@ HWY_INLINE void DotRows(const LowbitMatrix& w, const Q8Activations& x, std::int6
   FirstBlocks<R>(w, r, kBytes, row, dw);
   const std::int8_t* xq = x.q.data() + t * w.cols;
   const float* xd = x.d.data() + t * nb;
+  const std::int32_t* xs = x.sum.data() + t * nb;
   hn::Vec<DF> acc[R];
   for (int i = 0; i < R; ++i) acc[i] = hn::Zero(df);
-  float scale[R];
+  float scale[R], cacc[R] = {};
   constexpr std::int64_t kPrefetchEvery = kType == LowbitType::Q8_0 ? 1 : 3;  // about once per 64-byte line
   for (std::int64_t b = 0; b < nb; ++b) {
     // The weights stream from memory once per token: ask for them a few cache lines ahead (without this
@@ -104,9 +111,11 @@ HWY_INLINE void DotRows(const LowbitMatrix& w, const Q8Activations& x, std::int6
       for (int i = 0; i < R; ++i) hwy::Prefetch(row[i] + kPrefetchBytes);
     for (int i = 0; i < R; ++i) scale[i] = dw[i][b] * xd[b];
     BlockDots<kType, R>(row, xq + b * kLowbitBlock, scale, acc);
+    if constexpr (kType == LowbitType::Q4_MIN)
+      for (int i = 0; i < R; ++i) cacc[i] += w.c[static_cast<std::size_t>((r + i) * nb + b)] * xd[b] * static_cast<float>(xs[b]);
     for (int i = 0; i < R; ++i) row[i] += kBytes;
   }
-  for (int i = 0; i < R; ++i) y[t * w.rows + r + i] = hn::GetLane(hn::SumOfLanes(df, acc[i]));
+  for (int i = 0; i < R; ++i) y[t * w.rows + r + i] = hn::GetLane(hn::SumOfLanes(df, acc[i])) - cacc[i];
 }
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
@@ -119,7 +128,7 @@ HWY_INLINE void DotRows(const LowbitMatrix& w, const Q8Activations& x, std::int6
 // the result depends neither on the tiling nor on the thread count.
 template <LowbitType kType, int R, int C>
 HWY_INLINE void TileX86(const LowbitMatrix& w, const Q8Activations& x, std::int64_t r, std::int64_t t, float* y) {
-  constexpr std::size_t kBytes = kType == LowbitType::Q8_0 ? 34 : 18;
+  constexpr std::size_t kBytes = kBlockBytes<kType>;
   const std::int64_t nb = w.cols / kLowbitBlock;
   const std::uint8_t* row[R];
   const float* dw[R];
@@ -134,6 +143,9 @@ HWY_INLINE void TileX86(const LowbitMatrix& w, const Q8Activations& x, std::int6
   }
   const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(0x0f);
   __m256 acc[R][C];
+  float cacc[R][C] = {};
+  const float* cw[R];
+  for (int i = 0; i < R; ++i) cw[i] = kType == LowbitType::Q4_MIN ? w.c.data() + (r + i) * nb : nullptr;
   for (int i = 0; i < R; ++i)
     for (int c = 0; c < C; ++c) acc[i][c] = _mm256_setzero_ps();
   constexpr std::int64_t kPrefetchEvery = kType == LowbitType::Q8_0 ? 1 : 3;
@@ -147,8 +159,8 @@ HWY_INLINE void TileX86(const LowbitMatrix& w, const Q8Activations& x, std::int6
     }
     for (int i = 0; i < R; ++i) {
       __m256i wv;
-      if constexpr (kType == LowbitType::Q4_0) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[i] + 2));
+      if constexpr (kType != LowbitType::Q8_0) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[i] + kCodesAt<kType>));
         wv = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1), low4);
       } else {
         wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[i] + 2));
@@ -158,9 +170,12 @@ HWY_INLINE void TileX86(const LowbitMatrix& w, const Q8Activations& x, std::int6
         __m256i p;
         if constexpr (kType == LowbitType::Q4_0)
           p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv[c]), ones), offset[c]);
+        else if constexpr (kType == LowbitType::Q4_MIN)
+          p = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv[c]), ones);
         else
           p = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xv[c], wv)), ones);
         acc[i][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[i][b] * xd[c][b]), acc[i][c]);
+        if constexpr (kType == LowbitType::Q4_MIN) cacc[i][c] += cw[i][b] * xd[c][b] * static_cast<float>(xs[c][b]);
       }
       row[i] += kBytes;
     }
@@ -169,7 +184,7 @@ HWY_INLINE void TileX86(const LowbitMatrix& w, const Q8Activations& x, std::int6
     for (int c = 0; c < C; ++c) {
       const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[i][c]), _mm256_extractf128_ps(acc[i][c], 1));
       const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-      y[(t + c) * w.rows + r + i] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+      y[(t + c) * w.rows + r + i] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1))) - cacc[i][c];
     }
 }
 
@@ -206,8 +221,10 @@ void Rows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t 
 void LowbitRows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t r0, std::int64_t r1) {
   if (w.type == LowbitType::Q8_0)
     Rows<LowbitType::Q8_0>(w, x, y, r0, r1);
-  else
+  else if (w.type == LowbitType::Q4_0)
     Rows<LowbitType::Q4_0>(w, x, y, r0, r1);
+  else
+    Rows<LowbitType::Q4_MIN>(w, x, y, r0, r1);
 }
 
 }  // namespace qcast::kern::HWY_NAMESPACE

@@ -351,6 +351,8 @@ std::string Llama::apply_recipe(const Recipe& r, int threads) {
 
 std::shared_ptr<const kern::LowbitMatrix> detail::lowbit_blocks(gguf::GgmlType type, std::int64_t rows, std::int64_t cols,
                                                                 std::vector<std::uint8_t> bytes) {
+  if (type == gguf::GgmlType::Q4_K || type == gguf::GgmlType::Q4_1)
+    return std::make_shared<kern::LowbitMatrix>(kern::lowbit_q4_min(type == gguf::GgmlType::Q4_K, rows, cols, bytes.data(), bytes.size()));
   if (type != gguf::GgmlType::Q8_0 && type != gguf::GgmlType::Q4_0) return nullptr;
   auto p = std::make_shared<kern::LowbitMatrix>();
   p->type = type == gguf::GgmlType::Q8_0 ? kern::LowbitType::Q8_0 : kern::LowbitType::Q4_0;
@@ -364,13 +366,13 @@ std::shared_ptr<const kern::LowbitMatrix> detail::lowbit_blocks(gguf::GgmlType t
 namespace {
 
 // Blocks that decode to exactly L.w, or null: the layer's own (a GGUF's), else the blocks of its weight
-// format when that is a Q8_0 / Q4_0 layout (qcast's int8 / int4@fp16/b32 and the ggml rules).
+// format when that is a Q8_0 / Q4_0 / Q4_1 / Q4_K layout (qcast's int8 / int4@fp16/b32, the ggml rules, q4_k).
 std::shared_ptr<const kern::LowbitMatrix> exact_blocks(const Linear& L) {
   const Shape shape = {L.out, L.in};
   auto decodes_to_w = [&](const kern::LowbitMatrix& p) {
     std::vector<float> back(L.w.size());
-    gguf::dequantize_row(p.type == kern::LowbitType::Q8_0 ? gguf::GgmlType::Q8_0 : gguf::GgmlType::Q4_0, p.blocks.data(),
-                         back.data(), static_cast<std::int64_t>(back.size()));
+    if (p.rows * p.cols != static_cast<std::int64_t>(back.size())) return false;
+    kern::lowbit_decode(p, back.data());
     // Equal values (a fake-quant -0 is a code's +0; a product cannot tell them apart).
     if (back.size() != L.w.size()) return false;
     for (std::size_t i = 0; i < back.size(); ++i)
@@ -381,7 +383,7 @@ std::shared_ptr<const kern::LowbitMatrix> exact_blocks(const Linear& L) {
   if (L.packed) return decodes_to_w(*L.packed) ? L.packed : nullptr;
   if (!L.w_format || L.in % kern::kLowbitBlock != 0 || L.w_fp32.size() != L.w.size()) return nullptr;
   const gguf::GgmlType t = gguf::ggml_type_for(*L.w_format, shape);
-  if (t != gguf::GgmlType::Q8_0 && t != gguf::GgmlType::Q4_0) return nullptr;
+  if (t != gguf::GgmlType::Q8_0 && t != gguf::GgmlType::Q4_0 && t != gguf::GgmlType::Q4_1 && t != gguf::GgmlType::Q4_K) return nullptr;
   QuantOptions o;
   o.axis = 1;
   gguf::TensorData td;

@@ -78,7 +78,8 @@ Llama load_gguf_llama(const std::string& path) {
   auto linear = [&](Linear& L, const std::string& name, const Shape& want) {
     L.w = get(name, want);
     const gguf::TensorInfo* t = g.tensor(name);
-    if (t->type == gguf::GgmlType::Q8_0 || t->type == gguf::GgmlType::Q4_0)
+    if (t->type == gguf::GgmlType::Q8_0 || t->type == gguf::GgmlType::Q4_0 || t->type == gguf::GgmlType::Q4_1 ||
+        t->type == gguf::GgmlType::Q4_K)
       L.packed = detail::lowbit_blocks(t->type, want[0], want[1], std::vector<std::uint8_t>(t->data, t->data + t->nbytes));
     if (t->type != gguf::GgmlType::F32 && t->type != gguf::GgmlType::F16 && t->type != gguf::GgmlType::BF16) {
       auto s = std::make_shared<StoredBlocks>();

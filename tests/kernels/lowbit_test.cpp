@@ -32,9 +32,15 @@ std::vector<float> random_values(std::size_t n, unsigned seed, float scale = 1.0
   return v;
 }
 
-// Random blocks as a GGUF would hold them: fp16 scales of several magnitudes, every code.
+// Random blocks as a GGUF would hold them: fp16 scales of several magnitudes, every code. Q4_MIN: ggml Q4_K
+// blocks of random weights (llama.cpp's quantizer), unpacked.
 LowbitMatrix random_matrix(LowbitType type, std::int64_t rows, std::int64_t cols, unsigned seed) {
   std::mt19937 rng(seed);
+  if (type == LowbitType::Q4_MIN) {
+    const std::vector<float> v = random_values(static_cast<std::size_t>(rows * cols), seed, 0.05f);
+    const gguf::TensorData t = gguf::make_tensor("w", v.data(), {rows, cols}, Format::parse("q4_k"));
+    return kern::lowbit_q4_min(true, rows, cols, t.data.data(), t.data.size());
+  }
   LowbitMatrix w;
   w.type = type;
   w.rows = rows;
@@ -73,7 +79,7 @@ TEST(Lowbit, ActivationsQuantizeAsTheQ8_0GgmlFormat) {
 }
 
 TEST(Lowbit, ReferenceIsTheProductOfTheDequantizedBlocks) {
-  for (LowbitType type : {LowbitType::Q8_0, LowbitType::Q4_0}) {
+  for (LowbitType type : {LowbitType::Q8_0, LowbitType::Q4_0, LowbitType::Q4_MIN}) {
     SCOPED_TRACE(kern::lowbit_name(type));
     const std::int64_t rows = 7, cols = 256, T = 3;
     const LowbitMatrix w = random_matrix(type, rows, cols, 2);
@@ -82,10 +88,14 @@ TEST(Lowbit, ReferenceIsTheProductOfTheDequantizedBlocks) {
     kern::quantize_q8_0(xv.data(), T, cols, x);
     std::vector<float> y(static_cast<std::size_t>(T * rows));
     kern::lowbit_gemm_reference(w, x, y.data());
-    // ggml's own dequantizer of the type (qcast::gguf, checked against llama.cpp) gives the weights.
+    // The matrix's weights: ggml's own decoding of its blocks (checked against llama.cpp's), bit for bit.
     std::vector<float> wf(static_cast<std::size_t>(rows * cols));
-    gguf::dequantize_row(type == LowbitType::Q8_0 ? gguf::GgmlType::Q8_0 : gguf::GgmlType::Q4_0, w.blocks.data(), wf.data(),
-                         rows * cols);
+    kern::lowbit_decode(w, wf.data());
+    if (type != LowbitType::Q4_MIN) {
+      std::vector<float> g(wf.size());
+      gguf::dequantize_row(type == LowbitType::Q8_0 ? gguf::GgmlType::Q8_0 : gguf::GgmlType::Q4_0, w.blocks.data(), g.data(), rows * cols);
+      ASSERT_EQ(0, std::memcmp(g.data(), wf.data(), g.size() * 4));
+    }
     for (std::int64_t t = 0; t < T; ++t)
       for (std::int64_t r = 0; r < rows; ++r) {
         double exact = 0.0, mag = 0.0;
@@ -99,11 +109,13 @@ TEST(Lowbit, ReferenceIsTheProductOfTheDequantizedBlocks) {
   }
 }
 
-// Sum over the row's blocks of |float(isum) * d_w * d_x|: the scale of the rounding errors.
+// Sum over the row's blocks of |float(isum) * d_w * d_x|: the scale of the rounding errors. For Q4_MIN the
+// product and the constant term are separate float terms, so their magnitudes add: |d q| + |c| <= |value| + 2|c|.
 std::vector<double> magnitudes(const LowbitMatrix& w, const Q8Activations& x) {
   std::vector<float> wf(static_cast<std::size_t>(w.rows * w.cols));
-  gguf::dequantize_row(w.type == LowbitType::Q8_0 ? gguf::GgmlType::Q8_0 : gguf::GgmlType::Q4_0, w.blocks.data(), wf.data(),
-                       w.rows * w.cols);
+  kern::lowbit_decode(w, wf.data());
+  if (w.type == LowbitType::Q4_MIN)
+    for (std::size_t i = 0; i < wf.size(); ++i) wf[i] = std::fabs(wf[i]) + 2 * std::fabs(w.c[i / 32]);
   std::vector<double> mag(static_cast<std::size_t>(x.rows * w.rows));
   for (std::int64_t t = 0; t < x.rows; ++t)
     for (std::int64_t r = 0; r < w.rows; ++r)
@@ -118,9 +130,10 @@ TEST(Lowbit, SimdIsTheReferenceUpToRoundingOnEveryTargetAndIndependentOfThreadsA
   struct Guard {
     ~Guard() { kern::force_target(0); }
   } guard;
-  for (LowbitType type : {LowbitType::Q8_0, LowbitType::Q4_0}) {
-    // 4-row tiles and a ragged tail (rows % 4 == 3), one and several activation rows.
-    const std::int64_t rows = 67, cols = 32 * 13;
+  for (LowbitType type : {LowbitType::Q8_0, LowbitType::Q4_0, LowbitType::Q4_MIN}) {
+    // 4-row tiles and a ragged tail (rows % 4 == 3), one and several activation rows; an odd block count
+    // (Q4_MIN comes from Q4_K, whose rows are whole 256-blocks: 24 blocks).
+    const std::int64_t rows = 67, cols = type == LowbitType::Q4_MIN ? 256 * 3 : 32 * 13;
     const LowbitMatrix w = random_matrix(type, rows, cols, 4);
     for (std::int64_t T : {1, 5}) {
       const std::vector<float> xv = random_values(static_cast<std::size_t>(T * cols), 5, 3.0f);

@@ -7,7 +7,9 @@
 // within the tolerance of the type: 1 % for the quantized types, whose dot products llama.cpp computes on
 // activations rounded to 8 bits (Q8_0 blocks) while qcast keeps them in fp32; 0.01 % for F32 weights, which
 // llama.cpp multiplies in float (docs/models.md, "Checked by llama.cpp"). For Q8_0 / Q4_0 files, qcast's
-// low-bit kernels (eval --kernel lowbit, llama.cpp's own arithmetic) must agree within 0.2 %.
+// low-bit kernels (eval --kernel lowbit, llama.cpp's own arithmetic) must agree within 0.2 %; Q4_1 too, and Q4_K
+// within 0.5 %: the kernels run both as 4-bit codes with a scale and a minimum per 32, on activations in Q8_0
+// blocks, where llama.cpp takes Q8_1 / Q8_K (per 256) blocks.
 // Usage: node check.mjs QCAST_CLI SHARED_DIR WORK_DIR [STORIES]
 import {execFileSync} from "node:child_process";
 import fs from "node:fs";
@@ -57,7 +59,7 @@ const cases = [
   {weights: "mxfp4", type: "MXFP4", tol: 0.01},
   {weights: "q8_0_ggml", type: "Q8_0", tol: 0.01, lowbit_tol: 0.002},
   {weights: "q4_0_ggml", type: "Q4_0", tol: 0.01, lowbit_tol: 0.002},
-  {weights: "q4_1", type: "Q4_1", tol: 0.01},
+  {weights: "q4_1", type: "Q4_1", tol: 0.01, lowbit_tol: 0.002},
   {weights: "q5_0", type: "Q5_0", tol: 0.01},
   {weights: "q5_1", type: "Q5_1", tol: 0.01},
   // k-quants on rows of 64 / 172: llama.cpp's fallback types (Q5_0 / Q8_0, and F16 for ffn_down).
@@ -71,7 +73,9 @@ const cases = [
   {weights: "fp32", model: random_bin, type: "F32", tol: 1e-4},
   {weights: "q2_k", model: random_bin, type: "Q2_K", tol: 0.01},
   {weights: "q3_k", model: random_bin, type: "Q3_K", tol: 0.01},
-  {weights: "q4_k", model: random_bin, type: "Q4_K", tol: 0.01},
+  // llama.cpp rounds the activations of a Q4_K product per 256 (Q8_K), qcast's kernel per 32 (Q8_0): measured
+  // -0.26 % against llama.cpp (the fp32 path: -0.10 %).
+  {weights: "q4_k", model: random_bin, type: "Q4_K", tol: 0.01, lowbit_tol: 0.005},
   {weights: "q5_k", model: random_bin, type: "Q5_K", tol: 0.01},
   {weights: "q6_k", model: random_bin, type: "Q6_K", tol: 0.01},
 ];

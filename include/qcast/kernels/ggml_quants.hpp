@@ -74,6 +74,10 @@ void ggml_quant_dequantize(GgmlQuant t, const std::uint8_t* blocks, float* y, st
 /// sub-block's scale and minimum (for `stats`' clipped count).
 void ggml_quant_ranges(GgmlQuant t, const std::uint8_t* block, float* lo, float* hi);
 
+/// Each sub-block's scale and subtracted minimum as ggml's decoder computes them (value = dl * (L - offset)
+/// - ml; IQ4_NL, MXFP4, NVFP4: dl * codebook value, ml = 0): block / sub_block entries each.
+void ggml_quant_sub_scales(GgmlQuant t, const std::uint8_t* block, float* dl, float* ml);
+
 /// A block's levels (0 .. 2^bits - 1), and the inverse (writes only the quant bytes).
 void ggml_quant_levels(GgmlQuant t, const std::uint8_t* block, std::uint8_t* levels);
 void ggml_quant_pack_levels(GgmlQuant t, const std::uint8_t* levels, std::uint8_t* block);

@@ -5,6 +5,10 @@
 //   Q8_0: fp16 d, then 32 int8 codes                                   (34 bytes, value = d * q)
 //   Q4_0: fp16 d, then 16 bytes; element j in the low nibble of byte j,
 //         element j + 16 in the high nibble; value = d * (nibble - 8)  (18 bytes)
+// or, for the 4-bit types with a minimum (ggml Q4_1 and Q4_K: Q4_K_M's bulk), unpacked at load into
+//   Q4_MIN: 16 bytes of nibbles as Q4_0's, and per block a float scale d and a float c kept beside the
+//           blocks; value = d * nibble - c (Q4_K: d = d_super * sc, c = dmin * m, as ggml decodes it)
+// whose products add the term -c * d_x * (sum of the activation block's codes).
 // Activations are quantized per 32 as llama.cpp's quantize_row_q8_0_ref does (qcast's `q8_0_ggml` format:
 // d = amax / 127, codes roundf(x / d), d kept in fp16), so every block's dot product is an exact integer:
 //   y[r] = sum over blocks b, in order, of float(sum_j w_q[j] * x_q[j]) * d_w * d_x
@@ -21,12 +25,12 @@
 
 namespace qcast::kern {
 
-enum class LowbitType : std::uint8_t { Q8_0, Q4_0 };
+enum class LowbitType : std::uint8_t { Q8_0, Q4_0, Q4_MIN };
 inline constexpr int kLowbitBlock = 32;
 
-/// Bytes of one 32-element block of `t` (34 or 18).
+/// Bytes of one 32-element block of `t` in `blocks` (34, 18, or 16 for Q4_MIN, whose scales are apart).
 std::size_t lowbit_block_bytes(LowbitType t);
-/// "Q8_0" / "Q4_0".
+/// "Q8_0" / "Q4_0" / "Q4_MIN".
 const char* lowbit_name(LowbitType t);
 
 /// A row-major [rows, cols] weight matrix in blocks (cols a multiple of 32): row r's blocks are
@@ -36,10 +40,18 @@ struct LowbitMatrix {
   std::int64_t rows = 0, cols = 0;
   std::vector<std::uint8_t> blocks;
   std::vector<float> d;  ///< every block's fp16 scale as float (finish() fills it; the kernels read it)
-  /// Checks the shape against the bytes and fills `d`. Throws qcast::Error when cols is not a positive
-  /// multiple of 32 or the byte count does not match.
+  std::vector<float> c;  ///< Q4_MIN: every block's subtracted constant (the builder fills d and c)
+  /// Checks the shape against the bytes and fills `d` (Q8_0, Q4_0) or checks d and c (Q4_MIN). Throws
+  /// qcast::Error when cols is not a positive multiple of 32 or a size does not match.
   void finish();
 };
+
+/// A Q4_MIN matrix from ggml Q4_1 or Q4_K blocks (rows of `cols` values, one after the other); its values
+/// are ggml's decoded values bit for bit. Throws for another type or sizes that do not match.
+LowbitMatrix lowbit_q4_min(bool q4_k, std::int64_t rows, std::int64_t cols, const std::uint8_t* blocks, std::size_t nbytes);
+
+/// The weights a matrix holds, as floats ([rows, cols]).
+void lowbit_decode(const LowbitMatrix& w, float* out);
 
 /// Activations quantized per block of 32 (rows of `cols` values, one after the other).
 struct Q8Activations {
