@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Speed of a LLaMA-shaped model with random weights: qcast fp32, qcast on Q8_0 / Q4_0 GGUF files with the fp32
+"""Speed of a LLaMA-shaped model with random weights: qcast fp32, qcast on Q8_0 / Q4_0 / Q4_K GGUF files with the fp32
 path (dequantized weights) and with the low-bit kernels (--kernel lowbit), and llama.cpp (node-llama-cpp 3.21.1,
 bench/llamacpp_speed.mjs) on the same GGUF files and thread counts, side by side: generation and prompt processing.
 
 Usage: /usr/bin/python3 bench/llama_speed.py [--qcast build/qcast] [--shared ../shared] [--work /tmp/qcast-llama-speed]
        [--dim 1024] [--hidden 2816] [--layers 12] [--heads 16] [--steps 128] [--threads 1,2] [--rounds 3]
+       [--types Q8_0,Q4_0,Q4_K]
 Speed needs no trained weights: the model is random (normal, std 0.02), written once as a llama2.c checkpoint
 (vocab 512, so ../shared/models/tok512.bin tokenizes) and quantized by `qcast quantize --weights
-int8@fp16/b32 | int4@fp16/b32 --out X.gguf` (Q8_0 / Q4_0). Each round runs every configuration once, one after
+int8@fp16/b32 | int4@fp16/b32 | q4_k --out X.gguf` (Q8_0 / Q4_0 / Q4_K). Each round runs every configuration once, one after
 the other (alternating); each run is `qcast generate --steps N --temperature 0 --json` and reports its
 tokens/s (the model is loaded before the clock starts). The table gives the min-max over rounds and the range
 of the per-round ratio against qcast fp32 at the same thread count.
@@ -84,6 +85,7 @@ def main():
     ap.add_argument("--stories", type=int, default=16, help="stories of the prompt-processing run (qcast eval --limit)")
     ap.add_argument("--prompt", type=int, default=128, help="llama.cpp prompt batch (tokens)")
     ap.add_argument("--no-llamacpp", action="store_true")
+    ap.add_argument("--types", default="Q8_0,Q4_0,Q4_K", help="GGUF types to compare with fp32")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     tok = os.path.join(a.shared, "models", "tok512.bin")
@@ -91,14 +93,16 @@ def main():
     if not os.path.exists(base):
         write_random_llama(base, a.dim, a.hidden, a.layers, a.heads, 512, max(a.steps, 256))
     files = {"fp32": base}
-    for name, fmt in [("Q8_0", "int8@fp16/b32"), ("Q4_0", "int4@fp16/b32")]:
+    types = a.types.split(",")
+    formats = {"Q8_0": "int8@fp16/b32", "Q4_0": "int4@fp16/b32", "Q4_K": "q4_k"}
+    for name, fmt in [(t, formats[t]) for t in types]:
         path = os.path.join(a.work, f"random-{a.dim}x{a.layers}-{name}.gguf")
         if not os.path.exists(path):
             subprocess.run([a.qcast, "quantize", base, "--weights", fmt, "--method", "rtn", "--calib",
                             "text:" + os.path.join(a.shared, "data", "tinystories", "valid-excerpt.txt"), "--calib-samples", "1",
                             "--calib-tokens", "16", "--tokenizer", tok, "--quiet", "--threads", "2", "--out", path], check=True)
         files[name] = path
-    configs = [("fp32", "fp32"), ("Q8_0", "fp32"), ("Q8_0", "lowbit"), ("Q4_0", "fp32"), ("Q4_0", "lowbit")]
+    configs = [("fp32", "fp32")] + [(t, k) for t in types for k in ("fp32", "lowbit")]
     threads = [int(t) for t in a.threads.split(",")]
     data = os.path.join(a.shared, "data", "tinystories", "valid-excerpt.txt")
     script = os.path.join(here, "llamacpp_speed.mjs")
@@ -115,7 +119,7 @@ def main():
                     sys.exit(f"{files[f]}: no layer ran on the low-bit kernels")
                 pp.setdefault((f, k, t), []).append(eval_speed(a.qcast, files[f], tok, data, a.stories, t, k))
             if have_llamacpp:
-                for f in ["Q8_0", "Q4_0"]:
+                for f in types:
                     p, g = llamacpp_speed(script, files[f], t, a.prompt, a.steps)
                     speed.setdefault((f, "llama.cpp", t), []).append(g)
                     pp.setdefault((f, "llama.cpp", t), []).append(p)
@@ -128,7 +132,7 @@ def main():
     print("| weights | kernel | threads | generation | vs qcast fp32 | vs llama.cpp | prompt | vs llama.cpp |")
     print("|---|---|---|---|---|---|---|---|")
     for t in threads:
-        for f, k in configs + ([("Q8_0", "llama.cpp"), ("Q4_0", "llama.cpp")] if have_llamacpp else []):
+        for f, k in configs + ([(t, "llama.cpp") for t in types] if have_llamacpp else []):
             v = speed[(f, k, t)]
             ratio = [x / y for x, y in zip(v, speed[("fp32", "fp32", t)])]
             vs_l = vs_lp = "-"
