@@ -75,9 +75,12 @@ inline void put_half(std::uint8_t* p, float v) {
 }
 
 // A scale and minimum for n values with levels 0..nmax: the weighted least-squares fit over a sweep of
-// candidate inverse scales (ggml's make_qkx2_quants). Returns the scale; *neg_min = -minimum (>= 0).
+// candidate inverse scales (ggml's make_qkx2_quants, and with clamp_first its make_qkx3_quants). Returns the scale; *neg_min = -minimum (>= 0).
+// `clamp_first` is make_qkx3_quants' sweep (the importance-matrix quantizers'): the scaled value is clamped
+// to [0, nmax] before it is rounded, where make_qkx2_quants rounds first, since the best fit so far can put
+// the minimum at or near the maximum and the scaled value can be inf, NaN or beyond nearest_int's range.
 float fit_scale_min(int n, int nmax, const float* x, const float* w, std::uint8_t* L, float* neg_min, float rmin, float rdelta,
-                    int nstep, bool use_mad) {
+                    int nstep, bool use_mad, bool clamp_first = false) {
   std::uint8_t Laux[32];
   float mn = x[0], mx = x[0];
   float sum_w = w[0];
@@ -108,7 +111,9 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, std::uint8_
     iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (mx - mn);
     float sum_l = 0, sum_l2 = 0, sum_xl = 0;
     for (int i = 0; i < n; ++i) {
-      const int l = std::max(0, std::min(nmax, nearest_int(iscale * (x[i] - mn))));
+      const float v = iscale * (x[i] - mn);
+      const int l = clamp_first ? (v > 0 ? nearest_int(std::min(v, static_cast<float>(nmax))) : 0)
+                                : std::max(0, std::min(nmax, nearest_int(v)));
       Laux[i] = static_cast<std::uint8_t>(l);
       const float fl = static_cast<float>(l);
       sum_l += w[i] * fl;
@@ -238,73 +243,6 @@ float fit_scale_sym_refine(int n, int nmax, const float* x, std::int8_t* L) {
   return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
-// ggml's make_qkx3_quants: fit_scale_min's weighted sweep as the importance-matrix quantizers run it (levels
-// clamped before rounding, a degenerate range when max <= min).
-float fit_scale_min_weighted(int n, int nmax, const float* x, const float* w, std::uint8_t* L, float* neg_min, float rmin,
-                             float rdelta, int nstep) {
-  std::uint8_t Laux[32];
-  float mn = x[0], mx = x[0];
-  float sum_w = w[0];
-  float sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    if (x[i] < mn) mn = x[i];
-    if (x[i] > mx) mx = x[i];
-    sum_w += w[i];
-    sum_x += w[i] * x[i];
-  }
-  if (mn > 0) mn = 0;
-  if (mx <= mn) {
-    std::memset(L, 0, static_cast<std::size_t>(n));
-    *neg_min = -mn;
-    return 0.f;
-  }
-  float iscale = static_cast<float>(nmax) / (mx - mn);
-  float scale = 1 / iscale;
-  float best = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = nearest_int(iscale * (x[i] - mn));
-    L[i] = static_cast<std::uint8_t>(std::max(0, std::min(nmax, l)));
-    const float diff = scale * static_cast<float>(L[i]) + mn - x[i];
-    best += w[i] * (diff * diff);
-  }
-  for (int is = 0; is <= nstep; ++is) {
-    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (mx - mn);
-    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < n; ++i) {
-      // the best fit so far can put mn at or near mx: v may be inf, NaN or beyond nearest_int's range
-      const float v = iscale * (x[i] - mn);
-      const int l = v > 0 ? nearest_int(std::min(v, static_cast<float>(nmax))) : 0;
-      Laux[i] = static_cast<std::uint8_t>(l);
-      const float fl = static_cast<float>(l);
-      sum_l += w[i] * fl;
-      sum_l2 += w[i] * fl * fl;
-      sum_xl += w[i] * fl * x[i];
-    }
-    const float D = sum_w * sum_l2 - sum_l * sum_l;
-    if (D > 0) {
-      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-      if (this_min > 0) {
-        this_min = 0;
-        this_scale = sum_xl / sum_l2;
-      }
-      float err = 0;
-      for (int i = 0; i < n; ++i) {
-        const float diff = this_scale * static_cast<float>(Laux[i]) + this_min - x[i];
-        err += w[i] * (diff * diff);
-      }
-      if (err < best) {
-        std::memcpy(L, Laux, static_cast<std::size_t>(n));
-        best = err;
-        scale = this_scale;
-        mn = this_min;
-      }
-    }
-  }
-  *neg_min = -mn;
-  return scale;
-}
-
 // ggml's make_qp_quants: a positive scale for n non-negative values (a block's sub-block scales or minimums)
 // with levels 0..nmax under weights qw: 8 trial scales around nmax / max, then single-level refinement.
 float fit_scale_positive(int n, int nmax, const float* x, std::uint8_t* L, const float* qw) {
@@ -403,7 +341,7 @@ void quantize_q2k_weighted(const float* x, std::uint8_t* y, const float* qw) {
     for (int l = 0; l < 16; ++l) w[l] = qw[16 * j + l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
     sw[j] = 0;
     for (int l = 0; l < 16; ++l) sw[j] += w[l];
-    scales[j] = fit_scale_min_weighted(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.9f, 0.05f, 36);
+    scales[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.9f, 0.05f, 36, false, true);
   }
   put_half(y + 80, fit_scale_positive(16, 15, scales, Ls, sw));
   put_half(y + 82, fit_scale_positive(16, 15, mins, Lm, sw));
@@ -589,7 +527,7 @@ void q45k_scales_weighted(const float* x, std::uint8_t* L, std::uint8_t* y, int 
     float sumw = 0;
     for (int l = 0; l < 32; ++l) sumw += w[l];
     sw[j] = sumw;
-    scales[j] = fit_scale_min_weighted(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], -0.9f, 0.05f, 36);
+    scales[j] = fit_scale_min(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], -0.9f, 0.05f, 36, false, true);
   }
   std::uint8_t Ls[8], Lm[8];
   const float d_block = fit_scale_positive(8, 63, scales, Ls, sw);
@@ -1089,7 +1027,7 @@ Encoded ggml_legacy_encode_weighted(const Format& f, const float* in, const Shap
         if (lt->with_min) {
           std::uint8_t L[32];
           float neg_min;
-          const float d = fit_scale_min_weighted(32, 2 * nmax - 1, xb, w, L, &neg_min, -0.9f, 0.05f, 36);
+          const float d = fit_scale_min(32, 2 * nmax - 1, xb, w, L, &neg_min, -0.9f, 0.05f, 36, false, true);
           d_codes[static_cast<std::size_t>(g)] = f32_to_f16(d);
           m_codes[static_cast<std::size_t>(g)] = f32_to_f16(-neg_min);
           for (int j = 0; j < 32; ++j) c[j] = L[j];

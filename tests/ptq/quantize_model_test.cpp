@@ -111,31 +111,33 @@ TEST(QuantizeModel, LenetGptqNotWorseThanRtn) {
   }
 }
 
+// Perplexity on the first 20 stories of stories260K quantized to `fmt` with `method`, calibrated on 8 stories
+// from the 41st on (disjoint from the evaluated ones).
+static double stories_ppl(const std::string& fmt, const std::string& method, int samples = 8, std::int64_t tokens = 128) {
+  nn::Tokenizer tok = nn::Tokenizer::load(S("models/tok512.bin"), 512);
+  auto stories = nn::load_stories(S("data/tinystories/valid-excerpt.txt"));
+  EXPECT_GT(stories.size(), 60u);
+  const std::vector<std::string> evalset(stories.begin(), stories.begin() + 20);
+  ptq::Model m = ptq::load_model(S("models/stories260K.bin"));
+  ptq::QuantizeOptions o;
+  o.method = method;
+  o.recipe.weights = fmt;
+  o.calib.spec = "text:" + S("data/tinystories/valid-excerpt.txt");
+  o.calib.offset = 40;
+  o.calib.samples = samples;
+  o.calib.max_tokens = tokens;
+  o.threads = 2;
+  o.progress = false;
+  ptq::quantize_model(m, o);
+  return nn::perplexity(m.llama, tok, evalset, 2).perplexity();
+}
+
 TEST(QuantizeModel, StoriesGptqPerplexityNotAboveRtn) {
   QCAST_REQUIRE_SHARED("data/tinystories/valid-excerpt.txt");
   QCAST_REQUIRE_SHARED("models/stories260K.bin");
-  nn::Tokenizer tok = nn::Tokenizer::load(S("models/tok512.bin"), 512);
-  auto stories = nn::load_stories(S("data/tinystories/valid-excerpt.txt"));
-  ASSERT_GT(stories.size(), 60u);
-  const std::vector<std::string> evalset(stories.begin(), stories.begin() + 20);
   for (const std::string fmt : {"int4@fp16/g32", "mxfp4"}) {
-    double ppl[2];
-    int k = 0;
-    for (const std::string method : {"rtn", "gptq"}) {
-      ptq::Model m = ptq::load_model(S("models/stories260K.bin"));
-      ptq::QuantizeOptions o;
-      o.method = method;
-      o.recipe.weights = fmt;
-      o.calib.spec = "text:" + S("data/tinystories/valid-excerpt.txt");
-      o.calib.offset = 40;  // calibration stories disjoint from the evaluated ones
-      o.calib.samples = 8;
-      o.calib.max_tokens = 128;
-      o.threads = 2;
-      o.progress = false;
-      ptq::quantize_model(m, o);
-      ppl[k++] = nn::perplexity(m.llama, tok, evalset, 2).perplexity();
-    }
-    EXPECT_LE(ppl[1], ppl[0]) << fmt << ": rtn " << ppl[0] << " gptq " << ppl[1];
+    const double rtn = stories_ppl(fmt, "rtn"), gptq = stories_ppl(fmt, "gptq");
+    EXPECT_LE(gptq, rtn) << fmt << ": rtn " << rtn << " gptq " << gptq;
   }
 }
 
@@ -146,28 +148,9 @@ TEST(QuantizeModel, StoriesGptqPerplexityNotAboveRtn) {
 TEST(QuantizeModel, StoriesImatrixPerplexityBelowRtn) {
   QCAST_REQUIRE_SHARED("data/tinystories/valid-excerpt.txt");
   QCAST_REQUIRE_SHARED("models/stories260K.bin");
-  nn::Tokenizer tok = nn::Tokenizer::load(S("models/tok512.bin"), 512);
-  auto stories = nn::load_stories(S("data/tinystories/valid-excerpt.txt"));
-  ASSERT_GT(stories.size(), 60u);
-  const std::vector<std::string> evalset(stories.begin(), stories.begin() + 20);
   for (const std::string fmt : {"iq4_nl", "q4_0_ggml"}) {
-    double ppl[2];
-    int k = 0;
-    for (const std::string method : {"rtn", "imatrix"}) {
-      ptq::Model m = ptq::load_model(S("models/stories260K.bin"));
-      ptq::QuantizeOptions o;
-      o.method = method;
-      o.recipe.weights = fmt;
-      o.calib.spec = "text:" + S("data/tinystories/valid-excerpt.txt");
-      o.calib.offset = 40;  // calibration stories disjoint from the evaluated ones
-      o.calib.samples = 16;
-      o.calib.max_tokens = 256;
-      o.threads = 2;
-      o.progress = false;
-      ptq::quantize_model(m, o);
-      ppl[k++] = nn::perplexity(m.llama, tok, evalset, 2).perplexity();
-    }
-    EXPECT_LT(ppl[1], ppl[0]) << fmt << ": rtn " << ppl[0] << " imatrix " << ppl[1];
+    const double rtn = stories_ppl(fmt, "rtn", 16, 256), imatrix = stories_ppl(fmt, "imatrix", 16, 256);
+    EXPECT_LT(imatrix, rtn) << fmt << ": rtn " << rtn << " imatrix " << imatrix;
   }
   // Formats without llama.cpp's importance path are refused by name.
   ptq::Model m = ptq::load_model(S("models/stories260K.bin"));
