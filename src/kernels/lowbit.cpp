@@ -15,7 +15,47 @@
 namespace qcast::kern {
 
 std::size_t lowbit_block_bytes(LowbitType t) { return t == LowbitType::Q8_0 ? 34 : t == LowbitType::Q4_0 ? 18 : 16; }
+std::size_t lowbit_tile_bytes(LowbitType t) { return t == LowbitType::Q8_0 ? 544 : t == LowbitType::Q4_0 ? 288 : 384; }
 const char* lowbit_name(LowbitType t) { return t == LowbitType::Q8_0 ? "Q8_0" : t == LowbitType::Q4_0 ? "Q4_0" : "Q4_MIN"; }
+
+namespace {
+
+// LowbitMatrix::tiles from the blocks (the layout lowbit.hpp describes).
+void build_tiles(LowbitMatrix& w) {
+  const std::int64_t nb = w.cols / kLowbitBlock, groups = (w.rows + 15) / 16;
+  const std::size_t chunk = lowbit_tile_bytes(w.type), bytes = lowbit_block_bytes(w.type);
+  const bool q8 = w.type == LowbitType::Q8_0, with_min = w.type == LowbitType::Q4_MIN;
+  const std::size_t code_bytes = q8 ? 512 : 256, codes_at = with_min ? 0 : 2;
+  // Padding rows: zero weights (Q8_0's code 0 is 128 here, Q4_0's nibble 8) and zero scales.
+  w.tiles.assign(static_cast<std::size_t>(groups * nb) * chunk, 0);
+  for (std::int64_t g = 0; g < groups; ++g)
+    for (std::int64_t b = 0; b < nb; ++b) {
+      std::uint8_t* t = w.tiles.data() + static_cast<std::size_t>(g * nb + b) * chunk;
+      for (int i = 0; i < 16; ++i) {
+        const std::int64_t r = 16 * g + i;
+        if (r >= w.rows) {
+          for (std::size_t k = 0; k < code_bytes / 64; ++k)
+            std::memset(t + 64 * k + 4 * i, q8 ? 0x80 : w.type == LowbitType::Q4_0 ? 0x88 : 0, 4);
+          continue;
+        }
+        const std::size_t blk = static_cast<std::size_t>(r * nb + b);
+        const std::uint8_t* src = w.blocks.data() + blk * bytes;
+        for (std::size_t k = 0; k < code_bytes / 64; ++k)
+          for (int m = 0; m < 4; ++m) {
+            const std::uint8_t v = src[codes_at + 4 * k + static_cast<std::size_t>(m)];
+            t[64 * k + 4 * static_cast<std::size_t>(i) + static_cast<std::size_t>(m)] = q8 ? static_cast<std::uint8_t>(v ^ 0x80) : v;
+          }
+        if (with_min) {
+          std::memcpy(t + code_bytes + 4 * i, &w.d[blk], 4);
+          std::memcpy(t + code_bytes + 64 + 4 * i, &w.c[blk], 4);
+        } else {
+          std::memcpy(t + code_bytes + 2 * i, src, 2);  // the block's fp16 scale
+        }
+      }
+    }
+}
+
+}  // namespace
 
 void LowbitMatrix::finish() {
   if (rows <= 0 || cols <= 0 || cols % kLowbitBlock != 0)
@@ -30,14 +70,18 @@ void LowbitMatrix::finish() {
     if (d.size() != blocks.size() / bytes || c.size() != d.size())
       throw Error("Q4_MIN matrix [" + std::to_string(rows) + ", " + std::to_string(cols) + "]: " + std::to_string(d.size()) + " scales and " +
                   std::to_string(c.size()) + " constants for " + std::to_string(blocks.size() / bytes) + " blocks");
-    return;
+  } else {
+    d.resize(blocks.size() / bytes);
+    for (std::size_t b = 0; b < d.size(); ++b) {
+      std::uint16_t h;
+      std::memcpy(&h, blocks.data() + b * bytes, 2);
+      d[b] = f16_to_f32(h);
+    }
   }
-  d.resize(blocks.size() / bytes);
-  for (std::size_t b = 0; b < d.size(); ++b) {
-    std::uint16_t h;
-    std::memcpy(&h, blocks.data() + b * bytes, 2);
-    d[b] = f16_to_f32(h);
-  }
+  if (lowbit_tiles_supported())
+    build_tiles(*this);
+  else
+    tiles.clear();
 }
 
 void quantize_q8_0(const float* x, std::int64_t rows, std::int64_t cols, Q8Activations& out) {
@@ -49,22 +93,7 @@ void quantize_q8_0(const float* x, std::int64_t rows, std::int64_t cols, Q8Activ
   out.q.resize(static_cast<std::size_t>(rows * cols));
   out.d.resize(static_cast<std::size_t>(nb));
   out.sum.resize(static_cast<std::size_t>(nb));
-  for (std::int64_t b = 0; b < nb; ++b) {
-    const float* v = x + b * kLowbitBlock;
-    float amax = 0.0f;
-    for (int j = 0; j < kLowbitBlock; ++j) amax = std::max(amax, std::fabs(v[j]));
-    // quantize_row_q8_0_ref: the codes use 1/d of the unrounded d; the stored d is its fp16 rounding.
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out.d[static_cast<std::size_t>(b)] = f16_to_f32(f32_to_f16(d));
-    std::int8_t* q = out.q.data() + b * kLowbitBlock;
-    std::int32_t sum = 0;
-    for (int j = 0; j < kLowbitBlock; ++j) {
-      q[j] = static_cast<std::int8_t>(std::round(v[j] * id));
-      sum += q[j];
-    }
-    out.sum[static_cast<std::size_t>(b)] = sum;
-  }
+  quantize_q8_blocks(x, nb, out.q.data(), out.d.data(), out.sum.data());
 }
 
 LowbitMatrix lowbit_q4_min(bool q4_k, std::int64_t rows, std::int64_t cols, const std::uint8_t* src, std::size_t nbytes) {
@@ -178,7 +207,8 @@ void check_shapes(const LowbitMatrix& w, const Q8Activations& x) {
   if (w.rows <= 0 || w.cols <= 0 || w.cols % kLowbitBlock != 0 ||
       w.blocks.size() != static_cast<std::size_t>(w.rows * (w.cols / kLowbitBlock)) * lowbit_block_bytes(w.type) ||
       w.d.size() != static_cast<std::size_t>(w.rows * (w.cols / kLowbitBlock)) ||
-      (w.type == LowbitType::Q4_MIN && w.c.size() != w.d.size()))
+      (w.type == LowbitType::Q4_MIN && w.c.size() != w.d.size()) ||
+      (!w.tiles.empty() && w.tiles.size() != static_cast<std::size_t>((w.rows + 15) / 16 * (w.cols / kLowbitBlock)) * lowbit_tile_bytes(w.type)))
     throw Error(std::string(lowbit_name(w.type)) + " matrix [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) +
                 "]: blocks or scales do not match the shape (LowbitMatrix::finish checks them)");
   if (x.cols != w.cols)
@@ -197,6 +227,12 @@ void lowbit_gemm_reference(const LowbitMatrix& w, const Q8Activations& x, float*
 
 void lowbit_gemm(const LowbitMatrix& w, const Q8Activations& x, float* y, int threads) {
   check_shapes(w, x);
+  if (!w.tiles.empty()) {
+    // Ranges of whole 16-row groups; the tiled kernel equals the reference, so the split cannot matter.
+    parallel_for(
+        (w.rows + 15) / 16, std::max(1, threads), [&](std::int64_t g0, std::int64_t g1) { lowbit_tiled_groups(w, x, y, g0, g1); }, 1);
+    return;
+  }
   // Ranges of whole rows: each row's value is computed alone, so the split cannot change a bit. At least
   // 16 rows a range keeps a thread's share worth its wake-up.
   parallel_for(

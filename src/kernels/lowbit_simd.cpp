@@ -218,6 +218,40 @@ void Rows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t 
 }
 #endif
 
+// quantize_row_q8_0_ref per 32-block, in vector lanes: the block's largest magnitude (exact in any
+// order), d = amax / 127 and its inverse as the scalar code computes them, codes roundf(x * id) (rounding
+// half away from zero, built from Trunc since Round ties to even), their sum. Bit for bit the scalar.
+void QuantizeQ8Blocks(const float* x, std::int64_t nblocks, std::int8_t* q, float* dout, std::int32_t* sums) {
+  using DFq = hn::CappedTag<float, 16>;
+  using DIq = hn::RebindToSigned<DFq>;
+  using DI8q = hn::Rebind<std::int8_t, DFq>;
+  const DFq df;
+  const DIq di;
+  const DI8q di8;
+  const std::size_t N = hn::Lanes(df);
+  const auto half = hn::Set(df, 0.5f), one = hn::Set(df, 1.0f);
+  for (std::int64_t b = 0; b < nblocks; ++b) {
+    const float* v = x + b * kLowbitBlock;
+    auto m = hn::Zero(df);
+    for (std::size_t k = 0; k < kLowbitBlock; k += N) m = hn::Max(m, hn::Abs(hn::LoadU(df, v + k)));
+    const float amax = hn::GetLane(hn::MaxOfLanes(df, m));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    dout[b] = f16_to_f32(f32_to_f16(d));
+    const auto vid = hn::Set(df, id);
+    auto s = hn::Zero(di);
+    for (std::size_t k = 0; k < kLowbitBlock; k += N) {
+      const auto p = hn::Mul(hn::LoadU(df, v + k), vid);
+      const auto t = hn::Trunc(p);
+      const auto r = hn::Add(t, hn::IfThenElseZero(hn::Ge(hn::Abs(hn::Sub(p, t)), half), hn::CopySign(one, p)));
+      const auto ri = hn::ConvertTo(di, r);
+      hn::StoreU(hn::DemoteTo(di8, ri), di8, q + b * kLowbitBlock + static_cast<std::int64_t>(k));
+      s = hn::Add(s, ri);
+    }
+    sums[b] = hn::GetLane(hn::SumOfLanes(di, s));
+  }
+}
+
 void LowbitRows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t r0, std::int64_t r1) {
   if (w.type == LowbitType::Q8_0)
     Rows<LowbitType::Q8_0>(w, x, y, r0, r1);
@@ -234,6 +268,11 @@ HWY_AFTER_NAMESPACE();
 namespace qcast::kern {
 
 HWY_EXPORT(LowbitRows);
+HWY_EXPORT(QuantizeQ8Blocks);
+
+void quantize_q8_blocks(const float* x, std::int64_t nblocks, std::int8_t* q, float* d, std::int32_t* sums) {
+  HWY_DYNAMIC_DISPATCH(QuantizeQ8Blocks)(x, nblocks, q, d, sums);
+}
 
 void lowbit_rows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t r0, std::int64_t r1) {
   HWY_DYNAMIC_DISPATCH(LowbitRows)(w, x, y, r0, r1);

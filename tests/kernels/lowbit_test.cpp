@@ -65,16 +65,31 @@ TEST(Lowbit, ActivationsQuantizeAsTheQ8_0GgmlFormat) {
   for (int j = 0; j < 32; ++j) x[32 + j] = 0.0f;
   x[64 + 5] = 3.0e4f;
   for (int j = 0; j < 32; ++j) x[96 + j] *= 1e-6f;
-  Q8Activations q;
-  kern::quantize_q8_0(x.data(), 4, 320, q);
-  ASSERT_EQ(q.q.size(), x.size());
-  ASSERT_EQ(q.d.size(), x.size() / 32);
+  // Ties: values that land exactly on k + 0.5 after scaling (a block with amax 127 has id 1), both signs.
+  for (int j = 0; j < 32; ++j) x[128 + j] = (j == 0) ? 127.0f : static_cast<float>(j % 9 - 4) + ((j & 1) ? 0.5f : -0.5f);
   std::vector<float> want(x.size());
   fake_quant(Format::parse("q8_0_ggml"), x.data(), want.data(), {4, 320});
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const float got = static_cast<float>(q.q[i]) * q.d[i / 32];
-    EXPECT_EQ(f32_bits(got), f32_bits(want[i])) << i << ": " << got << " vs " << want[i];
+  struct Guard {
+    ~Guard() { kern::force_target(0); }
+  } guard;
+  for (std::int64_t target : kern::available_targets()) {
+    SCOPED_TRACE(kern::target_name(target));
+    kern::force_target(target);
+    Q8Activations q;
+    kern::quantize_q8_0(x.data(), 4, 320, q);
+    ASSERT_EQ(q.q.size(), x.size());
+    ASSERT_EQ(q.d.size(), x.size() / 32);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const float got = static_cast<float>(q.q[i]) * q.d[i / 32];
+      ASSERT_EQ(f32_bits(got), f32_bits(want[i])) << i << ": " << got << " vs " << want[i];
+    }
+    for (std::size_t b = 0; b < q.sum.size(); ++b) {
+      std::int32_t sum = 0;
+      for (int j = 0; j < 32; ++j) sum += q.q[b * 32 + static_cast<std::size_t>(j)];
+      ASSERT_EQ(q.sum[b], sum) << b;
+    }
   }
+  Q8Activations q;
   EXPECT_THROW(kern::quantize_q8_0(x.data(), 1, 48, q), Error);
 }
 
@@ -126,6 +141,9 @@ std::vector<double> magnitudes(const LowbitMatrix& w, const Q8Activations& x) {
   return mag;
 }
 
+// The ggml-block SIMD kernels (every Highway target this machine has; the tiles dropped so that
+// lowbit_gemm uses them): within a few roundings of the reference, bit-identical across thread counts and
+// between a batch and one row at a time.
 TEST(Lowbit, SimdIsTheReferenceUpToRoundingOnEveryTargetAndIndependentOfThreadsAndBatch) {
   struct Guard {
     ~Guard() { kern::force_target(0); }
@@ -134,7 +152,8 @@ TEST(Lowbit, SimdIsTheReferenceUpToRoundingOnEveryTargetAndIndependentOfThreadsA
     // 4-row tiles and a ragged tail (rows % 4 == 3), one and several activation rows; an odd block count
     // (Q4_MIN comes from Q4_K, whose rows are whole 256-blocks: 24 blocks).
     const std::int64_t rows = 67, cols = type == LowbitType::Q4_MIN ? 256 * 3 : 32 * 13;
-    const LowbitMatrix w = random_matrix(type, rows, cols, 4);
+    LowbitMatrix w = random_matrix(type, rows, cols, 4);
+    w.tiles.clear();
     for (std::int64_t T : {1, 5}) {
       const std::vector<float> xv = random_values(static_cast<std::size_t>(T * cols), 5, 3.0f);
       Q8Activations x;
@@ -164,6 +183,42 @@ TEST(Lowbit, SimdIsTheReferenceUpToRoundingOnEveryTargetAndIndependentOfThreadsA
           kern::lowbit_gemm(w, one, y1.data(), 1);
           for (std::int64_t r = 0; r < rows; ++r)
             ASSERT_EQ(f32_bits(y1[static_cast<std::size_t>(r)]), f32_bits(first[static_cast<std::size_t>(t * rows + r)])) << t << "," << r;
+        }
+      }
+    }
+  }
+}
+
+// The tiled kernel (AVX-512 VNNI CPUs): the reference bit for bit, for a padded last group (rows % 16),
+// every token-tile size (8, 4, 2, 1 and their mixes) and any thread count. Extreme codes included: Q8_0's
+// -128 and +127 (the +128 offset's ends), every nibble, scales of both signs.
+TEST(Lowbit, TiledKernelIsTheReferenceBitForBit) {
+  if (!kern::lowbit_tiles_supported()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI: the tiled kernel is not used here";
+  for (LowbitType type : {LowbitType::Q8_0, LowbitType::Q4_0, LowbitType::Q4_MIN}) {
+    for (std::int64_t rows : {16, 37, 5}) {
+      const std::int64_t cols = type == LowbitType::Q4_MIN ? 512 : 32 * 11;
+      LowbitMatrix w = random_matrix(type, rows, cols, 8 + static_cast<unsigned>(rows));
+      if (type == LowbitType::Q8_0) {  // both ends of the code range in every row's first block
+        for (std::int64_t r = 0; r < rows; ++r) {
+          w.blocks[static_cast<std::size_t>(r * cols / 32) * 34 + 2] = 0x80;
+          w.blocks[static_cast<std::size_t>(r * cols / 32) * 34 + 3] = 0x7f;
+        }
+        w.finish();
+      }
+      ASSERT_EQ(w.tiles.size(), static_cast<std::size_t>((rows + 15) / 16 * cols / 32) * kern::lowbit_tile_bytes(type));
+      for (std::int64_t T : {1, 2, 3, 7, 8, 15, 21}) {
+        SCOPED_TRACE(std::string(kern::lowbit_name(type)) + " rows=" + std::to_string(rows) + " T=" + std::to_string(T));
+        const std::vector<float> xv = random_values(static_cast<std::size_t>(T * cols), 9 + static_cast<unsigned>(T), 3.0f);
+        Q8Activations x;
+        kern::quantize_q8_0(xv.data(), T, cols, x);
+        std::vector<float> want(static_cast<std::size_t>(T * rows));
+        kern::lowbit_gemm_reference(w, x, want.data());
+        for (int threads : {1, 2, 3}) {
+          // A sentinel past the end: the padded group's rows must not be written.
+          std::vector<float> y(want.size() + 16, -7.0f);
+          kern::lowbit_gemm(w, x, y.data(), threads);
+          for (std::size_t i = 0; i < want.size(); ++i) ASSERT_EQ(f32_bits(y[i]), f32_bits(want[i])) << i << " threads=" << threads;
+          for (std::size_t i = want.size(); i < y.size(); ++i) ASSERT_EQ(y[i], -7.0f) << "wrote past the output";
         }
       }
     }

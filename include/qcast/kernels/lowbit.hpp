@@ -13,7 +13,8 @@
 // d = amax / 127, codes roundf(x / d), d kept in fp16), so every block's dot product is an exact integer:
 //   y[r] = sum over blocks b, in order, of float(sum_j w_q[j] * x_q[j]) * d_w * d_x
 // which is the summation of ggml's generic ggml_vec_dot_q8_0_q8_0 / ggml_vec_dot_q4_0_q8_0 (the scalar
-// reference below). The SIMD kernels (Highway, chosen at run time) keep each block's integer sum in vector
+// reference below). The tiled kernel (AVX-512 VNNI, one row per lane) equals the reference bit for bit.
+// Elsewhere the SIMD kernels (Highway, chosen at run time) keep each block's integer sum in vector
 // lanes and round per lane, as llama.cpp's own AVX2 kernels do: within a few float roundings of the
 // reference (the tests bound it), and bit-identical for any thread count (rows are split into ranges;
 // each row is computed alone, in the same order).
@@ -30,6 +31,10 @@ inline constexpr int kLowbitBlock = 32;
 
 /// Bytes of one 32-element block of `t` in `blocks` (34, 18, or 16 for Q4_MIN, whose scales are apart).
 std::size_t lowbit_block_bytes(LowbitType t);
+/// Bytes of one 16-row group's block in LowbitMatrix::tiles (544, 288, 384).
+std::size_t lowbit_tile_bytes(LowbitType t);
+/// Whether this CPU runs the tiled kernel (x86 AVX-512 VNNI); finish() builds tiles only then.
+bool lowbit_tiles_supported();
 /// "Q8_0" / "Q4_0" / "Q4_MIN".
 const char* lowbit_name(LowbitType t);
 
@@ -41,8 +46,17 @@ struct LowbitMatrix {
   std::vector<std::uint8_t> blocks;
   std::vector<float> d;  ///< every block's fp16 scale as float (finish() fills it; the kernels read it)
   std::vector<float> c;  ///< Q4_MIN: every block's subtracted constant (the builder fills d and c)
-  /// Checks the shape against the bytes and fills `d` (Q8_0, Q4_0) or checks d and c (Q4_MIN). Throws
-  /// qcast::Error when cols is not a positive multiple of 32 or a size does not match.
+  /// The same weights laid out for the tiled kernel (lowbit_vnni.cpp), built by finish() where the CPU
+  /// has it (AVX-512 VNNI), else empty; lowbit_gemm uses it when it is not empty. Rows in groups of 16
+  /// (the last one padded with zero weights); per group, per block b, lowbit_tile_bytes(type) bytes:
+  ///   codes: for k = 0 .. 7 (Q8_0) 64 bytes, lane i's 4 bytes = row i's codes 4k .. 4k + 3 plus 128;
+  ///          for k = 0 .. 3 (Q4_0, Q4_MIN) 64 bytes, lane i's 4 bytes = row i's ggml bytes 4k .. 4k + 3
+  ///          (nibbles of elements 4k .. 4k + 3 low, 16 + 4k .. 16 + 4k + 3 high; Q4_0's as stored, + 8)
+  ///   then the 16 rows' scales: fp16 as in the blocks (Q8_0, Q4_0), or 16 float d and 16 float c (Q4_MIN).
+  std::vector<std::uint8_t> tiles;
+  /// Checks the shape against the bytes, fills `d` (Q8_0, Q4_0) or checks d and c (Q4_MIN), and builds
+  /// `tiles` where the CPU runs the tiled kernel. Throws qcast::Error when cols is not a positive multiple
+  /// of 32 or a size does not match.
   void finish();
 };
 
