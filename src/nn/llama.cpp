@@ -151,26 +151,20 @@ const float* Llama::forward(State& s, int token, int pos) const {
     }
     // Attention.
     const float inv = 1.0f / std::sqrt(static_cast<float>(hs));
+    // Scores and the weighted values as BLAS products over the cache (strided by kv_dim): vectorized, where
+    // the scalar loops ran a quarter of a low-bit token's time at 128 positions.
     for (int h = 0; h < c.n_heads; ++h) {
       const float* q = s.q.data() + h * hs;
       float* att = s.att.data() + static_cast<std::size_t>(h) * c.seq_len;
-      for (int t = 0; t <= pos; ++t) {
-        const float* k = s.key_cache.data() + loff + static_cast<std::size_t>(t) * kv_dim + (h / kv_mul) * hs;
-        float score = 0.0f;
-        for (int i = 0; i < hs; ++i) score += q[i] * k[i];
-        att[t] = score * inv;
-      }
+      const float* kh = s.key_cache.data() + loff + (h / kv_mul) * hs;
+      const float* vh = s.value_cache.data() + loff + (h / kv_mul) * hs;
+      blas::sgemv(CblasRowMajor, CblasNoTrans, pos + 1, hs, inv, kh, kv_dim, q, 1, 0.0f, att, 1);
       float mx = att[0];
       for (int t = 1; t <= pos; ++t) mx = std::max(mx, att[t]);
       float sum = 0.0f;
       for (int t = 0; t <= pos; ++t) { att[t] = std::exp(att[t] - mx); sum += att[t]; }
       for (int t = 0; t <= pos; ++t) att[t] /= sum;
-      float* xb = s.xb.data() + h * hs;
-      std::fill(xb, xb + hs, 0.0f);
-      for (int t = 0; t <= pos; ++t) {
-        const float* v = s.value_cache.data() + loff + static_cast<std::size_t>(t) * kv_dim + (h / kv_mul) * hs;
-        for (int i = 0; i < hs; ++i) xb[i] += att[t] * v[i];
-      }
+      blas::sgemv(CblasRowMajor, CblasTrans, pos + 1, hs, 1.0f, vh, kv_dim, att, 1, 0.0f, s.xb.data() + h * hs, 1);
     }
     linear(L.wo, s.xb.data(), s.xb2.data(), s.qbuf, lowbit_threads);
     for (int i = 0; i < dim; ++i) s.x[i] += s.xb2[i];
