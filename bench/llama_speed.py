@@ -5,7 +5,7 @@ bench/llamacpp_speed.mjs) on the same GGUF files and thread counts, side by side
 
 Usage: /usr/bin/python3 bench/llama_speed.py [--qcast build/qcast] [--shared ../shared] [--work /tmp/qcast-llama-speed]
        [--dim 1024] [--hidden 2816] [--layers 12] [--heads 16] [--steps 128] [--threads 1,2] [--rounds 3]
-       [--types Q8_0,Q4_0,Q4_K]
+       [--types Q8_0,Q4_0,Q4_K]   (also Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, Q6_K, IQ4_NL, MXFP4, NVFP4)
 Speed needs no trained weights: the model is random (normal, std 0.02), written once as a llama2.c checkpoint
 (vocab 512, so ../shared/models/tok512.bin tokenizes) and quantized by `qcast quantize --weights
 int8@fp16/b32 | int4@fp16/b32 | q4_k --out X.gguf` (Q8_0 / Q4_0 / Q4_K). Each round runs every configuration once, one after
@@ -94,7 +94,12 @@ def main():
         write_random_llama(base, a.dim, a.hidden, a.layers, a.heads, 512, max(a.steps, 256))
     files = {"fp32": base}
     types = a.types.split(",")
-    formats = {"Q8_0": "int8@fp16/b32", "Q4_0": "int4@fp16/b32", "Q4_K": "q4_k"}
+    formats = {"Q8_0": "int8@fp16/b32", "Q4_0": "int4@fp16/b32", "Q4_K": "q4_k", "Q4_1": "q4_1", "Q5_0": "q5_0",
+               "Q5_1": "q5_1", "Q2_K": "q2_k", "Q3_K": "q3_k", "Q5_K": "q5_k", "Q6_K": "q6_k", "IQ4_NL": "iq4_nl",
+               "MXFP4": "mxfp4_ggml", "NVFP4": "nvfp4_ggml"}
+    unknown = [t for t in types if t not in formats]
+    if unknown:
+        ap.error(f"--types: no format for {', '.join(unknown)} (known: {', '.join(formats)})")
     for name, fmt in [(t, formats[t]) for t in types]:
         path = os.path.join(a.work, f"random-{a.dim}x{a.layers}-{name}.gguf")
         if not os.path.exists(path):

@@ -33,8 +33,6 @@ const GgmlQuantLayout kLayouts[] = {
     {"NVFP4", 64, 4, 36, 4, 32, 16, 0, false},    // {u8 d[4] (UE4M3 per 16); u8 qs[32]}: e2m1 codes
 };
 
-// ggml's kvalues_mxfp4: the e2m1 values doubled (so they are integers), by code; the scale is halved to match.
-const std::int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 // GGML_E8M0_TO_FP32_HALF: 2^(e - 128), subnormal for e < 2.
 inline float e8m0_half(std::uint8_t e) {
@@ -775,6 +773,7 @@ inline float level_value(GgmlQuant t, const GgmlQuantLayout& lay, const SubScale
 }  // namespace
 
 const std::int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const std::int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 const GgmlQuantLayout& ggml_quant_layout(GgmlQuant t) { return kLayouts[static_cast<int>(t)]; }
 

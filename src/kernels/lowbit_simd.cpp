@@ -220,8 +220,9 @@ void Rows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t 
 
 // quantize_row_q8_0_ref per 32-block, in vector lanes: the block's largest magnitude (exact in any
 // order), d = amax / 127 and its inverse as the scalar code computes them, codes roundf(x * id) (rounding
-// half away from zero, built from Trunc since Round ties to even), their sum. Bit for bit the scalar.
-void QuantizeQ8Blocks(const float* x, std::int64_t nblocks, std::int8_t* q, float* dout, std::int32_t* sums) {
+// half away from zero, built from Trunc since Round ties to even), their sum and the first half's sum.
+// Bit for bit the scalar.
+void QuantizeQ8Blocks(const float* x, std::int64_t nblocks, std::int8_t* q, float* dout, std::int32_t* sums, std::int32_t* sums16) {
   using DFq = hn::CappedTag<float, 16>;
   using DIq = hn::RebindToSigned<DFq>;
   using DI8q = hn::Rebind<std::int8_t, DFq>;
@@ -247,6 +248,7 @@ void QuantizeQ8Blocks(const float* x, std::int64_t nblocks, std::int8_t* q, floa
       const auto ri = hn::ConvertTo(di, r);
       hn::StoreU(hn::DemoteTo(di8, ri), di8, q + b * kLowbitBlock + static_cast<std::int64_t>(k));
       s = hn::Add(s, ri);
+      if (k + N == kLowbitBlock / 2) sums16[b] = hn::GetLane(hn::SumOfLanes(di, s));  // N divides 16
     }
     sums[b] = hn::GetLane(hn::SumOfLanes(di, s));
   }
@@ -270,8 +272,8 @@ namespace qcast::kern {
 HWY_EXPORT(LowbitRows);
 HWY_EXPORT(QuantizeQ8Blocks);
 
-void quantize_q8_blocks(const float* x, std::int64_t nblocks, std::int8_t* q, float* d, std::int32_t* sums) {
-  HWY_DYNAMIC_DISPATCH(QuantizeQ8Blocks)(x, nblocks, q, d, sums);
+void quantize_q8_blocks(const float* x, std::int64_t nblocks, std::int8_t* q, float* d, std::int32_t* sums, std::int32_t* sums16) {
+  HWY_DYNAMIC_DISPATCH(QuantizeQ8Blocks)(x, nblocks, q, d, sums, sums16);
 }
 
 void lowbit_rows(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_t r0, std::int64_t r1) {

@@ -7,6 +7,8 @@
 // Per block, each lane then does what the scalar reference does, in the same order and roundings
 // (float(isum) * d_w * d_x added to the row's sum; Q4_MIN's - c_w * d_x * float(xsum) inside the same
 // term), so the kernel equals lowbit_gemm_reference bit for bit for every tile, batch and thread count.
+// The Q8_S16 types keep the two half blocks' sums apart (each has its own scale) and add their terms in
+// turn, as the reference does.
 //
 // Highway 1.0.3 (Debian 12) cannot express this: its AVX3_DL target's attribute string names avxvnni but
 // not avx512vnni, so the intrinsic does not compile inside it. The functions here name their own target
@@ -36,7 +38,9 @@ QCAST_VNNI_TARGET inline __m512i Broadcast4(const std::int8_t* q) {
 }
 
 template <LowbitType kType>
-constexpr std::size_t kCodeBytes = kType == LowbitType::Q8_0 ? 512 : 256;
+constexpr bool kS16 = kType == LowbitType::Q8_S16 || kType == LowbitType::Q8_S16_MIN;
+template <LowbitType kType>
+constexpr std::size_t kCodeBytes = kType == LowbitType::Q8_0 || kS16<kType> ? 512 : 256;
 
 // Rows 16 g .. 16 g + 15 against activation rows t .. t + C - 1.
 template <LowbitType kType, int C>
@@ -47,12 +51,14 @@ QCAST_VNNI_TARGET void Tile(const LowbitMatrix& w, const Q8Activations& x, std::
   const std::int8_t* xq[C];
   const float* xd[C];
   const std::int32_t* xs[C];
+  const std::int32_t* xs16[C];
   for (int c = 0; c < C; ++c) {
     xq[c] = x.q.data() + (t + c) * w.cols;
     xd[c] = x.d.data() + (t + c) * nb;
     xs[c] = x.sum.data() + (t + c) * nb;
+    xs16[c] = x.sum16.data() + (t + c) * nb;
   }
-  constexpr std::int32_t kOffset = kType == LowbitType::Q8_0 ? 128 : kType == LowbitType::Q4_0 ? 8 : 0;
+  constexpr std::int32_t kOffset = kType == LowbitType::Q8_0 || kS16<kType> ? 128 : kType == LowbitType::Q4_0 ? 8 : 0;
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   __m512 acc[C];
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
@@ -62,11 +68,27 @@ QCAST_VNNI_TARGET void Tile(const LowbitMatrix& w, const Q8Activations& x, std::
     // Two running sums per token when there is one token, so that consecutive vpdpbusd do not wait on
     // each other; integer sums, so the split cannot change a bit.
     __m512i s0[C], s1[C];
-    for (int c = 0; c < C; ++c) {
-      s0[c] = _mm512_set1_epi32(-kOffset * xs[c][b]);
-      s1[c] = _mm512_setzero_si512();
+    if constexpr (kS16<kType>) {
+      // The two half blocks have their own scales: s0 sums elements 0 .. 15, s1 16 .. 31.
+      for (int c = 0; c < C; ++c) {
+        s0[c] = _mm512_set1_epi32(-kOffset * xs16[c][b]);
+        s1[c] = _mm512_set1_epi32(-kOffset * (xs[c][b] - xs16[c][b]));
+      }
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v0 = _mm512_loadu_si512(p + 64 * j), v1 = _mm512_loadu_si512(p + 64 * (j + 4));
+        for (int c = 0; c < C; ++c) {
+          s0[c] = _mm512_dpbusd_epi32(s0[c], v0, Broadcast4(xq[c] + b * kLowbitBlock + 4 * j));
+          s1[c] = _mm512_dpbusd_epi32(s1[c], v1, Broadcast4(xq[c] + b * kLowbitBlock + 16 + 4 * j));
+        }
+      }
+    } else {
+      for (int c = 0; c < C; ++c) {
+        s0[c] = _mm512_set1_epi32(-kOffset * xs[c][b]);
+        s1[c] = _mm512_setzero_si512();
+      }
     }
-    if constexpr (kType == LowbitType::Q8_0) {
+    if constexpr (kS16<kType>) {
+    } else if constexpr (kType == LowbitType::Q8_0) {
       for (int j = 0; j < 8; j += 2) {
         const __m512i v0 = _mm512_loadu_si512(p + 64 * j), v1 = _mm512_loadu_si512(p + 64 * (j + 1));
         for (int c = 0; c < C; ++c) {
@@ -85,7 +107,20 @@ QCAST_VNNI_TARGET void Tile(const LowbitMatrix& w, const Q8Activations& x, std::
       }
     }
     const std::uint8_t* sp = p + kCodeBytes<kType>;
-    if constexpr (kType == LowbitType::Q4_MIN) {
+    if constexpr (kS16<kType>) {
+      const __m512 d0 = _mm512_loadu_ps(sp), d1 = _mm512_loadu_ps(sp + 64);
+      for (int c = 0; c < C; ++c) {
+        const __m512 dx = _mm512_set1_ps(xd[c][b]);
+        __m512 t0 = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s0[c]), d0), dx);
+        __m512 t1 = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s1[c]), d1), dx);
+        if constexpr (kType == LowbitType::Q8_S16_MIN) {
+          const __m512 c0 = _mm512_loadu_ps(sp + 128), c1 = _mm512_loadu_ps(sp + 192);
+          t0 = _mm512_sub_ps(t0, _mm512_mul_ps(_mm512_mul_ps(c0, dx), _mm512_set1_ps(static_cast<float>(xs16[c][b]))));
+          t1 = _mm512_sub_ps(t1, _mm512_mul_ps(_mm512_mul_ps(c1, dx), _mm512_set1_ps(static_cast<float>(xs[c][b] - xs16[c][b]))));
+        }
+        acc[c] = _mm512_add_ps(_mm512_add_ps(acc[c], t0), t1);
+      }
+    } else if constexpr (kType == LowbitType::Q4_MIN) {
       const __m512 dw = _mm512_loadu_ps(sp), cw = _mm512_loadu_ps(sp + 64);
       for (int c = 0; c < C; ++c) {
         const __m512 dx = _mm512_set1_ps(xd[c][b]);
@@ -134,8 +169,12 @@ void lowbit_tiled_groups(const LowbitMatrix& w, const Q8Activations& x, float* y
     Groups<LowbitType::Q8_0>(w, x, y, g0, g1);
   else if (w.type == LowbitType::Q4_0)
     Groups<LowbitType::Q4_0>(w, x, y, g0, g1);
-  else
+  else if (w.type == LowbitType::Q4_MIN)
     Groups<LowbitType::Q4_MIN>(w, x, y, g0, g1);
+  else if (w.type == LowbitType::Q8_S16)
+    Groups<LowbitType::Q8_S16>(w, x, y, g0, g1);
+  else
+    Groups<LowbitType::Q8_S16_MIN>(w, x, y, g0, g1);
 }
 
 #else

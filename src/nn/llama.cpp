@@ -344,23 +344,20 @@ std::string Llama::apply_recipe(const Recipe& r, int threads) {
 }
 
 std::shared_ptr<const kern::LowbitMatrix> detail::lowbit_blocks(gguf::GgmlType type, std::int64_t rows, std::int64_t cols,
-                                                                std::vector<std::uint8_t> bytes) {
-  if (type == gguf::GgmlType::Q4_K || type == gguf::GgmlType::Q4_1)
-    return std::make_shared<kern::LowbitMatrix>(kern::lowbit_q4_min(type == gguf::GgmlType::Q4_K, rows, cols, bytes.data(), bytes.size()));
-  if (type != gguf::GgmlType::Q8_0 && type != gguf::GgmlType::Q4_0) return nullptr;
-  auto p = std::make_shared<kern::LowbitMatrix>();
-  p->type = type == gguf::GgmlType::Q8_0 ? kern::LowbitType::Q8_0 : kern::LowbitType::Q4_0;
-  p->rows = rows;
-  p->cols = cols;
-  p->blocks = std::move(bytes);
-  p->finish();
+                                                                const std::uint8_t* bytes, std::size_t nbytes) {
+  const std::string name = gguf::type_name(type);
+  if (!kern::lowbit_takes_ggml(name)) return nullptr;
+  auto p = std::make_shared<kern::LowbitMatrix>(kern::lowbit_from_ggml(name, rows, cols, bytes, nbytes));
+  // Without the tiled kernel these would run on the scalar reference: slower than fp32 BLAS.
+  if ((p->type == kern::LowbitType::Q8_S16 || p->type == kern::LowbitType::Q8_S16_MIN) && p->tiles.empty()) return nullptr;
   return p;
 }
 
 namespace {
 
 // Blocks that decode to exactly L.w, or null: the layer's own (a GGUF's), else the blocks of its weight
-// format when that is a Q8_0 / Q4_0 / Q4_1 / Q4_K layout (qcast's int8 / int4@fp16/b32, the ggml rules, q4_k).
+// format when that has a ggml layout the kernels take (qcast's int8 / int4@fp16/b32, the ggml rules, the
+// k-quants, iq4_nl, mxfp4, nvfp4_ggml).
 std::shared_ptr<const kern::LowbitMatrix> exact_blocks(const Linear& L) {
   const Shape shape = {L.out, L.in};
   auto decodes_to_w = [&](const kern::LowbitMatrix& p) {
@@ -377,7 +374,7 @@ std::shared_ptr<const kern::LowbitMatrix> exact_blocks(const Linear& L) {
   if (L.packed) return decodes_to_w(*L.packed) ? L.packed : nullptr;
   if (!L.w_format || L.in % kern::kLowbitBlock != 0 || L.w_fp32.size() != L.w.size()) return nullptr;
   const gguf::GgmlType t = gguf::ggml_type_for(*L.w_format, shape);
-  if (t != gguf::GgmlType::Q8_0 && t != gguf::GgmlType::Q4_0 && t != gguf::GgmlType::Q4_1 && t != gguf::GgmlType::Q4_K) return nullptr;
+  if (!kern::lowbit_takes_ggml(gguf::type_name(t))) return nullptr;
   QuantOptions o;
   o.axis = 1;
   gguf::TensorData td;
@@ -387,8 +384,8 @@ std::shared_ptr<const kern::LowbitMatrix> exact_blocks(const Linear& L) {
     return nullptr;  // no ggml layout for these codes after all: the layer stays fp32
   }
   if (td.type != t) return nullptr;
-  const auto p = detail::lowbit_blocks(td.type, L.out, L.in, std::move(td.data));
-  return decodes_to_w(*p) ? p : nullptr;
+  const auto p = detail::lowbit_blocks(td.type, L.out, L.in, td.data.data(), td.data.size());
+  return p && decodes_to_w(*p) ? p : nullptr;
 }
 
 }  // namespace

@@ -73,14 +73,12 @@ Llama load_gguf_llama(const std::string& path) {
       throw Error(path + ": GGUF tensor '" + name + "' has shape " + shape_str(t->shape()) + " (row-major), expected " + shape_str(want));
     return g.dequantize(*t);
   };
-  // A linear layer stored in Q8_0 / Q4_0 keeps its blocks too, for the low-bit kernels
-  // (Llama::use_lowbit_kernels): a copy of the quantized bytes, a fraction of the float32 weight.
+  // A linear layer stored in a type the low-bit kernels take keeps its blocks too (Llama::use_lowbit_kernels):
+  // a copy of the quantized bytes (unpacked to 8-bit codes for some types), a fraction of the float32 weight.
   auto linear = [&](Linear& L, const std::string& name, const Shape& want) {
     L.w = get(name, want);
     const gguf::TensorInfo* t = g.tensor(name);
-    if (t->type == gguf::GgmlType::Q8_0 || t->type == gguf::GgmlType::Q4_0 || t->type == gguf::GgmlType::Q4_1 ||
-        t->type == gguf::GgmlType::Q4_K)
-      L.packed = detail::lowbit_blocks(t->type, want[0], want[1], std::vector<std::uint8_t>(t->data, t->data + t->nbytes));
+    L.packed = detail::lowbit_blocks(t->type, want[0], want[1], t->data, t->nbytes);
     if (t->type != gguf::GgmlType::F32 && t->type != gguf::GgmlType::F16 && t->type != gguf::GgmlType::BF16) {
       auto s = std::make_shared<StoredBlocks>();
       s->ggml_type = static_cast<std::uint32_t>(t->type);

@@ -194,6 +194,28 @@ TEST(Lowbit, SimdIsTheReferenceUpToRoundingOnEveryTargetAndIndependentOfThreadsA
 // -128 and +127 (the +128 offset's ends), every nibble, scales of both signs.
 TEST(Lowbit, TiledKernelIsTheReferenceBitForBit) {
   if (!kern::lowbit_tiles_supported()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI: the tiled kernel is not used here";
+  // The 8-bit types with half-block scales, with and without minimums: every tile size and thread count.
+  for (const char* f : {"q6_k", "q2_k"}) {
+    SCOPED_TRACE(f);
+    for (std::int64_t rows : {16, 37}) {
+      const std::int64_t cols = 512;
+      const std::vector<float> v = random_values(static_cast<std::size_t>(rows * cols), 31, 0.05f);
+      const gguf::TensorData t = gguf::make_tensor("w", v.data(), {rows, cols}, Format::parse(f));
+      const LowbitMatrix w = kern::lowbit_from_ggml(gguf::type_name(t.type), rows, cols, t.data.data(), t.data.size());
+      for (std::int64_t T : {1, 2, 3, 7, 8, 15}) {
+        const std::vector<float> xv = random_values(static_cast<std::size_t>(T * cols), 32 + static_cast<unsigned>(T), 3.0f);
+        Q8Activations x;
+        kern::quantize_q8_0(xv.data(), T, cols, x);
+        std::vector<float> want(static_cast<std::size_t>(T * rows));
+        kern::lowbit_gemm_reference(w, x, want.data());
+        for (int threads : {1, 3}) {
+          std::vector<float> y(want.size());
+          kern::lowbit_gemm(w, x, y.data(), threads);
+          for (std::size_t i = 0; i < want.size(); ++i) ASSERT_EQ(f32_bits(y[i]), f32_bits(want[i])) << i << " T=" << T;
+        }
+      }
+    }
+  }
   for (LowbitType type : {LowbitType::Q8_0, LowbitType::Q4_0, LowbitType::Q4_MIN}) {
     for (std::int64_t rows : {16, 37, 5}) {
       const std::int64_t cols = type == LowbitType::Q4_MIN ? 512 : 32 * 11;
@@ -223,6 +245,72 @@ TEST(Lowbit, TiledKernelIsTheReferenceBitForBit) {
       }
     }
   }
+}
+
+// Every other ggml type the kernels take, from blocks llama.cpp's own quantizers write (qcast's formats of
+// them, bit for bit llama.cpp's: llamacpp.ggml_ref): unpacked, they decode to ggml's dequantized values bit
+// for bit; the reference is the product of those values; the tiled kernel is the reference bit for bit.
+TEST(Lowbit, EveryGgmlTypeUnpacksToGgmlsValuesAndRunsOnTheTiledKernel) {
+  const struct {
+    const char* format;
+    const char* ggml;
+    LowbitType type;
+  } cases[] = {
+      {"q5_0", "Q5_0", LowbitType::Q8_S16},          {"q5_1", "Q5_1", LowbitType::Q8_S16_MIN},
+      {"q2_k", "Q2_K", LowbitType::Q8_S16_MIN},      {"q3_k", "Q3_K", LowbitType::Q8_S16},
+      {"q5_k", "Q5_K", LowbitType::Q8_S16_MIN},      {"q6_k", "Q6_K", LowbitType::Q8_S16},
+      {"iq4_nl", "IQ4_NL", LowbitType::Q8_S16},      {"mxfp4_ggml", "MXFP4", LowbitType::Q8_S16},
+      {"nvfp4_ggml", "NVFP4", LowbitType::Q8_S16},   {"q4_k", "Q4_K", LowbitType::Q4_MIN},
+      {"q4_1", "Q4_1", LowbitType::Q4_MIN},          {"q8_0_ggml", "Q8_0", LowbitType::Q8_0},
+      {"q4_0_ggml", "Q4_0", LowbitType::Q4_0},
+  };
+  const std::int64_t rows = 21, cols = 512, T = 11;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.format);
+    const std::vector<float> v = random_values(static_cast<std::size_t>(rows * cols), 21, 0.05f);
+    const gguf::TensorData t = gguf::make_tensor("w", v.data(), {rows, cols}, Format::parse(c.format));
+    ASSERT_EQ(gguf::type_name(t.type), c.ggml);
+    ASSERT_TRUE(kern::lowbit_takes_ggml(c.ggml));
+    const LowbitMatrix w = kern::lowbit_from_ggml(c.ggml, rows, cols, t.data.data(), t.data.size());
+    ASSERT_EQ(w.type, c.type);
+    std::vector<float> got(v.size()), want(v.size());
+    kern::lowbit_decode(w, got.data());
+    gguf::dequantize_row(t.type, t.data.data(), want.data(), rows * cols);
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(f32_bits(got[i]), f32_bits(want[i])) << i;
+    const std::vector<float> xv = random_values(static_cast<std::size_t>(T * cols), 22, 2.0f);
+    Q8Activations x;
+    kern::quantize_q8_0(xv.data(), T, cols, x);
+    std::vector<float> ref(static_cast<std::size_t>(T * rows));
+    kern::lowbit_gemm_reference(w, x, ref.data());
+    for (std::int64_t tt = 0; tt < T; ++tt)
+      for (std::int64_t r = 0; r < rows; ++r) {
+        double exact = 0.0, mag = 0.0;
+        for (std::int64_t j = 0; j < cols; ++j) {
+          const double p = static_cast<double>(want[static_cast<std::size_t>(r * cols + j)]) *
+                           x.q[static_cast<std::size_t>(tt * cols + j)] * x.d[static_cast<std::size_t>((tt * cols + j) / 32)];
+          exact += p;
+          mag += std::fabs(p);
+        }
+        // The minimum's term is summed apart from the product's (value = d q - c): its magnitude counts too.
+        if (w.type == LowbitType::Q8_S16_MIN || w.type == LowbitType::Q4_MIN)
+          for (std::int64_t j = 0; j < cols; ++j) {
+            const std::size_t k = static_cast<std::size_t>((r * cols + j) / (w.type == LowbitType::Q4_MIN ? 32 : 16));
+            mag += 2 * std::fabs(static_cast<double>(w.c[k]) * x.q[static_cast<std::size_t>(tt * cols + j)] *
+                                 x.d[static_cast<std::size_t>((tt * cols + j) / 32)]);
+          }
+        ASSERT_NEAR(ref[static_cast<std::size_t>(tt * rows + r)], exact, 64 * 6e-8 * mag + 1e-30) << tt << "," << r;
+      }
+    std::vector<float> y(ref.size() + 16, -3.0f);
+    kern::lowbit_gemm(w, x, y.data(), 2);  // the tiled kernel where the CPU has it, else the reference
+    for (std::size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(f32_bits(y[i]), f32_bits(ref[i])) << i;
+    for (std::size_t i = ref.size(); i < y.size(); ++i) ASSERT_EQ(y[i], -3.0f);
+  }
+  EXPECT_FALSE(kern::lowbit_takes_ggml("F16"));
+  EXPECT_FALSE(kern::lowbit_takes_ggml("IQ2_XS"));
+  std::vector<std::uint8_t> bytes(100);
+  EXPECT_THROW(kern::lowbit_from_ggml("Q6_K", 2, 256, bytes.data(), bytes.size()), Error);  // 2 blocks are 420 bytes
+  EXPECT_THROW(kern::lowbit_from_ggml("Q5_0", 1, 48, bytes.data(), 33), Error);              // not whole blocks
+  EXPECT_THROW(kern::lowbit_from_ggml("F32", 1, 25, bytes.data(), 100), Error);
 }
 
 TEST(Lowbit, MismatchedShapesAreErrors) {

@@ -6,10 +6,11 @@
 // distributions are full softmaxes (every vocabulary entry, summing to 1); and the two perplexities agree
 // within the tolerance of the type: 1 % for the quantized types, whose dot products llama.cpp computes on
 // activations rounded to 8 bits (Q8_0 blocks) while qcast keeps them in fp32; 0.01 % for F32 weights, which
-// llama.cpp multiplies in float (docs/models.md, "Checked by llama.cpp"). For Q8_0 / Q4_0 files, qcast's
-// low-bit kernels (eval --kernel lowbit, llama.cpp's own arithmetic) must agree within 0.2 %; Q4_1 too, and Q4_K
-// within 0.5 %: the kernels run both as 4-bit codes with a scale and a minimum per 32, on activations in Q8_0
-// blocks, where llama.cpp takes Q8_1 / Q8_K (per 256) blocks.
+// llama.cpp multiplies in float (docs/models.md, "Checked by llama.cpp"). qcast's low-bit kernels (eval
+// --kernel lowbit: activations in Q8_0 blocks, llama.cpp's own arithmetic) must agree within 0.2 % for the
+// 32-block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4; NVFP4's 16-blocks) and within 0.5 % for the
+// k-quants, whose activations llama.cpp rounds per 256 (Q8_K) where the kernels round per 32 (measured up to
+// 0.14 % and 0.28 %).
 // Usage: node check.mjs QCAST_CLI SHARED_DIR WORK_DIR [STORIES]
 import {execFileSync} from "node:child_process";
 import fs from "node:fs";
@@ -56,28 +57,28 @@ const cases = [
   {weights: "fp32", type: "F32", tol: 1e-4},
   {weights: "q8_0", type: "Q8_0", tol: 0.01, lowbit_tol: 0.002},
   {weights: "q4_0", type: "Q4_0", tol: 0.01, lowbit_tol: 0.002},
-  {weights: "mxfp4", type: "MXFP4", tol: 0.01},
+  {weights: "mxfp4", type: "MXFP4", tol: 0.01, lowbit_tol: 0.002},
   {weights: "q8_0_ggml", type: "Q8_0", tol: 0.01, lowbit_tol: 0.002},
   {weights: "q4_0_ggml", type: "Q4_0", tol: 0.01, lowbit_tol: 0.002},
   {weights: "q4_1", type: "Q4_1", tol: 0.01, lowbit_tol: 0.002},
-  {weights: "q5_0", type: "Q5_0", tol: 0.01},
-  {weights: "q5_1", type: "Q5_1", tol: 0.01},
+  {weights: "q5_0", type: "Q5_0", tol: 0.01, lowbit_tol: 0.002},
+  {weights: "q5_1", type: "Q5_1", tol: 0.01, lowbit_tol: 0.002},
   // k-quants on rows of 64 / 172: llama.cpp's fallback types (Q5_0 / Q8_0, and F16 for ffn_down).
-  {weights: "q4_k", type: "Q5_0", tol: 0.01},
-  {weights: "q6_k", type: "Q8_0", tol: 0.01},
-  {weights: "q3_k", type: "IQ4_NL", tol: 0.01},
-  {weights: "iq4_nl", type: "IQ4_NL", tol: 0.01},
-  {weights: "mxfp4_ggml", type: "MXFP4", tol: 0.01},
-  {weights: "nvfp4_ggml", type: "NVFP4", tol: 0.01},
+  {weights: "q4_k", type: "Q5_0", tol: 0.01, lowbit_tol: 0.002},
+  {weights: "q6_k", type: "Q8_0", tol: 0.01, lowbit_tol: 0.002},
+  {weights: "q3_k", type: "IQ4_NL", tol: 0.01, lowbit_tol: 0.002},
+  {weights: "iq4_nl", type: "IQ4_NL", tol: 0.01, lowbit_tol: 0.002},
+  {weights: "mxfp4_ggml", type: "MXFP4", tol: 0.01, lowbit_tol: 0.002},
+  {weights: "nvfp4_ggml", type: "NVFP4", tol: 0.01, lowbit_tol: 0.002},
   // k-quants stored as themselves.
   {weights: "fp32", model: random_bin, type: "F32", tol: 1e-4},
-  {weights: "q2_k", model: random_bin, type: "Q2_K", tol: 0.01},
-  {weights: "q3_k", model: random_bin, type: "Q3_K", tol: 0.01},
+  {weights: "q2_k", model: random_bin, type: "Q2_K", tol: 0.01, lowbit_tol: 0.005},
+  {weights: "q3_k", model: random_bin, type: "Q3_K", tol: 0.01, lowbit_tol: 0.005},
   // llama.cpp rounds the activations of a Q4_K product per 256 (Q8_K), qcast's kernel per 32 (Q8_0): measured
   // -0.26 % against llama.cpp (the fp32 path: -0.10 %).
   {weights: "q4_k", model: random_bin, type: "Q4_K", tol: 0.01, lowbit_tol: 0.005},
-  {weights: "q5_k", model: random_bin, type: "Q5_K", tol: 0.01},
-  {weights: "q6_k", model: random_bin, type: "Q6_K", tol: 0.01},
+  {weights: "q5_k", model: random_bin, type: "Q5_K", tol: 0.01, lowbit_tol: 0.005},
+  {weights: "q6_k", model: random_bin, type: "Q6_K", tol: 0.01, lowbit_tol: 0.005},
 ];
 
 function split_stories(t) {  // as qcast's io::split_stories

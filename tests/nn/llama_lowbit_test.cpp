@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qcast/gguf.hpp"
+#include "qcast/kernels/lowbit.hpp"
 #include "qcast/nn/dataset.hpp"
 #include "qcast/nn/llama.hpp"
 #include "qcast/nn/model.hpp"
@@ -55,8 +56,16 @@ TEST(LlamaLowbit, GgufAndRecipeBlocksAreTheSameAndGiveTheSameLogits) {
   test::TempDir tmp;
   const nn::Tokenizer tok = nn::Tokenizer::load(S("models/tok512.bin"), 512);
   const std::vector<int> toks = tok.encode("Once upon a time there was a little girl named Lily.", true, false);
-  for (const char* fmt : {"int8@fp16/b32", "int4@fp16/b32"}) {
+  // Q8_0, Q4_0, and types that unpack to 8-bit codes with half-block scales (Q5_0, Q5_1 with minimums,
+  // IQ4_NL's codebook, MXFP4, NVFP4's 16-blocks), which run on the tiled kernel only.
+  for (const char* fmt : {"int8@fp16/b32", "int4@fp16/b32", "q5_0", "q5_1", "iq4_nl", "mxfp4_ggml", "nvfp4_ggml"}) {
     SCOPED_TRACE(fmt);
+    const bool tiled_only = std::string(fmt).rfind("int", 0) != 0;
+    if (tiled_only && !kern::lowbit_tiles_supported()) {
+      nn::Llama g = nn::load_gguf_llama(quantized_gguf(tmp, fmt));
+      EXPECT_EQ(g.use_lowbit_kernels(1), 0);  // no AVX-512 VNNI: these layers stay on fp32 BLAS
+      continue;
+    }
     nn::Llama g = nn::load_gguf_llama(quantized_gguf(tmp, fmt));
     nn::Llama r = nn::load_llama(S("models/stories260K.bin"));
     nn::Recipe rec;
@@ -113,9 +122,9 @@ TEST(LlamaLowbit, AChangedWeightDropsItsBlocks) {
   QCAST_REQUIRE_SHARED("models/stories260K.bin");
   test::TempDir tmp;
   nn::Llama m = nn::load_gguf_llama(quantized_gguf(tmp, "int8@fp16/b32"));
-  // A later recipe in a format without a Q8_0 / Q4_0 layout: nothing runs low-bit.
+  // A later recipe in a format without a ggml layout (FP8): nothing runs low-bit.
   nn::Recipe rec;
-  rec.weights = "mxfp4";
+  rec.weights = "e4m3";
   m.apply_recipe(rec);
   EXPECT_EQ(m.use_lowbit_kernels(1), 0);
   // A weight edited in place (as GPTQ does) no longer matches its GGUF blocks: that layer stays fp32.

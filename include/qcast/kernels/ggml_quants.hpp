@@ -51,6 +51,9 @@ const GgmlQuantLayout& ggml_quant_layout(GgmlQuant t);
 
 /// IQ4_NL's codebook (ggml's kvalues_iq4nl), in increasing order.
 extern const std::int8_t kIq4nlValues[16];
+/// ggml's kvalues_mxfp4 (MXFP4, NVFP4): the e2m1 values doubled so that they are integers, by code (the
+/// scale is halved to match).
+extern const std::int8_t kMxfp4Values[16];
 
 /// Which of these types a format is, or none.
 std::optional<GgmlQuant> ggml_quant_of(const Format& f);
