@@ -71,6 +71,23 @@ TEST(PtqRtn, EqualsFakeQuant) {
   }
 }
 
+TEST(PtqRtn, SearchedGgmlTypesDecodeTheirBlocksToTheFakeQuantBits) {
+  // rtn of llama.cpp's searched types decodes the blocks it found instead of searching twice: the values
+  // must still be fake_quant's, bit for bit (signs of zeros included), whole blocks or fallback rows.
+  const auto& L = layer();
+  for (const char* name : {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "mxfp4_ggml", "nvfp4_ggml"})
+    for (std::int64_t cols : {256, 64, 48}) {  // whole 256-blocks, 32-block fallback rows, F16 rows
+      SCOPED_TRACE(std::string(name) + " cols=" + std::to_string(cols));
+      const Format f = Format::parse(name);
+      const std::int64_t rows = static_cast<std::int64_t>(L.W.size()) / cols;  // the first rows * cols weights
+      const auto q = rtn(f, L.W.data(), rows, cols, 2);
+      std::vector<float> fq(static_cast<std::size_t>(rows * cols));
+      fake_quant(f, L.W.data(), fq.data(), Shape{rows, cols});
+      ASSERT_EQ(std::memcmp(fq.data(), q.values.data(), fq.size() * sizeof(float)), 0);
+      expect_decodes_to_values(q);
+    }
+}
+
 TEST(PtqRtn, ThreadedFastPathEqualsTheReference) {
   // The threaded overload (encode's SIMD kernels) against the scalar reference: values, scale codes, tensor
   // scale and packed bytes, bit for bit, at 1 and 3 threads; its kept codes are what encode() returns.
