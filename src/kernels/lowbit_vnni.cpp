@@ -19,6 +19,7 @@
 #include "kernels/lowbit_simd.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define QCAST_LOWBIT_VNNI 1
 #endif
@@ -156,10 +157,18 @@ void Groups(const LowbitMatrix& w, const Q8Activations& x, float* y, std::int64_
 }  // namespace
 
 bool lowbit_tiles_supported() {
+  // cpuid and xgetbv by hand: clang 14's __builtin_cpu_supports does not know "avx512vnni".
   static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    const bool fma = (c >> 12) & 1u, osxsave = (c >> 27) & 1u, f16c = (c >> 29) & 1u;
+    if (!fma || !osxsave || !f16c) return false;
+    unsigned xcr0_lo, xcr0_hi;
+    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    if ((xcr0_lo & 0xE6u) != 0xE6u) return false;  // the OS saves SSE, AVX and all AVX-512 state
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    const bool f = (b >> 16) & 1u, bw = (b >> 30) & 1u, vl = (b >> 31) & 1u, vnni = (c >> 11) & 1u;
+    return f && bw && vl && vnni;
   }();
   return yes;
 }
