@@ -1,8 +1,9 @@
 // Google Benchmark cases for the low-bit products (qcast/kernels/lowbit.hpp) on a 2816 x 1024 matrix (the
 // random 155M LLaMA's w1 shape): one token (generation) and 128 tokens (a prompt), on the tiled kernel
-// (AVX-512 VNNI CPUs), on the ggml-block kernels (tiles dropped), and OpenBLAS's fp32 sgemm of the same
-// decoded weights side by side. Reported: GMACps (multiply-adds per second / 1e9) and x_sgemm, that rate
-// over the fp32 sgemm's measured in this process on the same shape and threads.
+// (AVX-512 VNNI CPUs), on the ggml-block kernels (tiles dropped), and OpenBLAS's fp32 product of the same
+// decoded weights side by side (sgemv for one token, sgemm for 128, as the LLaMA runtime calls them).
+// Reported: GMACps (multiply-adds per second / 1e9) and x_sgemm, that rate over the fp32 product's
+// measured in this process on the same shape and threads.
 // A set of matrices larger than the caches (kMatrices of them, cycled) keeps generation honest: the
 // weights come from memory once per token, as in a model.
 //   build/bench/qcast_bench --benchmark_filter='lowbit|sgemm'
@@ -105,8 +106,12 @@ void run_sgemm(benchmark::State& state, std::int64_t T, int threads) {
   std::vector<float> y(static_cast<std::size_t>(T * kRows));
   qcast::blas::set_num_threads(threads);
   sgemm_rates()[{T, threads}] = timed(state, T, [&](std::int64_t i) {
-    qcast::blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(T), kRows, kCols, 1.0f, x.data(), kCols,
-                       ws[static_cast<std::size_t>(i % kMatrices)].data(), kCols, 0.0f, y.data(), kRows);
+    const float* w = ws[static_cast<std::size_t>(i % kMatrices)].data();
+    if (T == 1)  // what the LLaMA runtime's fp32 generation calls
+      qcast::blas::sgemv(CblasRowMajor, CblasNoTrans, kRows, kCols, 1.0f, w, kCols, x.data(), 1, 0.0f, y.data(), 1);
+    else
+      qcast::blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(T), kRows, kCols, 1.0f, x.data(), kCols, w, kCols,
+                         0.0f, y.data(), kRows);
   });
   qcast::blas::set_num_threads(1);
 }
