@@ -4,7 +4,7 @@ targets[onnx]="fuzz/onnx_fuzz.cpp src/nn/onnx_import.cpp $nn_core"
 extra_libs[onnx]="-lonnx_proto -lprotobuf -lyaml-cpp"
 gguf_io="src/io/gguf.cpp src/io/gguf_types.cpp src/io/sniff.cpp"
 # llama.cpp runs linear layers on the low-bit kernels when asked (instrumented, they compile for the generic target only).
-targets[llama2c]="fuzz/llama2c_fuzz.cpp src/nn/llama.cpp src/nn/llama_gguf.cpp src/io/safetensors.cpp src/kernels/lowbit.cpp src/kernels/lowbit_simd.cpp $gguf_io $nn_core"
+targets[llama2c]="fuzz/llama2c_fuzz.cpp src/nn/llama.cpp src/nn/llama_gguf.cpp src/io/safetensors.cpp src/kernels/lowbit.cpp src/kernels/lowbit_simd.cpp src/kernels/lowbit_vnni.cpp $gguf_io $nn_core"
 targets[gguf]="fuzz/gguf_fuzz.cpp $gguf_io $nn_core"
 extra_libs[gguf]="-lyaml-cpp"
 extra_libs[llama2c]="-lyaml-cpp"
