@@ -144,10 +144,11 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, std::uint8_
   return scale;
 }
 
-// A symmetric scale for n values with signed levels -nmax..nmax-1 (stored + nmax), weighted by `qw` or, without
-// it, by x^2: ggml's make_qx_quants with rmse_type 1 (Q6_K, Q3_K's importance path), a sweep of 18 scales.
-float fit_scale_sym_sweep(int n, int nmax, const float* x, std::int8_t* L, const float* qw = nullptr) {
-  float mx = 0, amax = 0;
+// The value of largest magnitude (the first one, as ggml keeps it), or false, with every level 0, when the
+// whole block is below GROUP_MAX_EPS: the opening of make_qx_quants and make_q3_quants.
+bool signed_max_or_zero(int n, const float* x, std::int8_t* L, float& mx) {
+  float amax = 0;
+  mx = 0;
   for (int i = 0; i < n; ++i) {
     const float ax = std::fabs(x[i]);
     if (ax > amax) {
@@ -157,8 +158,16 @@ float fit_scale_sym_sweep(int n, int nmax, const float* x, std::int8_t* L, const
   }
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
-    return 0.0f;
+    return false;
   }
+  return true;
+}
+
+// A symmetric scale for n values with signed levels -nmax..nmax-1 (stored + nmax), weighted by `qw` or, without
+// it, by x^2: ggml's make_qx_quants with rmse_type 1 (Q6_K, Q3_K's importance path), a sweep of 18 scales.
+float fit_scale_sym_sweep(int n, int nmax, const float* x, std::int8_t* L, const float* qw = nullptr) {
+  float mx;
+  if (!signed_max_or_zero(n, x, L, mx)) return 0.0f;
   const float fn = static_cast<float>(nmax);
   auto level = [&](float iscale, float v) { return std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * v))); };
   float iscale = static_cast<float>(-nmax) / mx;
@@ -194,18 +203,8 @@ float fit_scale_sym_sweep(int n, int nmax, const float* x, std::int8_t* L, const
 // A symmetric scale for n values with levels -nmax..nmax-1, refined one level at a time (ggml's
 // make_q3_quants with do_rmse, Q3_K): up to 5 passes that move single levels while the fit improves.
 float fit_scale_sym_refine(int n, int nmax, const float* x, std::int8_t* L) {
-  float mx = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      mx = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
-    return 0.0f;
-  }
+  float mx;
+  if (!signed_max_or_zero(n, x, L, mx)) return 0.0f;
   const float iscale = static_cast<float>(-nmax) / mx;
   float sumlx = 0, suml2 = 0;
   for (int i = 0; i < n; ++i) {
