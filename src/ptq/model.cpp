@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cmath>
 #include <map>
+#include <set>
 #include <mutex>
 #include <thread>
 #include <nlohmann/json.hpp>
@@ -287,6 +288,21 @@ void capture(const Model& m, const std::vector<LayerRef>& refs, int group, const
   calib.run(m, b, threads, gobs, lobs);
 }
 
+/// One batch through the model, reporting the input of each group in `groups` once: fn(group, rows, T).
+/// The pass stops after the last of them. A group's members share their input, so the first member seen
+/// stands for the group.
+void capture_groups(const Model& m, const std::vector<LayerRef>& refs, const std::vector<int>& groups, const Calib& calib, std::int64_t b,
+                    int threads, const std::function<void(int, const float*, std::int64_t)>& fn) {
+  std::set<int> wanted(groups.begin(), groups.end()), seen;
+  const int last = groups.empty() ? -1 : *std::max_element(groups.begin(), groups.end());
+  capture(m, refs, -1, calib, b, threads, [&](std::size_t k, const float* X, std::int64_t T) {
+    const int g = refs[k].group;
+    if (!wanted.count(g) || !seen.insert(g).second) return;
+    fn(g, X, T);
+    if (g == last) throw StopForward{};
+  });
+}
+
 /// mixed@BITS: the allocation and what it was chosen from.
 struct MixedChoice {
   std::vector<std::string> formats;  ///< per layer ref ("" = left in float)
@@ -529,10 +545,103 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   const int ngroups = refs.empty() ? 0 : refs.back().group + 1;
   Progress bar("quantize", static_cast<std::int64_t>(ngroups) * calib.batches() * (method == "mixed" ? 2 : 1), opt.progress);
 
+  // Methods that read no calibration inputs (rtn, lowrank) and no bias correction: the inputs only feed the
+  // reported per-layer errors. Quantize every layer first, then capture each group's inputs from the finished
+  // model: a group's input depends only on the groups before it, so these are the inputs (and the errors, bit
+  // for bit) that the sequential passes below would have seen, in a few forward passes instead of one per
+  // group. The groups' Hessian accumulators live together, in waves of opt.capture_wave_bytes.
+  const bool inputs_free = pm.info->needs == kNeedsNothing && !bias_corr && !opt.sequential_capture;
+  auto quantize_then_measure = [&](Model& mm, const std::vector<std::string>& fm, QuantizeResult& rr) {
+    std::vector<std::vector<float>> orig(refs.size());    // each quantized layer's weights before
+    std::vector<std::size_t> slot(refs.size(), SIZE_MAX);  // its entry in rr.layers
+    std::vector<int> todo;                                 // groups with a quantized member
+    for (int g = 0; g < ngroups; ++g) {
+      bool any = false;
+      for (std::size_t k = 0; k < refs.size(); ++k) {
+        if (refs[k].group != g || fm[k].empty()) continue;
+        any = true;
+        const LayerRef& R = refs[k];
+        const auto t1 = Clock::now();
+        std::vector<float> W = mm.weights(R);
+        LayerJob job;
+        job.format = Format::parse(fm[k]);
+        job.W = W.data();
+        job.rows = R.rows;
+        job.cols = R.cols;
+        job.threads = opt.threads;
+        job.rotate_block = opt.rotate_block;
+        job.seed = opt.seed;
+        job.rank = opt.rank;
+        job.act_order = opt.act_order;
+        job.stored = mm.stored_blocks(R);
+        LayerQuant lq = pm.info->run(job);
+        QuantizedLayer Q;
+        Q.name = R.name;
+        Q.rows = R.rows;
+        Q.cols = R.cols;
+        Q.q = std::move(lq.q);
+        Q.rotate_block = lq.rotate_block;
+        Q.rotate_seed = lq.rotate_seed;
+        Q.A = std::move(lq.A);
+        Q.B = std::move(lq.B);
+        Q.rank = lq.rank;
+        Q.q.settle(opt.threads);
+        mm.set_weights(R, effective_weights(Q));
+        Q.seconds = since(t1);
+        rr.seconds_quant += Q.seconds;
+        orig[k] = std::move(W);
+        slot[k] = rr.layers.size();
+        rr.layers.push_back(std::move(Q));
+      }
+      if (any)
+        todo.push_back(g);
+      else
+        bar.advance(calib.batches());
+    }
+    for (std::size_t w0 = 0; w0 < todo.size();) {
+      std::size_t w1 = w0;
+      double bytes = 0;
+      do {  // at least one group per wave; a Hessian is at most cols^2 floats
+        const std::int64_t cols = std::find_if(refs.begin(), refs.end(), [&](const LayerRef& R) { return R.group == todo[w1]; })->cols;
+        bytes += 4.0 * static_cast<double>(cols) * static_cast<double>(cols);
+        ++w1;
+      } while (w1 < todo.size() && bytes < opt.capture_wave_bytes);
+      const std::vector<int> wave(todo.begin() + static_cast<std::ptrdiff_t>(w0), todo.begin() + static_cast<std::ptrdiff_t>(w1));
+      std::map<int, HessianAccumulator> H;
+      for (int g : wave)
+        for (const auto& R : refs)
+          if (R.group == g) {
+            H.emplace(g, HessianAccumulator(R.cols));
+            break;
+          }
+      const auto t0 = Clock::now();
+      for (std::int64_t b = 0; b < calib.batches(); ++b) {
+        capture_groups(mm, refs, wave, calib, b, opt.threads, [&](int g, const float* X, std::int64_t T) {
+          H.at(g).add(X, T);
+          rr.calib_rows += T;
+        });
+        bar.advance(static_cast<std::int64_t>(wave.size()));
+      }
+      rr.seconds_calib += since(t0);
+      for (std::size_t k = 0; k < refs.size(); ++k) {
+        if (slot[k] == SIZE_MAX || !H.count(refs[k].group)) continue;
+        QuantizedLayer& Q = rr.layers[slot[k]];
+        const HessianAccumulator& Hg = H.at(refs[k].group);
+        const std::vector<float> eff = effective_weights(Q);
+        Q.error = Hg.error(orig[k].data(), eff.data(), Q.rows, opt.threads);
+        const double ref = Hg.error(orig[k].data(), nullptr, Q.rows, opt.threads);
+        Q.rel_error = ref > 0 ? Q.error / ref : 0.0;
+        std::vector<float>().swap(orig[k]);
+      }
+      w0 = w1;
+    }
+  };
+
   // Quantizes the layers of `mm` with formats `fm`, group by group in execution order, each against the
   // inputs that the already-quantized prefix produces; per-layer results into `rr`.
   // (body kept at the indentation of the loop it was)
   auto quantize_layers = [&](Model& mm, const std::vector<std::string>& fm, QuantizeResult& rr) {
+  if (inputs_free) return quantize_then_measure(mm, fm, rr);
   for (int g = 0; g < ngroups; ++g) {
     std::vector<std::size_t> members;
     for (std::size_t k = 0; k < refs.size(); ++k) if (refs[k].group == g) members.push_back(k);

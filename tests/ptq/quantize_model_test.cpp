@@ -132,6 +132,56 @@ static double stories_ppl(const std::string& fmt, const std::string& method, int
   return nn::perplexity(m.llama, tok, evalset, 2).perplexity();
 }
 
+// rtn and lowrank read no calibration inputs: they quantize every layer first and capture the inputs for the
+// reported errors from the finished model, in waves of groups. That must give what capturing group by group
+// gives, bit for bit: weights, errors and relative errors, whatever the wave size (one group per wave here
+// too), on a LLaMA (with 8-bit activations, so captured inputs are the quantized ones) and on an ONNX graph.
+TEST(QuantizeModel, OnePassCaptureEqualsGroupByGroup) {
+  QCAST_REQUIRE_SHARED("data/tinystories/valid-excerpt.txt");
+  QCAST_REQUIRE_SHARED("models/stories260K.bin");
+  QCAST_REQUIRE_SHARED("models/lenet5-mnist.onnx");
+  QCAST_REQUIRE_SHARED("data/mnist");
+  struct Case {
+    std::string model, method, weights, calib;
+  };
+  for (const Case& c : {Case{"models/stories260K.bin", "rtn", "q4_k", "text:" + S("data/tinystories/valid-excerpt.txt")},
+                        Case{"models/stories260K.bin", "lowrank", "int4@fp16/b32", "text:" + S("data/tinystories/valid-excerpt.txt")},
+                        Case{"models/lenet5-mnist.onnx", "rtn", "mxfp4", "mnist:" + S("data/mnist")}}) {
+    SCOPED_TRACE(c.model + " " + c.method);
+    auto run = [&](bool sequential, double wave_bytes) {
+      ptq::Model m = ptq::load_model(S(c.model));
+      ptq::QuantizeOptions o;
+      o.method = c.method;
+      o.recipe.weights = c.weights;
+      o.recipe.acts = "int8";
+      o.rank = 4;
+      o.calib.spec = c.calib;
+      o.calib.samples = 24;
+      o.calib.max_tokens = 96;
+      o.threads = 2;
+      o.progress = false;
+      o.sequential_capture = sequential;
+      o.capture_wave_bytes = wave_bytes;
+      auto r = ptq::quantize_model(m, o);
+      return std::make_pair(std::move(m), std::move(r));
+    };
+    const auto [ms, rs] = run(true, 1e9);
+    for (double wave : {1e9, 1.0}) {
+      const auto [m1, r1] = run(false, wave);
+      ASSERT_EQ(r1.layers.size(), rs.layers.size());
+      EXPECT_EQ(r1.calib_rows, rs.calib_rows);
+      for (std::size_t i = 0; i < rs.layers.size(); ++i) {
+        EXPECT_EQ(r1.layers[i].name, rs.layers[i].name);
+        EXPECT_EQ(r1.layers[i].error, rs.layers[i].error) << rs.layers[i].name << " wave " << wave;
+        EXPECT_EQ(r1.layers[i].rel_error, rs.layers[i].rel_error) << rs.layers[i].name;
+        EXPECT_GT(rs.layers[i].error, 0.0) << rs.layers[i].name;
+      }
+      const auto refs = ms.layers();
+      for (const auto& R : refs) EXPECT_EQ(m1.weights(R), ms.weights(R)) << R.name;
+    }
+  }
+}
+
 TEST(QuantizeModel, StoriesGptqPerplexityNotAboveRtn) {
   QCAST_REQUIRE_SHARED("data/tinystories/valid-excerpt.txt");
   QCAST_REQUIRE_SHARED("models/stories260K.bin");
