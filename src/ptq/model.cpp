@@ -549,71 +549,77 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   // reported per-layer errors. Quantize every layer first, then capture each group's inputs from the finished
   // model: a group's input depends only on the groups before it, so these are the inputs (and the errors, bit
   // for bit) that the sequential passes below would have seen, in a few forward passes instead of one per
-  // group. The groups' Hessian accumulators live together, in waves of opt.capture_wave_bytes.
+  // group. Groups are taken in waves whose kept weights and Hessians fit opt.capture_wave_bytes.
   const bool inputs_free = pm.info->needs == kNeedsNothing && !bias_corr && !opt.sequential_capture;
   auto quantize_then_measure = [&](Model& mm, const std::vector<std::string>& fm, QuantizeResult& rr) {
-    std::vector<std::vector<float>> orig(refs.size());    // each quantized layer's weights before
-    std::vector<std::size_t> slot(refs.size(), SIZE_MAX);  // its entry in rr.layers
-    std::vector<int> todo;                                 // groups with a quantized member
+    // Groups with a quantized member, and each one's bytes while its wave is open: the members' weights
+    // before quantization (kept until their errors are taken) and a Hessian of at most cols^2 floats.
+    std::vector<int> todo;
+    std::vector<double> held;
     for (int g = 0; g < ngroups; ++g) {
+      double bytes = 0;
       bool any = false;
       for (std::size_t k = 0; k < refs.size(); ++k) {
-        if (refs[k].group != g || fm[k].empty()) continue;
+        if (refs[k].group != g) continue;
+        if (bytes == 0) bytes = 4.0 * static_cast<double>(refs[k].cols) * static_cast<double>(refs[k].cols);
+        if (fm[k].empty()) continue;
         any = true;
-        const LayerRef& R = refs[k];
-        const auto t1 = Clock::now();
-        std::vector<float> W = mm.weights(R);
-        LayerJob job;
-        job.format = Format::parse(fm[k]);
-        job.W = W.data();
-        job.rows = R.rows;
-        job.cols = R.cols;
-        job.threads = opt.threads;
-        job.rotate_block = opt.rotate_block;
-        job.seed = opt.seed;
-        job.rank = opt.rank;
-        job.act_order = opt.act_order;
-        job.stored = mm.stored_blocks(R);
-        LayerQuant lq = pm.info->run(job);
-        QuantizedLayer Q;
-        Q.name = R.name;
-        Q.rows = R.rows;
-        Q.cols = R.cols;
-        Q.q = std::move(lq.q);
-        Q.rotate_block = lq.rotate_block;
-        Q.rotate_seed = lq.rotate_seed;
-        Q.A = std::move(lq.A);
-        Q.B = std::move(lq.B);
-        Q.rank = lq.rank;
-        Q.q.settle(opt.threads);
-        mm.set_weights(R, effective_weights(Q));
-        Q.seconds = since(t1);
-        rr.seconds_quant += Q.seconds;
-        orig[k] = std::move(W);
-        slot[k] = rr.layers.size();
-        rr.layers.push_back(std::move(Q));
+        bytes += 4.0 * static_cast<double>(refs[k].rows) * static_cast<double>(refs[k].cols);
       }
-      if (any)
+      if (any) {
         todo.push_back(g);
-      else
+        held.push_back(bytes);
+      } else {
         bar.advance(calib.batches());
+      }
     }
     for (std::size_t w0 = 0; w0 < todo.size();) {
       std::size_t w1 = w0;
       double bytes = 0;
-      do {  // at least one group per wave; a Hessian is at most cols^2 floats
-        const std::int64_t cols = std::find_if(refs.begin(), refs.end(), [&](const LayerRef& R) { return R.group == todo[w1]; })->cols;
-        bytes += 4.0 * static_cast<double>(cols) * static_cast<double>(cols);
-        ++w1;
-      } while (w1 < todo.size() && bytes < opt.capture_wave_bytes);
+      do bytes += held[w1++];  // at least one group per wave
+      while (w1 < todo.size() && bytes + held[w1] <= opt.capture_wave_bytes);
       const std::vector<int> wave(todo.begin() + static_cast<std::ptrdiff_t>(w0), todo.begin() + static_cast<std::ptrdiff_t>(w1));
+      // Quantize the wave's layers, in order, into the model.
+      std::map<std::size_t, std::pair<std::size_t, std::vector<float>>> before;  // layer -> (rr.layers entry, W)
       std::map<int, HessianAccumulator> H;
       for (int g : wave)
-        for (const auto& R : refs)
-          if (R.group == g) {
-            H.emplace(g, HessianAccumulator(R.cols));
-            break;
-          }
+        for (std::size_t k = 0; k < refs.size(); ++k) {
+          if (refs[k].group != g) continue;
+          H.emplace(g, HessianAccumulator(refs[k].cols));
+          if (fm[k].empty()) continue;
+          const LayerRef& R = refs[k];
+          const auto t1 = Clock::now();
+          std::vector<float> W = mm.weights(R);
+          LayerJob job;
+          job.format = Format::parse(fm[k]);
+          job.W = W.data();
+          job.rows = R.rows;
+          job.cols = R.cols;
+          job.threads = opt.threads;
+          job.rotate_block = opt.rotate_block;
+          job.seed = opt.seed;
+          job.rank = opt.rank;
+          job.act_order = opt.act_order;
+          job.stored = mm.stored_blocks(R);
+          LayerQuant lq = pm.info->run(job);
+          QuantizedLayer Q;
+          Q.name = R.name;
+          Q.rows = R.rows;
+          Q.cols = R.cols;
+          Q.q = std::move(lq.q);
+          Q.rotate_block = lq.rotate_block;
+          Q.rotate_seed = lq.rotate_seed;
+          Q.A = std::move(lq.A);
+          Q.B = std::move(lq.B);
+          Q.rank = lq.rank;
+          Q.q.settle(opt.threads);
+          mm.set_weights(R, effective_weights(Q));
+          Q.seconds = since(t1);
+          rr.seconds_quant += Q.seconds;
+          before[k] = {rr.layers.size(), std::move(W)};
+          rr.layers.push_back(std::move(Q));
+        }
+      // One pass per batch through the model as it now is, to the wave's last group.
       const auto t0 = Clock::now();
       for (std::int64_t b = 0; b < calib.batches(); ++b) {
         capture_groups(mm, refs, wave, calib, b, opt.threads, [&](int g, const float* X, std::int64_t T) {
@@ -623,15 +629,13 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
         bar.advance(static_cast<std::int64_t>(wave.size()));
       }
       rr.seconds_calib += since(t0);
-      for (std::size_t k = 0; k < refs.size(); ++k) {
-        if (slot[k] == SIZE_MAX || !H.count(refs[k].group)) continue;
-        QuantizedLayer& Q = rr.layers[slot[k]];
+      for (auto& [k, entry] : before) {
+        QuantizedLayer& Q = rr.layers[entry.first];
         const HessianAccumulator& Hg = H.at(refs[k].group);
         const std::vector<float> eff = effective_weights(Q);
-        Q.error = Hg.error(orig[k].data(), eff.data(), Q.rows, opt.threads);
-        const double ref = Hg.error(orig[k].data(), nullptr, Q.rows, opt.threads);
+        Q.error = Hg.error(entry.second.data(), eff.data(), Q.rows, opt.threads);
+        const double ref = Hg.error(entry.second.data(), nullptr, Q.rows, opt.threads);
         Q.rel_error = ref > 0 ? Q.error / ref : 0.0;
-        std::vector<float>().swap(orig[k]);
       }
       w0 = w1;
     }

@@ -51,10 +51,10 @@ struct QuantizeOptions {
   std::vector<std::string> mixed_formats = {"int3@fp16/g32", "mxfp4", "mxfp6_e2m3", "mxfp8"};
   HardwareTarget hardware;     ///< mixed@energy= / mixed@cycles=: the accelerator the budget is priced on
   bool progress = true;
-  /// Methods that read no calibration inputs (rtn, lowrank) quantize every layer first and then take the
-  /// inputs for the reported errors from the finished model, the Hessians of as many groups at once as fit
-  /// this many bytes (one forward pass per such wave). The result is the same bits as capturing group by
-  /// group, which `sequential_capture` forces (tests compare the two).
+  /// Methods that read no calibration inputs (rtn, lowrank) quantize a wave of layer groups, then take the
+  /// inputs for the wave's reported errors from the model as it now is (one forward pass per batch), as many
+  /// groups per wave as their kept weights and Hessians fit in this many bytes. The result is the same bits
+  /// as capturing group by group, which `sequential_capture` forces (tests compare the two).
   double capture_wave_bytes = 1024.0 * 1024.0 * 1024.0;
   bool sequential_capture = false;
 };
