@@ -551,6 +551,38 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
   // for bit) that the sequential passes below would have seen, in a few forward passes instead of one per
   // group. Groups are taken in waves whose kept weights and Hessians fit opt.capture_wave_bytes.
   const bool inputs_free = pm.info->needs == kNeedsNothing && !bias_corr && !opt.sequential_capture;
+  // The method on layer R's weights W (with whatever inputs it reads), its codes settled: the weights go into
+  // the model through the packed codes, exactly as load_quantized does.
+  auto quantize_layer = [&](const Model& mm, const LayerRef& R, const std::string& fmt, const std::vector<float>& W,
+                            const HessianAccumulator* H, const InputStats* stats, const EdAccumulator* ed) {
+    LayerJob job;
+    job.format = Format::parse(fmt);
+    job.W = W.data();
+    job.rows = R.rows;
+    job.cols = R.cols;
+    if (H && pm.needs(kNeedsHessian)) job.H = &H->H();  // built on first use (HessianAccumulator::H)
+    job.stats = stats;
+    job.ed = ed;
+    job.threads = opt.threads;
+    job.rotate_block = opt.rotate_block;
+    job.seed = opt.seed;
+    job.rank = opt.rank;
+    job.act_order = opt.act_order;
+    job.stored = mm.stored_blocks(R);
+    LayerQuant lq = pm.info->run(job);
+    QuantizedLayer Q;
+    Q.name = R.name;
+    Q.rows = R.rows;
+    Q.cols = R.cols;
+    Q.q = std::move(lq.q);
+    Q.rotate_block = lq.rotate_block;
+    Q.rotate_seed = lq.rotate_seed;
+    Q.A = std::move(lq.A);
+    Q.B = std::move(lq.B);
+    Q.rank = lq.rank;
+    Q.q.settle(opt.threads);
+    return Q;
+  };
   auto quantize_then_measure = [&](Model& mm, const std::vector<std::string>& fm, QuantizeResult& rr) {
     // Groups with a quantized member, and each one's bytes while its wave is open: the members' weights
     // before quantization (kept until their errors are taken) and a Hessian of at most cols^2 floats.
@@ -590,29 +622,7 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
           const LayerRef& R = refs[k];
           const auto t1 = Clock::now();
           std::vector<float> W = mm.weights(R);
-          LayerJob job;
-          job.format = Format::parse(fm[k]);
-          job.W = W.data();
-          job.rows = R.rows;
-          job.cols = R.cols;
-          job.threads = opt.threads;
-          job.rotate_block = opt.rotate_block;
-          job.seed = opt.seed;
-          job.rank = opt.rank;
-          job.act_order = opt.act_order;
-          job.stored = mm.stored_blocks(R);
-          LayerQuant lq = pm.info->run(job);
-          QuantizedLayer Q;
-          Q.name = R.name;
-          Q.rows = R.rows;
-          Q.cols = R.cols;
-          Q.q = std::move(lq.q);
-          Q.rotate_block = lq.rotate_block;
-          Q.rotate_seed = lq.rotate_seed;
-          Q.A = std::move(lq.A);
-          Q.B = std::move(lq.B);
-          Q.rank = lq.rank;
-          Q.q.settle(opt.threads);
+          QuantizedLayer Q = quantize_layer(mm, R, fm[k], W, nullptr, nullptr, nullptr);
           mm.set_weights(R, effective_weights(Q));
           Q.seconds = since(t1);
           rr.seconds_quant += Q.seconds;
@@ -682,35 +692,8 @@ QuantizeResult quantize_model(Model& m, const QuantizeOptions& opt) {
       if (fm[k].empty()) continue;
       const LayerRef& R = refs[k];
       const auto t1 = Clock::now();
-      const Format f = Format::parse(fm[k]);
       const std::vector<float> W = mm.weights(R);
-      QuantizedLayer Q;
-      Q.name = R.name;
-      Q.rows = R.rows;
-      Q.cols = R.cols;
-      LayerJob job;
-      job.format = f;
-      job.W = W.data();
-      job.rows = R.rows;
-      job.cols = R.cols;
-      if (pm.needs(kNeedsHessian)) job.H = &H.H();  // built on first use (HessianAccumulator::H)
-      job.stats = &stats;
-      job.ed = ed.get();
-      job.threads = opt.threads;
-      job.rotate_block = opt.rotate_block;
-      job.seed = opt.seed;
-      job.rank = opt.rank;
-      job.act_order = opt.act_order;
-      job.stored = mm.stored_blocks(R);
-      LayerQuant lq = pm.info->run(job);
-      Q.q = std::move(lq.q);
-      Q.rotate_block = lq.rotate_block;
-      Q.rotate_seed = lq.rotate_seed;
-      Q.A = std::move(lq.A);
-      Q.B = std::move(lq.B);
-      Q.rank = lq.rank;
-      // The weights go into the model through the packed codes, exactly as load_quantized does.
-      Q.q.settle(opt.threads);
+      QuantizedLayer Q = quantize_layer(mm, R, fm[k], W, &H, &stats, ed.get());
       std::vector<float> eff = effective_weights(Q);
       if (fstats && mm.has_bias(R)) {
         const auto mf = fstats->mean(), mq = stats.mean();
