@@ -301,8 +301,11 @@ TEST(Lowbit, EveryGgmlTypeUnpacksToGgmlsValuesAndRunsOnTheTiledKernel) {
         ASSERT_NEAR(ref[static_cast<std::size_t>(tt * rows + r)], exact, 64 * 6e-8 * mag + 1e-30) << tt << "," << r;
       }
     std::vector<float> y(ref.size() + 16, -3.0f);
-    kern::lowbit_gemm(w, x, y.data(), 2);  // the tiled kernel where the CPU has it, else the reference
-    for (std::size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(f32_bits(y[i]), f32_bits(ref[i])) << i;
+    // The tiled kernel where the CPU has it, and the reference for the Q8_S16 types where it does not: both
+    // the reference's bits. Q8_0 / Q4_0 / Q4_MIN without tiles run on the Highway kernels (their own test).
+    kern::lowbit_gemm(w, x, y.data(), 2);
+    const bool exact = !w.tiles.empty() || w.type == LowbitType::Q8_S16 || w.type == LowbitType::Q8_S16_MIN;
+    for (std::size_t i = 0; exact && i < ref.size(); ++i) ASSERT_EQ(f32_bits(y[i]), f32_bits(ref[i])) << i;
     for (std::size_t i = ref.size(); i < y.size(); ++i) ASSERT_EQ(y[i], -3.0f);
   }
   EXPECT_FALSE(kern::lowbit_takes_ggml("F16"));
