@@ -22,6 +22,11 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #define QCAST_LOWBIT_VNNI 1
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 warns inside its own conversion intrinsics (_mm512_cvtepi32_ps and _mm512_cvtph_ps pass
+// _mm512_undefined_ps() as the source of masked-off lanes, and no lane is masked off here): a false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 namespace qcast::kern {
@@ -66,11 +71,11 @@ QCAST_VNNI_TARGET void Tile(const LowbitMatrix& w, const Q8Activations& x, std::
   for (std::int64_t b = 0; b < nb; ++b, p += chunk) {
     _mm_prefetch(reinterpret_cast<const char*>(p + 4 * chunk), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(p + 4 * chunk + 256), _MM_HINT_T0);
-    // Two running sums per token when there is one token, so that consecutive vpdpbusd do not wait on
-    // each other; integer sums, so the split cannot change a bit.
+    // Two running sums per token, so that consecutive vpdpbusd do not wait on each other. They are integer
+    // sums, so splitting them cannot change a bit, except for the Q8_S16 types, whose halves (s0: elements
+    // 0 .. 15, s1: 16 .. 31) each have their own scale.
     __m512i s0[C], s1[C];
     if constexpr (kS16<kType>) {
-      // The two half blocks have their own scales: s0 sums elements 0 .. 15, s1 16 .. 31.
       for (int c = 0; c < C; ++c) {
         s0[c] = _mm512_set1_epi32(-kOffset * xs16[c][b]);
         s1[c] = _mm512_set1_epi32(-kOffset * (xs[c][b] - xs16[c][b]));
@@ -87,23 +92,22 @@ QCAST_VNNI_TARGET void Tile(const LowbitMatrix& w, const Q8Activations& x, std::
         s0[c] = _mm512_set1_epi32(-kOffset * xs[c][b]);
         s1[c] = _mm512_setzero_si512();
       }
-    }
-    if constexpr (kS16<kType>) {
-    } else if constexpr (kType == LowbitType::Q8_0) {
-      for (int j = 0; j < 8; j += 2) {
-        const __m512i v0 = _mm512_loadu_si512(p + 64 * j), v1 = _mm512_loadu_si512(p + 64 * (j + 1));
-        for (int c = 0; c < C; ++c) {
-          s0[c] = _mm512_dpbusd_epi32(s0[c], v0, Broadcast4(xq[c] + b * kLowbitBlock + 4 * j));
-          s1[c] = _mm512_dpbusd_epi32(s1[c], v1, Broadcast4(xq[c] + b * kLowbitBlock + 4 * j + 4));
+      if constexpr (kType == LowbitType::Q8_0) {
+        for (int j = 0; j < 8; j += 2) {
+          const __m512i v0 = _mm512_loadu_si512(p + 64 * j), v1 = _mm512_loadu_si512(p + 64 * (j + 1));
+          for (int c = 0; c < C; ++c) {
+            s0[c] = _mm512_dpbusd_epi32(s0[c], v0, Broadcast4(xq[c] + b * kLowbitBlock + 4 * j));
+            s1[c] = _mm512_dpbusd_epi32(s1[c], v1, Broadcast4(xq[c] + b * kLowbitBlock + 4 * j + 4));
+          }
         }
-      }
-    } else {
-      for (int j = 0; j < 4; ++j) {
-        const __m512i v = _mm512_loadu_si512(p + 64 * j);
-        const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-        for (int c = 0; c < C; ++c) {
-          s0[c] = _mm512_dpbusd_epi32(s0[c], lo, Broadcast4(xq[c] + b * kLowbitBlock + 4 * j));
-          s1[c] = _mm512_dpbusd_epi32(s1[c], hi, Broadcast4(xq[c] + b * kLowbitBlock + 16 + 4 * j));
+      } else {
+        for (int j = 0; j < 4; ++j) {
+          const __m512i v = _mm512_loadu_si512(p + 64 * j);
+          const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+          for (int c = 0; c < C; ++c) {
+            s0[c] = _mm512_dpbusd_epi32(s0[c], lo, Broadcast4(xq[c] + b * kLowbitBlock + 4 * j));
+            s1[c] = _mm512_dpbusd_epi32(s1[c], hi, Broadcast4(xq[c] + b * kLowbitBlock + 16 + 4 * j));
+          }
         }
       }
     }
