@@ -180,6 +180,10 @@ bool lowbit_takes_ggml(const std::string& t) {
   return false;
 }
 
+bool lowbit_fast_for_ggml(const std::string& t) {
+  return lowbit_takes_ggml(t) && (t == "Q8_0" || t == "Q4_0" || t == "Q4_1" || t == "Q4_K" || lowbit_tiles_supported());
+}
+
 LowbitMatrix lowbit_from_ggml(const std::string& type, std::int64_t rows, std::int64_t cols, const std::uint8_t* src, std::size_t nbytes) {
   if (!lowbit_takes_ggml(type)) throw Error("the low-bit kernels take no ggml " + type + " weights");
   if (type == "Q4_1" || type == "Q4_K") return lowbit_q4_min(type == "Q4_K", rows, cols, src, nbytes);

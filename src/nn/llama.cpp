@@ -346,11 +346,8 @@ std::string Llama::apply_recipe(const Recipe& r, int threads) {
 std::shared_ptr<const kern::LowbitMatrix> detail::lowbit_blocks(gguf::GgmlType type, std::int64_t rows, std::int64_t cols,
                                                                 const std::uint8_t* bytes, std::size_t nbytes) {
   const std::string name = gguf::type_name(type);
-  if (!kern::lowbit_takes_ggml(name)) return nullptr;
-  auto p = std::make_shared<kern::LowbitMatrix>(kern::lowbit_from_ggml(name, rows, cols, bytes, nbytes));
-  // Without the tiled kernel these would run on the scalar reference: slower than fp32 BLAS.
-  if ((p->type == kern::LowbitType::Q8_S16 || p->type == kern::LowbitType::Q8_S16_MIN) && p->tiles.empty()) return nullptr;
-  return p;
+  if (!kern::lowbit_fast_for_ggml(name)) return nullptr;  // decided before any unpacking
+  return std::make_shared<kern::LowbitMatrix>(kern::lowbit_from_ggml(name, rows, cols, bytes, nbytes));
 }
 
 namespace {
@@ -374,7 +371,7 @@ std::shared_ptr<const kern::LowbitMatrix> exact_blocks(const Linear& L) {
   if (L.packed) return decodes_to_w(*L.packed) ? L.packed : nullptr;
   if (!L.w_format || L.in % kern::kLowbitBlock != 0 || L.w_fp32.size() != L.w.size()) return nullptr;
   const gguf::GgmlType t = gguf::ggml_type_for(*L.w_format, shape);
-  if (!kern::lowbit_takes_ggml(gguf::type_name(t))) return nullptr;
+  if (!kern::lowbit_fast_for_ggml(gguf::type_name(t))) return nullptr;  // before encoding the whole weight
   QuantOptions o;
   o.axis = 1;
   gguf::TensorData td;

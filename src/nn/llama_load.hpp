@@ -16,7 +16,7 @@ void check_config(const LlamaConfig& c, const std::string& what);
 /// Sizes m.layers and names every Linear (layers.N.attention.wq, ..., output) from m.cfg.
 void init_layers(Llama& m);
 /// A ggml tensor [rows, cols] as a matrix for the low-bit kernels (kern::lowbit_from_ggml); null for a type
-/// they do not take, and for the types that only the tiled kernel runs (Q8_S16*) on a CPU without it.
+/// this CPU has no SIMD kernel for (kern::lowbit_fast_for_ggml).
 std::shared_ptr<const kern::LowbitMatrix> lowbit_blocks(gguf::GgmlType type, std::int64_t rows, std::int64_t cols,
                                                         const std::uint8_t* bytes, std::size_t nbytes);
 

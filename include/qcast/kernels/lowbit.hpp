@@ -81,6 +81,10 @@ LowbitMatrix lowbit_q4_min(bool q4_k, std::int64_t rows, std::int64_t cols, cons
 
 /// Whether lowbit_from_ggml takes a ggml type (by ggml's name: "Q8_0", "Q4_K", "IQ4_NL", ...).
 bool lowbit_takes_ggml(const std::string& ggml_type);
+/// Whether this CPU runs that type's products on a SIMD kernel: Q8_0 / Q4_0 / Q4_1 / Q4_K everywhere, the
+/// types unpacked to Q8_S16* only on the tiled kernel (elsewhere lowbit_gemm would run the scalar reference,
+/// slower than fp32 BLAS, so callers keep such layers in fp32).
+bool lowbit_fast_for_ggml(const std::string& ggml_type);
 /// The matrix of ggml blocks of type `ggml_type` (rows of `cols` values, one after the other): Q8_0 and Q4_0
 /// as they are, Q4_1 / Q4_K as Q4_MIN, Q5_0 / Q5_1 / Q2_K / Q3_K / Q5_K / Q6_K / IQ4_NL / MXFP4 / NVFP4 as
 /// Q8_S16 or Q8_S16_MIN. Its values are ggml's decoded values bit for bit. Throws qcast::Error for another
