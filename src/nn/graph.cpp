@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "nn/conv_fast.hpp"
 #include "nn/ops.hpp"
 #include "qcast/error.hpp"
 #include "qcast/nn/observer.hpp"
@@ -337,21 +338,28 @@ std::vector<Value> run_impl(const Graph& g, const std::vector<Value>& feeds, int
     vals[real[k].id] = feeds[k];
     have[real[k].id] = true;
   }
-  // Last use of every value, to free intermediates early.
-  std::vector<int> last(value_names.size(), -1);
-  for (std::size_t k = 0; k < nodes.size(); ++k)
-    for (int id : nodes[k].inputs) if (id >= 0) last[id] = static_cast<int>(k);
-  for (int id : outputs) last[id] = static_cast<int>(nodes.size());
-  for (std::size_t k = 0; k < nodes.size(); ++k) {
+  // Conv nodes (and the Relu / Add they fuse) through oneDNN when it is there; no observer then. It
+  // also gives the order to run the nodes in, and the last use of every value (to free it early).
+  detail::FastConvs fast(g, threads, obs != nullptr);
+  const std::vector<int>& last = fast.last();
+  for (std::size_t pos = 0; pos < nodes.size(); ++pos) {
+    const std::size_t k = fast.order()[pos];
     if (obs) {
       std::vector<const Value*> ins;
       for (int id : nodes[k].inputs) ins.push_back(id >= 0 ? &vals[id] : nullptr);
       (*obs)(k, nodes[k], ins);
     }
-    exec_node(nodes[k], vals, have, false, threads, opset);
+    if (!fast.run(k, vals, have)) {
+      fast.materialize(nodes[k].inputs, vals);
+      exec_node(nodes[k], vals, have, false, threads, opset);
+    }
     for (int id : nodes[k].inputs)
-      if (id >= 0 && last[id] == static_cast<int>(k) && !constants.count(id)) vals[id] = Value{};
+      if (id >= 0 && last[id] == static_cast<int>(pos) && !constants.count(id)) {
+        vals[id] = Value{};
+        fast.release(id);
+      }
   }
+  fast.materialize(outputs, vals);
   std::vector<Value> out;
   for (int id : outputs) out.push_back(vals[id]);
   return out;

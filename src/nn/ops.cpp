@@ -209,12 +209,16 @@ void op_identity(OpCtx& c) {
 // ---------------------------------------------------------------------------------------------
 // Activation fake-quant helper: returns a pointer to the (possibly quantized) input data.
 
+}  // namespace
+
 const float* maybe_quant_act(OpCtx& c, const Value& x, int axis, std::vector<float>& buf) {
   if (!c.node.quant.act) return x.fp();
   buf.resize(static_cast<std::size_t>(x.numel()));
   c.node.quant.act->apply(x.fp(), buf.data(), x.shape, axis, c.threads, c.node.name);
   return buf.data();
 }
+
+namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Conv / pooling
@@ -312,23 +316,42 @@ Shape as_2d(const OpCtx& c, const Shape& s, const char* what) {
   c.fail(std::string("only 1-D and 2-D windows are supported (3-D or 4-D ") + what + "), got " + shape_str(s));
 }
 
-void op_conv(OpCtx& c) {
+}  // namespace
+
+ConvGeometry conv_geometry(const OpCtx& c) {
   const Value& X = c.x(0);
   const Value& Wt = c.x(1);
   if (X.shape.size() != Wt.shape.size()) c.fail("input " + shape_str(X.shape) + " and weight " + shape_str(Wt.shape) + " differ in rank");
   const bool one_d = X.shape.size() == 3;
   const Shape xs4 = as_2d(c, X.shape, "input"), ws4 = as_2d(c, Wt.shape, "weight");
   if (X.is_int || Wt.is_int) c.fail("expects float tensors");
-  const std::int64_t N = xs4[0], C = xs4[1], H = xs4[2], W = xs4[3];
-  const std::int64_t M = ws4[0], Cg = ws4[1], kh = ws4[2], kw = ws4[3];
-  const std::int64_t G = c.node.get_i("group", 1);
-  if (G < 1 || C != Cg * G || M % G != 0) c.fail("channel mismatch: input " + shape_str(X.shape) + ", weight " + shape_str(Wt.shape) + ", group " + std::to_string(G));
-  auto ks = attr2d(c, "kernel_shape", {kh, kw}, one_d);
-  if (ks.size() != 2 || ks[0] != kh || ks[1] != kw) c.fail("kernel_shape does not match the weight");
-  Window w = window(c, H, W, kh, kw, false, one_d);
+  ConvGeometry g;
+  g.one_d = one_d;
+  g.N = xs4[0]; g.C = xs4[1]; g.H = xs4[2]; g.W = xs4[3];
+  g.M = ws4[0]; g.kh = ws4[2]; g.kw = ws4[3];
+  const std::int64_t Cg = ws4[1];
+  g.G = c.node.get_i("group", 1);
+  if (g.G < 1 || g.C != Cg * g.G || g.M % g.G != 0) c.fail("channel mismatch: input " + shape_str(X.shape) + ", weight " + shape_str(Wt.shape) + ", group " + std::to_string(g.G));
+  auto ks = attr2d(c, "kernel_shape", {g.kh, g.kw}, one_d);
+  if (ks.size() != 2 || ks[0] != g.kh || ks[1] != g.kw) c.fail("kernel_shape does not match the weight");
+  const Window w = window(c, g.H, g.W, g.kh, g.kw, false, one_d);
+  g.sh = w.sh; g.sw = w.sw; g.dh = w.dh; g.dw = w.dw; g.pt = w.pt; g.pl = w.pl; g.pb = w.pb; g.pr = w.pr; g.P = w.P; g.Q = w.Q;
   const Value* B = c.present(2) ? &c.x(2) : nullptr;
-  if (B && B->numel() != M) c.fail("bias has " + std::to_string(B->numel()) + " elements, expected " + std::to_string(M));
+  if (B && B->numel() != g.M) c.fail("bias has " + std::to_string(B->numel()) + " elements, expected " + std::to_string(g.M));
   if (B && B->is_int) c.fail("bias must be float");
+  return g;
+}
+
+namespace {
+
+void op_conv(OpCtx& c) {
+  const Value& X = c.x(0);
+  const Value& Wt = c.x(1);
+  const ConvGeometry g = conv_geometry(c);
+  const bool one_d = g.one_d;
+  const std::int64_t N = g.N, C = g.C, H = g.H, W = g.W, M = g.M, G = g.G, kh = g.kh, kw = g.kw, Cg = C / G;
+  const Window w{kh, kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.pb, g.pr, g.P, g.Q};
+  const Value* B = c.present(2) ? &c.x(2) : nullptr;
   Value& Y = c.alloc(0, one_d ? Shape{N, M, w.Q} : Shape{N, M, w.P, w.Q});
   if (c.shape_only) return;
   std::vector<float> qbuf;
@@ -758,6 +781,28 @@ void gather_elems(OpCtx& c, const Value& X, Value& Y, F src) {
   else { const float* p = X.fp(); float* q = Y.mfp(); for (std::int64_t k = 0; k < n; ++k) q[k] = p[src(k)]; }
 }
 
+// Calls fn(row, index) for every row of a tensor of shape `s` along its last axis (row = the flat index
+// of the row, index = its position in the leading dimensions), rows split over the threads.
+template <class F>
+void for_each_row(const Shape& s, int threads, F fn) {
+  const std::size_t r = s.size();
+  std::int64_t rows = 1;
+  for (std::size_t d = 0; d + 1 < r; ++d) rows *= s[d];
+  const std::int64_t L = r ? s[r - 1] : 1;
+  parallel_for(rows, L * rows >= (1 << 16) ? threads : 1, [&](std::int64_t b, std::int64_t e) {
+    std::vector<std::int64_t> idx(r > 0 ? r - 1 : 0, 0);
+    std::int64_t rem = b;
+    for (std::int64_t d = static_cast<std::int64_t>(idx.size()) - 1; d >= 0; --d) { idx[d] = rem % s[d]; rem /= s[d]; }
+    for (std::int64_t row = b; row < e; ++row) {
+      fn(row, idx);
+      for (std::int64_t d = static_cast<std::int64_t>(idx.size()) - 1; d >= 0; --d) {
+        if (++idx[d] < s[d]) break;
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
 std::vector<std::int64_t> strides_of(const Shape& s) {
   std::vector<std::int64_t> st(s.size(), 1);
   for (std::int64_t k = static_cast<std::int64_t>(s.size()) - 2; k >= 0; --k) st[k] = st[k + 1] * s[k + 1];
@@ -859,9 +904,25 @@ void op_slice(OpCtx& c) {
   Value& Y = c.alloc(0, s, X.is_int);
   if (c.shape_only) return;
   auto ist = strides_of(X.shape);
-  std::vector<std::int64_t> idx(r, 0);
   std::int64_t base = 0;
   for (std::size_t d = 0; d < r; ++d) base += st[d] * ist[d];
+  if (!X.is_int && r >= 1 && Y.numel() > 0) {
+    // Float tensors (activations, e.g. ResNet's strided shortcut x[:, :, ::2, ::2]): row by row along the
+    // last axis, rows in parallel.
+    const std::int64_t L = s[r - 1], step = sp[r - 1] * ist[r - 1];
+    const float* xp = X.fp();
+    float* yp = Y.mfp();
+    for_each_row(s, c.threads, [&](std::int64_t row, const std::vector<std::int64_t>& idx) {
+      std::int64_t off = base;
+      for (std::size_t d = 0; d + 1 < r; ++d) off += idx[d] * sp[d] * ist[d];
+      float* y = yp + row * L;
+      const float* x = xp + off;
+      if (step == 1) std::copy(x, x + L, y);
+      else for (std::int64_t q = 0; q < L; ++q) y[q] = x[q * step];
+    });
+    return;
+  }
+  std::vector<std::int64_t> idx(r, 0);
   std::int64_t off = base;
   gather_elems(c, X, Y, [&](std::int64_t) {
     const std::int64_t cur = off;
@@ -900,6 +961,30 @@ void op_pad(OpCtx& c) {
   if (c.shape_only) return;
   auto ist = strides_of(X.shape);
   const std::int64_t n = Y.numel();
+  if (!X.is_int && mode == "constant" && r >= 1 && n > 0) {
+    // Float constant padding (ResNet's channel-padded shortcut): row by row along the last axis, rows in
+    // parallel; a row outside the input is all `cval`, one inside is cval | input slice | cval.
+    const float cv = static_cast<float>(cval);
+    const std::int64_t L = s[r - 1], D = X.shape[r - 1], lo = pb[r - 1];
+    const std::int64_t q0 = std::clamp<std::int64_t>(lo, 0, L), q1 = std::clamp<std::int64_t>(lo + D, 0, L);
+    const float* xp = X.fp();
+    float* yp = Y.mfp();
+    for_each_row(s, c.threads, [&](std::int64_t row, const std::vector<std::int64_t>& idx) {
+      float* y = yp + row * L;
+      std::int64_t off = 0;
+      bool inside = q1 > q0;
+      for (std::size_t d = 0; inside && d + 1 < r; ++d) {
+        const std::int64_t i = idx[d] - pb[d];
+        inside = i >= 0 && i < X.shape[d];
+        off += i * ist[d];
+      }
+      if (!inside) { std::fill(y, y + L, cv); return; }
+      std::fill(y, y + q0, cv);
+      std::copy(xp + off + (q0 - lo), xp + off + (q1 - lo), y + q0);
+      std::fill(y + q1, y + L, cv);
+    });
+    return;
+  }
   std::vector<std::int64_t> idx(r, 0);
   for (std::int64_t k = 0; k < n; ++k) {
     std::int64_t off = 0;

@@ -39,6 +39,20 @@ std::vector<std::string> op_names();
 /// Minimum / maximum number of inputs.
 std::pair<int, int> op_arity(const std::string& op);
 
+/// A Conv node's geometry in its 2-D form (a 1-D convolution is one over [N, C, 1, L]).
+struct ConvGeometry {
+  std::int64_t N = 1, C = 1, H = 1, W = 1, M = 1, G = 1, kh = 1, kw = 1;
+  std::int64_t sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0, pb = 0, pr = 0, P = 1, Q = 1;
+  bool one_d = false;
+};
+/// Checks a Conv node's inputs (shapes, kinds, bias) and attributes as the operator does, and returns
+/// its geometry; c.fail on a mismatch. Needs only the inputs' shapes.
+ConvGeometry conv_geometry(const OpCtx& c);
+
+/// The input `x` as an operator reads it: fake-quantized along `axis` into `buf` when the node has an
+/// activation format (node.quant.act), else x's own data.
+const float* maybe_quant_act(OpCtx& c, const Value& x, int axis, std::vector<float>& buf);
+
 // Operators implemented outside ops.cpp (ops_rnn.cpp, ops_quant.cpp).
 void op_dequantize_linear(OpCtx& c);
 void op_rnn(OpCtx& c);

@@ -116,6 +116,10 @@ case_ stats threads:json stats "$W" -f mxfp4 --json
 
 # Models: inference and evaluation (classifier and language model; static activation calibration).
 case_ infer-lenet threads:json infer "$LENET" "$X" -o @O@/y.npy --weights mxfp4 --acts mxfp8 --json
+# ResNet-20: its convolutions run through oneDNN (blocked layouts, fused residual Add + Relu), with and
+# without activation fake-quant on the blocked tensors.
+case_ infer-resnet20 threads:json infer "$M/resnet20-cifar10.onnx" "$M/resnet20-cifar10.ref-input.npy" -o @O@/y.npy --json
+case_ infer-resnet20-w4a8 threads:json infer "$M/resnet20-cifar10.onnx" "$M/resnet20-cifar10.ref-input.npy" -o @O@/y.npy --weights mxfp4 --acts mxfp8 --json
 case_ eval-lenet threads:json eval "$LENET" --data "$MNIST" --data-root "$S/data/mnist" --limit 256 --weights int4@fp16/g32 --json
 case_ eval-lenet-static threads:json eval "$LENET" --data "$MNIST" --data-root "$S/data/mnist" --limit 128 --weights int8@fp32/ch0 \
   --acts int8@fp32/tensor --act-observer minmax --calib "$MNIST" --calib-samples 64 --json

@@ -22,6 +22,10 @@
 
 namespace qcast::nn {
 
+/// The executor's cache of prepared oneDNN convolutions (internal: src/nn/conv_fast.hpp).
+struct ConvCache;
+std::shared_ptr<ConvCache> new_conv_cache();
+
 /// Float storage that resize() leaves unwritten: operators write every output element, so large
 /// activations are not zero-filled first.
 using FloatBuf = std::vector<float, DefaultInitAllocator<float>>;
@@ -101,6 +105,9 @@ class Graph {
   std::string source;                             // file name, for messages
   int opset = 13;                                 // default-domain opset version
   std::map<int, Value> fp32_weights;              // originals of weights replaced by quantize_weights
+  /// The executor's prepared oneDNN convolutions (src/nn/conv_fast.hpp), shared by copies of the graph;
+  /// keyed by the weight buffers they were made from, so re-quantized weights never meet stale ones.
+  std::shared_ptr<ConvCache> conv_cache = new_conv_cache();
 
   int value_id(const std::string& name);          // creates on first use
   int find_value(const std::string& name) const;  // -1 if absent
@@ -121,6 +128,15 @@ class Graph {
   /// (once, before running). Idempotent per call of apply_recipe.
   void quantize_weights(int threads = 1);
 };
+
+/// Conv nodes through oneDNN (kernels/dnnl.hpp) when it is installed: on unless QCAST_DNNL=0 is in the
+/// environment. Off, every Conv runs on qcast's own operators (for comparisons and benchmarks).
+/// Convolutions of fewer than `min_macs` multiply-accumulates (a whole batch) stay on qcast's operators,
+/// which are faster there. Results differ from the plain operators' in the last bits (summation order);
+/// they are the same for any thread count.
+void set_fast_convs(bool on, std::int64_t min_macs = std::int64_t(1) << 20);
+/// How many Conv nodes have run through oneDNN in this process (tests check that the path was taken).
+std::int64_t fast_conv_runs();
 
 /// True if `op` is implemented by the executor.
 bool op_supported(const std::string& op);
