@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -154,14 +155,34 @@ void execute(dnnl_primitive_t p, std::initializer_list<dnnl_exec_arg_t> args, in
   check(a.stream_wait(s), "stream_wait");
 }
 
-// Copies between two memories of the same logical shape (any layouts).
+// Copies between two memories of the same logical shape (any layouts). The reorder primitives are made
+// once per pair of layouts and thread count: creating one took a sixth of a LeNet-5 batch.
 void reorder(dnnl_memory_t from, const dnnl_memory_desc_t& from_md, dnnl_memory_t to, const dnnl_memory_desc_t& to_md, int threads) {
   const Api& a = api();
-  PdOwner pd;
-  check(a.reorder_pd_create(&pd.pd, &from_md, a.engine, &to_md, a.engine, nullptr), "reorder_primitive_desc_create");
-  PrimitiveOwner p;
-  check(a.primitive_create(&p.p, pd.pd), "primitive_create (reorder)");
-  execute(p.p, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, threads);
+  static std::mutex mu;
+  // Never destroyed: primitives outlive the exit-time destructors that could otherwise run after oneDNN's.
+  static auto& cache = *new std::map<std::string, std::shared_ptr<PrimitiveOwner>>();
+  // Memory descriptors are plain structs that oneDNN zero-fills before setting: their bytes are a key.
+  std::string key(reinterpret_cast<const char*>(&from_md), sizeof from_md);
+  key.append(reinterpret_cast<const char*>(&to_md), sizeof to_md);
+  key.append(reinterpret_cast<const char*>(&threads), sizeof threads);
+  std::shared_ptr<PrimitiveOwner> p;
+  {
+    std::lock_guard lock(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) p = it->second;
+  }
+  if (!p) {
+    PdOwner pd;
+    a.omp_set_num_threads(threads < 1 ? 1 : threads);
+    check(a.reorder_pd_create(&pd.pd, &from_md, a.engine, &to_md, a.engine, nullptr), "reorder_primitive_desc_create");
+    p = std::make_shared<PrimitiveOwner>();
+    check(a.primitive_create(&p->p, pd.pd), "primitive_create (reorder)");
+    std::lock_guard lock(mu);
+    if (cache.size() >= 1024) cache.clear();  // bounded: shapes seen by a long sweep
+    cache.emplace(key, p);
+  }
+  execute(p->p, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, threads);
 }
 
 }  // namespace
