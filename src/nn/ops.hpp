@@ -58,5 +58,11 @@ void op_dequantize_linear(OpCtx& c);
 void op_rnn(OpCtx& c);
 void op_gru(OpCtx& c);
 void op_lstm(OpCtx& c);
+void op_gather_nd(OpCtx& c);   // ops_index.cpp
+void op_scatter_nd(OpCtx& c);
+void op_one_hot(OpCtx& c);
+void op_einsum(OpCtx& c);
+void op_non_zero(OpCtx& c);
+void op_scatter_elements(OpCtx& c);
 
 }  // namespace qcast::nn::detail

@@ -271,4 +271,28 @@ TEST(Ops, BadOperandsOfNewOperatorsAreErrors) {
   EXPECT_THROW(run1("MaxPool", I({1, 1, 2, 2}, {1, 2, 3, 4}), {}, {{"kernel_shape", ais({2, 2})}}), Error);  // int input
   // Integer arithmetic wraps instead of overflowing (no undefined behaviour).
   EXPECT_EQ(run1("Neg", I({1}, {INT64_MIN})).ip()[0], INT64_MIN);
+  // Indexing operators: indices out of range, shapes that do not fit, sizes beyond the limit.
+  Attr eq;
+  eq.kind = Attr::Kind::String;
+  EXPECT_THROW(run1("GatherND", x, {{"i", I({1, 2}, {0, 5})}}), Error);
+  EXPECT_THROW(run1("GatherND", x, {{"i", I({1, 5}, {0, 0, 0, 0, 0})}}), Error);  // more index entries than dimensions
+  EXPECT_THROW(run1("ScatterND", x, {{"i", I({1, 1}, {-3})}, {"u", F({1, 1, 2, 2}, {0, 0, 0, 0})}}), Error);
+  EXPECT_THROW(run1("ScatterND", x, {{"i", I({1, 1}, {0})}, {"u", F({2}, {0, 0})}}), Error);  // updates' shape
+  EXPECT_THROW(run1("ScatterElements", x, {{"i", I({1, 1, 1, 1}, {2})}, {"u", F({1, 1, 1, 1}, {0})}}, {{"axis", ai(2)}}), Error);
+  EXPECT_THROW(run1("OneHot", I({2}, {0, 1}), {{"d", F({}, {-1})}, {"v", F({2}, {0, 1})}}), Error);
+  EXPECT_THROW(run1("OneHot", I({2}, {0, 1}), {{"d", F({}, {1e30f})}, {"v", F({2}, {0, 1})}}), Error);
+  EXPECT_THROW(run1("OneHot", I({2}, {0, 1}), {{"d", F({}, {NAN})}, {"v", F({2}, {0, 1})}}), Error);
+  for (const char* bad : {"ab->ab", "abcd,ab->a", "ab.cd->a", "......->", "abcd->z", "abcd->aa", "ab1d->a", "a...b...->a"}) {
+    eq.s = bad;
+    EXPECT_THROW(run1("Einsum", x, {}, {{"equation", eq}}), Error) << bad;
+  }
+  eq.s = "...ij->...ji";
+  Value t = run1("Einsum", x, {}, {{"equation", eq}});
+  EXPECT_EQ(t.shape, (Shape{1, 1, 2, 2}));
+  EXPECT_EQ(std::vector<float>(t.fp(), t.fp() + 4), (std::vector<float>{1, 3, 2, 4}));
+  eq.s = "abii";  // the trace of the last two axes, implicit output "ab"
+  EXPECT_EQ(run1("Einsum", x, {}, {{"equation", eq}}).fp()[0], 5.0f);
+  Value nz = run1("NonZero", F({2, 2}, {0, 3, 0, 4}));
+  EXPECT_EQ(nz.shape, (Shape{2, 2}));
+  EXPECT_EQ(std::vector<std::int64_t>(nz.ip(), nz.ip() + 4), (std::vector<std::int64_t>{0, 1, 1, 1}));
 }
