@@ -85,7 +85,7 @@ float max_abs(const Value& v) {
 }  // namespace
 
 TEST(ConvFast, EqualsThePlainOperators) {
-  if (!kern::dnnl::available()) GTEST_SKIP() << "oneDNN (libdnnl.so.2) is not installed: the plain operators run everywhere";
+  if (!kern::dnnl::available()) GTEST_SKIP() << "oneDNN is not available (libdnnl.so.2 not installed, QCAST_DNNL=0, or a sanitizer build): every Conv runs on the plain operators";
   for (bool aq : {false, true}) {
     const Graph g = test_graph(aq);
     std::mt19937 rng(3);
@@ -110,7 +110,7 @@ TEST(ConvFast, EqualsThePlainOperators) {
 }
 
 TEST(ConvFast, SmallConvolutionsStayOnQcastsOperators) {
-  if (!kern::dnnl::available()) GTEST_SKIP() << "oneDNN (libdnnl.so.2) is not installed";
+  if (!kern::dnnl::available()) GTEST_SKIP() << "oneDNN is not available (not installed, QCAST_DNNL=0, or a sanitizer build)";
   const Graph g = test_graph(false);
   std::mt19937 rng(4);
   set_fast_convs(true);
@@ -124,7 +124,7 @@ TEST(ConvFast, SmallConvolutionsStayOnQcastsOperators) {
 }
 
 TEST(ConvFast, SameBitsForAnyThreadCountAndRun) {
-  if (!kern::dnnl::available()) GTEST_SKIP() << "oneDNN (libdnnl.so.2) is not installed";
+  if (!kern::dnnl::available()) GTEST_SKIP() << "oneDNN is not available (not installed, QCAST_DNNL=0, or a sanitizer build)";
   const Graph g = test_graph(true);
   std::mt19937 rng(5);
   const Value x = random_floats({5, 16, 9, 9}, rng);
@@ -139,7 +139,7 @@ TEST(ConvFast, SameBitsForAnyThreadCountAndRun) {
 }
 
 TEST(ConvFast, RequantizedWeightsAreNotServedStale) {
-  if (!kern::dnnl::available()) GTEST_SKIP() << "oneDNN (libdnnl.so.2) is not installed";
+  if (!kern::dnnl::available()) GTEST_SKIP() << "oneDNN is not available (not installed, QCAST_DNNL=0, or a sanitizer build)";
   Graph g = test_graph(false);
   std::mt19937 rng(9);
   const Value x = random_floats({2, 16, 9, 9}, rng);
