@@ -223,8 +223,11 @@ bool FastConvs::run(std::size_t k, std::vector<Value>& vals, std::vector<bool>& 
   std::vector<float> qbuf;
   kern::dnnl::Act src = acts_[xid];
   if (n.quant.act && src && src.nhwc_data() && layout_free(n.quant.act->format)) {
-    // Channel blocks are contiguous in NHWC: quantize [N*H*W, C] along its last axis, no transposes.
-    kern::dnnl::Act q = src.empty_like();
+    // Channel blocks are contiguous in NHWC: quantize [N*H*W, C] along its last axis, no transposes; in
+    // place when this Conv is the tensor's last reader (the Relu between two convolutions of a block).
+    const bool sole = last_[xid] == pos_[k] && src.impl().use_count() == 2;  // acts_[xid] and src
+    if (sole) acts_[xid] = kern::dnnl::Act();
+    kern::dnnl::Act q = sole ? src : src.empty_like();
     n.quant.act->apply(src.nhwc_data(), q.nhwc_data(), Shape{geo.N * geo.H * geo.W, geo.C}, 1, threads_, n.name);
     src = std::move(q);
   } else if (n.quant.act || !src) {

@@ -70,6 +70,8 @@ Graph test_graph(bool act_quant) {
   const int q = b.conv(dw, 32, 8, 1);
   if (act_quant) b.g.nodes.back().quant.act = make_act_quant(Format::parse("mxfp8"), "");
   const int wide = b.conv(q, 8, 8, 5, {{"pads", ais({2, 2, 2, 2})}});
+  // The last reader of its input: quantized in place.
+  if (act_quant) b.g.nodes.back().quant.act = make_act_quant(Format::parse("int8@fp32/tensor"), "");
   b.g.outputs = {r, pooled, wide};
   b.g.source = "conv_fast_test";
   b.g.finalize();
