@@ -1,6 +1,7 @@
 // The model runtime's graph IR: typed values, operator nodes, shape inference, constant folding and
-// an executor. Dense math goes through OpenBLAS sgemm (convolution = im2col + sgemm), threaded over the
-// batch. Values are float32 or int64 (shape arithmetic as exported by PyTorch); float32 is what flows
+// an executor. Convolutions run through oneDNN when it is installed (src/nn/conv_fast.hpp: blocked
+// layouts, Relu / residual Add fused), small ones and everything else on qcast's operators: OpenBLAS
+// sgemm (convolution = im2col + sgemm, or a direct kernel), threaded over the batch. Values are float32 or int64 (shape arithmetic as exported by PyTorch); float32 is what flows
 // between the heavy operators.
 #pragma once
 #include <cstdint>
