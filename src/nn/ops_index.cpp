@@ -53,6 +53,30 @@ void check_index_operand(const OpCtx& c, const Value& I, std::int64_t rank_data,
   if (k < 1 || b + k > rank_data) c.fail("the last dimension of indices (" + std::to_string(k) + ") plus batch_dims exceeds the data's rank " + std::to_string(rank_data));
 }
 
+// The `reduction` of ScatterND / ScatterElements: how an update meets the value it lands on.
+enum class Reduction { None, Add, Mul, Max, Min };
+
+Reduction reduction(const OpCtx& c) {
+  const std::string r = c.node.get_s("reduction", "none");
+  if (r == "none") return Reduction::None;
+  if (r == "add") return Reduction::Add;
+  if (r == "mul") return Reduction::Mul;
+  if (r == "max") return Reduction::Max;
+  if (r == "min") return Reduction::Min;
+  c.fail("unknown reduction '" + r + "' (none, add, mul, max, min)");
+}
+
+template <class T>
+void combine(T& t, T s, Reduction r) {
+  switch (r) {
+    case Reduction::None: t = s; break;
+    case Reduction::Add: t += s; break;
+    case Reduction::Mul: t *= s; break;
+    case Reduction::Max: t = std::max(t, s); break;
+    case Reduction::Min: t = std::min(t, s); break;
+  }
+}
+
 }  // namespace
 
 void op_gather_nd(OpCtx& c) {
@@ -91,8 +115,7 @@ void op_scatter_nd(OpCtx& c) {
   Shape us(I.shape.begin(), I.shape.end() - 1);
   us.insert(us.end(), X.shape.begin() + k, X.shape.end());
   if (U.shape != us) c.fail("updates have shape " + shape_str(U.shape) + ", expected " + shape_str(us));
-  const std::string red = c.node.get_s("reduction", "none");
-  if (red != "none" && red != "add" && red != "mul" && red != "max" && red != "min") c.fail("unknown reduction '" + red + "'");
+  const Reduction red = reduction(c);
   Value& Y = c.alloc(0, X.shape, X.is_int);
   if (c.shape_only) return;
   const std::int64_t inner = prod(X.shape, static_cast<std::size_t>(k), X.shape.size());
@@ -103,13 +126,7 @@ void op_scatter_nd(OpCtx& c) {
     for (std::size_t t = 0; t < off.size(); ++t) {
       auto* d = y + off[t] * inner;
       const auto* s = u + static_cast<std::int64_t>(t) * inner;
-      for (std::int64_t e = 0; e < inner; ++e) {
-        if (red == "none") d[e] = s[e];
-        else if (red == "add") d[e] += s[e];
-        else if (red == "mul") d[e] *= s[e];
-        else if (red == "max") d[e] = std::max(d[e], s[e]);
-        else d[e] = std::min(d[e], s[e]);
-      }
+      for (std::int64_t e = 0; e < inner; ++e) combine(d[e], s[e], red);
     }
   };
   if (X.is_int) apply(Y.i->data(), X.ip(), U.ip());
@@ -132,8 +149,7 @@ void op_scatter_elements(OpCtx& c) {
   if (axis < 0 || axis >= r) c.fail("axis out of range for rank " + std::to_string(r));
   for (std::int64_t d = 0; d < r; ++d)
     if (I.shape[static_cast<std::size_t>(d)] > X.shape[static_cast<std::size_t>(d)] && d != axis) c.fail("indices are larger than the data outside the axis");
-  const std::string red = c.node.get_s("reduction", "none");
-  if (red != "none" && red != "add" && red != "mul" && red != "max" && red != "min") c.fail("unknown reduction '" + red + "'");
+  const Reduction red = reduction(c);
   Value& Y = c.alloc(0, X.shape, X.is_int);
   if (c.shape_only) return;
   const auto xs = row_strides(X.shape), is = row_strides(I.shape);
@@ -149,13 +165,7 @@ void op_scatter_elements(OpCtx& c) {
         const std::int64_t i = d == axis ? v : (k / is[static_cast<std::size_t>(d)]) % I.shape[static_cast<std::size_t>(d)];
         off += i * xs[static_cast<std::size_t>(d)];
       }
-      auto& t = y[off];
-      const auto s = u[k];
-      if (red == "none") t = s;
-      else if (red == "add") t += s;
-      else if (red == "mul") t *= s;
-      else if (red == "max") t = std::max(t, s);
-      else t = std::min(t, s);
+      combine(y[off], u[k], red);
     }
   };
   if (X.is_int) apply(Y.i->data(), X.ip(), U.ip());
