@@ -35,9 +35,9 @@ std::vector<std::int64_t> nd_offsets(const OpCtx& c, const Value& I, const Shape
     std::int64_t o = 0;
     for (std::int64_t j = 0; j < k; ++j) {
       const std::int64_t D = shape[static_cast<std::size_t>(b + j)];
-      auto v = static_cast<std::int64_t>(I.at(t * k + j));
-      if (v < 0) v += D;
-      if (v < 0 || v >= D) c.fail("index " + std::to_string(static_cast<std::int64_t>(I.at(t * k + j))) + " out of range for a dimension of " + std::to_string(D));
+      const std::int64_t given = (*I.i)[static_cast<std::size_t>(t * k + j)];  // int64 itself: no round trip through double
+      const std::int64_t v = given < 0 ? given + D : given;
+      if (v < 0 || v >= D) c.fail("index " + std::to_string(given) + " out of range for a dimension of " + std::to_string(D));
       o = o * D + v;
     }
     off[static_cast<std::size_t>(t)] = o;
@@ -193,8 +193,11 @@ void op_one_hot(OpCtx& c) {
   for (std::int64_t o = 0; o < outer; ++o)
     for (std::int64_t d = 0; d < depth; ++d)
       for (std::int64_t e = 0; e < inner; ++e) {
-        auto v = static_cast<std::int64_t>(std::trunc(I.at(o * inner + e)));
-        if (v < 0) v += depth;  // opset 11: negative indices count from the end
+        // Float indices are truncated; one beyond +-2^62 (or NaN) matches no position.
+        const double raw = std::trunc(I.at(o * inner + e));
+        std::int64_t v = std::fabs(raw) < 4.6e18 ? static_cast<std::int64_t>(raw) : -1 - depth;
+        if (I.is_int) v = (*I.i)[static_cast<std::size_t>(o * inner + e)];
+        if (v < 0 && v >= -depth) v += depth;  // opset 11: negative indices count from the end
         const std::int64_t y = (o * depth + d) * inner + e;
         const double val = V.at(v == d ? 1 : 0);
         if (V.is_int) (*Y.i)[static_cast<std::size_t>(y)] = static_cast<std::int64_t>(val);

@@ -276,6 +276,13 @@ TEST(Ops, BadOperandsOfNewOperatorsAreErrors) {
   eq.kind = Attr::Kind::String;
   EXPECT_THROW(run1("GatherND", x, {{"i", I({1, 2}, {0, 5})}}), Error);
   EXPECT_THROW(run1("GatherND", x, {{"i", I({1, 5}, {0, 0, 0, 0, 0})}}), Error);  // more index entries than dimensions
+  EXPECT_THROW(run1("GatherND", x, {{"i", I({1, 1}, {INT64_MAX})}}), Error);          // no round trip through double (UBSan)
+  EXPECT_THROW(run1("ScatterND", x, {{"i", I({1, 1}, {INT64_MIN})}, {"u", F({1, 1, 2, 2}, {0, 0, 0, 0})}}), Error);
+  {
+    // Float indices beyond any int64 (and NaN) match no position: all "off".
+    Value oh = run1("OneHot", F({3}, {1e30f, NAN, 1}), {{"d", F({}, {2})}, {"v", F({2}, {5, 7})}});
+    EXPECT_EQ(std::vector<float>(oh.fp(), oh.fp() + 6), (std::vector<float>{5, 5, 5, 5, 5, 7}));
+  }
   EXPECT_THROW(run1("ScatterND", x, {{"i", I({1, 1}, {-3})}, {"u", F({1, 1, 2, 2}, {0, 0, 0, 0})}}), Error);
   EXPECT_THROW(run1("ScatterND", x, {{"i", I({1, 1}, {0})}, {"u", F({2}, {0, 0})}}), Error);  // updates' shape
   EXPECT_THROW(run1("ScatterElements", x, {{"i", I({1, 1, 1, 1}, {2})}, {"u", F({1, 1, 1, 1}, {0})}}, {{"axis", ai(2)}}), Error);
