@@ -38,6 +38,7 @@ struct Api {
   decltype(&dnnl_memory_destroy) memory_destroy = nullptr;
   decltype(&dnnl_memory_get_data_handle) memory_get_data_handle = nullptr;
   decltype(&dnnl_dilated_convolution_forward_desc_init) conv_desc_init = nullptr;
+  decltype(&dnnl_pooling_v2_forward_desc_init) pool_desc_init = nullptr;
   decltype(&dnnl_primitive_attr_create) attr_create = nullptr;
   decltype(&dnnl_primitive_attr_destroy) attr_destroy = nullptr;
   decltype(&dnnl_primitive_attr_set_post_ops) attr_set_post_ops = nullptr;
@@ -97,6 +98,7 @@ const Api* load() {
                resolve(lib, "dnnl_memory_create", a.memory_create) && resolve(lib, "dnnl_memory_destroy", a.memory_destroy) &&
                resolve(lib, "dnnl_memory_get_data_handle", a.memory_get_data_handle) &&
                resolve(lib, "dnnl_dilated_convolution_forward_desc_init", a.conv_desc_init) &&
+               resolve(lib, "dnnl_pooling_v2_forward_desc_init", a.pool_desc_init) &&
                resolve(lib, "dnnl_primitive_attr_create", a.attr_create) && resolve(lib, "dnnl_primitive_attr_destroy", a.attr_destroy) &&
                resolve(lib, "dnnl_primitive_attr_set_post_ops", a.attr_set_post_ops) &&
                resolve(lib, "dnnl_post_ops_create", a.post_ops_create) && resolve(lib, "dnnl_post_ops_destroy", a.post_ops_destroy) &&
@@ -254,6 +256,48 @@ float* Act::nhwc_data() const {
 
 Act Act::empty_like() const { return Act(make_act(p_->dims, p_->md, nullptr)); }
 
+Act pool(const PoolSpec& s, const Act& src, int threads) {
+  const Api& a = api();
+  struct Prepared {
+    PdOwner pd;
+    PrimitiveOwner prim;
+    dnnl_memory_desc_t dst_md{};
+  };
+  static std::mutex mu;
+  static auto& cache = *new std::map<std::string, std::shared_ptr<Prepared>>();  // never destroyed, as reorder's
+  const dnnl_memory_desc_t& src_md = src.impl()->md;
+  std::string key(reinterpret_cast<const char*>(&src_md), sizeof src_md);
+  const std::int64_t fields[] = {static_cast<std::int64_t>(s.kind), s.N, s.C, s.H, s.W, s.kh, s.kw, s.sh, s.sw, s.dh, s.dw,
+                                 s.pt, s.pl, s.pb, s.pr, s.P, s.Q, threads};  // not the struct's bytes: it has padding
+  key.append(reinterpret_cast<const char*>(fields), sizeof fields);
+  std::shared_ptr<Prepared> p;
+  {
+    std::lock_guard lock(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) p = it->second;
+  }
+  if (!p) {
+    p = std::make_shared<Prepared>();
+    dnnl_memory_desc_t dst_any = desc({s.N, s.C, s.P, s.Q}, dnnl_format_tag_any);
+    dnnl_dims_t strides{s.sh, s.sw}, kernel{s.kh, s.kw}, dil{s.dh - 1, s.dw - 1}, pad_l{s.pt, s.pl}, pad_r{s.pb, s.pr};
+    const dnnl_alg_kind_t alg = s.kind == PoolSpec::Kind::Max ? dnnl_pooling_max
+                                : s.kind == PoolSpec::Kind::AvgInclude ? dnnl_pooling_avg_include_padding
+                                                                       : dnnl_pooling_avg_exclude_padding;
+    dnnl_pooling_v2_desc_t pd_desc;
+    check(a.pool_desc_init(&pd_desc, dnnl_forward_inference, alg, &src_md, &dst_any, strides, kernel, dil, pad_l, pad_r), "pooling_forward_desc_init");
+    a.omp_set_num_threads(omp_threads(threads));
+    check(a.pd_create(&p->pd.pd, &pd_desc, nullptr, a.engine, nullptr), "pooling primitive_desc_create");
+    check(a.primitive_create(&p->prim.p, p->pd.pd), "primitive_create (pooling)");
+    p->dst_md = *a.pd_query_md(p->pd.pd, dnnl_query_dst_md, 0);
+    std::lock_guard lock(mu);
+    if (cache.size() >= 1024) cache.clear();
+    cache.emplace(key, p);
+  }
+  auto out = make_act({s.N, s.C, s.P, s.Q}, p->dst_md, nullptr);
+  execute(p->prim.p, {{DNNL_ARG_SRC, src.impl()->mem.m}, {DNNL_ARG_DST, out->mem.m}}, threads);
+  return Act(std::move(out));
+}
+
 struct Conv::Impl {
   ConvSpec spec;
   PdOwner pd;
@@ -362,6 +406,7 @@ const std::array<std::int64_t, 4>& Act::dims() const { return p_->dims; }
 void Act::to_nchw(float*, int) const { throw Error("qcast was built without oneDNN"); }
 float* Act::nhwc_data() const { return nullptr; }
 Act Act::empty_like() const { throw Error("qcast was built without oneDNN"); }
+Act pool(const PoolSpec&, const Act&, int) { throw Error("qcast was built without oneDNN"); }
 Conv::Conv(const ConvSpec&, const float*, const float*, int) { throw Error("qcast was built without oneDNN"); }
 const ConvSpec& Conv::spec() const { return p_->spec; }
 Act Conv::run(const Act&, Act, int) const { throw Error("qcast was built without oneDNN"); }

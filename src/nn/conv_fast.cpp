@@ -165,10 +165,50 @@ void FastConvs::materialize(const std::vector<int>& ids, std::vector<Value>& val
   }
 }
 
+bool FastConvs::run_pool(std::size_t k, std::vector<Value>& vals, std::vector<bool>& have) {
+  const Node& n = g_.nodes[k];
+  const bool is_max = n.op == "MaxPool";
+  if (n.inputs.size() != 1 || n.outputs.size() != 1 || n.inputs[0] < 0) return false;
+  const int xid = n.inputs[0];
+  // Only a tensor that is blocked already: pooling a plain one gains nothing over qcast's operator.
+  if (!have[xid] || !acts_[xid] || vals[xid].shape.size() != 4) return false;
+  OpCtx c{n, {&vals[xid]}, {}, false, threads_, g_.opset};
+  const PoolGeometry pg = pool_geometry(c, is_max);
+  const ConvGeometry& geo = pg.g;
+  // An average over a ceil_mode window that reaches past the padding: whether the overhang counts is
+  // the operator's business (qcast's operator runs it).
+  if (!is_max && pg.ceil && pg.include_pad) return false;
+  if (geo.P <= 0 || geo.Q <= 0) return false;
+  kern::dnnl::PoolSpec spec;
+  spec.kind = is_max ? kern::dnnl::PoolSpec::Kind::Max
+                     : pg.include_pad ? kern::dnnl::PoolSpec::Kind::AvgInclude : kern::dnnl::PoolSpec::Kind::AvgExclude;
+  spec.N = geo.N; spec.C = geo.C; spec.H = geo.H; spec.W = geo.W; spec.kh = geo.kh; spec.kw = geo.kw;
+  spec.sh = geo.sh; spec.sw = geo.sw; spec.dh = geo.dh; spec.dw = geo.dw; spec.pt = geo.pt; spec.pl = geo.pl;
+  spec.P = geo.P; spec.Q = geo.Q;
+  // oneDNN's output size is floor((H + pt + pb - extent) / s) + 1: a ceil_mode size gets the padding
+  // that makes it so; the windows there see only padding, which max and "exclude" ignore.
+  spec.pb = std::max(geo.pb, (geo.P - 1) * geo.sh + (geo.kh - 1) * geo.dh + 1 - geo.H - geo.pt);
+  spec.pr = std::max(geo.pr, (geo.Q - 1) * geo.sw + (geo.kw - 1) * geo.dw + 1 - geo.W - geo.pl);
+  kern::dnnl::Act y;
+  try {
+    y = kern::dnnl::pool(spec, acts_[xid], threads_);
+  } catch (const Error&) {
+    return false;  // oneDNN refuses the window: the operator runs it
+  }
+  const int out = n.outputs[0];
+  vals[out] = Value{};
+  vals[out].shape = Shape{geo.N, geo.C, geo.P, geo.Q};
+  have[out] = true;
+  acts_[out] = std::move(y);
+  ++g_runs;
+  return true;
+}
+
 bool FastConvs::run(std::size_t k, std::vector<Value>& vals, std::vector<bool>& have) {
   if (!enabled_) return false;
   if (fused_[k]) return true;
   const Node& n = g_.nodes[k];
+  if (n.op == "MaxPool" || n.op == "AveragePool") return run_pool(k, vals, have);
   if (n.op != "Conv" || n.inputs.size() < 2 || n.outputs.size() != 1) return false;
   const int xid = n.inputs[0], wid = n.inputs[1], bid = n.inputs.size() > 2 ? n.inputs[2] : -1;
   if (xid < 0 || wid < 0 || !have[xid] || !g_.is_const(wid) || (bid >= 0 && !g_.is_const(bid))) return false;

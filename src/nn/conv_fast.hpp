@@ -27,8 +27,9 @@ class FastConvs {
   /// last()[id]: the position in order() of the last node that reads value id (graph outputs and
   /// values nobody reads: nodes.size(), or -1 for unread).
   const std::vector<int>& last() const { return last_; }
-  /// Runs node k if this path takes it: a Conv (with what it fuses), or a node already fused into an
-  /// earlier Conv (nothing left to do). False: the caller runs it.
+  /// Runs node k if this path takes it: a Conv (with what it fuses), a MaxPool / AveragePool of a
+  /// blocked tensor, or a node already fused into an earlier Conv (nothing left to do). False: the
+  /// caller runs it.
   bool run(std::size_t k, std::vector<Value>& vals, std::vector<bool>& have);
   /// Gives every blocked value among `ids` its plain NCHW data (before an operator reads it).
   void materialize(const std::vector<int>& ids, std::vector<Value>& vals);
@@ -38,6 +39,8 @@ class FastConvs {
   }
 
  private:
+  bool run_pool(std::size_t k, std::vector<Value>& vals, std::vector<bool>& have);
+
   const Graph& g_;
   int threads_ = 1;
   bool enabled_ = false;

@@ -391,7 +391,9 @@ void op_conv(OpCtx& c) {
   });
 }
 
-void pool(OpCtx& c, bool is_max) {
+}  // namespace
+
+PoolGeometry pool_geometry(const OpCtx& c, bool is_max) {
   const Value& X = c.x(0);
   if (X.is_int) c.fail("expects a float tensor");
   const bool one_d = X.shape.size() == 3;
@@ -399,15 +401,33 @@ void pool(OpCtx& c, bool is_max) {
   if (!c.node.has("kernel_shape")) c.fail("kernel_shape is required");
   auto ks = attr2d(c, "kernel_shape", {}, one_d);
   if (ks.size() != 2) c.fail("kernel_shape must have " + std::string(one_d ? "1 entry" : "2 entries"));
-  const std::int64_t N = xs4[0], C = xs4[1], H = xs4[2], W = xs4[3];
   if (!is_max && c.node.has("dilations")) {
     auto d = attr2d(c, "dilations", {1, 1}, one_d);
     if (d != std::vector<std::int64_t>{1, 1}) c.fail("dilated AveragePool is not supported");
   }
-  Window w = window(c, H, W, ks[0], ks[1], c.node.get_i("ceil_mode", 0) != 0, one_d);
+  PoolGeometry p;
+  ConvGeometry& g = p.g;
+  g.one_d = one_d;
+  g.N = xs4[0]; g.C = g.M = g.G = xs4[1]; g.H = xs4[2]; g.W = xs4[3]; g.kh = ks[0]; g.kw = ks[1];
+  p.ceil = c.node.get_i("ceil_mode", 0) != 0;
+  p.include_pad = c.node.get_i("count_include_pad", 0) != 0;
+  const Window w = window(c, g.H, g.W, g.kh, g.kw, p.ceil, one_d);
+  g.sh = w.sh; g.sw = w.sw; g.dh = w.dh; g.dw = w.dw; g.pt = w.pt; g.pl = w.pl; g.pb = w.pb; g.pr = w.pr; g.P = w.P; g.Q = w.Q;
+  return p;
+}
+
+namespace {
+
+void pool(OpCtx& c, bool is_max) {
+  const Value& X = c.x(0);
+  const PoolGeometry pg = pool_geometry(c, is_max);
+  const ConvGeometry& g = pg.g;
+  const bool one_d = g.one_d;
+  const std::int64_t N = g.N, C = g.C, H = g.H, W = g.W;
+  const Window w{g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.pb, g.pr, g.P, g.Q};
   Value& Y = c.alloc(0, one_d ? Shape{N, C, w.Q} : Shape{N, C, w.P, w.Q});
   if (c.shape_only) return;
-  const bool include_pad = c.node.get_i("count_include_pad", 0) != 0;
+  const bool include_pad = pg.include_pad;
   const float* x = X.fp();
   float* y = Y.mfp();
   // Every window inside the image (no padding reached, no dilation): no bounds checks, and the common

@@ -49,6 +49,15 @@ struct ConvGeometry {
 /// its geometry; c.fail on a mismatch. Needs only the inputs' shapes.
 ConvGeometry conv_geometry(const OpCtx& c);
 
+/// A MaxPool / AveragePool node's window (in ConvGeometry's fields; M = G = C), checked as the operator
+/// checks it.
+struct PoolGeometry {
+  ConvGeometry g;
+  bool ceil = false;         // ceil_mode
+  bool include_pad = false;  // count_include_pad (AveragePool)
+};
+PoolGeometry pool_geometry(const OpCtx& c, bool is_max);
+
 /// The input `x` as an operator reads it: fake-quantized along `axis` into `buf` when the node has an
 /// activation format (node.quant.act), else x's own data.
 const float* maybe_quant_act(OpCtx& c, const Value& x, int axis, std::vector<float>& buf);

@@ -53,7 +53,8 @@ struct Builder {
   }
 };
 
-// x [2, 16, 9, 9] -> every case of the oneDNN path; outputs y1 (a blocked value read directly), y2, y3.
+// x [2, 16, 9, 9] -> every case of the oneDNN path; outputs: a blocked value read directly, a plain
+// operator's result, the last Conv, three poolings.
 Graph test_graph(bool act_quant) {
   Builder b;
   const int x = b.g.value_id("x");
@@ -72,7 +73,11 @@ Graph test_graph(bool act_quant) {
   const int wide = b.conv(q, 8, 8, 5, {{"pads", ais({2, 2, 2, 2})}});
   // The last reader of its input: quantized in place.
   if (act_quant) b.g.nodes.back().quant.act = make_act_quant(Format::parse("int8@fp32/tensor"), "");
-  b.g.outputs = {r, pooled, wide};
+  // Pooling of blocked tensors: ceil_mode max with asymmetric pads, averages without and with the padding.
+  const int mp = b.add("MaxPool", {a}, {{"kernel_shape", ais({3, 3})}, {"strides", ais({2, 2})}, {"pads", ais({1, 1, 0, 0})}, {"ceil_mode", ai(1)}});
+  const int ap = b.add("AveragePool", {r}, {{"kernel_shape", ais({2, 2})}, {"strides", ais({2, 2})}, {"pads", ais({0, 0, 1, 1})}, {"ceil_mode", ai(1)}});
+  const int ap2 = b.add("AveragePool", {r2}, {{"kernel_shape", ais({3, 3})}, {"pads", ais({1, 1, 1, 1})}, {"count_include_pad", ai(1)}});
+  b.g.outputs = {r, pooled, wide, mp, ap, ap2};
   b.g.source = "conv_fast_test";
   b.g.finalize();
   return std::move(b.g);
@@ -98,7 +103,7 @@ TEST(ConvFast, EqualsThePlainOperators) {
     for (int threads : {1, 2, 3}) {
       const std::int64_t before = fast_conv_runs();
       const auto got = g.run({x}, threads);
-      EXPECT_EQ(fast_conv_runs() - before, 7) << "every Conv of the graph runs through oneDNN";
+      EXPECT_EQ(fast_conv_runs() - before, 10) << "every Conv and pooling of the graph runs through oneDNN";
       ASSERT_EQ(got.size(), want.size());
       for (std::size_t o = 0; o < got.size(); ++o) {
         ASSERT_EQ(got[o].shape, want[o].shape) << "output " << o;

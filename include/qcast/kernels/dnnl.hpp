@@ -52,6 +52,18 @@ struct ConvSpec {
   bool operator==(const ConvSpec&) const = default;
 };
 
+/// A 2-D max or average pooling window (the fields as in ConvSpec; output channels = C). `pb` / `pr`
+/// may exceed the input's padding so that a ceil_mode output size fits: windows reaching there see
+/// nothing (max) or are not counted (AvgExclude).
+struct PoolSpec {
+  enum class Kind { Max, AvgInclude, AvgExclude };
+  Kind kind = Kind::Max;
+  std::int64_t N = 1, C = 1, H = 1, W = 1, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0, pb = 0, pr = 0, P = 1, Q = 1;
+};
+/// Pools `src` in its own layout (the output has the layout oneDNN picks for it, the input's). The
+/// primitive is made once per input layout, window and thread count. qcast::Error if oneDNN refuses it.
+Act pool(const PoolSpec& spec, const Act& src, int threads);
+
 /// A prepared convolution: the primitive oneDNN picked for the shape, and the weights reordered into
 /// its layout once. Thread-safe to run from several threads.
 class Conv {

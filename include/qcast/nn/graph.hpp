@@ -136,7 +136,8 @@ class Graph {
 /// which are faster there. Results differ from the plain operators' in the last bits (summation order);
 /// they are the same for any thread count.
 void set_fast_convs(bool on, std::int64_t min_macs = std::int64_t(1) << 20);
-/// How many Conv nodes have run through oneDNN in this process (tests check that the path was taken).
+/// How many nodes (Conv, and MaxPool / AveragePool of a blocked tensor) have run through oneDNN in this
+/// process (tests check that the path was taken).
 std::int64_t fast_conv_runs();
 
 /// True if `op` is implemented by the executor.
