@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "nn/ops.hpp"
+#include "qcast/kernels/blas.hpp"
 #include "qcast/kernels/thread_pool.hpp"
 
 namespace qcast::nn::detail {
@@ -328,6 +329,90 @@ EinsumPlan plan_einsum(const OpCtx& c, const std::string& eq_in, const std::vect
   return p;
 }
 
+// Two operands without a diagonal or a broadcast dimension, every label either batch (both operands and
+// the output), row (A and the output), column (B and the output) or contracted (A and B only): one sgemm
+// per batch on copies permuted to [batch, rows, K] and [batch, K, columns] (transformer attention's
+// "bhqd,bhkd->bhqk" and friends). False: the generic loop runs it.
+bool einsum_as_gemm(OpCtx& c, const EinsumPlan& p, const std::vector<const Value*>& ops, Value& Y) {
+  if (ops.size() != 2) return false;
+  const auto& la = p.in_labels[0];
+  const auto& lb = p.in_labels[1];
+  auto has = [](const std::vector<int>& v, int l) { return std::find(v.begin(), v.end(), l) != v.end(); };
+  for (const auto* labels : {&la, &lb})
+    for (std::size_t d = 0; d < labels->size(); ++d)
+      if (std::count(labels->begin(), labels->end(), (*labels)[d]) != 1) return false;  // a diagonal
+  std::vector<int> batch, rows, cols, red;
+  for (int l : p.out_labels) {
+    const bool a = has(la, l), b = has(lb, l);
+    if (a && b) batch.push_back(l);
+    else if (a) rows.push_back(l);
+    else if (b) cols.push_back(l);
+    else return false;
+  }
+  for (int l : la) if (!has(p.out_labels, l)) { if (!has(lb, l)) return false; red.push_back(l); }
+  for (int l : lb) if (!has(p.out_labels, l) && !has(la, l)) return false;  // summed in B alone
+  for (std::size_t t = 0; t < 2; ++t)
+    for (std::size_t d = 0; d < p.in_labels[t].size(); ++d)
+      if (ops[t]->shape[d] != p.extent[static_cast<std::size_t>(p.in_labels[t][d])]) return false;  // broadcast
+  auto ext = [&](const std::vector<int>& ls) {
+    std::int64_t e = 1;
+    for (int l : ls) e *= p.extent[static_cast<std::size_t>(l)];
+    return e;
+  };
+  const std::int64_t nb = ext(batch), m = ext(rows), n = ext(cols), k = ext(red);
+  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) return false;
+  // Copies of the operands and the result in the GEMM's order (label order = the copy's axes).
+  auto permuted = [&](const Value& v, const std::vector<int>& from, std::vector<int> to) {
+    Shape ts;
+    for (int l : to) ts.push_back(p.extent[static_cast<std::size_t>(l)]);
+    std::vector<std::int64_t> src_stride(to.size(), 0);
+    const auto st = row_strides(v.shape);
+    for (std::size_t d = 0; d < to.size(); ++d)
+      src_stride[d] = st[static_cast<std::size_t>(std::find(from.begin(), from.end(), to[d]) - from.begin())];
+    std::vector<float> out(static_cast<std::size_t>(v.numel()));
+    std::vector<std::int64_t> idx(to.size(), 0);
+    std::int64_t off = 0;
+    for (std::size_t e = 0; e < out.size(); ++e) {
+      out[e] = v.fp()[off];
+      for (std::int64_t d = static_cast<std::int64_t>(to.size()) - 1; d >= 0; --d) {
+        const auto du = static_cast<std::size_t>(d);
+        off += src_stride[du];
+        if (++idx[du] < ts[du]) break;
+        off -= src_stride[du] * ts[du];
+        idx[du] = 0;
+      }
+    }
+    return out;
+  };
+  auto cat = [](std::vector<int> a, const std::vector<int>& b, const std::vector<int>& c2) {
+    a.insert(a.end(), b.begin(), b.end());
+    a.insert(a.end(), c2.begin(), c2.end());
+    return a;
+  };
+  const std::vector<float> A = permuted(*ops[0], la, cat(batch, rows, red));
+  const std::vector<float> B = permuted(*ops[1], lb, cat(batch, red, cols));
+  std::vector<float> Cm(static_cast<std::size_t>(nb * m * n));
+  // One sgemm per batch, batches over the threads (BLAS itself on one thread: the same bits for any count).
+  parallel_for(nb, nb * m * n * k >= (1 << 16) ? c.threads : 1, [&](std::int64_t b0, std::int64_t b1) {
+    for (std::int64_t b = b0; b < b1; ++b)
+      if (k == 0) std::fill_n(Cm.data() + b * m * n, m * n, 0.0f);
+      else
+        blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0f,
+                    A.data() + b * m * k, static_cast<blasint>(k), B.data() + b * k * n, static_cast<blasint>(n), 0.0f, Cm.data() + b * m * n,
+                    static_cast<blasint>(n));
+  });
+  // The result's axes are batch, rows, cols: into the output's label order.
+  Value tmp = Value::floats(Shape{});
+  const std::vector<int> gemm_labels = cat(batch, rows, cols);
+  Shape gs;
+  for (int l : gemm_labels) gs.push_back(p.extent[static_cast<std::size_t>(l)]);
+  tmp.shape = gs;
+  tmp.f = std::make_shared<FloatBuf>(Cm.begin(), Cm.end());
+  const std::vector<float> out = permuted(tmp, gemm_labels, p.out_labels);
+  std::copy(out.begin(), out.end(), Y.mfp());
+  return true;
+}
+
 }  // namespace
 
 void op_einsum(OpCtx& c) {
@@ -342,6 +427,7 @@ void op_einsum(OpCtx& c) {
   for (int l : p.out_labels) s.push_back(p.extent[static_cast<std::size_t>(l)]);
   Value& Y = c.alloc(0, s);
   if (c.shape_only) return;
+  if (einsum_as_gemm(c, p, ops, Y)) return;
   // Summed labels: in an operand, not in the output.
   std::vector<int> sum_labels;
   for (std::size_t l = 0; l < p.extent.size(); ++l)

@@ -1,6 +1,9 @@
 // Operators not exercised by the shared models, on small hand-checked inputs, plus a repository-only
 // ONNX model (the fuzz seed) so the executor is tested without ../shared.
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <random>
 
 #include "qcast/error.hpp"
 #include "qcast/nn/graph.hpp"
@@ -302,4 +305,63 @@ TEST(Ops, BadOperandsOfNewOperatorsAreErrors) {
   Value nz = run1("NonZero", F({2, 2}, {0, 3, 0, 4}));
   EXPECT_EQ(nz.shape, (Shape{2, 2}));
   EXPECT_EQ(std::vector<std::int64_t>(nz.ip(), nz.ip() + 4), (std::vector<std::int64_t>{0, 1, 1, 1}));
+}
+
+// Einsum of two operands (the GEMM route for batch / row / column / contracted labels, the generic loop
+// otherwise) against a brute-force sum over every label assignment, written here independently.
+TEST(Ops, EinsumMatchesABruteForceSum) {
+  struct Case { std::string eq; Shape a, b; };
+  const std::vector<Case> cases = {
+      {"bhqd,bhkd->bhqk", {2, 3, 4, 5}, {2, 3, 6, 5}},  // attention scores
+      {"bhqk,bhkd->bhqd", {2, 3, 4, 6}, {2, 3, 6, 5}},  // attention output
+      {"ij,jk", {3, 4}, {4, 5}},                        // implicit output "ik"
+      {"abc,cd->dba", {2, 3, 4}, {4, 5}},               // permuted output
+      {"i,i->", {7}, {7}},                              // inner product
+      {"ij,kl->ljki", {2, 3}, {4, 2}},                  // outer product, permuted
+      {"ii,ij->j", {3, 3}, {3, 4}},                     // a diagonal: the generic loop
+      {"ij,j->", {3, 4}, {4}},                          // i summed in A alone: the generic loop
+  };
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const auto& cs : cases) {
+    Value a = Value::floats(cs.a), b = Value::floats(cs.b);
+    for (float& v : *a.f) v = nd(rng);
+    for (float& v : *b.f) v = nd(rng);
+    Attr eq;
+    eq.kind = Attr::Kind::String;
+    eq.s = cs.eq;
+    const Value y = run1("Einsum", a, {{"b", b}}, {{"equation", eq}});
+    // Reference: the labels, the output's labels (implicit: those used once, alphabetically), a sum.
+    const auto arrow = cs.eq.find("->");
+    const std::string lhs = cs.eq.substr(0, arrow), ta = lhs.substr(0, lhs.find(',')), tb = lhs.substr(lhs.find(',') + 1);
+    std::string out;
+    if (arrow != std::string::npos) out = cs.eq.substr(arrow + 2);
+    else for (char ch = 'a'; ch <= 'z'; ++ch) if (std::count(lhs.begin(), lhs.end(), ch) == 1) out += ch;
+    std::map<char, std::int64_t> ext;
+    for (std::size_t d = 0; d < ta.size(); ++d) ext[ta[d]] = cs.a[d];
+    for (std::size_t d = 0; d < tb.size(); ++d) ext[tb[d]] = cs.b[d];
+    std::vector<char> labels;
+    for (auto& [ch, e] : ext) labels.push_back(ch);
+    std::int64_t total = 1;
+    for (char ch : labels) total *= ext[ch];
+    std::int64_t n_out = 1;
+    for (char ch : out) n_out *= ext[ch];
+    std::vector<double> want(static_cast<std::size_t>(n_out), 0.0);
+    for (std::int64_t t = 0; t < total; ++t) {
+      std::map<char, std::int64_t> at;
+      std::int64_t rem = t;
+      for (auto it = labels.rbegin(); it != labels.rend(); ++it) { at[*it] = rem % ext[*it]; rem /= ext[*it]; }
+      auto flat = [&](const std::string& term, const Shape& sh) {
+        std::int64_t o = 0;
+        for (std::size_t d = 0; d < term.size(); ++d) o = o * sh[d] + at[term[d]];
+        return o;
+      };
+      // A label repeated in one term (a diagonal) takes the same index at both places through `at`.
+      std::int64_t o = 0;
+      for (char ch : out) o = o * ext[ch] + at[ch];
+      want[static_cast<std::size_t>(o)] += static_cast<double>(a.fp()[flat(ta, cs.a)]) * b.fp()[flat(tb, cs.b)];
+    }
+    ASSERT_EQ(y.numel(), n_out) << cs.eq;
+    for (std::int64_t k = 0; k < n_out; ++k) EXPECT_NEAR(y.fp()[k], want[static_cast<std::size_t>(k)], 1e-4) << cs.eq << " element " << k;
+  }
 }
