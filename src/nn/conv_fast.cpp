@@ -228,7 +228,7 @@ bool FastConvs::run(std::size_t k, std::vector<Value>& vals, std::vector<bool>& 
   }
   // Small convolutions (LeNet-5 at batch 1: 0.1-0.25 M MACs) stay on qcast's own kernels: oneDNN's
   // ~20 us per call costs more than it saves there (measured: 11-14k images/s against 16-20k).
-  const std::int64_t macs = out_elems * (geo.C / geo.G) * geo.kh * geo.kw;
+  const __int128 macs = static_cast<__int128>(out_elems) * (geo.C / geo.G) * geo.kh * geo.kw;  // up to 2^96: no overflow
   if (macs < g_min_macs.load()) return false;
   kern::dnnl::ConvSpec spec{geo.N, geo.C, geo.H, geo.W, geo.M, geo.G, geo.kh, geo.kw, geo.sh, geo.sw, geo.dh, geo.dw,
                             geo.pt, geo.pl, geo.pb, geo.pr, geo.P, geo.Q, false, false};
