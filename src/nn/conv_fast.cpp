@@ -195,13 +195,19 @@ bool FastConvs::run_pool(std::size_t k, std::vector<Value>& vals, std::vector<bo
   } catch (const Error&) {
     return false;  // oneDNN refuses the window: the operator runs it
   }
-  const int out = n.outputs[0];
-  vals[out] = Value{};
-  vals[out].shape = Shape{geo.N, geo.C, geo.P, geo.Q};
-  have[out] = true;
-  acts_[out] = std::move(y);
-  ++g_runs;
+  publish({n.outputs[0]}, Shape{geo.N, geo.C, geo.P, geo.Q}, std::move(y), vals, have);
   return true;
+}
+
+void FastConvs::publish(const std::vector<int>& ids, const Shape& shape, kern::dnnl::Act y, std::vector<Value>& vals,
+                        std::vector<bool>& have) {
+  for (int id : ids) {
+    vals[id] = Value{};
+    vals[id].shape = shape;
+    have[id] = true;
+  }
+  acts_[ids.back()] = std::move(y);
+  ++g_runs;
 }
 
 bool FastConvs::run(std::size_t k, std::vector<Value>& vals, std::vector<bool>& have) {
@@ -288,13 +294,7 @@ bool FastConvs::run(std::size_t k, std::vector<Value>& vals, std::vector<bool>& 
     fused_[j] = true;
     produced.push_back(g_.nodes[j].outputs[0]);
   }
-  for (int id : produced) {
-    vals[id] = Value{};
-    vals[id].shape = Shape{geo.N, geo.M, geo.P, geo.Q};
-    have[id] = true;
-  }
-  acts_[out] = std::move(y);
-  ++g_runs;
+  publish(produced, Shape{geo.N, geo.M, geo.P, geo.Q}, std::move(y), vals, have);  // produced.back() == out
   return true;
 }
 

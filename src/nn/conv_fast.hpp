@@ -40,6 +40,9 @@ class FastConvs {
 
  private:
   bool run_pool(std::size_t k, std::vector<Value>& vals, std::vector<bool>& have);
+  /// Marks `ids` computed (shape only: nobody reads them as plain data) and keeps `y` as the last one's
+  /// blocked value.
+  void publish(const std::vector<int>& ids, const Shape& shape, kern::dnnl::Act y, std::vector<Value>& vals, std::vector<bool>& have);
 
   const Graph& g_;
   int threads_ = 1;
