@@ -26,10 +26,22 @@ const Value& OpCtx::data(std::size_t k) const {
   return v;
 }
 
+std::int64_t OpCtx::int_at(const Value& v, std::int64_t k) const {
+  if (v.is_int) {
+    if (k < 0 || static_cast<std::size_t>(k) >= v.i->size()) fail("element " + std::to_string(k) + " of an integer operand requested");
+    return (*v.i)[static_cast<std::size_t>(k)];
+  }
+  // A float operand where an integer is meant (shapes, axes, indices, counts): NaN or a value beyond
+  // 2^62 is not one (converting it would be undefined; found by the ONNX fuzzer in Clip).
+  const double d = v.at(k);
+  if (!(std::fabs(d) <= 4611686018427387904.0)) fail("operand value " + std::to_string(d) + " is not an integer in range");
+  return static_cast<std::int64_t>(d);
+}
+
 std::vector<std::int64_t> OpCtx::ints_of(std::size_t k) const {
   const Value& v = data(k);
   std::vector<std::int64_t> r(static_cast<std::size_t>(v.numel()));
-  for (std::size_t j = 0; j < r.size(); ++j) r[j] = v.is_int ? (*v.i)[j] : static_cast<std::int64_t>((*v.f)[j]);
+  for (std::size_t j = 0; j < r.size(); ++j) r[j] = int_at(v, static_cast<std::int64_t>(j));
   return r;
 }
 
@@ -193,8 +205,8 @@ void op_clip(OpCtx& c) {
   if (c.present(1) && c.x(1).numel() > 0) lo = static_cast<float>(c.data(1).at(0));
   if (c.present(2) && c.x(2).numel() > 0) hi = static_cast<float>(c.data(2).at(0));
   if (c.x(0).is_int) {
-    const std::int64_t ilo = c.present(1) && c.x(1).numel() > 0 ? static_cast<std::int64_t>(c.data(1).at(0)) : INT64_MIN;
-    const std::int64_t ihi = c.present(2) && c.x(2).numel() > 0 ? static_cast<std::int64_t>(c.data(2).at(0)) : INT64_MAX;
+    const std::int64_t ilo = c.present(1) && c.x(1).numel() > 0 ? c.int_at(c.data(1), 0) : INT64_MIN;
+    const std::int64_t ihi = c.present(2) && c.x(2).numel() > 0 ? c.int_at(c.data(2), 0) : INT64_MAX;
     unary_num(c, [](float x) { return x; }, [ilo, ihi](std::int64_t x) { return std::min(std::max(x, ilo), ihi); });
     return;
   }
@@ -1050,7 +1062,7 @@ void op_gather(OpCtx& c) {
   const std::int64_t D = X.shape[axis], ni = I.numel();
   std::vector<std::int64_t> ix(static_cast<std::size_t>(ni));
   for (std::int64_t k = 0; k < ni; ++k) {
-    auto v = static_cast<std::int64_t>(I.at(k));
+    auto v = c.int_at(I, k);
     if (v < 0) v += D;
     if (v < 0 || v >= D) c.fail("index out of range");
     ix[k] = v;
@@ -1569,7 +1581,7 @@ void op_gather_elements(OpCtx& c) {
   std::vector<std::int64_t> idx(r, 0);
   const std::int64_t D = X.shape[axis];
   for (std::int64_t k = 0; k < I.numel(); ++k) {
-    std::int64_t j = static_cast<std::int64_t>(I.at(k));
+    std::int64_t j = c.int_at(I, k);
     if (j < 0) j += D;
     if (j < 0 || j >= D) c.fail("index out of range");
     std::int64_t off = 0;
@@ -1757,6 +1769,8 @@ void resize_run(OpCtx& c, const ResizeSpec& rs, const Shape& os) {
       } else {
         c.fail("coordinate_transformation_mode '" + m + "' is not supported");
       }
+      // NaN from a NaN roi or scale: no source position (converting it to an index is undefined).
+      if (std::isnan(xo)) c.fail("a non-finite source coordinate (roi or scales contain NaN)");
       if (linear) {
         xo = std::clamp(xo, 0.0, static_cast<double>(in - 1));
         const std::int64_t i0 = static_cast<std::int64_t>(std::floor(xo));
@@ -1771,7 +1785,7 @@ void resize_run(OpCtx& c, const ResizeSpec& rs, const Shape& os) {
         else if (nm == "floor") v = std::floor(xo);
         else if (nm == "ceil") v = std::ceil(xo);
         else c.fail("nearest_mode '" + nm + "' is not supported");
-        const std::int64_t i = std::clamp<std::int64_t>(static_cast<std::int64_t>(v), 0, in - 1);
+        const std::int64_t i = static_cast<std::int64_t>(std::clamp(v, 0.0, static_cast<double>(in - 1)));  // clamp first: v may be beyond int64
         lo[d][o] = hi[d][o] = i;
         wt[d][o] = 0.0;
       }
@@ -2020,7 +2034,7 @@ void op_topk(OpCtx& c) {
   const auto axis = norm_axis(c, c.node.get_i("axis", -1), r);
   const Value& Kv = c.data(1);
   if (Kv.numel() != 1) c.fail("K must have one element");
-  const std::int64_t K = static_cast<std::int64_t>(Kv.at(0)), D = X.shape[axis];
+  const std::int64_t K = c.int_at(Kv, 0), D = X.shape[axis];
   if (K < 0 || K > D) c.fail("K = " + std::to_string(K) + " outside [0, " + std::to_string(D) + "]");
   const bool largest = c.node.get_i("largest", 1) != 0;
   Shape os = X.shape;
@@ -2049,7 +2063,7 @@ void op_topk(OpCtx& c) {
 void op_trilu(OpCtx& c) {
   const Value& X = c.x(0);
   if (X.shape.size() < 2) c.fail("expects rank >= 2");
-  const std::int64_t k = c.present(1) ? static_cast<std::int64_t>(c.data(1).at(0)) : 0;
+  const std::int64_t k = c.present(1) ? c.int_at(c.data(1), 0) : 0;
   const bool upper = c.node.get_i("upper", 1) != 0;
   Value& Y = c.alloc(0, X.shape, X.is_int);
   if (c.shape_only) return;
@@ -2067,7 +2081,7 @@ void op_cumsum(OpCtx& c) {
   const std::size_t r = X.shape.size();
   const Value& A = c.data(1);
   if (A.numel() != 1) c.fail("axis must have one element");
-  const auto axis = norm_axis(c, static_cast<std::int64_t>(A.at(0)), r);
+  const auto axis = norm_axis(c, c.int_at(A, 0), r);
   const bool excl = c.node.get_i("exclusive", 0) != 0, rev = c.node.get_i("reverse", 0) != 0;
   Value& Y = c.alloc(0, X.shape, X.is_int);
   if (c.shape_only) return;

@@ -28,6 +28,8 @@ struct OpCtx {
   /// An input whose data is needed even for shape inference (shape / axes / pads operands).
   const Value& data(std::size_t k) const;
   std::vector<std::int64_t> ints_of(std::size_t k) const;
+  /// Element k of `v` as an integer: int64 as stored; a float one must be finite and within 2^62 (fail).
+  std::int64_t int_at(const Value& v, std::int64_t k) const;
   Value& alloc(std::size_t k, Shape s, bool is_int = false);
   [[noreturn]] void fail(const std::string& msg) const;
 };

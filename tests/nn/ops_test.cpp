@@ -274,6 +274,13 @@ TEST(Ops, BadOperandsOfNewOperatorsAreErrors) {
   EXPECT_THROW(run1("MaxPool", I({1, 1, 2, 2}, {1, 2, 3, 4}), {}, {{"kernel_shape", ais({2, 2})}}), Error);  // int input
   // Integer arithmetic wraps instead of overflowing (no undefined behaviour).
   EXPECT_EQ(run1("Neg", I({1}, {INT64_MIN})).ip()[0], INT64_MIN);
+  // A float operand where an integer is meant, NaN or beyond int64: an error, not an undefined
+  // conversion (the ONNX fuzzer's hour-long run found Clip's; the others share the helper).
+  EXPECT_THROW(run1("Clip", I({2}, {1, 2}), {{"lo", F({}, {NAN})}}), Error);
+  EXPECT_THROW(run1("Clip", I({2}, {1, 2}), {{"lo", F({}, {0})}, {"hi", F({}, {1e30f})}}), Error);
+  EXPECT_THROW(run1("Gather", F({3}, {1, 2, 3}), {{"i", F({1}, {NAN})}}), Error);
+  EXPECT_THROW(run1("Reshape", F({4}, {1, 2, 3, 4}), {{"s", F({2}, {2, INFINITY})}}), Error);
+  EXPECT_THROW(run1("TopK", F({3}, {1, 2, 3}), {{"k", F({1}, {NAN})}}), Error);
   // Indexing operators: indices out of range, shapes that do not fit, sizes beyond the limit.
   Attr eq;
   eq.kind = Attr::Kind::String;
