@@ -150,21 +150,17 @@ struct PdOwner {
   ~PdOwner() { if (pd) api().pd_destroy(pd); }
 };
 
-void api_stream_destroy(dnnl_stream_t s);
-
 // A stream per thread: streams are cheap but not meant to be shared between threads.
 dnnl_stream_t stream() {
   struct Holder {
     dnnl_stream_t s = nullptr;
     // The library is never unloaded, so a thread's stream can go with the thread.
-    ~Holder() { if (s) api_stream_destroy(s); }
+    ~Holder() { if (s) api().stream_destroy(s); }
   };
   thread_local Holder h;
   if (!h.s) check(api().stream_create(&h.s, api().engine, dnnl_stream_default_flags), "stream_create");
   return h.s;
 }
-
-void api_stream_destroy(dnnl_stream_t s) { api().stream_destroy(s); }
 
 void execute(dnnl_primitive_t p, std::initializer_list<dnnl_exec_arg_t> args, int threads) {
   const Api& a = api();

@@ -835,11 +835,15 @@ void for_each_row(const Shape& s, int threads, F fn) {
   });
 }
 
+}  // namespace
+
 std::vector<std::int64_t> strides_of(const Shape& s) {
   std::vector<std::int64_t> st(s.size(), 1);
   for (std::int64_t k = static_cast<std::int64_t>(s.size()) - 2; k >= 0; --k) st[k] = st[k + 1] * s[k + 1];
   return st;
 }
+
+namespace {
 
 void op_transpose(OpCtx& c) {
   const Value& X = c.x(0);

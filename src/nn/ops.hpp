@@ -60,6 +60,9 @@ struct PoolGeometry {
 };
 PoolGeometry pool_geometry(const OpCtx& c, bool is_max);
 
+/// Row-major element strides of a tensor of shape `s`.
+std::vector<std::int64_t> strides_of(const Shape& s);
+
 /// The input `x` as an operator reads it: fake-quantized along `axis` into `buf` when the node has an
 /// activation format (node.quant.act), else x's own data.
 const float* maybe_quant_act(OpCtx& c, const Value& x, int axis, std::vector<float>& buf);

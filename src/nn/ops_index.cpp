@@ -14,12 +14,6 @@
 namespace qcast::nn::detail {
 namespace {
 
-std::vector<std::int64_t> row_strides(const Shape& s) {
-  std::vector<std::int64_t> st(s.size(), 1);
-  for (std::int64_t k = static_cast<std::int64_t>(s.size()) - 2; k >= 0; --k) st[k] = st[k + 1] * s[k + 1];
-  return st;
-}
-
 std::int64_t prod(const Shape& s, std::size_t from, std::size_t to) {
   std::int64_t p = 1;
   for (std::size_t d = from; d < to; ++d) p *= s[d];
@@ -153,7 +147,7 @@ void op_scatter_elements(OpCtx& c) {
   const Reduction red = reduction(c);
   Value& Y = c.alloc(0, X.shape, X.is_int);
   if (c.shape_only) return;
-  const auto xs = row_strides(X.shape), is = row_strides(I.shape);
+  const auto xs = strides_of(X.shape), is = strides_of(I.shape);
   const std::int64_t D = X.shape[static_cast<std::size_t>(axis)];
   auto apply = [&](auto* y, const auto* x, const auto* u) {
     std::copy_n(x, X.numel(), y);
@@ -218,7 +212,7 @@ void op_non_zero(OpCtx& c) {
   }
   Value& Y = c.alloc(0, Shape{std::max<std::int64_t>(r, 1), count}, true);
   if (c.shape_only) return;
-  const auto st = row_strides(X.shape);
+  const auto st = strides_of(X.shape);
   std::int64_t j = 0;
   for (std::int64_t k = 0; k < X.numel(); ++k) {
     if (X.at(k) == 0.0) continue;
@@ -366,7 +360,7 @@ bool einsum_as_gemm(OpCtx& c, const EinsumPlan& p, const std::vector<const Value
     Shape ts;
     for (int l : to) ts.push_back(p.extent[static_cast<std::size_t>(l)]);
     std::vector<std::int64_t> src_stride(to.size(), 0);
-    const auto st = row_strides(v.shape);
+    const auto st = strides_of(v.shape);
     for (std::size_t d = 0; d < to.size(); ++d)
       src_stride[d] = st[static_cast<std::size_t>(std::find(from.begin(), from.end(), to[d]) - from.begin())];
     std::vector<float> out(static_cast<std::size_t>(v.numel()));
@@ -441,7 +435,7 @@ void op_einsum(OpCtx& c) {
   const std::size_t nl = p.extent.size();
   std::vector<std::vector<std::int64_t>> stride(ops.size(), std::vector<std::int64_t>(nl, 0));
   for (std::size_t t = 0; t < ops.size(); ++t) {
-    const auto st = row_strides(ops[t]->shape);
+    const auto st = strides_of(ops[t]->shape);
     for (std::size_t d = 0; d < p.in_labels[t].size(); ++d)
       if (ops[t]->shape[d] != 1 || p.extent[static_cast<std::size_t>(p.in_labels[t][d])] == 1) stride[t][static_cast<std::size_t>(p.in_labels[t][d])] += st[d];
   }
