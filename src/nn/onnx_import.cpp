@@ -159,6 +159,37 @@ Attr convert_attr(const onnx::AttributeProto& a, const std::string& where) {
   return r;
 }
 
+// QuantizeLinear saturates to its output type: the zero point's element type, else opset 21's output_dtype,
+// else uint8. Recorded as the node attribute kQuantizeRange {lo, hi}; other output types are an error.
+void record_quantize_range(const onnx::NodeProto& np, Node& n, const std::map<std::string, int>& elem_type, const std::string& what) {
+  int type = onnx::TensorProto::UINT8;
+  if (np.input_size() > 2 && !np.input(2).empty()) {
+    auto it = elem_type.find(np.input(2));
+    if (it == elem_type.end())
+      throw Error(what + ": node '" + n.name + "' (QuantizeLinear): the zero point '" + np.input(2) +
+                  "' is computed at run time; its element type (the output type) must be known from an initializer, input or Constant");
+    type = it->second;
+  } else if (auto od = n.attrs.find("output_dtype"); od != n.attrs.end() && od->second.i != 0) {
+    type = static_cast<int>(od->second.i);
+  }
+  std::int64_t lo, hi;
+  switch (type) {
+    case onnx::TensorProto::INT8: lo = -128; hi = 127; break;
+    case onnx::TensorProto::UINT8: lo = 0; hi = 255; break;
+    case onnx::TensorProto::INT16: lo = -32768; hi = 32767; break;
+    case onnx::TensorProto::UINT16: lo = 0; hi = 65535; break;
+    case 22: lo = -8; hi = 7; break;  // INT4
+    case 21: lo = 0; hi = 15; break;  // UINT4
+    default:
+      throw Error(what + ": node '" + n.name + "' (QuantizeLinear): output type " + std::to_string(type) +
+                  " is not supported (integer outputs only: int8, uint8, int16, uint16, int4, uint4)");
+  }
+  Attr r;
+  r.kind = Attr::Kind::Ints;
+  r.ints = {lo, hi};
+  n.attrs[kQuantizeRange] = r;
+}
+
 }  // namespace
 
 Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& what) {
@@ -205,6 +236,21 @@ Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& 
     g.inputs.push_back(gi);
   }
   if (nbound != bound_inputs.size()) throw Error(what + ": a bound input is not an input of the graph");
+  // Element types of the constants and inputs by name: QuantizeLinear's output type is its zero point's
+  // (integer values here are int64, so the importer records the saturation range on the node).
+  std::map<std::string, int> elem_type;
+  for (const auto& init : gp.initializer()) elem_type[init.name()] = init.data_type();
+  for (const auto& in : gp.input())
+    if (in.type().has_tensor_type() && !elem_type.count(in.name())) elem_type[in.name()] = in.type().tensor_type().elem_type();
+  for (const auto& np : gp.node()) {  // and the outputs whose type a node fixes: Constant, Cast, CastLike
+    if (np.output_size() != 1) continue;
+    for (const auto& a : np.attribute()) {
+      if (np.op_type() == "Constant" && a.name() == "value" && a.has_t()) elem_type[np.output(0)] = a.t().data_type();
+      if (np.op_type() == "Cast" && a.name() == "to") elem_type[np.output(0)] = static_cast<int>(a.i());
+    }
+    if (np.op_type() == "CastLike" && np.input_size() == 2)
+      if (auto it = elem_type.find(np.input(1)); it != elem_type.end()) elem_type[np.output(0)] = it->second;
+  }
   std::set<std::string> produced;
   int unnamed = 0;
   for (const auto& np : gp.node()) {
@@ -224,6 +270,7 @@ Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& 
       n.outputs.push_back(g.value_id(o));
     }
     for (const auto& a : np.attribute()) n.attrs[a.name()] = convert_attr(a, what + ": node '" + n.name + "'");
+    if (n.op == "QuantizeLinear") record_quantize_range(np, n, elem_type, what);
     g.nodes.push_back(std::move(n));
   }
   for (const auto& o : gp.output()) g.outputs.push_back(g.value_id(o.name()));

@@ -2150,6 +2150,7 @@ const OpEntry kOps[] = {
     {"CumSum", op_cumsum, 2, 2},
     {"DepthToSpace", op_depth_to_space, 1, 1},
     {"DequantizeLinear", op_dequantize_linear, 2, 3},
+    {"QuantizeLinear", op_quantize_linear, 2, 3},
     {"Div", op_div, 2, 2},
     {"Dropout", op_dropout, 1, 3},
     {"Elu", op_elu, 1, 1},

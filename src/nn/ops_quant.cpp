@@ -1,12 +1,13 @@
-// Quantization operators of the graph executor: ONNX DequantizeLinear (opset 10-21: per-tensor, per-axis and
-// blocked scales; integer codes are held as int64 values, as every integer tensor), so that QDQ models (those
-// `qcast quantize --out *.onnx` writes among them) run. QuantizeLinear is not implemented: its output type
-// follows the zero point's stored type, which integer values here do not keep.
+// Quantization operators of the graph executor: ONNX QuantizeLinear and DequantizeLinear (opset 10-21:
+// per-tensor, per-axis and blocked scales; integer codes are held as int64 values, as every integer tensor), so
+// that QDQ models (those `qcast quantize --out *.onnx` writes among them) run. QuantizeLinear's output type (its
+// saturation range) is its zero point's element type, which the importer records on the node (kQuantizeRange).
 #include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "nn/ops.hpp"
+#include "qcast/nn/onnx.hpp"
 
 namespace qcast::nn::detail {
 
@@ -62,6 +63,31 @@ void op_dequantize_linear(OpCtx& c) {
     const std::int64_t g = idx(k);
     const std::int64_t z = Z ? static_cast<std::int64_t>(Z->at(g)) : 0;
     Y.mfp()[k] = static_cast<float>(X.ip()[k] - z) * S.fp()[g];
+  }
+}
+
+void op_quantize_linear(OpCtx& c) {
+  const Value& X = c.x(0);
+  const Value& S = c.x(1);
+  if (X.is_int) c.fail("the input must be a float tensor");
+  if (S.is_int) c.fail("the scale must be a float tensor");
+  const Value* Z = c.present(2) ? c.in[2] : nullptr;
+  if (Z && Z->shape != S.shape) c.fail("zero point shape " + shape_str(Z->shape) + " differs from the scale's " + shape_str(S.shape));
+  const auto range = c.node.get_ints(kQuantizeRange);
+  if (range.size() != 2) c.fail("the output type is unknown (a graph not read by the ONNX importer)");
+  Value& Y = c.alloc(0, X.shape, true);
+  if (c.shape_only) return;
+  const QuantIndex idx(c, X.shape, S.shape);
+  const std::int64_t n = X.numel();
+  const double lo = static_cast<double>(range[0]), hi = static_cast<double>(range[1]);
+  std::int64_t* y = Y.i->data();
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t g = idx(k);
+    const double z = Z ? Z->at(g) : 0.0;
+    // ONNX: saturate(round_half_even(x / scale) + zero_point), the division in float32 as ONNX Runtime does.
+    const float q = std::nearbyint(X.fp()[k] / S.fp()[g]);
+    const double v = std::isnan(q) ? z : std::clamp(static_cast<double>(q) + z, lo, hi);  // NaN: no defined code; the zero point
+    y[k] = static_cast<std::int64_t>(v);
   }
 }
 

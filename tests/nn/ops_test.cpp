@@ -257,6 +257,29 @@ TEST(Ops, OneDimensionalConvAndItsLayerInfo) {
   EXPECT_EQ(L[0].macs, 4 * 3 * 3 * 2 * 3);
 }
 
+// QuantizeLinear: round half to even of x / scale, plus the zero point, saturated to the output type that the
+// importer records from the zero point's element type (kQuantizeRange); NaN gives the zero point. The round
+// trip through DequantizeLinear is (code - zero) * scale.
+TEST(Ops, QuantizeLinearRoundsHalfEvenAndSaturatesToItsType) {
+  Attr s8;
+  s8.kind = Attr::Kind::Ints;
+  s8.ints = {-128, 127};
+  Attr u4 = s8;
+  u4.ints = {0, 15};
+  const Value x = F({8}, {0.5f, 1.5f, 2.5f, -2.5f, 1000.0f, -1000.0f, NAN, INFINITY});
+  const Value q = run1("QuantizeLinear", x, {{"s", F({}, {1.0f})}, {"z", I({}, {0})}}, {{kQuantizeRange, s8}});
+  ASSERT_TRUE(q.is_int);
+  EXPECT_EQ(std::vector<std::int64_t>(q.ip(), q.ip() + 8), (std::vector<std::int64_t>{0, 2, 2, -2, 127, -128, 0, 127}));
+  const Value u = run1("QuantizeLinear", x, {{"s", F({}, {0.5f})}, {"z", I({}, {3})}}, {{kQuantizeRange, u4}});
+  EXPECT_EQ(std::vector<std::int64_t>(u.ip(), u.ip() + 8), (std::vector<std::int64_t>{4, 6, 8, 0, 15, 0, 3, 15}));
+  // Per axis: one scale and zero point per channel of axis 1.
+  const Value pa = run1("QuantizeLinear", F({1, 2, 2}, {1, 2, 3, 4}), {{"s", F({2}, {1.0f, 2.0f})}, {"z", I({2}, {0, 10})}},
+                        {{kQuantizeRange, s8}, {"axis", ai(1)}});
+  EXPECT_EQ(std::vector<std::int64_t>(pa.ip(), pa.ip() + 4), (std::vector<std::int64_t>{1, 2, 12, 12}));
+  // Without the recorded range (a graph not from the importer) it is an error, not a guess.
+  EXPECT_THROW(run1("QuantizeLinear", x, {{"s", F({}, {1.0f})}}), Error);
+}
+
 TEST(Ops, BadOperandsOfNewOperatorsAreErrors) {
   Value x = F({1, 1, 2, 2}, {1, 2, 3, 4});
   EXPECT_THROW(run1("Tile", x, {{"r", I({4}, {1, 1, INT64_MAX / 2, 3})}}), Error);

@@ -9,6 +9,10 @@
 
 namespace qcast::nn {
 
+/// The node attribute in which the importer records a QuantizeLinear's saturation range {lo, hi} (its output
+/// type's, which the int64 values of the executor do not keep). Not a name an ONNX file can set usefully.
+inline constexpr const char* kQuantizeRange = "\x01qcast.quantize_range";
+
 /// Parses an in-memory ONNX model. `what` names the source in errors. Throws qcast::Error for
 /// malformed protobuf, missing initializers, bad shapes or unsupported operators (naming op and node).
 Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& what);
