@@ -4,6 +4,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
@@ -39,10 +40,70 @@ void set_codes(onnx::TensorProto& t, const QdqWeight& w, bool int4) {
   t.set_raw_data(raw);
 }
 
+// A float32 or integer scalar initializer (dims {}).
+onnx::TensorProto* add_scalar(onnx::GraphProto& g, const std::string& name, float v) {
+  onnx::TensorProto* t = g.add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->set_raw_data(std::string(reinterpret_cast<const char*>(&v), sizeof v));
+  return t;
+}
+
+// QuantizeLinear -> DequantizeLinear of node input 0 (and a Clip to the code range first where the stored type
+// is wider), appended to `nodes`; returns the dequantized tensor's name.
+std::string quantize_input(onnx::GraphProto& g, const QdqAct& a, const std::string& x, bool int4_ok, std::int64_t opset,
+                           std::vector<onnx::NodeProto>& nodes) {
+  const std::string base = x + "_" + a.node;
+  const bool int4 = a.bits <= 4 && int4_ok;
+  const std::int32_t type_lo = a.is_signed ? (int4 ? -8 : -128) : 0, type_hi = a.is_signed ? (int4 ? 7 : 127) : (int4 ? 15 : 255);
+  std::string in = x;
+  if (a.lo_code > type_lo || a.hi_code < type_hi) {
+    onnx::NodeProto c;
+    c.set_op_type("Clip");
+    c.set_name(base + "_Clip");
+    c.add_input(x);
+    const float lo = static_cast<float>(a.lo_code - a.zero) * a.scale, hi = static_cast<float>(a.hi_code - a.zero) * a.scale;
+    if (opset >= 11) {
+      c.add_input(add_scalar(g, base + "_clip_min", lo)->name());
+      c.add_input(add_scalar(g, base + "_clip_max", hi)->name());
+    } else {
+      auto* mn = c.add_attribute(); mn->set_name("min"); mn->set_type(onnx::AttributeProto::FLOAT); mn->set_f(lo);
+      auto* mx = c.add_attribute(); mx->set_name("max"); mx->set_type(onnx::AttributeProto::FLOAT); mx->set_f(hi);
+    }
+    in = base + "_clipped";
+    c.add_output(in);
+    nodes.push_back(std::move(c));
+  }
+  const std::string scale = add_scalar(g, base + "_act_scale", a.scale)->name();
+  onnx::TensorProto* z = g.add_initializer();
+  z->set_name(base + "_act_zero_point");
+  QdqWeight zw;
+  zw.codes = {a.zero};
+  zw.is_signed = a.is_signed;
+  set_codes(*z, zw, int4);
+  onnx::NodeProto q;
+  q.set_op_type("QuantizeLinear");
+  q.set_name(base + "_QuantizeLinear");
+  q.add_input(in);
+  q.add_input(scale);
+  q.add_input(z->name());
+  q.add_output(base + "_act_quantized");
+  onnx::NodeProto dq;
+  dq.set_op_type("DequantizeLinear");
+  dq.set_name(base + "_act_DequantizeLinear");
+  dq.add_input(q.output(0));
+  dq.add_input(scale);
+  dq.add_input(z->name());
+  dq.add_output(base + "_act_dequantized");
+  nodes.push_back(std::move(q));
+  nodes.push_back(std::move(dq));
+  return base + "_act_dequantized";
+}
+
 }  // namespace
 
 void write_onnx_qdq(const std::string& src, const std::string& out, const std::vector<QdqWeight>& weights,
-                    std::vector<std::string>& notes) {
+                    const std::vector<QdqAct>& acts, std::vector<std::string>& notes) {
   onnx::ModelProto m;
   {
     MappedFile f(src);
@@ -61,12 +122,18 @@ void write_onnx_qdq(const std::string& src, const std::string& out, const std::v
     if (w.block > 0) need = std::max<std::int64_t>(need, 21);
     else if (w.axis >= 0) need = std::max<std::int64_t>(need, 13);
   }
+  for (const auto& a : acts) {
+    if (!(a.scale > 0) || !std::isfinite(a.scale)) throw Error(src + ": node '" + a.node + "': activation scale must be positive and finite");
+    need = std::max<std::int64_t>(need, 10);  // QuantizeLinear; 4-bit codes go in INT8 / UINT8 (+ Clip) below opset 21
+  }
   if (need > opset) {
-    if (opset < 13)
-      throw Error(src + ": default opset " + std::to_string(opset) + " is older than 13; per-channel and blocked QDQ weights need opset " +
-                  std::to_string(need) + " (use a per-tensor integer format, e.g. int8@fp32/tensor)");
+    if (opset < 13)  // raising an older opset would change the meaning of other operators
+      throw Error(src + ": default opset " + std::to_string(opset) + " is older than 13; " +
+                  (need > 10 ? "per-channel and blocked QDQ weights need opset " + std::to_string(need) + " (use a per-tensor integer format, e.g. int8@fp32/tensor)"
+                             : std::string("QuantizeLinear for activations needs opset 10")));
     notes.push_back("default opset raised from " + std::to_string(opset) + " to " + std::to_string(need) +
-                    (need >= 21 ? " (blocked DequantizeLinear / INT4 need opset 21)" : " (per-channel DequantizeLinear needs opset 13)"));
+                    (need >= 21 ? " (blocked DequantizeLinear / INT4 need opset 21)"
+                     : need >= 13 ? " (per-channel DequantizeLinear needs opset 13)" : " (QuantizeLinear needs opset 10)"));
     def->set_version(need);
     if (need >= 21 && m.ir_version() < 10) m.set_ir_version(10);
   }
@@ -215,15 +282,30 @@ void write_onnx_qdq(const std::string& src, const std::string& out, const std::v
     for (int k = ins->size() - 1; k >= 0; --k)
       if (drop.count(ins->Get(k).name())) ins->DeleteSubrange(k, 1);
   }
+  // Activations: Q/DQ (and Clip) right before their node, after whatever produced its input.
+  std::map<int, std::vector<onnx::NodeProto>> before;
+  for (const auto& a : acts) {
+    auto it = node_at.find(a.node);
+    if (it == node_at.end()) throw Error(src + ": no node named '" + a.node + "'");
+    onnx::NodeProto& n = *g.mutable_node(it->second);
+    if ((n.op_type() != "Conv" && n.op_type() != "Gemm" && n.op_type() != "MatMul") || n.input_size() < 1 || n.input(0).empty())
+      throw Error(src + ": node '" + a.node + "' (" + n.op_type() + ") has no activation input to quantize");
+    n.set_input(0, quantize_input(g, a, n.input(0), int4_ok, need, before[it->second]));
+  }
   {
     google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
     for (auto& p : pre) *nodes.Add() = std::move(p);
-    for (auto& n : *g.mutable_node()) *nodes.Add() = std::move(n);
+    for (int k = 0; k < g.node_size(); ++k) {
+      if (auto b = before.find(k); b != before.end())
+        for (auto& p : b->second) *nodes.Add() = std::move(p);
+      *nodes.Add() = std::move(*g.mutable_node(k));
+    }
     g.mutable_node()->Swap(&nodes);
   }
   auto* meta = m.add_metadata_props();
   meta->set_key("qcast.quantize");
-  std::string text = std::to_string(weights.size()) + " weights rewritten by qcast quantize";
+  std::string text = std::to_string(weights.size()) + " weights" + (acts.empty() ? "" : " and " + std::to_string(acts.size()) + " activations") +
+                     " rewritten by qcast quantize";
   for (const auto& n : notes) text += "; " + n;
   meta->set_value(text);
   std::string bytes;

@@ -2,9 +2,12 @@
 #include "qcast/ptq/qdq.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include "groups.hpp"
 #include "qcast/error.hpp"
+#include "qcast/kernels/reference.hpp"
+#include "qcast/nn/act_quant.hpp"
 
 namespace qcast::ptq {
 
@@ -36,16 +39,73 @@ bool match_layout(const detail::WeightGroups& wg, nn::QdqWeight& w) {
   return false;
 }
 
+// The layer's activation entry as QuantizeLinear can compute it: a static (calibrated) per-tensor integer
+// format of <= 8 bits; nullopt = the layer's input stays in float. qcast::Error for any other activation format.
+std::optional<Format> qdq_act_format(const nn::Recipe& r, const std::string& layer) {
+  std::string wf, af, observer;
+  r.formats_for(layer, wf, af, observer);
+  if (af.empty() || af == "none" || af == "fp32") return std::nullopt;
+  const std::string at = "--out *.onnx: activations of layer '" + layer + "' (" + af + "): ";
+  if (observer.empty())
+    throw Error(at + "dynamic activation scales (measured on each input) have no ONNX QDQ form; calibrate static scales "
+                "with --act-observer minmax | percentile:P | mse (and --calib), or drop --acts");
+  const nn::ActQuant aq = nn::make_act_quant(Format::parse(af), observer, layer);
+  const Format& f = aq.format;
+  const Element& e = f.elem();
+  const auto& s = f.scaling();
+  if (e.kind != Element::Kind::Int || e.bits > 8 || s.kind != ScaleKind::Tensor || s.tensor_scale || s.rule == ScaleRule::Ggml ||
+      s.rule == ScaleRule::RCeil)
+    throw Error(at + "QuantizeLinear takes integer codes of up to 8 bits with one scale per tensor; " + f.name() +
+                " is not of that kind (use e.g. int8, int8@fp32/tensor/asym, int4)");
+  return f;
+}
+
 }  // namespace
+
+void check_qdq_recipe(const Model& m, const nn::Recipe& r) {
+  if (!m.is_graph) throw Error(m.path + ": ONNX output (--out *.onnx) is for ONNX models; use .safetensors or .gguf");
+  for (const auto& name : m.layer_names()) (void)qdq_act_format(r, name);
+}
+
+std::vector<nn::QdqAct> qdq_acts(const Model& m, const nn::Recipe& r) {
+  std::vector<nn::QdqAct> out;
+  for (const auto& name : m.layer_names()) {
+    const auto f = qdq_act_format(r, name);
+    if (!f) continue;
+    auto it = r.act_ranges.find(name);
+    if (it == r.act_ranges.end() || it->second.lo.size() != 1 || it->second.hi.size() != 1)
+      throw Error("--out *.onnx: layer '" + name + "' has a static activation format but no calibrated range (give --calib)");
+    // The parameters fake_quant_static uses: the format's rule applied to a group holding just {lo, hi}.
+    const float v[2] = {it->second.lo[0], it->second.hi[0]};
+    const ref::GroupParams p = ref::group_params(*f, v, 2, 1.0f, RoundMode::Even);
+    const Element& e = f->elem();
+    if (p.nan || p.zero_group || !(p.scale > 0) || p.divisor > 0)
+      throw Error("--out *.onnx: layer '" + name + "': the calibrated range [" + std::to_string(v[0]) + ", " + std::to_string(v[1]) +
+                  "] gives no positive scale (all-zero or non-finite calibration inputs)");
+    nn::QdqAct a;
+    a.node = name;
+    a.scale = p.scale * std::ldexp(1.0f, -e.frac_bits);
+    a.bits = e.bits;
+    if (f->scaling().asym) {
+      a.is_signed = false;
+      a.zero = p.zero;
+      a.lo_code = 0;
+      a.hi_code = (1 << e.bits) - 1;
+    } else {
+      const auto qmax = static_cast<std::int32_t>(std::ldexp(e.max_value(), e.frac_bits));
+      a.is_signed = e.is_signed;
+      a.lo_code = e.is_signed ? -qmax : 0;
+      a.hi_code = qmax;
+    }
+    out.push_back(a);
+  }
+  return out;
+}
 
 std::vector<nn::QdqWeight> qdq_weights(const Model& m, const QuantizeResult& r, std::vector<std::string>& notes) {
   if (!m.is_graph) throw Error(m.path + ": ONNX output (--out *.onnx) is for ONNX models; use .safetensors or .gguf");
+  check_qdq_recipe(m, r.recipe);
   for (const auto& L : r.layers) {
-    std::string wf, af;
-    r.recipe.formats_for(L.name, wf, af);
-    if (!af.empty() && af != "none" && af != "fp32")
-      throw Error("--out *.onnx writes quantized weights (QDQ); activation quantization (" + af + " at layer '" + L.name +
-                  "') cannot be written: drop --acts / the recipe's activations");
     if (!L.bias.empty())
       throw Error("--out *.onnx: bias correction (+bias) changes biases, which the ONNX output does not write yet; use a method without +bias");
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "qcast/io.hpp"
@@ -428,4 +429,35 @@ TEST(CliQuantize, InferInspectAndGenerateOpenAQuantizeOutput) {
   ASSERT_EQ(g2.rc, 0) << g2.err;
   EXPECT_EQ(nlohmann::json::parse(g1.out)["text"], nlohmann::json::parse(g2.out)["text"]);
   EXPECT_EQ(run_cli("generate " + tmp.file("q.safetensors") + " --steps 5").rc, 2) << "a quantized graph model cannot generate";
+}
+
+// QDQ output with activations: static per-tensor integer formats are written (QuantizeLinear in front of every
+// layer; tests/ort/qdq.py runs them in ONNX Runtime); formats QuantizeLinear cannot compute are refused with
+// exit 2 before calibration, leaving no output.
+TEST(QuantizeModel, OnnxOutWritesStaticActivationsAndRefusesTheOthers) {
+  QCAST_REQUIRE_SHARED("models/lenet5-mnist.onnx");
+  QCAST_REQUIRE_SHARED("data/mnist/t10k-images-idx3-ubyte.gz");
+  test::TempDir tmp;
+  const std::string base = "quantize " + S("models/lenet5-mnist.onnx") + " --weights int8@fp32/ch0 --method rtn --calib mnist:" +
+                           S("data/mnist") + " --calib-samples 8 --quiet --out ";
+  for (const auto& [acts, why] : std::vector<std::pair<std::string, std::string>>{
+           {"--acts mxfp8", "dynamic activation scales"},
+           {"--acts int8/g32", "dynamic activation scales"},
+           {"--acts int8@fp32/ch1 --act-observer minmax", "one scale per tensor"},
+           {"--acts e4m3 --act-observer minmax", "one scale per tensor"}}) {
+    const auto r = run_cli(base + tmp.file("bad.onnx") + " " + acts);
+    EXPECT_EQ(r.rc, 2) << acts << ": " << r.err;
+    EXPECT_NE(r.err.find(why), std::string::npos) << acts << ": " << r.err;
+    EXPECT_FALSE(std::filesystem::exists(tmp.file("bad.onnx"))) << acts;
+  }
+  const auto ok = run_cli(base + tmp.file("q.onnx") + " --acts int8 --act-observer minmax");
+  ASSERT_EQ(ok.rc, 0) << ok.err;
+  const nn::Graph g = nn::load_onnx(tmp.file("q.onnx"));
+  int quantize = 0, layers = 0;
+  for (const auto& n : g.nodes) {
+    quantize += n.op == "QuantizeLinear";
+    layers += n.op == "Conv" || n.op == "Gemm";
+  }
+  EXPECT_EQ(layers, 5);
+  EXPECT_EQ(quantize, layers);
 }

@@ -42,11 +42,12 @@ Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& 
 }
 
 void write_onnx_qdq(const std::string& src, const std::string& out, const std::vector<QdqWeight>& weights,
-                    std::vector<std::string>& notes) {
-  using WriteFn = void (*)(const std::string*, const std::string*, const std::vector<QdqWeight>*, std::vector<std::string>*, std::string*);
+                    const std::vector<QdqAct>& acts, std::vector<std::string>& notes) {
+  using WriteFn = void (*)(const std::string*, const std::string*, const std::vector<QdqWeight>*, const std::vector<QdqAct>*,
+                           std::vector<std::string>*, std::string*);
   static const WriteFn fn = reinterpret_cast<WriteFn>(module_symbol("qcast_onnx_write_qdq"));
   std::string error;
-  fn(&src, &out, &weights, &notes, &error);
+  fn(&src, &out, &weights, &acts, &notes, &error);
   if (!error.empty()) throw Error(error);
 }
 

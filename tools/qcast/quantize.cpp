@@ -113,9 +113,6 @@ void run(const Args& a) {
   if (!f32_gguf && (o.recipe.empty() || (o.recipe.weights.empty() && o.recipe.layers.empty())))
     throw Error("qcast quantize needs a weight format: --weights F or a --recipe with weights (--weights fp32 only converts, to --out *.gguf)");
   if (onnx) {  // refused before any calibration runs (ptq::qdq_weights checks every layer again)
-    bool acts = !o.recipe.acts.empty() && o.recipe.acts != "none" && o.recipe.acts != "fp32";
-    for (const auto& l : o.recipe.layers) acts = acts || (l.acts && !l.acts->empty() && *l.acts != "none" && *l.acts != "fp32");
-    if (acts) throw Error("--out *.onnx writes quantized weights (QDQ); activation quantization cannot be written: drop --acts / the recipe's activations");
     if (o.method.find("bias") != std::string::npos) throw Error("--out *.onnx: bias correction (+bias) changes biases, which the ONNX output does not write yet; use a method without +bias");
   }
   o.calib.spec = a.calib;
@@ -149,6 +146,7 @@ void run(const Args& a) {
   ptq::Model m = ptq::load_model(a.model);
   if (gguf) gguf_precheck(m, o);
   if (onnx && !m.is_graph) throw Error(a.model + ": ONNX output (--out *.onnx) is for ONNX models; use .safetensors or .gguf");
+  if (onnx) ptq::check_qdq_recipe(m, o.recipe);  // dynamic / block-scaled activations fail before calibration
   {
     const std::string w = nn::unmatched_warning(o.recipe, m.layer_names());
     warn(w);
@@ -160,7 +158,7 @@ void run(const Args& a) {
   std::vector<std::string> notes;
   if (gguf) write_gguf(a, m, r, stage.path(), notes);
   else if (onnx) {
-    nn::write_onnx_qdq(a.model, stage.path(), ptq::qdq_weights(m, r, notes), notes);
+    nn::write_onnx_qdq(a.model, stage.path(), ptq::qdq_weights(m, r, notes), ptq::qdq_acts(m, r.recipe), notes);
     for (const auto& n : notes) warn("ONNX: " + n);
   } else ptq::write_quantized(stage.path(), m, r, a.method);
 

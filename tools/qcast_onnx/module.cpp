@@ -18,9 +18,10 @@ extern "C" __attribute__((visibility("default"))) void qcast_onnx_parse(const st
 // Quantized ONNX out (qcast quantize --out *.onnx): errors come back as text (empty = success).
 extern "C" __attribute__((visibility("default"))) void qcast_onnx_write_qdq(const std::string* src, const std::string* out,
                                                                              const std::vector<qcast::nn::QdqWeight>* weights,
+                                                                             const std::vector<qcast::nn::QdqAct>* acts,
                                                                              std::vector<std::string>* notes, std::string* error) {
   try {
-    qcast::nn::write_onnx_qdq(*src, *out, *weights, *notes);
+    qcast::nn::write_onnx_qdq(*src, *out, *weights, *acts, *notes);
   } catch (const std::exception& e) {
     *error = e.what();
   }
