@@ -44,7 +44,8 @@ function writeNpy(file, t) {
 
 const jobs = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 for (const j of jobs) {
-  const s = await ort.InferenceSession.create(j.model, { intraOpNumThreads: j.threads || 1, interOpNumThreads: 1 });
+  const s = await ort.InferenceSession.create(j.model, { intraOpNumThreads: j.threads || 1, interOpNumThreads: 1,
+                                                      graphOptimizationLevel: j.optimization || 'all' });
   if (s.inputNames.length !== j.inputs.length) throw new Error(`${j.model}: takes ${s.inputNames.length} inputs, got ${j.inputs.length}`);
   const feeds = {};
   s.inputNames.forEach((n, k) => { feeds[n] = readNpy(j.inputs[k]); });
