@@ -242,7 +242,11 @@ Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& 
   for (const auto& init : gp.initializer()) elem_type[init.name()] = init.data_type();
   for (const auto& in : gp.input())
     if (in.type().has_tensor_type() && !elem_type.count(in.name())) elem_type[in.name()] = in.type().tensor_type().elem_type();
-  for (const auto& np : gp.node()) {  // and the outputs whose type a node fixes: Constant, Cast, CastLike
+  for (const auto& np : gp.node()) {  // and the outputs whose type a node fixes: Constant, Cast, CastLike, DynamicQuantizeLinear
+    if (np.op_type() == "DynamicQuantizeLinear" && np.output_size() == 3) {
+      elem_type[np.output(0)] = onnx::TensorProto::UINT8;
+      elem_type[np.output(2)] = onnx::TensorProto::UINT8;
+    }
     if (np.output_size() != 1) continue;
     for (const auto& a : np.attribute()) {
       if (np.op_type() == "Constant" && a.name() == "value" && a.has_t()) elem_type[np.output(0)] = a.t().data_type();

@@ -2151,6 +2151,7 @@ const OpEntry kOps[] = {
     {"DepthToSpace", op_depth_to_space, 1, 1},
     {"DequantizeLinear", op_dequantize_linear, 2, 3},
     {"QuantizeLinear", op_quantize_linear, 2, 3},
+    {"DynamicQuantizeLinear", op_dynamic_quantize_linear, 1, 1},
     {"Div", op_div, 2, 2},
     {"Dropout", op_dropout, 1, 3},
     {"Elu", op_elu, 1, 1},

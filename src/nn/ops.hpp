@@ -70,6 +70,7 @@ const float* maybe_quant_act(OpCtx& c, const Value& x, int axis, std::vector<flo
 // Operators implemented outside ops.cpp (ops_rnn.cpp, ops_quant.cpp).
 void op_dequantize_linear(OpCtx& c);
 void op_quantize_linear(OpCtx& c);
+void op_dynamic_quantize_linear(OpCtx& c);
 void op_rnn(OpCtx& c);
 void op_gru(OpCtx& c);
 void op_lstm(OpCtx& c);

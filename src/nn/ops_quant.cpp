@@ -91,4 +91,32 @@ void op_quantize_linear(OpCtx& c) {
   }
 }
 
+// DynamicQuantizeLinear (opset 11): uint8 codes with the scale and zero point of the input's range, which
+// always includes 0: scale = (max(0, max x) - min(0, min x)) / 255, zero = saturate(round(-min / scale)),
+// y = saturate(round(x / scale) + zero), rounding half to even. An all-zero input (scale 0) gives codes 0.
+void op_dynamic_quantize_linear(OpCtx& c) {
+  const Value& X = c.x(0);
+  if (X.is_int) c.fail("the input must be a float tensor");
+  Value& Z = c.alloc(2, {}, true);  // the last output first: later allocs then never move the outputs vector
+  Value& S = c.alloc(1, {});
+  Value& Y = c.alloc(0, X.shape, true);
+  if (c.shape_only) return;
+  const std::int64_t n = X.numel();
+  float lo = 0.0f, hi = 0.0f;
+  for (std::int64_t k = 0; k < n; ++k) {
+    const float v = X.fp()[k];
+    if (std::isnan(v)) c.fail("NaN in the input: no range to quantize to");
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  const float scale = (hi - lo) / 255.0f;
+  if (!std::isfinite(scale)) c.fail("the input's range is not finite");
+  const float z = scale > 0 ? std::clamp(std::nearbyint(-lo / scale), 0.0f, 255.0f) : 0.0f;
+  S.mfp()[0] = scale;
+  Z.i->data()[0] = static_cast<std::int64_t>(z);
+  std::int64_t* y = Y.i->data();
+  for (std::int64_t k = 0; k < n; ++k)
+    y[k] = scale > 0 ? static_cast<std::int64_t>(std::clamp(std::nearbyint(X.fp()[k] / scale) + z, 0.0f, 255.0f)) : 0;
+}
+
 }  // namespace qcast::nn::detail
