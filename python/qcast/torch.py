@@ -13,7 +13,8 @@
 float32, float16 and bfloat16 tensors (float16 / bfloat16 are widened exactly to float32, the result is
 rounded back to the input's dtype), any strides (made contiguous), any device (computed on the CPU), any
 block axis (``axis=``). ``QuantLinear`` / ``QuantConv2d`` fake-quantize their weight and input;
-``quantize_modules`` swaps a model's Linear / Conv2d layers from a qcast recipe (the CLI's YAML / JSON).
+``QuantEmbedding`` fake-quantizes its table row by row; ``quantize_modules`` swaps a model's Linear / Conv2d /
+Embedding layers from a qcast recipe (the CLI's YAML / JSON).
 """
 from __future__ import annotations
 
@@ -241,6 +242,36 @@ class QuantConv2d(torch.nn.Conv2d, _WeightQuant):
         return super().extra_repr() + f", weight_format={self.weight_format}, act_format={self.act_format}, lsq={self.lsq}"
 
 
+class QuantEmbedding(torch.nn.Embedding, _WeightQuant):
+    """nn.Embedding whose table [num_embeddings, embedding_dim] is fake-quantized row by row (blocks along the
+    embedding dimension, as qcast quantizes a LLaMA token embedding and its tied classifier) before the lookup;
+    the gradient reaches every row through the STE. lsq=True learns one scale per row (LSQ) on the weight
+    format's element. An embedding has no activation input: only the weight format applies."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, *, weight_format: Optional[FormatLike] = None,
+                 round: str = "even", ste: str = "identity", lsq: bool = False, **kw: Any) -> None:
+        super().__init__(num_embeddings, embedding_dim, **kw)
+        self.weight_format, self.round, self.ste = weight_format, round, ste
+        self._init_weight_quant(lsq)
+
+    @classmethod
+    def from_float(cls, m: torch.nn.Embedding, weight_format: Optional[FormatLike], **kw: Any) -> "QuantEmbedding":
+        q = cls(m.num_embeddings, m.embedding_dim, weight_format=weight_format, padding_idx=m.padding_idx,
+                max_norm=m.max_norm, norm_type=m.norm_type, scale_grad_by_freq=m.scale_grad_by_freq, sparse=m.sparse,
+                device=m.weight.device, dtype=m.weight.dtype, **kw)
+        with torch.no_grad():
+            q.weight.copy_(m.weight)
+        q._init_weight_quant(q.lsq)
+        return q
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.embedding(x, self.quantized_weight(), self.padding_idx, self.max_norm, self.norm_type,
+                                             self.scale_grad_by_freq, self.sparse)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", weight_format={self.weight_format}, lsq={self.lsq}"
+
+
 def _load_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]]) -> "_qcast.Recipe":
     if isinstance(recipe, Mapping):
         with tempfile.TemporaryDirectory(prefix="qcast-recipe-") as tmp:
@@ -253,16 +284,26 @@ def _load_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]]) -> "_qcast.
 
 def quantize_modules(model: torch.nn.Module, recipe: Union[str, os.PathLike, Mapping[str, Any]],
                      round: str = "even", ste: str = "identity", lsq: bool = False) -> Dict[str, Tuple[Optional[str], Optional[str]]]:
-    """Replaces the model's nn.Linear / nn.Conv2d layers (in place) by QuantLinear / QuantConv2d with the
-    formats a qcast recipe gives them (a YAML / JSON file as `qcast eval --recipe` takes, or the same as a
-    dict). Layer globs in `layers:` and `skip:` match the module names of model.named_modules()
+    """Replaces the model's nn.Linear / nn.Conv2d / nn.Embedding layers (in place) by QuantLinear / QuantConv2d /
+    QuantEmbedding with the formats a qcast recipe gives them (a YAML / JSON file as `qcast eval --recipe`
+    takes, or the same as a dict; embeddings take the weight format only). Layer globs in `layers:` and `skip:` match the module names of model.named_modules()
     ("features.0", "fc"). Returns {module name: (weight format, activation format)} of the swapped layers
     (None = full precision). Static activation observers are not supported here (qcast.Error). lsq=True:
     learned per-output-channel weight scales (LSQ) on each weight format's element."""
     r = _load_recipe(recipe)
     done: Dict[str, Tuple[Optional[str], Optional[str]]] = {}
     for name, module in list(model.named_modules()):
-        if not name or not isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)) or isinstance(module, (QuantLinear, QuantConv2d)):
+        if not name or isinstance(module, (QuantLinear, QuantConv2d, QuantEmbedding)):
+            continue
+        if isinstance(module, torch.nn.Embedding):
+            w = r.formats_for(name)[0] or None
+            if w is not None:
+                parent_name, _, child = name.rpartition(".")
+                parent = model.get_submodule(parent_name) if parent_name else model
+                setattr(parent, child, QuantEmbedding.from_float(module, w, round=round, ste=ste, lsq=lsq))
+                done[name] = (w, None)
+            continue
+        if not isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
             continue
         w, a, observer = r.formats_for(name)
         if observer:
@@ -280,4 +321,4 @@ def quantize_modules(model: torch.nn.Module, recipe: Union[str, os.PathLike, Map
     return done
 
 
-__all__ = ["FakeQuant", "LsqQuant", "QuantConv2d", "QuantLinear", "clip_mask", "fake_quant", "lsq_quant", "quantize_modules"]
+__all__ = ["FakeQuant", "LsqQuant", "QuantConv2d", "QuantEmbedding", "QuantLinear", "clip_mask", "fake_quant", "lsq_quant", "quantize_modules"]

@@ -162,6 +162,27 @@ def test_modules_and_recipe():
     assert got == {"0": (qcast.Format(want["weights"]).name, qcast.Format(want["activations"]).name)}, got
 
 
+def test_quant_embedding():
+    emb = torch.nn.Embedding(50, 64, padding_idx=0)
+    q = qt.QuantEmbedding.from_float(emb, "mxfp4")
+    idx = torch.tensor([[3, 7, 7], [0, 49, 1]])
+    table = expected(emb.weight, "mxfp4", axis=1)  # rows quantized with blocks along the embedding dimension
+    assert torch.equal(q(idx), table[idx])
+    assert not torch.equal(q(idx), emb(idx))
+    q(idx).sum().backward()  # STE: the looked-up rows get gradient (the padding row none)
+    g = q.weight.grad
+    assert torch.equal(g[7], 2 * torch.ones(64)) and torch.equal(g[3], torch.ones(64)) and not g[0].any() and not g[2].any()
+    lq = qt.QuantEmbedding.from_float(emb, "int4@fp32/ch0", lsq=True)
+    assert lq.weight_scale.shape == (50, 1)
+    lq(idx).sum().backward()
+    assert lq.weight_scale.grad is not None and lq.weight_scale.grad[3].abs().item() > 0
+    model = torch.nn.Sequential(torch.nn.Embedding(20, 32), torch.nn.Linear(32, 4))
+    done = qt.quantize_modules(model, {"weights": "mxfp8", "activations": "mxfp8"})
+    n = lambda f: qcast.Format(f).name  # noqa: E731
+    assert done == {"0": (n("mxfp8"), None), "1": (n("mxfp8"), n("mxfp8"))}, done
+    assert isinstance(model[0], qt.QuantEmbedding)
+
+
 def test_quantized_modules_equal_qcast_infer_of_the_exported_model():
     """A model whose Conv2d / Linear layers are swapped by quantize_modules computes what `qcast infer
     --weights F` computes on the same model exported to ONNX: torch and the CLI quantize every weight in
