@@ -337,10 +337,10 @@ def main():
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--small", action="store_true", help="CI size: 24 steps, 8 validation stories")
+    ap.add_argument("--small", action="store_true", help="CI size: 16 steps of 4 x 64 tokens, 4 validation stories")
     args = ap.parse_args()
     if args.small:
-        args.steps, args.eval_every, args.val_stories, args.batch, args.seq_len, args.warmup = 24, 12, 8, 8, 128, 8
+        args.steps, args.eval_every, args.val_stories, args.batch, args.seq_len, args.warmup = 16, 16, 4, 4, 64, 4
     data = os.path.join(args.shared, "data", "tinystories", "valid-excerpt.txt")
     tok_path = os.path.join(args.shared, "models", "tok512.bin")
     if not os.path.exists(data) or not os.path.exists(tok_path):
