@@ -35,6 +35,7 @@ TOP_HEADERS = {
     "hw.hpp": "hw",
     "mapper.hpp": "hw",
     "reuse.hpp": "hw",
+    "skips.hpp": "hw",
 }
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
 

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "command.hpp"
+#include "cost_skips.hpp"
 #include "qcast/error.hpp"
 #include "qcast/file.hpp"
 #include "qcast/hw.hpp"
@@ -24,7 +25,7 @@ using namespace qcast::hw;
 
 struct CostArgs {
   std::string arch, ert, table = "horowitz", problem, model, base_model, recipe, weights, acts, accumulator, map, search, save_map,
-      constraints, mapper, layer;
+      constraints, mapper, layer, skips;
   bool json = false;
   int threads = 1;
   std::uint64_t seed = 1;
@@ -204,6 +205,9 @@ void run_cost(const CostArgs& args) {
   if (!args.save_map.empty() && args.problem.empty())
     throw qcast::Error("--save-map applies to a single --problem (a model's mappings are in its --json output)");
   if (!args.base_model.empty() && args.model.empty()) throw qcast::Error("--base-model applies to a --model that qcast quantize wrote");
+  if (!args.skips.empty() && (args.model.empty() || !args.layer.empty()))
+    throw qcast::Error("--skips reports the skip connections of a whole --model (without --layer)");
+  const SkipMode skip_mode = args.skips.empty() ? SkipMode::Keep : parse_skip_mode(args.skips);
   Architecture arch = Architecture::from_yaml_file(args.arch);
   // The recipe, read as eval reads it: a quantize output's own (the formats each layer got, mixed
   // choices included), else --recipe (a format name or a recipe file) with --weights / --acts over its
@@ -257,12 +261,14 @@ void run_cost(const CostArgs& args) {
 
   std::vector<std::pair<std::string, Problem>> problems;
   std::vector<std::string> skipped;
+  std::vector<LayerShape> model_layers;
   if (!args.problem.empty()) {
     Problem p = Problem::from_yaml_file(args.problem);
     problems.emplace_back(p.name.empty() ? "problem" : p.name, p);
   } else {
     std::vector<std::string> names;
-    for (auto& l : model_layer_shapes(model)) {
+    model_layers = model_layer_shapes(model);
+    for (auto& l : model_layers) {
       names.push_back(l.name);
       if (!args.layer.empty() && !qcast::nn::glob_match(args.layer, l.name)) continue;
       if (!layer_has_macs(l)) {
@@ -328,6 +334,10 @@ void run_cost(const CostArgs& args) {
       lvl_t[i] += traffic_bytes(r.ev, r.problem, arch, r.prec, i);
     }
   }
+  // Skip connections priced on this architecture (before any output, so a non-ONNX model fails cleanly).
+  nlohmann::json skip_json;
+  if (!args.skips.empty())
+    skip_json = qcast::cli::skip_report(model, skip_mode, arch, model_layers, recipe ? &*recipe : nullptr, lvl_t[L - 1]);
   if (args.json) {
     nlohmann::json j;
     j["schema"] = 1;
@@ -347,6 +357,7 @@ void run_cost(const CostArgs& args) {
     j["total"] = {{"computes", computes}, {"cycles", cycles}, {"energy_pj", energy}, {"levels", tl}};
     j["skipped"] = skipped;
     j["ranking"] = ranking_json(results, energy, cycles);
+    if (!skip_json.is_null()) j["skip_connections"] = skip_json;
     std::cout << qcast::cli::json_text(j, 2) << "\n";
     return;
   }
@@ -392,6 +403,7 @@ void run_cost(const CostArgs& args) {
     for (auto& s : skipped) std::cout << " " << s;
     std::cout << "\n";
   }
+  if (!skip_json.is_null()) qcast::cli::print_skip_report(std::cout, skip_json);
 }
 
 qcast::cli::Registrar reg("cost", [](CLI::App& root) {
@@ -405,6 +417,10 @@ qcast::cli::Registrar reg("cost", [](CLI::App& root) {
                   "a model (ONNX, llama2.c, HF directory, GGUF, a qcast quantize output; recognised by content) or the layer JSON of "
                   "`qcast inspect --json`")
       ->check(CLI::ExistingPath);
+  sub->add_option("--skips", args->skips,
+                  "ONNX --model: report its skip connections as buffers (Tailor): keep | remove | shorten (what-if: every skip removed, or "
+                  "each spanning only its branch's last layer); per skip the held tensor, a layer-pipelined design's FIFO, and "
+                  "whether a layer-by-layer PE array's on-chip buffer holds it or it spills to DRAM (docs/cost.md)");
   sub->add_option("--layer", args->layer, "with --model: only the layers whose names match this glob (names as inspect / eval / recipes use them)");
   sub->add_option("--base-model", args->base_model, "for a qcast quantize output: the base model, if it moved since quantize wrote the file");
   sub->add_option("--recipe", args->recipe,
