@@ -33,19 +33,12 @@ sys.path.insert(0, HERE)
 import qat_vs_ptq as Q  # noqa: E402  (data, the block's shape, training helpers)
 
 
-class TailorBlock(torch.nn.Module):
-    """A basic block whose skip is "long" (the input added after both convolutions), "short" (two skips, one per
-    convolution) or "none". Parameter names are those of qat_vs_ptq.Block, so a trained block loads as is."""
+class TailorBlock(Q.Block):
+    """qat_vs_ptq's basic block (same parameters, so a trained block loads as is) whose skip is "long" (the input
+    added after both convolutions), "short" (two skips, one per convolution) or "none"."""
 
     def __init__(self, cin, cout, stride, mode="long"):
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = torch.nn.BatchNorm2d(cout)
-        self.conv2 = torch.nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.bn2 = torch.nn.BatchNorm2d(cout)
-        self.skip = None
-        if stride != 1 or cin != cout:
-            self.skip = torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 1, stride=stride, bias=False), torch.nn.BatchNorm2d(cout))
+        super().__init__(cin, cout, stride)
         self.mode = mode
 
     def shortcut(self, x):
