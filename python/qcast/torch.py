@@ -18,6 +18,7 @@ Embedding layers from a qcast recipe (the CLI's YAML / JSON).
 """
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 import os
@@ -321,4 +322,64 @@ def quantize_modules(model: torch.nn.Module, recipe: Union[str, os.PathLike, Map
     return done
 
 
-__all__ = ["FakeQuant", "LsqQuant", "QuantConv2d", "QuantEmbedding", "QuantLinear", "clip_mask", "fake_quant", "lsq_quant", "quantize_modules"]
+def dequantized_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of `model` with every QuantLinear / QuantConv2d / QuantEmbedding back to its plain torch
+    class, holding the same (full-precision, master) parameters: what torch.onnx.export can trace."""
+    plain = copy.deepcopy(model)
+    for name, m in list(plain.named_modules()):
+        base = {QuantLinear: torch.nn.Linear, QuantConv2d: torch.nn.Conv2d, QuantEmbedding: torch.nn.Embedding}.get(type(m))
+        if base is None:
+            continue
+        if getattr(m, "weight_scale", None) is not None:
+            raise Error(f"layer '{name}' learned its scales (lsq=True): its weights are not the format's own quantization; "
+                        "export m.quantized_weight() values instead")
+        m.__class__ = base  # the parameters and buffers are the base class's; the extra attributes are inert
+        for attr in ("weight_format", "act_format", "round", "ste", "lsq", "weight_scale", "lsq_element", "lsq_qp"):
+            m.__dict__.pop(attr, None)
+    return plain
+
+
+def export(model: torch.nn.Module, example: torch.Tensor, onnx_path: Union[str, os.PathLike],
+           recipe: Optional[Union[str, os.PathLike, Mapping[str, Any]]] = None,
+           packed_path: Optional[Union[str, os.PathLike]] = None, opset: int = 13, **onnx_kw: Any) -> Dict[str, Any]:
+    """Exports a model trained with quantize_modules for qcast's commands:
+
+    * `onnx_path`: the model with its full-precision master weights (torch.onnx.export of dequantized_copy;
+      batch norms kept as nodes so that qcast quantizes the weights training saw, see examples/qat_vs_ptq.py);
+      `qcast eval / infer / cost --recipe R` of it compute what the QAT model computes.
+    * with `recipe` (the one given to quantize_modules) and `packed_path`: qcast's packed safetensors, made by
+      `qcast quantize onnx_path --recipe R --method rtn` (rtn is quantize_modules' own fake-quant, so the codes
+      are the weights training computed with); `qcast eval packed_path` needs no recipe.
+
+    Returns the quantize report (empty without packed_path). LSQ models (learned scales) are refused."""
+    plain = dequantized_copy(model)
+    was_training = plain.training
+    plain.eval()
+    kw = dict(opset_version=opset, input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+              training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)  # qcast folds constants itself
+    kw.update(onnx_kw)
+    torch.onnx.export(plain, example, os.fspath(onnx_path), **kw)
+    plain.train(was_training)
+    if packed_path is None:
+        return {}
+    if recipe is None:
+        raise Error("export: packed_path needs the recipe the model was quantized with")
+    from ._files import quantize_model
+    with tempfile.TemporaryDirectory(prefix="qcast-export-") as tmp:
+        if isinstance(recipe, Mapping):
+            rpath = os.path.join(tmp, "recipe.json")
+            with open(rpath, "w", encoding="utf-8") as f:
+                json.dump(dict(recipe), f)
+        else:
+            rpath = os.fspath(recipe)
+        # rtn reads no calibration statistics; quantize still takes a dataset: the example batch.
+        x = os.path.join(tmp, "x.npy")
+        labels = os.path.join(tmp, "labels.npy")
+        np.save(x, _to_numpy_f32(example))
+        np.save(labels, np.zeros(example.shape[0], np.int64))
+        return quantize_model(os.fspath(onnx_path), os.fspath(packed_path), f"npy:{x},{labels}", method="rtn",
+                              recipe=rpath, calib_samples=1)
+
+
+__all__ = ["FakeQuant", "LsqQuant", "QuantConv2d", "QuantEmbedding", "QuantLinear", "clip_mask", "dequantized_copy", "export",
+           "fake_quant", "lsq_quant", "quantize_modules"]

@@ -183,6 +183,49 @@ def test_quant_embedding():
     assert isinstance(model[0], qt.QuantEmbedding)
 
 
+def test_export_to_onnx_and_packed_safetensors():
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 5))
+    recipe = {"weights": "int4@fp32/ch0", "activations": "mxfp8"}
+    qt.quantize_modules(model, recipe)
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    for _ in range(3):  # a few QAT steps, so that the batch norm statistics are not the defaults
+        model.train()
+        loss = model(torch.randn(16, 1, 8, 8)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    x = torch.randn(6, 1, 8, 8)
+    with torch.no_grad():
+        want = model(x).numpy()
+    os.environ["QCAST_CLI"] = _support.cli()
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path, packed = os.path.join(tmp, "m.onnx"), os.path.join(tmp, "m.safetensors")
+        report = qt.export(model, x, onnx_path, recipe, packed)
+        assert len(report["layers"]) == 2, report
+        np.save(os.path.join(tmp, "x.npy"), x.numpy())
+        for args in ([packed], [onnx_path, "--weights", "int4@fp32/ch0", "--acts", "mxfp8"]):
+            out = os.path.join(tmp, "y.npy")
+            _support.run_cli("infer", args[0], os.path.join(tmp, "x.npy"), "-o", out, *args[1:])
+            got = np.load(out)
+            assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), (args, np.abs(got - want).max())
+        # the exported model is the plain one: the float forward differs from the quantized one
+        plain = qt.dequantized_copy(model)
+        assert type(plain[0]) is torch.nn.Conv2d and type(model[0]) is qt.QuantConv2d
+        with torch.no_grad():
+            assert np.abs(plain(x).numpy() - want).max() > 1e-3
+        lsq = torch.nn.Sequential(torch.nn.Linear(8, 4))
+        qt.quantize_modules(lsq, {"weights": "int4@fp32/ch0"}, lsq=True)
+        try:
+            qt.export(lsq, torch.randn(2, 8), os.path.join(tmp, "l.onnx"))
+        except qcast.Error:
+            pass
+        else:
+            raise AssertionError("an LSQ model was exported as if its formats' own scales applied")
+
+
 def test_quantized_modules_equal_qcast_infer_of_the_exported_model():
     """A model whose Conv2d / Linear layers are swapped by quantize_modules computes what `qcast infer
     --weights F` computes on the same model exported to ONNX: torch and the CLI quantize every weight in
