@@ -24,6 +24,7 @@ Writes OUT/results.json, OUT/loss.vl.json (a Vega-Lite chart of the loss curves;
 tools/report/node_modules has Vega, see tools/report/fetch.sh) and prints a markdown table.
 """
 import argparse
+import dataclasses
 import heapq
 import json
 import math
@@ -282,7 +283,7 @@ def train(name, cfg, init_state, train_stream, val, args):
     model = Llama(args.seq_len)
     model.load_state_dict(init_state)
     if cfg is not None:
-        lpt.swap_linears(model, cfg)
+        lpt.swap_linears(model, dataclasses.replace(cfg, threads=args.threads))  # results do not depend on it
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     rest = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
@@ -341,6 +342,7 @@ def main():
     args = ap.parse_args()
     if args.small:
         args.steps, args.eval_every, args.val_stories, args.batch, args.seq_len, args.warmup = 16, 16, 4, 4, 64, 4
+        args.threads = 1  # CTest runs two tests at a time on two cores
     data = os.path.join(args.shared, "data", "tinystories", "valid-excerpt.txt")
     tok_path = os.path.join(args.shared, "models", "tok512.bin")
     if not os.path.exists(data) or not os.path.exists(tok_path):

@@ -79,7 +79,7 @@ def main():
     a = ap.parse_args()
     evaluate = 5000
     if a.small:
-        a.epochs, a.formats, a.methods, evaluate = 1, "int4@fp32/ch0,ternary@fp32/ch0", "rtn", 1000
+        a.epochs, a.formats, a.methods, evaluate, a.threads = 1, "int4@fp32/ch0,ternary@fp32/ch0", "rtn", 1000, 1  # CTest: two at a time
     model_path = os.path.join(a.shared, "models", "lenet5-mnist.onnx")
     mnist = os.path.join(a.shared, "data", "mnist")
     if not os.path.exists(model_path) or not os.path.exists(os.path.join(mnist, "t10k-images-idx3-ubyte.gz")):
