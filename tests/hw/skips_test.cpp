@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+
 #include "qcast/nn/onnx.hpp"
 #include "qcast/skips.hpp"
 #include "test_support.hpp"
@@ -98,4 +100,10 @@ TEST(Skips, CostReportsBuffersAndSpillsAndRefusesWhatItCannotSee) {
   // Bad mode, a model without a graph, --skips with --layer: exit 2.
   EXPECT_EQ(test::run_cli(base + "drop").rc, 2);
   EXPECT_EQ(test::run_cli(base + "keep --layer '/conv1/*'").rc, 2);
+  if (std::filesystem::exists(S("models/stories260K.bin"))) {  // a language model has no graph: refused before mapping
+    const auto lm = test::run_cli("cost --arch " + src("examples/arch/eyeriss_like.yaml") + " --model " + S("models/stories260K.bin") +
+                                  " --skips keep");
+    EXPECT_EQ(lm.rc, 2);
+    EXPECT_NE(lm.err.find("needs an ONNX model"), std::string::npos) << lm.err;
+  }
 }

@@ -259,6 +259,8 @@ void run_cost(const CostArgs& args) {
     notes.push_back("--mapper / --constraints apply to the search; the --map mapping is evaluated as given");
   for (auto& n : notes) std::cerr << "note: " << n << "\n";
 
+  if (!args.skips.empty() && qcast::sniff_model_file(model) != qcast::FileKind::Onnx)  // before any mapping
+    throw qcast::Error("--skips needs an ONNX model (its graph shows where residual tensors fork and join): " + model);
   std::vector<std::pair<std::string, Problem>> problems;
   std::vector<std::string> skipped;
   std::vector<LayerShape> model_layers;
