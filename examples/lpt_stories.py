@@ -240,7 +240,7 @@ def load_llama2c(path):
         n = int(np.prod(shape))
         sd[name] = torch.from_numpy(w[off:off + n].reshape(shape).copy())
         off += n
-    hd, kv = DIM // HEADS, KV_HEADS * (DIM // HEADS)
+    kv = KV_HEADS * (DIM // HEADS)
     take("tok_embeddings.weight", VOCAB, DIM)
     for i in L:
         take(f"layers.{i}.attention_norm.weight", DIM)

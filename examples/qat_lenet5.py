@@ -59,12 +59,6 @@ class LeNet5(torch.nn.Module):
         return self.fc(torch.flatten(self.convnet(x), 1))
 
 
-def export(model, path):
-    model.eval()
-    torch.onnx.export(model, torch.zeros(1, 1, 32, 32), path, opset_version=13, input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qcast", default=os.path.join(os.path.dirname(HERE), "build", "qcast"))
@@ -114,7 +108,7 @@ def main():
     fp32 = copy.deepcopy(trained)
     Q.train(fp32, xft, yft, a.epochs, 2e-4, a.seed, log)
     fp32_onnx = os.path.join(a.out, "fp32.onnx")
-    export(fp32, fp32_onnx)
+    Q.export_onnx(fp32, fp32_onnx, (1, 1, 32, 32), "input")
     res = {"trained": base_qcast, "fp32": qcast_eval(fp32_onnx), "formats": {}}
     for fmt in a.formats.split(","):
         r = {}
@@ -137,7 +131,7 @@ def main():
                     for name, mod in qat.named_modules():
                         if isinstance(mod, (qt.QuantLinear, qt.QuantConv2d)):
                             plain.get_submodule(name).weight.copy_(mod.quantized_weight())
-            export(plain, path)
+            Q.export_onnx(plain, path, (1, 1, 32, 32), "input")
             acc = qcast_eval(path, None if lsq else fmt)
             key = "qat_lsq" if lsq else "qat"
             r[key] = acc

@@ -137,10 +137,7 @@ def accuracy(model, x, y):
 def export(model, path):
     plain = MODEL()
     plain.load_state_dict(model.state_dict())  # QuantConv2d / QuantLinear keep Conv2d / Linear parameters
-    plain.eval()
-    torch.onnx.export(plain, torch.zeros(1, 1, 28, 28), path, opset_version=13, input_names=["x"], output_names=["logits"],
-                      dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                      training=torch.onnx.TrainingMode.PRESERVE)  # keep BatchNormalization: see BN_NOTE
+    export_onnx(plain, path, (1, 1, 28, 28), preserve_bn=True)  # keep BatchNormalization: see BN_NOTE
 
 
 def export_quantized(model, path):
@@ -152,10 +149,41 @@ def export_quantized(model, path):
         for name, m in model.named_modules():
             if isinstance(m, (qt.QuantLinear, qt.QuantConv2d)):
                 plain.get_submodule(name).weight.copy_(m.quantized_weight())
-    plain.eval()
-    torch.onnx.export(plain, torch.zeros(1, 1, 28, 28), path, opset_version=13, input_names=["x"], output_names=["logits"],
-                      dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                      training=torch.onnx.TrainingMode.PRESERVE)  # keep BatchNormalization: see BN_NOTE
+    export_onnx(plain, path, (1, 1, 28, 28), preserve_bn=True)  # keep BatchNormalization: see BN_NOTE
+
+
+def export_onnx(model, path, shape, input_name="x", preserve_bn=False):
+    """torch.onnx.export of `model` in eval mode with a dynamic batch; preserve_bn keeps BatchNormalization nodes
+    (see BN_NOTE) instead of folding them."""
+    model.eval()
+    kw = {"training": torch.onnx.TrainingMode.PRESERVE} if preserve_bn else {}
+    torch.onnx.export(model, torch.zeros(*shape), path, opset_version=13, input_names=[input_name], output_names=["logits"],
+                      dynamic_axes={input_name: {0: "n"}, "logits": {0: "n"}}, **kw)
+
+
+def fashion_mnist(data, train_limit, test_limit, out):
+    """Debian's dataset-fashion-mnist at `data`, normalized, as (xtr, ytr, xte, yte, test_yaml, calib_yaml): the
+    first train_limit (0 = all) training images and test_limit test images, and the dataset specs with which qcast
+    reads the same files (test set for evaluation, training set for calibration); None when the files are missing."""
+    for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+        if not os.path.exists(os.path.join(data, f)):
+            print(f"SKIP: {data}/{f} not found (Debian's dataset-fashion-mnist)")
+            return None
+    norm = lambda im: ((im.astype(np.float32) / 255.0 - MEAN) / STD)[:, None]  # noqa: E731
+    xtr, ytr = norm(idx(os.path.join(data, "train-images-idx3-ubyte.gz"))), idx(os.path.join(data, "train-labels-idx1-ubyte.gz")).astype(np.int64)
+    xte, yte = norm(idx(os.path.join(data, "t10k-images-idx3-ubyte.gz"))), idx(os.path.join(data, "t10k-labels-idx1-ubyte.gz")).astype(np.int64)
+    if train_limit:
+        xtr, ytr = xtr[:train_limit], ytr[:train_limit]
+    xte, yte = xte[:test_limit], yte[:test_limit]
+    spec = ("format: idx\nroot: {root}\nimages: {split}-images-idx3-ubyte.gz\nlabels: {split}-labels-idx1-ubyte.gz\n"
+            "preprocess:\n  scale: 0.00392156862745098\n  mean: [{mean}]\n  std: [{std}]\n")
+    os.makedirs(out, exist_ok=True)
+    test_yaml, calib_yaml = os.path.join(out, "test.yaml"), os.path.join(out, "calib.yaml")
+    with open(test_yaml, "w") as f:
+        f.write(spec.format(root=data, split="t10k", mean=MEAN, std=STD))
+    with open(calib_yaml, "w") as f:
+        f.write(spec.format(root=data, split="train", mean=MEAN, std=STD))
+    return xtr, ytr, xte, yte, test_yaml, calib_yaml
 
 
 def main():
@@ -179,26 +207,13 @@ def main():
     MODEL = MODELS[a.model]
     if a.small:
         a.train_limit, a.epochs, a.qat_epochs, a.test_limit, a.formats, a.methods = 3000, 1, 1, 1000, "int4@fp32/ch0", "rtn"
-    for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
-        if not os.path.exists(os.path.join(a.data, f)):
-            print(f"SKIP: {a.data}/{f} not found (Debian's dataset-fashion-mnist)")
-            return 77
+    loaded = fashion_mnist(a.data, a.train_limit, a.test_limit, a.out)
+    if loaded is None:
+        return 77
+    xtr, ytr, xte, yte, test_yaml, calib_yaml = loaded
     torch.set_num_threads(a.threads)
     torch.use_deterministic_algorithms(True)
-    os.makedirs(a.out, exist_ok=True)
     log = lambda m: print(m, flush=True)  # noqa: E731
-    norm = lambda im: ((im.astype(np.float32) / 255.0 - MEAN) / STD)[:, None]  # noqa: E731
-    xtr, ytr = norm(idx(os.path.join(a.data, "train-images-idx3-ubyte.gz"))), idx(os.path.join(a.data, "train-labels-idx1-ubyte.gz")).astype(np.int64)
-    xte, yte = norm(idx(os.path.join(a.data, "t10k-images-idx3-ubyte.gz"))), idx(os.path.join(a.data, "t10k-labels-idx1-ubyte.gz")).astype(np.int64)
-    if a.train_limit:
-        xtr, ytr = xtr[:a.train_limit], ytr[:a.train_limit]
-    xte, yte = xte[:a.test_limit], yte[:a.test_limit]
-    # qcast reads the same files: the test set for evaluation, the training set for calibration.
-    spec = ("format: idx\nroot: {root}\nimages: {split}-images-idx3-ubyte.gz\nlabels: {split}-labels-idx1-ubyte.gz\n"
-            "preprocess:\n  scale: 0.00392156862745098\n  mean: [{mean}]\n  std: [{std}]\n")
-    test_yaml, calib_yaml = os.path.join(a.out, "test.yaml"), os.path.join(a.out, "calib.yaml")
-    open(test_yaml, "w").write(spec.format(root=a.data, split="t10k", mean=MEAN, std=STD))
-    open(calib_yaml, "w").write(spec.format(root=a.data, split="train", mean=MEAN, std=STD))
 
     def qcast_eval(model_path, fmt=None):
         cmd = [a.qcast, "eval", model_path, "--data", test_yaml, "--limit", str(a.test_limit), "--json", "--quiet", "--threads", str(a.threads)]

@@ -87,12 +87,6 @@ def distill(student, teacher, x, y, epochs, lr, seed, log, T=4.0, alpha=0.5):
     student.eval()
 
 
-def export(model, path):
-    model.eval()
-    torch.onnx.export(model, torch.zeros(1, 1, 28, 28), path, opset_version=13, input_names=["x"], output_names=["logits"],
-                      dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qcast", default=os.path.join(os.path.dirname(HERE), "build", "qcast"))
@@ -109,23 +103,13 @@ def main():
     a = ap.parse_args()
     if a.small:
         a.train_limit, a.epochs, a.epochs_per_step, a.test_limit, a.threads = 2000, 1, 1, 1000, 1  # CTest runs two at a time
-    for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
-        if not os.path.exists(os.path.join(a.data, f)):
-            print(f"SKIP: {a.data}/{f} not found (Debian's dataset-fashion-mnist)")
-            return 77
+    loaded = Q.fashion_mnist(a.data, a.train_limit, a.test_limit, a.out)
+    if loaded is None:
+        return 77
+    xtr, ytr, xte, yte, test_yaml, _ = loaded
     torch.set_num_threads(a.threads)
     torch.use_deterministic_algorithms(True)
-    os.makedirs(a.out, exist_ok=True)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    norm = lambda im: ((im.astype(np.float32) / 255.0 - Q.MEAN) / Q.STD)[:, None]  # noqa: E731
-    xtr = norm(Q.idx(os.path.join(a.data, "train-images-idx3-ubyte.gz")))[:a.train_limit]
-    ytr = Q.idx(os.path.join(a.data, "train-labels-idx1-ubyte.gz")).astype(np.int64)[:a.train_limit]
-    xte = norm(Q.idx(os.path.join(a.data, "t10k-images-idx3-ubyte.gz")))[:a.test_limit]
-    yte = Q.idx(os.path.join(a.data, "t10k-labels-idx1-ubyte.gz")).astype(np.int64)[:a.test_limit]
-    test_yaml = os.path.join(a.out, "test.yaml")
-    with open(test_yaml, "w") as f:
-        f.write(f"format: idx\nroot: {a.data}\nimages: t10k-images-idx3-ubyte.gz\nlabels: t10k-labels-idx1-ubyte.gz\n"
-                f"preprocess:\n  scale: 0.00392156862745098\n  mean: [{Q.MEAN}]\n  std: [{Q.STD}]\n")
 
     def run(*cmd):
         return json.loads(subprocess.run([a.qcast] + list(cmd), check=True, capture_output=True, text=True).stdout)
@@ -134,7 +118,7 @@ def main():
 
     def measure(name, model, epochs):
         path = os.path.join(a.out, name + ".onnx")
-        export(model, path)
+        Q.export_onnx(model, path, (1, 1, 28, 28))
         acc = Q.accuracy(model, xte, yte)
         ev = run("eval", path, "--data", test_yaml, "--limit", str(a.test_limit), "--json", "--quiet", "--threads", str(a.threads))
         cost = run("cost", "--arch", a.arch, "--model", path, "--skips", "keep", "--samples", "300", "--refine", "50", "--json", "--quiet")

@@ -19,7 +19,6 @@ Embedding layers from a qcast recipe (the CLI's YAML / JSON).
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
 import os
 import tempfile
