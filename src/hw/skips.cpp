@@ -75,9 +75,9 @@ struct Topology {
   }
 };
 
-// Nodes strictly after `from` and up to the producer of `to` on the paths between them, in graph order.
-std::vector<int> nodes_between(const nn::Graph& g, const Topology& t, int from, int to) {
-  const std::set<int> before = t.ancestors(g, from);
+// Nodes strictly after `from` (whose ancestors are `before`) and up to the producer of `to` on the paths between
+// them, in graph order.
+std::vector<int> nodes_between(const nn::Graph& g, const Topology& t, const std::set<int>& before, int to) {
   std::set<int> nodes;
   for (int v : t.ancestors(g, to))
     if (!before.count(v) && t.producer[static_cast<std::size_t>(v)] >= 0) nodes.insert(t.producer[static_cast<std::size_t>(v)]);
@@ -85,13 +85,14 @@ std::vector<int> nodes_between(const nn::Graph& g, const Topology& t, int from, 
 }
 
 // The branch's pipeline latency in pixels of `from` (one image): when the first element of `to` exists in a
-// row-major pixel stream. A k x k window (top / left pads pt / pl) at a cumulative stride s needs (k - 1 - pt)
-// more of its input rows, i.e. (k - 1 - pt) * s rows of `from`, and (k - pl) pixels of the next one.
-std::int64_t branch_latency(const nn::Graph& g, const Topology& t, const std::vector<Shape>& shapes, int from, int to) {
+// row-major pixel stream, through `nodes` (nodes_between(from, to)). A k x k window (top / left pads pt / pl) at a
+// cumulative stride s needs (k - 1 - pt) more of its input rows, i.e. (k - 1 - pt) * s rows of `from`, and
+// (k - pl) pixels of the next one.
+std::int64_t branch_latency(const nn::Graph& g, const std::vector<Shape>& shapes, int from, int to, const std::vector<int>& nodes) {
   const std::int64_t width = geometry(shapes[static_cast<std::size_t>(from)]).width;
   std::map<int, std::pair<std::int64_t, std::int64_t>> at;  // value -> (latency, stride product)
   at[from] = {0, 1};
-  for (int k : nodes_between(g, t, from, to)) {
+  for (int k : nodes) {
     const nn::Node& n = g.nodes[static_cast<std::size_t>(k)];
     std::int64_t lat = -1, stride = 1;
     for (int i : n.inputs) {
@@ -162,43 +163,52 @@ std::vector<SkipConnection> find_skips(const nn::Graph& g, std::int64_t batch, S
         fork_at = t.producer[static_cast<std::size_t>(v)];
       }
     if (fork < 0) continue;
-    auto computes = [&](int side) {
-      std::vector<std::string> names;
-      for (int k : nodes_between(g, t, fork, side))
-        if (is_compute(g, g.nodes[static_cast<std::size_t>(k)])) names.push_back(g.nodes[static_cast<std::size_t>(k)].name);
-      return names;
+    const std::set<int> before_fork = t.ancestors(g, fork);
+    const std::vector<int> path_a = nodes_between(g, t, before_fork, a), path_b = nodes_between(g, t, before_fork, b);
+    auto computes = [&](const std::vector<int>& path) {
+      std::vector<int> r;
+      for (int k : path)
+        if (is_compute(g, g.nodes[static_cast<std::size_t>(k)])) r.push_back(k);
+      return r;
     };
-    std::vector<std::string> ca = computes(a), cb = computes(b);
+    auto names = [&](const std::vector<int>& nodes) {
+      std::vector<std::string> r;
+      for (int k : nodes) r.push_back(g.nodes[static_cast<std::size_t>(k)].name);
+      return r;
+    };
+    std::vector<int> ca = computes(path_a), cb = computes(path_b);
     int long_side = a;
+    const std::vector<int>* branch_path = &path_a;
     if (cb.size() > ca.size()) {
       std::swap(ca, cb);
       long_side = b;
+      branch_path = &path_b;
     }
     if (ca.empty()) continue;  // no layer between fork and join: not a skip over layers
     SkipConnection s;
     s.join = n.name;
     s.fork = g.value_names[static_cast<std::size_t>(fork)];
-    s.branch = ca;
-    s.shortcut = cb;
+    s.branch = names(ca);
+    s.shortcut = names(cb);
     int held = fork;
+    std::vector<int> held_path = *branch_path;
     if (mode == SkipMode::Shorten) {
       // The input of the branch's last compute layer, when it has the join's shape (a ResNet basic block's
       // middle activation); a bottleneck's last 1x1 conv changes the channels, so that skip stays.
-      int last = -1;
-      for (int k : nodes_between(g, t, fork, long_side))
-        if (is_compute(g, g.nodes[static_cast<std::size_t>(k)])) last = k;
+      const int last = ca.back();  // compute layers in graph order
       const int mid = g.nodes[static_cast<std::size_t>(last)].inputs[0];
-      if (s.branch.size() > 1 && shapes[static_cast<std::size_t>(mid)] == shapes[static_cast<std::size_t>(n.outputs[0])]) {
+      if (ca.size() > 1 && shapes[static_cast<std::size_t>(mid)] == shapes[static_cast<std::size_t>(n.outputs[0])]) {
         held = mid;
+        held_path = nodes_between(g, t, t.ancestors(g, mid), long_side);
         s.fork = g.value_names[static_cast<std::size_t>(mid)];
         s.branch = {g.nodes[static_cast<std::size_t>(last)].name};
         s.shortcut.clear();
       } else {
-        s.note = s.branch.size() > 1 ? "not shortened: the last layer's input has another shape than the join"
-                                     : "already spans one layer";
+        s.note = ca.size() > 1 ? "not shortened: the last layer's input has another shape than the join"
+                               : "already spans one layer";
       }
     }
-    fill_buffers(s, shapes, held, branch_latency(g, t, shapes, held, long_side));
+    fill_buffers(s, shapes, held, branch_latency(g, shapes, held, long_side, held_path));
     if (mode == SkipMode::Remove) {
       s.removed = true;
       s.latency_pixels = 0;
