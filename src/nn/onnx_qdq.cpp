@@ -40,7 +40,7 @@ void set_codes(onnx::TensorProto& t, const QdqWeight& w, bool int4) {
   t.set_raw_data(raw);
 }
 
-// A float32 or integer scalar initializer (dims {}).
+// A float32 scalar initializer (dims {}).
 onnx::TensorProto* add_scalar(onnx::GraphProto& g, const std::string& name, float v) {
   onnx::TensorProto* t = g.add_initializer();
   t->set_name(name);

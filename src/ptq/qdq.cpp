@@ -103,8 +103,7 @@ std::vector<nn::QdqAct> qdq_acts(const Model& m, const nn::Recipe& r) {
 }
 
 std::vector<nn::QdqWeight> qdq_weights(const Model& m, const QuantizeResult& r, std::vector<std::string>& notes) {
-  if (!m.is_graph) throw Error(m.path + ": ONNX output (--out *.onnx) is for ONNX models; use .safetensors or .gguf");
-  check_qdq_recipe(m, r.recipe);
+  check_qdq_recipe(m, r.recipe);  // an ONNX model, activation formats QuantizeLinear can compute
   for (const auto& L : r.layers) {
     if (!L.bias.empty())
       throw Error("--out *.onnx: bias correction (+bias) changes biases, which the ONNX output does not write yet; use a method without +bias");

@@ -145,8 +145,7 @@ void run(const Args& a) {
   model_kind(a.model, "quantize", {FileKind::Onnx, FileKind::Llama2c, FileKind::HfDir, FileKind::Gguf}, "ONNX, llama2.c, HF and GGUF models");
   ptq::Model m = ptq::load_model(a.model);
   if (gguf) gguf_precheck(m, o);
-  if (onnx && !m.is_graph) throw Error(a.model + ": ONNX output (--out *.onnx) is for ONNX models; use .safetensors or .gguf");
-  if (onnx) ptq::check_qdq_recipe(m, o.recipe);  // dynamic / block-scaled activations fail before calibration
+  if (onnx) ptq::check_qdq_recipe(m, o.recipe);  // a LLaMA model, dynamic / block-scaled activations: refused before calibration
   {
     const std::string w = nn::unmatched_warning(o.recipe, m.layer_names());
     warn(w);
