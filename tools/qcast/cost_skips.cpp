@@ -9,20 +9,10 @@
 #include <map>
 
 #include "qcast/error.hpp"
-#include "qcast/format.hpp"
 #include "qcast/nn/onnx.hpp"
 #include "qcast/sniff.hpp"
 
 namespace qcast::cli {
-
-namespace {
-
-double format_bits(const std::string& f) {
-  if (f.empty() || f == "fp32" || f == "none") return 32.0;
-  return Format::parse(f).bits_per_element();
-}
-
-}  // namespace
 
 nlohmann::json skip_report(const std::string& model, hw::SkipMode mode, const hw::Architecture& arch,
                            const std::vector<hw::LayerShape>& layers, const nn::Recipe* recipe, double layers_dram_bytes) {
@@ -32,11 +22,9 @@ nlohmann::json skip_report(const std::string& model, hw::SkipMode mode, const hw
   const auto skips = hw::find_skips(g, 1, mode);
   std::map<std::string, const hw::LayerShape*> by_name;
   for (const auto& l : layers) by_name[l.name] = &l;
-  auto bits_of = [&](const std::string& layer, bool weights) {
-    if (!recipe) return 32.0;
-    std::string w, a;
-    recipe->formats_for(layer, w, a);
-    return format_bits(weights ? w : a);
+  // Element widths as the rest of cost reads the recipe (Precision::for_layer); no recipe: fp32.
+  auto bits_of = [&](const std::string& layer, hw::Role role) {
+    return recipe ? hw::Precision::for_layer(*recipe, layer).bits(role) : 32.0;
   };
   // (b) the on-chip buffer: the innermost non-implied level inside the backing store.
   const hw::StorageLevel* glb = nullptr;
@@ -52,15 +40,15 @@ nlohmann::json skip_report(const std::string& model, hw::SkipMode mode, const hw
   for (const auto& l : layers) {
     if (!hw::layer_has_macs(l)) continue;
     weights_bits += static_cast<double>(l.M) * static_cast<double>(l.C / std::max<std::int64_t>(1, l.groups)) * static_cast<double>(l.R * l.S) *
-                    bits_of(l.name, true);
+                    bits_of(l.name, hw::Role::Weights);
     if (l.R > 1 || l.S > 1)
-      lines_bits += static_cast<double>((l.R - 1) * l.W + l.S) * static_cast<double>(l.C) * bits_of(l.name, false);
+      lines_bits += static_cast<double>((l.R - 1) * l.W + l.S) * static_cast<double>(l.C) * bits_of(l.name, hw::Role::Inputs);
   }
   nlohmann::json rows = nlohmann::json::array();
   double fifo_bits = 0, held_bits = 0, spill_bytes = 0;
   int spilled = 0;
   for (const auto& s : skips) {
-    const double bits = bits_of(s.branch.front(), false);  // the held tensor is the branch's first input
+    const double bits = bits_of(s.branch.front(), hw::Role::Inputs);  // the held tensor is the branch's first input
     const double held = static_cast<double>(s.elems) * bits;
     const double fifo = static_cast<double>(s.fifo_elems) * bits;
     double ws = 0;  // the largest working set of a branch layer: input + output + weights
@@ -68,9 +56,9 @@ nlohmann::json skip_report(const std::string& model, hw::SkipMode mode, const hw
       auto it = by_name.find(name);
       if (it == by_name.end()) continue;
       const hw::LayerShape& l = *it->second;
-      const double in = static_cast<double>(l.N * l.C * l.H * l.W) * bits_of(name, false);
-      const double out = static_cast<double>(l.N * l.M * std::max<std::int64_t>(1, l.P) * std::max<std::int64_t>(1, l.Q)) * bits_of(name, false);
-      const double w = static_cast<double>(l.M * (l.C / std::max<std::int64_t>(1, l.groups)) * l.R * l.S) * bits_of(name, true);
+      const double in = static_cast<double>(l.N * l.C * l.H * l.W) * bits_of(name, hw::Role::Inputs);
+      const double out = static_cast<double>(l.N * l.M * std::max<std::int64_t>(1, l.P) * std::max<std::int64_t>(1, l.Q)) * bits_of(name, hw::Role::Outputs);
+      const double w = static_cast<double>(l.M * (l.C / std::max<std::int64_t>(1, l.groups)) * l.R * l.S) * bits_of(name, hw::Role::Weights);
       ws = std::max(ws, in + out + w);
     }
     const bool fits = s.removed || glb_bits == 0 || held + ws <= glb_bits;
