@@ -40,6 +40,7 @@ import torch
 
 from . import _qcast
 from ._qcast import Error, Format
+from .torch import replace_module
 
 GEMMS = ("fwd", "dgrad", "wgrad")
 
@@ -262,9 +263,7 @@ def swap_linears(model: torch.nn.Module, config: LptConfig, skip: Tuple[str, ...
     for name, module in list(model.named_modules()):
         if not name or type(module) is not torch.nn.Linear or any(name.startswith(s) for s in skip):
             continue
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LptLinear.from_float(module, config))
+        replace_module(model, name, LptLinear.from_float(module, config))
         done.append(name)
     return done
 

@@ -272,14 +272,25 @@ class QuantEmbedding(torch.nn.Embedding, _WeightQuant):
         return super().extra_repr() + f", weight_format={self.weight_format}, lsq={self.lsq}"
 
 
-def _load_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]]) -> "_qcast.Recipe":
+def _recipe_path(recipe: Union[str, os.PathLike, Mapping[str, Any]], tmp: str) -> str:
+    """A recipe file's path; a dict is written as JSON into the directory `tmp` first."""
     if isinstance(recipe, Mapping):
-        with tempfile.TemporaryDirectory(prefix="qcast-recipe-") as tmp:
-            path = os.path.join(tmp, "recipe.json")
-            with open(path, "w", encoding="utf-8") as f:
-                json.dump(dict(recipe), f)
-            return _qcast.load_recipe(path)
-    return _qcast.load_recipe(os.fspath(recipe))
+        path = os.path.join(tmp, "recipe.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(dict(recipe), f)
+        return path
+    return os.fspath(recipe)
+
+
+def _load_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]]) -> "_qcast.Recipe":
+    with tempfile.TemporaryDirectory(prefix="qcast-recipe-") as tmp:
+        return _qcast.load_recipe(_recipe_path(recipe, tmp))
+
+
+def replace_module(model: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
+    """Puts `new` where model.get_submodule(name) is (a name from model.named_modules())."""
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
 
 
 def quantize_modules(model: torch.nn.Module, recipe: Union[str, os.PathLike, Mapping[str, Any]],
@@ -296,27 +307,23 @@ def quantize_modules(model: torch.nn.Module, recipe: Union[str, os.PathLike, Map
         if not name or isinstance(module, (QuantLinear, QuantConv2d, QuantEmbedding)):
             continue
         if isinstance(module, torch.nn.Embedding):
-            w = r.formats_for(name)[0] or None
-            if w is not None:
-                parent_name, _, child = name.rpartition(".")
-                parent = model.get_submodule(parent_name) if parent_name else model
-                setattr(parent, child, QuantEmbedding.from_float(module, w, round=round, ste=ste, lsq=lsq))
-                done[name] = (w, None)
+            wf, af = r.formats_for(name)[0] or None, None
+            if wf is None:
+                continue
+            q = QuantEmbedding.from_float(module, wf, round=round, ste=ste, lsq=lsq)
+        elif isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            w, a, observer = r.formats_for(name)
+            if observer:
+                raise Error(f"layer '{name}': static activation observers ('{observer}') need calibration; "
+                            "quantize_modules takes dynamic activation formats only")
+            wf, af = (w or None), (a or None)
+            if wf is None and af is None:
+                continue
+            cls = QuantLinear if isinstance(module, torch.nn.Linear) else QuantConv2d
+            q = cls.from_float(module, wf, af, round=round, ste=ste, lsq=lsq)
+        else:
             continue
-        if not isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
-            continue
-        w, a, observer = r.formats_for(name)
-        if observer:
-            raise Error(f"layer '{name}': static activation observers ('{observer}') need calibration; "
-                        "quantize_modules takes dynamic activation formats only")
-        wf, af = (w or None), (a or None)
-        if wf is None and af is None:
-            continue
-        cls = QuantLinear if isinstance(module, torch.nn.Linear) else QuantConv2d
-        q = cls.from_float(module, wf, af, round=round, ste=ste, lsq=lsq)
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, q)
+        replace_module(model, name, q)
         done[name] = (wf, af)
     return done
 
@@ -352,25 +359,18 @@ def export(model: torch.nn.Module, example: torch.Tensor, onnx_path: Union[str, 
 
     Returns the quantize report (empty without packed_path). LSQ models (learned scales) are refused."""
     plain = dequantized_copy(model)
-    was_training = plain.training
-    plain.eval()
+    plain.eval()  # a copy: the caller's model keeps its mode
     kw = dict(opset_version=opset, input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
               training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)  # qcast folds constants itself
     kw.update(onnx_kw)
     torch.onnx.export(plain, example, os.fspath(onnx_path), **kw)
-    plain.train(was_training)
     if packed_path is None:
         return {}
     if recipe is None:
         raise Error("export: packed_path needs the recipe the model was quantized with")
     from ._files import quantize_model
     with tempfile.TemporaryDirectory(prefix="qcast-export-") as tmp:
-        if isinstance(recipe, Mapping):
-            rpath = os.path.join(tmp, "recipe.json")
-            with open(rpath, "w", encoding="utf-8") as f:
-                json.dump(dict(recipe), f)
-        else:
-            rpath = os.fspath(recipe)
+        rpath = _recipe_path(recipe, tmp)
         # rtn reads no calibration statistics; quantize still takes a dataset: the example batch.
         x = os.path.join(tmp, "x.npy")
         labels = os.path.join(tmp, "labels.npy")
@@ -381,4 +381,4 @@ def export(model: torch.nn.Module, example: torch.Tensor, onnx_path: Union[str, 
 
 
 __all__ = ["FakeQuant", "LsqQuant", "QuantConv2d", "QuantEmbedding", "QuantLinear", "clip_mask", "dequantized_copy", "export",
-           "fake_quant", "lsq_quant", "quantize_modules"]
+           "fake_quant", "lsq_quant", "quantize_modules", "replace_module"]
