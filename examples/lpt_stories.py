@@ -204,18 +204,20 @@ class Llama(torch.nn.Module):
         return self.norm(x) @ self.tok_embeddings.weight.t()
 
 
+def llama2c_order():
+    """The state-dict names of Llama in the order llama2.c's legacy .bin stores the weights (shared classifier)."""
+    L = range(LAYERS)
+    names = ["tok_embeddings.weight"] + [f"layers.{i}.attention_norm.weight" for i in L]
+    names += [f"layers.{i}.attention.{w}.weight" for w in ("wq", "wk", "wv", "wo") for i in L]
+    names += [f"layers.{i}.ffn_norm.weight" for i in L]
+    names += [f"layers.{i}.feed_forward.{w}.weight" for w in ("w1", "w2", "w3") for i in L]
+    return names + ["norm.weight"]
+
+
 def export_llama2c(model, seq_len, path):
     """llama2.c's legacy .bin (header, weights in its order, the RoPE tables; shared classifier)."""
     sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
-    L = range(LAYERS)
-    parts = [sd["tok_embeddings.weight"]]
-    parts += [sd[f"layers.{i}.attention_norm.weight"] for i in L]
-    for w in ("wq", "wk", "wv", "wo"):
-        parts += [sd[f"layers.{i}.attention.{w}.weight"] for i in L]
-    parts += [sd[f"layers.{i}.ffn_norm.weight"] for i in L]
-    for w in ("w1", "w2", "w3"):
-        parts += [sd[f"layers.{i}.feed_forward.{w}.weight"] for i in L]
-    parts.append(sd["norm.weight"])
+    parts = [sd[name] for name in llama2c_order()]
     hd = DIM // HEADS
     parts.append(np.zeros((seq_len, hd // 2), np.float32))  # freq_cis_real / imag: read past by llama2.c
     parts.append(np.zeros((seq_len, hd // 2), np.float32))
@@ -233,26 +235,12 @@ def load_llama2c(path):
     if head[:6] != (DIM, HIDDEN, LAYERS, HEADS, KV_HEADS, VOCAB):
         raise SystemExit(f"{path}: not the stories260K shape {head}")
     model = Llama(head[6])
-    sd, off, L = {}, 0, range(LAYERS)
-
-    def take(name, *shape):
-        nonlocal off
-        n = int(np.prod(shape))
-        sd[name] = torch.from_numpy(w[off:off + n].reshape(shape).copy())
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    sd, off = {}, 0
+    for name in llama2c_order():
+        n = int(np.prod(shapes[name]))
+        sd[name] = torch.from_numpy(w[off:off + n].reshape(shapes[name]).copy())
         off += n
-    kv = KV_HEADS * (DIM // HEADS)
-    take("tok_embeddings.weight", VOCAB, DIM)
-    for i in L:
-        take(f"layers.{i}.attention_norm.weight", DIM)
-    for wn, rows in (("wq", DIM), ("wk", kv), ("wv", kv), ("wo", DIM)):
-        for i in L:
-            take(f"layers.{i}.attention.{wn}.weight", rows, DIM)
-    for i in L:
-        take(f"layers.{i}.ffn_norm.weight", DIM)
-    for wn, shape in (("w1", (HIDDEN, DIM)), ("w2", (DIM, HIDDEN)), ("w3", (HIDDEN, DIM))):
-        for i in L:
-            take(f"layers.{i}.feed_forward.{wn}.weight", *shape)
-    take("norm.weight", DIM)
     model.load_state_dict(sd)
     return model, head[6]
 

@@ -110,7 +110,8 @@ def batches(x, y, batch, rng):
         yield torch.from_numpy(x[j]), torch.from_numpy(y[j])
 
 
-def train(model, x, y, epochs, lr, seed, log):
+def train(model, x, y, epochs, lr, seed, log, loss_fn=None):
+    """Adam over shuffled batches of 128; loss_fn(outputs, inputs, labels) defaults to cross-entropy."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -119,7 +120,8 @@ def train(model, x, y, epochs, lr, seed, log):
         t0, total, n = time.time(), 0.0, 0
         for xb, yb in batches(x, y, 128, rng):
             opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            out = model(xb)
+            loss = loss_fn(out, xb, yb) if loss_fn else torch.nn.functional.cross_entropy(out, yb)
             loss.backward()
             opt.step()
             total += float(loss) * len(xb)

@@ -65,26 +65,16 @@ class TailorResNet(Q.SmallResNet):
 
 
 def distill(student, teacher, x, y, epochs, lr, seed, log, T=4.0, alpha=0.5):
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    """qat_vs_ptq's training loop with the distillation loss against `teacher`'s softened outputs."""
     teacher.eval()
-    student.train()
-    for e in range(epochs):
-        total, n = 0.0, 0
-        for xb, yb in Q.batches(x, y, 128, rng):
-            with torch.no_grad():
-                soft = torch.log_softmax(teacher(xb) / T, 1)
-            out = student(xb)
-            kd = torch.nn.functional.kl_div(torch.log_softmax(out / T, 1), soft, log_target=True, reduction="batchmean")
-            loss = (1 - alpha) * torch.nn.functional.cross_entropy(out, yb) + alpha * T * T * kd
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss) * len(xb)
-            n += len(xb)
-        log(f"  distillation epoch {e + 1}/{epochs}: loss {total / n:.4f}")
-    student.eval()
+
+    def loss(out, xb, yb):
+        with torch.no_grad():
+            soft = torch.log_softmax(teacher(xb) / T, 1)
+        kd = torch.nn.functional.kl_div(torch.log_softmax(out / T, 1), soft, log_target=True, reduction="batchmean")
+        return (1 - alpha) * torch.nn.functional.cross_entropy(out, yb) + alpha * T * T * kd
+
+    Q.train(student, x, y, epochs, lr, seed, log, loss_fn=loss)
 
 
 def main():
