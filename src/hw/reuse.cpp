@@ -355,6 +355,8 @@ AddrMap address_map(const LoopNest& n) {
   auto arrays = n.arrays();
   for (size_t k = 0; k < arrays.size(); ++k) m.id[arrays[k]] = k;
   for (auto& a : n.body) {
+    // A scalar access (rank 0) leaves d empty, so "seen before" is the map's, not d's emptiness.
+    const bool first = !m.dims.count(a.array);
     auto& d = m.dims[a.array];
     std::vector<std::pair<std::int64_t, std::int64_t>> lohi;
     for (auto& e : a.index) {
@@ -369,7 +371,7 @@ AddrMap address_map(const LoopNest& n) {
         throw Error("loop nest: the index range of " + a.array + "[...] exceeds 2^47 elements");
       lohi.emplace_back(static_cast<std::int64_t>(lo), static_cast<std::int64_t>(hi));
     }
-    if (d.empty()) {
+    if (first) {
       for (auto& [lo, hi] : lohi) d.emplace_back(lo, hi);
     } else {
       if (d.size() != lohi.size()) throw Error("loop nest: array " + a.array + " is indexed with different ranks");

@@ -98,6 +98,15 @@ TEST(HwReuse, ParserErrors) {
   EXPECT_THROW(LoopNest::parse("for j<4: A[j] += 1").interchange("j", "x"), qcast::Error);
 }
 
+// Found by the reuse fuzz target in CI: a scalar access of an array that is indexed elsewhere read an
+// index that did not exist (the rank check took "no dimensions yet" for "not seen yet").
+TEST(HwReuse, ScalarAndIndexedUseOfOneArrayIsARankError) {
+  for (const char* nest : {"for i<4: A += 1; B[i] += A[i]", "for i<4: B[i] += A[i]; A += 1"}) {
+    const LoopNest n = LoopNest::parse(nest);
+    EXPECT_THROW(n.trace([](int, std::uint64_t) {}), qcast::Error) << nest;
+  }
+}
+
 TEST(HwReuse, Cli) {
   auto r = qcast::test::run_cli("reuse --json --trace 'A B C A B B A C D B'");
   ASSERT_EQ(r.rc, 0) << r.err;
