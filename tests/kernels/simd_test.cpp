@@ -356,6 +356,24 @@ TEST(SimdKernels, OddShapes) {
   }
 }
 
+TEST(SimdKernels, RowsShorterThanTheBlock) {
+  // MX blocks of 32 along 16 or 8 channels (NHWC activations of a narrow layer): each row is one full
+  // group of its own length, which takes the fixed-block kernel; fake-quant, encode and decode must still
+  // equal the reference, specials and all-zero rows included.
+  auto x = random_input(257 * 16, 5);
+  for (std::size_t i = 0; i < 16; ++i) x[32 + i] = 0.0f;  // an all-zero row of 16
+  x[100] = std::numeric_limits<float>::quiet_NaN();
+  x[300] = std::numeric_limits<float>::infinity();
+  x[501] = 3.4e38f;
+  for (const char* name : {"mxfp8", "mxfp4", "mxint8", "nvfp4", "int4@fp16/g32", "int8@fp32/g64"}) {
+    const Format f = Format::parse(name);
+    for (const Shape& s : std::vector<Shape>{{257, 16}, {514, 8}, {2, 257, 8}}) {
+      check_all(f, RoundMode::Even, x, s, true, "short rows");
+      check_all(f, RoundMode::Away, x, s, false, "short rows");
+    }
+  }
+}
+
 TEST(SimdKernels, SingleElementGroups) {
   // MX blocks along an axis of extent 1 (the channel axis of a one-channel image) and /b1 blocks: every
   // group is one element (the vectorised per-lane scale path), including specials, subnormals, zeros,
