@@ -257,15 +257,50 @@ void Graph::finalize() {
   // Shape check with batch 1 (catches bad shapes at load time). With symbolic dimensions besides the
   // first (sequence length, image size) a 1 there may not be a valid size for the model (a reshape to
   // [-1, 64] needs a multiple of 64), so the check waits for the real shapes at run time.
+  // A control-flow body's inputs are bound only when it runs; so are the shapes of values after an If
+  // or Loop that depends on the data (a branch or trip count chosen at run time).
+  if (subgraph) return;
   bool symbolic = false;
   for (auto& in : inputs)
     for (std::size_t d = 1; d < in.shape.size(); ++d) symbolic = symbolic || in.shape[d] < 0;
+  for (const Node& n : nodes) symbolic = symbolic || n.has(kOuterBegin);
   try {
     infer_shapes(1);
   } catch (const Error& e) {
     if (!symbolic) throw Error(source + ": " + e.what());
   }
 }
+
+namespace detail {
+std::vector<Value> run_subgraph(const Graph& sub, const std::vector<const Value*>& bound, bool shape_only, int threads) {
+  if (bound.size() != sub.inputs.size())
+    throw Error(sub.source + ": a subgraph takes " + std::to_string(sub.inputs.size()) + " inputs, got " + std::to_string(bound.size()));
+  std::vector<Value> vals(sub.value_names.size());
+  std::vector<bool> have(sub.value_names.size(), false);
+  for (auto& [id, v] : sub.constants) { vals[id] = v; have[id] = true; }
+  for (std::size_t k = 0; k < bound.size(); ++k) {
+    if (!bound[k]) continue;  // an omitted input (Loop's condition): never read, or an error where read
+    vals[sub.inputs[k].id] = *bound[k];
+    have[sub.inputs[k].id] = true;
+  }
+  // Values are freed after their last use, as in the main executor (a Loop body runs many times).
+  std::vector<int> last(sub.value_names.size(), -1);
+  for (std::size_t k = 0; k < sub.nodes.size(); ++k)
+    for (int id : sub.nodes[k].inputs) if (id >= 0) last[id] = static_cast<int>(k);
+  for (int id : sub.outputs) last[id] = static_cast<int>(sub.nodes.size());
+  for (std::size_t k = 0; k < sub.nodes.size(); ++k) {
+    exec_node(sub.nodes[k], vals, have, shape_only, threads, sub.opset);
+    for (int id : sub.nodes[k].inputs)
+      if (id >= 0 && last[id] == static_cast<int>(k)) vals[id] = Value{};
+  }
+  std::vector<Value> out;
+  for (int id : sub.outputs) {
+    if (!have[id]) throw Error(sub.source + ": subgraph output '" + sub.value_names[id] + "' is not bound (an omitted input?)");
+    out.push_back(vals[id]);
+  }
+  return out;
+}
+}  // namespace detail
 
 std::vector<Shape> Graph::infer_shapes(std::int64_t batch) const {
   std::vector<Shape> shapes;

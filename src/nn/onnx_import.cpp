@@ -203,31 +203,54 @@ Value parse_onnx_tensor(const std::uint8_t* data, std::size_t size, const std::s
   return tensor_value(t, what);
 }
 
-Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& what,
-                 const std::map<std::string, Value>& bound_inputs) {
-  onnx::ModelProto m;
-  if (size > static_cast<std::size_t>(INT32_MAX) || !m.ParseFromArray(data, static_cast<int>(size)))
-    throw Error(what + ": not a valid ONNX model (protobuf parsing failed; truncated or not an .onnx file?)");
-  if (!m.has_graph()) throw Error(what + ": the ONNX model has no graph");
-  const onnx::GraphProto& gp = m.graph();
-  Graph g;
+namespace {
+
+// Control-flow bodies nest (If inside a Loop inside an If ...); deeper than this is refused.
+constexpr int kMaxSubgraphDepth = 16;
+
+struct Imported {
+  Graph graph;
+  std::vector<std::string> outer;  // a subgraph's outer-scope names, in the order of its trailing inputs
+};
+
+// One GraphProto -> Graph. A subgraph (depth > 0) may read values of the enclosing graphs by name: every
+// name it uses that it does not define becomes one of its trailing inputs (Imported::outer), which the
+// control-flow node then lists among its own inputs, so the executor's order, last-use and folding see
+// them as ordinary inputs.
+// Initializers (and bound inputs) of the enclosing graphs, by name: a body that reads one holds it as its own
+// constant (shared storage, no copy), so a weight of a Gemm inside a branch is a constant there and
+// recipes quantize it like any other.
+using Scope = std::map<std::string, const Value*>;
+
+Imported import_graph(const onnx::GraphProto& gp, const std::string& what, int opset, const std::map<std::string, Value>& bound_inputs,
+                      int depth, const std::string& prefix, const Scope& scope) {
+  if (depth > kMaxSubgraphDepth) throw Error(what + ": control-flow subgraphs nested more than " + std::to_string(kMaxSubgraphDepth) + " deep");
+  Imported r;
+  Graph& g = r.graph;
   g.source = what;
-  for (const auto& o : m.opset_import())
-    if (o.domain().empty() || o.domain() == "ai.onnx") g.opset = static_cast<int>(o.version());
+  g.opset = opset;
+  g.subgraph = depth > 0;
+  std::set<std::string> defined;
   for (const auto& init : gp.initializer()) {
     if (init.name().empty()) throw Error(what + ": an initializer has no name");
     g.constants[g.value_id(init.name())] = tensor_value(init, what);
+    defined.insert(init.name());
   }
   std::size_t nbound = 0;
   for (const auto& in : gp.input()) {
     const int id = g.value_id(in.name());
+    defined.insert(in.name());
     if (auto b = bound_inputs.find(in.name()); b != bound_inputs.end()) {
       g.constants[id] = b->second;
       ++nbound;
       continue;
     }
-    if (g.constants.count(id)) continue;  // old exporters list initializers as inputs
+    if (g.constants.count(id) && !g.subgraph) continue;  // old exporters list initializers as inputs
     GraphInput gi{id, {}};
+    if (g.subgraph) {  // bound as it comes at run time (Loop's iteration number, condition, carried values)
+      g.inputs.push_back(gi);
+      continue;
+    }
     if (!in.type().has_tensor_type()) throw Error(what + ": input '" + in.name() + "' is not a tensor");
     const auto& tt = in.type().tensor_type();
     if (!tt.has_shape()) throw Error(what + ": input '" + in.name() + "' has no shape");
@@ -255,32 +278,106 @@ Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& 
     if (np.op_type() == "CastLike" && np.input_size() == 2)
       if (auto it = elem_type.find(np.input(1)); it != elem_type.end()) elem_type[np.output(0)] = it->second;
   }
-  std::set<std::string> produced;
+  std::vector<std::string> outer;  // names read before (or without) being defined here, first use first
+  std::set<std::string> outer_set;
+  Scope inner = scope;  // what this graph's bodies may take as constants: the enclosing graphs' and its own
+  for (const auto& [id, v] : g.constants) inner[g.value_names[id]] = &v;
+  auto use = [&](const std::string& name) {
+    if (!defined.count(name) && !outer_set.count(name)) {
+      if (auto c = scope.find(name); c != scope.end()) {  // an enclosing graph's constant
+        g.constants[g.value_id(name)] = *c->second;
+        defined.insert(name);
+      } else {
+        outer_set.insert(name);
+        outer.push_back(name);
+      }
+    }
+    return g.value_id(name);
+  };
   int unnamed = 0;
   for (const auto& np : gp.node()) {
     Node n;
     n.op = np.op_type();
-    n.name = np.name().empty() ? n.op + "_" + std::to_string(unnamed++) : np.name();
+    n.name = np.name().empty() ? prefix + n.op + "_" + std::to_string(unnamed++) : np.name();
     if (!np.domain().empty() && np.domain() != "ai.onnx")
       throw Error(what + ": unsupported operator '" + np.domain() + "." + n.op + "' (node '" + n.name + "')");
-    for (const auto& i : np.input()) n.inputs.push_back(i.empty() ? -1 : g.value_id(i));
+    for (const auto& i : np.input()) n.inputs.push_back(i.empty() ? -1 : use(i));
     while (!n.inputs.empty() && n.inputs.back() < 0) n.inputs.pop_back();
     int last_named = -1;  // an omitted output before a named one keeps its place (LSTM's Y in ["", "Y_h"])
     for (int k = 0; k < np.output_size(); ++k) if (!np.output(k).empty()) last_named = k;
     for (int k = 0; k <= last_named; ++k) {
       const std::string& o = np.output(k);
       if (o.empty()) { n.outputs.push_back(g.value_id("\x01omitted:" + n.name + ":" + std::to_string(k))); continue; }
-      if (!produced.insert(o).second) throw Error(what + ": value '" + o + "' is produced twice");
+      if (!defined.insert(o).second) throw Error(what + ": value '" + o + "' is produced twice");
+      if (outer_set.count(o)) throw Error(what + ": value '" + o + "' is used before the node that produces it ('" + n.name + "')");
       n.outputs.push_back(g.value_id(o));
     }
-    for (const auto& a : np.attribute()) n.attrs[a.name()] = convert_attr(a, what + ": node '" + n.name + "'");
+    // Subgraph attributes: each body is imported on its own; the outer names of all of them, in one
+    // order, become the node's trailing inputs and every body's trailing inputs.
+    std::vector<std::pair<std::string, Imported>> bodies;
+    for (const auto& a : np.attribute()) {
+      if (a.type() == onnx::AttributeProto::GRAPH) {
+        bodies.emplace_back(a.name(), import_graph(a.g(), what, opset, {}, depth + 1, n.name + "/" + a.name() + "/", inner));
+        continue;
+      }
+      if (a.type() == onnx::AttributeProto::GRAPHS) throw Error(what + ": node '" + n.name + "' has a list of graphs as attribute '" + a.name() + "' (not supported)");
+      n.attrs[a.name()] = convert_attr(a, what + ": node '" + n.name + "'");
+    }
+    if (!bodies.empty()) {
+      std::vector<std::string> names;
+      std::set<std::string> seen;
+      for (auto& [_, b] : bodies)
+        for (auto& o : b.outer)
+          if (seen.insert(o).second) names.push_back(o);
+      Attr begin;
+      begin.kind = Attr::Kind::Int;
+      begin.i = static_cast<std::int64_t>(np.input_size());
+      n.attrs[kOuterBegin] = begin;
+      while (static_cast<int>(n.inputs.size()) < np.input_size()) n.inputs.push_back(-1);  // keep the operator's own inputs in place
+      for (auto& o : names) n.inputs.push_back(use(o));
+      for (auto& [attr_name, b] : bodies) {
+        // The body's trailing inputs: the node's outer names, in the node's order (a body that does not
+        // read one of them has an unused input).
+        std::set<int> own;
+        for (const auto& o : b.outer) own.insert(b.graph.value_id(o));
+        std::vector<GraphInput> formal;
+        for (const auto& in : b.graph.inputs)
+          if (!own.count(in.id)) formal.push_back(in);
+        b.graph.inputs = std::move(formal);
+        for (const auto& o : names) b.graph.inputs.push_back(GraphInput{b.graph.value_id(o), {}});
+        b.graph.finalize();
+        Attr at;
+        at.kind = Attr::Kind::Graph;
+        at.g = std::make_shared<const Graph>(std::move(b.graph));
+        n.attrs[attr_name] = std::move(at);
+      }
+    }
     if (n.op == "QuantizeLinear") record_quantize_range(np, n, elem_type, what);
     g.nodes.push_back(std::move(n));
   }
-  for (const auto& o : gp.output()) g.outputs.push_back(g.value_id(o.name()));
-  if (g.outputs.empty()) throw Error(what + ": the graph has no outputs");
-  g.finalize();
-  return g;
+  for (const auto& o : gp.output()) g.outputs.push_back(use(o.name()));
+  if (g.outputs.empty()) throw Error(what + (depth ? ": a subgraph" : ": the graph") + " has no outputs");
+  if (g.subgraph) {
+    for (const auto& o : outer) g.inputs.push_back(GraphInput{g.value_id(o), {}});
+    r.outer = std::move(outer);
+  }
+  return r;
+}
+
+}  // namespace
+
+Graph parse_onnx(const std::uint8_t* data, std::size_t size, const std::string& what,
+                 const std::map<std::string, Value>& bound_inputs) {
+  onnx::ModelProto m;
+  if (size > static_cast<std::size_t>(INT32_MAX) || !m.ParseFromArray(data, static_cast<int>(size)))
+    throw Error(what + ": not a valid ONNX model (protobuf parsing failed; truncated or not an .onnx file?)");
+  if (!m.has_graph()) throw Error(what + ": the ONNX model has no graph");
+  int opset = 13;
+  for (const auto& o : m.opset_import())
+    if (o.domain().empty() || o.domain() == "ai.onnx") opset = static_cast<int>(o.version());
+  Imported r = import_graph(m.graph(), what, opset, bound_inputs, 0, "", {});
+  r.graph.finalize();
+  return std::move(r.graph);
 }
 
 Graph load_onnx(const std::string& path) {

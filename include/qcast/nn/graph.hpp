@@ -57,8 +57,10 @@ struct Value {
   Tensor to_tensor() const;  // float32 (ints converted)
 };
 
+class Graph;
+
 struct Attr {
-  enum class Kind { None, Int, Float, String, Ints, Floats, Tensor };
+  enum class Kind { None, Int, Float, String, Ints, Floats, Tensor, Graph };
   Kind kind = Kind::None;
   std::int64_t i = 0;
   float f = 0;
@@ -66,7 +68,13 @@ struct Attr {
   std::vector<std::int64_t> ints;
   std::vector<float> floats;
   std::shared_ptr<Value> t;
+  std::shared_ptr<const Graph> g;  // Kind::Graph: a control-flow body (If's branches, Loop's body)
 };
+
+/// Control flow (If, Loop): the node's inputs from this index on are the enclosing graph's values that its
+/// subgraphs read (ONNX's outer-scope names), in the order of the subgraphs' trailing inputs. The importer
+/// sets it (attribute kOuterBegin); before it come the operator's own inputs.
+inline constexpr const char* kOuterBegin = "\x01qcast.outer_begin";
 
 /// Quantization attached to a node by a recipe (see recipe.hpp): formats for the weight (input 1 of
 /// Conv / Gemm / MatMul) and for the activation (input 0, dynamic or static). Empty optional = full precision.
@@ -105,6 +113,10 @@ class Graph {
   std::vector<int> outputs;
   std::string source;                             // file name, for messages
   int opset = 13;                                 // default-domain opset version
+  /// A control-flow body: its inputs are its own formal inputs (none for If's branches; Loop's iteration
+  /// number, condition and carried values) followed by the enclosing graph's values it reads. They are
+  /// bound as they come (run_subgraph), so their shapes are not checked and finalize infers no shapes.
+  bool subgraph = false;
   std::map<int, Value> fp32_weights;              // originals of weights replaced by quantize_weights
   /// The executor's prepared oneDNN convolutions (src/nn/conv_fast.hpp), shared by copies of the graph;
   /// keyed by the weight buffers they were made from, so re-quantized weights never meet stale ones.
