@@ -1,5 +1,6 @@
 // Parsing and naming of elements and formats (the grammar of docs/formats.md).
 #include <algorithm>
+#include <limits>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -271,18 +272,28 @@ Element Element::parse(std::string_view text) {
           bias = b;
           suffix = suffix.substr(d);
         }
+        // qcast computes in float32: every value of the element must be one, down to its smallest subnormal
+        // (found by the format-name fuzzer: e6m2b212's values all lie below 2^-149, and encode / decode
+        // and fake-quant disagreed on them).
+        auto in_fp32 = [&](Element e) {
+          if (1 - e.bias - e.mbits < -149)
+            throw Error("minifloat '" + name + "' has values below float32's smallest (2^-149), which qcast computes in: bias + mantissa bits must be at most 150");
+          if (!(e.max_value() <= static_cast<double>(std::numeric_limits<float>::max())))
+            throw Error("minifloat '" + name + "' has values beyond float32's largest, which qcast computes in (a larger bias brings them in)");
+          return e;
+        };
         if (suffix.empty() || suffix == "ieee") {
           // A 1-bit IEEE exponent: its all-ones field is inf/NaN, so every finite value would be subnormal.
           if (eb < 2) throw Error("minifloat '" + name + "' has no finite normal values (IEEE needs 2+ exponent bits)");
-          return make_float(eb, mb, bias, FloatVariant::Ieee, 1 + eb + mb, name);
+          return in_fp32(make_float(eb, mb, bias, FloatVariant::Ieee, 1 + eb + mb, name));
         }
         if (suffix == "fn") {
           // e1m0fn: its only non-zero code (S.1) is the NaN.
           if (eb == 1 && mb == 0) throw Error("minifloat '" + name + "' has no finite non-zero values");
-          return make_float(eb, mb, bias, FloatVariant::Fn, 1 + eb + mb, name);
+          return in_fp32(make_float(eb, mb, bias, FloatVariant::Fn, 1 + eb + mb, name));
         }
-        if (suffix == "fnuz") return make_float(eb, mb, bias_given ? bias : bias + 1, FloatVariant::Fnuz, 1 + eb + mb, name);
-        if (suffix == "fin") return make_float(eb, mb, bias, FloatVariant::Finite, 1 + eb + mb, name);
+        if (suffix == "fnuz") return in_fp32(make_float(eb, mb, bias_given ? bias : bias + 1, FloatVariant::Fnuz, 1 + eb + mb, name));
+        if (suffix == "fin") return in_fp32(make_float(eb, mb, bias, FloatVariant::Finite, 1 + eb + mb, name));
         throw Error("unknown minifloat variant '" + std::string(suffix) + "' in '" + name + "' (ieee, fn, fnuz, fin)");
       }
     }

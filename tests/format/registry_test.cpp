@@ -5,6 +5,8 @@
 // published type properties.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -231,6 +233,16 @@ TEST(FormatNames, ElementCanonicalNamesParseBack) {
   EXPECT_EQ(Element::parse("e4m3b7ieee").canonical_name(), "e4m3ieee");
   EXPECT_EQ(Element::parse("e4m3b8fnuz").canonical_name(), "e4m3fnuz");
   EXPECT_THROW(Element::parse("e4m3b999"), Error);
+}
+
+// qcast computes in float32, so a minifloat whose values fall outside it is refused (the format-name fuzzer
+// found e6m2b212, all of whose values lie below 2^-149: fake-quant gave -2^-149, decode(encode) -inf).
+TEST(FormatNames, MinifloatsMustLieWithinFloat32) {
+  for (const char* n : {"e6m2b212", "e3m2b149", "e8m3fn", "e8m3b1"}) EXPECT_THROW(Element::parse(n), Error) << n;
+  EXPECT_NE(error_of("e6m2b212").find("2^-149"), std::string::npos) << error_of("e6m2b212");
+  // The edges that fit: float32 itself (smallest subnormal 2^-149, largest FLT_MAX), bias + mantissa = 150.
+  for (const char* n : {"e8m23", "e3m2b148", "e2m1b149", "e8m3", "e8m7fnuz"}) EXPECT_NO_THROW(Element::parse(n)) << n;
+  EXPECT_EQ(Element::parse("e8m23").max_value(), static_cast<double>(std::numeric_limits<float>::max()));
 }
 
 // The ml_dtypes aliases against the properties ml_dtypes documents for its types (its README's table and
