@@ -1,5 +1,5 @@
 # Sourced by scripts/fuzz: the model loaders (ONNX importer, llama2.c checkpoint + tokenizer, GGUF reader).
-nn_core="src/nn/graph.cpp src/nn/logits.cpp src/nn/ops.cpp src/nn/ops_rnn.cpp src/nn/ops_quant.cpp src/nn/ops_index.cpp src/nn/conv_fast.cpp src/kernels/dnnl.cpp src/nn/recipe.cpp src/nn/act_quant.cpp src/format/element.cpp src/format/format.cpp src/format/named.cpp src/format/groups.cpp src/kernels/quantize.cpp src/kernels/ggml_quants.cpp src/kernels/reference.cpp src/kernels/thread_pool.cpp src/kernels/blas.cpp fuzz/reference_only.cpp"
+nn_core="src/nn/graph.cpp src/nn/logits.cpp src/nn/ops.cpp src/nn/ops_rnn.cpp src/nn/ops_quant.cpp src/nn/ops_index.cpp src/nn/ops_control.cpp src/nn/conv_fast.cpp src/kernels/dnnl.cpp src/nn/recipe.cpp src/nn/act_quant.cpp src/format/element.cpp src/format/format.cpp src/format/named.cpp src/format/groups.cpp src/kernels/quantize.cpp src/kernels/ggml_quants.cpp src/kernels/reference.cpp src/kernels/thread_pool.cpp src/kernels/blas.cpp fuzz/reference_only.cpp"
 targets[onnx]="fuzz/onnx_fuzz.cpp src/nn/onnx_import.cpp src/hw/skips.cpp $nn_core"  # skips: cost --skips walks the graph
 extra_libs[onnx]="-lonnx_proto -lprotobuf -lyaml-cpp"
 gguf_io="src/io/gguf.cpp src/io/gguf_types.cpp src/io/sniff.cpp"
