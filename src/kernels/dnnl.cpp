@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "qcast/error.hpp"
-#include "qcast/kernels/thread_pool.hpp"
 
 #if __has_include(<oneapi/dnnl/dnnl.h>)
 #include <oneapi/dnnl/dnnl.h>
@@ -115,13 +114,6 @@ const Api* load() {
     if (!all || a.engine_create(&a.engine, dnnl_cpu, 0) != dnnl_success) return;
     api = a;
     ok = true;
-    // From here on qcast's own parallel loops run on oneDNN's OpenMP threads too (see set_region_runner):
-    // GOMP_parallel is libgomp's entry point for `#pragma omp parallel` (GCC >= 4.9).
-    // QCAST_OMP_REGIONS=0 keeps them on qcast's pool (for side-by-side measurement).
-    static void (*gomp_parallel)(void (*)(void*), void*, unsigned, unsigned) = nullptr;
-    const char* regions = std::getenv("QCAST_OMP_REGIONS");
-    if ((!regions || std::string(regions) != "0") && resolve(lib, "GOMP_parallel", gomp_parallel))
-      set_region_runner([](unsigned count, void (*body)(void*), void* ctx) { gomp_parallel(body, ctx, count, 0); });
   });
   return ok ? &api : nullptr;
 }

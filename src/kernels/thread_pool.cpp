@@ -14,35 +14,6 @@ namespace {
 
 thread_local bool t_in_pool_task = false;
 
-std::atomic<RegionRunner> g_runner{nullptr};
-
-// Runs task(i) for i in [0, count) on an installed region runner: each of its threads takes the next item
-// from a shared counter (it may give fewer threads than asked), exceptions are kept for the caller.
-void run_on(RegionRunner runner, int count, const std::function<void(int)>& task) {
-  struct Ctx {
-    const std::function<void(int)>* task;
-    int count;
-    std::atomic<int> next{0};
-    std::mutex mu;
-    std::exception_ptr error;
-  } ctx{&task, count, {}, {}, {}};
-  runner(static_cast<unsigned>(count), [](void* p) {
-    Ctx& c = *static_cast<Ctx*>(p);
-    const bool outer = t_in_pool_task;
-    t_in_pool_task = true;
-    for (int i; (i = c.next.fetch_add(1)) < c.count;) {
-      try {
-        (*c.task)(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(c.mu);
-        if (!c.error) c.error = std::current_exception();
-      }
-    }
-    t_in_pool_task = outer;
-  }, &ctx);
-  if (ctx.error) std::rethrow_exception(ctx.error);
-}
-
 class Pool {
  public:
   static Pool& get() {
@@ -52,10 +23,6 @@ class Pool {
 
   // Runs task(i) for i in [0, count) with task 0 on the caller and the rest on workers.
   void run(int count, const std::function<void(int)>& task) {
-    if (const RegionRunner runner = g_runner.load(std::memory_order_acquire)) {
-      run_on(runner, count, task);
-      return;
-    }
     std::unique_lock<std::mutex> call_lock(call_mu_);  // one parallel region at a time
     ensure_workers(count - 1);
     std::exception_ptr first_error;
@@ -138,8 +105,6 @@ class Pool {
 };
 
 }  // namespace
-
-void set_region_runner(RegionRunner run) { g_runner.store(run, std::memory_order_release); }
 
 int hardware_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
 

@@ -22,15 +22,6 @@ void parallel_for(std::int64_t n, int threads, const std::function<void(std::int
 /// Nested calls run serially on the calling thread.
 void parallel_items(std::int64_t n, int threads, const std::function<void(std::int64_t)>& fn);
 
-/// Where parallel regions run: by default on qcast's own workers. The oneDNN loader installs libgomp's
-/// (GOMP_parallel, the library oneDNN runs its convolutions on), so that qcast's loops between two oneDNN
-/// calls (activation fake-quant, Slice, Pad) run on the OpenMP threads that are still spinning from the
-/// last call instead of waking a second set of threads to compete with them for the cores.
-/// run(count, body, ctx) calls body(ctx) on up to `count` threads, the caller one of them, and returns
-/// when all have returned. The split of the work into items is the same either way, so results are too.
-using RegionRunner = void (*)(unsigned count, void (*body)(void*), void* ctx);
-void set_region_runner(RegionRunner run);
-
 /// Number of hardware threads (at least 1).
 int hardware_threads();
 
