@@ -327,8 +327,11 @@ struct LayerShape {
 std::vector<LayerShape> read_layers_json(const std::string& path);
 /// The layers of a model file, recognised by content: an ONNX graph (its Conv / Gemm / MatMul nodes under
 /// their node names, at `batch`), a llama2.c / HF / GGUF LLaMA (its linear layers, per token, N = batch),
-/// or that JSON. Other files are refused naming what they are.
-std::vector<LayerShape> model_layer_shapes(const std::string& path, std::int64_t batch = 1);
+/// or that JSON. Other files are refused naming what they are. `input_shapes` (ONNX only; one per graph
+/// input, in order) gives every input's full shape where the model leaves dimensions symbolic beyond the
+/// batch (a detector's height and width); empty: symbolic dimensions are `batch`.
+std::vector<LayerShape> model_layer_shapes(const std::string& path, std::int64_t batch = 1,
+                                           const std::vector<std::vector<std::int64_t>>& input_shapes = {});
 /// The same from JSON text; `where` names it in errors.
 std::vector<LayerShape> parse_layers_json(const std::string& text, const std::string& where);
 /// The layer as a problem: dims R S P Q C M N (plus G for grouped convolutions), data spaces

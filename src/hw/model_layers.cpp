@@ -26,14 +26,17 @@ std::int64_t square(const std::vector<std::int64_t>& v, const std::string& what,
 
 }  // namespace
 
-std::vector<LayerShape> model_layer_shapes(const std::string& path, std::int64_t batch) {
+std::vector<LayerShape> model_layer_shapes(const std::string& path, std::int64_t batch,
+                                           const std::vector<std::vector<std::int64_t>>& input_shapes) {
   const FileKind kind = sniff_model_file(path);
+  if (!input_shapes.empty() && kind != FileKind::Onnx)
+    throw Error("input shapes apply to ONNX models (their graph inputs); " + path + " is not one");
   std::vector<LayerShape> out;
   switch (kind) {
     case FileKind::LayersJson: return read_layers_json(path);
     case FileKind::Onnx: {
       const nn::Graph g = nn::load_onnx(path);
-      for (const auto& l : nn::layer_info(g, batch)) {
+      for (const auto& l : input_shapes.empty() ? nn::layer_info(g, batch) : nn::layer_info(g, input_shapes)) {
         LayerShape s;
         s.name = l.name;
         s.op = detail::lower(l.op);

@@ -443,8 +443,18 @@ void Graph::quantize_weights(int threads) {
   }
 }
 
-std::vector<LayerInfo> layer_info(const Graph& g, std::int64_t batch) {
-  auto shapes = g.infer_shapes(batch);
+namespace {
+std::vector<LayerInfo> layer_info_of(const Graph& g, const std::vector<Shape>& shapes);
+}
+
+std::vector<LayerInfo> layer_info(const Graph& g, std::int64_t batch) { return layer_info_of(g, g.infer_shapes(batch)); }
+
+std::vector<LayerInfo> layer_info(const Graph& g, const std::vector<Shape>& input_shapes) {
+  return layer_info_of(g, g.infer_shapes(input_shapes));
+}
+
+namespace {
+std::vector<LayerInfo> layer_info_of(const Graph& g, const std::vector<Shape>& shapes) {
   std::vector<LayerInfo> r;
   for (const Node& n : g.nodes) {
     LayerInfo L;
@@ -498,5 +508,7 @@ std::vector<LayerInfo> layer_info(const Graph& g, std::int64_t batch) {
   }
   return r;
 }
+
+}  // namespace
 
 }  // namespace qcast::nn

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "onnx_builder.hpp"
 #include "test_support.hpp"
 
 using qcast::test::run_cli;
@@ -149,4 +150,34 @@ TEST(CliEval, IntegerFormatsWithoutAScaleAreRefused) {
   auto ok = run_cli("eval " + S("models/stories260K.bin") + " --tokenizer " + S("models/tok512.bin") + " --data text:" +
                     S("data/tinystories/valid-excerpt.txt") + " --limit 2 --weights int4/g32 --kv e4m3 --json");
   EXPECT_EQ(ok.rc, 0) << ok.err;
+}
+
+// A detector-style model whose height and width are symbolic: at batch 1 they become 1, too small for its
+// 3x3 kernel (PP-OCR's models failed so in `cost --model`). --input-shape gives the real image size to
+// inspect and cost; bad shapes are exit 2.
+TEST(CliInspect, InputShapeBindsSymbolicHeightAndWidth) {
+  namespace o = qcast::test::onnx;
+  qcast::test::TempDir d;
+  const std::string m = d.file("symhw.onnx");
+  o::save(m, o::model({o::node("Conv", {"x", "W"}, {"y"}, {}, "conv")}, {o::float_tensor("W", {4, 3, 3, 3}, std::vector<float>(108, 0.5f))},
+                      {o::value_info("x", {1, 3, -1, -1})}, {o::value_info("y", {1, 4, -1, -1})}));
+  auto r = run_cli("inspect " + m + " --json");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  r = run_cli("inspect " + m + " --input-shape 1x3x20x30 --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["layers"].size(), 1u);
+  EXPECT_EQ(j["layers"][0]["P"], 18);
+  EXPECT_EQ(j["layers"][0]["Q"], 28);
+  EXPECT_EQ(j["layers"][0]["macs"], 4 * 3 * 9 * 18 * 28);
+  r = run_cli("cost --arch " QCAST_SOURCE_DIR "/examples/arch/eyeriss_like.yaml --model " + m + " --input-shape 1x3x20x30 --samples 50 --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["layers"][0]["computes"], 4 * 3 * 9 * 18 * 28);
+  for (const char* bad : {"1x4x20x30", "1x3x20", "1x3x0x30", "1x3xfoo", "1x3x20x30x", "2x3x20x30"}) {
+    r = run_cli("inspect " + m + " --input-shape " + bad);
+    EXPECT_EQ(r.rc, 2) << bad << ": " << r.out;
+    EXPECT_FALSE(r.err.empty()) << bad;
+  }
+  r = run_cli("inspect " + S("models/stories260K.bin") + " --input-shape 1x3x20x30");
+  if (std::filesystem::exists(S("models/stories260K.bin"))) EXPECT_EQ(r.rc, 2) << r.out;
 }

@@ -47,6 +47,12 @@ std::string json_output(Json j, int indent) {
 /// written as \xNN: for echoing names and messages that come from files or arguments to a terminal.
 std::string printable(const std::string& s);
 
+/// Adds `--input-shape DIMS` (repeatable, one per graph input in order, e.g. 1x3x960x960) to a subcommand,
+/// for models whose input dimensions are symbolic; parse_input_shapes reads the collected texts
+/// (qcast::Error naming the bad one).
+CLI::Option* add_input_shape_option(CLI::App* sub, std::vector<std::string>& texts);
+std::vector<std::vector<std::int64_t>> parse_input_shapes(const std::vector<std::string>& texts);
+
 /// Adds the common `--threads N` flag (default: all cores) to a subcommand, writing into `threads`.
 void add_threads_flag(CLI::App* sub, int& threads);
 

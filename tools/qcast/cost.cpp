@@ -26,6 +26,7 @@ using namespace qcast::hw;
 struct CostArgs {
   std::string arch, ert, table = "horowitz", problem, model, base_model, recipe, weights, acts, accumulator, map, search, save_map,
       constraints, mapper, layer, skips;
+  std::vector<std::string> input_shapes;  // --input-shape, one per ONNX graph input
   bool json = false;
   int threads = 1;
   std::uint64_t seed = 1;
@@ -202,6 +203,9 @@ void run_cost(const CostArgs& args) {
   if (!args.map.empty() && !args.search.empty()) throw qcast::Error("give at most one of --map and --search");
   if (!args.map.empty() && !args.model.empty()) throw qcast::Error("--map applies to a single --problem, not a --model");
   if (!args.layer.empty() && args.model.empty()) throw qcast::Error("--layer picks layers of a --model");
+  if (!args.input_shapes.empty() && (args.model.empty() || !args.skips.empty()))
+    throw qcast::Error("--input-shape applies to the layers of an ONNX --model (not yet with --skips)");
+  const auto input_shapes = qcast::cli::parse_input_shapes(args.input_shapes);  // checked before any work
   if (!args.save_map.empty() && args.problem.empty())
     throw qcast::Error("--save-map applies to a single --problem (a model's mappings are in its --json output)");
   if (!args.base_model.empty() && args.model.empty()) throw qcast::Error("--base-model applies to a --model that qcast quantize wrote");
@@ -269,7 +273,7 @@ void run_cost(const CostArgs& args) {
     problems.emplace_back(p.name.empty() ? "problem" : p.name, p);
   } else {
     std::vector<std::string> names;
-    model_layers = model_layer_shapes(model);
+    model_layers = model_layer_shapes(model, 1, input_shapes);
     for (auto& l : model_layers) {
       names.push_back(l.name);
       if (!args.layer.empty() && !qcast::nn::glob_match(args.layer, l.name)) continue;
@@ -423,6 +427,7 @@ qcast::cli::Registrar reg("cost", [](CLI::App& root) {
                   "ONNX --model: report its skip connections as buffers (Tailor): keep | remove | shorten (what-if: every skip removed, or "
                   "each spanning only its branch's last layer); per skip the held tensor, a layer-pipelined design's FIFO, and "
                   "whether a layer-by-layer PE array's on-chip buffer holds it or it spills to DRAM (docs/cost.md)");
+  qcast::cli::add_input_shape_option(sub, args->input_shapes);
   sub->add_option("--layer", args->layer, "with --model: only the layers whose names match this glob (names as inspect / eval / recipes use them)");
   sub->add_option("--base-model", args->base_model, "for a qcast quantize output: the base model, if it moved since quantize wrote the file");
   sub->add_option("--recipe", args->recipe,

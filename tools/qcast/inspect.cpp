@@ -22,6 +22,7 @@ struct Args {
   std::string model, base_model;
   bool json = false;
   std::int64_t batch = 1;
+  std::vector<std::string> input_shapes;  // --input-shape, one per ONNX graph input
   std::string formats = "fp32,bf16,mxfp8,mxfp6_e2m3,mxfp4,mxint8,nvfp4";
 };
 
@@ -65,11 +66,15 @@ void run(const Args& a) {
     j["quantized"] = {{"base_model", packed->path}, {"method", method}, {"recipe", nlohmann::json::parse(nn::recipe_to_json(recipe))}};
     if (!a.json) std::printf("%s: qcast quantize output (%s) of %s\n", a.model.c_str(), method.c_str(), packed->path.c_str());
   }
+  if (!a.input_shapes.empty() && !(packed ? packed->is_graph : kind == FileKind::Onnx))
+    throw Error("--input-shape applies to ONNX models (their graph inputs); " + a.model + " is a language model");
   if (packed ? packed->is_graph : kind == FileKind::Onnx) {
     nn::Graph g = packed ? std::move(packed->graph) : nn::load_onnx(a.model);
-    auto layers = nn::layer_info(g, a.batch);
+    const auto input_shapes = cli::parse_input_shapes(a.input_shapes);
+    auto layers = input_shapes.empty() ? nn::layer_info(g, a.batch) : nn::layer_info(g, input_shapes);
+    const std::int64_t batch = input_shapes.empty() ? a.batch : input_shapes[0][0];
     j["kind"] = "onnx";
-    j["batch"] = a.batch;
+    j["batch"] = batch;
     nlohmann::json ins = nlohmann::json::array();
     for (auto& in : g.inputs) ins.push_back({{"name", g.value_names[in.id]}, {"shape", in.shape}});
     j["inputs"] = ins;
@@ -98,7 +103,7 @@ void run(const Args& a) {
     if (!a.json) {
       std::printf("%s: ONNX graph, opset %d, %zu nodes, input", a.model.c_str(), g.opset, g.nodes.size());
       for (auto& in : g.inputs) std::printf(" %s %s", printable(g.value_names[in.id]).c_str(), shape_str(in.shape).c_str());
-      std::printf(" (batch %lld below)\n\n", static_cast<long long>(a.batch));
+      std::printf(" (batch %lld below)\n\n", static_cast<long long>(batch));
       std::printf("%-32s %-18s %-20s %-20s %10s %14s\n", "layer", "op", "input", "output", "params", "MACs");
       for (auto& l : layers) {
         std::string in = l.in_shapes.empty() ? "" : shape_str(l.in_shapes[0]);
@@ -170,6 +175,7 @@ Registrar reg("inspect", [](CLI::App& root) {
   sub->add_option("model", a->model, "ONNX file, llama2.c .bin, Hugging Face LLaMA directory, GGUF (llama), or a qcast quantize output; recognized by content")->required();
   sub->add_option("--base-model", a->base_model, "for a qcast quantize output: the base model, if it moved since quantize wrote the file");
   sub->add_flag("--json", a->json, "print one JSON object (per-layer N C M P Q R S H W stride dilation groups for cost models)");
+  cli::add_input_shape_option(sub, a->input_shapes);
   sub->add_option("--batch", a->batch, "batch size for shapes and MACs (ONNX)")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   sub->add_option("--formats", a->formats, "comma-separated formats for the weight-bytes summary")->capture_default_str();
   sub->callback([a] { run(*a); });

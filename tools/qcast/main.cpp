@@ -26,6 +26,33 @@ std::vector<std::pair<std::string, Setup>>& registry() {
 
 Registrar::Registrar(std::string name, Setup setup) { registry().emplace_back(std::move(name), std::move(setup)); }
 
+CLI::Option* add_input_shape_option(CLI::App* sub, std::vector<std::string>& texts) {
+  return sub->add_option("--input-shape", texts,
+                         "ONNX: the full shape of each graph input, in order (repeatable), e.g. 1x3x960x960, for models whose "
+                         "height / width / length are symbolic (default: every symbolic dimension is the batch)");
+}
+
+std::vector<std::vector<std::int64_t>> parse_input_shapes(const std::vector<std::string>& texts) {
+  std::vector<std::vector<std::int64_t>> out;
+  for (const auto& t : texts) {
+    std::vector<std::int64_t> dims;
+    std::size_t p = 0;
+    while (p <= t.size()) {
+      const std::size_t x = std::min(t.find('x', p), t.size());
+      const std::string d = t.substr(p, x - p);
+      std::int64_t v = 0;
+      const bool digits = !d.empty() && d.size() <= 9 && std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+      if (digits) v = std::stoll(d);
+      if (!digits || v < 1) throw Error("--input-shape '" + printable(t) + "': expected dimensions from 1 to 999999999 joined by 'x', e.g. 1x3x960x960");
+      dims.push_back(v);
+      p = x + 1;
+    }
+    if (dims.size() > 8) throw Error("--input-shape '" + printable(t) + "': more than 8 dimensions");
+    out.push_back(std::move(dims));
+  }
+  return out;
+}
+
 CLI::Validator finite_range(double lo, double hi) {
   std::ostringstream desc;
   desc << "FLOAT in [" << lo << ", " << hi << "]";

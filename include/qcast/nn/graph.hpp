@@ -172,6 +172,9 @@ struct LayerInfo {
   std::vector<std::int64_t> stride{1, 1}, dilation{1, 1};
 };
 std::vector<LayerInfo> layer_info(const Graph& g, std::int64_t batch = 1);
+/// The same for given shapes of the graph's inputs (in Graph::run's order), e.g. a detector's image size
+/// where the model leaves height and width symbolic (batch alone would make them 1).
+std::vector<LayerInfo> layer_info(const Graph& g, const std::vector<Shape>& input_shapes);
 
 /// Largest tensor (in elements) an operator may create; larger results are a qcast::Error. Default
 /// 2^32; fuzzers lower it.
