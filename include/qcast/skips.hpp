@@ -41,5 +41,7 @@ struct SkipConnection {
 /// Remove: the same list, each marked removed (no buffer, no traffic); Shorten: each fork moved to the input of
 /// its branch's last compute layer when that value has the join's shape (else kept, with a note).
 std::vector<SkipConnection> find_skips(const nn::Graph& g, std::int64_t batch, SkipMode mode);
+/// The same at given shapes of the graph's inputs (in Graph::run's order; nn::layer_info's overload).
+std::vector<SkipConnection> find_skips(const nn::Graph& g, const std::vector<Shape>& input_shapes, SkipMode mode);
 
 }  // namespace qcast::hw

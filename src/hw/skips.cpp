@@ -147,8 +147,20 @@ SkipMode parse_skip_mode(const std::string& s) {
   throw Error("skip mode '" + s + "': expected keep, remove or shorten");
 }
 
+namespace {
+std::vector<SkipConnection> find_skips_at(const nn::Graph& g, const std::vector<Shape>& shapes, SkipMode mode);
+}
+
 std::vector<SkipConnection> find_skips(const nn::Graph& g, std::int64_t batch, SkipMode mode) {
-  const std::vector<Shape> shapes = g.infer_shapes(batch);
+  return find_skips_at(g, g.infer_shapes(batch), mode);
+}
+
+std::vector<SkipConnection> find_skips(const nn::Graph& g, const std::vector<Shape>& input_shapes, SkipMode mode) {
+  return find_skips_at(g, g.infer_shapes(input_shapes), mode);
+}
+
+namespace {
+std::vector<SkipConnection> find_skips_at(const nn::Graph& g, const std::vector<Shape>& shapes, SkipMode mode) {
   const Topology t(g);
   std::vector<SkipConnection> out;
   for (const nn::Node& n : g.nodes) {
@@ -218,5 +230,6 @@ std::vector<SkipConnection> find_skips(const nn::Graph& g, std::int64_t batch, S
   }
   return out;
 }
+}  // namespace
 
 }  // namespace qcast::hw

@@ -178,6 +178,18 @@ TEST(CliInspect, InputShapeBindsSymbolicHeightAndWidth) {
     EXPECT_EQ(r.rc, 2) << bad << ": " << r.out;
     EXPECT_FALSE(r.err.empty()) << bad;
   }
+  // cost --skips at the given shape: a Relu whose output is both the residual and a 1x1 Conv's input holds
+  // the whole 3 x 20 x 30 map.
+  const std::string res = d.file("symskip.onnx");
+  o::save(res, o::model({o::node("Relu", {"x"}, {"r"}), o::node("Conv", {"r", "W"}, {"c"}, {}, "conv"), o::node("Add", {"r", "c"}, {"y"}, {}, "add")},
+                        {o::float_tensor("W", {3, 3, 1, 1}, std::vector<float>(9, 0.5f))}, {o::value_info("x", {1, 3, -1, -1})},
+                        {o::value_info("y", {1, 3, -1, -1})}));
+  r = run_cli("cost --arch " QCAST_SOURCE_DIR "/examples/arch/eyeriss_like.yaml --model " + res +
+              " --skips keep --input-shape 1x3x20x30 --samples 50 --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto skips = nlohmann::json::parse(r.out)["skip_connections"]["skips"];
+  ASSERT_EQ(skips.size(), 1u);
+  EXPECT_EQ(skips[0]["held_elements"], 3 * 20 * 30);
   r = run_cli("inspect " + S("models/stories260K.bin") + " --input-shape 1x3x20x30");
   if (std::filesystem::exists(S("models/stories260K.bin"))) EXPECT_EQ(r.rc, 2) << r.out;
 }

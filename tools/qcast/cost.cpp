@@ -203,8 +203,7 @@ void run_cost(const CostArgs& args) {
   if (!args.map.empty() && !args.search.empty()) throw qcast::Error("give at most one of --map and --search");
   if (!args.map.empty() && !args.model.empty()) throw qcast::Error("--map applies to a single --problem, not a --model");
   if (!args.layer.empty() && args.model.empty()) throw qcast::Error("--layer picks layers of a --model");
-  if (!args.input_shapes.empty() && (args.model.empty() || !args.skips.empty()))
-    throw qcast::Error("--input-shape applies to the layers of an ONNX --model (not yet with --skips)");
+  if (!args.input_shapes.empty() && args.model.empty()) throw qcast::Error("--input-shape applies to the layers of an ONNX --model");
   const auto input_shapes = qcast::cli::parse_input_shapes(args.input_shapes);  // checked before any work
   if (!args.save_map.empty() && args.problem.empty())
     throw qcast::Error("--save-map applies to a single --problem (a model's mappings are in its --json output)");
@@ -343,7 +342,7 @@ void run_cost(const CostArgs& args) {
   // Skip connections priced on this architecture (before any output, so a non-ONNX model fails cleanly).
   nlohmann::json skip_json;
   if (!args.skips.empty())
-    skip_json = qcast::cli::skip_report(model, skip_mode, arch, model_layers, recipe ? &*recipe : nullptr, lvl_t[L - 1]);
+    skip_json = qcast::cli::skip_report(model, skip_mode, arch, model_layers, recipe ? &*recipe : nullptr, lvl_t[L - 1], input_shapes);
   if (args.json) {
     nlohmann::json j;
     j["schema"] = 1;

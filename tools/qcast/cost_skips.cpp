@@ -15,11 +15,12 @@
 namespace qcast::cli {
 
 nlohmann::json skip_report(const std::string& model, hw::SkipMode mode, const hw::Architecture& arch,
-                           const std::vector<hw::LayerShape>& layers, const nn::Recipe* recipe, double layers_dram_bytes) {
+                           const std::vector<hw::LayerShape>& layers, const nn::Recipe* recipe, double layers_dram_bytes,
+                           const std::vector<Shape>& input_shapes) {
   if (sniff_model_file(model) != FileKind::Onnx)
     throw Error("--skips needs an ONNX model (its graph shows where residual tensors fork and join): " + model);
   const nn::Graph g = nn::load_onnx(model);
-  const auto skips = hw::find_skips(g, 1, mode);
+  const auto skips = input_shapes.empty() ? hw::find_skips(g, 1, mode) : hw::find_skips(g, input_shapes, mode);
   std::map<std::string, const hw::LayerShape*> by_name;
   for (const auto& l : layers) by_name[l.name] = &l;
   // Element widths as the rest of cost reads the recipe (Precision::for_layer); no recipe: fp32.
