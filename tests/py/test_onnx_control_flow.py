@@ -141,6 +141,13 @@ def main():
             print(f"{'ok  ' if ok else 'FAIL'} {name}: exit {r.returncode}: {r.stderr.strip()[:200]}")
             failures += 0 if ok else 1
 
+        # infer feeds one .npy per graph input: a wrong count is exit 2 naming both counts.
+        xin = os.path.join(tmp, "x.npy")
+        r = subprocess.run([qcast, "infer", endless, xin, xin, "-q"], capture_output=True, text=True, timeout=60)
+        ok = r.returncode == 2 and "takes 1 inputs, got 2" in r.stderr
+        print(f"{'ok  ' if ok else 'FAIL'} two inputs for a one-input model: exit {r.returncode}: {r.stderr.strip()[:200]}")
+        failures += 0 if ok else 1
+
     print("FAIL" if failures else "PASS")
     return 1 if failures else 0
 
