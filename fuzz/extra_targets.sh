@@ -12,7 +12,7 @@ extra_libs[llama2c]="-lyaml-cpp"
 # Inputs beyond the file readers (issue 19): the hardware YAML readers, the reuse loop-nest text, the
 # format-name parser, recipes, dataset specs and the packed-metadata reader.
 fmt_core="src/format/element.cpp src/format/format.cpp src/format/named.cpp src/format/groups.cpp src/kernels/quantize.cpp src/kernels/ggml_quants.cpp src/kernels/reference.cpp src/kernels/packing.cpp src/kernels/thread_pool.cpp fuzz/reference_only.cpp"
-targets[hw_yaml]="fuzz/hw_yaml_fuzz.cpp src/hw/arch.cpp src/hw/problem.cpp src/hw/mapping.cpp src/hw/analysis.cpp src/hw/mapper.cpp src/hw/mac.cpp $nn_core"  # arch.cpp reads recipes (nn)
+targets[hw_yaml]="fuzz/hw_yaml_fuzz.cpp src/hw/arch.cpp src/hw/problem.cpp src/hw/mapping.cpp src/hw/analysis.cpp src/hw/mapper.cpp src/hw/mac.cpp src/hw/npu.cpp $nn_core"  # arch.cpp reads recipes (nn)
 extra_libs[hw_yaml]="-lyaml-cpp"
 targets[reuse]="fuzz/reuse_fuzz.cpp src/hw/reuse.cpp"
 targets[format_name]="fuzz/format_name_fuzz.cpp $fmt_core"

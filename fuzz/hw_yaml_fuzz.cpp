@@ -1,6 +1,6 @@
 // libFuzzer target: the hardware-model YAML readers. Every input goes to each of them: problem,
 // architecture, map (against a fixed problem and architecture), mapspace constraints and ERT (applied to
-// the fixed architecture) and mapper settings. Each must refuse malformed text with qcast::Error, never
+// the fixed architecture), mapper settings and the NPU device (then a matmul and an attention predicted on it). Each must refuse malformed text with qcast::Error, never
 // crash, hang or allocate without bound; whatever parses is then evaluated (trivial mapping, or the parsed
 // one) so that the sizes it declares reach the analysis' overflow checks.
 // Seeds: examples/arch, examples/problems and ../shared/conformance/timeloop* (gathered by scripts/fuzz at
@@ -13,6 +13,7 @@
 #include "qcast/error.hpp"
 #include "qcast/hw.hpp"
 #include "qcast/mapper.hpp"
+#include "qcast/npu.hpp"
 
 namespace {
 const qcast::hw::Problem* g_prob = nullptr;
@@ -72,6 +73,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     (void)read_mapper_yaml_text(text, "fuzz.mapper.yaml");
+  } catch (const qcast::Error&) {
+  }
+  try {
+    const npu::Device d = npu::Device::from_yaml_text(text, "fuzz.npu.yaml");
+    const std::string type = d.types.front().name;
+    (void)npu::predict_matmul(d, {1000, 3000, 700, type, 4}, {4, 4, 32, 256, 32, 64});
+    (void)npu::predict_attention(d, {2048, 2048, 32, 8, 64, 64, true, type}, {2, 4, 4, 256, 64});
   } catch (const qcast::Error&) {
   }
   return 0;

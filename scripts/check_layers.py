@@ -34,6 +34,7 @@ TOP_HEADERS = {
     "tensor_files.hpp": "io",
     "hw.hpp": "hw",
     "mapper.hpp": "hw",
+    "npu.hpp": "hw",
     "reuse.hpp": "hw",
     "skips.hpp": "hw",
 }
