@@ -138,4 +138,19 @@ struct AttentionChoice {
 };
 std::vector<AttentionChoice> search_attention(const Device& d, const Attention& a);
 
+/// One piece of a model's work on the NPU: a matmul (a linear layer at `seq` tokens, or a convolution as
+/// its im2col product, `repeat` times for its groups) or a layer's attention.
+struct LayerWork {
+  std::string name;
+  bool attention = false;
+  Matmul matmul;
+  Attention attn;
+  std::int64_t repeat = 1;
+};
+/// The work of a model file (LLaMA: llama2.c / HF / GGUF, each linear layer at `seq` tokens and each
+/// transformer layer's causal attention over `seq`; ONNX: its Conv / Gemm / MatMul layers at batch 1, or at
+/// `input_shapes`) in `type`, layers named as in recipes, `inspect` and `cost --model`.
+std::vector<LayerWork> model_work(const std::string& path, std::int64_t seq, const std::string& type,
+                                  const std::vector<std::vector<std::int64_t>>& input_shapes = {});
+
 }  // namespace qcast::hw::npu

@@ -363,14 +363,15 @@ Prediction predict_attention(const Device& d, const Attention& a, const Attentio
   if (t.heads_per_unroll > d.core_in_channels) return invalid("heads_per_unroll above the shim's input channels per column");
   if (t.lqp % t.q_tiles) return invalid("lqp must be a multiple of q_tiles");
   const std::int64_t tile_q = t.lqp / t.q_tiles;
-  if (a.dk % t.lkp || (a.dv % t.lkp && a.dv > t.lkp)) return invalid("dk and dv must be multiples of lkp");
   if (a.causal && tile_q != t.lkp) return invalid("causal masking works on square blocks: lqp / q_tiles must equal lkp");
   if (tile_q % (2 * et.mmul_r) || t.lkp % (2 * et.mmul_t)) return invalid("tile_q / lkp must be multiples of the micro-kernel's blocks");
   const double ib = et.bytes;
   const double tq = static_cast<double>(tile_q), lkp = static_cast<double>(t.lkp);
-  const double dk = static_cast<double>(a.dk), dv = static_cast<double>(a.dv);
-  const double dv_tile = std::min(dv, lkp);
-  const double dv_chunks = std::ceil(dv / lkp);
+  // MLIR-AIR's kernel takes head dimensions in multiples of lkp; others are padded up to them (the padding
+  // counts as work, not as useful MACs).
+  const double dk = std::ceil(static_cast<double>(a.dk) / lkp) * lkp, dv = std::ceil(static_cast<double>(a.dv) / lkp) * lkp;
+  const double dv_tile = lkp;
+  const double dv_chunks = dv / lkp;
 
   Prediction p;
   // L1: the Q tile, one double-buffered lkp x lkp buffer that K and V pass through slab by slab (MLIR-AIR's
@@ -396,7 +397,7 @@ Prediction predict_attention(const Device& d, const Attention& a, const Attentio
   p.l3_cycles = p.l3_bytes / l3_bytes_per_cycle;
   p.overhead_cycles = 0;
   const double lqd = static_cast<double>(a.lq), causal = a.causal ? 0.5 : 1.0;
-  p.macs = static_cast<double>(a.heads) * lqd * lk * (dk + dv) * causal;
+  p.macs = static_cast<double>(a.heads) * lqd * lk * static_cast<double>(a.dk + a.dv) * causal;
   finish(d, a.type, p, d.attention_launch_us);
   return p;
 }

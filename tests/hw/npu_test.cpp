@@ -317,3 +317,58 @@ TEST(CliNpu, RanksTilingsReadsEditedDevicesAndRefusesBadInput) {
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("missing"), std::string::npos) << r.err;
 }
+
+TEST(NpuModel, LlamaLayersAndAttentionAtTheSequenceLength) {
+  QCAST_REQUIRE_SHARED("models/stories260K.bin");
+  const auto work = model_work(qcast::test::shared_dir() + "/models/stories260K.bin", 256, "bf16");
+  // 5 layers x (7 linear + attention) + the classifier.
+  ASSERT_EQ(work.size(), 41u);
+  EXPECT_EQ(work[0].name, "layers.0.attention.wq");
+  EXPECT_FALSE(work[0].attention);
+  EXPECT_EQ(work[0].matmul.M, 256);
+  EXPECT_EQ(work[0].matmul.K, 64);
+  EXPECT_EQ(work[0].matmul.N, 64);
+  EXPECT_EQ(work[1].matmul.N, 32);  // wk: 4 KV heads of 8
+  ASSERT_TRUE(work[3].attention);
+  EXPECT_EQ(work[3].name, "layers.0.attention.sdpa");
+  EXPECT_EQ(work[4].name, "layers.0.attention.wo");
+  EXPECT_EQ(work[3].attn.lq, 256);
+  EXPECT_EQ(work[3].attn.heads, 8);
+  EXPECT_EQ(work[3].attn.kv_heads, 4);
+  EXPECT_EQ(work[3].attn.dk, 8);
+  EXPECT_TRUE(work[3].attn.causal);
+  EXPECT_EQ(work.back().matmul.N, 512);  // the classifier: vocabulary 512
+  // A head dimension of 8 is padded to the kernel's lkp: the work is done, the useful MACs are the real ones.
+  const Prediction p = search_attention(Device::builtin("npu2"), work[3].attn).front().prediction;
+  EXPECT_DOUBLE_EQ(p.macs, 8.0 * 256 * 256 * 16 / 2);
+}
+
+TEST(NpuModel, OnnxConvolutionsAsIm2colProducts) {
+  QCAST_REQUIRE_SHARED("models/resnet20-cifar10.onnx");
+  const auto work = model_work(qcast::test::shared_dir() + "/models/resnet20-cifar10.onnx", 1, "int8");
+  ASSERT_EQ(work.size(), 20u);  // 19 convolutions + the classifier
+  EXPECT_EQ(work[0].matmul.M, 32 * 32);  // one row per output pixel
+  EXPECT_EQ(work[0].matmul.K, 3 * 3 * 3);
+  EXPECT_EQ(work[0].matmul.N, 16);
+  EXPECT_EQ(work.back().matmul.M, 1);
+  EXPECT_EQ(work.back().matmul.K, 64);
+  EXPECT_EQ(work.back().matmul.N, 10);
+  // The CLI's model table: every layer mapped, shares summing to one, the total the sum of the layers.
+  auto r = qcast::test::run_cli("npu --device npu1 --type int8 --model " + qcast::test::shared_dir() + "/models/resnet20-cifar10.onnx --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["layers"].size(), 20u);
+  double share = 0, seconds = 0;
+  for (const auto& l : j["layers"]) {
+    ASSERT_FALSE(l.contains("unmapped")) << l.dump();
+    share += l["share"].get<double>();
+    seconds += l["prediction"]["seconds"].get<double>();
+  }
+  EXPECT_NEAR(share, 1, 1e-9);
+  EXPECT_NEAR(seconds, j["total"]["seconds"].get<double>(), 1e-12);
+  r = qcast::test::run_cli("npu --model " + qcast::test::shared_dir() + "/models/resnet20-cifar10.onnx --matmul 64x64x64");
+  EXPECT_EQ(r.rc, 2);
+  r = qcast::test::run_cli("npu --model " + qcast::test::shared_dir() + "/models/stories260K.bin --input-shape 1x3x32x32");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("ONNX"), std::string::npos) << r.err;
+}

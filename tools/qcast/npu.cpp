@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -17,7 +18,9 @@ namespace {
 using namespace qcast::hw::npu;
 
 struct NpuArgs {
-  std::string device = "npu2", print_device, matmul, herd, tiles, type = "bf16", attn_tiling;
+  std::string device = "npu2", print_device, matmul, herd, tiles, type = "bf16", attn_tiling, model;
+  std::vector<std::string> input_shapes;
+  std::int64_t seq = 512;
   bool attention = false, causal = false, json = false;
   std::int64_t lq = 0, lk = 0, heads = 0, kv_heads = 0, head_dim = 0, dv = 0;
   int out_bytes = 4, top = 10;
@@ -86,13 +89,111 @@ void print_rows(const std::vector<std::pair<std::string, Prediction>>& rows, con
             << b.bound << ") counts; not overlapped " << fixed(b.overhead_cycles / hz * 1e6, 1) << " us (launch, first fill, last drain)\n";
 }
 
+// A model file: every layer's best tiling (one search per distinct shape), in model order, with its share of
+// the time, then the total.
+void run_model(const NpuArgs& a, const Device& d) {
+  const auto work = model_work(a.model, a.seq, a.type, qcast::cli::parse_input_shapes(a.input_shapes));
+  struct Row {
+    std::string name, shape, tiling, why;
+    Prediction p;
+    std::int64_t repeat = 1;
+  };
+  std::map<std::string, std::pair<std::string, Prediction>> cache;  // shape key -> best tiling
+  std::map<std::string, std::string> failed;                        // shape key -> why not mappable
+  std::vector<Row> rows;
+  double total_s = 0, total_macs = 0;
+  for (const auto& w : work) {
+    Row r;
+    r.name = w.name;
+    r.repeat = w.repeat;
+    std::ostringstream key;
+    if (w.attention) {
+      const auto& t = w.attn;
+      key << "attn " << t.lq << " " << t.lk << " " << t.heads << " " << t.kv_heads << " " << t.dk << " " << t.dv << " " << t.causal;
+      r.shape = "attention lq " + std::to_string(t.lq) + ", " + std::to_string(t.heads) + "/" + std::to_string(t.kv_heads) + " heads, d " + std::to_string(t.dk);
+    } else {
+      const auto& m = w.matmul;
+      key << "mm " << m.M << " " << m.K << " " << m.N;
+      r.shape = std::to_string(m.M) + "x" + std::to_string(m.K) + "x" + std::to_string(m.N) + (w.repeat > 1 ? " x" + std::to_string(w.repeat) : "");
+    }
+    if (!cache.count(key.str()) && !failed.count(key.str())) {
+      try {
+        if (w.attention) {
+          const auto best = search_attention(d, w.attn).front();
+          cache[key.str()] = {best.tiling.text(), best.prediction};
+        } else {
+          const auto best = search_matmul(d, w.matmul).front();
+          cache[key.str()] = {best.tiling.text(), best.prediction};
+        }
+      } catch (const qcast::Error& e) {
+        failed[key.str()] = e.what();
+      }
+    }
+    if (failed.count(key.str())) {
+      r.why = failed[key.str()];
+    } else {
+      r.tiling = cache[key.str()].first;
+      r.p = cache[key.str()].second;
+      total_s += r.p.seconds * static_cast<double>(r.repeat);
+      total_macs += r.p.macs * static_cast<double>(r.repeat);
+    }
+    rows.push_back(r);
+  }
+  const double total_eff = total_s > 0 ? total_macs / (d.peak_macs_per_cycle(a.type) * total_s * d.clock_ghz * 1e9) : 0;
+  if (a.json) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& r : rows) {
+      nlohmann::json l = {{"name", r.name}, {"shape", r.shape}, {"repeat", r.repeat}};
+      if (!r.why.empty()) {
+        l["unmapped"] = r.why;
+      } else {
+        l["tiling"] = r.tiling;
+        l["prediction"] = prediction_json(r.p);
+        l["share"] = r.p.seconds * static_cast<double>(r.repeat) / total_s;
+      }
+      layers.push_back(l);
+    }
+    nlohmann::json j = {{"device", d.name}, {"model", a.model}, {"seq", a.seq}, {"type", a.type}, {"layers", layers},
+                        {"total", {{"seconds", total_s}, {"macs", total_macs}, {"efficiency", total_eff}}}};
+    std::cout << qcast::cli::json_output(j, 2) << "\n";
+    return;
+  }
+  std::cout << a.model << " on " << d.name << " (" << a.type << ", " << a.seq << " tokens for a language model): best tiling per layer\n";
+  std::cout << "  layer                           shape                                   time (us)   share  efficiency  bound            tiling\n";
+  std::size_t unmapped = 0;
+  for (const auto& r : rows) {
+    std::cout << "  " << std::left << std::setw(31) << qcast::cli::printable(r.name) << " " << std::setw(38) << r.shape << std::right;
+    if (!r.why.empty()) {
+      ++unmapped;
+      std::cout << "  not mapped: " << r.why << "\n";
+      continue;
+    }
+    const double s = r.p.seconds * static_cast<double>(r.repeat);
+    std::cout << std::setw(11) << fixed(s * 1e6, 1) << std::setw(7) << fixed(100 * s / total_s, 1) << "%" << std::setw(11)
+              << fixed(100 * r.p.efficiency, 1) << "%  " << std::left << std::setw(15) << r.p.bound << std::right << "  " << r.tiling << "\n";
+  }
+  std::cout << "total " << fixed(total_s * 1e3, 3) << " ms, " << fixed(2 * total_macs / total_s / 1e9, 0) << " GFLOPS, efficiency "
+            << fixed(100 * total_eff, 1) << "% of the array's peak (layers one after another, each with its own launch)";
+  if (unmapped) std::cout << "; " << unmapped << " layers not mapped (not counted)";
+  std::cout << "\n";
+}
+
 void run_npu(const NpuArgs& a) {
   if (!a.print_device.empty()) {
     std::cout << Device::builtin_yaml(a.print_device);
     return;
   }
   const Device d = load_device(a.device);
-  if (a.matmul.empty() == !a.attention) throw qcast::Error("give one workload: --matmul MxKxN or --attention (with --lq, --lk, --heads, --head-dim)");
+  (void)d.type(a.type);  // an unknown type is an error before any work
+  if (!a.model.empty()) {
+    if (!a.matmul.empty() || a.attention || !a.herd.empty() || !a.tiles.empty() || !a.attn_tiling.empty())
+      throw qcast::Error("--model searches every layer; it does not take --matmul, --attention, --herd, --tiles or --attention-tiling");
+    run_model(a, d);
+    return;
+  }
+  if (!a.input_shapes.empty()) throw qcast::Error("--input-shape applies to --model");
+  if (a.matmul.empty() == !a.attention)
+    throw qcast::Error("give one workload: --matmul MxKxN, --attention (with --lq, --lk, --heads, --head-dim) or --model FILE");
   nlohmann::json j;
   j["device"] = d.name;
   j["peak_gmacs"] = d.peak_macs_per_cycle(a.type) * d.clock_ghz;
@@ -190,6 +291,9 @@ qcast::cli::Registrar reg("npu", [](CLI::App& root) {
   sub->add_option("--device", a->device, "built-in device npu1|npu2, or a device YAML (see --print-device)")->capture_default_str();
   sub->add_option("--print-device", a->print_device, "print a built-in device's YAML (npu1|npu2), to edit and pass to --device");
   sub->add_option("--matmul", a->matmul, "C[M,N] = A[M,K] B[K,N]: MxKxN, e.g. 2048x8192x2048");
+  sub->add_option("--model", a->model, "a model file: every layer's best tiling (LLaMA: linear layers at --seq tokens and each layer's attention; ONNX: Conv / Gemm / MatMul at batch 1)");
+  sub->add_option("--seq", a->seq, "--model, language models: tokens (prefill length)")->capture_default_str()->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 24));
+  qcast::cli::add_input_shape_option(sub, a->input_shapes);
   sub->add_option("--type", a->type, "input element type (a type the device lists: bf16, int8, int16)")->capture_default_str();
   sub->add_option("--out-bytes", a->out_bytes, "bytes per output element (4: fp32 / int32 out)")->capture_default_str()->check(CLI::Range(1, 16));
   sub->add_option("--herd", a->herd, "matmul: only herds of this shape, e.g. 8x4 (default: every herd that fits)");
