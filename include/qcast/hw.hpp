@@ -86,7 +86,7 @@ struct LevelConstraints {
   /// Fixed factors, "DIM=N" (N >= 1). The mapper honours factors of 1; larger ones are reported.
   std::vector<std::pair<std::string, std::int64_t>> temporal_factors, spatial_factors;
   std::vector<std::string> temporal_permutation, spatial_permutation;  ///< innermost first
-  int split = -1;  ///< spatial split between X and Y (accepted; qcast does not model X/Y placement)
+  int split = -1;  ///< with spatial_permutation: its first `split` dimensions on meshX, the rest on meshY (-1: free)
   bool empty() const {
     return keep.empty() && bypass.empty() && temporal_factors.empty() && spatial_factors.empty() &&
            temporal_permutation.empty() && spatial_permutation.empty() && split < 0;
@@ -101,6 +101,7 @@ struct StorageLevel {
   std::int64_t datawidth = 0;  ///< bits per word
   std::int64_t cluster_size = 1;  ///< instances that share one physical access (Timeloop's cluster_size)
   std::int64_t instances = 1;  ///< total instances in the architecture
+  std::int64_t mesh_x = 1;     ///< of them along meshX (instances / mesh_x along meshY)
   double read_bandwidth = 0, write_bandwidth = 0;  ///< words / cycle per instance; 0 = unlimited
   ActionEnergy energy;
   /// Timeloop's implied `inter_<container>_spatial` level of a container with a spatial fanout: it
@@ -118,6 +119,7 @@ struct StorageLevel {
 struct Arithmetic {
   std::string name, cls;
   std::int64_t instances = 1;
+  std::int64_t mesh_x = 1;  ///< instances along meshX
   std::int64_t datawidth = 0;
   ActionEnergy energy;
 };
@@ -132,6 +134,10 @@ struct Architecture {
   int level_index(const std::string& name) const;
   /// Spatial fanout between level `i` and what it feeds (level i-1, or the MACs for i = 0).
   std::int64_t fanout(int i) const;
+  /// Its extent along meshX and meshY (fanout_x * fanout_y = fanout): Timeloop places each spatial loop
+  /// on one axis, and the loops on an axis must fit its extent.
+  std::int64_t fanout_x(int i) const;
+  std::int64_t fanout_y(int i) const;
 
   /// Parses a Timeloop v0.4 architecture YAML (`architecture: {nodes: [!Container ..., !Component ...,
   /// !Parallel {nodes: [...]}, !Nothing]}`). Instances come from `name[0..N-1]`, `spatial: {meshX, meshY}`
@@ -246,6 +252,9 @@ struct LevelMapping {
   std::vector<std::int64_t> temporal;  ///< per problem dimension
   std::vector<std::int64_t> spatial;   ///< per problem dimension
   std::vector<int> permutation;        ///< temporal loop order, innermost first (Timeloop's convention)
+  /// Per dimension: its spatial factor lies along meshY (else meshX). Timeloop's spatial `permutation` +
+  /// `split`: the first `split` dimensions of the permutation go to X, the rest to Y (no split: all X).
+  std::vector<bool> spatial_y;
   std::vector<bool> keep;              ///< per data space
 };
 

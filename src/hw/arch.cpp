@@ -76,6 +76,15 @@ std::int64_t Architecture::fanout(int i) const {
   return std::max<std::int64_t>(1, below / std::max<std::int64_t>(1, levels[i].instances));
 }
 
+std::int64_t Architecture::fanout_x(int i) const {
+  const std::int64_t below = i == 0 ? arith.mesh_x : levels[i - 1].mesh_x, here = std::max<std::int64_t>(1, levels[i].mesh_x);
+  // A fanout whose X extent does not divide (instances that are not a mesh) is one-dimensional: all X.
+  if (below < here || below % here || fanout(i) % (below / here)) return fanout(i);
+  return below / here;
+}
+
+std::int64_t Architecture::fanout_y(int i) const { return fanout(i) / fanout_x(i); }
+
 Architecture Architecture::from_yaml_file(const std::string& path) {
   return from_yaml_text(detail::expand_includes(detail::read_text(path, "architecture"), path), path);
 }
@@ -176,7 +185,12 @@ struct ArchBuilder {
   bool have_compute = false;
   int idx = 0;
 
-  // Walks `nodes` with `mult` instances of everything above; returns the multiplicity below.
+  // The X extent of the instances at the current point of the walk (mult / mult_x is the Y extent): Timeloop
+  // places spatial loops on meshX or meshY, and each axis has its own fanout.
+  std::int64_t mult_x = 1;
+
+  // Walks `nodes` with `mult` instances of everything above (mult_x of them along X); returns the
+  // multiplicity below (and leaves mult_x at its X extent).
   std::int64_t walk(const YAML::Node& nodes, std::int64_t mult, int depth) {
     using detail::as_int;
     if (depth > 64) throw Error(source + ": nodes nested more than 64 deep");
@@ -191,13 +205,18 @@ struct ArchBuilder {
         // The members sit side by side: each gets the multiplicity of the group; Timeloop's flattened
         // architecture orders them as consecutive levels in their listed order.
         std::int64_t below = mult;
+        const std::int64_t group_x = mult_x;
+        std::int64_t below_x = mult_x;
         for (auto m : sub) {
           if (m.Tag() == "!Nothing") continue;
           YAML::Node one(YAML::NodeType::Sequence);
           one.push_back(m);
+          mult_x = group_x;
           below = walk(one, mult, depth + 1);
+          below_x = mult_x;
         }
         mult = below;
+        mult_x = below_x;
         continue;
       }
       if (!n["name"]) throw Error(where + " has no 'name' (tag '" + tag + "')");
@@ -217,11 +236,12 @@ struct ArchBuilder {
         throw Error(where + ": unknown tag '" + tag + "' (expected !Container, !Component, !Parallel or !Nothing)");
       YAML::Node attrs = n["attributes"];
       if (attrs && !attrs.IsMap()) throw Error(where + ": 'attributes' must be a map");
-      std::int64_t f = range;
+      std::int64_t f = range, fx = range;  // instances this node multiplies by, and along X
       auto mesh = [&](YAML::Node s) -> std::int64_t {
         std::int64_t x = s["meshX"] ? as_int(s["meshX"], source, name + ".meshX") : 1;
         std::int64_t y = s["meshY"] ? as_int(s["meshY"], source, name + ".meshY") : 1;
         if (x < 1 || y < 1) throw Error(where + ": meshX/meshY must be >= 1");
+        fx = detail::mul_checked(fx, x, where + ": meshX");
         return detail::mul_checked(x, y, where + ": meshX x meshY");
       };
       if (YAML::Node sp = n["spatial"]) {
@@ -236,6 +256,13 @@ struct ArchBuilder {
           throw Error(where + ": instances (" + std::to_string(total) + ") must be a multiple of the enclosing " +
                       std::to_string(mult));
         f = total / mult;
+        // `meshX` beside `instances` is the absolute X extent (Eyeriss: 168 instances, meshX 14: 14 x 12);
+        // without it (or when it does not divide) the instances line up along X.
+        fx = f;
+        if (attrs["meshX"]) {
+          const std::int64_t ax = as_int(attrs["meshX"], source, name + ".meshX");
+          if (ax >= mult_x && ax % mult_x == 0 && f % (ax / mult_x) == 0) fx = ax / mult_x;
+        }
       }
       LevelConstraints lc = node_constraints(n["constraints"], where);
       if (container) {
@@ -247,15 +274,18 @@ struct ArchBuilder {
           s.implied = true;
           s.container = name;
           s.instances = mult;
+          s.mesh_x = mult_x;
           s.width = s.datawidth = 1;
           s.energy.source = "none";
           s.constraints = lc;
           outer_first.push_back(s);
         }
         mult = detail::mul_checked(mult, f, where + ": instances");
+        mult_x = detail::mul_checked(mult_x, fx, where + ": instances");
         continue;
       }
       mult = detail::mul_checked(mult, f, where + ": instances");
+      mult_x = detail::mul_checked(mult_x, fx, where + ": instances");
       if (have_compute) throw Error(where + ": nothing may follow the compute component");
       std::string cls = n["class"] ? detail::as_str(n["class"], source, name + ".class") : "";
       if (cls.empty()) throw Error(where + ": a component needs a 'class'");
@@ -283,6 +313,7 @@ struct ArchBuilder {
         a.arith.name = name;
         a.arith.cls = cls;
         a.arith.instances = mult;
+        a.arith.mesh_x = mult_x;
         a.arith.datawidth = geti({"datawidth", "width"}, 0);
         have_compute = true;
         continue;
@@ -291,6 +322,7 @@ struct ArchBuilder {
       s.name = name;
       s.cls = cls;
       s.instances = mult;
+      s.mesh_x = mult_x;
       s.depth = geti({"depth", "entries"}, 0);
       s.datawidth = geti({"datawidth", "word-bits", "word_bits"}, 0);
       s.width = geti({"width"}, 0);

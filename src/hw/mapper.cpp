@@ -160,6 +160,7 @@ struct Rules {
   std::vector<std::vector<int>> keep;  // [level][data space]: -1 free, 0 bypass, 1 keep
   std::vector<std::vector<std::int64_t>> t_fix, s_fix;  // [level][dim]: 0 free, else the fixed factor
   std::vector<std::vector<int>> inner;  // [level]: dims that must be innermost, in this order
+  std::vector<std::vector<int>> axis;   // [level][dim]: -1 free, 0 meshX, 1 meshY (a constraint's split)
   std::vector<std::int64_t> free_part;  // [dim]: the bound divided by the fixed factors
 
   std::int64_t fixed(const Slot& s, int d) const { return (s.spatial ? s_fix : t_fix)[s.level][d]; }
@@ -192,6 +193,7 @@ Rules rules_of(const Problem& p, const Architecture& a) {
   r.t_fix.assign(L, std::vector<std::int64_t>(D, 0));
   r.s_fix = r.t_fix;
   r.inner.resize(L);
+  r.axis.resize(L);
   for (int i = 0; i < L; ++i) {
     const auto& c = a.levels[i].constraints;
     for (auto& n : c.keep)
@@ -206,6 +208,12 @@ Rules rules_of(const Problem& p, const Architecture& a) {
     for (auto& [n, f] : c.spatial_factors)
       if (int d = p.dim_index(n); d >= 0 && f >= 1) r.s_fix[i][d] = std::min(f, p.bounds[d]);
     r.inner[i] = resolve_dims(p, c.temporal_permutation);
+    // A spatial permutation with a split places dimensions: the first `split` on meshX, the rest on meshY.
+    r.axis[i].assign(D, -1);
+    if (c.split >= 0) {
+      const auto perm = resolve_dims(p, c.spatial_permutation);
+      for (size_t k = 0; k < perm.size(); ++k) r.axis[i][perm[k]] = static_cast<int>(k) >= c.split ? 1 : 0;
+    }
   }
   // Timeloop clamps a fixed factor to the bound (R=3 on a problem with R=1 is 1).
   r.free_part = p.bounds;
@@ -254,6 +262,41 @@ std::int64_t spatial_product(const LevelMapping& lm) {
   return n;
 }
 
+// Places each spatial loop of level `i` on meshX or meshY so that each axis holds at most its fanout,
+// keeping the current placement when it fits and honouring the constraints' split (rules.axis). False when
+// no placement fits (the factors are then not a legal spatial mapping of this level).
+bool assign_axes(LevelMapping& lm, const Architecture& a, int i, const Rules& rules) {
+  const std::int64_t fx = a.fanout_x(i), fy = a.fanout_y(i);
+  const std::vector<int>& forced = rules.axis[i];
+  auto fits = [&](const std::vector<bool>& y) {
+    std::int64_t sx = 1, sy = 1;
+    for (size_t d = 0; d < lm.spatial.size(); ++d) {
+      if (lm.spatial[d] == 1) continue;
+      if (forced[d] >= 0 && (forced[d] == 1) != y[d]) return false;
+      (y[d] ? sy : sx) *= lm.spatial[d];
+      if (sx > fx || sy > fy) return false;
+    }
+    return true;
+  };
+  if (fits(lm.spatial_y)) return true;
+  std::vector<int> free;
+  std::vector<bool> y = lm.spatial_y;
+  for (size_t d = 0; d < lm.spatial.size(); ++d) {
+    if (lm.spatial[d] == 1) continue;
+    if (forced[d] >= 0) y[d] = forced[d] == 1;
+    else free.push_back(static_cast<int>(d));
+  }
+  if (free.size() > 16) return false;
+  for (std::uint32_t mask = 0; mask < (1u << free.size()); ++mask) {
+    for (size_t k = 0; k < free.size(); ++k) y[free[k]] = (mask >> k) & 1u;
+    if (fits(y)) {
+      lm.spatial_y = y;
+      return true;
+    }
+  }
+  return false;
+}
+
 // Local-search neighbour: one random change; returns false when the move was impossible.
 bool mutate(Mapping& m, const Problem& p, const Architecture& a, const std::vector<Slot>& slots, const Rules& rules,
             std::mt19937_64& rng, bool bypass) {
@@ -278,8 +321,15 @@ bool mutate(Mapping& m, const Problem& p, const Architecture& a, const std::vect
     if (!rules.allowed(st, d)) return false;
     auto& lt = m.levels[st.level];
     if (st.spatial && spatial_product(lt) * q > a.fanout(st.level)) return false;
+    if (st.spatial) {
+      LevelMapping trial = lt;
+      trial.spatial[d] *= q;
+      if (!assign_axes(trial, a, st.level, rules)) return false;
+      lt = trial;
+    } else {
+      lt.temporal[d] *= q;
+    }
     vf /= q;
-    (st.spatial ? lt.spatial[d] : lt.temporal[d]) *= q;
     return true;
   }
   if (kind == 2) {  // swap two loops of one level (loops with a factor above 1: others change nothing)
@@ -361,7 +411,7 @@ bool enumerate_all(const Problem& p, const Architecture& a, const Rules& rules, 
         (slots[k].spatial ? lm.spatial[d] : lm.temporal[d]) = per_dim[d][idx[d]][k];
       }
     for (int i = 0; i < L && ok; ++i)
-      if (spatial_product(m.levels[i]) > a.fanout(i)) ok = false;
+      if (spatial_product(m.levels[i]) > a.fanout(i) || !assign_axes(m.levels[i], a, i, rules)) ok = false;
     if (ok) {
       double perms = 1;
       for (int i = 0; i < L; ++i) {
@@ -486,7 +536,9 @@ Mapping random_mapping_r(const Problem& p, const Architecture& a, const Rules& r
         const Slot& s = *open[rng() % open.size()];
         auto& lm = m.levels[s.level];
         if (s.spatial) {
-          if (spatial_product(lm) * q > a.fanout(s.level)) {
+          LevelMapping trial = lm;
+          trial.spatial[d] *= q;
+          if (spatial_product(lm) * q > a.fanout(s.level) || !assign_axes(trial, a, s.level, rules)) {
             if (tries < 4) continue;
             int l = static_cast<int>(rng() % L);
             if (rules.t_fix[l][d] == 0) m.levels[l].temporal[d] *= q;
@@ -494,7 +546,7 @@ Mapping random_mapping_r(const Problem& p, const Architecture& a, const Rules& r
             else lm.spatial[d] *= q;  // only spatial slots are open: over the fanout, evaluate() rejects it
             break;
           }
-          lm.spatial[d] *= q;
+          lm = trial;
         } else {
           lm.temporal[d] *= q;
         }
@@ -502,6 +554,7 @@ Mapping random_mapping_r(const Problem& p, const Architecture& a, const Rules& r
       }
     }
   }
+  for (int i = 0; i < L; ++i) assign_axes(m.levels[i], a, i, rules);  // fixed factors too; a misfit is refused by evaluate()
   for (auto& lm : m.levels) std::shuffle(lm.permutation.begin(), lm.permutation.end(), rng);
   if (bypass)
     for (int i = 0; i + 1 < L; ++i)

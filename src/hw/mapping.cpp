@@ -37,6 +37,7 @@ Mapping Mapping::trivial(const Problem& p, const Architecture& a) {
     LevelMapping lm;
     lm.temporal.assign(D, 1);
     lm.spatial.assign(D, 1);
+    lm.spatial_y.assign(D, false);
     for (size_t d = 0; d < D; ++d) lm.permutation.push_back(static_cast<int>(d));
     lm.keep.assign(S, !a.levels[i].implied);  // an implied (container) level holds nothing
     m.levels.push_back(lm);
@@ -118,14 +119,15 @@ Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const
           if (type == "temporal" && li == top) top_given[d] = true;
         }
       }
-      // A spatial permutation orders the X/Y placement, which qcast does not model; `split` likewise.
-      if (type == "temporal" && e["permutation"]) {
+      // A temporal permutation orders the loops; a spatial one, with `split`, places them: its first `split`
+      // dimensions on meshX, the rest on meshY (Timeloop's parser; no split: all on X).
+      if (e["permutation"] || type == "spatial") {
         std::vector<std::string> names;
         YAML::Node pn = e["permutation"];
         if (pn.IsSequence()) {
           for (auto x : pn) names.push_back(detail::as_str(x, source, "permutation"));
         } else {
-          std::string s = pn.IsNull() ? "" : detail::as_str(pn, source, "permutation");
+          std::string s = !pn || pn.IsNull() ? "" : detail::as_str(pn, source, "permutation");
           if (single_char_dims(p) && s.find_first_of(" ,") == std::string::npos)
             for (char c : s) names.emplace_back(1, c);
           else
@@ -141,7 +143,16 @@ Mapping Mapping::from_yaml_text(const std::string& text, const Problem& p, const
         }
         for (size_t d = 0; d < D; ++d)
           if (std::find(perm.begin(), perm.end(), static_cast<int>(d)) == perm.end()) perm.push_back(static_cast<int>(d));
-        lm.permutation = perm;
+        if (type == "temporal") {
+          lm.permutation = perm;
+        } else {
+          std::int64_t split = static_cast<std::int64_t>(D);
+          if (e["split"]) {
+            split = detail::as_int(e["split"], where, "split");
+            if (split < 0) throw Error(where + ": 'split' must be >= 0");
+          }
+          for (size_t k = 0; k < D; ++k) lm.spatial_y[static_cast<size_t>(perm[k])] = static_cast<std::int64_t>(k) >= split;
+        }
       }
     } else if (type == "bypass" || type == "dataspace" || type == "datatype") {
       auto names = [&](const char* key) {
@@ -194,12 +205,18 @@ std::string Mapping::check(const Problem& p, const Architecture& a) const {
              std::to_string(p.bounds[d]) + " (only perfect factorizations are supported)";
   }
   for (size_t i = 0; i < levels.size(); ++i) {
-    std::int64_t sp = 1;
+    std::int64_t sx = 1, sy = 1;
     bool over = false;
-    for (auto f : levels[i].spatial) over |= __builtin_mul_overflow(sp, f, &sp);
-    if (over || sp > a.fanout(static_cast<int>(i)))
-      return "spatial factors at " + a.levels[i].name + " (" + (over ? std::string("> 2^63") : std::to_string(sp)) + ") exceed its fanout " +
-             std::to_string(a.fanout(static_cast<int>(i)));
+    const auto& lm = levels[i];
+    for (size_t d = 0; d < lm.spatial.size(); ++d) {
+      const bool y = d < lm.spatial_y.size() && lm.spatial_y[d];
+      over |= __builtin_mul_overflow(y ? sy : sx, lm.spatial[d], y ? &sy : &sx);
+    }
+    const int li = static_cast<int>(i);
+    if (over || sx > a.fanout_x(li) || sy > a.fanout_y(li))
+      return "spatial factors at " + a.levels[i].name + " (" +
+             (over ? std::string("> 2^63") : std::to_string(sx) + " along meshX, " + std::to_string(sy) + " along meshY") +
+             ") exceed its fanout " + std::to_string(a.fanout_x(li)) + " x " + std::to_string(a.fanout_y(li));
   }
   for (size_t i = 0; i < levels.size(); ++i)
     if (a.levels[i].implied && std::any_of(levels[i].keep.begin(), levels[i].keep.end(), [](bool k) { return k; }))
@@ -226,7 +243,16 @@ std::string Mapping::to_yaml(const Problem& p, const Architecture& a) const {
     for (size_t k = 0; k < lm.permutation.size(); ++k) o << (single || k == 0 ? "" : " ") << p.dims[lm.permutation[k]];
     o << "\n";
     bool any_sp = std::any_of(lm.spatial.begin(), lm.spatial.end(), [](auto f) { return f != 1; });
-    if (any_sp) o << "  - target: " << a.levels[i].name << "\n    type: spatial\n    factors: " << factors(lm.spatial) << "\n";
+    if (any_sp) {
+      // The dimensions on meshX first, then those on meshY: `split` is where Y begins.
+      std::vector<int> xs, ys;
+      for (size_t d = 0; d < p.dims.size(); ++d) (d < lm.spatial_y.size() && lm.spatial_y[d] ? ys : xs).push_back(static_cast<int>(d));
+      o << "  - target: " << a.levels[i].name << "\n    type: spatial\n    factors: " << factors(lm.spatial) << "\n    permutation: ";
+      bool first = true;
+      for (auto* v : {&xs, &ys})
+        for (int d : *v) o << (single || first ? "" : " ") << p.dims[d], first = false;
+      o << "\n    split: " << xs.size() << "\n";
+    }
     bool any_bypass = std::any_of(lm.keep.begin(), lm.keep.end(), [](bool k) { return !k; });
     if (any_bypass) {
       o << "  - target: " << a.levels[i].name << "\n    type: bypass\n    keep: [";

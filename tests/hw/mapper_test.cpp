@@ -170,3 +170,103 @@ TEST(HwMapper, EdpSearchNeverLosesOnItsObjective) {
     EXPECT_LE(best[0].energy_pj, best[1].energy_pj) << "seed " << seed;
   }
 }
+
+namespace {
+// A 4 x 4 PE mesh; the constraint places C on meshX and M on meshY when `split` is given.
+std::string mesh_arch(const std::string& pe_constraints) {
+  return R"(
+architecture:
+  version: 0.4
+  nodes:
+  - !Component
+    name: DRAM
+    class: DRAM
+    attributes: { width: 64, datawidth: 8 }
+  - !Component
+    name: GLB
+    class: SRAM
+    attributes: { depth: 8192, width: 64, datawidth: 8 }
+  - !Container
+    name: PE
+    spatial: { meshX: 4, meshY: 4 }
+)" + pe_constraints + R"(
+  - !Component
+    name: RF
+    class: regfile
+    attributes: { depth: 64, width: 8, datawidth: 8 }
+  - !Component
+    name: MAC
+    class: intmac
+    attributes: { width: 8 }
+)";
+}
+const char* kMeshProblem = R"(
+problem:
+  shape:
+    name: fc
+    dimensions: [ C, M ]
+    data_spaces:
+    - { name: Weights, projection: [ [ [C] ], [ [M] ] ] }
+    - { name: Inputs, projection: [ [ [C] ] ] }
+    - { name: Outputs, projection: [ [ [M] ] ], read_write: True }
+  instance: { C: 16, M: 16 }
+)";
+std::int64_t axis_product(const LevelMapping& lm, bool y) {
+  std::int64_t n = 1;
+  for (size_t d = 0; d < lm.spatial.size(); ++d)
+    if (lm.spatial_y[d] == y) n *= lm.spatial[d];
+  return n;
+}
+}  // namespace
+
+// Timeloop places each spatial loop on meshX or meshY (the first `split` dimensions of the spatial
+// permutation on X; no split: all on X) and refuses a mapping whose loops on an axis exceed its extent.
+TEST(HwMapper, SpatialLoopsFitEachMeshAxis) {
+  const Problem p = Problem::from_yaml_text(kMeshProblem);
+  const Architecture a = Architecture::from_yaml_text(mesh_arch(""));
+  const int pe = a.level_index("PE");
+  ASSERT_GE(pe, 0);
+  EXPECT_EQ(a.fanout(pe), 16);
+  EXPECT_EQ(a.fanout_x(pe), 4);
+  EXPECT_EQ(a.fanout_y(pe), 4);
+  const std::string base = "mapping:\n  - {target: DRAM, type: temporal, factors: C=4 M=4}\n  - {target: PE, type: spatial, factors: C=4 M=4";
+  // 16 on X alone (no split) does not fit the 4-wide mesh, though 16 PEs exist.
+  try {
+    Mapping::from_yaml_text(base + ", permutation: CM}\n", p, a);
+    ADD_FAILURE() << "accepted 16 loops on a 4-wide meshX";
+  } catch (const qcast::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("16 along meshX"), std::string::npos) << e.what();
+  }
+  const Mapping ok = Mapping::from_yaml_text(base + ", permutation: CM, split: 1}\n", p, a);
+  EXPECT_FALSE(ok.levels[pe].spatial_y[p.dim_index("C")]);
+  EXPECT_TRUE(ok.levels[pe].spatial_y[p.dim_index("M")]);
+  // The written mapping keeps the placement.
+  const Mapping again = Mapping::from_yaml_text(ok.to_yaml(p, a), p, a);
+  EXPECT_EQ(again.levels[pe].spatial_y, ok.levels[pe].spatial_y);
+  EXPECT_THROW(Mapping::from_yaml_text(base + ", permutation: CM, split: 0}\n", p, a), qcast::Error);  // 16 on Y
+
+  // The mapper's mappings fit both axes, and a constraint's split fixes the placement.
+  for (const std::string& c : {std::string(""), std::string("    constraints: {spatial: {permutation: [C, M], split: 1}}")}) {
+    const Architecture ac = Architecture::from_yaml_text(mesh_arch(c));
+    SearchOptions o;
+    o.objective = Objective::Delay;
+    o.samples = 2000;
+    const SearchResult r = search_mapping(p, ac, {}, o);
+    const LevelMapping& lm = r.mapping.levels[pe];
+    EXPECT_LE(axis_product(lm, false), 4);
+    EXPECT_LE(axis_product(lm, true), 4);
+    EXPECT_EQ(r.eval.mac_instances_used, 16) << "both axes used: " << r.mapping.to_yaml(p, ac);
+    if (!c.empty()) {
+      if (lm.spatial[p.dim_index("C")] > 1) EXPECT_FALSE(lm.spatial_y[p.dim_index("C")]);
+      if (lm.spatial[p.dim_index("M")] > 1) EXPECT_TRUE(lm.spatial_y[p.dim_index("M")]);
+    }
+    EXPECT_TRUE(r.mapping.check(p, ac).empty());
+    for (int seed = 1; seed <= 200; ++seed) {
+      std::mt19937_64 rng(seed);
+      const Mapping m = random_mapping(p, ac, rng);
+      if (!evaluate(p, ac, m).valid) continue;
+      EXPECT_LE(axis_product(m.levels[pe], false), 4);
+      EXPECT_LE(axis_product(m.levels[pe], true), 4);
+    }
+  }
+}
