@@ -75,8 +75,9 @@ bool fits_array(const Device& d, int a, int b) {
 
 double positive(const YAML::Node& n, const std::string& source, const std::string& field, bool zero_ok = false) {
   const double v = detail::as_double(n, source, field);
-  if (!std::isfinite(v) || v < 0 || (!zero_ok && v == 0) || v > 1e12)
-    throw Error(source + ": '" + field + "' must be a " + (zero_ok ? "non-negative" : "positive") + " finite number below 1e12");
+  // Rates below 1e-6 would make every time overflow to infinity: no device is that slow.
+  if (!std::isfinite(v) || v < 0 || (!zero_ok && v < 1e-6) || v > 1e12)
+    throw Error(source + ": '" + field + "' must be " + (zero_ok ? "a number in [0, 1e12]" : "a number in [1e-6, 1e12]"));
   return v;
 }
 
