@@ -353,11 +353,7 @@ std::int64_t min_groups(const Geometry& g) {
   return std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, std::min(g.block, g.len)));
 }
 
-float tensor_scale_of_amax(const Format& f, float amax) {
-  const float denom = static_cast<float>(f.scaling().scale_elem.max_value() * f.elem().max_value());
-  const float ts = amax / denom;
-  return ts > 0 ? ts : 1.0f;
-}
+float tensor_scale_of_amax(const Format& f, float amax) { return ref::tensor_scale_from_amax(f, amax); }
 
 float tensor_scale(const Format& f, const float* in, std::int64_t n, int threads) {
   if (!f.scaling().tensor_scale) return 1.0f;

@@ -29,9 +29,14 @@ float tensor_scale_for(const Format& f, const float* data, std::int64_t n) {
     const float a = std::fabs(data[i]);
     if (std::isfinite(a)) amax = std::max(amax, a);
   }
+  return tensor_scale_from_amax(f, amax);
+}
+
+float tensor_scale_from_amax(const Format& f, float amax) {
   const float denom = static_cast<float>(f.scaling().scale_elem.max_value() * f.elem().max_value());
   const float ts = amax / denom;
-  return ts > 0 ? ts : 1.0f;
+  if (!(ts > 0)) return 1.0f;
+  return std::min(ts, std::numeric_limits<float>::max());
 }
 
 namespace {

@@ -299,3 +299,30 @@ TEST(FormatNames, MlDtypesAliasesHaveMlDtypesProperties) {
 
 }  // namespace
 }  // namespace qcast
+
+// Found by the format_name fuzzer (2026-12-08): a tensor scale that overflows float32. pot4 elements (at
+// most 1) under e4m3 scales with bias 136 (at most 2^-121 x 1.75) put the data's amax / (1 x 3.5e-37) beyond
+// FLT_MAX: the tensor scale was +inf, fake_quant gave 0 and decode(encode) 0 x inf = NaN. The scale now
+// saturates at the largest float, the same in every path, and everything stays finite.
+TEST(FormatNames, TensorScaleThatOverflowsFloat32Saturates) {
+  const qcast::Shape shape = {4, 64};
+  std::vector<float> in(256), out(256), back(256);
+  for (int i = 0; i < 256; ++i) in[i] = std::ldexp(static_cast<float>((i * 37) % 101 - 50), (i % 9) - 4);
+  for (const char* name : {"pot4@e4m3b136+fp32/tensor/amax", "pot4@e4m3b136+fp32/b16", "e2m1@e4m3b136+fp32/b32"}) {
+    const qcast::Format f = qcast::Format::parse(name);
+    for (int threads : {1, 2}) {
+      qcast::QuantOptions opt;
+      opt.threads = threads;
+      qcast::fake_quant(f, in.data(), out.data(), shape, opt);
+      const qcast::Encoded e = qcast::encode(f, in.data(), shape, opt);
+      qcast::decode(e, back.data());
+      std::vector<float> ref(256);
+      qcast::reference_fake_quant(f, in.data(), ref.data(), shape, opt);
+      for (int i = 0; i < 256; ++i) {
+        ASSERT_TRUE(std::isfinite(out[i])) << name << " " << i;
+        ASSERT_EQ(out[i], back[i]) << name << " element " << i;
+        ASSERT_EQ(out[i], ref[i]) << name << " element " << i << " (scalar reference)";
+      }
+    }
+  }
+}

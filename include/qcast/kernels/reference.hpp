@@ -55,6 +55,10 @@ int zero_bits(const Format& f);
 
 /// Second-level fp32 tensor scale for formats with `+fp32` (NVFP4): amax / (max_scale_elem * max_elem).
 float tensor_scale_for(const Format& f, const float* data, std::int64_t n);
+/// The tensor scale for a largest finite |x| of `amax`: amax / (scale format's max x element's max), 1 when
+/// that is 0 or not a number, and the largest float when it overflows (a scale format whose range lies far
+/// below the data's, e.g. e4m3 with bias 136: the block scales then saturate, in every path alike).
+float tensor_scale_from_amax(const Format& f, float amax);
 
 /// Chooses the parameters of a group from its values.
 GroupParams group_params(const Format& f, const float* vals, std::size_t n, float tensor_scale, RoundMode mode);
