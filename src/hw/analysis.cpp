@@ -253,7 +253,7 @@ Evaluation evaluate(const Problem& p, const Architecture& a, const Mapping& m, c
     if (lv.depth > 0) {
       bool over = prec.empty() ? words_used > lv.size_words()
                                : bits_used > static_cast<double>(lv.depth) * static_cast<double>(lv.width) + 1e-9;
-      if (over) {
+      if (over && ev.reason.empty()) {  // the innermost level that overflows, as Timeloop reports it
         ev.reason = "tiles at " + lv.name + " need " +
                     (prec.empty() ? std::to_string(words_used) + " words" : std::to_string(static_cast<std::int64_t>(bits_used)) + " bits") +
                     ", more than its capacity of " +
