@@ -64,6 +64,29 @@ nlohmann::json prediction_json(const Prediction& p) {
           {"l2_bytes_per_memtile", p.l2_bytes_used}};
 }
 
+nlohmann::json tiling_json(const MatmulTiling& t) {
+  return {{"herd_m", t.herd_m}, {"herd_n", t.herd_n}, {"tile_m", t.tile_m}, {"tile_k_l2", t.tile_k_l2}, {"tile_k_l1", t.tile_k_l1}, {"tile_n", t.tile_n}};
+}
+nlohmann::json tiling_json(const AttentionTiling& t) {
+  return {{"heads_per_unroll", t.heads_per_unroll}, {"q_tiles", t.q_tiles}, {"cascade", t.cascade}, {"lqp", t.lqp}, {"lkp", t.lkp}};
+}
+
+// Puts the first --top choices into j["choices"] and `rows`; under --json prints j and returns true.
+template <class Choice>
+bool emit_choices(nlohmann::json& j, const std::vector<Choice>& choices, const NpuArgs& a,
+                  std::vector<std::pair<std::string, Prediction>>& rows) {
+  j["evaluated"] = choices.size();
+  nlohmann::json arr = nlohmann::json::array();
+  for (std::size_t k = 0; k < choices.size() && (a.top <= 0 || static_cast<int>(k) < a.top); ++k) {
+    arr.push_back({{"tiling", tiling_json(choices[k].tiling)}, {"prediction", prediction_json(choices[k].prediction)}});
+    rows.emplace_back(choices[k].tiling.text(), choices[k].prediction);
+  }
+  j["choices"] = arr;
+  if (!a.json) return false;
+  std::cout << qcast::cli::json_output(j, 2) << "\n";
+  return true;
+}
+
 std::string fixed(double v, int digits) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(digits) << v;
@@ -221,22 +244,8 @@ void run_npu(const NpuArgs& a) {
       choices = search_matmul(d, mm, hm, hn);
     }
     j["problem"] = {{"matmul", {{"M", mm.M}, {"K", mm.K}, {"N", mm.N}}}, {"type", mm.type}, {"out_bytes", mm.out_bytes}};
-    j["evaluated"] = choices.size();
-    nlohmann::json arr = nlohmann::json::array();
     std::vector<std::pair<std::string, Prediction>> rows;
-    for (std::size_t k = 0; k < choices.size() && (a.top <= 0 || static_cast<int>(k) < a.top); ++k) {
-      const auto& c = choices[k];
-      arr.push_back({{"tiling",
-                      {{"herd_m", c.tiling.herd_m}, {"herd_n", c.tiling.herd_n}, {"tile_m", c.tiling.tile_m},
-                       {"tile_k_l2", c.tiling.tile_k_l2}, {"tile_k_l1", c.tiling.tile_k_l1}, {"tile_n", c.tiling.tile_n}}},
-                     {"prediction", prediction_json(c.prediction)}});
-      rows.emplace_back(c.tiling.text(), c.prediction);
-    }
-    j["choices"] = arr;
-    if (a.json) {
-      std::cout << qcast::cli::json_output(j, 2) << "\n";
-      return;
-    }
+    if (emit_choices(j, choices, a, rows)) return;
     std::cout << "matmul " << mm.M << "x" << mm.K << "x" << mm.N << " (" << mm.type << " in, " << mm.out_bytes << "-byte out) on " << d.name
               << ": " << d.columns << "x" << d.rows << " cores, peak " << fixed(2 * d.peak_macs_per_cycle(a.type) * d.clock_ghz, 0)
               << " GFLOPS; " << choices.size() << " legal tilings, best first\n";
@@ -263,22 +272,8 @@ void run_npu(const NpuArgs& a) {
   j["problem"] = {{"attention",
                    {{"lq", at.lq}, {"lk", at.lk}, {"heads", at.heads}, {"kv_heads", at.kv_heads}, {"dk", at.dk}, {"dv", at.dv}, {"causal", at.causal}}},
                   {"type", at.type}};
-  j["evaluated"] = choices.size();
-  nlohmann::json arr = nlohmann::json::array();
   std::vector<std::pair<std::string, Prediction>> rows;
-  for (std::size_t k = 0; k < choices.size() && (a.top <= 0 || static_cast<int>(k) < a.top); ++k) {
-    const auto& c = choices[k];
-    arr.push_back({{"tiling",
-                    {{"heads_per_unroll", c.tiling.heads_per_unroll}, {"q_tiles", c.tiling.q_tiles}, {"cascade", c.tiling.cascade},
-                     {"lqp", c.tiling.lqp}, {"lkp", c.tiling.lkp}}},
-                   {"prediction", prediction_json(c.prediction)}});
-    rows.emplace_back(c.tiling.text(), c.prediction);
-  }
-  j["choices"] = arr;
-  if (a.json) {
-    std::cout << qcast::cli::json_output(j, 2) << "\n";
-    return;
-  }
+  if (emit_choices(j, choices, a, rows)) return;
   std::cout << "attention lq " << at.lq << ", lk " << at.lk << ", " << at.heads << " heads / " << at.kv_heads << " kv, dk " << at.dk << ", dv " << at.dv
             << (at.causal ? ", causal" : "") << " (" << at.type << ") on " << d.name << "; " << choices.size()
             << " legal tilings, best first (useful MACs: causal counts half)\n";
