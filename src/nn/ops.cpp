@@ -2141,6 +2141,7 @@ const OpEntry kOps[] = {
     {"Einsum", op_einsum, 1, 64},
     {"If", op_if, 1, 1 << 20},
     {"Loop", op_loop, 2, 1 << 20},
+    {"Scan", op_scan, 1, 1 << 20},
     {"GatherND", op_gather_nd, 2, 2},
     {"NonZero", op_non_zero, 1, 1},
     {"OneHot", op_one_hot, 3, 3},

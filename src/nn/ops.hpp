@@ -80,6 +80,7 @@ void op_one_hot(OpCtx& c);
 void op_einsum(OpCtx& c);
 void op_if(OpCtx& c);          // ops_control.cpp
 void op_loop(OpCtx& c);
+void op_scan(OpCtx& c);
 
 /// Runs a control-flow body (graph.cpp): `bound` are its inputs in order (formal, then outer values);
 /// shape_only as in shape inference. Returns its outputs.

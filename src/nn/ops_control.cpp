@@ -1,4 +1,4 @@
-// Control flow: If and Loop (ONNX opset 11-21). Their bodies are Graphs held in the node's attributes;
+// Control flow: If, Loop and Scan (ONNX opset 9-21). Their bodies are Graphs held in the node's attributes;
 // the importer appended the enclosing values the bodies read to the node's inputs (kOuterBegin on), and
 // each body takes them as its trailing inputs, so a body runs like any graph with bound inputs.
 #include <algorithm>
@@ -39,6 +39,39 @@ Value shape_of(const Value& v) {
   r.shape = v.shape;
   r.is_int = v.is_int;
   return r;
+}
+
+
+// The geometry of one axis of a shape: elements before it (outer), along it (len), and after it (inner).
+struct AxisSplit {
+  std::int64_t outer = 1, len = 1, inner = 1;
+};
+AxisSplit split_at(const Shape& s, std::size_t axis) {
+  AxisSplit g;
+  for (std::size_t k = 0; k < s.size(); ++k) (k < axis ? g.outer : k == axis ? g.len : g.inner) *= s[k];
+  return g;
+}
+
+// A Scan axis attribute entry for a tensor of `rank` (negative counts from the end).
+std::size_t scan_axis(const OpCtx& c, const std::vector<std::int64_t>& axes, std::size_t k, std::size_t rank, const char* what) {
+  std::int64_t a = k < axes.size() ? axes[k] : 0;
+  if (a < 0) a += static_cast<std::int64_t>(rank);
+  if (a < 0 || a >= static_cast<std::int64_t>(std::max<std::size_t>(rank, 1)))
+    c.fail(std::string(what) + " " + std::to_string(k) + " is out of range for rank " + std::to_string(rank));
+  return static_cast<std::size_t>(a);
+}
+
+// Copies element t of `v` along `axis` (the axis removed) into `out`.
+template <class T>
+void take_slice(const T* src, T* dst, const AxisSplit& g, std::int64_t t) {
+  for (std::int64_t o = 0; o < g.outer; ++o)
+    std::copy(src + (o * g.len + t) * g.inner, src + (o * g.len + t + 1) * g.inner, dst + o * g.inner);
+}
+
+// Writes `v` as element t along `axis` of `out` (whose split at that axis is g).
+template <class T>
+void put_slice(const T* src, T* dst, const AxisSplit& g, std::int64_t t) {
+  for (std::int64_t o = 0; o < g.outer; ++o) std::copy(src + o * g.inner, src + (o + 1) * g.inner, dst + (o * g.len + t) * g.inner);
 }
 
 }  // namespace
@@ -166,6 +199,109 @@ void op_loop(OpCtx& c) {
       const Value& v = scans[k][static_cast<std::size_t>(it)];
       if (o.is_int) std::copy(v.ip(), v.ip() + per, o.i->begin() + it * per);
       else std::copy(v.fp(), v.fp() + per, o.f->begin() + it * per);
+    }
+  }
+}
+
+// Scan(state..., scan_input...) (opset 9+): body(state..., scan_element...) -> (state..., scan_output_element...),
+// once per element along each scan input's axis (in reverse where its direction is 1). Outputs: the final
+// states, then each scan output's elements stacked along its axis (from the end where its direction is 1).
+void op_scan(OpCtx& c) {
+  if (c.opset < 9) c.fail("opset-8 Scan (with a batch axis and sequence_lens) is not supported; opset 9 and later are");
+  const Graph& body = body_of(c, "body");
+  const std::size_t ob = outer_begin(c, 1);
+  const std::int64_t m = c.node.get_i("num_scan_inputs", -1);
+  if (m < 1 || static_cast<std::size_t>(m) > ob) c.fail("num_scan_inputs must be in 1.." + std::to_string(ob));
+  const std::size_t n_scan_in = static_cast<std::size_t>(m), n_state = ob - n_scan_in;
+  const std::size_t n_outer = c.n_in() - ob;
+  if (body.inputs.size() != n_state + n_scan_in + n_outer)
+    c.fail("the body takes " + std::to_string(body.inputs.size() - n_outer) + " inputs of its own, expected " + std::to_string(n_state) +
+           " states + " + std::to_string(n_scan_in) + " scan elements");
+  if (body.outputs.size() < n_state) c.fail("the body gives fewer outputs than there are states");
+  const std::size_t n_scan_out = body.outputs.size() - n_state;
+  if (c.node.outputs.size() > n_state + n_scan_out) c.fail("has more outputs than the body gives");
+  const auto in_axes = c.node.get_ints("scan_input_axes"), in_dirs = c.node.get_ints("scan_input_directions");
+  const auto out_axes = c.node.get_ints("scan_output_axes"), out_dirs = c.node.get_ints("scan_output_directions");
+  for (std::size_t k = 0; k < ob; ++k)
+    if (!c.present(k)) c.fail("input " + std::to_string(k) + " is missing");
+
+  // The sequence length: every scan input's extent along its axis.
+  std::int64_t len = -1;
+  std::vector<AxisSplit> in_split(n_scan_in);
+  std::vector<Shape> elem_shape(n_scan_in);
+  for (std::size_t k = 0; k < n_scan_in; ++k) {
+    const Value& v = c.x(n_state + k);
+    const std::size_t a = scan_axis(c, in_axes, k, v.shape.size(), "scan_input_axes");
+    if (v.shape.empty()) c.fail("scan input " + std::to_string(k) + " is a scalar: it has no axis to scan");
+    in_split[k] = split_at(v.shape, a);
+    if (len >= 0 && in_split[k].len != len)
+      c.fail("scan inputs have different lengths: " + std::to_string(len) + " and " + std::to_string(in_split[k].len));
+    len = in_split[k].len;
+    elem_shape[k] = v.shape;
+    elem_shape[k].erase(elem_shape[k].begin() + static_cast<std::ptrdiff_t>(a));
+  }
+  if (len > kMaxLoopIterations) c.fail("more than " + std::to_string(kMaxLoopIterations) + " iterations");
+
+  std::vector<Value> state;
+  for (std::size_t k = 0; k < n_state; ++k) state.push_back(c.shape_only ? shape_of(c.x(k)) : *c.in[k]);
+  std::vector<Value> elems(n_scan_in);
+  std::vector<const Value*> bound(body.inputs.size(), nullptr);
+  for (std::size_t k = ob; k < c.n_in(); ++k) bound[n_state + n_scan_in + (k - ob)] = c.in[k];
+  std::vector<std::vector<Value>> outs(n_scan_out);
+  std::vector<Value> out_shape(n_scan_out);
+  // Shape inference runs the body once (on shapes): states must keep their shapes, scan outputs theirs.
+  const std::int64_t rounds = c.shape_only ? std::min<std::int64_t>(len, 1) : len;
+  for (std::int64_t t = 0; t < rounds; ++t) {
+    for (std::size_t k = 0; k < n_scan_in; ++k) {
+      const Value& v = c.x(n_state + k);
+      const std::int64_t at = k < in_dirs.size() && in_dirs[k] == 1 ? len - 1 - t : t;
+      if (c.shape_only || !v.has_data()) {
+        elems[k] = Value();
+        elems[k].shape = elem_shape[k];
+        elems[k].is_int = v.is_int;
+      } else if (v.is_int) {
+        elems[k] = Value::ints(elem_shape[k]);
+        take_slice(v.ip(), elems[k].i->data(), in_split[k], at);
+      } else {
+        elems[k] = Value::floats(elem_shape[k]);
+        take_slice(v.fp(), elems[k].mfp(), in_split[k], at);
+      }
+      bound[n_state + k] = &elems[k];
+    }
+    for (std::size_t k = 0; k < n_state; ++k) bound[k] = &state[k];
+    std::vector<Value> r = run_subgraph(body, bound, c.shape_only, c.threads);
+    for (std::size_t k = 0; k < n_state; ++k) {
+      if (!same_kind_and_shape(r[k], state[k]))
+        c.fail("state " + std::to_string(k) + " changes from " + shape_str(state[k].shape) + " to " + shape_str(r[k].shape));
+      state[k] = std::move(r[k]);
+    }
+    for (std::size_t k = 0; k < n_scan_out; ++k) {
+      Value& v = r[n_state + k];
+      if (t == 0) out_shape[k] = shape_of(v);
+      else if (!same_kind_and_shape(v, out_shape[k]))
+        c.fail("scan output " + std::to_string(k) + " changes shape from " + shape_str(out_shape[k].shape) + " to " + shape_str(v.shape));
+      if (!c.shape_only) {
+        if ((t + 1) * std::max<std::int64_t>(1, v.numel()) > max_tensor_elements())
+          c.fail("scan output " + std::to_string(k) + " is larger than the tensor size limit");
+        outs[k].push_back(std::move(v));
+      }
+    }
+  }
+  if (len == 0 && n_scan_out > 0) c.fail("scan inputs of length 0: the scan outputs' shapes are unknown");
+  c.out.clear();
+  for (std::size_t k = 0; k < n_state && k < c.node.outputs.size(); ++k) c.out.push_back(std::move(state[k]));
+  for (std::size_t k = 0; k < n_scan_out && n_state + k < c.node.outputs.size(); ++k) {
+    Shape s = out_shape[k].shape;
+    const std::size_t a = scan_axis(c, out_axes, k, s.size() + 1, "scan_output_axes");
+    s.insert(s.begin() + static_cast<std::ptrdiff_t>(a), len);
+    Value& o = c.alloc(n_state + k, s, out_shape[k].is_int);
+    if (c.shape_only) continue;
+    const AxisSplit g = split_at(s, a);
+    for (std::int64_t t = 0; t < len; ++t) {
+      const std::int64_t at = k < out_dirs.size() && out_dirs[k] == 1 ? len - 1 - t : t;
+      const Value& v = outs[k][static_cast<std::size_t>(t)];
+      if (o.is_int) put_slice(v.ip(), o.i->data(), g, at);
+      else put_slice(v.fp(), o.mfp(), g, at);
     }
   }
 }

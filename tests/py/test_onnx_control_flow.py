@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ONNX control flow (If, Loop) through `qcast infer`, against PyTorch: scripted modules whose exported graphs
+"""ONNX control flow (If, Loop, Scan) through `qcast infer`, against PyTorch: scripted modules whose exported graphs
 branch on the data (branches of different output shapes, reading the enclosing graph's values) and loop a
 data-dependent number of times (carried values, one of them growing), compared with PyTorch's own outputs
 (max |diff| <= 1e-4 * max |ref| + 1e-5) on inputs that take each branch; int2 weights must change every
@@ -130,6 +130,32 @@ def main():
                                      [helper.make_tensor_value_info(f"e{depth}", TensorProto.FLOAT, None)])
             return helper.make_graph([helper.make_node("If", ["c"], [f"o{depth}"], then_branch=nested(depth - 1), else_branch=leaf)],
                                      f"level{depth}", [], [out])
+        # Scan (opset 9+) against numpy: a running sum over axis 1 in reverse, the step scaled by an initializer
+        # of the enclosing graph, the outputs stacked on a new last axis from the end.
+        w = np.array([0.5, -1.0, 2.0], np.float32)
+        scan_body = helper.make_graph(
+            [helper.make_node("Mul", ["e", "w"], ["ew"]), helper.make_node("Add", ["s", "ew"], ["s_out"]),
+             helper.make_node("Add", ["s_out", "s_out"], ["y_t"])], "scan_body",
+            [helper.make_tensor_value_info("s", TensorProto.FLOAT, [2, 3]), helper.make_tensor_value_info("e", TensorProto.FLOAT, [2, 3])],
+            [helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [2, 3]), helper.make_tensor_value_info("y_t", TensorProto.FLOAT, [2, 3])])
+        scan_model = save(helper.make_graph(
+            [helper.make_node("Constant", [], ["s0"], value=helper.make_tensor("s0", TensorProto.FLOAT, [2, 3], [0.0] * 6)),
+             helper.make_node("Scan", ["s0", "x"], ["s_final", "y"], body=scan_body, num_scan_inputs=1, scan_input_axes=[1],
+                              scan_input_directions=[1], scan_output_axes=[2], scan_output_directions=[1])],
+            "scan", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 3])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 5])],
+            initializer=[helper.make_tensor("w", TensorProto.FLOAT, [3], w.tolist())]), "scan")
+        xs = np.random.default_rng(3).standard_normal((2, 5, 3)).astype(np.float32)
+        want = np.zeros((2, 3, 5), np.float32)
+        acc = np.zeros((2, 3), np.float32)
+        for t in range(5):
+            acc = acc + xs[:, 4 - t, :] * w
+            want[:, :, 4 - t] = 2 * acc
+        r, got = run(scan_model, xs)
+        ok = r.returncode == 0 and got is not None and got.shape == want.shape and np.abs(got - want).max() <= 1e-5 * np.abs(want).max() + 1e-6
+        print(f"{'ok  ' if ok else 'FAIL'} Scan (reverse in, axis 2 out, reverse out) against numpy: exit {r.returncode} {r.stderr.strip()[:200]}")
+        failures += 0 if ok else 1
+
         deep = nested(20)
         deep_model = save(helper.make_graph(
             [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0), helper.make_node("Constant", [], ["z"], value=helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])),
