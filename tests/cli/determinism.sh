@@ -2,8 +2,8 @@
 # Determinism matrix (issue 19, item 4): every command that computes runs at --threads 1, 2 and 3 and its
 # outputs (files, and stdout where it is --json) must be the same bits. JSON is compared after dropping
 # only wall-clock fields (seconds, times, rates) and the echo of --threads; every other field, every
-# number included, must match exactly. reuse, which computes on one thread and has no --threads, runs three
-# times and must repeat itself.
+# number included, must match exactly. reuse and npu, which compute on one thread and have no --threads, run
+# three times and must repeat themselves.
 # bench is not in the matrix: it prints throughputs only (wall-clock by nature).
 # Usage: determinism.sh QCAST SHARED_DIR     (skips with 77 when the shared models are absent)
 set -uo pipefail
@@ -146,6 +146,8 @@ case_ quantize-stories-gguf threads quantize "$STORIES" --method gptq --weights 
 case_ cost-search threads:json cost --arch "$ARCH" --problem "$PROB" --search edp --samples 300 --refine 50 --save-map @O@/map.yaml --json
 case_ cost-model threads:json cost --arch "$ARCH" --model "$LENET" --recipe int8 --samples 100 --refine 20 --json
 case_ reuse repeat:json reuse 'for j<N; for i<M: B[j][i] += A[i]' --set N=64,M=48 --tile i:8 --json
+case_ npu-matmul repeat:json npu --matmul 1000x3000x700 --top 0 --json
+case_ npu-model repeat:json npu --device npu1 --type int8 --model "$STORIES" --seq 128 --json
 case_ study threads:json study --rows 64 --cols 256 --models "$work/none" --json
 
 echo "determinism: $ncases cases"
