@@ -256,12 +256,6 @@ bool enforce(Mapping& m, const Rules& r) {
   return true;
 }
 
-std::int64_t spatial_product(const LevelMapping& lm) {
-  std::int64_t n = 1;
-  for (auto f : lm.spatial) n *= f;
-  return n;
-}
-
 // Places each spatial loop of level `i` on meshX or meshY so that each axis holds at most its fanout,
 // keeping the current placement when it fits and honouring the constraints' split (rules.axis). False when
 // no placement fits (the factors are then not a legal spatial mapping of this level).
@@ -320,8 +314,7 @@ bool mutate(Mapping& m, const Problem& p, const Architecture& a, const std::vect
     if (st.level == sf.level && st.spatial == sf.spatial) return false;
     if (!rules.allowed(st, d)) return false;
     auto& lt = m.levels[st.level];
-    if (st.spatial && spatial_product(lt) * q > a.fanout(st.level)) return false;
-    if (st.spatial) {
+    if (st.spatial) {  // it must fit one mesh axis (and so the fanout)
       LevelMapping trial = lt;
       trial.spatial[d] *= q;
       if (!assign_axes(trial, a, st.level, rules)) return false;
@@ -411,7 +404,7 @@ bool enumerate_all(const Problem& p, const Architecture& a, const Rules& rules, 
         (slots[k].spatial ? lm.spatial[d] : lm.temporal[d]) = per_dim[d][idx[d]][k];
       }
     for (int i = 0; i < L && ok; ++i)
-      if (spatial_product(m.levels[i]) > a.fanout(i) || !assign_axes(m.levels[i], a, i, rules)) ok = false;
+      if (!assign_axes(m.levels[i], a, i, rules)) ok = false;  // each mesh axis, and so the fanout
     if (ok) {
       double perms = 1;
       for (int i = 0; i < L; ++i) {
@@ -538,7 +531,7 @@ Mapping random_mapping_r(const Problem& p, const Architecture& a, const Rules& r
         if (s.spatial) {
           LevelMapping trial = lm;
           trial.spatial[d] *= q;
-          if (spatial_product(lm) * q > a.fanout(s.level) || !assign_axes(trial, a, s.level, rules)) {
+          if (!assign_axes(trial, a, s.level, rules)) {  // over an axis' extent, and so maybe the fanout
             if (tries < 4) continue;
             int l = static_cast<int>(rng() % L);
             if (rules.t_fix[l][d] == 0) m.levels[l].temporal[d] *= q;

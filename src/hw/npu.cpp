@@ -396,7 +396,6 @@ Prediction predict_attention(const Device& d, const Attention& a, const Attentio
   p.l3_bytes = iterations * hpu * (lqp * dk + lk * (dk * dv_chunks + dv) + lqp * dv) * ib;
   const double l3_bytes_per_cycle = d.l3_gbps / d.clock_ghz;
   p.l3_cycles = p.l3_bytes / l3_bytes_per_cycle;
-  p.overhead_cycles = 0;
   const double lqd = static_cast<double>(a.lq), causal = a.causal ? 0.5 : 1.0;
   p.macs = static_cast<double>(a.heads) * lqd * lk * static_cast<double>(a.dk + a.dv) * causal;
   finish(d, a.type, p, d.attention_launch_us);

@@ -41,7 +41,6 @@ Value shape_of(const Value& v) {
   return r;
 }
 
-
 // The geometry of one axis of a shape: elements before it (outer), along it (len), and after it (inner).
 struct AxisSplit {
   std::int64_t outer = 1, len = 1, inner = 1;
@@ -61,14 +60,14 @@ std::size_t scan_axis(const OpCtx& c, const std::vector<std::int64_t>& axes, std
   return static_cast<std::size_t>(a);
 }
 
-// Copies element t of `v` along `axis` (the axis removed) into `out`.
+// Copies slice t along the axis that `g` splits `src` at into `dst` (the axis removed).
 template <class T>
 void take_slice(const T* src, T* dst, const AxisSplit& g, std::int64_t t) {
   for (std::int64_t o = 0; o < g.outer; ++o)
     std::copy(src + (o * g.len + t) * g.inner, src + (o * g.len + t + 1) * g.inner, dst + o * g.inner);
 }
 
-// Writes `v` as element t along `axis` of `out` (whose split at that axis is g).
+// Writes `src` (the axis removed) as slice t along the axis that `g` splits `dst` at.
 template <class T>
 void put_slice(const T* src, T* dst, const AxisSplit& g, std::int64_t t) {
   for (std::int64_t o = 0; o < g.outer; ++o) std::copy(src + o * g.inner, src + (o + 1) * g.inner, dst + (o * g.len + t) * g.inner);
@@ -194,11 +193,11 @@ void op_loop(OpCtx& c) {
     s.insert(s.begin(), iterations);
     Value& o = c.alloc(n_carried + k, s, scan_shape[k].is_int);
     if (c.shape_only) continue;
-    const std::int64_t per = shape_numel(scan_shape[k].shape);
+    const AxisSplit g = split_at(s, 0);
     for (std::int64_t it = 0; it < iterations; ++it) {
       const Value& v = scans[k][static_cast<std::size_t>(it)];
-      if (o.is_int) std::copy(v.ip(), v.ip() + per, o.i->begin() + it * per);
-      else std::copy(v.fp(), v.fp() + per, o.f->begin() + it * per);
+      if (o.is_int) put_slice(v.ip(), o.i->data(), g, it);
+      else put_slice(v.fp(), o.mfp(), g, it);
     }
   }
 }
